@@ -1,0 +1,56 @@
+"""The irforensics Pulumi program: the stack's role (forensic or security) picks the components."""
+
+from __future__ import annotations
+
+import pulumi
+
+from config import ForensicConfig, SecurityConfig, read_pulumi_config
+
+
+def build_forensic(cfg: ForensicConfig) -> None:
+    from components.forensic_account import ForensicAccount, ForensicAccountArgs
+
+    forensic = ForensicAccount("forensic", ForensicAccountArgs.from_config(cfg))
+    pulumi.export("evidence_bucket", forensic.evidence_bucket.bucket)
+    pulumi.export("forensic_key_arn", forensic.key.arn)
+    pulumi.export("analysis_vpc_id", forensic.analysis_vpc.id)
+    pulumi.export("analysis_subnet_ids", [subnet.id for subnet in forensic.analysis_subnets])
+    pulumi.export("investigator_role_arn", forensic.investigator_role.arn)
+    pulumi.export("toolset_ami_parameter", forensic.toolset_ami_parameter.name)
+
+
+def build_security(cfg: SecurityConfig) -> None:
+    from components.lime_factory import LimeFactory, LimeFactoryArgs
+    from components.member_responder import MemberResponder, MemberResponderArgs
+    from components.security_account import SecurityAccount, SecurityAccountArgs
+
+    security = SecurityAccount("security", SecurityAccountArgs.from_config(cfg))
+    pulumi.export("response_state_machine_arn", security.response_state_machine.arn)
+    pulumi.export("notification_topic_arn", security.topic.arn)
+    factory = LimeFactory("lime", LimeFactoryArgs.from_config(cfg))
+    pulumi.export("modules_bucket", factory.modules_bucket.bucket)
+    for member in cfg.members:
+        # Each member account/region is deployed through its own provider, assuming the role
+        # the organisation gives Pulumi there; the security account never holds member credentials.
+        provider = aws_provider_for(member.account, member.region, member.deployment_role_arn)
+        MemberResponder(
+            f"member-{member.account}-{member.region}",
+            MemberResponderArgs.from_config(cfg, member),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+
+
+def aws_provider_for(account: str, region: str, role_arn: str) -> pulumi.ProviderResource:
+    import pulumi_aws as aws
+
+    return aws.Provider(
+        f"aws-{account}-{region}", region=region, allowed_account_ids=[account],
+        assume_roles=[{"role_arn": role_arn, "session_name": "irforensics-deploy"}],
+    )
+
+
+config = read_pulumi_config()
+if isinstance(config, ForensicConfig):
+    build_forensic(config)
+else:
+    build_security(config)

@@ -1,0 +1,1 @@
+"""irf: the operator command line and the local simulation."""

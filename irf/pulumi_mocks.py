@@ -1,0 +1,134 @@
+"""Run the Pulumi program offline with `pulumi.runtime.set_mocks` and record what it registers.
+
+Used by the infrastructure tests, by `irf preview` (the resource tree of a stack) and by the
+local simulation's deployer, which passes its own `on_resource` to create each resource.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.settings import SETTINGS
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "irforensics"
+
+
+@dataclass
+class RegisteredResource:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    provider: str | None
+    id: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def input(self, key: str, default: Any = None) -> Any:
+        return self.inputs.get(key, default)
+
+
+ResourceHook = Callable[[pulumi_mocks.MockResourceArgs, str, str], tuple[str, dict[str, Any]] | None]
+
+
+def _service(type_token: str) -> str:
+    # "aws:s3/bucketV2:BucketV2" -> "s3"
+    parts = type_token.split(":")
+    return parts[1].split("/")[0] if len(parts) == 3 else "resource"
+
+
+class RecordingMocks(pulumi_mocks.Mocks):
+    """Returns each resource's inputs as its outputs, plus a plausible id and ARN."""
+
+    def __init__(self, account: str, region: str, on_resource: ResourceHook | None = None) -> None:
+        self.account = account
+        self.region = region
+        self.on_resource = on_resource
+        self.resources: list[RegisteredResource] = []
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        account, region = self.account, self.region
+        provider_state = self._provider_state(args.provider)
+        if provider_state:
+            account, region = provider_state
+        hooked = self.on_resource(args, account, region) if self.on_resource else None
+        if hooked is not None:
+            resource_id, outputs = hooked
+        else:
+            outputs = dict(args.inputs)
+            resource_id = str(outputs.get("name") or outputs.get("bucket") or f"{args.name}-id")
+            service = _service(args.typ)
+            outputs.setdefault("arn", f"arn:aws:{service}:{region}:{account}:{args.name}")
+            outputs.setdefault("name", args.name)
+            if args.typ == "pulumi:providers:aws":
+                outputs.setdefault("region", region)
+        self.resources.append(RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider,
+                                                 resource_id, outputs))
+        return resource_id, outputs
+
+    def _provider_state(self, provider_ref: str | None) -> tuple[str, str] | None:
+        """Account and region of an explicit provider (from its assume-role ARN and region)."""
+        # A provider reference is "<urn>::<id>", the urn ending "::pulumi:providers:aws::<name>".
+        parts = (provider_ref or "").split("::")
+        if len(parts) < 3 or not parts[-3].endswith("pulumi:providers:aws"):
+            return None
+        for res in self.resources:
+            if res.type == "pulumi:providers:aws" and res.name == parts[-2]:
+                return self._provider_account(res), str(res.inputs.get("region", self.region))
+        return None
+
+    def _provider_account(self, res: RegisteredResource) -> str:
+        assume = res.inputs.get("assumeRoles") or res.inputs.get("assumeRole") or []
+        if isinstance(assume, str):
+            assume = json.loads(assume)
+        if isinstance(assume, dict):
+            assume = [assume]
+        for item in assume:
+            arn = item.get("roleArn") or item.get("role_arn") or ""
+            if arn.startswith("arn:aws:iam::"):
+                return str(arn.split(":")[4])
+        allowed = res.inputs.get("allowedAccountIds")
+        if allowed:
+            return str(json.loads(allowed)[0] if isinstance(allowed, str) else allowed[0])
+        return self.account
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": self.account, "arn": f"arn:aws:iam::{self.account}:root",
+                    "userId": self.account}, None
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}, None
+        raise NotImplementedError(f"the program calls {args.token}; components avoid provider calls "
+                                  "so that stacks preview offline - derive the value instead")
+
+
+def stack_config(values: Mapping[str, Any], region: str) -> dict[str, str]:
+    """Pulumi config keys for set_all_config: strings stay strings, everything else as JSON."""
+    config = {"aws:region": region}
+    for key, value in values.items():
+        config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+def run_program(stack: str, config: Mapping[str, Any], *, account: str, region: str,
+                on_resource: ResourceHook | None = None) -> list[RegisteredResource]:
+    """Run __main__.py under mocks for `stack`; return every resource it registered."""
+    mocks = RecordingMocks(account=account, region=region, on_resource=on_resource)
+    pulumi.runtime.set_all_config(stack_config(config, region))
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="irforensics_program")
+
+    _sync_await(run_pulumi_func(program))
+    return mocks.resources
