@@ -20,15 +20,12 @@ def build_forensic(cfg: ForensicConfig) -> None:
 
 
 def build_security(cfg: SecurityConfig) -> None:
-    from components.lime_factory import LimeFactory, LimeFactoryArgs
     from components.member_responder import MemberResponder, MemberResponderArgs
     from components.security_account import SecurityAccount, SecurityAccountArgs
 
     security = SecurityAccount("security", SecurityAccountArgs.from_config(cfg))
     pulumi.export("response_state_machine_arn", security.response_state_machine.arn)
     pulumi.export("notification_topic_arn", security.topic.arn)
-    factory = LimeFactory("lime", LimeFactoryArgs.from_config(cfg))
-    pulumi.export("modules_bucket", factory.modules_bucket.bucket)
     for member in cfg.members:
         # Each member account/region is deployed through its own provider, assuming the role
         # the organisation gives Pulumi there; the security account never holds member credentials.

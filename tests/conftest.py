@@ -1,0 +1,45 @@
+"""Shared fixtures: fake credentials always, moto on demand, sessions into the simulated accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from irf import local_aws
+from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION, SECURITY_ACCOUNT
+
+local_aws.use_fake_credentials()
+
+
+@pytest.fixture(autouse=True)
+def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in local_aws.FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "MOTO_ACCOUNT_ID"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto for every AWS service, Step Functions executing definitions, Lambda in process."""
+    with mock_aws(config={"lambda": {"use_docker": False},
+                          "stepfunctions": {"execute_state_machine": True}}):
+        yield
+
+
+@pytest.fixture
+def security(aws: None) -> boto3.Session:
+    return local_aws.account_session(SECURITY_ACCOUNT, REGION)
+
+
+@pytest.fixture
+def forensic(aws: None) -> boto3.Session:
+    return local_aws.account_session(FORENSIC_ACCOUNT, REGION)
+
+
+@pytest.fixture
+def member(aws: None) -> boto3.Session:
+    return local_aws.account_session(MEMBER_ACCOUNT, REGION)
