@@ -221,7 +221,7 @@ def read_pulumi_config() -> StackConfig:
     for key in KEYS:
         try:
             value = cfg.get_object(key)
-        except Exception:  # noqa: BLE001 - a plain string that is not JSON is still a value
+        except Exception:
             value = cfg.get(key)
         if value is not None:
             raw[key] = value

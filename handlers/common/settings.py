@@ -17,6 +17,7 @@ class Settings:
     forensic_region: str
     retention_days: int = 365
     topic_arn: str = ""
+    slack_secret_arn: str = ""
 
     @property
     def evidence_bucket(self) -> str:
@@ -41,6 +42,7 @@ class Settings:
             "IRF_FORENSIC_REGION": self.forensic_region,
             "IRF_RETENTION_DAYS": str(self.retention_days),
             "IRF_TOPIC_ARN": self.topic_arn,
+            "IRF_SLACK_SECRET_ARN": self.slack_secret_arn,
         }
 
     @classmethod
@@ -57,4 +59,5 @@ class Settings:
             forensic_region=env["IRF_FORENSIC_REGION"],
             retention_days=int(env.get("IRF_RETENTION_DAYS", "365")),
             topic_arn=env.get("IRF_TOPIC_ARN", ""),
+            slack_secret_arn=env.get("IRF_SLACK_SECRET_ARN", ""),
         )

@@ -1,0 +1,121 @@
+"""Lambda handlers of the case lifecycle (thin: parse, call, shape the answer)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from handlers.case.store import CLOSED, FAILED, CaseStore
+from handlers.common import evidence
+from handlers.common.case import parse_request
+from handlers.common.evidence import EvidenceStore
+from handlers.common.notify import notify
+from handlers.common.sessions import BOTO_CONFIG, assume_role, lambda_session
+from handlers.common.settings import Settings
+
+logger = Logger(service="irforensics")
+ACTOR = "irforensics-response"
+
+
+def _request_dict(event: dict[str, Any]) -> dict[str, Any]:
+    request = parse_request(event)
+    return {
+        "CaseId": request.case_id, "InstanceId": request.instance_id, "Account": request.account,
+        "Region": request.region, "Action": request.action, "RetainArtefacts": request.retain_artefacts,
+        "DryRun": request.dry_run, "Trigger": request.trigger, "WaitSeconds": request.wait_seconds,
+        "Finding": request.finding,
+    }
+
+
+def validate_input(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """First state: reject bad input (InvalidInput names every bad field) before anything is touched."""
+    return _request_dict(event)
+
+
+def _stores(settings: Settings, case_id: str) -> tuple[CaseStore, EvidenceStore]:
+    session = lambda_session()
+    cases = CaseStore(session.client("dynamodb", config=BOTO_CONFIG), settings.case_table)
+    forensic = assume_role(settings.forensic_role_arn, settings.forensic_region, case_id)
+    store = EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), settings.evidence_bucket, case_id)
+    return cases, store
+
+
+def _notify(settings: Settings, stage: str, case: dict[str, Any]) -> None:
+    if not settings.topic_arn:
+        return
+    session = lambda_session()
+    notify(stage, case, sns_client=session.client("sns", config=BOTO_CONFIG), topic_arn=settings.topic_arn,
+           secrets_client=session.client("secretsmanager", config=BOTO_CONFIG) if settings.slack_secret_arn else None,
+           slack_secret_arn=settings.slack_secret_arn)
+
+
+def open_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Open the case, or report the case already open for this instance (then nothing new starts)."""
+    request = parse_request(event)
+    settings = Settings.from_env()
+    now = time.time()
+    session = lambda_session()
+    cases = CaseStore(session.client("dynamodb", config=BOTO_CONFIG), settings.case_table)
+    opened = cases.open_case(request, now_epoch=int(now), now_iso=evidence.isotime())
+    logger.append_keys(case_id=opened.case_id)
+    if not opened.created:
+        logger.info("instance already has an open case; nothing new starts", extra={"instance": request.instance_id})
+        _notify(settings, "duplicate", {"CaseId": opened.case_id, "InstanceId": request.instance_id,
+                                        "Account": request.account, "Region": request.region})
+        return {"CaseId": opened.case_id, "Created": False, "OpenedAt": now}
+    _, store = _stores(settings, opened.case_id)
+    store.custody("case-opened", {"request": request.to_dict()}, actor=ACTOR)
+    logger.info("case opened", extra={"instance": request.instance_id, "action": request.action})
+    _notify(settings, "opened", {"CaseId": opened.case_id, **_request_dict(event), "CaseIdGiven": request.case_id})
+    return {"CaseId": opened.case_id, "Created": True, "OpenedAt": now}
+
+
+def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Write the manifest (every artefact with size and sha256), a custody event, close the case."""
+    settings = Settings.from_env()
+    case_id = event["CaseId"]
+    logger.append_keys(case_id=case_id)
+    cases, store = _stores(settings, case_id)
+    memory = event.get("Memory") or {"Acquired": False, "Reason": "no memory result"}
+    locks = event.get("Locks") or []
+    images = event.get("Images") or []
+    store.custody("evidence-acquired", {
+        "images": [{k: image.get(k) for k in ("Key", "Sha256", "Size", "VolumeId", "SourceSnapshotId",
+                                               "ForensicSnapshotId")} for image in images],
+        "memory": memory, "locks": locks,
+    }, actor=ACTOR)
+    manifest = store.write_manifest({
+        "request": event.get("Request", {}), "memory": memory, "snapshot_locks": locks,
+        "volumes": [{k: image.get(k) for k in ("VolumeId", "SourceSnapshotId", "ForensicSnapshotId", "Key",
+                                               "Sha256", "Size")} for image in images],
+    })
+    cases.close_case(case_id, status=CLOSED, now_iso=evidence.isotime(), detail="evidence acquired")
+    _notify(settings, "acquired", {"CaseId": case_id, "Images": images, "Memory": memory,
+                                   "Manifest": f"s3://{settings.evidence_bucket}/{evidence.manifest_key(case_id)}"})
+    return {"CaseId": case_id, "Manifest": evidence.manifest_key(case_id), "Artefacts": len(manifest["artefacts"])}
+
+
+def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """After any failure once the case is open: write what failed and where, close as failed, notify.
+
+    The state machine has already re-applied containment before calling this; the original error is
+    returned so the execution fails with it.
+    """
+    settings = Settings.from_env()
+    case_id = event["CaseId"]
+    logger.append_keys(case_id=case_id)
+    error = event.get("Error") or {}
+    failure = {
+        "error": error.get("Error", "Unknown"), "cause": str(error.get("Cause", ""))[:8000],
+        "stage": event.get("Stage", "unknown"), "contained_after_failure": event.get("Containment"),
+    }
+    cases, store = _stores(settings, case_id)
+    store.custody("failure", failure, actor=ACTOR)
+    store.write_manifest({"request": event.get("Request", {}), "failure": failure})
+    cases.close_case(case_id, status=FAILED, now_iso=evidence.isotime(),
+                     detail=f"{failure['error']} at {failure['stage']}: {failure['cause'][:500]}")
+    logger.error("case failed", extra=failure)
+    _notify(settings, "failed", {"CaseId": case_id, **failure})
+    return {"CaseId": case_id, "Error": failure["error"], "Cause": failure["cause"][:30000]}

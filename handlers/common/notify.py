@@ -1,0 +1,205 @@
+"""Notifications: one concise message per case stage, to SNS and (optionally) a Slack webhook.
+
+A notification must never fail a response: delivery errors are logged and swallowed. The
+Slack webhook URL is a secret: it is read from Secrets Manager at call time and never logged,
+never put in a message, never kept in configuration.
+
+`case` is the response's state data (PascalCase, as in the manual-execution input):
+  always      CaseId; usually InstanceId, Account, Region, Action, Trigger, DryRun
+  contained   Changes: list of what containment changed (optional)
+  acquired    Artefacts: list of {"key", "sha256", "size"} (the evidence manifest's shape)
+  examined    ReportUrl: where the report is (s3://bucket/<case>/report/report.html)
+  failed      Error, Cause (the Step Functions Catch output) and FailedStep
+  duplicate   OpenCaseId: the case already open for the instance
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+logger = Logger(service="irforensics")
+
+STAGES = ("opened", "contained", "acquired", "examined", "failed", "duplicate")
+MAX_SUBJECT = 100  # SNS rejects longer subjects (email subscribers show it as the mail subject)
+MAX_CAUSE = 600
+SLACK_TIMEOUT_SECONDS = 10
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]+")
+
+Poster = Callable[[str, bytes], int]
+
+
+@dataclass(frozen=True)
+class Message:
+    stage: str
+    case_id: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    sns_message_id: str | None
+    slack_posted: bool | None  # None: Slack not configured
+
+
+def _field(case: Mapping[str, Any], key: str, default: str = "?") -> str:
+    value = case.get(key)
+    return default if value in (None, "") else str(value)
+
+
+def _subject(text: str) -> str:
+    # SNS subjects: printable ASCII, no line breaks, at most 100 characters.
+    clean = _NOT_PRINTABLE_ASCII.sub(" ", text).strip()
+    return clean if len(clean) <= MAX_SUBJECT else clean[: MAX_SUBJECT - 3] + "..."
+
+
+def _cause(raw: str) -> str:
+    # A Lambda error's Cause is JSON ({"errorMessage", "errorType", "stackTrace"}): keep the message.
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    text = str(parsed.get("errorMessage", raw)) if isinstance(parsed, dict) else raw
+    return text if len(text) <= MAX_CAUSE else text[: MAX_CAUSE - 3] + "..."
+
+
+def format_message(stage: str, case: Mapping[str, Any]) -> Message:
+    """The message for one stage of one case (pure)."""
+    if stage not in STAGES:
+        raise ValueError(f"notification stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    case_id = _field(case, "CaseId", "")
+    if not case_id:
+        raise ValueError("a notification needs the case's CaseId")
+    instance = _field(case, "InstanceId")
+    where = f"{_field(case, 'Account')}/{_field(case, 'Region')}"
+    dry_run = case.get("DryRun") in (True, "true")
+    lines = [f"Case:     {case_id}", f"Instance: {instance} ({where})"]
+    if case.get("Action"):
+        lines.append(f"Action:   {case['Action']}" + (" (dry run: nothing is changed)" if dry_run else ""))
+    if case.get("Trigger"):
+        lines.append(f"Trigger:  {case['Trigger']}")
+
+    if stage == "opened":
+        headline = f"Case opened for {instance}"
+        if case.get("Finding"):
+            lines.append(f"Finding:  {_cause(str(case['Finding']))}")
+    elif stage == "contained":
+        headline = f"{instance} contained" + (" (dry run)" if dry_run else "")
+        changes = case.get("Changes") or []
+        if changes:
+            lines.append("Changes:")
+            lines.extend(f"  - {change}" for change in changes)
+    elif stage == "acquired":
+        artefacts = [a for a in case.get("Artefacts") or [] if isinstance(a, Mapping)]
+        headline = f"Evidence acquired from {instance} ({len(artefacts)} images)"
+        lines.append("Evidence (sha256 over the raw bytes):")
+        lines.extend(f"  {_field(a, 'sha256')}  {_field(a, 'key')} ({_field(a, 'size')} bytes)"
+                     for a in artefacts)
+        if not artefacts:
+            lines.append("  (no images recorded)")
+    elif stage == "examined":
+        headline = f"Examination done for {instance}"
+        lines.append(f"Report:   {_field(case, 'ReportUrl', '(location not recorded)')}")
+    elif stage == "failed":
+        step = _field(case, "FailedStep", "an unknown step")
+        headline = f"Response FAILED for {instance} at {step}"
+        lines.append(f"Failed:   {step}: {_field(case, 'Error', 'Error')}")
+        lines.append(f"Cause:    {_cause(_field(case, 'Cause', '(no cause recorded)'))}")
+        lines.append("The instance stays contained as far as containment got; see the case record.")
+    else:  # duplicate
+        headline = f"{instance} already has an open case; nothing new started"
+        lines.append(f"Open case: {_field(case, 'OpenCaseId')}")
+
+    return Message(stage=stage, case_id=case_id, subject=_subject(f"[irforensics] {headline}"),
+                   body="\n".join(lines) + "\n")
+
+
+def publish(sns_client: Any, topic_arn: str, message: Message) -> str:
+    """Publish to the notification topic; attributes let subscribers filter by stage or case."""
+    response = sns_client.publish(
+        TopicArn=topic_arn, Subject=message.subject, Message=message.body,
+        MessageAttributes={
+            "stage": {"DataType": "String", "StringValue": message.stage},
+            "case_id": {"DataType": "String", "StringValue": message.case_id},
+        },
+    )
+    return str(response["MessageId"])
+
+
+def post_with_urllib(url: str, payload: bytes) -> int:
+    request = urllib.request.Request(url, data=payload, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=SLACK_TIMEOUT_SECONDS) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _slack_escape(text: str) -> str:
+    # Slack's mrkdwn treats &, < and > as control characters.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _webhook_url(secret: str) -> str:
+    try:
+        parsed = json.loads(secret)
+    except ValueError:
+        return secret.strip()
+    if isinstance(parsed, dict):
+        return str(parsed.get("webhook_url") or parsed.get("url") or "").strip()
+    return str(parsed).strip() if isinstance(parsed, str) else ""
+
+
+def post_slack(secrets_client: Any, secret_arn: str, message: Message, *,
+               post: Poster = post_with_urllib) -> bool:
+    """Post to the Slack webhook kept in `secret_arn`; False (logged, URL withheld) on any failure."""
+    url = ""
+    try:
+        url = _webhook_url(secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"])
+        if not url.startswith("https://"):
+            logger.warning("Slack webhook secret does not hold an https URL; not posting",
+                           secret_arn=secret_arn, case_id=message.case_id)
+            return False
+        text = f"*{_slack_escape(message.subject)}*\n```{_slack_escape(message.body)}```"
+        payload = json.dumps({"text": text})
+        status = post(url, payload.encode())
+    except Exception as exc:  # a notification must never fail a response, whatever the poster raised
+        reason = str(exc).replace(url, "<webhook>") if url else str(exc)
+        logger.warning("Slack notification failed", secret_arn=secret_arn, case_id=message.case_id,
+                       stage=message.stage, error=type(exc).__name__, reason=reason)
+        return False
+    if not 200 <= status < 300:
+        logger.warning("Slack notification refused", secret_arn=secret_arn, case_id=message.case_id,
+                       stage=message.stage, http_status=status)
+        return False
+    return True
+
+
+def notify(stage: str, case: Mapping[str, Any], *, sns_client: Any, topic_arn: str,
+           secrets_client: Any | None = None, slack_secret_arn: str = "") -> Delivery:
+    """Send one stage's message to SNS and, when configured, Slack; never raises for delivery."""
+    message = format_message(stage, case)
+    message_id: str | None = None
+    if topic_arn:
+        try:
+            message_id = publish(sns_client, topic_arn, message)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("SNS notification failed", topic_arn=topic_arn, case_id=message.case_id,
+                           stage=stage, error=type(exc).__name__, reason=str(exc))
+    else:
+        logger.warning("no notification topic configured; SNS message not sent", case_id=message.case_id,
+                       stage=stage)
+    slack: bool | None = None
+    if slack_secret_arn and secrets_client is not None:
+        slack = post_slack(secrets_client, slack_secret_arn, message)
+    return Delivery(sns_message_id=message_id, slack_posted=slack)

@@ -1,0 +1,111 @@
+"""Run Lambda functions deployed in moto by calling our handlers in this process.
+
+moto's Step Functions interpreter invokes Lambda tasks through the Lambda backend; with
+`use_docker: False` that backend only echoes the payload. `dispatch_in_process()` patches
+`LambdaSimpleBackend.invoke` (the seam DESIGN.md names) so each invocation imports the
+function's configured `Handler` and calls it with the function's own environment, the way
+the Lambda runtime would. A handler exception reaches the state machine as an unhandled
+function error whose `errorType` is the exception's class name, so `Catch` works by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+# Environment variables are process-wide; Parallel branches invoke from several threads.
+_ENV_LOCK = threading.RLock()
+
+
+@dataclass
+class LocalContext:
+    """The parts of the Lambda context object our handlers and Powertools use."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    aws_request_id: str
+    started: float
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
+
+
+@dataclass
+class Invocation:
+    function_name: str
+    handler: str
+    event: Any
+    result: Any = None
+    error: str | None = None
+
+
+def resolve_handler(path: str) -> Callable[[Any, Any], Any]:
+    module, _, name = path.rpartition(".")
+    handler: Callable[[Any, Any], Any] = getattr(importlib.import_module(module), name)
+    return handler
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def dispatch_in_process(log: list[Invocation] | None = None,
+                        on_invoke: Callable[[Invocation], None] | None = None) -> Iterator[list[Invocation]]:
+    """Patch moto's Lambda backend so invocations run our handlers; yields the invocation log."""
+    invocations: list[Invocation] = [] if log is None else log
+
+    def invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
+               headers: Any, response_headers: Any) -> bytes:
+        function = self.get_function(function_name, qualifier)
+        event = json.loads(body) if body else {}
+        record = Invocation(function_name=function.function_name, handler=str(function.handler), event=event)
+        context = LocalContext(
+            function_name=function.function_name, invoked_function_arn=function.function_arn,
+            memory_limit_in_mb=int(function.memory_size or 128), timeout_seconds=int(function.timeout or 3),
+            aws_request_id=str(uuid.uuid4()), started=time.monotonic(),
+        )
+        try:
+            handler = resolve_handler(record.handler)
+            with _ENV_LOCK, _environment(dict(function.environment_vars or {})):
+                if on_invoke:
+                    on_invoke(record)
+                result = handler(event, context)
+            record.result = result
+            return json.dumps(result).encode()
+        except Exception as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({
+                "errorType": type(exc).__name__, "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception(exc)[-3:],
+            }).encode()
+        finally:
+            invocations.append(record)
+
+    with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+        yield invocations

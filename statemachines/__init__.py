@@ -1,0 +1,1 @@
+"""Step Functions definitions as plain dicts: pure, testable, statelint-clean."""

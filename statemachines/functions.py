@@ -1,0 +1,67 @@
+"""The Lambda functions the state machines call: one table shared by the definitions and SecurityAccount.
+
+`access` names what a function may reach beyond its own logs; SecurityAccount turns each kind
+into exact IAM statements, so adding a function here is the one place to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Kinds of access a security-account Lambda can be granted.
+MEMBER = "member"  # sts:AssumeRole into the member responder roles
+FORENSIC = "forensic"  # sts:AssumeRole into the forensic automation role
+CASE_TABLE = "case-table"  # the case table (DynamoDB)
+NOTIFY = "notify"  # publish to the notification topic (and read the Slack secret when set)
+START_RESPONSE = "start-response"  # states:StartExecution on the response state machine
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    function: str
+    package: str
+    handler: str
+    access: frozenset[str]
+    timeout: int = 60
+    memory_size: int = 256
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    # Pure validation: no access at all, so rejected input cannot touch any account.
+    FunctionSpec("validate-input", "case", "handlers.case.handler.validate_input", frozenset()),
+    FunctionSpec("open-case", "case", "handlers.case.handler.open_case",
+                 frozenset({CASE_TABLE, FORENSIC, NOTIFY})),
+    FunctionSpec("contain", "isolation", "handlers.isolation.handler.contain",
+                 frozenset({MEMBER, FORENSIC}), timeout=300),
+    FunctionSpec("protect", "isolation", "handlers.isolation.handler.protect",
+                 frozenset({MEMBER, FORENSIC}), timeout=120),
+    FunctionSpec("snapshot-volumes", "acquisition", "handlers.acquisition.handler.snapshot_volumes",
+                 frozenset({MEMBER, FORENSIC})),
+    FunctionSpec("snapshot-status", "acquisition", "handlers.acquisition.handler.snapshot_status",
+                 frozenset({MEMBER, FORENSIC})),
+    FunctionSpec("share-snapshots", "acquisition", "handlers.acquisition.handler.share_snapshots",
+                 frozenset({MEMBER, FORENSIC})),
+    FunctionSpec("copy-to-forensic", "acquisition", "handlers.acquisition.handler.copy_to_forensic",
+                 frozenset({FORENSIC})),
+    FunctionSpec("lock-snapshots", "acquisition", "handlers.acquisition.handler.lock_snapshots",
+                 frozenset({FORENSIC})),
+    # 1769 MB is one full vCPU: hashing and block reads are CPU-bound.
+    FunctionSpec("image-volume", "acquisition", "handlers.acquisition.handler.image_volume",
+                 frozenset({FORENSIC}), timeout=900, memory_size=1769),
+    FunctionSpec("cleanup", "acquisition", "handlers.acquisition.handler.cleanup",
+                 frozenset({MEMBER, FORENSIC}), timeout=300),
+    FunctionSpec("finalize-case", "case", "handlers.case.handler.finalize_case",
+                 frozenset({CASE_TABLE, FORENSIC, NOTIFY}), timeout=300),
+    FunctionSpec("record-failure", "case", "handlers.case.handler.record_failure",
+                 frozenset({CASE_TABLE, FORENSIC, NOTIFY})),
+    FunctionSpec("trigger-tag", "triggers", "handlers.triggers.handler.on_tag_change",
+                 frozenset({START_RESPONSE})),
+    FunctionSpec("trigger-guardduty", "triggers", "handlers.triggers.handler.on_guardduty_finding",
+                 frozenset({START_RESPONSE})),
+    FunctionSpec("trigger-securityhub", "triggers", "handlers.triggers.handler.on_securityhub_action",
+                 frozenset({START_RESPONSE})),
+)
+
+
+def by_name() -> dict[str, FunctionSpec]:
+    return {spec.function: spec for spec in FUNCTIONS}

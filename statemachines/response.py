@@ -1,0 +1,248 @@
+"""The response state machine: one incident in, one case with verified evidence out.
+
+ValidateInput -> OpenCase -> (Contain | Protect) -> Acquire [disk || memory] -> Cleanup? -> Finalize.
+Any failure once the case is open: re-apply containment, record the failure in the case, notify,
+and fail the execution with the original error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from statemachines.asl import PollPolicy, State, lambda_task, machine, pass_state
+from statemachines.functions import by_name
+
+MEMORY_NOT_ACQUIRED = (
+    "not acquired: memory acquisition (LiME via SSM with pre-built modules) is not deployed in this "
+    "version; no module was loaded and no memory image exists"
+)
+MAX_IMAGING_INVOCATIONS = 500
+
+
+def _arn(arns: Mapping[str, str], function: str) -> str:
+    if function not in arns:
+        raise KeyError(f"no ARN given for Lambda function {function!r}")
+    return arns[function]
+
+
+def _timeout(function: str) -> int:
+    return by_name()[function].timeout + 30
+
+
+def _member_target() -> dict[str, str]:
+    return {"CaseId.$": "$.Case.CaseId", "InstanceId.$": "$.Request.InstanceId",
+            "Account.$": "$.Request.Account", "Region.$": "$.Request.Region"}
+
+
+def _failure_marker(stage: str, next_state: str) -> State:
+    return pass_state(next_state, result=stage, result_path="$.FailedStage")
+
+
+def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
+    """Snapshot every volume at once, move the snapshots into the forensic account, lock, image."""
+    member = _member_target()
+    image_item = {
+        "CaseId.$": "$.CaseId", "VolumeId.$": "$.VolumeId", "ForensicSnapshotId.$": "$.ForensicSnapshotId",
+        "SourceSnapshotId.$": "$.SourceSnapshotId", "State.$": "$.State",
+    }
+    imaging: dict[str, Any] = {
+        "StartAt": "ImageVolume",
+        "States": {
+            "ImageVolume": lambda_task(
+                _arn(arns, "image-volume"), parameters=image_item, result_path="$.Image",
+                next_state="CountImagingInvocation", timeout=_timeout("image-volume"),
+                comment="Stream the snapshot's raw bytes into the evidence bucket with a running SHA-256; "
+                        "resumes from State when the Lambda's time budget runs out"),
+            "CountImagingInvocation": pass_state(
+                "ImagingDone", parameters={"n.$": "States.MathAdd($.Invocations.n, 1)"},
+                result_path="$.Invocations"),
+            "ImagingDone": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.Image.Done", "BooleanEquals": True, "Next": "ImageResult"},
+                    {"Variable": "$.Invocations.n", "NumericGreaterThanEquals": MAX_IMAGING_INVOCATIONS,
+                     "Next": "ImagingTooLong"},
+                ],
+                "Default": "CarryImagingState",
+            },
+            "CarryImagingState": pass_state("ImageVolume", input_path="$.Image.State", result_path="$.State"),
+            "ImagingTooLong": {"Type": "Fail", "Error": "AcquisitionFailed",
+                               "Cause": f"imaging did not finish within {MAX_IMAGING_INVOCATIONS} invocations"},
+            "ImageResult": pass_state(None, parameters={
+                "VolumeId.$": "$.VolumeId", "SourceSnapshotId.$": "$.SourceSnapshotId",
+                "ForensicSnapshotId.$": "$.ForensicSnapshotId", "Key.$": "$.Image.Key",
+                "Sha256.$": "$.Image.Sha256", "Size.$": "$.Image.Size"}),
+        },
+    }
+    return {
+        "StartAt": "SnapshotVolumes",
+        "States": {
+            "SnapshotVolumes": lambda_task(
+                _arn(arns, "snapshot-volumes"), parameters=member, result_path="$.Snapshots",
+                next_state="WaitForSnapshots", timeout=_timeout("snapshot-volumes"),
+                comment="One crash-consistent CreateSnapshots call for every attached EBS volume"),
+            "WaitForSnapshots": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "SnapshotStatus"},
+            "SnapshotStatus": lambda_task(
+                _arn(arns, "snapshot-status"),
+                parameters={"CaseId.$": "$.Case.CaseId", "Account.$": "$.Request.Account",
+                            "Region.$": "$.Request.Region", "SnapshotIds.$": "$.Snapshots.Snapshots[*].SnapshotId"},
+                result_path="$.SnapshotStatus", next_state="ShareSnapshots", poll=poll,
+                timeout=_timeout("snapshot-status")),
+            "ShareSnapshots": lambda_task(
+                _arn(arns, "share-snapshots"),
+                parameters={"CaseId.$": "$.Case.CaseId", "Account.$": "$.Request.Account",
+                            "Region.$": "$.Request.Region", "Snapshots.$": "$.Snapshots.Snapshots"},
+                result_path="$.Shared", next_state="CopyToForensic", poll=poll, timeout=_timeout("share-snapshots"),
+                comment="Re-encrypt default-key or unencrypted snapshots with the member CMK, share with forensic"),
+            "CopyToForensic": lambda_task(
+                _arn(arns, "copy-to-forensic"),
+                parameters={"CaseId.$": "$.Case.CaseId", "Account.$": "$.Request.Account",
+                            "Region.$": "$.Request.Region", "Snapshots.$": "$.Shared.Snapshots"},
+                result_path="$.Forensic", next_state="WaitForForensicCopies", timeout=_timeout("copy-to-forensic")),
+            "WaitForForensicCopies": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds",
+                                      "Next": "ForensicCopyStatus"},
+            "ForensicCopyStatus": lambda_task(
+                _arn(arns, "snapshot-status"),
+                parameters={"CaseId.$": "$.Case.CaseId", "Account": "forensic", "Region.$": "$.Request.Region",
+                            "SnapshotIds.$": "$.Forensic.Snapshots[*].ForensicSnapshotId"},
+                result_path="$.ForensicStatus", next_state="LockSnapshots", poll=poll,
+                timeout=_timeout("snapshot-status")),
+            "LockSnapshots": lambda_task(
+                _arn(arns, "lock-snapshots"),
+                parameters={"CaseId.$": "$.Case.CaseId", "Region.$": "$.Request.Region",
+                            "SnapshotIds.$": "$.Forensic.Snapshots[*].ForensicSnapshotId"},
+                result_path="$.Locks", next_state="ImageVolumes", timeout=_timeout("lock-snapshots")),
+            "ImageVolumes": {
+                "Type": "Map",
+                "ItemsPath": "$.Forensic.Snapshots",
+                "MaxConcurrency": 4,
+                "ItemSelector": {
+                    "CaseId.$": "$.Case.CaseId", "VolumeId.$": "$$.Map.Item.Value.VolumeId",
+                    "ForensicSnapshotId.$": "$$.Map.Item.Value.ForensicSnapshotId",
+                    "SourceSnapshotId.$": "$$.Map.Item.Value.SnapshotId", "State": None,
+                    "Invocations": {"n": 0},
+                },
+                "ItemProcessor": imaging,
+                "ResultPath": "$.Images",
+                "Next": "DiskResult",
+            },
+            "DiskResult": pass_state(None, parameters={
+                "Images.$": "$.Images", "Locks.$": "$.Locks.Locks",
+                "MemberSnapshots.$": "$.Shared.Snapshots", "ForensicSnapshots.$": "$.Forensic.Snapshots"}),
+        },
+    }
+
+
+def _memory_branch() -> dict[str, Any]:
+    return {
+        "StartAt": "MemoryNotAcquired",
+        "States": {"MemoryNotAcquired": pass_state(None, result={"Acquired": False, "Reason": MEMORY_NOT_ACQUIRED})},
+    }
+
+
+def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | None = None) -> dict[str, Any]:
+    """The response state machine, for the given Lambda ARNs (keys: statemachines.functions names)."""
+    poll = poll or PollPolicy()
+    member = _member_target()
+    arns = function_arns
+    states: dict[str, State] = {
+        "ValidateInput": {
+            **lambda_task(_arn(arns, "validate-input"), result_path="$", next_state="Init",
+                          timeout=_timeout("validate-input"), catch_to="Rejected", catch_result_path="$"),
+            # Only InvalidInput means "rejected"; any other error is a fault of ours and fails as itself.
+            "Catch": [{"ErrorEquals": ["InvalidInput"], "ResultPath": "$", "Next": "Rejected"}],
+        },
+        "Rejected": {"Type": "Fail", "Comment": "Bad input: nothing in any account was touched",
+                     "ErrorPath": "$.Error", "CausePath": "$.Cause"},
+        "Init": pass_state("OpenCase", parameters={"Request.$": "$"}),
+        "OpenCase": lambda_task(
+            _arn(arns, "open-case"), input_path="$.Request", result_path="$.Case", next_state="IsNewCase",
+            timeout=_timeout("open-case")),
+        "IsNewCase": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.Case.Created", "BooleanEquals": False, "Next": "AlreadyOpen"}],
+            "Default": "ChooseMode",
+        },
+        "AlreadyOpen": {"Type": "Succeed", "Comment": "One open case per instance: nothing new starts",
+                        "OutputPath": "$.Case"},
+        "ChooseMode": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.Request.Action", "StringEquals": "Contain", "Next": "Contain"}],
+            "Default": "Protect",
+        },
+        "Contain": lambda_task(
+            _arn(arns, "contain"), parameters={**member, "DryRun.$": "$.Request.DryRun"},
+            result_path="$.Containment", next_state="IsDryRun", timeout=_timeout("contain"),
+            catch_to="FailedAtContain",
+            comment="Isolate every ENI (two-step SG swap), swap the profile, revoke its credentials, "
+                    "protections, EIPs, Auto Scaling standby, target deregistration"),
+        "FailedAtContain": _failure_marker("contain", "EnsureContained"),
+        "Protect": lambda_task(
+            _arn(arns, "protect"), parameters={**member, "DryRun.$": "$.Request.DryRun"},
+            result_path="$.Containment", next_state="IsDryRun", timeout=_timeout("protect"),
+            catch_to="FailedAtProtect",
+            comment="Analyze mode: keep the workload serving; termination protection, shutdown=stop, "
+                    "DeleteOnTermination=false, incident tags"),
+        "FailedAtProtect": _failure_marker("protect", "EnsureContained"),
+        "IsDryRun": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "NothingAcquired"}],
+            "Default": "Acquire",
+        },
+        "NothingAcquired": pass_state("Finalize", result_path="$.Acquisition", result={
+            "Disk": {"Images": [], "Locks": [], "MemberSnapshots": [], "ForensicSnapshots": []},
+            "Memory": {"Acquired": False, "Reason": "not acquired: dry run (nothing was changed or copied)"}}),
+        "Acquire": {
+            "Type": "Parallel",
+            "Branches": [_disk_branch(arns, poll), _memory_branch()],
+            "ResultSelector": {"Disk.$": "$[0]", "Memory.$": "$[1]"},
+            "ResultPath": "$.Acquisition",
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.Failure", "Next": "FailedAtAcquire"}],
+            "Next": "RetainArtefacts",
+        },
+        "FailedAtAcquire": _failure_marker("acquire", "EnsureContained"),
+        "RetainArtefacts": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.Request.RetainArtefacts", "BooleanEquals": False, "Next": "Cleanup"}],
+            "Default": "Finalize",
+        },
+        "Cleanup": lambda_task(
+            _arn(arns, "cleanup"),
+            parameters={**member, "Snapshots.$": "$.Acquisition.Disk.MemberSnapshots"},
+            result_path="$.Cleanup", next_state="Finalize", timeout=_timeout("cleanup"),
+            catch_to="FailedAtCleanup",
+            comment="RetainArtefacts=false: remove intermediate member snapshots; never evidence"),
+        "FailedAtCleanup": _failure_marker("cleanup", "EnsureContained"),
+        "Finalize": lambda_task(
+            _arn(arns, "finalize-case"),
+            parameters={"CaseId.$": "$.Case.CaseId", "Request.$": "$.Request",
+                        "Containment.$": "$.Containment", "Images.$": "$.Acquisition.Disk.Images",
+                        "Locks.$": "$.Acquisition.Disk.Locks", "Memory.$": "$.Acquisition.Memory"},
+            result_path="$.Result", next_state="Done", timeout=_timeout("finalize-case"),
+            catch_to="FailedAtFinalize"),
+        "FailedAtFinalize": _failure_marker("finalize", "EnsureContained"),
+        "Done": {"Type": "Succeed"},
+        "EnsureContained": {
+            "Type": "Choice",
+            "Comment": "Whatever failed, the suspect instance ends contained (unless this was a dry run)",
+            "Choices": [{"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "NoContainmentInDryRun"}],
+            "Default": "ContainAfterFailure",
+        },
+        "NoContainmentInDryRun": pass_state("RecordFailure", result={"Contained": False, "Reason": "dry run"},
+                                            result_path="$.ContainmentAfterFailure"),
+        "ContainAfterFailure": lambda_task(
+            _arn(arns, "contain"), parameters={**member, "DryRun": False},
+            result_path="$.ContainmentAfterFailure", next_state="RecordFailure", timeout=_timeout("contain"),
+            catch_to="RecordFailure", catch_result_path="$.ContainmentAfterFailure"),
+        "RecordFailure": lambda_task(
+            _arn(arns, "record-failure"),
+            parameters={"CaseId.$": "$.Case.CaseId", "Request.$": "$.Request", "Error.$": "$.Failure",
+                        "Stage.$": "$.FailedStage", "Containment.$": "$.ContainmentAfterFailure"},
+            result_path="$.FailureRecord", next_state="FailExecution", timeout=_timeout("record-failure"),
+            catch_to="FailExecution", catch_result_path="$.FailureRecordError"),
+        "FailExecution": {"Type": "Fail", "ErrorPath": "$.Failure.Error", "CausePath": "$.Failure.Cause"},
+    }
+    return machine(
+        "irforensics response: contain, acquire and record one suspect EC2 instance", "ValidateInput", states,
+        timeout_seconds=24 * 3600)

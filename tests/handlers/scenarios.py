@@ -1,0 +1,172 @@
+"""Realistic member-account scenarios on moto, for containment, state-machine and simulation tests.
+
+Plain typed functions over a boto3 session (no pytest), so the module can move to irf/ later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import boto3
+
+from handlers.common import naming
+
+AMI = "ami-12c6146b"  # an image moto knows in every region
+APP_ROLE = "web-app"
+APP_PROFILE = "web-app"
+
+
+@dataclass(frozen=True)
+class WebTier:
+    vpc_id: str
+    subnet_ids: tuple[str, str]
+    web_group_id: str
+    admin_group_id: str
+    launch_template_id: str
+    auto_scaling_group: str
+    load_balancer_arn: str
+    target_group_arn: str
+    admin_target_group_arn: str
+    admin_port: int
+    instance_id: str
+    primary_eni_id: str
+    secondary_eni_id: str
+    allocation_id: str
+    public_ip: str
+    instance_profile: str
+    role_name: str
+    root_volume_id: str
+    data_volume_id: str
+
+
+def _first_ipv6_subnet(vpc_cidr: str, index: int) -> str:
+    # An Amazon-provided /56 holds 256 /64 subnets; take the index-th one.
+    network, _ = vpc_cidr.split("/")
+    groups = network.split(":")
+    head = ":".join(groups[:3])
+    fourth = int(groups[3] or "0", 16) + index
+    return f"{head}:{fourth:x}::/64"
+
+
+def create_app_profile(session: boto3.Session, name: str = APP_PROFILE, role: str = APP_ROLE) -> str:
+    iam = session.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=role, PolicyName="read-app-bucket", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::app-assets/*"}]}))
+    iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+    return name
+
+
+def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
+    """What MemberResponder deploys: an instance profile whose role may do nothing at all."""
+    region = session.region_name or "eu-west-1"
+    name = naming.isolation_profile(prefix, region)
+    iam = session.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=name, PolicyName="deny-all", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}))
+    iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    return name
+
+
+def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name: str = "web",
+                   isolation_profile: bool = True, peers: int = 1) -> WebTier:
+    """A web tier as teams run it: ALB -> target group -> Auto Scaling group from a launch template.
+
+    The suspect is one of the group's instances, with a second interface (a management
+    network), an Elastic IP, an instance profile, a root and a data volume, IPv6 addresses, and
+    an extra registration on an admin target group on another port (outside the group's control).
+    """
+    ec2 = session.client("ec2")
+    elbv2 = session.client("elbv2")
+    autoscaling = session.client("autoscaling")
+    region = session.region_name or "eu-west-1"
+
+    vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
+    vpc = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
+    vpc_v6 = vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
+    subnets: list[str] = []
+    for index, zone in enumerate((f"{region}a", f"{region}b")):
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{index + 1}.0/24", AvailabilityZone=zone,
+                                   Ipv6CidrBlock=_first_ipv6_subnet(vpc_v6, index))["Subnet"]["SubnetId"]
+        ec2.modify_subnet_attribute(SubnetId=subnet, AssignIpv6AddressOnCreation={"Value": True})
+        subnets.append(subnet)
+
+    web_group = ec2.create_security_group(GroupName=f"{name}-web", Description="web servers", VpcId=vpc_id)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=web_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+         "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    admin_group = ec2.create_security_group(GroupName=f"{name}-admin", Description="management network",
+                                            VpcId=vpc_id)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=admin_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}])
+
+    profile = create_app_profile(session)
+    if isolation_profile:
+        create_isolation_profile(session, prefix)
+
+    block_devices = [
+        {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "DeleteOnTermination": True}},
+        {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 20, "DeleteOnTermination": True}},
+    ]
+    template_id = ec2.create_launch_template(LaunchTemplateName=f"{name}-template", LaunchTemplateData={
+        "ImageId": AMI, "InstanceType": "t3.micro", "SecurityGroupIds": [web_group],
+        "IamInstanceProfile": {"Name": profile}, "BlockDeviceMappings": block_devices,
+    })["LaunchTemplate"]["LaunchTemplateId"]
+
+    load_balancer = elbv2.create_load_balancer(Name=f"{name}-alb", Subnets=subnets, SecurityGroups=[web_group],
+                                               Scheme="internet-facing", Type="application")
+    load_balancer_arn = load_balancer["LoadBalancers"][0]["LoadBalancerArn"]
+    target_group = elbv2.create_target_group(Name=f"{name}-tg", Protocol="HTTP", Port=80, VpcId=vpc_id,
+                                             TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    admin_port = 8443
+    admin_target_group = elbv2.create_target_group(Name=f"{name}-admin-tg", Protocol="HTTPS", Port=443,
+                                                   VpcId=vpc_id, TargetType="instance")
+    admin_target_group_arn = admin_target_group["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.create_listener(LoadBalancerArn=load_balancer_arn, Protocol="HTTP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": target_group}])
+
+    group_name = f"{name}-asg"
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=group_name, MinSize=1, MaxSize=4, DesiredCapacity=peers,
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
+        VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[target_group],
+    )
+
+    suspect = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
+        ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnets[0], SecurityGroupIds=[web_group],
+        IamInstanceProfile={"Name": profile}, BlockDeviceMappings=block_devices, Ipv6AddressCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"{name}-suspect"},
+                                                                 {"Key": "team", "Value": "payments"}]}],
+    )["Instances"][0]
+    instance_id = suspect["InstanceId"]
+    primary_eni = suspect["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    secondary_eni = ec2.create_network_interface(SubnetId=subnets[0], Groups=[admin_group],
+                                                 Description="management interface",
+                                                 Ipv6AddressCount=1)["NetworkInterface"]["NetworkInterfaceId"]
+    ec2.attach_network_interface(NetworkInterfaceId=secondary_eni, InstanceId=instance_id, DeviceIndex=1)
+    autoscaling.attach_instances(AutoScalingGroupName=group_name, InstanceIds=[instance_id])
+    elbv2.register_targets(TargetGroupArn=admin_target_group_arn, Targets=[{"Id": instance_id, "Port": admin_port}])
+
+    address = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(AllocationId=address["AllocationId"], NetworkInterfaceId=primary_eni)
+
+    volumes = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in ec2.describe_instances(
+        InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"]}
+    return WebTier(
+        vpc_id=vpc_id, subnet_ids=(subnets[0], subnets[1]), web_group_id=web_group, admin_group_id=admin_group,
+        launch_template_id=template_id, auto_scaling_group=group_name, load_balancer_arn=load_balancer_arn,
+        target_group_arn=target_group, admin_target_group_arn=admin_target_group_arn, admin_port=admin_port,
+        instance_id=instance_id, primary_eni_id=primary_eni, secondary_eni_id=secondary_eni,
+        allocation_id=address["AllocationId"], public_ip=address["PublicIp"], instance_profile=profile,
+        role_name=APP_ROLE, root_volume_id=volumes["/dev/xvda"], data_volume_id=volumes["/dev/sdf"],
+    )
