@@ -265,7 +265,7 @@ class MemberResponder(pulumi.ComponentResource):
             enable_key_rotation=True, deletion_window_in_days=30,
             policy=member_key_policy(args, self.role.arn), tags=tags, opts=child)
         aws.kms.Alias(f"{name}-ebs-key-alias", name=naming.member_ebs_key_alias(args.prefix),
-                      target_key_id=self.key.key_id, opts=child)
+                      target_key_id=self.key.arn, opts=child)
 
         aws.iam.RolePolicy(f"{name}-responder-policy", role=self.role.id,
                            policy=policy_document(responder_statements(args, self.key.arn)), opts=child)

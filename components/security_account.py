@@ -183,7 +183,7 @@ class SecurityAccount(pulumi.ComponentResource):
             enable_key_rotation=True, deletion_window_in_days=30, policy=security_key_policy(args),
             tags=tags, opts=child)
         aws.kms.Alias(f"{name}-key-alias", name=f"alias/{args.prefix}-ir-security",
-                      target_key_id=self.key.key_id, opts=child)
+                      target_key_id=self.key.arn, opts=child)
 
         self.topic = aws.sns.Topic(f"{name}-notifications", name=naming.notification_topic(args.prefix),
                                    kms_master_key_id=self.key.arn, tags=tags, opts=child)

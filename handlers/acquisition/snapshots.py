@@ -177,7 +177,8 @@ def snapshot_progress(ec2: Any, snapshot_ids: list[str]) -> Progress:
         return Progress([], [])
     described = ec2.describe_snapshots(SnapshotIds=list(snapshot_ids))["Snapshots"]
     by_id = {s["SnapshotId"]: s for s in described}
-    completed, pending = [], []
+    completed: list[str] = []
+    pending: list[str] = []
     for snapshot_id in snapshot_ids:
         snapshot = by_id.get(snapshot_id)
         if snapshot is None:

@@ -16,10 +16,12 @@ never put in a message, never kept in configuration.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,12 +162,31 @@ def _webhook_url(secret: str) -> str:
     return str(parsed).strip() if isinstance(parsed, str) else ""
 
 
+@contextmanager
+def _response_bodies_unlogged() -> Iterator[None]:
+    # botocore logs every response body at DEBUG, GetSecretValue's SecretString included: with
+    # the function's log level at DEBUG the webhook URL would land in CloudWatch Logs.
+    parsers = logging.getLogger("botocore.parsers")
+    previous = parsers.level
+    parsers.setLevel(max(previous, logging.INFO))
+    try:
+        yield
+    finally:
+        parsers.setLevel(previous)
+
+
+def read_webhook_url(secrets_client: Any, secret_arn: str) -> str:
+    with _response_bodies_unlogged():
+        secret = secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"]
+    return _webhook_url(secret)
+
+
 def post_slack(secrets_client: Any, secret_arn: str, message: Message, *,
                post: Poster = post_with_urllib) -> bool:
     """Post to the Slack webhook kept in `secret_arn`; False (logged, URL withheld) on any failure."""
     url = ""
     try:
-        url = _webhook_url(secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"])
+        url = read_webhook_url(secrets_client, secret_arn)
         if not url.startswith("https://"):
             logger.warning("Slack webhook secret does not hold an https URL; not posting",
                            secret_arn=secret_arn, case_id=message.case_id)
@@ -186,7 +207,8 @@ def post_slack(secrets_client: Any, secret_arn: str, message: Message, *,
 
 
 def notify(stage: str, case: Mapping[str, Any], *, sns_client: Any, topic_arn: str,
-           secrets_client: Any | None = None, slack_secret_arn: str = "") -> Delivery:
+           secrets_client: Any | None = None, slack_secret_arn: str = "",
+           slack_post: Poster | None = None) -> Delivery:
     """Send one stage's message to SNS and, when configured, Slack; never raises for delivery."""
     message = format_message(stage, case)
     message_id: str | None = None
@@ -201,5 +223,5 @@ def notify(stage: str, case: Mapping[str, Any], *, sns_client: Any, topic_arn: s
                        stage=stage)
     slack: bool | None = None
     if slack_secret_arn and secrets_client is not None:
-        slack = post_slack(secrets_client, slack_secret_arn, message)
+        slack = post_slack(secrets_client, slack_secret_arn, message, post=slack_post or post_with_urllib)
     return Delivery(sns_message_id=message_id, slack_posted=slack)

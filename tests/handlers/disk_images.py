@@ -183,11 +183,11 @@ def _tree_entries(tree: PlantedTree | Path) -> tuple[Path, dict[str, TreeEntry]]
     return tree, entries
 
 
-def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
-    done = subprocess.run(args, capture_output=True, check=False, **kwargs)  # type: ignore[call-overload]
+def _run(args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    done = subprocess.run(args, capture_output=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
-    return done  # type: ignore[no-any-return]
+    return done
 
 
 def _quote_debugfs(path: str) -> str:

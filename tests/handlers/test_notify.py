@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
+import threading
 from typing import Any
 
 import boto3
@@ -13,10 +15,10 @@ from handlers.common.notify import (
     MAX_SUBJECT,
     STAGES,
     Delivery,
-    Message,
     format_message,
     notify,
     post_slack,
+    post_with_urllib,
 )
 from irf.local_aws import REGION
 
@@ -136,7 +138,7 @@ def test_dry_run_is_visible_in_the_contained_message():
 
 
 def test_subject_is_cut_to_the_sns_limit_and_kept_ascii():
-    case = {**stage_case("failed"), "FailedStep": "Step–with–dashes " + "x" * 200}
+    case = {**stage_case("failed"), "FailedStep": "Step\u2013with\u2013dashes " + "x" * 200}
     subject = format_message("failed", case).subject
     assert len(subject) == MAX_SUBJECT
     assert subject.isascii() and subject.endswith("...")
@@ -173,14 +175,12 @@ def test_notify_swallows_an_sns_failure(aws, caplog):
     assert any(getattr(r, "topic_arn", None) == missing for r in caplog.records)
 
 
-def test_notify_sends_to_sns_and_slack_when_both_are_configured(topic_with_queue, slack_secret, monkeypatch):
+def test_notify_sends_to_sns_and_slack_when_both_are_configured(topic_with_queue, slack_secret):
     sns, topic_arn, sqs, queue_url = topic_with_queue
     secrets, secret_arn = slack_secret
     slack = FakeSlack()
-    monkeypatch.setattr("handlers.common.notify.post_with_urllib", slack)
-    monkeypatch.setattr(post_slack, "__kwdefaults__", {"post": slack})
     delivery = notify("opened", CASE, sns_client=sns, topic_arn=topic_arn,
-                      secrets_client=secrets, slack_secret_arn=secret_arn)
+                      secrets_client=secrets, slack_secret_arn=secret_arn, slack_post=slack)
     assert delivery.slack_posted is True
     assert len(received(sqs, queue_url)) == 1
     assert [url for url, _ in slack.posts] == [WEBHOOK]
@@ -236,7 +236,7 @@ def test_missing_slack_secret_does_not_fail_the_response(aws, caplog):
     with caplog.at_level(logging.WARNING):
         assert post_slack(secrets, missing, format_message("opened", CASE), post=slack) is False
     assert slack.posts == []
-    assert [r.error for r in caplog.records if hasattr(r, "error")] == ["ClientError"]
+    assert [r.error for r in caplog.records if hasattr(r, "error")] == ["ResourceNotFoundException"]
 
 
 def test_a_secret_that_is_not_an_https_url_is_never_posted_or_logged(aws, caplog, capsys):
@@ -249,6 +249,28 @@ def test_a_secret_that_is_not_an_https_url_is_never_posted_or_logged(aws, caplog
     assert "s3cr3tT0k3n" not in everything_logged(caplog, capsys)
 
 
-def test_message_is_a_plain_value():
-    message = Message(stage="opened", case_id="c", subject="s", body="b")
-    assert (message.stage, message.case_id, message.subject, message.body) == ("opened", "c", "s", "b")
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200 if self.path == "/ok" else 500)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_urllib_poster_posts_json_and_returns_the_http_status():
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        assert post_with_urllib(f"{base}/ok", b'{"text": "hi"}') == 200
+        assert post_with_urllib(f"{base}/broken", b'{"text": "again"}') == 500
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Webhook.bodies == [b'{"text": "hi"}', b'{"text": "again"}']

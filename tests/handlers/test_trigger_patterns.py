@@ -267,9 +267,10 @@ def test_documented_exists_true():
 
 def test_documented_exists_false_only_sees_leaf_nodes():
     pattern = {"detail": {"c-count": [{"exists": False}]}}
-    without = {"detail-type": ["EC2 Instance State-change Notification"],
-               "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"],
-               "detail": {"state": ["initializing", "running"]}}
+    without: dict[str, Any] = {
+        "detail-type": ["EC2 Instance State-change Notification"],
+        "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"],
+        "detail": {"state": ["initializing", "running"]}}
     assert matches(pattern, without)
     # c-count is an object, not a leaf: exists matching does not see it.
     with_object = copy.deepcopy(without)

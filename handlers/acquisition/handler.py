@@ -1,0 +1,223 @@
+"""Lambda handlers of disk acquisition (thin: parse the event, assume the roles, call the runbook, answer).
+
+Event and result keys are the state machine's contract (statemachines/response.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from handlers.acquisition import snapshots
+from handlers.acquisition.block_source import BlockSource, EbsDirectBlockSource
+from handlers.acquisition.imaging import TOOL, ImagingState, S3MultipartSink, image_snapshot
+from handlers.acquisition.snapshots import SnapshotRef
+from handlers.common import naming
+from handlers.common.errors import InvalidInput, ResponderUnavailable
+from handlers.common.evidence import EvidenceStore, disk_image_key
+from handlers.common.sessions import BOTO_CONFIG, assume_role
+from handlers.common.settings import Settings
+
+logger = Logger(service="irforensics")
+ACTOR = "irforensics-acquisition"
+FORENSIC = "forensic"
+# Left of the Lambda timeout for draining in-flight part uploads and answering.
+SAFETY_MARGIN_SECONDS = 60.0
+DEFAULT_BUDGET_SECONDS = 600.0
+READ_WORKERS = 16
+# One connection per concurrent GetSnapshotBlock, plus the listing.
+EBS_CONFIG = BOTO_CONFIG.merge(Config(max_pool_connections=READ_WORKERS + 4))
+
+
+def _ebs_direct_source(forensic: boto3.Session, snapshot_id: str) -> BlockSource:
+    return EbsDirectBlockSource(forensic.client("ebs", config=EBS_CONFIG), snapshot_id)
+
+
+# The seam between imaging and where the bytes come from. On AWS the forensic copy is read with
+# the EBS direct APIs. moto's EBS direct APIs only know snapshots made with StartSnapshot (not
+# CopySnapshot/CreateSnapshots copies), so the local simulation replaces this with a factory that
+# follows the copy's lineage to the StartSnapshot snapshot holding the bytes.
+BLOCK_SOURCE_FACTORY: Callable[[boto3.Session, str], BlockSource] = _ebs_direct_source
+
+
+def _require(event: dict[str, Any], *names: str) -> list[Any]:
+    missing = {name: "is required" for name in names if event.get(name) in (None, "")}
+    if missing:
+        raise InvalidInput(missing)
+    return [event[name] for name in names]
+
+
+def _refs(event: dict[str, Any]) -> list[SnapshotRef]:
+    listed = event.get("Snapshots")
+    if not isinstance(listed, list) or not listed:
+        raise InvalidInput({"Snapshots": "must be a non-empty list of snapshots"})
+    try:
+        return [SnapshotRef.from_event(item) for item in listed]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput({"Snapshots": f"each needs SnapshotId and VolumeId ({exc})"}) from exc
+
+
+def _member(settings: Settings, account: str, region: str, case_id: str) -> boto3.Session:
+    return assume_role(settings.member_role_arn(account, region), region, case_id)
+
+
+def _forensic(settings: Settings, case_id: str) -> boto3.Session:
+    return assume_role(settings.forensic_role_arn, settings.forensic_region, case_id)
+
+
+def _key_arn(session: boto3.Session, alias: str, where: str) -> str:
+    try:
+        return str(session.client("kms", config=BOTO_CONFIG).describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NotFoundException", "AccessDeniedException"):
+            raise ResponderUnavailable(f"{where} has no usable KMS key {alias}: {exc.response['Error']['Message']} "
+                                       "(is its stack deployed?)") from exc
+        raise
+
+
+def _evidence(settings: Settings, forensic: boto3.Session, case_id: str) -> EvidenceStore:
+    return EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), settings.evidence_bucket, case_id)
+
+
+def snapshot_volumes(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    case_id, instance_id, account, region = _require(event, "CaseId", "InstanceId", "Account", "Region")
+    logger.append_keys(case_id=case_id)
+    settings = Settings.from_env()
+    ec2 = _member(settings, account, region, case_id).client("ec2", config=BOTO_CONFIG)
+    refs = snapshots.snapshot_volumes(ec2, instance_id, case_id)
+    answer = [r.to_event() for r in refs]
+    _evidence(settings, _forensic(settings, case_id), case_id).custody(
+        "disk-snapshots-taken", {"InstanceId": instance_id, "Account": account, "Region": region,
+                                 "Snapshots": answer}, actor=ACTOR)
+    logger.info("snapshot set taken", extra={"snapshots": [r.snapshot_id for r in refs]})
+    return {"Snapshots": answer}
+
+
+def snapshot_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    case_id, account, ids = _require(event, "CaseId", "Account", "SnapshotIds")
+    logger.append_keys(case_id=case_id)
+    settings = Settings.from_env()
+    if account == FORENSIC:
+        session = _forensic(settings, case_id)
+    else:
+        session = _member(settings, account, _require(event, "Region")[0], case_id)
+    progress = snapshots.snapshot_progress(session.client("ec2", config=BOTO_CONFIG), list(ids))
+    return {"Complete": progress.complete, "Pending": progress.pending}
+
+
+def share_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    case_id, account, region = _require(event, "CaseId", "Account", "Region")
+    logger.append_keys(case_id=case_id)
+    settings = Settings.from_env()
+    member = _member(settings, account, region, case_id)
+    key_arn = _key_arn(member, naming.member_ebs_key_alias(settings.prefix), f"member account {account} {region}")
+    prepared = snapshots.prepare_for_forensic_account(member.client("ec2", config=BOTO_CONFIG), _refs(event),
+                                                      key_arn, settings.forensic_account, case_id)
+    answer = [r.to_event() for r in prepared.snapshots]
+    if prepared.newly_shared:
+        _evidence(settings, _forensic(settings, case_id), case_id).custody(
+            "disk-snapshots-shared", {"Account": account, "Region": region, "SharedWith": settings.forensic_account,
+                                      "SnapshotIds": prepared.newly_shared, "MemberKmsKey": key_arn,
+                                      "Snapshots": answer}, actor=ACTOR)
+    return {"Snapshots": answer, "PendingCopies": prepared.pending}
+
+
+def copy_to_forensic(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    case_id, region = _require(event, "CaseId", "Region")
+    logger.append_keys(case_id=case_id)
+    settings = Settings.from_env()
+    forensic = _forensic(settings, case_id)
+    key_arn = _key_arn(forensic, naming.forensic_key_alias(settings.prefix), "the forensic account")
+    copies = snapshots.copy_into_forensic_account(forensic.client("ec2", config=BOTO_CONFIG), _refs(event), key_arn,
+                                                  case_id, source_region=region,
+                                                  source_account=str(event.get("Account", "")))
+    answer = [r.to_event() for r in copies]
+    _evidence(settings, forensic, case_id).custody(
+        "disk-snapshots-copied-to-forensic", {"SourceRegion": region, "ForensicKmsKey": key_arn,
+                                              "Snapshots": answer}, actor=ACTOR)
+    return {"Snapshots": answer}
+
+
+def lock_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    (case_id,) = _require(event, "CaseId")
+    logger.append_keys(case_id=case_id)
+    settings = Settings.from_env()
+    if event.get("SnapshotIds"):
+        ids = [str(i) for i in event["SnapshotIds"]]
+    else:
+        ids = [r.forensic_snapshot_id for r in _refs(event)]
+        if not all(ids):
+            raise InvalidInput({"Snapshots": "every snapshot needs its ForensicSnapshotId before it is locked"})
+    days = int(event.get("RetentionDays") or settings.retention_days)
+    mode = str(event.get("LockMode") or "governance").lower()
+    forensic = _forensic(settings, case_id)
+    results = snapshots.lock_snapshots(forensic.client("ec2", config=BOTO_CONFIG), ids, days, mode)
+    locks = [{"SnapshotId": r.snapshot_id, "Locked": r.locked, "Detail": r.detail} for r in results]
+    _evidence(settings, forensic, case_id).custody(
+        "disk-snapshots-locked", {"Mode": mode, "RetentionDays": days, "Locks": locks}, actor=ACTOR)
+    if not all(r.locked for r in results):
+        logger.warning("snapshot lock not applied", extra={"locks": locks})
+    return {"Locks": locks}
+
+
+def _budget_seconds(event: dict[str, Any], context: Any) -> float:
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        return max(1.0, context.get_remaining_time_in_millis() / 1000.0 - SAFETY_MARGIN_SECONDS)
+    return float(event.get("BudgetSeconds") or DEFAULT_BUDGET_SECONDS)
+
+
+def image_volume(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Image one forensic snapshot into `<CaseId>/disk/<VolumeId>.img`; call again with the State until Done."""
+    case_id, volume_id, forensic_snapshot_id = _require(event, "CaseId", "VolumeId", "ForensicSnapshotId")
+    member_snapshot_id = str(event.get("SourceSnapshotId", ""))
+    logger.append_keys(case_id=case_id)
+    settings = Settings.from_env()
+    forensic = _forensic(settings, case_id)
+    key = disk_image_key(case_id, volume_id)
+    source = BLOCK_SOURCE_FACTORY(forensic, forensic_snapshot_id)
+    sink = S3MultipartSink(forensic.client("s3", config=BOTO_CONFIG), settings.evidence_bucket, key,
+                           source=f"ebs-snapshot:{forensic_snapshot_id} volume:{volume_id} "
+                                  f"member-snapshot:{member_snapshot_id}")
+    previous = ImagingState.from_dict(event["State"]) if event.get("State") else None
+    state = image_snapshot(source, sink, previous, max_seconds=_budget_seconds(event, context),
+                           workers=int(event.get("Workers") or READ_WORKERS))
+    if state.done and not (previous and previous.done):
+        _evidence(settings, forensic, case_id).custody("disk-image-written", {
+            "Key": key, "Sha256": state.sha256, "Size": state.volume_size, "DigestKey": key + ".sha256",
+            "VolumeId": volume_id, "Account": event.get("Account", ""), "MemberSnapshotId": member_snapshot_id,
+            "ForensicSnapshotId": forensic_snapshot_id, "Tool": TOOL, "Source": source.name,
+            "ListedBlocks": state.listed_blocks_read, "Invocations": state.invocations,
+            "StartedAt": state.started_at, "FinishedAt": state.finished_at,
+        }, actor=ACTOR)
+        logger.info("disk image written", extra={"key": key, "sha256": state.sha256, "size": state.volume_size})
+    return {"Done": state.done, "State": state.to_dict(), "Key": key, "Sha256": state.sha256,
+            "Size": state.volume_size}
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidInput({"RetainArtefacts": f'must be true/false or "true"/"false", got {value!r}'})
+
+
+def cleanup(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """RetainArtefacts=false: delete the member-account snapshots the case created. Never evidence."""
+    case_id, account, region = _require(event, "CaseId", "Account", "Region")
+    logger.append_keys(case_id=case_id)
+    if _as_bool(event.get("RetainArtefacts"), default=False):
+        return {"Deleted": [], "Detail": "RetainArtefacts is true: nothing deleted"}
+    settings = Settings.from_env()
+    ec2 = _member(settings, account, region, case_id).client("ec2", config=BOTO_CONFIG)
+    deleted = snapshots.cleanup_intermediate(ec2, case_id, keep={str(k) for k in event.get("Keep") or []})
+    _evidence(settings, _forensic(settings, case_id), case_id).custody(
+        "intermediate-snapshots-deleted", {"Account": account, "Region": region, "SnapshotIds": deleted}, actor=ACTOR)
+    return {"Deleted": deleted, "Detail": f"deleted {len(deleted)} intermediate snapshot(s) in {account}"}

@@ -1,0 +1,30 @@
+"""Example stack configurations for the offline runs (preview, simulation, tests).
+
+They mirror Pulumi.forensic.yaml / Pulumi.security.yaml with the simulated account ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+
+
+def forensic_config(**overrides: Any) -> dict[str, Any]:
+    return {
+        "prefix": PREFIX, "securityAccount": SECURITY_ACCOUNT, "forensicAccount": FORENSIC_ACCOUNT,
+        "forensicRegion": REGION, "objectLockMode": "GOVERNANCE", "retentionDays": 365, "glacierAfterDays": 30,
+        "analysisAzs": [f"{REGION}a", f"{REGION}b"], **overrides,
+    }
+
+
+def security_config(members: list[tuple[str, str]] | None = None, **overrides: Any) -> dict[str, Any]:
+    members = members if members is not None else [(MEMBER_ACCOUNT, REGION)]
+    return {
+        "prefix": PREFIX, "securityAccount": SECURITY_ACCOUNT, "forensicAccount": FORENSIC_ACCOUNT,
+        "forensicRegion": REGION, "retentionDays": 365,
+        "members": [{"account": account, "region": region,
+                     "deploymentRoleArn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"}
+                    for account, region in members],
+        **overrides,
+    }
