@@ -6,6 +6,7 @@ the `irforensics:*` keys of the current stack into that mapping.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ class ConfigError(ValueError):
         self.key = key
         self.value = value
         shown = "<missing>" if value is None else repr(value)
-        super().__init__(f"config {NAMESPACE}:{key} = {shown}: {why}")
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        super().__init__(f"config {full} = {shown}: {why}")
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,17 @@ def _str_list(raw: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tup
     return tuple(value)
 
 
+def _cidr(raw: Mapping[str, Any], key: str, default: str) -> str:
+    value = raw.get(key, default)
+    try:
+        network = ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError:
+        raise ConfigError(key, value, "must be an IPv4 network like 10.77.0.0/16") from None
+    if not 16 <= network.prefixlen <= 24:
+        raise ConfigError(key, value, "must be a /16 to /24 network (subnets are carved from it)")
+    return str(network)
+
+
 def _members(raw: Mapping[str, Any]) -> tuple[MemberTarget, ...]:
     value = raw.get("members", [])
     if not isinstance(value, list):
@@ -192,13 +205,16 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
         for az in azs:
             if not az.startswith(home):
                 raise ConfigError("analysisAzs", list(azs), f"zone {az!r} is not in region {home}")
+        if common["forensic_region"] != home:
+            raise ConfigError("forensicRegion", common["forensic_region"],
+                              f"must equal aws:region ({home}) on the forensic stack: bucket names carry the region")
         glacier = _int(raw, "glacierAfterDays", 30, 1, 36500)
         if glacier >= common["retention_days"]:
             raise ConfigError("glacierAfterDays", glacier, "must be less than retentionDays")
         return ForensicConfig(
             **common, object_lock_mode=mode, glacier_after_days=glacier, analysis_azs=azs,
-            analysis_vpc_cidr=str(raw.get("analysisVpcCidr", "10.77.0.0/16")),
-            build_vpc_cidr=str(raw.get("buildVpcCidr", "10.78.0.0/16")),
+            analysis_vpc_cidr=_cidr(raw, "analysisVpcCidr", "10.77.0.0/16"),
+            build_vpc_cidr=_cidr(raw, "buildVpcCidr", "10.78.0.0/16"),
         )
     low = _float(raw, "guardDutyMinSeverity", 7.0, 0.0, 10.0)
     contain = _float(raw, "guardDutyContainSeverity", 8.0, 0.0, 10.0)

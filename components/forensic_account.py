@@ -90,8 +90,8 @@ class ForensicAccountArgs:
 
     @classmethod
     def from_config(cls, cfg: ForensicConfig) -> ForensicAccountArgs:
-        # The stack deploys where its provider points (aws:region); config.py checks that this is
-        # the forensic account and region the other stacks derive names from.
+        # Names derive from the region this stack deploys to (aws:region); the other stacks derive
+        # them from forensicRegion, so the two must agree.
         return cls(
             prefix=cfg.prefix, account=cfg.forensic_account, region=cfg.region,
             security_account=cfg.security_account, object_lock_mode=cfg.object_lock_mode,
@@ -127,10 +127,6 @@ def trail_name(prefix: str) -> str:
     return f"{prefix}-ir-evidence-trail"
 
 
-def toolset_bucket(prefix: str, account: str, region: str) -> str:
-    # Read only by this stack's image build; kept here until naming.py grows a toolset_bucket.
-    return f"{prefix}-ir-toolset-{account}-{region}"
-
 
 def project_source_files(root: Path = ROOT) -> dict[str, Path]:
     """Archive path -> file of the installable project (what `pip install .` needs), sources only."""
@@ -149,8 +145,9 @@ def toolset_component_document(source_bucket: str, source_key: str = TOOLSET_SOU
     """Image Builder component (AWSTOE YAML) that installs the forensic toolset on Amazon Linux 2023."""
     tsk = f"sleuthkit-{SLEUTHKIT_VERSION}"
     tsk_url = f"https://github.com/sleuthkit/sleuthkit/releases/download/{tsk}/{tsk}.tar.gz"
-    packages = ("gcc gcc-c++ make zlib-devel xfsprogs e2fsprogs python3.11 python3.11-pip python3.11-devel "
-                "golang git unzip tar")
+    # perl runs mactime; XFS is the Amazon Linux root file system.
+    packages = ("gcc gcc-c++ make perl zlib-devel xfsprogs e2fsprogs python3.11 python3.11-pip "
+                "python3.11-devel golang git unzip tar")
     python_libraries = '"volatility3>=2.7,<3" "yara-python>=4.5,<5" "libfsxfs-python>=20240501"'
     return f"""\
 name: irforensics-toolset
@@ -164,7 +161,7 @@ phases:
         inputs:
           commands:
             - set -euo pipefail
-            # AL2023's python3 is 3.9; the project needs 3.11. XFS is the Amazon Linux root.
+            # AL2023's python3 is 3.9; the project needs 3.11.
             - dnf install -y {packages}
       - name: SleuthKit
         action: ExecuteBash
@@ -697,7 +694,7 @@ class ForensicAccount(pulumi.ComponentResource):
                      "description": "HTTPS to package repositories and source hosts"}],
             tags=_tags(f"{args.prefix}-ir-toolset-build"), opts=self._child)
 
-        source_bucket_name = toolset_bucket(args.prefix, args.account, args.region)
+        source_bucket_name = naming.toolset_bucket(args.prefix, args.account, args.region)
         source_bucket, settings = self._private_bucket("toolset-bucket", source_bucket_name, kms_key=None)
         self._bucket_policy("toolset-bucket", source_bucket, source_bucket_name, [], settings)
         self._expire("toolset-bucket", source_bucket, settings[1], args.retention_days)

@@ -210,6 +210,16 @@ def _ownership(s: Session, i: Inputs, name: str, account: str, region: str) -> C
     return i["bucket"], {}
 
 
+@creates("aws:s3/bucketObjectv2:BucketObjectv2")
+def _bucket_object(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+    # Archives (the toolset source bundle) are not built in the simulation: the object records what it is.
+    body = i.get("content")
+    if body is None:
+        body = f"irforensics simulation: {name} (asset not materialised)"
+    _client(s, "s3").put_object(Bucket=i["bucket"], Key=i["key"], Body=str(body).encode())
+    return f"{i['bucket']}/{i['key']}", {"etag": "", "versionId": ""}
+
+
 # --- IAM -----------------------------------------------------------------------------------
 @creates("aws:iam/role:Role")
 def _role(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
@@ -233,8 +243,26 @@ def _managed_policy(s: Session, i: Inputs, name: str, account: str, region: str)
     return arn, {"arn": arn}
 
 
+def _ensure_aws_managed_policy(account: str, arn: str) -> None:
+    """moto loads the ~1,300 AWS managed policies into every account only when asked, which costs
+    seconds per account; load just the policies the program attaches, from moto's own copy."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    name = arn.rsplit("/", 1)[-1]
+    documents = json.loads(aws_managed_policies_data)
+    if name not in documents:
+        raise UnknownResourceType(f"{arn} is not an AWS managed policy moto knows")
+    for backend in iam_backends[account].values():
+        if arn not in backend.managed_policies:
+            backend.managed_policies[arn] = AWSManagedPolicy.from_data(name, account, backend.region_name,
+                                                                       documents[name])
+
+
 @creates("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
 def _attachment(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+    if i["policyArn"].startswith("arn:aws:iam::aws:policy/"):
+        _ensure_aws_managed_policy(account, i["policyArn"])
     _client(s, "iam").attach_role_policy(RoleName=i["role"], PolicyArn=i["policyArn"])
     return f"{i['role']}-{name}", {}
 
@@ -446,6 +474,25 @@ def _security_group(s: Session, i: Inputs, name: str, account: str, region: str)
     return group_id, {"arn": f"arn:aws:ec2:{region}:{account}:security-group/{group_id}"}
 
 
+@creates("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+def _default_security_group(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+    # Adopting the VPC's default group means owning its rules: exactly the listed ones, else none.
+    ec2 = _client(s, "ec2")
+    group = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [i["vpcId"]]},
+                                                  {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    if group.get("IpPermissions"):
+        ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
+    if group.get("IpPermissionsEgress"):
+        ec2.revoke_security_group_egress(GroupId=group["GroupId"], IpPermissions=group["IpPermissionsEgress"])
+    if i.get("ingress"):
+        ec2.authorize_security_group_ingress(GroupId=group["GroupId"],
+                                             IpPermissions=[_permission(r) for r in i["ingress"]])
+    if i.get("egress"):
+        ec2.authorize_security_group_egress(GroupId=group["GroupId"],
+                                            IpPermissions=[_permission(r) for r in i["egress"]])
+    return group["GroupId"], {"arn": f"arn:aws:ec2:{region}:{account}:security-group/{group['GroupId']}"}
+
+
 @creates("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
 def _ingress_rule(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     rule = {"protocol": i.get("ipProtocol", "-1"), "fromPort": i.get("fromPort"), "toPort": i.get("toPort"),
@@ -478,8 +525,13 @@ def _endpoint(s: Session, i: Inputs, name: str, account: str, region: str) -> Cr
             params[target] = list(i[source])
     if i.get("privateDnsEnabled") is not None:
         params["PrivateDnsEnabled"] = bool(i["privateDnsEnabled"])
-    endpoint = _client(s, "ec2").create_vpc_endpoint(**params)["VpcEndpoint"]
-    return endpoint["VpcEndpointId"], {}
+    ec2 = _client(s, "ec2")
+    endpoint = ec2.create_vpc_endpoint(**params)["VpcEndpoint"]
+    outputs: dict[str, Any] = {"arn": f"arn:aws:ec2:{region}:{account}:vpc-endpoint/{endpoint['VpcEndpointId']}"}
+    lists = ec2.describe_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [i["serviceName"]]}])
+    if lists.get("PrefixLists"):
+        outputs["prefixListId"] = lists["PrefixLists"][0]["PrefixListId"]
+    return endpoint["VpcEndpointId"], outputs
 
 
 def deploy_program(deployer: MotoDeployer, stack: str, config: Mapping[str, Any], *, account: str,

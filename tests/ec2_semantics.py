@@ -15,6 +15,7 @@ patches moto's backends so that, for the behaviours containment relies on, moto 
   the target registered).
 
 Use it by requesting the fixture (`def test_x(ec2_like_aws, member): ...`); it depends on `aws`.
+Fixtures of a wider scope call `install_ec2_semantics` with their own MonkeyPatch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from moto import mock_aws
 from moto.autoscaling.models import AutoScalingBackend
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
@@ -78,7 +80,7 @@ def _modify_instance_security_groups(self: InstanceBackend, instance_id: str, ne
     return instance
 
 
-def _install(monkeypatch: pytest.MonkeyPatch) -> None:
+def install_ec2_semantics(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Instance, "security_groups", property(_instance_groups, _set_instance_groups), raising=False)
     monkeypatch.setattr(NetworkInterface, "group_set", property(_interface_groups))
     monkeypatch.setattr(InstanceBackend, "modify_instance_security_groups", _modify_instance_security_groups)
@@ -114,5 +116,15 @@ def _install(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def ec2_like_aws(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto (the `aws` fixture) with the EC2 / Auto Scaling semantics above."""
-    _install(monkeypatch)
+    install_ec2_semantics(monkeypatch)
     yield
+
+
+@pytest.fixture(scope="class")
+def ec2_like_aws_for_class() -> Iterator[None]:
+    """The same for a test class that shares one scenario: moto state lives as long as the class."""
+    patches = pytest.MonkeyPatch()
+    with mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
+        install_ec2_semantics(patches)
+        yield
+    patches.undo()

@@ -68,7 +68,7 @@ def open_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _, store = _stores(settings, opened.case_id)
     store.custody("case-opened", {"request": request.to_dict()}, actor=ACTOR)
     logger.info("case opened", extra={"instance": request.instance_id, "action": request.action})
-    _notify(settings, "opened", {"CaseId": opened.case_id, **_request_dict(event), "CaseIdGiven": request.case_id})
+    _notify(settings, "opened", {**_request_dict(event), "CaseIdGiven": request.case_id, "CaseId": opened.case_id})
     return {"CaseId": opened.case_id, "Created": True, "OpenedAt": now}
 
 

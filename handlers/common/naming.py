@@ -37,6 +37,10 @@ def modules_bucket(prefix: str, account: str, region: str) -> str:
     return f"{prefix}-ir-modules-{account}-{region}"
 
 
+def toolset_bucket(prefix: str, account: str, region: str) -> str:
+    return f"{prefix}-ir-toolset-{account}-{region}"
+
+
 def forensic_key_alias(prefix: str) -> str:
     return f"alias/{prefix}-forensic"
 

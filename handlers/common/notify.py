@@ -4,13 +4,16 @@ A notification must never fail a response: delivery errors are logged and swallo
 Slack webhook URL is a secret: it is read from Secrets Manager at call time and never logged,
 never put in a message, never kept in configuration.
 
-`case` is the response's state data (PascalCase, as in the manual-execution input):
-  always      CaseId; usually InstanceId, Account, Region, Action, Trigger, DryRun
-  contained   Changes: list of what containment changed (optional)
-  acquired    Artefacts: list of {"key", "sha256", "size"} (the evidence manifest's shape)
+`case` is what the caller has at that stage (the shapes the response's handlers produce):
+  always      CaseId; usually InstanceId, Account, Region, Action, Trigger, DryRun (missing
+              instance, account and region are read from a generated CaseId)
+  opened      Finding (optional)
+  contained   the containment result: Contained, Changes (a count or a list), Before, After
+  acquired    Images: [{Key, Sha256, Size}], Memory: {Acquired, Key, Sha256, Size | Reason},
+              Manifest (s3:// URL)
   examined    ReportUrl: where the report is (s3://bucket/<case>/report/report.html)
-  failed      Error, Cause (the Step Functions Catch output) and FailedStep
-  duplicate   OpenCaseId: the case already open for the instance
+  failed      the custody failure record: error, cause, stage, contained_after_failure
+  duplicate   CaseId is the case already open for the instance
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ MAX_SUBJECT = 100  # SNS rejects longer subjects (email subscribers show it as t
 MAX_CAUSE = 600
 SLACK_TIMEOUT_SECONDS = 10
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]+")
+# new_case_id(): <Account>-<InstanceId>-<Region>-<epoch seconds>
+_GENERATED_CASE_ID = re.compile(
+    r"^(?P<account>\d{12})-(?P<instance>i-[0-9a-f]+)-(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})-\d+$")
 
 Poster = Callable[[str, bytes], int]
 
@@ -74,6 +80,31 @@ def _cause(raw: str) -> str:
     return text if len(text) <= MAX_CAUSE else text[: MAX_CAUSE - 3] + "..."
 
 
+def _instance(case: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(instance, account, region): from the case, else from a generated case id."""
+    instance, account, region = (_field(case, k, "") for k in ("InstanceId", "Account", "Region"))
+    generated = _GENERATED_CASE_ID.match(_field(case, "CaseId", ""))
+    if generated:
+        account = account or generated["account"]
+        instance = instance or generated["instance"]
+        region = region or generated["region"]
+    return instance or "?", account or "?", region or "?"
+
+
+def _digest_line(item: Mapping[str, Any]) -> str:
+    return f"  {_field(item, 'Sha256')}  {_field(item, 'Key')} ({_field(item, 'Size')} bytes)"
+
+
+def _containment_after_failure(state: Any) -> str:
+    if not isinstance(state, Mapping):
+        return "unknown (not recorded)"
+    if state.get("Error"):
+        return f"re-applying containment FAILED ({state['Error']}): check the instance now"
+    if state.get("Contained"):
+        return "re-applied"
+    return f"not contained ({_field(state, 'Reason', 'no reason recorded')})"
+
+
 def format_message(stage: str, case: Mapping[str, Any]) -> Message:
     """The message for one stage of one case (pure)."""
     if stage not in STAGES:
@@ -81,10 +112,9 @@ def format_message(stage: str, case: Mapping[str, Any]) -> Message:
     case_id = _field(case, "CaseId", "")
     if not case_id:
         raise ValueError("a notification needs the case's CaseId")
-    instance = _field(case, "InstanceId")
-    where = f"{_field(case, 'Account')}/{_field(case, 'Region')}"
+    instance, account, region = _instance(case)
     dry_run = case.get("DryRun") in (True, "true")
-    lines = [f"Case:     {case_id}", f"Instance: {instance} ({where})"]
+    lines = [f"Case:     {case_id}", f"Instance: {instance} ({account}/{region})"]
     if case.get("Action"):
         lines.append(f"Action:   {case['Action']}" + (" (dry run: nothing is changed)" if dry_run else ""))
     if case.get("Trigger"):
@@ -95,31 +125,46 @@ def format_message(stage: str, case: Mapping[str, Any]) -> Message:
         if case.get("Finding"):
             lines.append(f"Finding:  {_cause(str(case['Finding']))}")
     elif stage == "contained":
-        headline = f"{instance} contained" + (" (dry run)" if dry_run else "")
-        changes = case.get("Changes") or []
-        if changes:
+        contained = case.get("Contained", True) and not dry_run
+        headline = f"{instance} contained" if contained else f"{instance} containment dry run: nothing changed"
+        changes = case.get("Changes")
+        if isinstance(changes, list):
             lines.append("Changes:")
             lines.extend(f"  - {change}" for change in changes)
+        elif changes is not None:
+            lines.append(f"Changes:  {changes}")
+        for label, key in (("Before:", "Before"), ("After: ", "After")):
+            if case.get(key):
+                lines.append(f"{label}   {case[key]}")
     elif stage == "acquired":
-        artefacts = [a for a in case.get("Artefacts") or [] if isinstance(a, Mapping)]
-        headline = f"Evidence acquired from {instance} ({len(artefacts)} images)"
-        lines.append("Evidence (sha256 over the raw bytes):")
-        lines.extend(f"  {_field(a, 'sha256')}  {_field(a, 'key')} ({_field(a, 'size')} bytes)"
-                     for a in artefacts)
-        if not artefacts:
-            lines.append("  (no images recorded)")
+        images = [image for image in case.get("Images") or [] if isinstance(image, Mapping)]
+        raw_memory = case.get("Memory")
+        memory: Mapping[str, Any] = raw_memory if isinstance(raw_memory, Mapping) else {}
+        headline = f"Evidence acquired from {instance} ({len(images)} disk images)"
+        lines.append("Disk images (sha256 over the raw volume bytes):")
+        lines.extend(_digest_line(image) for image in images)
+        if not images:
+            lines.append("  (no disk images recorded)")
+        if memory.get("Acquired"):
+            lines.append("Memory (sha256 of the LiME dump):")
+            lines.append(_digest_line(memory))
+        else:
+            lines.append(f"Memory:   {_field(memory, 'Reason', 'not acquired')}")
+        if case.get("Manifest"):
+            lines.append(f"Manifest: {case['Manifest']}")
     elif stage == "examined":
         headline = f"Examination done for {instance}"
         lines.append(f"Report:   {_field(case, 'ReportUrl', '(location not recorded)')}")
     elif stage == "failed":
-        step = _field(case, "FailedStep", "an unknown step")
+        step = _field(case, "stage", "an unknown step")
         headline = f"Response FAILED for {instance} at {step}"
-        lines.append(f"Failed:   {step}: {_field(case, 'Error', 'Error')}")
-        lines.append(f"Cause:    {_cause(_field(case, 'Cause', '(no cause recorded)'))}")
-        lines.append("The instance stays contained as far as containment got; see the case record.")
-    else:  # duplicate
+        lines.append(f"Failed:   {step}: {_field(case, 'error', 'Error')}")
+        lines.append(f"Cause:    {_cause(_field(case, 'cause', '(no cause recorded)'))}")
+        containment = _containment_after_failure(case.get("contained_after_failure"))
+        lines.append(f"Containment after the failure: {containment}")
+    else:  # duplicate: CaseId is the case already open for the instance
         headline = f"{instance} already has an open case; nothing new started"
-        lines.append(f"Open case: {_field(case, 'OpenCaseId')}")
+        lines.append("A second trigger for this instance was refused; the open case continues.")
 
     return Message(stage=stage, case_id=case_id, subject=_subject(f"[irforensics] {headline}"),
                    body="\n".join(lines) + "\n")
@@ -209,8 +254,14 @@ def post_slack(secrets_client: Any, secret_arn: str, message: Message, *,
 def notify(stage: str, case: Mapping[str, Any], *, sns_client: Any, topic_arn: str,
            secrets_client: Any | None = None, slack_secret_arn: str = "",
            slack_post: Poster | None = None) -> Delivery:
-    """Send one stage's message to SNS and, when configured, Slack; never raises for delivery."""
-    message = format_message(stage, case)
+    """Send one stage's message to SNS and, when configured, Slack; never raises."""
+    try:
+        message = format_message(stage, case)
+    except ValueError:
+        # A caller's bug must not abort containment or acquisition: log it loudly, send nothing.
+        logger.exception("notification not sent: the case data cannot be formatted", stage=stage,
+                         case_keys=sorted(case))
+        return Delivery(sns_message_id=None, slack_posted=None)
     message_id: str | None = None
     if topic_arn:
         try:

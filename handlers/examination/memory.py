@@ -143,10 +143,15 @@ def analyse_memory(memory_image: Path | None, symbols_dir: Path | None, output_d
     with tempfile.TemporaryDirectory(prefix="irf-volatility-") as scratch:
         work = Path(scratch)
         symbol_root = _stage_symbols(symbols_dir, isf, work)
+        # A private cache: the analysis host's home may be read-only, and one case's cache must not feed another's.
+        (work / "cache").mkdir()
         runs = [run_plugin(command or volatility_command(), plugin, memory_image, symbol_root, work / "cache",
                            output_dir, timeout_seconds) for plugin in plugins]
     if not any(run.succeeded for run in runs):
         first = runs[0].error if runs else "no plugins requested"
-        return MemoryAnalysis.not_analysed(f"Volatility 3 could not analyse the image ({first})",
-                                           image=memory_image.name, plugins=runs)
+        if "kernel.layer_name" in first or "kernel.symbol_table_name" in first:
+            why = "Volatility 3 found no Linux kernel in the image that matches the symbol tables given"
+        else:
+            why = "Volatility 3 could not analyse the image"
+        return MemoryAnalysis.not_analysed(f"{why} ({first})", image=memory_image.name, plugins=runs)
     return MemoryAnalysis(status=ANALYSED, image=memory_image.name, plugins=runs)

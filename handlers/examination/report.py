@@ -49,9 +49,13 @@ class EvidenceItem:
     @classmethod
     def from_artefact(cls, artefact: Any) -> EvidenceItem:
         """From `handlers.common.evidence.Artefact` (or a manifest entry dict)."""
-        get = artefact.get if isinstance(artefact, Mapping) else lambda name: getattr(artefact, name)
-        return cls(key=str(get("key")), size=int(get("size")), sha256=str(get("sha256")),
-                   source=str(get("source")), tool=str(get("tool")))
+        names = ("key", "size", "sha256", "source", "tool")
+        if isinstance(artefact, Mapping):
+            values = {name: artefact[name] for name in names}
+        else:
+            values = {name: getattr(artefact, name) for name in names}
+        return cls(key=str(values["key"]), size=int(values["size"]), sha256=str(values["sha256"]),
+                   source=str(values["source"]), tool=str(values["tool"]))
 
 
 @dataclass
@@ -146,7 +150,7 @@ def _svg(bars: Sequence[HourBar]) -> str:
     plot_width, plot_height = width - left - 6, height - bottom - top
     peak = max((bar.count for bar in bars), default=0) or 1
     step = plot_width / len(bars)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="file-system events per hour" class="chart">',
              f'<line x1="{left}" y1="{top + plot_height}" x2="{width - 6}" y2="{top + plot_height}" class="axis"/>',
              f'<text x="{left - 4}" y="{top + 8}" class="label" text-anchor="end">{peak}</text>',

@@ -150,6 +150,9 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
     )["Instances"][0]
     instance_id = suspect["InstanceId"]
     primary_eni = suspect["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    # Ephemeral web servers are often set to terminate on shutdown: the evidence would go with it.
+    ec2.modify_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior",
+                                  Value="terminate")
     secondary_eni = ec2.create_network_interface(SubnetId=subnets[0], Groups=[admin_group],
                                                  Description="management interface",
                                                  Ipv6AddressCount=1)["NetworkInterface"]["NetworkInterfaceId"]

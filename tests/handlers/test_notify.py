@@ -34,21 +34,32 @@ MEMORY_SHA = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 
 
 def stage_case(stage: str) -> dict[str, Any]:
-    extra: dict[str, dict[str, Any]] = {
-        "contained": {"Changes": ["eni-0a1b2c3d4e5f60718: sg-0a1b2c3d4e5f60718 -> acme-ir-isolation-deny-all",
-                                  "instance profile web-frontend -> acme-ir-isolation-eu-west-1"]},
-        "acquired": {"Artefacts": [
-            {"key": f"{CASE['CaseId']}/disk/vol-0a1b2c3d4e5f60718.img", "sha256": DISK_SHA, "size": 8589934592},
-            {"key": f"{CASE['CaseId']}/memory/i-0abc1234def567890.lime", "sha256": MEMORY_SHA, "size": 4294967296},
-        ]},
-        "examined": {"ReportUrl": f"s3://acme-ir-artifacts-222222222222-eu-west-1/{CASE['CaseId']}/report/report.html"},
-        "failed": {"FailedStep": "ImageVolumes", "Error": "AcquisitionFailed",
-                   "Cause": json.dumps({"errorType": "AcquisitionFailed",
+    """What the response's handlers pass at each stage (handlers/case, handlers/isolation)."""
+    case_id = CASE["CaseId"]
+    by_stage: dict[str, dict[str, Any]] = {
+        "opened": {**CASE, "CaseIdGiven": None},
+        "contained": {**CASE, "Contained": True, "Changes": 7,
+                      "Before": f"{case_id}/containment/before.json", "After": f"{case_id}/containment/after.json"},
+        # finalize_case sends no InstanceId: it comes from the generated case id.
+        "acquired": {"CaseId": case_id, "Images": [
+            {"Done": True, "Key": f"{case_id}/disk/vol-0a1b2c3d4e5f60718.img", "Sha256": DISK_SHA,
+             "Size": 8589934592}],
+            "Memory": {"Acquired": True, "Key": f"{case_id}/memory/i-0abc1234def567890.lime",
+                       "Sha256": MEMORY_SHA, "Size": 4294967296},
+            "Manifest": f"s3://acme-ir-artifacts-222222222222-eu-west-1/{case_id}/manifest.json"},
+        "examined": {**CASE,
+                     "ReportUrl": f"s3://acme-ir-artifacts-222222222222-eu-west-1/{case_id}/report/report.html"},
+        # record_failure sends the custody failure record.
+        "failed": {"CaseId": case_id, "error": "AcquisitionFailed", "stage": "ImageVolumes",
+                   "cause": json.dumps({"errorType": "AcquisitionFailed",
                                         "errorMessage": "snapshot snap-0123456789abcdef0 failed: error state",
-                                        "stackTrace": ["  File \"handler.py\", line 1"]})},
-        "duplicate": {"OpenCaseId": "333333333333-i-0abc1234def567890-eu-west-1-1715670000"},
+                                        "stackTrace": ["  File \"handler.py\", line 1"]}),
+                   "contained_after_failure": {"CaseId": case_id, "Contained": True, "Changes": 0}},
+        # open_case sends the case that is already open.
+        "duplicate": {"CaseId": "333333333333-i-0abc1234def567890-eu-west-1-1715670000",
+                      "InstanceId": "i-0abc1234def567890", "Account": "333333333333", "Region": "eu-west-1"},
     }
-    return {**CASE, **extra.get(stage, {})}
+    return by_stage[stage]
 
 
 @pytest.fixture
@@ -99,18 +110,28 @@ def everything_logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_stage_has_a_short_subject_naming_the_instance(stage):
-    message = format_message(stage, stage_case(stage))
+    case = stage_case(stage)
+    message = format_message(stage, case)
     assert len(message.subject) <= MAX_SUBJECT
     assert "i-0abc1234def567890" in message.subject
     assert message.subject.isascii() and "\n" not in message.subject
-    assert CASE["CaseId"] in message.body
+    assert case["CaseId"] in message.body
+    assert "(333333333333/eu-west-1)" in message.body
     assert len(message.body) < 2000
 
 
-def test_acquired_message_lists_each_image_with_its_hash():
-    body = format_message("acquired", stage_case("acquired")).body
-    assert f"{DISK_SHA}  {CASE['CaseId']}/disk/vol-0a1b2c3d4e5f60718.img" in body
-    assert f"{MEMORY_SHA}  {CASE['CaseId']}/memory/i-0abc1234def567890.lime" in body
+def test_acquired_message_lists_each_image_and_the_memory_dump_with_hashes():
+    case = stage_case("acquired")
+    message = format_message("acquired", case)
+    assert "(1 disk images)" in message.subject
+    assert f"{DISK_SHA}  {CASE['CaseId']}/disk/vol-0a1b2c3d4e5f60718.img (8589934592 bytes)" in message.body
+    assert f"{MEMORY_SHA}  {CASE['CaseId']}/memory/i-0abc1234def567890.lime" in message.body
+    assert case["Manifest"] in message.body
+
+
+def test_acquired_message_says_why_memory_was_not_acquired():
+    case = {**stage_case("acquired"), "Memory": {"Acquired": False, "Reason": "no LiME module for 6.1.90"}}
+    assert "Memory:   no LiME module for 6.1.90" in format_message("acquired", case).body
 
 
 def test_examined_message_gives_the_report_location():
@@ -124,21 +145,34 @@ def test_failed_message_says_what_failed_where_and_why_without_the_stack_trace()
     assert "ImageVolumes: AcquisitionFailed" in message.body
     assert "snapshot snap-0123456789abcdef0 failed: error state" in message.body
     assert "stackTrace" not in message.body
+    assert "Containment after the failure: re-applied" in message.body
+
+
+def test_failed_message_warns_when_containment_could_not_be_re_applied():
+    case = {**stage_case("failed"), "contained_after_failure": {"Error": "ResponderUnavailable", "Cause": "..."}}
+    assert "re-applying containment FAILED (ResponderUnavailable)" in format_message("failed", case).body
 
 
 def test_duplicate_message_names_the_case_already_open():
     message = format_message("duplicate", stage_case("duplicate"))
-    assert "333333333333-i-0abc1234def567890-eu-west-1-1715670000" in message.body
+    assert message.case_id == "333333333333-i-0abc1234def567890-eu-west-1-1715670000"
+    assert "already has an open case" in message.subject
+
+
+def test_contained_message_points_at_the_containment_record():
+    body = format_message("contained", stage_case("contained")).body
+    assert "Changes:  7" in body
+    assert f"{CASE['CaseId']}/containment/before.json" in body
 
 
 def test_dry_run_is_visible_in_the_contained_message():
-    message = format_message("contained", {**stage_case("contained"), "DryRun": True})
+    message = format_message("contained", {**stage_case("contained"), "DryRun": True, "Contained": False})
     assert "dry run" in message.subject
     assert "nothing is changed" in message.body
 
 
 def test_subject_is_cut_to_the_sns_limit_and_kept_ascii():
-    case = {**stage_case("failed"), "FailedStep": "Step\u2013with\u2013dashes " + "x" * 200}
+    case = {**stage_case("failed"), "stage": "Step\u2013with\u2013dashes " + "x" * 200}
     subject = format_message("failed", case).subject
     assert len(subject) == MAX_SUBJECT
     assert subject.isascii() and subject.endswith("...")
@@ -173,6 +207,17 @@ def test_notify_swallows_an_sns_failure(aws, caplog):
         delivery = notify("opened", CASE, sns_client=sns, topic_arn=missing)
     assert delivery == Delivery(sns_message_id=None, slack_posted=None)
     assert any(getattr(r, "topic_arn", None) == missing for r in caplog.records)
+
+
+def test_notify_logs_unformattable_case_data_instead_of_failing_the_response(topic_with_queue, caplog):
+    sns, topic_arn, sqs, queue_url = topic_with_queue
+    # What open_case builds today when no CaseId was given: the request's None overwrites it.
+    case = {"CaseId": CASE["CaseId"], **{**CASE, "CaseId": None}}
+    with caplog.at_level(logging.ERROR):
+        delivery = notify("opened", case, sns_client=sns, topic_arn=topic_arn)
+    assert delivery == Delivery(sns_message_id=None, slack_posted=None)
+    assert received(sqs, queue_url) == []
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
 
 
 def test_notify_sends_to_sns_and_slack_when_both_are_configured(topic_with_queue, slack_secret):

@@ -16,6 +16,9 @@ from typing import Any
 from irf.pulumi_mocks import RegisteredResource
 
 Statement = dict[str, Any]
+# How Pulumi marks a secret value on the wire (rpc.py): {SIG: SECRET, "value": ...}.
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET = "1b47061264138c4ac30d75fd1eb44270"
 
 
 def resources_of(resources: Iterable[RegisteredResource], type_token: str) -> list[RegisteredResource]:
@@ -39,6 +42,13 @@ def named(resources: Iterable[RegisteredResource], name: str) -> RegisteredResou
     return found[0]
 
 
+def plain(value: Any) -> Any:
+    """An input value with Pulumi's secret wrapping removed (e.g. an SSM parameter's value)."""
+    if isinstance(value, dict) and value.get(_SIG) == _SECRET:
+        return value.get("value")
+    return value
+
+
 def parse_policy(value: Any) -> dict[str, Any] | None:
     """A policy document from an input value (JSON string or already a mapping); None if it is none."""
     if isinstance(value, str):
@@ -58,6 +68,7 @@ def policy_documents(res: RegisteredResource) -> Iterator[tuple[str, dict[str, A
     """(input path, document) for every policy document anywhere in a resource's inputs."""
 
     def walk(value: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        value = plain(value)
         document = parse_policy(value)
         if document is not None:
             yield path, document
@@ -117,7 +128,7 @@ def sid(statements_: Iterable[Statement], name: str) -> Statement:
 
 
 def policy_of(res: RegisteredResource, key: str = "policy") -> dict[str, Any]:
-    document = parse_policy(res.inputs.get(key))
+    document = parse_policy(plain(res.inputs.get(key)))
     if document is None:
         raise AssertionError(f"{res.name} has no policy document in input {key!r}")
     return document

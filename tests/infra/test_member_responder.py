@@ -63,7 +63,8 @@ def as_list(value: Any) -> list[Any]:
 
 def provider_name(ref: str | None) -> str:
     # "<urn>::<id>" with the urn ending "pulumi:providers:aws::<name>"
-    return (ref or "").split("::")[-2]
+    parts = (ref or "").split("::")
+    return parts[-2] if len(parts) >= 3 else "<default provider>"
 
 
 def load_event(name: str) -> dict[str, Any]:

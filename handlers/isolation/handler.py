@@ -1,0 +1,129 @@
+"""Lambda handlers for containment: parse the event, act in the member account, keep the evidence.
+
+`containment/before.json` and `after.json` hold the instance's state (documents that do not
+depend on when or how often containment ran, so a retried invocation writes the same bytes and
+the write-once evidence store accepts it); the changes of each invocation go to the custody log.
+A dry run writes no containment state, only a custody event with the changes it would make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from handlers.common.case import CaseRequest, parse_request
+from handlers.common.errors import InvalidInput
+from handlers.common.evidence import EvidenceStore, containment_key
+from handlers.common.sessions import assume_role
+from handlers.common.settings import Settings
+from handlers.common.tags import ACTION_ANALYZE
+from handlers.isolation.containment import (
+    ContainmentRecord,
+    CredentialRevocation,
+    InstanceState,
+    contain_instance,
+    protect_instance,
+    release_instance,
+)
+
+logger = Logger(service="irforensics-isolation")
+TOOL = "irforensics handlers.isolation"
+
+
+def _request(event: Mapping[str, Any]) -> CaseRequest:
+    request = parse_request(event)
+    if request.case_id is None:
+        raise InvalidInput({"CaseId": "is required (the state machine's first step assigns it)"})
+    logger.set_correlation_id(request.case_id)
+    logger.append_keys(instance_id=request.instance_id, account=request.account, region=request.region)
+    return request
+
+
+def _evidence(settings: Settings, case_id: str) -> EvidenceStore:
+    forensic = assume_role(settings.forensic_role_arn, settings.forensic_region, case_id)
+    return EvidenceStore(forensic.client("s3"), settings.evidence_bucket, case_id)
+
+
+def _state_document(record: ContainmentRecord, which: str) -> dict[str, Any]:
+    state = record.before if which == "before" else record.after
+    document: dict[str, Any] = {
+        "case_id": record.case_id, "instance_id": record.instance_id, "account": record.account,
+        "region": record.region, "action": record.action, "state": state.to_dict(),
+    }
+    if which == "after":
+        document["revocations"] = [
+            {"role": r.role, "policy_name": r.policy_name, "issued_before": r.issued_before}
+            for r in record.revocations
+        ]
+    return document
+
+
+def _keep(store: EvidenceStore, record: ContainmentRecord, event: str) -> dict[str, Any]:
+    source = f"ec2:{record.account}:{record.region}:{record.instance_id}"
+    keys: dict[str, str | None] = {"before": None, "after": None}
+    if not record.dry_run:
+        for which in ("before", "after"):
+            key = containment_key(record.case_id, which)
+            store.put_json(key, _state_document(record, which), source=source, tool=TOOL)
+            keys[which] = key
+    store.custody(event, {"instance_id": record.instance_id, "dry_run": record.dry_run,
+                          "changes": [c.to_dict() for c in record.changes],
+                          "started_at": record.started_at, "finished_at": record.finished_at}, actor=TOOL)
+    logger.info("containment recorded", extra={"changes": len(record.changes), "dry_run": record.dry_run,
+                                                 "custody_event": event})
+    return {"CaseId": record.case_id, "InstanceId": record.instance_id, "Contained": not record.dry_run,
+            "Changes": len(record.changes), "Before": keys["before"], "After": keys["after"]}
+
+
+def contain(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Isolate the instance; returns {"CaseId", "InstanceId", "Contained", "Changes", "Before", "After"}."""
+    request = _request(event)
+    settings = Settings.from_env()
+    case_id = str(request.case_id)
+    member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
+    record = contain_instance(member, request.instance_id, case_id, dry_run=request.dry_run, prefix=settings.prefix)
+    return _keep(_evidence(settings, case_id), record, "containment-dry-run" if request.dry_run else "contained")
+
+
+def protect(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Analyze mode: termination protection, shutdown=stop, volumes kept, incident tags. Same answer shape."""
+    request = _request(event)
+    settings = Settings.from_env()
+    case_id = str(request.case_id)
+    member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
+    record = protect_instance(member, request.instance_id, case_id, action=event.get("Action", ACTION_ANALYZE),
+                              dry_run=request.dry_run)
+    return _keep(_evidence(settings, case_id), record, "protection-dry-run" if request.dry_run else "protected")
+
+
+def record_from_evidence(store: EvidenceStore) -> ContainmentRecord:
+    """Rebuild the containment record of a case from its before/after evidence."""
+    before = store.get_json(containment_key(store.case_id, "before"))
+    after = store.get_json(containment_key(store.case_id, "after"))
+    return ContainmentRecord(
+        case_id=before["case_id"], instance_id=before["instance_id"], account=before["account"],
+        region=before["region"], dry_run=False, action=before["action"],
+        before=InstanceState.from_dict(before["state"]), after=InstanceState.from_dict(after["state"]),
+        changes=[], started_at="", finished_at="",
+        revocations=tuple(CredentialRevocation(**r) for r in after.get("revocations", [])),
+    )
+
+
+def release(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Restore the case's containment/before.json; returns {"CaseId", "InstanceId", "Released", "Changes"}."""
+    request = _request(event)
+    settings = Settings.from_env()
+    case_id = str(request.case_id)
+    store = _evidence(settings, case_id)
+    record = record_from_evidence(store)
+    if record.instance_id != request.instance_id:
+        raise InvalidInput({"InstanceId": f"case {case_id} contained {record.instance_id}, not {request.instance_id}"})
+    member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
+    released = release_instance(member, request.instance_id, record, dry_run=request.dry_run)
+    store.custody("release-dry-run" if request.dry_run else "released",
+                  {"instance_id": request.instance_id, "dry_run": request.dry_run,
+                   "changes": [c.to_dict() for c in released.changes]}, actor=TOOL)
+    return {"CaseId": case_id, "InstanceId": request.instance_id, "Released": not request.dry_run,
+            "Changes": len(released.changes)}

@@ -1,0 +1,79 @@
+"""Where moto's behaviour differs from AWS in a way that would make the simulation fail or lie.
+
+Each fix is named, says what AWS does, and is applied only inside the simulation / test cloud.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+_original_is_action_permitted = IAMPolicyStatement.is_action_permitted
+# What every request in the simulation carries: moto's endpoints are reached over HTTPS.
+REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
+
+
+_NEGATED = ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike", "StringNotEqualsIgnoreCase")
+
+
+def _values(value: Any) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _holds(operator: str, key: str, expected: Any, context: dict[str, str]) -> bool:
+    """One condition of IAM's grammar, for the operators our policies use."""
+    operator = operator.split(":", 1)[-1]  # ForAnyValue:/ForAllValues: over single-valued keys
+    if_exists = operator.endswith("IfExists")
+    operator = operator.removesuffix("IfExists")
+    wanted = _values(expected)
+    if operator == "Null":
+        return (key not in context) == (wanted[0].lower() == "true")
+    if key not in context:
+        return if_exists or operator in _NEGATED
+    actual = context[key]
+    if operator == "Bool":
+        return actual.lower() in [w.lower() for w in wanted]
+    if operator in ("StringEquals", "ArnEquals"):
+        return actual in wanted
+    if operator in ("StringLike", "ArnLike"):
+        return any(fnmatch.fnmatchcase(actual, w) for w in wanted)
+    if operator in ("StringNotEquals", "ArnNotEquals"):
+        return actual not in wanted
+    if operator in ("StringNotLike", "ArnNotLike"):
+        return not any(fnmatch.fnmatchcase(actual, w) for w in wanted)
+    # An operator this simulation does not model: the statement is treated as not applying.
+    return False
+
+
+def _conditions_hold(statement: dict[str, Any], context: dict[str, str]) -> bool:
+    return all(_holds(operator, key, expected, context)
+               for operator, keys in statement.get("Condition", {}).items() for key, expected in keys.items())
+
+
+def _is_action_permitted(self: IAMPolicyStatement, action: str, resource: str = "*", principal: str | None = None,
+                         incoming_condition_values: dict[str, str] | None = None) -> PermissionResult:
+    """moto 5.2.5 evaluates bucket policies with no request context at all, and answers DENIED for
+    any statement whose Condition it cannot satisfy, Allow or Deny. On AWS a statement whose
+    condition does not hold does not apply (NEUTRAL): "Deny s3:* unless aws:SecureTransport" must not
+    deny a TLS request; and moto's condition check ignores operators it does not know (Bool) as
+    satisfied. Here conditions are evaluated by IAM's rules for the operators our policies use,
+    against a request context holding aws:SecureTransport=true."""
+    statement: dict[str, Any] = self._statement
+    if not statement.get("Condition"):
+        return _original_is_action_permitted(self, action, resource, principal, incoming_condition_values)
+    context = {**REQUEST_CONTEXT, **(incoming_condition_values or {})}
+    if not _conditions_hold(statement, context):
+        return PermissionResult.NEUTRAL
+    unconditional = IAMPolicyStatement({k: v for k, v in statement.items() if k != "Condition"})
+    return _original_is_action_permitted(unconditional, action, resource, principal, context)
+
+
+@contextmanager
+def aws_semantics() -> Iterator[None]:
+    with mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted):
+        yield

@@ -1,0 +1,128 @@
+"""A whole deployment on moto: the accounts, both stacks deployed by the real program, and the seams.
+
+`LocalCloud` is what the state-machine tests and the simulation stand on. Use it inside
+`mock_aws(...)` (see `cloud_context`). It deploys the forensic stack into the forensic account and
+the security stack (with its MemberResponders) into the security and member accounts through
+irf.deploy_local, dispatches Lambda invocations to our handlers in process, and follows moto's
+EBS direct gap with a block source that walks a forensic copy's lineage back to the bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from handlers.acquisition import handler as acquisition_handler
+from handlers.acquisition.block_source import BlockSource, EbsDirectBlockSource
+from handlers.acquisition.snapshots import SOURCE_ACCOUNT_TAG, SOURCE_VOLUME_TAG
+from handlers.common.settings import Settings
+from irf import lambda_local, local_aws, moto_fixes, stacks
+from irf.deploy_local import MotoDeployer, deploy_program
+
+MOTO_CONFIG: Any = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True},
+                               "iam": {"load_aws_managed_policies": False}}
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def _tag(tags: Sequence[Mapping[str, Any]], key: str) -> str:
+    return next((t["Value"] for t in tags if t["Key"] == key), "")
+
+
+def lineage_block_source(forensic: boto3.Session, snapshot_id: str) -> BlockSource:
+    """moto gap (DESIGN.md): EBS direct only reads StartSnapshot snapshots. Follow the forensic copy
+    back - copy -> its source volume (tag) -> the snapshot that volume was created from - and read
+    that one, which the simulation wrote with StartSnapshot/PutSnapshotBlock."""
+    copy = forensic.client("ec2").describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+    volume_id = _tag(copy.get("Tags", []), SOURCE_VOLUME_TAG)
+    account = _tag(copy.get("Tags", []), SOURCE_ACCOUNT_TAG)
+    if not volume_id or not account:
+        raise RuntimeError(f"forensic copy {snapshot_id} has no source volume/account tags to follow")
+    region = forensic.region_name or local_aws.REGION
+    member = local_aws.account_session(account, region)
+    volume = member.client("ec2").describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    origin = volume.get("SnapshotId")
+    if not origin:
+        raise RuntimeError(f"volume {volume_id} was not created from a snapshot; the simulation has no bytes for it")
+    return EbsDirectBlockSource(member.client("ebs"), origin)
+
+
+@dataclass
+class LocalCloud:
+    members: list[tuple[str, str]] = field(default_factory=lambda: [(local_aws.MEMBER_ACCOUNT, local_aws.REGION)])
+    security_overrides: dict[str, Any] = field(default_factory=dict)
+    deployer: MotoDeployer = field(default_factory=MotoDeployer)
+    invocations: list[lambda_local.Invocation] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(prefix=local_aws.PREFIX, security_account=local_aws.SECURITY_ACCOUNT,
+                        forensic_account=local_aws.FORENSIC_ACCOUNT, forensic_region=local_aws.REGION,
+                        retention_days=365)
+
+    def deploy(self) -> None:
+        deploy_program(self.deployer, "forensic", stacks.forensic_config(), account=local_aws.FORENSIC_ACCOUNT,
+                       region=local_aws.REGION)
+        deploy_program(self.deployer, "security", stacks.security_config(self.members, **self.security_overrides),
+                       account=local_aws.SECURITY_ACCOUNT, region=local_aws.REGION)
+
+    @property
+    def response_state_machine_arn(self) -> str:
+        found = [r for r in self.deployer.find("aws:sfn/stateMachine:StateMachine")
+                 if r.id.endswith(":acme-ir-response")]
+        if len(found) != 1:
+            raise RuntimeError("the security stack did not deploy exactly one response state machine")
+        return found[0].id
+
+    def session(self, account: str, region: str = local_aws.REGION) -> boto3.Session:
+        return local_aws.account_session(account, region)
+
+    def start_response(self, request: dict[str, Any], name: str | None = None) -> str:
+        sfn = self.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
+        params: dict[str, Any] = {"stateMachineArn": self.response_state_machine_arn, "input": json.dumps(request)}
+        if name:
+            params["name"] = name
+        return str(sfn.start_execution(**params)["executionArn"])
+
+    def wait(self, execution_arn: str, timeout_seconds: float = 120.0) -> dict[str, Any]:
+        sfn = self.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            execution = sfn.describe_execution(executionArn=execution_arn)
+            if execution["status"] in TERMINAL:
+                return dict(execution)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still {execution['status']} after {timeout_seconds}s")
+            time.sleep(0.05)
+
+    def run_response(self, request: dict[str, Any], timeout_seconds: float = 120.0) -> dict[str, Any]:
+        return self.wait(self.start_response(request), timeout_seconds)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = self.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
+        events: list[dict[str, Any]] = []
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+            events.extend(dict(event) for event in page["events"])
+        return events
+
+
+@contextmanager
+def cloud_context(cloud: LocalCloud | None = None, *, deploy: bool = True) -> Iterator[LocalCloud]:
+    """moto for everything, Lambda dispatched in process, the lineage block source, then deploy."""
+    cloud = cloud or LocalCloud()
+    with ExitStack() as stack:
+        stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        stack.enter_context(moto_fixes.aws_semantics())
+        stack.enter_context(lambda_local.dispatch_in_process(cloud.invocations))
+        saved = acquisition_handler.BLOCK_SOURCE_FACTORY
+        acquisition_handler.BLOCK_SOURCE_FACTORY = lineage_block_source
+        stack.callback(setattr, acquisition_handler, "BLOCK_SOURCE_FACTORY", saved)
+        if deploy:
+            cloud.deploy()
+        yield cloud
