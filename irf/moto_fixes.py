@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
+from moto.ebs.models import EBSSnapshot
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 _original_is_action_permitted = IAMPolicyStatement.is_action_permitted
@@ -73,7 +74,18 @@ def _is_action_permitted(self: IAMPolicyStatement, action: str, resource: str = 
     return _original_is_action_permitted(unconditional, action, resource, principal, context)
 
 
+EBS_BLOCK_SIZE = 512 * 1024
+_original_snapshot_init = EBSSnapshot.__init__
+
+
+def _snapshot_init(self: EBSSnapshot, *args: Any, **kwargs: Any) -> None:
+    """moto reports 512-byte blocks for EBS direct snapshots; AWS's are always 512 KiB."""
+    _original_snapshot_init(self, *args, **kwargs)
+    self.block_size = EBS_BLOCK_SIZE
+
+
 @contextmanager
 def aws_semantics() -> Iterator[None]:
-    with mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted):
+    with mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted), \
+            mock.patch.object(EBSSnapshot, "__init__", _snapshot_init):
         yield

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 
@@ -113,7 +114,7 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
     if isolation_profile:
         create_isolation_profile(session, prefix)
 
-    block_devices = [
+    block_devices: Any = [
         {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "DeleteOnTermination": True}},
         {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 20, "DeleteOnTermination": True}},
     ]

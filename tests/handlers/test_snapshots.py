@@ -57,6 +57,32 @@ def allow_copying_shared_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(EBSBackend, "copy_snapshot", copy_snapshot)
 
 
+def snapshots_keep_their_volume_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's CreateSnapshot(s) drop the volume's KMS key; on AWS the snapshot is under the volume's key."""
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    original = EBSBackend.create_snapshot
+
+    def create_snapshot(self: Any, volume_id: str, *args: Any, **kwargs: Any) -> Any:
+        snapshot = original(self, volume_id, *args, **kwargs)
+        snapshot.kms_key_id = snapshot.volume.kms_key_id
+        return snapshot
+
+    monkeypatch.setattr(EBSBackend, "create_snapshot", create_snapshot)
+
+
+def moto_with_ebs_semantics(monkeypatch: pytest.MonkeyPatch) -> None:
+    allow_copying_shared_snapshots(monkeypatch)
+    snapshots_keep_their_volume_key(monkeypatch)
+    # Test speed only: no suspect needs moto's catalogue of public AMIs (seconds per account).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+@pytest.fixture(autouse=True)
+def _ebs_semantics(monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_with_ebs_semantics(monkeypatch)
+
+
 def set_snapshot_state(account: str, snapshot_id: str, state: str, region: str = REGION) -> None:
     """moto completes every snapshot at once; AWS takes minutes (and sometimes fails)."""
     from moto.ec2.models import ec2_backends
@@ -74,7 +100,6 @@ def make_key(session: boto3.Session, alias: str) -> str:
 def launch_suspect(session: boto3.Session, member_key_arn: str | None = None) -> str:
     """An instance with an unencrypted root, a default-key data volume and, optionally, one under our CMK."""
     ec2 = session.client("ec2")
-    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     mappings: list[dict[str, Any]] = [
         {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}},
         {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 4, "Encrypted": True}},
@@ -82,7 +107,7 @@ def launch_suspect(session: boto3.Session, member_key_arn: str | None = None) ->
     if member_key_arn:
         mappings.append({"DeviceName": "/dev/sdg", "Ebs": {"VolumeSize": 2, "Encrypted": True,
                                                             "KmsKeyId": member_key_arn}})
-    reservation = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+    reservation = ec2.run_instances(ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1, InstanceType="t3.micro",
                                     BlockDeviceMappings=mappings)
     return str(reservation["Instances"][0]["InstanceId"])
 
@@ -188,8 +213,7 @@ def test_unshareable_snapshots_are_reencrypted_with_the_member_key_and_shared_on
 
 
 def test_forensic_copies_use_the_forensic_key_carry_their_lineage_and_are_made_once(
-        member: boto3.Session, forensic: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    allow_copying_shared_snapshots(monkeypatch)
+        member: boto3.Session, forensic: boto3.Session) -> None:
     member_key = make_key(member, "alias/acme-ebs")
     forensic_key = make_key(forensic, "alias/acme-forensic")
     member_ec2, forensic_ec2 = member.client("ec2"), forensic.client("ec2")
@@ -211,8 +235,7 @@ def test_forensic_copies_use_the_forensic_key_carry_their_lineage_and_are_made_o
 
 
 def test_a_snapshot_not_shared_with_the_forensic_account_cannot_be_copied(
-        member: boto3.Session, forensic: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    allow_copying_shared_snapshots(monkeypatch)
+        member: boto3.Session, forensic: boto3.Session) -> None:
     forensic_key = make_key(forensic, "alias/acme-forensic")
     refs = snapshots.snapshot_volumes(member.client("ec2"), launch_suspect(member), CASE)
     unshared = [SnapshotRef(**{**r.__dict__, "shareable_snapshot_id": r.snapshot_id}) for r in refs]
@@ -272,8 +295,7 @@ def test_a_lock_refused_for_another_reason_fails_the_acquisition() -> None:
 
 
 def test_cleanup_deletes_only_this_cases_intermediate_snapshots(
-        member: boto3.Session, forensic: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    allow_copying_shared_snapshots(monkeypatch)
+        member: boto3.Session, forensic: boto3.Session) -> None:
     member_key = make_key(member, "alias/acme-ebs")
     forensic_key = make_key(forensic, "alias/acme-forensic")
     ec2 = member.client("ec2")

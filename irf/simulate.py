@@ -1,0 +1,180 @@
+"""`irf simulate`: a whole incident, end to end, on this machine (the embedded default and the demo).
+
+Three simulated accounts on moto; both stacks deployed by the real Pulumi program; a compromised
+web server in an Auto Scaling group behind a load balancer whose disks hold real ext4 and XFS
+file systems with planted evidence; the incident triggered by tagging the instance; the real
+state machine run by moto's interpreter with our handlers for its Lambda tasks; the real Sleuth
+Kit and YARA on the acquired images. What is simulated is said so, in the output and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from handlers.common import evidence
+from handlers.common.tags import INCIDENT_TAG
+from handlers.examination import casefile
+from handlers.examination.runner import DiskImage, ExaminationResult, examine_case
+from irf import disk_content, disk_images, events_local, local_aws, scenarios
+from irf.sandbox import LocalCloud, cloud_context
+
+SCENARIOS = ("webshell",)
+ACTIONS = {"contain": "Contain", "analyze": "Analyze"}
+SIMULATION_NOTES = [
+    "Local simulation: AWS was simulated with moto in one process; accounts "
+    f"{local_aws.SECURITY_ACCOUNT} (security), {local_aws.FORENSIC_ACCOUNT} (forensic), "
+    f"{local_aws.MEMBER_ACCOUNT} (member).",
+    "Memory: no memory was acquired in the simulation (moto's SSM runs no commands); "
+    "the memory branch records why.",
+    "Examination ran on this machine with the same runner the analysis instance runs.",
+]
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class SimulationResult:
+    case_id: str
+    case_dir: Path
+    action: str
+    status: str
+    stages: list[Stage] = field(default_factory=list)
+    containment: dict[str, Any] = field(default_factory=dict)
+    artefacts: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    report: Path | None = None
+    instance_id: str = ""
+    error: str = ""
+
+
+def _quiet(stage: str, detail: str) -> None:
+    return None
+
+
+def _application_data(directory: Path, incident: datetime) -> Path:
+    """The data volume: the application's uploads and reports, nothing planted."""
+    for name, body in (("reports/2026-q3.csv", b"month,orders\njul,1200\naug,1350\nsep,1410\n"),
+                       ("uploads/logo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
+                       ("README", b"payments web data volume\n")):
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        stamp = (incident - timedelta(days=30)).timestamp()
+        os.utime(path, (stamp, stamp))
+    return directory
+
+
+def _download_case(cloud: LocalCloud, case_id: str, out_dir: Path) -> Path:
+    s3 = cloud.session(local_aws.FORENSIC_ACCOUNT).client("s3")
+    bucket = cloud.settings.evidence_bucket
+    case_dir = out_dir / case_id
+    if case_dir.exists():
+        shutil.rmtree(case_dir)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{case_id}/"):
+        for obj in page.get("Contents", []):
+            target = out_dir / obj["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, obj["Key"], str(target))
+    return case_dir
+
+
+def _upload_examination(cloud: LocalCloud, case_dir: Path) -> None:
+    """What the analysis instance does at the end: analysis/ and report/ into the case prefix."""
+    s3 = cloud.session(local_aws.FORENSIC_ACCOUNT).client("s3")
+    store = evidence.EvidenceStore(s3, cloud.settings.evidence_bucket, case_dir.name)
+    for folder in ("analysis", "report"):
+        for path in sorted((case_dir / folder).rglob("*")):
+            if path.is_file():
+                key = f"{case_dir.name}/{path.relative_to(case_dir).as_posix()}"
+                store.put_bytes(key, path.read_bytes(), source="examination", tool="irforensics-examination-runner")
+
+
+def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scenario: str = "webshell",
+                   progress: Progress = _quiet) -> SimulationResult:
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stages: list[Stage] = []
+
+    def stage(name: str, started: float, detail: str = "") -> None:
+        stages.append(Stage(name, time.monotonic() - started, detail))
+        progress(name, detail)
+
+    local_aws.use_fake_credentials()
+    with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(LocalCloud(), deploy=False) as cloud:
+        work = Path(tmp)
+        started = time.monotonic()
+        cloud.deploy()
+        stage("deploy", started, f"{len(cloud.deployer.deployed)} resources into 3 simulated accounts "
+                                  f"({len(cloud.deployer.skipped)} not simulated: moto lacks them)")
+
+        started = time.monotonic()
+        incident = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+        # Amazon Linux's root file system is XFS (The Sleuth Kit cannot read it; libfsxfs does);
+        # the application's data volume is ext4.
+        tree = disk_images.build_compromised_webserver_tree(work / "rootfs", incident)
+        root_image = disk_images.build_xfs_image(tree, work / "root.xfs")
+        data_image = disk_images.build_ext4_image(_application_data(work / "datafs", incident), work / "data.ext4",
+                                                  size_mib=16)
+        member = cloud.session(local_aws.MEMBER_ACCOUNT)
+        root_snapshot = disk_content.write_snapshot(member.client("ebs"), root_image, description="web root disk")
+        data_snapshot = disk_content.write_snapshot(member.client("ebs"), data_image, description="web data disk")
+        tier = scenarios.build_web_tier(member, prefix=local_aws.PREFIX, root_snapshot_id=root_snapshot,
+                                        data_snapshot_id=data_snapshot, isolation_profile=False)
+        stage("workload", started, f"web tier with suspect {tier.instance_id}: ext4 root with planted "
+                                   f"evidence, XFS data volume, ASG + ALB, 2 ENIs, EIP")
+
+        started = time.monotonic()
+        value = ACTIONS[action]
+        member.client("ec2").create_tags(Resources=[tier.instance_id], Tags=[{"Key": INCIDENT_TAG, "Value": value}])
+        events_local.deliver(events_local.tag_change_event(local_aws.MEMBER_ACCOUNT, local_aws.REGION,
+                                                           tier.instance_id, {INCIDENT_TAG: value}),
+                             local_aws.MEMBER_ACCOUNT, local_aws.REGION)
+        sfn = cloud.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
+        executions = sfn.list_executions(stateMachineArn=cloud.response_state_machine_arn)["executions"]
+        if len(executions) != 1:
+            raise RuntimeError(f"tagging the instance started {len(executions)} executions, expected 1")
+        execution = cloud.wait(executions[0]["executionArn"], timeout_seconds=600)
+        output = json.loads(execution.get("output") or "{}")
+        case_id = str(output.get("Case", {}).get("CaseId") or output.get("CaseId") or "")
+        if not case_id:
+            raise RuntimeError(f"the response ended {execution['status']} without a case id: "
+                               f"{execution.get('error')}: {execution.get('cause')}")
+        stage("response", started, f"state machine {execution['status']} (tag -> EventBridge -> trigger Lambda "
+                                   "-> Step Functions)")
+
+        started = time.monotonic()
+        case_dir = _download_case(cloud, case_id, out_dir)
+        images = [DiskImage(path=p, volume_id=p.name.removesuffix(".img")) for p in sorted((case_dir / "disk").glob("*.img"))]
+        examination: ExaminationResult = examine_case(images, None, case_dir, incident_window=tree.incident_window)
+        casefile.write_report(case_dir, examination, notes=SIMULATION_NOTES)
+        _upload_examination(cloud, case_dir)
+        stage("examination", started, f"{len(examination.entries)} timeline entries, {len(examination.findings)} "
+                                      "findings")
+
+        after = json.loads((case_dir / "containment" / "after.json").read_text())
+        manifest = json.loads((case_dir / "manifest.json").read_text())
+        return SimulationResult(
+            case_id=case_id, case_dir=case_dir, action=value, status=execution["status"], stages=stages,
+            containment=after, artefacts=manifest.get("artefacts", []),
+            findings=[f.to_dict() if hasattr(f, "to_dict") else dict(vars(f)) for f in examination.findings],
+            report=case_dir / "report" / "report.html", instance_id=tier.instance_id,
+        )
