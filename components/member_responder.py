@@ -38,7 +38,7 @@ EC2_ACTIONS: tuple[str, ...] = (
     "ec2:DeleteSnapshot",
 )
 IAM_ACTIONS: tuple[str, ...] = (
-    "iam:GetInstanceProfile", "iam:GetRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole",
+    "iam:GetInstanceProfile", "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole",
 )
 AUTOSCALING_ACTIONS: tuple[str, ...] = (
     "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups",

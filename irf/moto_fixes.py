@@ -12,6 +12,7 @@ from typing import Any
 from unittest import mock
 
 from moto.ebs.models import EBSSnapshot
+from moto.ec2.models.elastic_block_store import EBSBackend
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 _original_is_action_permitted = IAMPolicyStatement.is_action_permitted
@@ -84,8 +85,41 @@ def _snapshot_init(self: EBSSnapshot, *args: Any, **kwargs: Any) -> None:
     self.block_size = EBS_BLOCK_SIZE
 
 
+_original_copy_snapshot = EBSBackend.copy_snapshot
+
+
+def _copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str,
+                   kms_key_id: str | None) -> Any:
+    """moto 5.2.5 looks the source snapshot up only in the caller's own account. On EC2 an account
+    copies a snapshot another account shared with it (createVolumePermission): that is how the
+    forensic account takes the member's snapshots. Find the shared snapshot in its owner's account."""
+    from moto.ec2.models import ec2_backends
+
+    own = ec2_backends[self.account_id][source_region]
+    if source_snapshot_id in own.snapshots:
+        return _original_copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
+    for account_id, regions in ec2_backends.items():
+        if account_id == self.account_id or source_region not in regions:
+            continue
+        snapshot = regions[source_region].snapshots.get(source_snapshot_id)
+        if snapshot is None:
+            continue
+        if self.account_id not in snapshot.create_volume_permission_userids and \
+                "all" not in snapshot.create_volume_permission_groups:
+            break
+        from moto.ec2.models.elastic_block_store import Snapshot
+        from moto.ec2.utils import random_snapshot_id
+
+        copy = Snapshot(self, random_snapshot_id(), volume=snapshot.volume, description=description,
+                        encrypted=snapshot.encrypted, kms_key_id=kms_key_id)
+        self.snapshots[copy.id] = copy
+        return copy
+    return _original_copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
+
+
 @contextmanager
 def aws_semantics() -> Iterator[None]:
     with mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted), \
-            mock.patch.object(EBSSnapshot, "__init__", _snapshot_init):
+            mock.patch.object(EBSSnapshot, "__init__", _snapshot_init), \
+            mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot):
         yield

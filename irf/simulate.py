@@ -10,6 +10,7 @@ Kit and YARA on the acquired images. What is simulated is said so, in the output
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -119,6 +120,8 @@ def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scena
         progress(name, detail)
 
     local_aws.use_fake_credentials()
+    # moto's Step Functions interpreter logs every failed state with its whole parse tree.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(LocalCloud(), deploy=False) as cloud:
         work = Path(tmp)
         started = time.monotonic()

@@ -13,6 +13,9 @@ from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION, SECURITY_ACC
 
 local_aws.use_fake_credentials()
 
+# EC2's behaviour where moto differs (fixtures ec2_like_aws, ec2_like_aws_for_class).
+pytest_plugins = ["tests.ec2_semantics"]
+
 
 @pytest.fixture(autouse=True)
 def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

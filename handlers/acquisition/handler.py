@@ -213,7 +213,8 @@ def cleanup(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """RetainArtefacts=false: delete the member-account snapshots the case created. Never evidence."""
     case_id, account, region = _require(event, "CaseId", "Account", "Region")
     logger.append_keys(case_id=case_id)
-    if _as_bool(event.get("RetainArtefacts"), default=False):
+    # Deleting is the exception: without an explicit RetainArtefacts=false nothing is removed (DESIGN default).
+    if _as_bool(event.get("RetainArtefacts"), default=True):
         return {"Deleted": [], "Detail": "RetainArtefacts is true: nothing deleted"}
     settings = Settings.from_env()
     ec2 = _member(settings, account, region, case_id).client("ec2", config=BOTO_CONFIG)

@@ -41,7 +41,7 @@ def accounts(member: boto3.Session, forensic: boto3.Session, monkeypatch: pytest
         monkeypatch.setenv(key, value)
     member_key = make_key(member, naming.member_ebs_key_alias(PREFIX))
     forensic_key = make_key(forensic, naming.forensic_key_alias(PREFIX))
-    s3 = forensic.client("s3")
+    s3: Any = forensic.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     return {"member_key": member_key, "forensic_key": forensic_key, "s3": s3,
             "instance": launch_suspect(member), "member": member, "forensic": forensic}

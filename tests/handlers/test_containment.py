@@ -30,9 +30,8 @@ from handlers.isolation.containment import (
 )
 from irf import local_aws
 from irf.local_aws import MEMBER_ACCOUNT
-from tests.handlers.scenarios import AMI, WebTier, build_web_tier
+from irf.scenarios import AMI, WebTier, build_web_tier
 
-pytest_plugins = ["tests.ec2_semantics"]
 
 PREFIX = "acme"
 CASE = "333333333333-case-1"

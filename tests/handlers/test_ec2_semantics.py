@@ -6,9 +6,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.handlers.scenarios import AMI
+from irf.scenarios import AMI
 
-pytest_plugins = ["tests.ec2_semantics"]
 pytestmark = pytest.mark.usefixtures("ec2_like_aws")
 
 

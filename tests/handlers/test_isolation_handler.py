@@ -13,9 +13,8 @@ from handlers.common.errors import InvalidInput
 from handlers.common.evidence import containment_key
 from handlers.isolation import handler
 from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
-from tests.handlers.scenarios import WebTier, build_web_tier
+from irf.scenarios import WebTier, build_web_tier
 
-pytest_plugins = ["tests.ec2_semantics"]
 CASE = f"{MEMBER_ACCOUNT}-handler-case-1"
 
 

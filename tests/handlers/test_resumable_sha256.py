@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 
@@ -25,7 +26,7 @@ def test_digest_equals_hashlib_when_state_is_saved_and_restored_between_every_ch
     data = rng.randbytes(300_000)
     points = _random_splits(rng, len(data), 40)
     hasher = ResumableSha256()
-    for begin, end in zip(points, points[1:], strict=False):
+    for begin, end in itertools.pairwise(points):
         hasher.update(data[begin:end])
         hasher = ResumableSha256(hasher.save())
     assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
@@ -38,7 +39,7 @@ def test_many_random_splits_through_json_always_agree_with_hashlib() -> None:
         data = rng.randbytes(rng.choice([0, 1, 63, 64, 65, 127, 128, rng.randrange(1, 5000)]))
         points = _random_splits(rng, len(data), rng.randrange(0, 8))
         carried = json.dumps({"Hash": ResumableSha256().save()})
-        for begin, end in zip(points, points[1:], strict=False):
+        for begin, end in itertools.pairwise(points):
             hasher = ResumableSha256(json.loads(carried)["Hash"])
             hasher.update(data[begin:end])
             carried = json.dumps({"Hash": hasher.save()})

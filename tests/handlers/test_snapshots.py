@@ -100,7 +100,7 @@ def make_key(session: boto3.Session, alias: str) -> str:
 def launch_suspect(session: boto3.Session, member_key_arn: str | None = None) -> str:
     """An instance with an unencrypted root, a default-key data volume and, optionally, one under our CMK."""
     ec2 = session.client("ec2")
-    mappings: list[dict[str, Any]] = [
+    mappings: list[Any] = [
         {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}},
         {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 4, "Encrypted": True}},
     ]

@@ -79,12 +79,15 @@ def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
 
 
 def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name: str = "web",
-                   isolation_profile: bool = True, peers: int = 1) -> WebTier:
+                   isolation_profile: bool = True, peers: int = 1, root_snapshot_id: str = "",
+                   data_snapshot_id: str = "") -> WebTier:
     """A web tier as teams run it: ALB -> target group -> Auto Scaling group from a launch template.
 
     The suspect is one of the group's instances, with a second interface (a management
     network), an Elastic IP, an instance profile, a root and a data volume, IPv6 addresses, and
     an extra registration on an admin target group on another port (outside the group's control).
+    The suspect's root and data volumes are created from `root_snapshot_id` / `data_snapshot_id`
+    when given (the simulation's disks with real file systems), else empty.
     """
     ec2 = session.client("ec2")
     elbv2 = session.client("elbv2")
@@ -142,10 +145,14 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
         VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[target_group],
     )
 
+    suspect_devices: Any = [dict(device, Ebs=dict(device["Ebs"])) for device in block_devices]
+    for device, snapshot_id in zip(suspect_devices, (root_snapshot_id, data_snapshot_id), strict=True):
+        if snapshot_id:
+            device["Ebs"]["SnapshotId"] = snapshot_id
     suspect = ec2.run_instances(
         LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
         ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnets[0], SecurityGroupIds=[web_group],
-        IamInstanceProfile={"Name": profile}, BlockDeviceMappings=block_devices, Ipv6AddressCount=1,
+        IamInstanceProfile={"Name": profile}, BlockDeviceMappings=suspect_devices, Ipv6AddressCount=1,
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"{name}-suspect"},
                                                                  {"Key": "team", "Value": "payments"}]}],
     )["Instances"][0]
