@@ -24,7 +24,8 @@ KEYS = (
     "role", "prefix", "securityAccount", "forensicAccount", "forensicRegion", "objectLockMode",
     "retentionDays", "glacierAfterDays", "logRetentionDays", "analysisAzs", "analysisVpcCidr",
     "buildVpcCidr", "members", "guardDutyMinSeverity", "guardDutyContainSeverity",
-    "guardDutyFindingPrefixes", "slackWebhookSecretArn", "notificationEmails",
+    "guardDutyFindingPrefixes", "slackWebhookSecretArn", "notificationEmails", "pollIntervalSeconds",
+    "pollBackoffRate", "pollMaxAttempts",
 )
 
 
@@ -78,6 +79,10 @@ class SecurityConfig(CommonConfig):
                                                    "UnauthorizedAccess:EC2")
     slack_webhook_secret_arn: str = ""
     notification_emails: tuple[str, ...] = field(default_factory=tuple)
+    # Status polls in the state machines (snapshot and copy progress): bounded exponential backoff.
+    poll_interval_seconds: int = 15
+    poll_backoff_rate: float = 1.5
+    poll_max_attempts: int = 12
 
 
 StackConfig = ForensicConfig | SecurityConfig
@@ -226,6 +231,9 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
                                              SecurityConfig.guardduty_finding_prefixes),
         slack_webhook_secret_arn=str(raw.get("slackWebhookSecretArn", "")),
         notification_emails=_str_list(raw, "notificationEmails", ()),
+        poll_interval_seconds=_int(raw, "pollIntervalSeconds", 15, 1, 3600),
+        poll_backoff_rate=_float(raw, "pollBackoffRate", 1.5, 1.0, 4.0),
+        poll_max_attempts=_int(raw, "pollMaxAttempts", 12, 1, 50),
     )
 
 

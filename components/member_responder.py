@@ -38,7 +38,8 @@ EC2_ACTIONS: tuple[str, ...] = (
     "ec2:DeleteSnapshot",
 )
 IAM_ACTIONS: tuple[str, ...] = (
-    "iam:GetInstanceProfile", "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PassRole",
+    "iam:GetInstanceProfile", "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
+    "iam:PassRole",
 )
 AUTOSCALING_ACTIONS: tuple[str, ...] = (
     "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups",
@@ -166,7 +167,7 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         # Cleanup may remove only the intermediate snapshots the flow made, never the owner's.
         allow("DeleteOwnSnapshots", _actions(ec2, "DeleteSnapshot"), args.snapshot_arns,
               {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY_VALUE}}),
-        allow("ReadInstanceRoles", _actions(iam, "GetInstanceProfile", "GetRole"),
+        allow("ReadInstanceRoles", _actions(iam, "GetInstanceProfile", "GetRole", "GetRolePolicy"),
               [f"arn:aws:iam::{args.account}:instance-profile/*", f"arn:aws:iam::{args.account}:role/*"]),
         # Revoking what the instance's role already issued means an inline deny on that role, and
         # which role an instance uses is only known during the incident.

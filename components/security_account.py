@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -25,6 +25,7 @@ from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from handlers.triggers import patterns
 from handlers.triggers.handler import TriggerSettings
 from statemachines import response
+from statemachines.asl import PollPolicy
 from statemachines.functions import (
     CASE_TABLE,
     FORENSIC,
@@ -68,6 +69,7 @@ class SecurityAccountArgs:
     guardduty_finding_prefixes: tuple[str, ...] = ()
     slack_webhook_secret_arn: str = ""
     notification_emails: tuple[str, ...] = ()
+    poll: PollPolicy = field(default_factory=PollPolicy)
 
     @classmethod
     def from_config(cls, cfg: SecurityConfig) -> SecurityAccountArgs:
@@ -81,6 +83,8 @@ class SecurityAccountArgs:
             guardduty_finding_prefixes=cfg.guardduty_finding_prefixes,
             slack_webhook_secret_arn=cfg.slack_webhook_secret_arn,
             notification_emails=cfg.notification_emails,
+            poll=PollPolicy(interval_seconds=cfg.poll_interval_seconds, backoff_rate=cfg.poll_backoff_rate,
+                            max_attempts=cfg.poll_max_attempts),
         )
 
     @property
@@ -255,7 +259,7 @@ class SecurityAccount(pulumi.ComponentResource):
             allow("Tracing", XRAY_ACTIONS, "*"),
         ]))
         definition = pulumi.Output.all(*arns).apply(
-            lambda resolved: json.dumps(response.build_definition(dict(zip(names, resolved, strict=True)))))
+            lambda resolved: json.dumps(response.build_definition(dict(zip(names, resolved, strict=True)), poll=args.poll)))
         return aws.sfn.StateMachine(
             f"{name}-response", name=machine_name, type="STANDARD", role_arn=role.arn, definition=definition,
             logging_configuration={"log_destination": pulumi.Output.concat(log_group.arn, ":*"),

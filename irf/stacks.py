@@ -23,6 +23,8 @@ def security_config(members: list[tuple[str, str]] | None = None, **overrides: A
     return {
         "prefix": PREFIX, "securityAccount": SECURITY_ACCOUNT, "forensicAccount": FORENSIC_ACCOUNT,
         "forensicRegion": REGION, "retentionDays": 365,
+        # The simulation's snapshots complete at once: poll every second, a few times.
+        "pollIntervalSeconds": 1, "pollBackoffRate": 1.0, "pollMaxAttempts": 5,
         "members": [{"account": account, "region": region,
                      "deploymentRoleArn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"}
                     for account, region in members],

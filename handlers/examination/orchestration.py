@@ -403,11 +403,8 @@ def _require_analysis_instance(instance: Mapping[str, Any], case_id: str) -> Non
         raise InvalidInput({"InstanceId": f"{instance['InstanceId']} is not an analysis instance of case {case_id}"})
 
 
-def check_ready(ec2: Any, instance_id: str, case_id: str, agent_online: bool | None = None) -> str:
-    """"running" when the instance runs; NotReady before; AnalysisInstanceLost if it stopped or went away.
-
-    `agent_online` is asked only once the instance runs (the SSM agent cannot answer before).
-    """
+def check_ready(ec2: Any, instance_id: str, case_id: str) -> str:
+    """The state once the instance runs; NotReady while it starts; AnalysisInstanceLost if it stopped or went away."""
     instance = _describe(ec2, instance_id)
     if instance is None:
         raise AnalysisInstanceLost(f"analysis instance {instance_id} no longer exists")

@@ -145,7 +145,7 @@ def open_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -
         groups[vpc] = group_id
 
     remembered: dict[str, tuple[str, ...]] = {}
-    for vpc, group_id in groups.items():
+    for group_id in groups.values():
         group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
         for key, value in _tags(group).items():
             if key.startswith(ORIGINAL_GROUPS_TAG):

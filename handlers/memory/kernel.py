@@ -225,3 +225,10 @@ def can_load_module(info: KernelInfo) -> tuple[bool, str]:
     if info.arch not in ARCHITECTURES:
         return False, f"architecture {info.arch} is not supported"
     return True, f"{info.describe()} allows loading an unsigned module (Secure Boot off, lockdown none)"
+
+
+# What the LimeFactory writes under module_prefix(info), and what a capture needs to exist there.
+MODULE_FILE = "lime.ko"
+BUILD_FILE = "build.json"
+SYMBOLS_FILE = "symbols.json.xz"  # the Volatility 3 ISF (dwarf2json) of the same kernel
+MODULE_FILES = (MODULE_FILE, BUILD_FILE, SYMBOLS_FILE)

@@ -1,0 +1,1 @@
+"""Memory acquisition: kernel discovery, pre-built LiME modules, capture through SSM to the case prefix."""

@@ -1,0 +1,399 @@
+"""Lambda handlers of the memory branch (thin: parse the event, pick the session, call, answer).
+
+Event keys are the state machine's contract (statemachines/memory.py). Every handler that can
+end the branch answers {"Acquired": bool, "Reason": str, "Key"?, "Sha256"?, "Size"?}; a wait
+raises NotReady, which the state machine retries with a bounded backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from handlers.common import naming
+from handlers.common.errors import AcquisitionFailed, InvalidInput, ModuleUnavailable, NotReady
+from handlers.common.evidence import EvidenceStore, digest_key, digest_line, isotime, memory_image_key
+from handlers.common.sessions import BOTO_CONFIG, assume_role, lambda_session
+from handlers.common.settings import Settings
+from handlers.common.tags import ACTION_CONTAIN
+from handlers.memory import capture, capture_path, kernel
+from handlers.memory.kernel import KernelInfo
+
+logger = Logger(service="irforensics")
+ACTOR = "irforensics-memory"
+TOOL = "LiME via SSM Run Command (irforensics handlers.memory)"
+RUN_SHELL_SCRIPT = "AWS-RunShellScript"
+DISCOVERY_TIMEOUT_SECONDS = 60
+# The URLs are signed with the forensic automation role's session (one hour at most), so the
+# capture must end inside it: its timeout plus the URL margin stays below 3600 seconds.
+DEFAULT_CAPTURE_TIMEOUT_SECONDS = 2700
+PENDING = ("Pending", "InProgress", "Delayed")
+# Pre-signed URLs must be SigV4 (SigV2 URLs carry the access key id and no session scope).
+PRESIGN_CONFIG = BOTO_CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    settings: Settings
+    region: str  # where the security account's Lambdas, modules bucket and LimeFactory live
+    modules_bucket: str
+    lime_factory_arn: str
+    capture_timeout_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MemorySettings:
+        env = os.environ if env is None else env
+        settings = Settings.from_env(env)
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or settings.forensic_region
+        timeout = int(env.get("IRF_MEMORY_CAPTURE_TIMEOUT_SECONDS", str(DEFAULT_CAPTURE_TIMEOUT_SECONDS)))
+        if not 120 <= timeout <= 3600 - capture.URL_MARGIN_SECONDS:
+            raise RuntimeError(f"IRF_MEMORY_CAPTURE_TIMEOUT_SECONDS must be 120..{3600 - capture.URL_MARGIN_SECONDS}")
+        return cls(
+            settings=settings, region=region,
+            modules_bucket=env.get("IRF_MODULES_BUCKET")
+            or naming.modules_bucket(settings.prefix, settings.security_account, region),
+            lime_factory_arn=env.get("IRF_LIME_FACTORY_STATE_MACHINE_ARN", ""),
+            capture_timeout_seconds=timeout)
+
+
+def _require(event: Mapping[str, Any], *names: str) -> list[Any]:
+    missing = {name: "is required" for name in names if event.get(name) in (None, "")}
+    if missing:
+        raise InvalidInput(missing)
+    return [event[name] for name in names]
+
+
+def _target(event: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    case_id, instance_id, account, region = _require(event, "CaseId", "InstanceId", "Account", "Region")
+    logger.set_correlation_id(case_id)
+    logger.append_keys(instance_id=instance_id, account=account, region=region)
+    return str(case_id), str(instance_id), str(account), str(region)
+
+
+def _member(config: MemorySettings, account: str, region: str, case_id: str) -> boto3.Session:
+    return assume_role(config.settings.member_role_arn(account, region), region, case_id)
+
+
+def _forensic(config: MemorySettings, case_id: str) -> boto3.Session:
+    return assume_role(config.settings.forensic_role_arn, config.settings.forensic_region, case_id)
+
+
+def _evidence(config: MemorySettings, forensic: boto3.Session, case_id: str) -> EvidenceStore:
+    return EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), config.settings.evidence_bucket, case_id)
+
+
+def _kernel(event: Mapping[str, Any]) -> KernelInfo:
+    raw = event.get("Kernel")
+    if not isinstance(raw, Mapping):
+        raise InvalidInput({"Kernel": "must be the kernel facts from discovery"})
+    try:
+        return KernelInfo.from_event(dict(raw))
+    except (KeyError, TypeError, ValueError, kernel.DiscoveryUnreadable) as exc:
+        raise InvalidInput({"Kernel": str(exc)}) from exc
+
+
+def not_acquired(reason: str) -> dict[str, Any]:
+    return {"Acquired": False, "Reason": reason}
+
+
+# ---------------------------------------------------------------------------------------------
+# The capture path (Contain mode only).
+
+
+def open_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Contain mode: HTTPS to S3 and SSM only, acquisition profile. {"Opened", "Reason"}."""
+    case_id, instance_id, account, region = _target(event)
+    if event.get("Action") != ACTION_CONTAIN:
+        return {"Opened": False, "Reason": "not contained: the instance keeps its own network and profile",
+                "Refused": False}
+    config = MemorySettings.from_env()
+    ec2 = _member(config, account, region, case_id).client("ec2", config=BOTO_CONFIG)
+    try:
+        path = capture_path.open_capture_path(ec2, instance_id, prefix=config.settings.prefix, region=region)
+    except capture_path.CapturePathUnavailable as exc:
+        return {"Opened": False, "Reason": str(exc), "Refused": True}
+    _evidence(config, _forensic(config, case_id), case_id).custody(
+        "memory-capture-path-opened", {"InstanceId": instance_id, **path.to_event()}, actor=ACTOR)
+    return {"Opened": True, "Reason": path.reason, "Refused": False}
+
+
+def close_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Put back the isolation groups and profile recorded by open_path; delete the capture group."""
+    case_id, instance_id, account, region = _target(event)
+    if event.get("Action") != ACTION_CONTAIN:
+        return {"Closed": True, "Changes": []}
+    config = MemorySettings.from_env()
+    ec2 = _member(config, account, region, case_id).client("ec2", config=BOTO_CONFIG)
+    changes = capture_path.close_capture_path(ec2, instance_id, prefix=config.settings.prefix, region=region)
+    if changes:
+        _evidence(config, _forensic(config, case_id), case_id).custody(
+            "memory-capture-path-closed", {"InstanceId": instance_id, "Changes": changes}, actor=ACTOR)
+    return {"Closed": True, "Changes": changes}
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel discovery.
+
+
+def _agent_state(ssm: Any, instance_id: str) -> dict[str, Any] | None:
+    found = ssm.describe_instance_information(
+        Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])["InstanceInformationList"]
+    return dict(found[0]) if found else None
+
+
+def discover_kernel(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Send the read-only discovery commands; {"Capturable": false, "Reason"} when SSM cannot reach it."""
+    case_id, instance_id, account, region = _target(event)
+    config = MemorySettings.from_env()
+    ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
+    agent = _agent_state(ssm, instance_id)
+    if agent is None:
+        return {"Capturable": False, "Reason": f"no SSM agent is registered for {instance_id} in {account}/{region}: "
+                                               "memory cannot be captured without Run Command"}
+    if agent.get("PlatformType", "Linux") != "Linux":
+        return {"Capturable": False, "Reason": f"{instance_id} runs {agent.get('PlatformType')}: LiME is Linux only"}
+    if agent.get("PingStatus") != "Online":
+        if event.get("Action") == ACTION_CONTAIN:
+            # The agent reconnects once the capture path is open; that takes a poll or two.
+            raise NotReady(f"SSM agent of {instance_id} is {agent.get('PingStatus')}; waiting for it to reconnect")
+        return {"Capturable": False, "Reason": f"the SSM agent of {instance_id} is {agent.get('PingStatus')}, "
+                                               "not Online"}
+    command = ssm.send_command(
+        InstanceIds=[instance_id], DocumentName=RUN_SHELL_SCRIPT, TimeoutSeconds=DISCOVERY_TIMEOUT_SECONDS * 2,
+        Comment=f"irforensics kernel discovery {case_id}"[:100],
+        Parameters={"commands": capture.discovery_commands(), "executionTimeout": [str(DISCOVERY_TIMEOUT_SECONDS)]},
+    )["Command"]
+    return {"Capturable": True, "Reason": "SSM agent online", "CommandId": command["CommandId"]}
+
+
+def _invocation(ssm: Any, command_id: str, instance_id: str) -> dict[str, Any]:
+    try:
+        return dict(ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id))
+    except ClientError as exc:
+        # Right after SendCommand the invocation may not exist yet.
+        if exc.response["Error"]["Code"] == "InvocationDoesNotExist":
+            raise NotReady(f"command {command_id} has no invocation on {instance_id} yet") from exc
+        raise
+
+
+def discovery_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The kernel facts; {"Kernel", "Loadable", "Reason", "Prefix"}."""
+    case_id, instance_id, account, region = _target(event)
+    (command_id,) = _require(event, "CommandId")
+    config = MemorySettings.from_env()
+    ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
+    invocation = _invocation(ssm, str(command_id), instance_id)
+    status = invocation.get("Status", "")
+    if status in PENDING:
+        raise NotReady(f"kernel discovery on {instance_id} is {status}")
+    if status != "Success":
+        raise AcquisitionFailed(f"kernel discovery on {instance_id} ended {status}: "
+                                f"{invocation.get('StandardErrorContent', '')[:300]}")
+    info = kernel.parse_discovery(invocation.get("StandardOutputContent", ""))
+    loadable, reason = kernel.can_load_module(info)
+    logger.info("kernel discovered", extra={"kernel": info.to_event(), "loadable": loadable})
+    return {"Kernel": info.to_event(), "Loadable": loadable, "Reason": reason, "Prefix": kernel.module_prefix(info),
+            "Describe": info.describe()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules.
+
+
+def _modules_s3(config: MemorySettings, *, presign: bool = False) -> Any:
+    return lambda_session(config.region).client("s3", config=PRESIGN_CONFIG if presign else BOTO_CONFIG)
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def module_sha256(s3: Any, bucket: str, prefix: str) -> str:
+    """lime.ko's sha256 as build.json records it (the instance checks the download against it)."""
+    build = json.loads(s3.get_object(Bucket=bucket, Key=prefix + kernel.BUILD_FILE)["Body"].read())
+    digest = str(build.get("files", {}).get(kernel.MODULE_FILE, {}).get("sha256", ""))
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ModuleUnavailable(f"s3://{bucket}/{prefix}{kernel.BUILD_FILE} has no sha256 for {kernel.MODULE_FILE}")
+    return digest
+
+
+def check_module(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """{"ModuleAvailable", "Prefix", "Missing"}: lime.ko, build.json and the ISF of this kernel."""
+    info = _kernel(event)
+    config = MemorySettings.from_env()
+    s3 = _modules_s3(config)
+    prefix = kernel.module_prefix(info)
+    missing = [name for name in kernel.MODULE_FILES if not _exists(s3, config.modules_bucket, prefix + name)]
+    return {"ModuleAvailable": not missing, "Prefix": prefix, "Missing": missing,
+            "Reason": (f"no module for {info.describe()}: missing {', '.join(missing)} in "
+                       f"s3://{config.modules_bucket}/{prefix}") if missing else "module and symbols present"}
+
+
+def _execution_name(info: KernelInfo, case_id: str) -> str:
+    # Execution names: 1-80 of [A-Za-z0-9-_]; unique per machine for 90 days, so the case goes in.
+    stem = re.sub(r"[^A-Za-z0-9_-]", "-", f"{info.distro}{info.distro_version}-{info.kernel_release}-{info.arch}")
+    return f"{stem[:60]}-{secrets.token_hex(4)}-{re.sub(r'[^A-Za-z0-9]', '', case_id)[-10:]}"[:80]
+
+
+def request_module_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Start the LimeFactory for this kernel; {"ExecutionArn"}."""
+    info = _kernel(event)
+    (case_id,) = _require(event, "CaseId")
+    config = MemorySettings.from_env()
+    buildable, reason = kernel.is_buildable(info)
+    if not buildable:
+        raise ModuleUnavailable(reason)
+    if not config.lime_factory_arn:
+        raise ModuleUnavailable("no LimeFactory state machine is configured (IRF_LIME_FACTORY_STATE_MACHINE_ARN)")
+    build = {"Distro": info.distro, "DistroVersion": info.distro_version, "KernelRelease": info.kernel_release,
+             "Arch": info.arch}
+    sfn = lambda_session(config.region).client("stepfunctions", config=BOTO_CONFIG)
+    started = sfn.start_execution(stateMachineArn=config.lime_factory_arn, name=_execution_name(info, str(case_id)),
+                                  input=json.dumps({"Builds": [build], "RequestedBy": str(case_id)}))
+    logger.info("module build requested", extra={"build": build, "execution": started["executionArn"]})
+    return {"ExecutionArn": started["executionArn"]}
+
+
+def module_build_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """NotReady while the LimeFactory runs; then {"Succeeded", "Status"}."""
+    (execution_arn,) = _require(event, "ExecutionArn")
+    config = MemorySettings.from_env()
+    sfn = lambda_session(config.region).client("stepfunctions", config=BOTO_CONFIG)
+    status = str(sfn.describe_execution(executionArn=execution_arn)["status"])
+    if status == "RUNNING":
+        raise NotReady(f"LimeFactory execution {execution_arn} is still running")
+    return {"Succeeded": status == "SUCCEEDED", "Status": status}
+
+
+# ---------------------------------------------------------------------------------------------
+# The capture.
+
+
+def start_capture(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Pre-sign the module download and the multipart upload, send the capture; {"CommandId", "UploadId", ...}."""
+    case_id, instance_id, account, region = _target(event)
+    info = _kernel(event)
+    config = MemorySettings.from_env()
+    prefix = kernel.module_prefix(info)
+    modules = _modules_s3(config, presign=True)
+    digest = module_sha256(modules, config.modules_bucket, prefix)
+    forensic = _forensic(config, case_id)
+    evidence_s3 = forensic.client("s3", region_name=config.settings.forensic_region, config=PRESIGN_CONFIG)
+    key = memory_image_key(case_id, instance_id)
+    plan = capture.plan_parts(info.memory_bytes)
+    timeout = config.capture_timeout_seconds
+    module_url, upload = capture.presign_capture(
+        evidence_s3, config.settings.evidence_bucket, key, config.modules_bucket, prefix + kernel.MODULE_FILE,
+        plan.part_count, timeout + capture.URL_MARGIN_SECONDS, module_s3_client=modules, part_size=plan.part_size,
+        metadata={"source": f"ec2:{account}:{region}:{instance_id}", "tool": TOOL[:256], "acquired-at": isotime(),
+                  "kernel": info.describe()[:256]})
+    port = 20000 + secrets.randbelow(40000)
+    commands = capture.capture_commands(module_url, upload, module_sha256=digest, timeout_seconds=timeout, port=port,
+                                        case_id=case_id, instance_id=instance_id)
+    ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
+    try:
+        command = ssm.send_command(
+            InstanceIds=[instance_id], DocumentName=RUN_SHELL_SCRIPT, TimeoutSeconds=300,
+            Comment=f"irforensics memory capture {case_id}"[:100],
+            Parameters={"commands": commands, "executionTimeout": [str(timeout + 60)]})["Command"]
+    except Exception:
+        evidence_s3.abort_multipart_upload(Bucket=upload.bucket, Key=key, UploadId=upload.upload_id)
+        raise
+    _evidence(config, forensic, case_id).custody("memory-capture-started", {
+        "InstanceId": instance_id, "Kernel": info.to_event(), "Module": f"s3://{config.modules_bucket}/{prefix}",
+        "ModuleSha256": digest, "CommandId": command["CommandId"], "Upload": upload.to_event()}, actor=ACTOR)
+    return {"CommandId": command["CommandId"], **upload.to_event()}
+
+
+def _abort(s3: Any, capture_event: Mapping[str, Any]) -> None:
+    try:
+        s3.abort_multipart_upload(Bucket=capture_event["Bucket"], Key=capture_event["Key"],
+                                  UploadId=capture_event["UploadId"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NoSuchUpload":
+            raise
+
+
+def _uploaded_parts(s3: Any, capture_event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_parts").paginate(Bucket=capture_event["Bucket"], Key=capture_event["Key"],
+                                                        UploadId=capture_event["UploadId"]):
+        parts.extend(page.get("Parts", []))
+    return sorted(parts, key=lambda p: int(p["PartNumber"]))
+
+
+def complete_upload(s3: Any, capture_event: Mapping[str, Any], report: capture.CaptureReport) -> str | None:
+    """Complete the upload from what S3 holds, if it is exactly what the instance says it sent.
+
+    Returns why not, or None once completed.
+    """
+    uploaded = _uploaded_parts(s3, capture_event)
+    held = [(int(p["PartNumber"]), str(p["ETag"]).strip('"')) for p in uploaded]
+    if held != list(report.parts):
+        return (f"the parts in S3 ({len(held)}) differ from the {len(report.parts)} the instance reported; "
+                "upload not completed")
+    held_size = sum(int(p["Size"]) for p in uploaded)
+    if held_size != report.size:
+        return f"S3 holds {held_size} bytes but the instance streamed {report.size}; upload not completed"
+    s3.complete_multipart_upload(
+        Bucket=capture_event["Bucket"], Key=capture_event["Key"], UploadId=capture_event["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": int(p["PartNumber"]), "ETag": p["ETag"]} for p in uploaded]})
+    return None
+
+
+def capture_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """NotReady while the capture runs; then the memory result of the branch."""
+    case_id, instance_id, account, region = _target(event)
+    capture_event = event.get("Capture")
+    if not isinstance(capture_event, Mapping):
+        raise InvalidInput({"Capture": "must be the answer of start_capture"})
+    command_id, key = str(capture_event.get("CommandId", "")), str(capture_event.get("Key", ""))
+    if not command_id or key != memory_image_key(case_id, instance_id):
+        raise InvalidInput({"Capture": "needs the CommandId and this case's memory image key"})
+    config = MemorySettings.from_env()
+    ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
+    invocation = _invocation(ssm, command_id, instance_id)
+    status = invocation.get("Status", "")
+    if status in PENDING:
+        raise NotReady(f"memory capture on {instance_id} is {status}")
+    forensic = _forensic(config, case_id)
+    s3 = forensic.client("s3", region_name=config.settings.forensic_region, config=BOTO_CONFIG)
+    store = _evidence(config, forensic, case_id)
+    try:
+        report = capture.parse_capture_output(invocation.get("StandardOutputContent", ""))
+    except capture.CaptureReportUnreadable as exc:
+        report = capture.CaptureReport(acquired=False, reason=f"capture command ended {status}: {exc}")
+    reason = report.reason if not report.acquired else complete_upload(s3, capture_event, report)
+    if reason is not None:
+        _abort(s3, capture_event)
+        store.custody("memory-not-acquired", {"InstanceId": instance_id, "CommandId": command_id,
+                                              "CommandStatus": status, "Reason": reason}, actor=ACTOR)
+        return not_acquired(f"memory capture failed: {reason}")
+    size = int(s3.head_object(Bucket=capture_event["Bucket"], Key=key)["ContentLength"])
+    if size != report.size:
+        return not_acquired(f"the memory image holds {size} bytes, the instance streamed {report.size}")
+    store.put_bytes(digest_key(key), digest_line(report.sha256, key), source=f"ec2:{account}:{region}:{instance_id}",
+                    tool=TOOL, content_type="text/plain")
+    store.custody("memory-acquired", {"InstanceId": instance_id, "Key": key, "Sha256": report.sha256, "Size": size,
+                                      "Parts": len(report.parts), "CommandId": command_id,
+                                      "Sha256ComputedBy": "sha256sum on the instance, over the LiME stream"},
+                  actor=ACTOR)
+    logger.info("memory acquired", extra={"key": key, "size": size, "sha256": report.sha256})
+    return {"Acquired": True, "Reason": "LiME dump streamed to the evidence bucket", "Key": key,
+            "Sha256": report.sha256, "Size": size}
