@@ -99,7 +99,8 @@ class SecurityAccountArgs:
         # The topic ARN is known only once the topic exists; SecurityAccount sets it as an Output.
         return Settings(prefix=self.prefix, security_account=self.account,
                         forensic_account=self.forensic_account, forensic_region=self.forensic_region,
-                        retention_days=self.retention_days, slack_secret_arn=self.slack_webhook_secret_arn)
+                        retention_days=self.retention_days, slack_secret_arn=self.slack_webhook_secret_arn,
+                        default_wait_seconds=self.poll.interval_seconds)
 
 
 def is_trigger(spec: FunctionSpec) -> bool:

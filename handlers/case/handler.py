@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -20,7 +21,9 @@ ACTOR = "irforensics-response"
 
 
 def _request_dict(event: dict[str, Any]) -> dict[str, Any]:
-    request = parse_request(event)
+    # Only the wait default comes from the environment: validation itself touches nothing.
+    wait = int(os.environ.get("IRF_DEFAULT_WAIT_SECONDS", "30"))
+    request = parse_request(event, default_wait_seconds=wait)
     return {
         "CaseId": request.case_id, "InstanceId": request.instance_id, "Account": request.account,
         "Region": request.region, "Action": request.action, "RetainArtefacts": request.retain_artefacts,

@@ -71,7 +71,7 @@ def _required(event: Mapping[str, Any], field: str, pattern: re.Pattern[str], wh
     return value
 
 
-def parse_request(event: Mapping[str, Any]) -> CaseRequest:
+def parse_request(event: Mapping[str, Any], *, default_wait_seconds: int = 30) -> CaseRequest:
     """Validate manual-execution input; raise InvalidInput naming every bad field at once."""
     if not isinstance(event, Mapping):
         raise InvalidInput({"<input>": f"must be a JSON object, got {type(event).__name__}"})
@@ -98,7 +98,7 @@ def parse_request(event: Mapping[str, Any]) -> CaseRequest:
     if trigger not in TRIGGERS:
         errors["Trigger"] = f"must be one of {', '.join(TRIGGERS)}, got {trigger!r}"
 
-    wait_seconds = event.get("WaitSeconds", 30)
+    wait_seconds = event.get("WaitSeconds", default_wait_seconds)
     if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, int) or not (
         0 <= wait_seconds <= MAX_WAIT_SECONDS
     ):

@@ -18,6 +18,8 @@ class Settings:
     retention_days: int = 365
     topic_arn: str = ""
     slack_secret_arn: str = ""
+    # Seconds the response waits before each first status poll when the request names none.
+    default_wait_seconds: int = 30
 
     @property
     def evidence_bucket(self) -> str:
@@ -43,6 +45,7 @@ class Settings:
             "IRF_RETENTION_DAYS": str(self.retention_days),
             "IRF_TOPIC_ARN": self.topic_arn,
             "IRF_SLACK_SECRET_ARN": self.slack_secret_arn,
+            "IRF_DEFAULT_WAIT_SECONDS": str(self.default_wait_seconds),
         }
 
     @classmethod
@@ -60,4 +63,5 @@ class Settings:
             retention_days=int(env.get("IRF_RETENTION_DAYS", "365")),
             topic_arn=env.get("IRF_TOPIC_ARN", ""),
             slack_secret_arn=env.get("IRF_SLACK_SECRET_ARN", ""),
+            default_wait_seconds=int(env.get("IRF_DEFAULT_WAIT_SECONDS", "30")),
         )

@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -36,7 +37,7 @@ def presigned(aws: None) -> tuple[str, PresignedMultipartUpload]:
     from handlers.memory.handler import PRESIGN_CONFIG
 
     forensic = account_session(FORENSIC_ACCOUNT, REGION)
-    s3 = forensic.client("s3", config=PRESIGN_CONFIG)
+    s3: Any = forensic.client("s3", config=PRESIGN_CONFIG)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     return capture.presign_capture(s3, BUCKET, KEY, MODULES, "amzn-2023/6.1.0/x86_64/lime.ko", 12,
                                    TIMEOUT + capture.URL_MARGIN_SECONDS)
@@ -48,8 +49,8 @@ def commands_for(presigned: tuple[str, PresignedMultipartUpload]) -> list[str]:
                                     case_id="case-1", instance_id="i-0123456789abcdef0")
 
 
-def test_presigning_starts_one_multipart_upload_with_a_sigv4_url_per_part(presigned: tuple[str, PresignedMultipartUpload]
-                                                                         ) -> None:
+def test_presigning_starts_one_multipart_upload_with_a_sigv4_url_per_part(
+        presigned: tuple[str, PresignedMultipartUpload]) -> None:
     url, upload = presigned
     uploads = account_session(FORENSIC_ACCOUNT, REGION).client("s3").list_multipart_uploads(Bucket=BUCKET)["Uploads"]
     assert [(u["Key"], u["UploadId"]) for u in uploads] == [(KEY, upload.upload_id)]

@@ -11,6 +11,7 @@ and PUTs a synthetic LiME image, part by part, to the pre-signed UploadPart URLs
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shlex
 from collections.abc import Iterator
@@ -229,7 +230,7 @@ def test_capture_completes_the_upload_from_the_reported_parts_and_records_the_di
                       "Sha256": hashlib.sha256(data).hexdigest(), "Size": len(data)}
     stored = env["evidence"].get_object(Bucket=BUCKET, Key=started["Key"])["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == result["Sha256"]
-    assert lime.is_synthetic(lime.read_lime_from(__import__("io").BytesIO(stored)))
+    assert lime.is_synthetic(lime.read_lime_from(io.BytesIO(stored)))
     digest = env["evidence"].get_object(Bucket=BUCKET, Key=started["Key"] + ".sha256")["Body"].read().decode()
     assert digest == f"{result['Sha256']}  {env['instance']}.lime\n"
     events = custody(env)
@@ -299,7 +300,8 @@ def interface_groups(ec2: Any, instance: str) -> list[list[str]]:
 def profile_name(ec2: Any, instance: str) -> str:
     found = ec2.describe_iam_instance_profile_associations(
         Filters=[{"Name": "instance-id", "Values": [instance]}])["IamInstanceProfileAssociations"]
-    return str([a for a in found if a["State"] == "associated"][0]["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1])
+    current = next(a for a in found if a["State"] == "associated")
+    return str(current["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1])
 
 
 def test_the_capture_path_allows_only_https_to_s3_and_ssm_endpoints_and_is_removed_after(
