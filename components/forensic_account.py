@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
+from components.naming import TOOLSET_AMI_UNSET
 from components.policies import Statement, allow, cross_account_trust, deny, policy_document, service_trust
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 
@@ -35,7 +36,6 @@ INTERFACE_ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages", "kms", "logs
 TOOLSET_PARENT_IMAGE = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 # Image Builder overwrites the parameter with the AMI id after each build; until the first build
 # the parameter holds this value, which the examination step treats as "no toolset image yet".
-TOOLSET_AMI_UNSET = "unset"
 SLEUTHKIT_VERSION = "4.12.1"
 TOOLSET_SOURCE_KEY = "source/irforensics.zip"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"

@@ -38,6 +38,7 @@ NOT_SIMULATED = {
     "aws:codebuild/project:Project": "moto runs no CodeBuild builds",
 }
 COMPONENT_PREFIX = "irforensics:"
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
 
 
 class UnknownResourceType(RuntimeError):
@@ -50,6 +51,17 @@ def _minimal_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("handlers/__init__.py", "")
     return buffer.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    """Pulumi marks secret (and some computed) inputs with a signature wrapper; moto wants the value."""
+    if isinstance(value, dict):
+        if SECRET_SIGNATURE in value:
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _client(session: boto3.Session, service: str) -> Any:
@@ -96,7 +108,7 @@ class MotoDeployer:
             raise UnknownResourceType(
                 f"the local deployer does not know {args.typ} (resource {args.name}); add it to "
                 "irf/deploy_local.py or to NOT_SIMULATED with the reason")
-        inputs = dict(args.inputs)
+        inputs = _plain(dict(args.inputs))
         resource_id, outputs = create(self.session(account, region), inputs, args.name, account, region)
         merged = {**inputs, **outputs}
         self.deployed.append(DeployedResource(args.typ, args.name, account, region, resource_id, merged))
@@ -463,7 +475,7 @@ def _security_group(s: Session, i: Inputs, name: str, account: str, region: str)
     ec2 = _client(s, "ec2")
     group_id = ec2.create_security_group(
         GroupName=i.get("name") or name, Description=i.get("description", "Managed by Pulumi"),
-        VpcId=i["vpcId"])["GroupId"]
+        VpcId=i["vpcId"], TagSpecifications=_tags(i, "security-group"))["GroupId"]
     # Like the Pulumi/Terraform provider: the default allow-all egress rule is removed on create.
     ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=[
         {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])

@@ -22,7 +22,10 @@ from moto import mock_aws
 from handlers.acquisition import handler as acquisition_handler
 from handlers.acquisition.block_source import BlockSource, EbsDirectBlockSource
 from handlers.acquisition.snapshots import SOURCE_ACCOUNT_TAG, SOURCE_VOLUME_TAG
+from handlers.common import naming
 from handlers.common.settings import Settings
+from handlers.examination import handler as examination_handler
+from handlers.examination.orchestration import InProcessExaminationExecutor
 from irf import lambda_local, local_aws, moto_fixes, stacks
 from irf.deploy_local import MotoDeployer, deploy_program
 
@@ -56,6 +59,7 @@ def lineage_block_source(forensic: boto3.Session, snapshot_id: str) -> BlockSour
 @dataclass
 class LocalCloud:
     members: list[tuple[str, str]] = field(default_factory=lambda: [(local_aws.MEMBER_ACCOUNT, local_aws.REGION)])
+    examination_notes: list[str] = field(default_factory=list)
     security_overrides: dict[str, Any] = field(default_factory=dict)
     deployer: MotoDeployer = field(default_factory=MotoDeployer)
     invocations: list[lambda_local.Invocation] = field(default_factory=list)
@@ -71,6 +75,23 @@ class LocalCloud:
                        region=local_aws.REGION)
         deploy_program(self.deployer, "security", stacks.security_config(self.members, **self.security_overrides),
                        account=local_aws.SECURITY_ACCOUNT, region=local_aws.REGION)
+        self.stand_in_for_toolset_build()
+
+    def stand_in_for_toolset_build(self) -> str:
+        """moto has no EC2 Image Builder: register an image as the pipeline's first build would, and
+        publish its id where the pipeline's distribution does (the SSM parameter)."""
+        forensic = self.session(local_aws.FORENSIC_ACCOUNT)
+        ec2 = forensic.client("ec2")
+        volume = ec2.create_volume(AvailabilityZone=f"{local_aws.REGION}a", Size=30)["VolumeId"]
+        snapshot = ec2.create_snapshot(VolumeId=volume, Description="simulated forensic toolset build")["SnapshotId"]
+        image = ec2.register_image(
+            Name=f"{local_aws.PREFIX}-ir-forensic-toolset-simulated", Architecture="x86_64", RootDeviceName="/dev/xvda",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot, "VolumeSize": 30}}],
+            VirtualizationType="hvm",
+            Description="stand-in for the Image Builder toolset image (simulation)")["ImageId"]
+        forensic.client("ssm").put_parameter(Name=naming.toolset_ami_parameter(local_aws.PREFIX), Value=image,
+                                             Type="String", Overwrite=True)
+        return str(image)
 
     @property
     def response_state_machine_arn(self) -> str:
@@ -123,6 +144,9 @@ def cloud_context(cloud: LocalCloud | None = None, *, deploy: bool = True) -> It
         saved = acquisition_handler.BLOCK_SOURCE_FACTORY
         acquisition_handler.BLOCK_SOURCE_FACTORY = lineage_block_source
         stack.callback(setattr, acquisition_handler, "BLOCK_SOURCE_FACTORY", saved)
+        saved_executor = examination_handler.EXAMINATION_EXECUTOR
+        examination_handler.EXAMINATION_EXECUTOR = InProcessExaminationExecutor(notes=cloud.examination_notes)
+        stack.callback(setattr, examination_handler, "EXAMINATION_EXECUTOR", saved_executor)
         if deploy:
             cloud.deploy()
         yield cloud

@@ -23,8 +23,7 @@ from typing import Any
 
 from handlers.common import evidence
 from handlers.common.tags import INCIDENT_TAG
-from handlers.examination import casefile
-from handlers.examination.runner import DiskImage, ExaminationResult, examine_case
+from handlers.examination.orchestration import SINGLE_STREAM
 from irf import disk_content, disk_images, events_local, local_aws, scenarios
 from irf.sandbox import LocalCloud, cloud_context
 
@@ -36,11 +35,11 @@ SIMULATION_NOTES = [
     f"{local_aws.MEMBER_ACCOUNT} (member).",
     "Memory: no memory was acquired in the simulation (moto's SSM runs no commands); "
     "the memory branch records why.",
-    "Examination ran on this machine with the same runner the analysis instance runs.",
+    "Examination ran on this machine (moto runs no SSM commands) with the code the analysis instance runs; "
+    "the toolset image was a stand-in (moto has no EC2 Image Builder).",
 ]
 
 Progress = Callable[[str, str], None]
-CHUNK = 16 * 1024 * 1024
 
 
 @dataclass
@@ -92,10 +91,7 @@ def _download_case(cloud: LocalCloud, case_id: str, out_dir: Path) -> Path:
         for obj in page.get("Contents", []):
             target = out_dir / obj["Key"]
             target.parent.mkdir(parents=True, exist_ok=True)
-            # One streamed GET: s3transfer's ranged, threaded download is ~70x slower against moto.
-            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"]
-            with target.open("wb") as handle:
-                shutil.copyfileobj(body, handle, CHUNK)
+            s3.download_file(bucket, obj["Key"], str(target), Config=SINGLE_STREAM)
     return case_dir
 
 
@@ -126,7 +122,8 @@ def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scena
     local_aws.use_fake_credentials()
     # moto's Step Functions interpreter logs every failed state with its whole parse tree.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
-    with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(LocalCloud(), deploy=False) as cloud:
+    cloud = LocalCloud(examination_notes=SIMULATION_NOTES)
+    with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(cloud, deploy=False):
         work = Path(tmp)
         started = time.monotonic()
         cloud.deploy()
@@ -165,23 +162,20 @@ def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scena
         if not case_id:
             raise RuntimeError(f"the response ended {execution['status']} without a case id: "
                                f"{execution.get('error')}: {execution.get('cause')}")
-        stage("response", started, f"state machine {execution['status']} (tag -> EventBridge -> trigger Lambda "
-                                   "-> Step Functions)")
+        stage("response", started, f"state machine {execution['status']}: tag -> EventBridge -> trigger Lambda -> "
+                                   "contain -> snapshot -> copy to forensic -> image -> examine -> report")
 
         started = time.monotonic()
         case_dir = _download_case(cloud, case_id, out_dir)
-        images = [DiskImage(path=p, volume_id=p.name.removesuffix(".img")) for p in sorted((case_dir / "disk").glob("*.img"))]
-        examination: ExaminationResult = examine_case(images, None, case_dir, incident_window=tree.incident_window)
-        casefile.write_report(case_dir, examination, notes=SIMULATION_NOTES)
-        _upload_examination(cloud, case_dir)
-        stage("examination", started, f"{len(examination.entries)} timeline entries, {len(examination.findings)} "
-                                      "findings")
+        findings = json.loads((case_dir / "analysis" / "findings.json").read_text())
+        stage("case folder", started, f"{sum(1 for p in case_dir.rglob('*') if p.is_file())} evidence objects "
+                                      f"downloaded to {case_dir}")
 
         after = json.loads((case_dir / "containment" / "after.json").read_text())
         manifest = json.loads((case_dir / "manifest.json").read_text())
         return SimulationResult(
             case_id=case_id, case_dir=case_dir, action=value, status=execution["status"], stages=stages,
             containment=after, artefacts=manifest.get("artefacts", []),
-            findings=[f.to_dict() if hasattr(f, "to_dict") else dict(vars(f)) for f in examination.findings],
+            findings=list(findings.get("findings", [])),
             report=case_dir / "report" / "report.html", instance_id=tier.instance_id,
         )

@@ -16,20 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines.asl import PollPolicy, State, lambda_task, machine
-from statemachines.functions import FORENSIC, FunctionSpec
+from statemachines.functions import FUNCTIONS, FunctionSpec
 
-EXAMINATION_FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("launch-analysis-instance", "examination",
-                 "handlers.examination.handler.launch_analysis_instance", frozenset({FORENSIC}), timeout=120),
-    FunctionSpec("analysis-instance-ready", "examination",
-                 "handlers.examination.handler.analysis_instance_ready", frozenset({FORENSIC})),
-    FunctionSpec("run-examination", "examination",
-                 "handlers.examination.handler.run_examination", frozenset({FORENSIC})),
-    FunctionSpec("examination-status", "examination",
-                 "handlers.examination.handler.examination_status", frozenset({FORENSIC}), timeout=120),
-    FunctionSpec("terminate-analysis-instance", "examination",
-                 "handlers.examination.handler.terminate_analysis_instance", frozenset({FORENSIC}), timeout=120),
-)
+EXAMINATION_FUNCTIONS: tuple[FunctionSpec, ...] = tuple(spec for spec in FUNCTIONS if spec.package == "examination")
 
 # An instance boots and registers with SSM in a few minutes; 15 s doubling-ish, about 25 min at most.
 READY_POLL = PollPolicy(interval_seconds=15, backoff_rate=1.5, max_attempts=10, max_delay_seconds=300)

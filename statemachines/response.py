@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from statemachines import examination
 from statemachines.asl import PollPolicy, State, lambda_task, machine, pass_state
 from statemachines.functions import by_name
 
@@ -219,9 +220,24 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             parameters={"CaseId.$": "$.Case.CaseId", "Request.$": "$.Request",
                         "Containment.$": "$.Containment", "Images.$": "$.Acquisition.Disk.Images",
                         "Locks.$": "$.Acquisition.Disk.Locks", "Memory.$": "$.Acquisition.Memory"},
-            result_path="$.Result", next_state="Done", timeout=_timeout("finalize-case"),
-            catch_to="FailedAtFinalize"),
+            result_path="$.Result", next_state="ShouldExamine", timeout=_timeout("finalize-case"),
+            catch_to="FailedAtFinalize",
+            comment="Manifest of every artefact with its sha256, custody event, notification"),
         "FailedAtFinalize": _failure_marker("finalize", "EnsureContained"),
+        "ShouldExamine": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "CloseCase"}],
+            "Default": examination.start_state(),
+        },
+        **examination.examination_states(arns, poll, next_state="CloseCase", failure_state="FailedAtExamine",
+                                         case_id_path="$.Case.CaseId", window_path="$.Case.Window"),
+        "FailedAtExamine": _failure_marker("examine", "EnsureContained"),
+        "CloseCase": lambda_task(
+            _arn(arns, "close-case"),
+            parameters={"CaseId.$": "$.Case.CaseId", "DryRun.$": "$.Request.DryRun"},
+            result_path="$.Closed", next_state="Done", timeout=_timeout("close-case"), catch_to="FailedAtClose",
+            comment="Manifest again (now with analysis/ and report/), case closed, report link notified"),
+        "FailedAtClose": _failure_marker("close", "EnsureContained"),
         "Done": {"Type": "Succeed"},
         "EnsureContained": {
             "Type": "Choice",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -18,6 +19,7 @@ from handlers.common.settings import Settings
 
 logger = Logger(service="irforensics")
 ACTOR = "irforensics-response"
+INCIDENT_LOOKBACK = timedelta(hours=24)
 
 
 def _request_dict(event: dict[str, Any]) -> dict[str, Any]:
@@ -67,12 +69,18 @@ def open_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("instance already has an open case; nothing new starts", extra={"instance": request.instance_id})
         _notify(settings, "duplicate", {"CaseId": opened.case_id, "InstanceId": request.instance_id,
                                         "Account": request.account, "Region": request.region})
-        return {"CaseId": opened.case_id, "Created": False, "OpenedAt": now}
+        return {"CaseId": opened.case_id, "Created": False, "OpenedAt": now, "Window": _incident_window(now)}
     _, store = _stores(settings, opened.case_id)
     store.custody("case-opened", {"request": request.to_dict()}, actor=ACTOR)
     logger.info("case opened", extra={"instance": request.instance_id, "action": request.action})
     _notify(settings, "opened", {**_request_dict(event), "CaseIdGiven": request.case_id, "CaseId": opened.case_id})
-    return {"CaseId": opened.case_id, "Created": True, "OpenedAt": now}
+    return {"CaseId": opened.case_id, "Created": True, "OpenedAt": now, "Window": _incident_window(now)}
+
+
+def _incident_window(opened_epoch: float) -> dict[str, str]:
+    """The window the examination calls "during the incident": the day before the case opened."""
+    opened = datetime.fromtimestamp(opened_epoch, UTC)
+    return {"IncidentStart": evidence.isotime(opened - INCIDENT_LOOKBACK), "IncidentEnd": evidence.isotime(opened)}
 
 
 def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -80,7 +88,7 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     case_id = event["CaseId"]
     logger.append_keys(case_id=case_id)
-    cases, store = _stores(settings, case_id)
+    _, store = _stores(settings, case_id)
     memory = event.get("Memory") or {"Acquired": False, "Reason": "no memory result"}
     locks = event.get("Locks") or []
     images = event.get("Images") or []
@@ -94,10 +102,28 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "volumes": [{k: image.get(k) for k in ("VolumeId", "SourceSnapshotId", "ForensicSnapshotId", "Key",
                                                "Sha256", "Size")} for image in images],
     })
-    cases.close_case(case_id, status=CLOSED, now_iso=evidence.isotime(), detail="evidence acquired")
     _notify(settings, "acquired", {"CaseId": case_id, "Images": images, "Memory": memory,
                                    "Manifest": f"s3://{settings.evidence_bucket}/{evidence.manifest_key(case_id)}"})
     return {"CaseId": case_id, "Manifest": evidence.manifest_key(case_id), "Artefacts": len(manifest["artefacts"])}
+
+
+def close_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Last step: the manifest once more (the examination added analysis/ and report/), case closed."""
+    settings = Settings.from_env()
+    case_id = event["CaseId"]
+    logger.append_keys(case_id=case_id)
+    cases, store = _stores(settings, case_id)
+    previous = store.get_json(evidence.manifest_key(case_id)) if store.exists(evidence.manifest_key(case_id)) else {}
+    carried = {k: v for k, v in previous.items() if k not in ("case_id", "bucket", "written_at", "artefacts")}
+    manifest = store.write_manifest(carried)
+    examined = not event.get("DryRun") and store.exists(evidence.report_key(case_id, "report.html"))
+    store.custody("case-closed", {"artefacts": len(manifest["artefacts"]), "examined": examined}, actor=ACTOR)
+    cases.close_case(case_id, status=CLOSED, now_iso=evidence.isotime(),
+                     detail="examined" if examined else "evidence acquired")
+    report = f"s3://{settings.evidence_bucket}/{evidence.report_key(case_id, 'report.html')}" if examined else ""
+    if examined:
+        _notify(settings, "examined", {"CaseId": case_id, "ReportUrl": report})
+    return {"CaseId": case_id, "Artefacts": len(manifest["artefacts"]), "Report": report}
 
 
 def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -107,6 +107,10 @@ def state_machine_name(prefix: str, machine: str) -> str:
     return f"{prefix}-ir-{machine}"
 
 
+# Value of the toolset AMI parameter until the image pipeline's first build replaces it.
+TOOLSET_AMI_UNSET = "unset"
+
+
 def toolset_ami_parameter(prefix: str) -> str:
     return f"/{prefix}/irforensics/toolset-ami-id"
 

@@ -33,17 +33,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from handlers.common import naming
 from handlers.common.case import CASE_ID
 from handlers.common.errors import InvalidInput, IrfError, NotReady, ResponderUnavailable
 from handlers.common.evidence import isotime, report_key
+from handlers.common.naming import TOOLSET_AMI_UNSET
 from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
 from handlers.examination import ExaminationFailed
 
 # The value ForensicAccount gives the toolset AMI parameter until Image Builder's first build.
-TOOLSET_AMI_UNSET = "unset"
 PURPOSE_TAG = "irforensics:purpose"
 PURPOSE_EXAMINATION = "examination"
 DEFAULT_INSTANCE_TYPE = "m7i.xlarge"
@@ -495,6 +496,11 @@ class SsmExaminationExecutor:
                               stderr=str(invocation.get("StandardErrorContent", "")))
 
 
+# moto serves every ranged GET by reading the whole object, so s3transfer's parallel ranged
+# download of a 1 GiB image takes minutes there; one GET per object takes seconds.
+SINGLE_STREAM = TransferConfig(multipart_threshold=1 << 50, use_threads=False)
+
+
 class InProcessExaminationExecutor:
     """The examination run here instead of on an instance, against the forensic account's S3.
 
@@ -504,8 +510,9 @@ class InProcessExaminationExecutor:
     `remote.examine_from_bucket` the instance runs, so the evidence read and written is the same.
     """
 
-    def __init__(self, work_dir: Path | None = None) -> None:
+    def __init__(self, work_dir: Path | None = None, notes: list[str] | None = None) -> None:
         self.work_dir = work_dir
+        self.notes = list(notes or [])
         self.outcomes: dict[str, CommandOutcome] = {}
         self._by_instance: dict[str, str] = {}
 
@@ -521,7 +528,8 @@ class InProcessExaminationExecutor:
         with tempfile.TemporaryDirectory(prefix="irf-examination-", dir=self.work_dir) as work:
             try:
                 done = remote.examine_from_bucket(forensic.client("s3"), order.bucket, order.case_id, Path(work),
-                                                  incident_window=order.incident_window)
+                                                  incident_window=order.incident_window, transfer=SINGLE_STREAM,
+                                                  notes=self.notes)
                 outcome = CommandOutcome(status="Success", stdout=json.dumps(done.to_dict()))
             except Exception as exc:  # as on the instance: any failure of the command is a Failed invocation
                 outcome = CommandOutcome(status="Failed", stderr=f"examination failed: {type(exc).__name__}: {exc}")

@@ -60,7 +60,7 @@ class RemoteExamination:
         return asdict(self)
 
 
-def download_case(s3: Any, bucket: str, case_id: str, case_dir: Path) -> list[str]:
+def download_case(s3: Any, bucket: str, case_id: str, case_dir: Path, *, transfer: Any = None) -> list[str]:
     """The case's records and images into `case_dir` (named after the case, as casefile expects)."""
     prefix = f"{case_id}/"
     fetched: list[str] = []
@@ -75,7 +75,7 @@ def download_case(s3: Any, bucket: str, case_id: str, case_dir: Path) -> list[st
             if case_dir.resolve() not in target.parents:
                 raise ExaminationFailed(f"evidence key {key!r} points outside the case folder")
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, key, str(target))
+            s3.download_file(bucket, key, str(target), Config=transfer)
             fetched.append(key)
     return sorted(fetched)
 
@@ -122,22 +122,23 @@ def _upload_folder(store: EvidenceStore, folder: Path, key_of: Any, *, last: str
 
 def examine_from_bucket(s3: Any, bucket: str, case_id: str, work_dir: Path, *,
                         incident_window: tuple[datetime, datetime] | None = None,
-                        symbols_dir: Path | None = None) -> RemoteExamination:
+                        symbols_dir: Path | None = None, transfer: Any = None,
+                        notes: list[str] | None = None) -> RemoteExamination:
     """Download, verify, examine, report and upload one case (the whole job of an analysis instance)."""
     report = report_key(case_id, "report.html")
     if report_written(s3, bucket, case_id):
         return RemoteExamination(case_id=case_id, report=report, already_examined=True)
     case_dir = work_dir / case_id
     case_dir.mkdir(parents=True, exist_ok=True)
-    download_case(s3, bucket, case_id, case_dir)
+    download_case(s3, bucket, case_id, case_dir, transfer=transfer)
     disks, memories = _case_images(case_dir)
     if not disks:
         raise ExaminationFailed(f"case {case_id} has no disk image under s3://{bucket}/{case_id}/disk/")
     verified = {f"{case_id}/{p.relative_to(case_dir).as_posix()}": verify_image(p) for p in [*disks, *memories]}
 
     memory = MemoryImage(path=memories[0], symbols_dir=symbols_dir) if memories else None
-    notes = [f"Memory image {p.name} was not examined: one memory image per case is analysed"
-             for p in memories[1:]]
+    notes = [*(notes or []), *(f"Memory image {p.name} was not examined: one memory image per case is analysed"
+                               for p in memories[1:])]
     result = examine_case([DiskImage(path=p, volume_id=p.name.removesuffix(".img")) for p in disks], memory,
                           case_dir, incident_window=incident_window)
     written = write_report(case_dir, result, notes=notes)

@@ -24,6 +24,7 @@ from unittest import mock
 import boto3
 import pytest
 import requests
+from moto import mock_aws
 from moto.core.responses import ActionResult
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -32,7 +33,9 @@ from handlers.common import naming
 from handlers.common.errors import InvalidInput, ModuleUnavailable, NotReady
 from handlers.common.settings import Settings
 from handlers.memory import capture, capture_path, handler, kernel, lime
+from irf import local_aws
 from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from tests.ec2_semantics import install_ec2_semantics
 
 SAMPLES = Path(__file__).resolve().parent.parent / "events" / "kernel"
 BUCKET = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
@@ -131,24 +134,31 @@ def launch(member: boto3.Session) -> str:
     return str(ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
 
 
-@pytest.fixture
-def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def world() -> Iterator[dict[str, Any]]:
+    """One moto for the module (EC2's semantics, the simulated agent, both buckets); tests differ by instance."""
     settings = Settings(prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT,
                         forensic_region=REGION)
-    for key, value in settings.to_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    from irf.local_aws import account_session
+    with pytest.MonkeyPatch.context() as patches, mock_aws(), SimulatedAgent().installed() as agent:
+        for key, value in {**local_aws.FAKE_CREDENTIALS, **settings.to_env(), "AWS_REGION": REGION}.items():
+            patches.setenv(key, value)
+        install_ec2_semantics(patches)
+        member, forensic = local_aws.account_session(MEMBER_ACCOUNT), local_aws.account_session(FORENSIC_ACCOUNT)
+        evidence: Any = forensic.client("s3")
+        evidence.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        modules: Any = boto3.client("s3", region_name=REGION)
+        modules.create_bucket(Bucket=MODULES, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield {"member": member, "evidence": evidence, "modules": modules, "agent": agent}
 
-    member, forensic = account_session(MEMBER_ACCOUNT), account_session(FORENSIC_ACCOUNT)
-    evidence: Any = forensic.client("s3")
-    evidence.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    modules: Any = boto3.client("s3", region_name=REGION)
-    modules.create_bucket(Bucket=MODULES, CreateBucketConfiguration={"LocationConstraint": REGION})
-    instance = launch(member)
-    with SimulatedAgent().installed() as agent:
-        yield {"member": member, "evidence": evidence, "modules": modules, "instance": instance, "agent": agent,
-               "case": f"{MEMBER_ACCOUNT}-{instance}-{REGION}-1700000000"}
+
+@pytest.fixture
+def env(world: dict[str, Any]) -> dict[str, Any]:
+    instance = launch(world["member"])
+    return {**world, "instance": instance, "case": f"{MEMBER_ACCOUNT}-{instance}-{REGION}-1700000000"}
+
+
+def uploads_of(env: dict[str, Any]) -> list[Any]:
+    return list(env["evidence"].list_multipart_uploads(Bucket=BUCKET, Prefix=env["case"]).get("Uploads", []))
 
 
 def target(env: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -201,7 +211,7 @@ def kernel_of(name: str) -> kernel.KernelInfo:
 
 
 def test_a_missing_module_or_symbol_table_is_reported_as_unavailable(env: dict[str, Any]) -> None:
-    info = kernel_of("amzn2-x86_64.discovery.txt")
+    info = kernel_of("ubuntu-22.04-aarch64.discovery.txt")
     answer = handler.check_module({"CaseId": env["case"], "Kernel": info.to_event()}, None)
     assert answer["ModuleAvailable"] is False and answer["Missing"] == list(kernel.MODULE_FILES)
     publish_module(env["modules"], info, with_symbols=False)
@@ -245,7 +255,7 @@ def test_parts_that_differ_from_the_instance_report_are_not_completed(env: dict[
     started = handler.start_capture(target(env, Kernel=info.to_event()), None)
     result = handler.capture_result(target(env, Capture=started), None)
     assert result["Acquired"] is False and "differ" in result["Reason"]
-    assert env["evidence"].list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert uploads_of(env) == []
     assert "memory-not-acquired" in custody(env)
 
 
@@ -256,7 +266,7 @@ def test_a_capture_the_instance_refused_is_not_acquired_and_its_upload_aborted(e
     started = handler.start_capture(target(env, Kernel=info.to_event()), None)
     result = handler.capture_result(target(env, Capture=started), None)
     assert result == {"Acquired": False, "Reason": "memory capture failed: LiME produced no data"}
-    assert env["evidence"].list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert uploads_of(env) == []
 
 
 def test_a_capture_result_for_another_case_key_is_invalid_input(env: dict[str, Any]) -> None:
@@ -305,7 +315,7 @@ def profile_name(ec2: Any, instance: str) -> str:
 
 
 def test_the_capture_path_allows_only_https_to_s3_and_ssm_endpoints_and_is_removed_after(
-        ec2_like_aws: None, env: dict[str, Any]) -> None:
+        env: dict[str, Any]) -> None:
     world = isolated_instance(env["member"])
     ec2, instance = world["ec2"], world["instance"]
     s3_list = ec2.describe_managed_prefix_lists(
