@@ -20,12 +20,16 @@ def build_forensic(cfg: ForensicConfig) -> None:
 
 
 def build_security(cfg: SecurityConfig) -> None:
+    from components.lime_factory import LimeFactory, LimeFactoryArgs
     from components.member_responder import MemberResponder, MemberResponderArgs
     from components.security_account import SecurityAccount, SecurityAccountArgs
 
     security = SecurityAccount("security", SecurityAccountArgs.from_config(cfg))
     pulumi.export("response_state_machine_arn", security.response_state_machine.arn)
     pulumi.export("notification_topic_arn", security.topic.arn)
+    lime = LimeFactory("lime", LimeFactoryArgs.from_config(cfg))
+    pulumi.export("modules_bucket", lime.modules_bucket.bucket)
+    pulumi.export("lime_factory_state_machine_arn", lime.state_machine.arn)
     for member in cfg.members:
         # Each member account/region is deployed through its own provider, assuming the role
         # the organisation gives Pulumi there; the security account never holds member credentials.

@@ -21,8 +21,8 @@ from moto import mock_aws
 from handlers.common import naming
 from handlers.isolation.containment import contain_instance
 from irf import local_aws
-from tests.ec2_semantics import install_ec2_semantics
 from irf.scenarios import AMI, WebTier, build_web_tier
+from tests.ec2_semantics import install_ec2_semantics
 
 PREFIX = "bench"
 ALL: Any = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}

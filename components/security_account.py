@@ -30,8 +30,10 @@ from statemachines.functions import (
     CASE_TABLE,
     FORENSIC,
     FUNCTIONS,
+    LIME_MODULES,
     MEMBER,
     NOTIFY,
+    START_LIME_FACTORY,
     START_RESPONSE,
     FunctionSpec,
 )
@@ -108,6 +110,12 @@ def is_trigger(spec: FunctionSpec) -> bool:
     return START_RESPONSE in spec.access
 
 
+def lime_factory_arn(args: SecurityAccountArgs) -> str:
+    # Deterministic, so the memory Lambdas need no dependency on the LimeFactory component.
+    name = naming.state_machine_name(args.prefix, "lime-factory")
+    return f"arn:aws:states:{args.region}:{args.account}:stateMachine:{name}"
+
+
 def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_arn: pulumi.Input[str],
                         table_arn: pulumi.Input[str], topic_arn: pulumi.Input[str],
                         state_machine_arn: pulumi.Input[str] | None = None) -> list[Statement]:
@@ -134,6 +142,22 @@ def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_ar
         if state_machine_arn is None:
             raise ValueError(f"{spec.function} starts the response but no state machine ARN was given")
         statements.append(allow("StartResponse", ["states:StartExecution"], state_machine_arn))
+    if LIME_MODULES in spec.access:
+        bucket = f"arn:aws:s3:::{naming.modules_bucket(args.prefix, args.account, args.region)}"
+        statements += [
+            allow("ReadLimeModules", ["s3:GetObject"], f"{bucket}/*"),
+            # With ListBucket a HEAD of a missing module answers 404 ("build it"), not 403.
+            allow("ListLimeModules", ["s3:ListBucket"], bucket),
+            allow("DecryptLimeModules", ["kms:Decrypt"], f"arn:aws:kms:{args.region}:{args.account}:key/*",
+                  {"StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}}),
+        ]
+    if START_LIME_FACTORY in spec.access:
+        machine = lime_factory_arn(args)
+        statements += [
+            allow("StartLimeFactory", ["states:StartExecution"], machine),
+            allow("FollowLimeFactory", ["states:DescribeExecution"],
+                  machine.replace(":stateMachine:", ":execution:") + ":*"),
+        ]
     if not statements:
         # IAM refuses a policy without statements; a function without access kinds (input
         # validation) gets the one statement that says what it must never do: act in an account.
@@ -225,6 +249,8 @@ class SecurityAccount(pulumi.ComponentResource):
     def _function(self, name: str, spec: FunctionSpec, args: SecurityAccountArgs) -> PythonLambda:
         environment: dict[str, pulumi.Input[str]] = dict(args.settings().to_env())
         environment["IRF_TOPIC_ARN"] = self.topic.arn
+        if START_LIME_FACTORY in spec.access:
+            environment["IRF_LIME_FACTORY_STATE_MACHINE_ARN"] = lime_factory_arn(args)
         state_machine_arn: pulumi.Input[str] | None = None
         if is_trigger(spec):
             state_machine_arn = self.response_state_machine.arn
@@ -260,7 +286,8 @@ class SecurityAccount(pulumi.ComponentResource):
             allow("Tracing", XRAY_ACTIONS, "*"),
         ]))
         definition = pulumi.Output.all(*arns).apply(
-            lambda resolved: json.dumps(response.build_definition(dict(zip(names, resolved, strict=True)), poll=args.poll)))
+            lambda resolved: json.dumps(response.build_definition(dict(zip(names, resolved, strict=True)),
+                                                                  poll=args.poll)))
         return aws.sfn.StateMachine(
             f"{name}-response", name=machine_name, type="STANDARD", role_arn=role.arn, definition=definition,
             logging_configuration={"log_destination": pulumi.Output.concat(log_group.arn, ":*"),

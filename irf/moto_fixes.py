@@ -15,6 +15,8 @@ from moto.ebs.models import EBSSnapshot
 from moto.ec2.models.elastic_block_store import EBSBackend
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
+from irf.ec2_semantics import install_ec2_semantics
+
 _original_is_action_permitted = IAMPolicyStatement.is_action_permitted
 # What every request in the simulation carries: moto's endpoints are reached over HTTPS.
 REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
@@ -117,9 +119,37 @@ def _copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, descr
     return _original_copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
 
 
+class Patches:
+    """setattr that remembers, like pytest's MonkeyPatch, for use outside tests (the simulation)."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[Any, str, Any, bool]] = []
+
+    def setattr(self, target: Any, name: str, value: Any, raising: bool = True) -> None:
+        present = name in vars(target) if isinstance(target, type) else hasattr(target, name)
+        if raising and not hasattr(target, name):
+            raise AttributeError(f"{target!r} has no attribute {name!r}")
+        self._saved.append((target, name, vars(target).get(name) if isinstance(target, type) else
+                            getattr(target, name, None), present))
+        setattr(target, name, value)
+
+    def undo(self) -> None:
+        for target, name, value, present in reversed(self._saved):
+            if present:
+                setattr(target, name, value)
+            else:
+                delattr(target, name)
+        self._saved.clear()
+
+
 @contextmanager
 def aws_semantics() -> Iterator[None]:
     with mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted), \
             mock.patch.object(EBSSnapshot, "__init__", _snapshot_init), \
             mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot):
-        yield
+        patches = Patches()
+        install_ec2_semantics(patches)
+        try:
+            yield
+        finally:
+            patches.undo()

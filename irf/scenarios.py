@@ -113,7 +113,8 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
     ec2.authorize_security_group_ingress(GroupId=admin_group, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}])
 
-    profile = create_app_profile(session)
+    # One application role per tier, so several tiers can share an account.
+    profile = create_app_profile(session, name=f"{name}-app", role=f"{name}-app")
     if isolation_profile:
         create_isolation_profile(session, prefix)
 
@@ -179,5 +180,5 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
         target_group_arn=target_group, admin_target_group_arn=admin_target_group_arn, admin_port=admin_port,
         instance_id=instance_id, primary_eni_id=primary_eni, secondary_eni_id=secondary_eni,
         allocation_id=address["AllocationId"], public_ip=address["PublicIp"], instance_profile=profile,
-        role_name=APP_ROLE, root_volume_id=volumes["/dev/xvda"], data_volume_id=volumes["/dev/sdf"],
+        role_name=f"{name}-app", root_volume_id=volumes["/dev/xvda"], data_volume_id=volumes["/dev/sdf"],
     )

@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from handlers.common import evidence
 from handlers.common.tags import INCIDENT_TAG
 from handlers.examination.orchestration import SINGLE_STREAM
 from irf import disk_content, disk_images, events_local, local_aws, scenarios
@@ -95,15 +94,79 @@ def _download_case(cloud: LocalCloud, case_id: str, out_dir: Path) -> Path:
     return case_dir
 
 
-def _upload_examination(cloud: LocalCloud, case_dir: Path) -> None:
-    """What the analysis instance does at the end: analysis/ and report/ into the case prefix."""
-    s3 = cloud.session(local_aws.FORENSIC_ACCOUNT).client("s3")
-    store = evidence.EvidenceStore(s3, cloud.settings.evidence_bucket, case_dir.name)
-    for folder in ("analysis", "report"):
-        for path in sorted((case_dir / folder).rglob("*")):
-            if path.is_file():
-                key = f"{case_dir.name}/{path.relative_to(case_dir).as_posix()}"
-                store.put_bytes(key, path.read_bytes(), source="examination", tool="irforensics-examination-runner")
+@dataclass
+class Incident:
+    """A compromised web server in the member account, its disks holding real file systems."""
+
+    tier: scenarios.WebTier
+    tree: disk_images.PlantedTree
+
+    @property
+    def instance_id(self) -> str:
+        return self.tier.instance_id
+
+
+def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web") -> Incident:
+    incident_time = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    work = work / name
+    # Amazon Linux's root file system is XFS (The Sleuth Kit cannot read it; libfsxfs does);
+    # the application's data volume is ext4.
+    tree = disk_images.build_compromised_webserver_tree(work / "rootfs", incident_time)
+    root_image = disk_images.build_xfs_image(tree, work / "root.xfs")
+    data_image = disk_images.build_ext4_image(_application_data(work / "datafs", incident_time),
+                                              work / "data.ext4", size_mib=16)
+    member = cloud.session(local_aws.MEMBER_ACCOUNT)
+    ebs = member.client("ebs")
+    root_snapshot = disk_content.write_snapshot(ebs, root_image, description=f"{name} root disk (XFS)")
+    data_snapshot = disk_content.write_snapshot(ebs, data_image, description=f"{name} data disk (ext4)")
+    tier = scenarios.build_web_tier(member, prefix=local_aws.PREFIX, name=name, root_snapshot_id=root_snapshot,
+                                    data_snapshot_id=data_snapshot, isolation_profile=False)
+    return Incident(tier=tier, tree=tree)
+
+
+def trigger_by_tag(cloud: LocalCloud, incident: Incident, action: str) -> str:
+    """Tag the instance as a responder would; EventBridge routing starts the response. Returns the execution."""
+    value = ACTIONS[action]
+    member = cloud.session(local_aws.MEMBER_ACCOUNT)
+    member.client("ec2").create_tags(Resources=[incident.instance_id], Tags=[{"Key": INCIDENT_TAG, "Value": value}])
+    events_local.deliver(events_local.tag_change_event(local_aws.MEMBER_ACCOUNT, local_aws.REGION,
+                                                       incident.instance_id, {INCIDENT_TAG: value}),
+                         local_aws.MEMBER_ACCOUNT, local_aws.REGION)
+    sfn = cloud.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
+    started = [e["executionArn"] for e in sfn.list_executions(stateMachineArn=cloud.response_state_machine_arn)[
+        "executions"] if json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]).get(
+        "InstanceId") == incident.instance_id]
+    if len(started) != 1:
+        raise RuntimeError(f"tagging {incident.instance_id} started {len(started)} executions, expected 1")
+    return str(started[0])
+
+
+def case_id_of(execution: dict[str, Any]) -> str:
+    output = json.loads(execution.get("output") or "{}")
+    case_id = str(output.get("Case", {}).get("CaseId") or output.get("CaseId") or "")
+    if not case_id:
+        raise RuntimeError(f"the response ended {execution['status']} without a case id: "
+                           f"{execution.get('error')}: {execution.get('cause')}")
+    return case_id
+
+
+def collect(cloud: LocalCloud, execution: dict[str, Any], incident: Incident, action: str, out_dir: Path,
+            stages: list[Stage]) -> SimulationResult:
+    case_id = case_id_of(execution)
+    case_dir = _download_case(cloud, case_id, out_dir)
+    findings = json.loads((case_dir / "analysis" / "findings.json").read_text())
+    after = json.loads((case_dir / "containment" / "after.json").read_text())
+    manifest = json.loads((case_dir / "manifest.json").read_text())
+    return SimulationResult(
+        case_id=case_id, case_dir=case_dir, action=ACTIONS[action], status=execution["status"], stages=stages,
+        containment=after, artefacts=manifest.get("artefacts", []), findings=list(findings.get("findings", [])),
+        report=case_dir / "report" / "report.html", instance_id=incident.instance_id,
+    )
+
+
+def quiet_moto() -> None:
+    # moto's Step Functions interpreter logs every failed state with its whole parse tree.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
 
 
 def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scenario: str = "webshell",
@@ -120,62 +183,23 @@ def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scena
         progress(name, detail)
 
     local_aws.use_fake_credentials()
-    # moto's Step Functions interpreter logs every failed state with its whole parse tree.
-    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    quiet_moto()
     cloud = LocalCloud(examination_notes=SIMULATION_NOTES)
     with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(cloud, deploy=False):
-        work = Path(tmp)
         started = time.monotonic()
         cloud.deploy()
         stage("deploy", started, f"{len(cloud.deployer.deployed)} resources into 3 simulated accounts "
                                   f"({len(cloud.deployer.skipped)} not simulated: moto lacks them)")
-
         started = time.monotonic()
-        incident = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-        # Amazon Linux's root file system is XFS (The Sleuth Kit cannot read it; libfsxfs does);
-        # the application's data volume is ext4.
-        tree = disk_images.build_compromised_webserver_tree(work / "rootfs", incident)
-        root_image = disk_images.build_xfs_image(tree, work / "root.xfs")
-        data_image = disk_images.build_ext4_image(_application_data(work / "datafs", incident), work / "data.ext4",
-                                                  size_mib=16)
-        member = cloud.session(local_aws.MEMBER_ACCOUNT)
-        root_snapshot = disk_content.write_snapshot(member.client("ebs"), root_image, description="web root disk")
-        data_snapshot = disk_content.write_snapshot(member.client("ebs"), data_image, description="web data disk")
-        tier = scenarios.build_web_tier(member, prefix=local_aws.PREFIX, root_snapshot_id=root_snapshot,
-                                        data_snapshot_id=data_snapshot, isolation_profile=False)
-        stage("workload", started, f"web tier with suspect {tier.instance_id}: ext4 root with planted "
-                                   f"evidence, XFS data volume, ASG + ALB, 2 ENIs, EIP")
-
+        incident = build_incident(cloud, Path(tmp))
+        stage("workload", started, f"web tier with suspect {incident.instance_id}: XFS root with planted "
+                                   "evidence, ext4 data volume, ASG + ALB, 2 ENIs, IPv6, EIP")
         started = time.monotonic()
-        value = ACTIONS[action]
-        member.client("ec2").create_tags(Resources=[tier.instance_id], Tags=[{"Key": INCIDENT_TAG, "Value": value}])
-        events_local.deliver(events_local.tag_change_event(local_aws.MEMBER_ACCOUNT, local_aws.REGION,
-                                                           tier.instance_id, {INCIDENT_TAG: value}),
-                             local_aws.MEMBER_ACCOUNT, local_aws.REGION)
-        sfn = cloud.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
-        executions = sfn.list_executions(stateMachineArn=cloud.response_state_machine_arn)["executions"]
-        if len(executions) != 1:
-            raise RuntimeError(f"tagging the instance started {len(executions)} executions, expected 1")
-        execution = cloud.wait(executions[0]["executionArn"], timeout_seconds=600)
-        output = json.loads(execution.get("output") or "{}")
-        case_id = str(output.get("Case", {}).get("CaseId") or output.get("CaseId") or "")
-        if not case_id:
-            raise RuntimeError(f"the response ended {execution['status']} without a case id: "
-                               f"{execution.get('error')}: {execution.get('cause')}")
+        execution = cloud.wait(trigger_by_tag(cloud, incident, action), timeout_seconds=600)
         stage("response", started, f"state machine {execution['status']}: tag -> EventBridge -> trigger Lambda -> "
                                    "contain -> snapshot -> copy to forensic -> image -> examine -> report")
-
         started = time.monotonic()
-        case_dir = _download_case(cloud, case_id, out_dir)
-        findings = json.loads((case_dir / "analysis" / "findings.json").read_text())
-        stage("case folder", started, f"{sum(1 for p in case_dir.rglob('*') if p.is_file())} evidence objects "
-                                      f"downloaded to {case_dir}")
-
-        after = json.loads((case_dir / "containment" / "after.json").read_text())
-        manifest = json.loads((case_dir / "manifest.json").read_text())
-        return SimulationResult(
-            case_id=case_id, case_dir=case_dir, action=value, status=execution["status"], stages=stages,
-            containment=after, artefacts=manifest.get("artefacts", []),
-            findings=list(findings.get("findings", [])),
-            report=case_dir / "report" / "report.html", instance_id=tier.instance_id,
-        )
+        result = collect(cloud, execution, incident, action, out_dir, stages)
+        stage("case folder", started, f"{sum(1 for p in result.case_dir.rglob('*') if p.is_file())} evidence "
+                                      f"objects downloaded to {result.case_dir}")
+        return result

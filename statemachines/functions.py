@@ -14,6 +14,8 @@ FORENSIC = "forensic"  # sts:AssumeRole into the forensic automation role
 CASE_TABLE = "case-table"  # the case table (DynamoDB)
 NOTIFY = "notify"  # publish to the notification topic (and read the Slack secret when set)
 START_RESPONSE = "start-response"  # states:StartExecution on the response state machine
+LIME_MODULES = "lime-modules"  # read the modules bucket (and pre-sign GETs of it), decrypt with its CMK
+START_LIME_FACTORY = "start-lime-factory"  # states:StartExecution on the LimeFactory, DescribeExecution of its runs
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,22 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     # 1769 MB is one full vCPU: hashing and block reads are CPU-bound.
     FunctionSpec("image-volume", "acquisition", "handlers.acquisition.handler.image_volume",
                  frozenset({FORENSIC}), timeout=900, memory_size=1769),
+    FunctionSpec("memory-open-path", "memory", "handlers.memory.handler.open_path", frozenset({MEMBER, FORENSIC})),
+    FunctionSpec("memory-discover", "memory", "handlers.memory.handler.discover_kernel", frozenset({MEMBER})),
+    FunctionSpec("memory-discovery-result", "memory", "handlers.memory.handler.discovery_result",
+                 frozenset({MEMBER})),
+    FunctionSpec("memory-check-module", "memory", "handlers.memory.handler.check_module",
+                 frozenset({LIME_MODULES})),
+    FunctionSpec("memory-request-build", "memory", "handlers.memory.handler.request_module_build",
+                 frozenset({START_LIME_FACTORY})),
+    FunctionSpec("memory-build-status", "memory", "handlers.memory.handler.module_build_status",
+                 frozenset({START_LIME_FACTORY})),
+    FunctionSpec("memory-start-capture", "memory", "handlers.memory.handler.start_capture",
+                 frozenset({MEMBER, FORENSIC, LIME_MODULES}), timeout=120),
+    FunctionSpec("memory-capture-result", "memory", "handlers.memory.handler.capture_result",
+                 frozenset({MEMBER, FORENSIC}), timeout=300),
+    FunctionSpec("memory-close-path", "memory", "handlers.memory.handler.close_path",
+                 frozenset({MEMBER, FORENSIC}), timeout=120),
     FunctionSpec("cleanup", "acquisition", "handlers.acquisition.handler.cleanup",
                  frozenset({MEMBER, FORENSIC}), timeout=300),
     FunctionSpec("finalize-case", "case", "handlers.case.handler.finalize_case",

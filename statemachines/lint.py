@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from statemachines import examination, response
+from statemachines import examination, lime_factory, response
 from statemachines.functions import FUNCTIONS
 
 
@@ -19,7 +19,8 @@ def example_arns(account: str = "111122223333", region: str = "eu-west-1") -> di
 
 def definitions() -> dict[str, dict[str, Any]]:
     return {"response": response.build_definition(example_arns()),
-            "examination": examination.build_definition(example_arns())}
+            "examination": examination.build_definition(example_arns()),
+            "lime-factory": lime_factory.build_definition(example_arns())}
 
 
 def statelint(definition: dict[str, Any]) -> list[str]:

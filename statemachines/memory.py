@@ -16,30 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines.asl import PollPolicy, State, lambda_task, pass_state
-from statemachines.functions import FORENSIC, MEMBER, FunctionSpec
+from statemachines.functions import FUNCTIONS, FunctionSpec
 
-# Access kinds this branch adds (SecurityAccount turns them into IAM statements):
-LIME_MODULES = "lime-modules"  # read the modules bucket (and pre-sign GETs of it), decrypt with its CMK
-START_LIME_FACTORY = "start-lime-factory"  # states:StartExecution on the LimeFactory, DescribeExecution of its runs
-
-MEMORY_FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("memory-open-path", "memory", "handlers.memory.handler.open_path", frozenset({MEMBER, FORENSIC})),
-    FunctionSpec("memory-discover", "memory", "handlers.memory.handler.discover_kernel", frozenset({MEMBER})),
-    FunctionSpec("memory-discovery-result", "memory", "handlers.memory.handler.discovery_result",
-                 frozenset({MEMBER})),
-    FunctionSpec("memory-check-module", "memory", "handlers.memory.handler.check_module",
-                 frozenset({LIME_MODULES})),
-    FunctionSpec("memory-request-build", "memory", "handlers.memory.handler.request_module_build",
-                 frozenset({START_LIME_FACTORY})),
-    FunctionSpec("memory-build-status", "memory", "handlers.memory.handler.module_build_status",
-                 frozenset({START_LIME_FACTORY})),
-    FunctionSpec("memory-start-capture", "memory", "handlers.memory.handler.start_capture",
-                 frozenset({MEMBER, FORENSIC, LIME_MODULES}), timeout=120),
-    FunctionSpec("memory-capture-result", "memory", "handlers.memory.handler.capture_result",
-                 frozenset({MEMBER, FORENSIC}), timeout=300),
-    FunctionSpec("memory-close-path", "memory", "handlers.memory.handler.close_path",
-                 frozenset({MEMBER, FORENSIC}), timeout=120),
-)
+MEMORY_FUNCTIONS: tuple[FunctionSpec, ...] = tuple(spec for spec in FUNCTIONS if spec.package == "memory")
 # A capture of a large instance runs up to ~45 minutes; a LimeFactory build 10-30.
 CAPTURE_POLL = PollPolicy(interval_seconds=60, backoff_rate=1.2, max_attempts=20, max_delay_seconds=300)
 BUILD_POLL = PollPolicy(interval_seconds=60, backoff_rate=1.2, max_attempts=20, max_delay_seconds=300)

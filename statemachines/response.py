@@ -11,13 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines import examination
+from statemachines.memory import memory_branch
 from statemachines.asl import PollPolicy, State, lambda_task, machine, pass_state
 from statemachines.functions import by_name
 
-MEMORY_NOT_ACQUIRED = (
-    "not acquired: memory acquisition (LiME via SSM with pre-built modules) is not deployed in this "
-    "version; no module was loaded and no memory image exists"
-)
 MAX_IMAGING_INVOCATIONS = 500
 
 
@@ -135,13 +132,6 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
     }
 
 
-def _memory_branch() -> dict[str, Any]:
-    return {
-        "StartAt": "MemoryNotAcquired",
-        "States": {"MemoryNotAcquired": pass_state(None, result={"Acquired": False, "Reason": MEMORY_NOT_ACQUIRED})},
-    }
-
-
 def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | None = None) -> dict[str, Any]:
     """The response state machine, for the given Lambda ARNs (keys: statemachines.functions names)."""
     poll = poll or PollPolicy()
@@ -196,7 +186,7 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "Memory": {"Acquired": False, "Reason": "not acquired: dry run (nothing was changed or copied)"}}),
         "Acquire": {
             "Type": "Parallel",
-            "Branches": [_disk_branch(arns, poll), _memory_branch()],
+            "Branches": [_disk_branch(arns, poll), memory_branch(arns, poll, capture_poll=poll, build_poll=poll)],
             "ResultSelector": {"Disk.$": "$[0]", "Memory.$": "$[1]"},
             "ResultPath": "$.Acquisition",
             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.Failure", "Next": "FailedAtAcquire"}],

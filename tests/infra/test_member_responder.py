@@ -124,7 +124,8 @@ def test_responder_policy_grants_resource_star_only_where_aws_has_no_resource_le
                 assert set(as_list(statement["Action"])) <= UNSCOPED_ACTIONS, sid
             else:
                 assert all(f":{account}:" in arn or arn.startswith(f"arn:aws:ec2:{region}::snapshot/")
-                           or arn.startswith(f"arn:aws:ssm:{region}::document/") for arn in resources_), sid
+                           or arn.startswith(f"arn:aws:ssm:{region}::document/")
+                           or arn == f"arn:aws:ec2:{region}:aws:prefix-list/*" for arn in resources_), sid
 
 
 def test_responder_may_delete_only_snapshots_irforensics_made(resources):

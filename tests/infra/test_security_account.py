@@ -12,7 +12,17 @@ import pytest
 from components import naming
 from handlers.triggers.patterns import SECURITYHUB_ACTIONS, matches, securityhub_action_arn
 from irf.pulumi_mocks import RegisteredResource, run_program
-from statemachines.functions import CASE_TABLE, FORENSIC, FUNCTIONS, MEMBER, NOTIFY, START_RESPONSE, by_name
+from statemachines.functions import (
+    CASE_TABLE,
+    FORENSIC,
+    FUNCTIONS,
+    LIME_MODULES,
+    MEMBER,
+    NOTIFY,
+    START_LIME_FACTORY,
+    START_RESPONSE,
+    by_name,
+)
 
 PREFIX = "acme"
 SECURITY = "123456789012"
@@ -38,6 +48,8 @@ SIDS_BY_ACCESS = {
     CASE_TABLE: {"ReadWriteCases", "UseSecurityKey"},
     NOTIFY: {"PublishNotifications", "ReadSlackWebhook", "UseSecurityKey"},
     START_RESPONSE: {"StartResponse"},
+    LIME_MODULES: {"ReadLimeModules", "ListLimeModules", "DecryptLimeModules"},
+    START_LIME_FACTORY: {"StartLimeFactory", "FollowLimeFactory"},
 }
 
 
@@ -117,7 +129,8 @@ def test_no_statement_in_the_security_stack_allows_every_action(resources):
 
 def test_every_kms_key_in_the_stack_rotates(resources):
     keys = of_type(resources, "aws:kms/key:Key")
-    assert len(keys) == 1 + len(MEMBERS)
+    # The security CMK, the LimeFactory's modules CMK, and one EBS CMK per member.
+    assert len(keys) == 2 + len(MEMBERS)
     assert all(key.inputs["enableKeyRotation"] is True for key in keys)
 
 

@@ -1,0 +1,435 @@
+"""What the responder's `irf` commands do, as plain functions over boto3 sessions and clients.
+
+The CLI (irf/cli.py) parses options and prints; everything here is typed, takes its AWS
+clients as arguments and raises the domain errors of handlers/common/errors.py (or the few
+below), so each command's behaviour can be tested against moto without a terminal.
+
+Nothing is configured by hand: the security account is the caller's (sts GetCallerIdentity),
+and every resource is found by the deterministic names of handlers/common/naming.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from handlers.case.store import OPEN, CaseStore
+from handlers.common import naming
+from handlers.common.case import ACCOUNT_ID, CASE_ID, REGION, parse_request
+from handlers.common.errors import InvalidInput, IrfError
+from handlers.common.evidence import EvidenceStore, containment_key, report_key
+from handlers.common.sessions import assume_role
+from handlers.common.tags import ACTION_ANALYZE, ACTION_CONTAIN
+from handlers.isolation.containment import Change, ContainmentRecord, release_instance
+from handlers.isolation.handler import record_from_evidence
+
+ACTIONS = {"analyze": ACTION_ANALYZE, "contain": ACTION_CONTAIN}
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+REPORT_FILES = ("report.html", "report.md", "report.json")
+CLI_ACTOR = "irf-cli"
+# StartExecution names: 1-80 characters of letters, digits, '-' and '_'.
+_EXECUTION_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# Codes by which a missing stack shows itself: the name was derived, so the prefix or account is wrong.
+_MISSING = frozenset({"ResourceNotFoundException", "StateMachineDoesNotExist", "NoSuchBucket"})
+
+Sleep = Callable[[float], None]
+Clock = Callable[[], datetime]
+
+
+class CaseNotFound(IrfError):
+    def __init__(self, case_id: str, table: str) -> None:
+        self.case_id = case_id
+        super().__init__(f"case {case_id} does not exist (no record in case table {table})")
+
+
+class ReportNotFound(IrfError):
+    """No report objects under `<CaseId>/report/`; the message says why, from the case record."""
+
+    def __init__(self, case_id: str, case: Mapping[str, Any] | None) -> None:
+        self.case_id = case_id
+        self.case = dict(case) if case is not None else None
+        if case is None:
+            why = "the case does not exist"
+        elif case.get("Status") == OPEN:
+            why = (f"the response is still running (case open since {case.get('OpenedAt', '?')}); "
+                   f"the report is written when it closes: see `irf status {case_id}`")
+        else:
+            detail = f": {case['Detail']}" if case.get("Detail") else ""
+            dry = "; it was a dry run, which examines nothing" if case.get("DryRun") else ""
+            why = f"the case is {case.get('Status', 'unknown')}{detail}{dry}"
+        super().__init__(f"case {case_id} has no report: {why}")
+
+
+class ContainmentRecordNotFound(IrfError):
+    def __init__(self, case_id: str) -> None:
+        self.case_id = case_id
+        super().__init__(
+            f"case {case_id} has no containment record ({containment_key(case_id, 'before')}): "
+            "it was a dry run, it never got as far as containment, or the case does not exist")
+
+
+class DeploymentNotFound(IrfError):
+    """A resource the stacks create by a deterministic name is not there (wrong prefix, account or region)."""
+
+
+class MissingSetting(IrfError):
+    """An option the command needs was given neither on the command line nor in the environment."""
+
+
+class EvidenceIntegrityError(IrfError):
+    """A downloaded evidence object does not hash to the sha256 recorded when it was written."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the deployment is.
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The security account's resources, by name, plus where the evidence lives."""
+
+    prefix: str
+    security_account: str
+    security_region: str
+    partition: str = "aws"
+    forensic_account: str = ""
+    forensic_region: str = ""
+    # Who runs the command: named in the custody log for what the CLI changes.
+    caller_arn: str = ""
+
+    @property
+    def response_state_machine_arn(self) -> str:
+        return (f"arn:{self.partition}:states:{self.security_region}:{self.security_account}:stateMachine:"
+                f"{naming.state_machine_name(self.prefix, 'response')}")
+
+    @property
+    def case_table(self) -> str:
+        return naming.case_table(self.prefix)
+
+    @property
+    def evidence_bucket(self) -> str:
+        missing = [name for name, value in (("--forensic-account (IRF_FORENSIC_ACCOUNT)", self.forensic_account),
+                                            ("--forensic-region (IRF_FORENSIC_REGION)", self.forensic_region))
+                   if not value]
+        if missing:
+            raise MissingSetting(f"the evidence bucket's name needs {' and '.join(missing)}")
+        return naming.evidence_bucket(self.prefix, self.forensic_account, self.forensic_region)
+
+
+def locate_deployment(session: boto3.Session, prefix: str, *, forensic_account: str = "",
+                      forensic_region: str = "") -> Deployment:
+    """The caller's account is the security account; the session's region is its region."""
+    errors: dict[str, str] = {}
+    if not prefix:
+        errors["--prefix"] = "is required (or set IRF_PREFIX)"
+    else:
+        try:
+            naming.check_prefix(prefix)
+        except ValueError as exc:
+            errors["--prefix"] = str(exc)
+    if forensic_account and not ACCOUNT_ID.match(forensic_account):
+        errors["--forensic-account"] = f"must be a 12-digit AWS account id, got {forensic_account!r}"
+    if forensic_region and not REGION.match(forensic_region):
+        errors["--forensic-region"] = f"must be an AWS region like eu-west-1, got {forensic_region!r}"
+    if errors:
+        raise InvalidInput(errors)
+    if not session.region_name:
+        raise MissingSetting("no region for the security account: set --security-region, IRF_SECURITY_REGION, "
+                             "AWS_REGION or a region in your AWS profile")
+    identity = session.client("sts").get_caller_identity()
+    return Deployment(prefix=prefix, security_account=str(identity["Account"]),
+                      security_region=session.region_name, partition=str(identity["Arn"]).split(":")[1],
+                      forensic_account=forensic_account, forensic_region=forensic_region,
+                      caller_arn=str(identity["Arn"]))
+
+
+@contextmanager
+def _deployed(what: str, deployment: Deployment) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in _MISSING:
+            raise
+        raise DeploymentNotFound(
+            f"{what} not found ({exc.response['Error'].get('Message', '')}): is the stack deployed with prefix "
+            f"{deployment.prefix!r} in account {deployment.security_account}, region {deployment.security_region}?"
+        ) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# irf respond
+
+
+def build_request(instance_id: str, account: str, region: str, action: str, *, case_id: str | None = None,
+                  dry_run: bool = False, retain_artefacts: bool = True,
+                  wait_seconds: int | None = None) -> dict[str, Any]:
+    """The manual-execution input of DESIGN.md, validated here exactly as the state machine's first step does."""
+    request: dict[str, Any] = {
+        "InstanceId": instance_id, "Account": account, "Region": region,
+        "Action": ACTIONS.get(action.lower(), action), "RetainArtefacts": retain_artefacts, "DryRun": dry_run,
+        "Trigger": "cli",
+    }
+    if case_id:
+        request["CaseId"] = case_id
+    if wait_seconds is not None:
+        request["WaitSeconds"] = wait_seconds
+    errors: dict[str, str] = {}
+    if action.lower() not in ACTIONS:
+        errors["Action"] = f"must be analyze or contain, got {action!r}"
+    try:
+        parse_request(request)
+    except InvalidInput as exc:
+        errors = exc.fields | errors
+    if errors:
+        raise InvalidInput(errors)
+    return request
+
+
+def execution_name(instance_id: str, moment: datetime) -> str:
+    stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return _EXECUTION_NAME_UNSAFE.sub("-", f"irf-{instance_id}-{stamp}")[:80]
+
+
+def start_response(sfn: Any, deployment: Deployment, request: Mapping[str, Any], name: str) -> str:
+    with _deployed(f"response state machine {deployment.response_state_machine_arn}", deployment):
+        started = sfn.start_execution(stateMachineArn=deployment.response_state_machine_arn, name=name,
+                                      input=json.dumps(request))
+    return str(started["executionArn"])
+
+
+@dataclass(frozen=True)
+class ResponseOutcome:
+    execution_arn: str
+    status: str
+    case_id: str
+    # False when the instance already had an open case and nothing new started.
+    created: bool
+    error: str = ""
+    cause: str = ""
+    states: tuple[str, ...] = ()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+
+def _new_events(sfn: Any, execution_arn: str, after_id: int) -> list[dict[str, Any]]:
+    """History events newer than `after_id`, oldest first.
+
+    Pages are asked for newest first, so a long execution costs one page per poll; moto ignores
+    `reverseOrder` (one page, oldest first), hence filtering by id rather than stopping at the first seen.
+    """
+    new: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 200}
+    while True:
+        page = sfn.get_execution_history(**params)
+        new.extend(event for event in page["events"] if int(event["id"]) > after_id)
+        reached_seen = any(int(event["id"]) <= after_id for event in page["events"])
+        if reached_seen or not page.get("nextToken"):
+            return sorted(new, key=lambda event: int(event["id"]))
+        params["nextToken"] = page["nextToken"]
+
+
+def _case_id_in(event: Mapping[str, Any]) -> str:
+    """The case id from OpenCase's output (the one place it appears in a run that later fails)."""
+    details = event.get("stateExitedEventDetails") or {}
+    if details.get("name") != "OpenCase":
+        return ""
+    try:
+        output = json.loads(details.get("output") or "{}")
+    except json.JSONDecodeError:
+        return ""
+    return str(output.get("Case", {}).get("CaseId") or "")
+
+
+def follow_response(sfn: Any, execution_arn: str, *, poll_interval: float = 5.0,
+                    on_state: Callable[[str], None] | None = None, sleep: Sleep = time.sleep,
+                    case_id: str = "") -> ResponseOutcome:
+    """Poll the execution until it ends, reporting each state it enters, in order."""
+    seen = 0
+    states: list[str] = []
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        for event in _new_events(sfn, execution_arn, seen):
+            seen = max(seen, int(event["id"]))
+            case_id = _case_id_in(event) or case_id
+            entered = event.get("stateEnteredEventDetails")
+            if entered and str(event.get("type", "")).endswith("StateEntered"):
+                states.append(str(entered["name"]))
+                if on_state is not None:
+                    on_state(str(entered["name"]))
+        if execution["status"] in TERMINAL:
+            break
+        sleep(poll_interval)
+    created = True
+    if execution["status"] == "SUCCEEDED":
+        output = json.loads(execution.get("output") or "{}")
+        case = output.get("Case", output)
+        case_id = str(case.get("CaseId") or case_id)
+        created = case.get("Created", True) is not False
+    return ResponseOutcome(
+        execution_arn=execution_arn, status=str(execution["status"]), case_id=case_id, created=created,
+        error=str(execution.get("error", "")), cause=str(execution.get("cause", "")), states=tuple(states))
+
+
+# ---------------------------------------------------------------------------------------------
+# irf status / irf cases
+
+
+def check_case_id(case_id: str) -> str:
+    if not CASE_ID.match(case_id):
+        raise InvalidInput({"CASE": f"must be 1-128 characters of letters, digits, '.', '_' or '-', got {case_id!r}"})
+    return case_id
+
+
+@dataclass(frozen=True)
+class CustodyEvent:
+    seq: int
+    event: str
+    time: str
+    actor: str
+    key: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaseStatus:
+    case: Mapping[str, Any]
+    custody: tuple[CustodyEvent, ...]
+
+
+def get_case(dynamodb: Any, deployment: Deployment, case_id: str) -> dict[str, Any]:
+    check_case_id(case_id)
+    with _deployed(f"case table {deployment.case_table}", deployment):
+        case = CaseStore(dynamodb, deployment.case_table).get_case(case_id)
+    if case is None:
+        raise CaseNotFound(case_id, deployment.case_table)
+    return case
+
+
+def custody_events(s3: Any, deployment: Deployment, case_id: str) -> tuple[CustodyEvent, ...]:
+    store = EvidenceStore(s3, deployment.evidence_bucket, case_id)
+    events: list[CustodyEvent] = []
+    with _deployed(f"evidence bucket {deployment.evidence_bucket}", deployment):
+        for key in store.keys("custody/"):
+            record = store.get_json(key)
+            events.append(CustodyEvent(seq=int(record.get("seq", 0)), event=str(record.get("event", "")),
+                                       time=str(record.get("time", "")), actor=str(record.get("actor", "")),
+                                       key=key, detail=record.get("detail") or {}))
+    return tuple(sorted(events, key=lambda e: e.seq))
+
+
+def case_status(dynamodb: Any, s3: Any, deployment: Deployment, case_id: str) -> CaseStatus:
+    case = get_case(dynamodb, deployment, case_id)
+    return CaseStatus(case=case, custody=custody_events(s3, deployment, case_id))
+
+
+def recent_cases(dynamodb: Any, deployment: Deployment, limit: int = 20) -> list[dict[str, Any]]:
+    if limit < 1:
+        raise InvalidInput({"--limit": f"must be at least 1, got {limit}"})
+    with _deployed(f"case table {deployment.case_table}", deployment):
+        return CaseStore(dynamodb, deployment.case_table).recent_cases(limit)
+
+
+# ---------------------------------------------------------------------------------------------
+# irf report
+
+
+@dataclass(frozen=True)
+class DownloadedFile:
+    key: str
+    path: Path
+    size: int
+    sha256: str
+    # The sha256 the evidence store recorded when it wrote the object matched the downloaded bytes.
+    verified: bool
+
+
+def download_report(s3: Any, dynamodb: Any, deployment: Deployment, case_id: str,
+                    out_dir: Path) -> list[DownloadedFile]:
+    """Fetch `<CaseId>/report/report.{html,md,json}` and check each against its recorded sha256."""
+    check_case_id(case_id)
+    store = EvidenceStore(s3, deployment.evidence_bucket, case_id)
+    with _deployed(f"evidence bucket {deployment.evidence_bucket}", deployment):
+        present = [name for name in REPORT_FILES if store.exists(report_key(case_id, name))]
+    if not present:
+        with _deployed(f"case table {deployment.case_table}", deployment):
+            case = CaseStore(dynamodb, deployment.case_table).get_case(case_id)
+        raise ReportNotFound(case_id, case)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    downloaded: list[DownloadedFile] = []
+    for name in present:
+        key = report_key(case_id, name)
+        obj = s3.get_object(Bucket=deployment.evidence_bucket, Key=key)
+        body = obj["Body"].read()
+        digest = hashlib.sha256(body).hexdigest()
+        recorded = obj.get("Metadata", {}).get("sha256", "")
+        if recorded and recorded != digest:
+            raise EvidenceIntegrityError(
+                f"s3://{deployment.evidence_bucket}/{key} hashes to {digest}, but {recorded} was recorded when it "
+                "was written; not saved")
+        path = out_dir / name
+        path.write_bytes(body)
+        downloaded.append(DownloadedFile(key=key, path=path, size=len(body), sha256=digest, verified=bool(recorded)))
+    return downloaded
+
+
+# ---------------------------------------------------------------------------------------------
+# irf release
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    case_id: str
+    instance_id: str
+    dry_run: bool
+    changes: tuple[Change, ...]
+    custody_key: str = ""
+    # Why the release is missing from the custody log (the evidence credentials may be read-only).
+    custody_error: str = ""
+
+
+def release_contained_instance(security: boto3.Session, evidence_s3: Any, deployment: Deployment,
+                               instance_id: str, case_id: str, account: str, region: str, *,
+                               dry_run: bool = False) -> ReleaseOutcome:
+    """Restore the instance to the case's `containment/before.json`, through the member responder role."""
+    parse_request({"InstanceId": instance_id, "Account": account, "Region": region, "CaseId": case_id})
+    store = EvidenceStore(evidence_s3, deployment.evidence_bucket, case_id)
+    with _deployed(f"evidence bucket {deployment.evidence_bucket}", deployment):
+        if not store.exists(containment_key(case_id, "before")):
+            raise ContainmentRecordNotFound(case_id)
+        record: ContainmentRecord = record_from_evidence(store)
+    mismatched = {field_name: f"case {case_id} contained {recorded}, not {given}"
+                  for field_name, recorded, given in (("InstanceId", record.instance_id, instance_id),
+                                                      ("Account", record.account, account),
+                                                      ("Region", record.region, region))
+                  if recorded != given}
+    if mismatched:
+        raise InvalidInput(mismatched)
+    member = assume_role(naming.member_responder_role_arn(deployment.prefix, account, region), region, case_id,
+                         base=security)
+    released = release_instance(member, instance_id, record, dry_run=dry_run)
+    changes = tuple(released.changes)
+    custody_key, custody_error = "", ""
+    try:
+        custody_key = store.custody("release-dry-run" if dry_run else "released",
+                                    {"instance_id": instance_id, "dry_run": dry_run,
+                                     "changes": [c.to_dict() for c in changes]},
+                                    actor=f"{CLI_ACTOR} {deployment.caller_arn}".strip())
+    except ClientError as exc:
+        # The instance is already released; failing now would hide that. Say it is not in the log.
+        custody_error = f"{exc.response['Error'].get('Code')}: {exc.response['Error'].get('Message', '')}"
+    return ReleaseOutcome(case_id=case_id, instance_id=instance_id, dry_run=dry_run, changes=changes,
+                          custody_key=custody_key, custody_error=custody_error)
+
