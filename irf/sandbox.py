@@ -9,6 +9,7 @@ EBS direct gap with a block source that walks a forensic copy's lineage back to 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,8 +27,10 @@ from handlers.common import naming
 from handlers.common.settings import Settings
 from handlers.examination import handler as examination_handler
 from handlers.examination.orchestration import InProcessExaminationExecutor
+from handlers.memory import kernel
 from irf import lambda_local, local_aws, moto_fixes, stacks
 from irf.deploy_local import MotoDeployer, deploy_program
+from irf.ssm_agent import AgentBehaviour, SimulatedAgent
 
 MOTO_CONFIG: Any = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True},
                                "iam": {"load_aws_managed_policies": False}}
@@ -60,6 +63,7 @@ def lineage_block_source(forensic: boto3.Session, snapshot_id: str) -> BlockSour
 class LocalCloud:
     members: list[tuple[str, str]] = field(default_factory=lambda: [(local_aws.MEMBER_ACCOUNT, local_aws.REGION)])
     examination_notes: list[str] = field(default_factory=list)
+    agent: SimulatedAgent = field(default_factory=SimulatedAgent)
     security_overrides: dict[str, Any] = field(default_factory=dict)
     deployer: MotoDeployer = field(default_factory=MotoDeployer)
     invocations: list[lambda_local.Invocation] = field(default_factory=list)
@@ -100,6 +104,28 @@ class LocalCloud:
         if len(found) != 1:
             raise RuntimeError("the security stack did not deploy exactly one response state machine")
         return found[0].id
+
+    def give_instance_an_agent(self, instance_id: str, discovery: str, memory_image: bytes | None) -> None:
+        """The suspect runs the SSM agent (moto has none): it answers discovery and captures this image."""
+        self.agent.agents[instance_id] = AgentBehaviour(discovery=discovery, image=memory_image)
+
+    def stand_in_for_module_build(self, discovery: str) -> str:
+        """moto runs no CodeBuild: publish what a LimeFactory build would for this kernel, labelled as
+        a simulation stand-in (the bytes are not a kernel module and the symbol table is not an ISF)."""
+        info = kernel.parse_discovery(discovery)
+        prefix = kernel.module_prefix(info)
+        files = {
+            kernel.MODULE_FILE: f"irforensics simulation stand-in for lime.ko ({info.kernel_release})".encode(),
+            kernel.SYMBOLS_FILE: b"irforensics simulation stand-in: no Volatility symbol table was built",
+        }
+        s3 = self.session(local_aws.SECURITY_ACCOUNT).client("s3")
+        bucket = naming.modules_bucket(local_aws.PREFIX, local_aws.SECURITY_ACCOUNT, local_aws.REGION)
+        for name, body in files.items():
+            s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
+        s3.put_object(Bucket=bucket, Key=prefix + kernel.BUILD_FILE, Body=json.dumps({
+            "simulation": True, "files": {name: {"sha256": hashlib.sha256(body).hexdigest()}
+                                          for name, body in files.items()}}).encode())
+        return prefix
 
     def session(self, account: str, region: str = local_aws.REGION) -> boto3.Session:
         return local_aws.account_session(account, region)
@@ -144,6 +170,7 @@ def cloud_context(cloud: LocalCloud | None = None, *, deploy: bool = True) -> It
         saved = acquisition_handler.BLOCK_SOURCE_FACTORY
         acquisition_handler.BLOCK_SOURCE_FACTORY = lineage_block_source
         stack.callback(setattr, acquisition_handler, "BLOCK_SOURCE_FACTORY", saved)
+        cloud.agent = stack.enter_context(SimulatedAgent().installed())
         saved_executor = examination_handler.EXAMINATION_EXECUTOR
         examination_handler.EXAMINATION_EXECUTOR = InProcessExaminationExecutor(notes=cloud.examination_notes)
         stack.callback(setattr, examination_handler, "EXAMINATION_EXECUTOR", saved_executor)

@@ -114,6 +114,17 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}])
 
     # One application role per tier, so several tiers can share an account.
+    # Private SSM endpoints, as a managed fleet has: a contained instance reaches SSM only through them.
+    endpoint_group = ec2.create_security_group(GroupName=f"{name}-endpoints", Description="VPC endpoints",
+                                               VpcId=vpc_id)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=endpoint_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}])
+    for service in ("ssm", "ssmmessages", "ec2messages"):
+        ec2.create_vpc_endpoint(VpcId=vpc_id, ServiceName=f"com.amazonaws.{region}.{service}",
+                                VpcEndpointType="Interface", SubnetIds=subnets, SecurityGroupIds=[endpoint_group],
+                                PrivateDnsEnabled=True)
+
+    # One application role per tier, so several tiers can share an account.
     profile = create_app_profile(session, name=f"{name}-app", role=f"{name}-app")
     if isolation_profile:
         create_isolation_profile(session, prefix)

@@ -23,6 +23,7 @@ from typing import Any
 
 from handlers.common.tags import INCIDENT_TAG
 from handlers.examination.orchestration import SINGLE_STREAM
+from handlers.memory import lime
 from irf import disk_content, disk_images, events_local, local_aws, scenarios
 from irf.sandbox import LocalCloud, cloud_context
 
@@ -32,13 +33,16 @@ SIMULATION_NOTES = [
     "Local simulation: AWS was simulated with moto in one process; accounts "
     f"{local_aws.SECURITY_ACCOUNT} (security), {local_aws.FORENSIC_ACCOUNT} (forensic), "
     f"{local_aws.MEMBER_ACCOUNT} (member).",
-    "Memory: no memory was acquired in the simulation (moto's SSM runs no commands); "
-    "the memory branch records why.",
+    "Memory: the memory image is SYNTHETIC LiME-format data written by a simulated SSM agent (moto runs "
+    "no commands); the LiME module and symbol table were simulation stand-ins, so Volatility has no kernel "
+    "to analyse.",
     "Examination ran on this machine (moto runs no SSM commands) with the code the analysis instance runs; "
     "the toolset image was a stand-in (moto has no EC2 Image Builder).",
 ]
 
 Progress = Callable[[str, str], None]
+DISCOVERY_SAMPLE = Path(__file__).parent / "samples" / "amzn2-x86_64.discovery.txt"
+SYNTHETIC_MEMORY_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -121,6 +125,12 @@ def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web") -> Incid
     data_snapshot = disk_content.write_snapshot(ebs, data_image, description=f"{name} data disk (ext4)")
     tier = scenarios.build_web_tier(member, prefix=local_aws.PREFIX, name=name, root_snapshot_id=root_snapshot,
                                     data_snapshot_id=data_snapshot, isolation_profile=False)
+    # Its SSM agent and its memory: a synthetic LiME image, labelled as such inside and in the report.
+    discovery = DISCOVERY_SAMPLE.read_text()
+    memory = work / "memory.lime"
+    lime.synthetic_memory_image(memory, seed=sum(map(ord, name)), size=SYNTHETIC_MEMORY_BYTES)
+    cloud.give_instance_an_agent(tier.instance_id, discovery, memory.read_bytes())
+    cloud.stand_in_for_module_build(discovery)
     return Incident(tier=tier, tree=tree)
 
 

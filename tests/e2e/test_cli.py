@@ -192,7 +192,7 @@ def test_status_shows_the_case_record_and_its_custody_events(dry_run_case: Respo
     assert sandbox.tier.instance_id in result.stdout
     rows = re.findall(r"│\s*(\d+)\s*│\s*([a-z-]+)\s*│\s*(\S+Z)\s*│", result.stdout)
     assert [(int(seq), event) for seq, event, _ in rows] == [
-        (1, "case-opened"), (2, "protection-dry-run"), (3, "case-closed")]
+        (1, "case-opened"), (2, "protection-dry-run"), (3, "evidence-acquired"), (4, "case-closed")]
 
 
 def test_status_of_an_unknown_case_exits_3() -> None:

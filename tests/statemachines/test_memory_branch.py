@@ -25,9 +25,10 @@ from handlers.memory import kernel, lime
 from irf import lambda_local
 from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT, account_session
 from irf.sandbox import MOTO_CONFIG
+from irf.ssm_agent import AgentBehaviour, SimulatedAgent
 from statemachines import lime_factory, lint, memory
 from statemachines.asl import PollPolicy
-from tests.handlers.test_memory_handler import AMI, SAMPLES, AgentBehaviour, SimulatedAgent, publish_module
+from tests.handlers.test_memory_handler import AMI, SAMPLES, publish_module
 
 BUCKET = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
 MODULES = naming.modules_bucket(PREFIX, SECURITY_ACCOUNT, REGION)
