@@ -11,9 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,38 +19,14 @@ from handlers.common import naming
 from handlers.common.tags import CASE_TAG, INCIDENT_TAG
 from irf import local_aws, simulate
 from irf.local_aws import MEMBER_ACCOUNT, PREFIX, REGION
-from irf.sandbox import LocalCloud, cloud_context
+from irf.sandbox import LocalCloud
+from tests.e2e.helpers import auto_scaling_group
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    local_aws.use_fake_credentials()
-    simulate.quiet_moto()
-    out = tmp_path_factory.mktemp("cases")
-    cloud = LocalCloud(examination_notes=simulate.SIMULATION_NOTES)
-    with tempfile.TemporaryDirectory() as work, cloud_context(cloud):
-        incidents = {"contain": simulate.build_incident(cloud, Path(work), name="web"),
-                     "analyze": simulate.build_incident(cloud, Path(work), name="shop")}
-        capacity = {action: _group(cloud, incident)["DesiredCapacity"] for action, incident in incidents.items()}
-        executions = {action: simulate.trigger_by_tag(cloud, incident, action)
-                      for action, incident in incidents.items()}
-        results = {}
-        for action, arn in executions.items():
-            execution = cloud.wait(arn, timeout_seconds=600)
-            results[action] = simulate.collect(cloud, execution, incidents[action], action, out, [])
-        yield {"cloud": cloud, "incidents": incidents, "results": results, "capacity": capacity}
-
-
 def _ec2(world: dict[str, Any]) -> Any:
     return world["cloud"].session(MEMBER_ACCOUNT).client("ec2")
-
-
-def _group(cloud: LocalCloud, incident: simulate.Incident) -> dict[str, Any]:
-    autoscaling = cloud.session(MEMBER_ACCOUNT).client("autoscaling")
-    return dict(autoscaling.describe_auto_scaling_groups(
-        AutoScalingGroupNames=[incident.tier.auto_scaling_group])["AutoScalingGroups"][0])
 
 
 def _instance(world: dict[str, Any], action: str) -> dict[str, Any]:
@@ -158,7 +131,7 @@ def test_contain_swaps_the_profile_protects_the_instance_and_frees_its_address(w
 def test_contain_takes_the_instance_out_of_its_group_and_target_groups_and_the_service_keeps_capacity(
         world: dict[str, Any]) -> None:
     cloud, incident = world["cloud"], world["incidents"]["contain"]
-    group = _group(cloud, incident)
+    group = auto_scaling_group(cloud, incident)
     assert incident.instance_id not in {i["InstanceId"] for i in group["Instances"]}
     assert group["DesiredCapacity"] == world["capacity"]["contain"]
     elbv2 = cloud.session(MEMBER_ACCOUNT).client("elbv2")

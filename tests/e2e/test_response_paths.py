@@ -1,0 +1,111 @@
+"""The response state machine's other paths, on the deployed cloud of the session (moto's interpreter).
+
+Bad input is rejected at the first state with nothing touched; a second request for an instance
+with an open case starts nothing; a failure injected mid-acquisition ends with the instance
+contained, the case recording what failed and where, and the execution failing with that error.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers.acquisition import handler as acquisition_handler
+from handlers.case.store import CaseStore
+from handlers.common import naming
+from handlers.common.case import CaseRequest
+from handlers.common.errors import AcquisitionFailed
+from irf import simulate
+from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from irf.sandbox import LocalCloud
+
+pytestmark = pytest.mark.slow
+
+
+def _member_snapshot(cloud: LocalCloud, instance_id: str) -> dict[str, Any]:
+    """Everything about the instance a response could change."""
+    ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    enis = ec2.describe_network_interfaces(Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])
+    snapshots = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    return {
+        "groups": sorted((e["NetworkInterfaceId"], tuple(g["GroupId"] for g in e["Groups"]))
+                         for e in enis["NetworkInterfaces"]),
+        "profile": instance.get("IamInstanceProfile", {}).get("Arn"),
+        "tags": sorted((t["Key"], t["Value"]) for t in instance.get("Tags", [])),
+        "protection": ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")[
+            "DisableApiTermination"]["Value"],
+        "snapshots": sorted(s["SnapshotId"] for s in snapshots),
+    }
+
+
+def test_bad_input_fails_at_the_first_state_naming_every_field_and_touches_nothing(world: dict[str, Any]) -> None:
+    cloud: LocalCloud = world["cloud"]
+    instance_id = world["incidents"]["analyze"].instance_id
+    before = _member_snapshot(cloud, instance_id)
+    execution = cloud.run_response({"InstanceId": instance_id, "Account": "33333333333", "Region": "eu-west-1",
+                                    "Action": "contain", "RetainArtefacts": "maybe"})
+    assert execution["status"] == "FAILED" and execution["error"] == "InvalidInput"
+    for field in ("Account", "Action", "RetainArtefacts"):
+        assert field in execution["cause"]
+    states = [e["stateEnteredEventDetails"]["name"] for e in cloud.history(execution["executionArn"])
+              if "stateEnteredEventDetails" in e]
+    assert states == ["ValidateInput", "Rejected"]
+    assert _member_snapshot(cloud, instance_id) == before
+
+
+def test_a_second_request_for_an_instance_with_an_open_case_starts_nothing(world: dict[str, Any]) -> None:
+    cloud: LocalCloud = world["cloud"]
+    tier = world["incidents"]["contain"].tier
+    store = CaseStore(cloud.session(SECURITY_ACCOUNT).client("dynamodb"), naming.case_table(PREFIX))
+    held = store.open_case(CaseRequest(instance_id=tier.instance_id, account=MEMBER_ACCOUNT, region=REGION,
+                                       case_id="INC-OPEN-0001"), now_epoch=1, now_iso="2026-11-23T00:00:00Z")
+    assert held.created
+    before = _member_snapshot(cloud, tier.instance_id)
+    execution = cloud.run_response({"InstanceId": tier.instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION,
+                                    "Action": "Contain"})
+    assert execution["status"] == "SUCCEEDED"
+    output = json.loads(execution["output"])
+    assert (output["CaseId"], output["Created"]) == ("INC-OPEN-0001", False)
+    assert _member_snapshot(cloud, tier.instance_id) == before
+    store.close_case("INC-OPEN-0001", status="closed", now_iso="2026-11-23T00:00:01Z")
+
+
+def test_a_failure_mid_acquisition_leaves_the_instance_contained_and_the_case_saying_what_failed(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud: LocalCloud = world["cloud"]
+
+    def broken_reader(session: Any, snapshot_id: str) -> Any:
+        raise AcquisitionFailed(f"injected fault: EBS direct read of {snapshot_id} refused")
+
+    with tempfile.TemporaryDirectory() as work:
+        incident = simulate.build_incident(cloud, Path(work), name="fault")
+    monkeypatch.setattr(acquisition_handler, "BLOCK_SOURCE_FACTORY", broken_reader)
+    execution = cloud.run_response({"InstanceId": incident.instance_id, "Account": MEMBER_ACCOUNT,
+                                    "Region": REGION, "Action": "Analyze", "WaitSeconds": 0})
+    assert execution["status"] == "FAILED" and execution["error"] == "AcquisitionFailed"
+    assert "injected fault" in execution["cause"]
+
+    # Analyze asked only for protection; the failure path contained the instance all the same.
+    _, deny_all = naming.isolation_group_names(PREFIX)
+    ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
+    groups = {g["GroupId"]: g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    for eni in ec2.describe_network_interfaces(Filters=[
+            {"Name": "attachment.instance-id", "Values": [incident.instance_id]}])["NetworkInterfaces"]:
+        assert [groups[g["GroupId"]] for g in eni["Groups"]] == [deny_all]
+
+    store = CaseStore(cloud.session(SECURITY_ACCOUNT).client("dynamodb"), naming.case_table(PREFIX))
+    [case] = [c for c in store.recent_cases() if c["InstanceId"] == incident.instance_id]
+    case_id = case["CaseId"]
+    assert case["Status"] == "failed" and "acquire" in case["Detail"]
+    s3 = cloud.session(FORENSIC_ACCOUNT).client("s3")
+    bucket = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{case_id}/custody/")["Contents"]]
+    failure = json.loads(s3.get_object(Bucket=bucket, Key=next(k for k in keys if k.endswith("-failure.json")))[
+        "Body"].read())
+    assert failure["detail"]["error"] == "AcquisitionFailed" and failure["detail"]["stage"] == "acquire"
+    assert store.open_case_for(MEMBER_ACCOUNT, REGION, incident.instance_id) is None
