@@ -19,7 +19,14 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.policies import allow, deny, policy_document, service_trust
+from components.policies import (
+    STATE_MACHINE_LOG_DELIVERY_ACTIONS,
+    XRAY_ACTIONS,
+    allow,
+    deny,
+    policy_document,
+    service_trust,
+)
 from config import SecurityConfig
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from handlers.memory import kernel
@@ -36,13 +43,6 @@ CODEBUILD_IMAGES = {"x86_64": "aws/codebuild/amazonlinux-x86_64-standard:5.0",
                     "aarch64": "aws/codebuild/amazonlinux-aarch64-standard:3.0"}
 # The managed rule Step Functions' startBuild.sync integration creates to learn that a build ended.
 SYNC_RULE = "StepFunctionsGetEventForCodeBuildStartBuildRule"
-LOG_DELIVERY_ACTIONS = (
-    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
-    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
-)
-XRAY_ACTIONS = ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
-                "xray:PutTraceSegments")
 
 
 def build_image(distro: str, version: str, arch: str) -> tuple[str, str]:
@@ -236,7 +236,7 @@ class LimeFactory(pulumi.ComponentResource):
                   project_arns),
             allow("FollowBuildsToTheEnd", ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
                   f"arn:aws:events:{args.region}:{args.account}:rule/{SYNC_RULE}"),
-            allow("DeliverExecutionLogs", LOG_DELIVERY_ACTIONS, "*"),
+            allow("DeliverExecutionLogs", STATE_MACHINE_LOG_DELIVERY_ACTIONS, "*"),
             allow("Tracing", XRAY_ACTIONS, "*"),
         ]))
         self.state_machine = aws.sfn.StateMachine(

@@ -9,6 +9,16 @@ import pulumi
 
 Statement = dict[str, Any]
 
+# What a state machine needs to deliver its logs and traces. CloudWatch Logs delivery has no
+# resource-level permissions (AWS docs), so these are granted on "*".
+STATE_MACHINE_LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
+)
+XRAY_ACTIONS = ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
+                "xray:PutTraceSegments")
+
 
 def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
     for statement in statements:

@@ -17,7 +17,15 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.policies import Statement, allow, deny, policy_document, service_trust
+from components.policies import (
+    STATE_MACHINE_LOG_DELIVERY_ACTIONS,
+    XRAY_ACTIONS,
+    Statement,
+    allow,
+    deny,
+    policy_document,
+    service_trust,
+)
 from components.python_lambda import PythonLambda, PythonLambdaArgs
 from config import SecurityConfig
 from handlers.common.settings import Settings
@@ -41,14 +49,6 @@ from statemachines.functions import (
 CASE_TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
                       "dynamodb:UpdateItem")
 KEY_USE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
-# CloudWatch Logs delivery for Step Functions has no resource-level permissions (AWS docs).
-LOG_DELIVERY_ACTIONS = (
-    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
-    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
-)
-XRAY_ACTIONS = ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
-                "xray:PutTraceSegments")
 TRIGGER_RULES: dict[str, str] = {
     "trigger-tag": "tag-change",
     "trigger-guardduty": "guardduty",
@@ -282,7 +282,7 @@ class SecurityAccount(pulumi.ComponentResource):
             assume_role_policy=service_trust("states.amazonaws.com"), tags=dict(tags), opts=child)
         aws.iam.RolePolicy(f"{name}-response-policy", role=role.id, opts=child, policy=policy_document([
             allow("InvokeResponseFunctions", ["lambda:InvokeFunction"], arns),
-            allow("DeliverExecutionLogs", LOG_DELIVERY_ACTIONS, "*"),
+            allow("DeliverExecutionLogs", STATE_MACHINE_LOG_DELIVERY_ACTIONS, "*"),
             allow("Tracing", XRAY_ACTIONS, "*"),
         ]))
         definition = pulumi.Output.all(*arns).apply(

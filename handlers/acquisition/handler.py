@@ -18,6 +18,7 @@ from handlers.acquisition.block_source import BlockSource, EbsDirectBlockSource
 from handlers.acquisition.imaging import TOOL, ImagingState, S3MultipartSink, image_snapshot
 from handlers.acquisition.snapshots import SnapshotRef
 from handlers.common import naming
+from handlers.common.case import parse_bool
 from handlers.common.errors import InvalidInput, ResponderUnavailable
 from handlers.common.evidence import EvidenceStore, disk_image_key
 from handlers.common.sessions import BOTO_CONFIG, assume_role
@@ -200,13 +201,10 @@ def image_volume(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _as_bool(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise InvalidInput({"RetainArtefacts": f'must be true/false or "true"/"false", got {value!r}'})
+    try:
+        return parse_bool(value, default)
+    except ValueError as exc:
+        raise InvalidInput({"RetainArtefacts": str(exc)}) from None
 
 
 def cleanup(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -48,15 +48,23 @@ def new_case_id(account: str, instance_id: str, region: str, epoch_seconds: int)
     return f"{account}-{instance_id}-{region}-{epoch_seconds}"
 
 
-def _as_bool(value: Any, field: str, errors: dict[str, str], default: bool) -> bool:
+def parse_bool(value: Any, default: bool) -> bool:
+    """The contract's booleans: true/false or "true"/"false" (any case); ValueError otherwise."""
     if value is None:
         return default
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    errors[field] = f'must be true/false or "true"/"false", got {value!r}'
-    return default
+    raise ValueError(f'must be true/false or "true"/"false", got {value!r}')
+
+
+def _as_bool(value: Any, field: str, errors: dict[str, str], default: bool) -> bool:
+    try:
+        return parse_bool(value, default)
+    except ValueError as exc:
+        errors[field] = str(exc)
+        return default
 
 
 def _required(event: Mapping[str, Any], field: str, pattern: re.Pattern[str], what: str,
