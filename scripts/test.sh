@@ -3,6 +3,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 echo "== ruff" && ruff check .
-echo "== mypy" && mypy components handlers statemachines irf config.py
+echo "== mypy" && mypy components handlers statemachines irf policy config.py
 echo "== statelint" && python -m statemachines.lint
-echo "== pytest" && pytest -q "$@"
+# Two workers (the machine's two cores); the end-to-end tests on the shared deployed cloud stay
+# together in one of them (tests/conftest.py groups them).
+echo "== pytest" && pytest -q -n 2 --dist loadgroup "$@"

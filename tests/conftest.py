@@ -17,6 +17,15 @@ local_aws.use_fake_credentials()
 pytest_plugins = ["tests.ec2_semantics"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With `pytest -n 2 --dist loadgroup`: a module's tests share a worker (module fixtures run once),
+    and every test on the session's deployed cloud (`world`) shares one worker (it is deployed once)."""
+    for item in items:
+        uses_world = "world" in getattr(item, "fixturenames", ())
+        group = "world" if uses_world else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in local_aws.FAKE_CREDENTIALS.items():
