@@ -266,11 +266,10 @@ def respond(
         console.print(f"instance {instance} already has open case {outcome.case_id}; nothing new started",
                       markup=False, highlight=False, soft_wrap=True)
         return
-    console.print(f"case {outcome.case_id}: response {outcome.status}", markup=False, highlight=False,
-                  soft_wrap=True)
+    opened = f"case {outcome.case_id}" if outcome.case_id else "no case was opened"
+    console.print(f"{opened}: response {outcome.status}", markup=False, highlight=False, soft_wrap=True)
     if not outcome.succeeded:
-        _fail(EXIT_RESPONSE_FAILED, f"response {outcome.status}: {outcome.error or 'no error given'}: "
-                                    f"{outcome.cause or 'no cause given'} ({execution_arn})")
+        _fail(EXIT_RESPONSE_FAILED, f"response {outcome.status}: {outcome.reason} ({execution_arn})")
     console.print(f"next: irf status {outcome.case_id}" + ("" if dry_run else f"; irf report {outcome.case_id}"),
                   markup=False, highlight=False, soft_wrap=True)
 
@@ -300,13 +299,17 @@ def status(
                        ("region", "Region"), ("action", "Action"), ("trigger", "Trigger"), ("dry run", "DryRun"),
                        ("opened", "OpenedAt"), ("closed", "ClosedAt"), ("detail", "Detail")):
         if key in record:
-            summary.add_row(label, str(record[key]))
+            value = str(record[key])
+            summary.add_row(label, operator.readable_detail(value) if key == "Detail" else value)
     console.print(summary)
     custody = Table(title=f"Chain of custody (s3://{deployment.evidence_bucket}/{case}/custody/)")
-    for column in ("seq", "event", "time", "actor"):
-        custody.add_column(column, overflow="fold")
+    custody.add_column("seq", justify="right")
+    custody.add_column("event", overflow="fold")
+    custody.add_column("time", no_wrap=True)
+    custody.add_column("actor", overflow="fold", min_width=16)
+    # Seconds are enough to read the sequence; the custody object holds the exact time.
     for event in found.custody:
-        custody.add_row(str(event.seq), event.event, event.time, event.actor)
+        custody.add_row(str(event.seq), event.event, _to_the_second(event.time), event.actor)
     console.print(custody)
     if not found.custody:
         console.print("no custody events yet", markup=False)
@@ -328,11 +331,13 @@ def cases(
         console.print(f"no cases in {deployment.case_table}", markup=False)
         return
     table = Table(title=f"Recent cases ({deployment.case_table})")
-    for column in ("case", "status", "instance", "account", "region", "action", "opened", "closed"):
-        table.add_column(column, no_wrap=column == "case", overflow="fold")
+    # Account and region are in a derived case id; `irf status` shows every field.
+    for column in ("case", "status", "action", "instance", "opened"):
+        table.add_column(column, overflow="fold", min_width=len(column))
     for case in found:
-        table.add_row(*(str(case.get(key, "")) for key in ("CaseId", "Status", "InstanceId", "Account", "Region",
-                                                             "Action", "OpenedAt", "ClosedAt")))
+        table.add_row(str(case.get("CaseId", "")), str(case.get("Status", "")),
+                      str(case.get("Action", "")) + (" (dry run)" if case.get("DryRun") else ""),
+                      str(case.get("InstanceId", "")), _to_the_second(case.get("OpenedAt")))
     console.print(table)
 
 
@@ -414,6 +419,12 @@ def release(
     else:
         err.print(f"irf: warning: the release is not in the custody log ({outcome.custody_error}); "
                   "record it by hand", markup=False, highlight=False, soft_wrap=True)
+
+
+def _to_the_second(iso: Any) -> str:
+    """`2026-11-23T12:17:00.639441Z` -> `2026-11-23T12:17:00Z`, for tables read by people."""
+    text = str(iso or "")
+    return text.split(".", 1)[0] + "Z" if "." in text and text.endswith("Z") else text
 
 
 def _brief(value: Any) -> str:

@@ -47,6 +47,21 @@ Sleep = Callable[[float], None]
 Clock = Callable[[], datetime]
 
 
+_ERROR_MESSAGE = re.compile(r'\{"errorType":\s*"[^"]*",\s*"errorMessage":\s*"((?:[^"\\]|\\.)*)".*', re.DOTALL)
+
+
+def readable_detail(detail: str) -> str:
+    """A case's failure detail with a Lambda's JSON error document (often cut short) reduced to its message."""
+    found = _ERROR_MESSAGE.search(detail)
+    if not found:
+        return detail
+    try:
+        message = json.loads(f'"{found.group(1)}"')
+    except json.JSONDecodeError:
+        message = found.group(1)
+    return detail[:found.start()] + str(message)
+
+
 class CaseNotFound(IrfError):
     def __init__(self, case_id: str, table: str) -> None:
         self.case_id = case_id
@@ -65,7 +80,7 @@ class ReportNotFound(IrfError):
             why = (f"the response is still running (case open since {case.get('OpenedAt', '?')}); "
                    f"the report is written when it closes: see `irf status {case_id}`")
         else:
-            detail = f": {case['Detail']}" if case.get("Detail") else ""
+            detail = f": {readable_detail(str(case['Detail']))}" if case.get("Detail") else ""
             dry = "; it was a dry run, which examines nothing" if case.get("DryRun") else ""
             why = f"the case is {case.get('Status', 'unknown')}{detail}{dry}"
         super().__init__(f"case {case_id} has no report: {why}")
@@ -222,6 +237,18 @@ class ResponseOutcome:
     @property
     def succeeded(self) -> bool:
         return self.status == "SUCCEEDED"
+
+    @property
+    def reason(self) -> str:
+        """`error: message`; a Lambda's cause is its JSON error document, of which the message is what matters."""
+        message = self.cause
+        try:
+            document = json.loads(self.cause)
+        except json.JSONDecodeError:
+            document = None
+        if isinstance(document, dict) and document.get("errorMessage"):
+            message = str(document["errorMessage"])
+        return f"{self.error or 'no error given'}: {message or 'no cause given'}"
 
 
 def _new_events(sfn: Any, execution_arn: str, after_id: int) -> list[dict[str, Any]]:

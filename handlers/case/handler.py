@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -126,6 +127,17 @@ def close_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"CaseId": case_id, "Artefacts": len(manifest["artefacts"]), "Report": report}
 
 
+def _readable_cause(cause: Any) -> str:
+    """A Lambda error's Cause is its JSON error document; the case keeps the message, not the stack."""
+    try:
+        document = json.loads(cause) if isinstance(cause, str) else cause
+    except ValueError:
+        return str(cause)
+    if isinstance(document, dict) and "errorMessage" in document:
+        return str(document["errorMessage"])
+    return str(cause)
+
+
 def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """After any failure once the case is open: write what failed and where, close as failed, notify.
 
@@ -137,7 +149,7 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(case_id=case_id)
     error = event.get("Error") or {}
     failure = {
-        "error": error.get("Error", "Unknown"), "cause": str(error.get("Cause", ""))[:8000],
+        "error": error.get("Error", "Unknown"), "cause": _readable_cause(error.get("Cause", ""))[:8000],
         "stage": event.get("Stage", "unknown"), "contained_after_failure": event.get("Containment"),
     }
     cases, store = _stores(settings, case_id)

@@ -1,8 +1,11 @@
 """The `irf` commands against a whole deployment on moto (both stacks deployed by the real program).
 
-One deployment per module (deploying takes ~20 s). The suspect is the web tier's instance with
-real ext4 disks, so a real `respond --action contain --wait` acquires, examines and reports.
-Its dry run comes first: a contained instance carries its case's tags until it is released.
+One deployment per module (deploying takes ~20 s). The suspect is the web tier's instance; its
+volumes hold no bytes the simulation can read, so a real `respond --action contain --wait`
+contains it and then fails at imaging: the failure path (exit 1, the instance left contained,
+the case closed as failed), and a real containment record for `release`. The whole flow with
+disks that hold file systems runs in tests/e2e/test_simulation.py.
+The dry run comes first: a contained instance carries its case's tags until it is released.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,8 +23,9 @@ from typer.testing import CliRunner, Result
 from handlers.case.store import CaseStore
 from handlers.common import naming
 from handlers.common.case import CaseRequest
+from handlers.common.evidence import EvidenceStore, report_key
 from handlers.common.tags import ACTION_ANALYZE
-from irf import cli, disk_content, disk_images, scenarios
+from irf import cli, scenarios
 from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from irf.sandbox import LocalCloud, cloud_context
 
@@ -40,12 +43,10 @@ class Sandbox:
     tier: scenarios.WebTier
     peer_instance_id: str
 
-    def member_ec2(self) -> object:
-        return self.cloud.session(MEMBER_ACCOUNT).client("ec2")
-
-    def executions(self) -> list[dict[str, object]]:
+    def executions(self) -> list[str]:
         sfn = self.cloud.session(SECURITY_ACCOUNT).client("stepfunctions")
-        return list(sfn.list_executions(stateMachineArn=self.cloud.response_state_machine_arn)["executions"])
+        listed = sfn.list_executions(stateMachineArn=self.cloud.response_state_machine_arn)["executions"]
+        return sorted(execution["executionArn"] for execution in listed)
 
 
 @dataclass(frozen=True)
@@ -58,28 +59,13 @@ def irf(*args: str, env: dict[str, str | None] | None = None) -> Result:
     return CliRunner(env={**ENV, **(env or {})}).invoke(cli.app, list(args))
 
 
-def _disks(work: Path) -> tuple[Path, Path]:
-    incident = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    tree = disk_images.build_compromised_webserver_tree(work / "rootfs", incident)
-    root = disk_images.build_ext4_image(tree, work / "root.ext4", size_mib=16)
-    data_tree = work / "datafs"
-    (data_tree / "reports").mkdir(parents=True)
-    (data_tree / "reports" / "orders.csv").write_bytes(b"month,orders\njul,1200\naug,1350\n")
-    return root, disk_images.build_ext4_image(data_tree, work / "data.ext4", size_mib=16)
-
-
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     # moto's Step Functions interpreter logs every failed state with its whole parse tree.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     with cloud_context() as cloud:
         member = cloud.session(MEMBER_ACCOUNT)
-        root, data = _disks(tmp_path_factory.mktemp("disks"))
-        ebs = member.client("ebs")
-        tier = scenarios.build_web_tier(
-            member, prefix=PREFIX, isolation_profile=False,
-            root_snapshot_id=disk_content.write_snapshot(ebs, root, description="web root disk (ext4)"),
-            data_snapshot_id=disk_content.write_snapshot(ebs, data, description="web data disk (ext4)"))
+        tier = scenarios.build_web_tier(member, prefix=PREFIX, isolation_profile=False)
         group = member.client("autoscaling").describe_auto_scaling_groups(
             AutoScalingGroupNames=[tier.auto_scaling_group])["AutoScalingGroups"][0]
         peer = next(i["InstanceId"] for i in group["Instances"] if i["InstanceId"] != tier.instance_id)
@@ -99,7 +85,7 @@ def dry_run_case(sandbox: Sandbox) -> Responded:
 
 
 @pytest.fixture(scope="module")
-def contained_case(sandbox: Sandbox, dry_run_case: Responded) -> Responded:
+def failed_contain_case(sandbox: Sandbox, dry_run_case: Responded) -> Responded:
     return _respond(sandbox, "--action", "contain")
 
 
@@ -108,6 +94,19 @@ def _interface_groups(sandbox: Sandbox) -> dict[str, list[str]]:
     interfaces = ec2.describe_network_interfaces(
         NetworkInterfaceIds=[sandbox.tier.primary_eni_id, sandbox.tier.secondary_eni_id])["NetworkInterfaces"]
     return {eni["NetworkInterfaceId"]: sorted(g["GroupId"] for g in eni["Groups"]) for eni in interfaces}
+
+
+def _deny_all_group(sandbox: Sandbox) -> str:
+    ec2 = sandbox.cloud.session(MEMBER_ACCOUNT).client("ec2")
+    found = ec2.describe_security_groups(Filters=[
+        {"Name": "group-name", "Values": [naming.isolation_group_names(PREFIX)[1]]},
+        {"Name": "vpc-id", "Values": [sandbox.tier.vpc_id]}])["SecurityGroups"]
+    return str(found[0]["GroupId"])
+
+
+def _custody(result: Result) -> list[tuple[int, str]]:
+    rows = re.findall(r"│\s*(\d+)\s*│\s*([a-z-]+)\s*│\s*(\S+Z)\s*│", result.stdout)
+    return [(int(seq), event) for seq, event, _ in rows]
 
 
 # Outside moto: the first test runs before the module's deployment exists.
@@ -159,6 +158,8 @@ def test_respond_dry_run_waits_for_success_and_prints_the_case(sandbox: Sandbox,
     assert entered[:3] == ["ValidateInput", "Init", "OpenCase"]
     assert entered.index("Protect") < entered.index("NothingAcquired") < entered.index("CloseCase")
     # A dry run changes nothing: the instance keeps its groups and carries no incident tags.
+    assert _interface_groups(sandbox) == {sandbox.tier.primary_eni_id: [sandbox.tier.web_group_id],
+                                          sandbox.tier.secondary_eni_id: [sandbox.tier.admin_group_id]}
     ec2 = sandbox.cloud.session(MEMBER_ACCOUNT).client("ec2")
     instance = ec2.describe_instances(InstanceIds=[sandbox.tier.instance_id])["Reservations"][0]["Instances"][0]
     assert not [t for t in instance.get("Tags", []) if t["Key"].startswith("SecurityIncident")]
@@ -167,6 +168,7 @@ def test_respond_dry_run_waits_for_success_and_prints_the_case(sandbox: Sandbox,
 def test_respond_for_an_instance_with_an_open_case_starts_nothing_new(sandbox: Sandbox) -> None:
     security = sandbox.cloud.session(SECURITY_ACCOUNT)
     store = CaseStore(security.client("dynamodb"), naming.case_table(PREFIX))
+    # What a tag trigger a moment earlier leaves behind: the open case and its lock.
     opened = store.open_case(CaseRequest(instance_id=sandbox.peer_instance_id, account=MEMBER_ACCOUNT, region=REGION,
                                          action=ACTION_ANALYZE, trigger="tag"),
                              now_epoch=1_700_000_000, now_iso="2023-11-14T22:13:20.000000Z")
@@ -190,9 +192,8 @@ def test_status_shows_the_case_record_and_its_custody_events(dry_run_case: Respo
     assert result.exit_code == 0, result.output
     assert re.search(r"status\s+│?\s*closed", result.stdout)
     assert sandbox.tier.instance_id in result.stdout
-    rows = re.findall(r"│\s*(\d+)\s*│\s*([a-z-]+)\s*│\s*(\S+Z)\s*│", result.stdout)
-    assert [(int(seq), event) for seq, event, _ in rows] == [
-        (1, "case-opened"), (2, "protection-dry-run"), (3, "evidence-acquired"), (4, "case-closed")]
+    assert _custody(result) == [(1, "case-opened"), (2, "protection-dry-run"), (3, "evidence-acquired"),
+                                (4, "case-closed")]
 
 
 def test_status_of_an_unknown_case_exits_3() -> None:
@@ -204,16 +205,31 @@ def test_status_of_an_unknown_case_exits_3() -> None:
         f"(no record in case table {naming.case_table(PREFIX)})")
 
 
+def test_commands_with_a_prefix_nobody_deployed_exit_3(sandbox: Sandbox) -> None:
+    before = sandbox.executions()
+
+    responded = irf("respond", sandbox.tier.instance_id, "--account", MEMBER_ACCOUNT, "--region", REGION,
+                    "--prefix", "nobody")
+    listed = irf("cases", "--prefix", "nobody")
+
+    assert responded.exit_code == cli.EXIT_NOT_FOUND
+    assert "response state machine arn:aws:states:eu-west-1:123456789012:stateMachine:nobody-ir-response not found" \
+        in responded.stderr
+    assert listed.exit_code == cli.EXIT_NOT_FOUND
+    assert "case table nobody-ir-cases not found" in listed.stderr
+    assert sandbox.executions() == before
+
+
 def test_cases_lists_recent_cases_in_a_table(dry_run_case: Responded, sandbox: Sandbox) -> None:
     result = irf("cases", "--limit", "10")
 
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if dry_run_case.case_id in line)
-    assert [cell.strip() for cell in row.strip("│ ").split("│")][:6] == [
-        dry_run_case.case_id, "closed", sandbox.tier.instance_id, MEMBER_ACCOUNT, REGION, "Analyze"]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:4] == [
+        dry_run_case.case_id, "closed", "Analyze (dry run)", sandbox.tier.instance_id]
 
 
-def test_report_of_a_case_without_a_report_exits_3_and_says_why(dry_run_case: Responded, tmp_path: Path) -> None:
+def test_report_of_a_dry_run_case_exits_3_and_says_why(dry_run_case: Responded, tmp_path: Path) -> None:
     result = irf("report", dry_run_case.case_id, "--out", str(tmp_path / "report"))
 
     assert result.exit_code == cli.EXIT_NOT_FOUND
@@ -230,41 +246,86 @@ def test_release_of_a_case_that_contained_nothing_exits_3(dry_run_case: Responde
     assert f"case {dry_run_case.case_id} has no containment record" in result.stderr
 
 
-def test_respond_contain_isolates_acquires_and_reports(contained_case: Responded, sandbox: Sandbox) -> None:
-    assert contained_case.result.exit_code == 0, contained_case.result.output
-    assert f"case {contained_case.case_id}: response SUCCEEDED" in contained_case.result.stdout
-    deny_all = naming.isolation_group_names(PREFIX)[1]
-    ec2 = sandbox.cloud.session(MEMBER_ACCOUNT).client("ec2")
-    isolation = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [deny_all]}])
-    deny_all_id = isolation["SecurityGroups"][0]["GroupId"]
-    assert _interface_groups(sandbox) == {sandbox.tier.primary_eni_id: [deny_all_id],
-                                          sandbox.tier.secondary_eni_id: [deny_all_id]}
+def test_respond_that_fails_exits_1_with_error_and_cause_and_leaves_the_instance_contained(
+        failed_contain_case: Responded, sandbox: Sandbox) -> None:
+    result = failed_contain_case.result
+
+    assert result.exit_code == cli.EXIT_RESPONSE_FAILED, result.output
+    assert f"case {failed_contain_case.case_id}: response FAILED" in result.stdout
+    error = result.stderr.strip()
+    assert len(error.splitlines()) == 1
+    # The simulation has no bytes for volumes that were not made from a snapshot it wrote.
+    failed_volume = re.match(r"irf: response FAILED: RuntimeError: volume (vol-\w+) was not created from a snapshot",
+                             error)
+    assert failed_volume and failed_volume.group(1) in (sandbox.tier.root_volume_id, sandbox.tier.data_volume_id)
+    deny_all = _deny_all_group(sandbox)
+    assert _interface_groups(sandbox) == {sandbox.tier.primary_eni_id: [deny_all],
+                                          sandbox.tier.secondary_eni_id: [deny_all]}
 
 
-def test_report_downloads_the_report_files_with_their_recorded_hashes(
-        contained_case: Responded, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_of_a_failed_case_shows_containment_and_the_failure(failed_contain_case: Responded) -> None:
+    result = irf("status", failed_contain_case.case_id)
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"status\s+│?\s*failed", result.stdout)
+    events = [event for _, event in _custody(result)]
+    assert events[:2] == ["case-opened", "contained"]
+    assert events[-1] == "failure"
+
+
+def test_report_of_a_failed_case_exits_3_with_what_failed(failed_contain_case: Responded) -> None:
+    result = irf("report", failed_contain_case.case_id)
+
+    assert result.exit_code == cli.EXIT_NOT_FOUND
+    assert re.fullmatch(rf"irf: case {failed_contain_case.case_id} has no report: the case is failed: "
+                        r"RuntimeError at acquire: volume vol-\w+ was not created from a snapshot; "
+                        r"the simulation has no bytes for it", result.stderr.strip())
+
+
+def test_report_downloads_every_report_file_checked_against_its_recorded_sha256(
+        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    case_id = f"{MEMBER_ACCOUNT}-i-0123456789abcdef0-{REGION}-1700000000"
+    s3 = sandbox.cloud.session(FORENSIC_ACCOUNT).client("s3")
+    # What the analysis instance writes at the end of an examination.
+    store = EvidenceStore(s3, EVIDENCE_BUCKET, case_id)
+    written = {name: store.put_bytes(report_key(case_id, name), f"{name} of {case_id}\n".encode(),
+                                     source="examination", tool="irforensics-examination-runner")
+               for name in ("report.html", "report.md", "report.json")}
     opened: list[str] = []
     monkeypatch.setattr(cli, "open_report", opened.append)
     out = tmp_path / "report"
 
-    result = irf("report", contained_case.case_id, "--out", str(out), "--open")
+    result = irf("report", case_id, "--out", str(out), "--open")
 
     assert result.exit_code == 0, result.output
-    s3 = sandbox.cloud.session(FORENSIC_ACCOUNT).client("s3")
-    for name in ("report.html", "report.md", "report.json"):
-        stored = s3.get_object(Bucket=EVIDENCE_BUCKET, Key=f"{contained_case.case_id}/report/{name}")["Body"].read()
-        assert (out / name).read_bytes() == stored
-        assert hashlib.sha256(stored).hexdigest() in result.stdout
+    for name, artefact in written.items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == artefact.sha256
+        assert artefact.sha256 in result.stdout
         assert str(out / name) in result.stdout
+    assert result.stdout.count("matches recorded") == 3
     assert opened == [(out / "report.html").resolve().as_uri()]
 
 
+def test_report_whose_bytes_differ_from_the_recorded_sha256_is_not_saved(sandbox: Sandbox, tmp_path: Path) -> None:
+    case_id = f"{MEMBER_ACCOUNT}-i-0123456789abcdef1-{REGION}-1700000000"
+    s3 = sandbox.cloud.session(FORENSIC_ACCOUNT).client("s3")
+    recorded = hashlib.sha256(b"the report as examined").hexdigest()
+    s3.put_object(Bucket=EVIDENCE_BUCKET, Key=report_key(case_id, "report.html"), Body=b"a different report",
+                  Metadata={"sha256": recorded})
+
+    result = irf("report", case_id, "--out", str(tmp_path / "report"))
+
+    assert result.exit_code == cli.EXIT_RESPONSE_FAILED
+    assert f"but {recorded} was recorded when it was written; not saved" in result.stderr
+    assert not (tmp_path / "report" / "report.html").exists()
+
+
 def test_release_after_contain_puts_every_interface_back_on_its_groups(
-        contained_case: Responded, sandbox: Sandbox) -> None:
-    assert contained_case.result.exit_code == 0, contained_case.result.output
+        failed_contain_case: Responded, sandbox: Sandbox) -> None:
+    assert failed_contain_case.case_id
     contained = _interface_groups(sandbox)
-    args = ["release", sandbox.tier.instance_id, "--case", contained_case.case_id, "--account", MEMBER_ACCOUNT,
-            "--region", REGION]
+    args = ["release", sandbox.tier.instance_id, "--case", failed_contain_case.case_id, "--account",
+            MEMBER_ACCOUNT, "--region", REGION]
 
     planned = irf(*args, "--dry-run")
 
@@ -287,6 +348,16 @@ def test_release_after_contain_puts_every_interface_back_on_its_groups(
         sandbox.tier.instance_profile]
     s3 = sandbox.cloud.session(FORENSIC_ACCOUNT).client("s3")
     custody = [o["Key"].rsplit("/", 1)[-1] for o in s3.list_objects_v2(
-        Bucket=EVIDENCE_BUCKET, Prefix=f"{contained_case.case_id}/custody/")["Contents"]]
+        Bucket=EVIDENCE_BUCKET, Prefix=f"{failed_contain_case.case_id}/custody/")["Contents"]]
     assert any(k.endswith("-release-dry-run.json") for k in custody)
     assert any(k.endswith("-released.json") for k in custody)
+
+
+def test_release_naming_another_instance_than_the_case_contained_exits_2(
+        failed_contain_case: Responded, sandbox: Sandbox) -> None:
+    result = irf("release", sandbox.peer_instance_id, "--case", failed_contain_case.case_id, "--account",
+                 MEMBER_ACCOUNT, "--region", REGION)
+
+    assert result.exit_code == cli.EXIT_BAD_INPUT
+    assert result.stderr.strip() == (f"irf: invalid input: InstanceId: case {failed_contain_case.case_id} "
+                                     f"contained {sandbox.tier.instance_id}, not {sandbox.peer_instance_id}")
