@@ -51,6 +51,10 @@ INVESTIGATOR_DENIED_ACTIONS = (
     "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning", "s3:PutObject", "s3:PutObjectAcl",
 )
 KEY_USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
+# The automation role's use of the evidence key: S3 SSE-KMS writes and reads, and EBS encrypting
+# the forensic snapshot copies with it (Encrypt and the other GenerateDataKey* are never needed).
+AUTOMATION_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey",
+                          "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo")
 KEY_GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
 # Administration of the key without use of it: an account administrator can manage the key
 # (and so can never be locked out of it) but reads evidence only through the investigator role.
@@ -599,8 +603,12 @@ class ForensicAccount(pulumi.ComponentResource):
         automation = [
             # Source snapshots are shared from member accounts in any region.
             allow("CopySharedSnapshots", ["ec2:CopySnapshot"], ["arn:aws:ec2:*::snapshot/*"]),
-            allow("DescribeEvidence", ["ec2:DescribeInstances", "ec2:DescribeLockedSnapshots",
-                                       "ec2:DescribeSnapshots", "ssm:GetCommandInvocation"], "*"),
+            # Launching an analysis instance looks up the image, the analysis VPC, its subnets and group.
+            allow("DescribeEvidence", ["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+                                       "ec2:DescribeSnapshots", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
+                                       "ssm:GetCommandInvocation"], "*"),
+            allow("ReadToolsetImageId", ["ssm:GetParameter"],
+                  [f"arn:aws:ssm:{region}:{account}:parameter{naming.toolset_ami_parameter(args.prefix)}"]),
             allow("TagSnapshotCopies", ["ec2:CreateTags"], [snapshots_here],
                   {"StringEquals": {"ec2:CreateAction": "CopySnapshot"}}),
             allow("TagAnalysisInstancesAtLaunch", ["ec2:CreateTags"],
@@ -627,7 +635,8 @@ class ForensicAccount(pulumi.ComponentResource):
             allow("WriteEvidence", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
                                     "s3:PutObject"], [objects]),
             allow("ListEvidence", ["s3:ListBucket"], [evidence]),
-            allow("UseEvidenceKey", KEY_USE_ACTIONS, [self.key.arn]),
+            # S3 SSE-KMS (GenerateDataKey, Decrypt) and EBS encrypting the forensic copies with this key.
+            allow("UseEvidenceKey", AUTOMATION_KEY_ACTIONS, [self.key.arn]),
             allow("GrantEvidenceKeyToEbs", ["kms:CreateGrant"], [self.key.arn],
                   {"Bool": {"kms:GrantIsForAWSResource": "true"}}),
             # Member EBS keys live in member accounts this stack does not know (any number, added
@@ -642,12 +651,12 @@ class ForensicAccount(pulumi.ComponentResource):
 
         aws.iam.RolePolicy(f"{name}-analysis-instance-policy", role=self.analysis_role.id, opts=self._child,
                            policy=policy_document([
-                               allow("ReadEvidence", ["s3:GetObject", "s3:GetObjectVersion"], [objects]),
+                               allow("ReadEvidence", ["s3:GetObject"], [objects]),
                                allow("ListEvidence", ["s3:ListBucket"], [evidence]),
                                allow("WriteFindings", ["s3:AbortMultipartUpload", "s3:PutObject"],
                                      [f"{evidence}/*/analysis/*", f"{evidence}/*/report/*"]),
-                               allow("UseEvidenceKey",
-                                     ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"], [self.key.arn]),
+                               # Reading and writing SSE-KMS objects; S3 uses the key, nothing else does.
+                               allow("UseEvidenceKey", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),
                            ]))
 
         aws.iam.RolePolicy(f"{name}-investigator-policy", role=self.investigator_role.id, opts=self._child,

@@ -24,10 +24,9 @@ from handlers.common.tags import INCIDENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
 # The responder role's actions, one list per service, so that a least-privilege check can
 # compare them with the calls the handlers really make.
 EC2_ACTIONS: tuple[str, ...] = (
-    "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules", "ec2:DescribeVolumes",
-    "ec2:DescribeSnapshots", "ec2:DescribeAddresses", "ec2:DescribeIamInstanceProfileAssociations",
-    "ec2:DescribeVpcs", "ec2:DescribeManagedPrefixLists", "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSnapshots", "ec2:DescribeSnapshotAttribute", "ec2:DescribeAddresses",
+    "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeManagedPrefixLists", "ec2:DescribeVpcEndpoints",
     "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:AuthorizeSecurityGroupIngress",
     "ec2:AuthorizeSecurityGroupEgress",
     "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
@@ -35,25 +34,24 @@ EC2_ACTIONS: tuple[str, ...] = (
     "ec2:AssociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation",
     "ec2:DisassociateIamInstanceProfile", "ec2:DisassociateAddress", "ec2:AssociateAddress",
     "ec2:CreateTags", "ec2:DeleteTags",
-    "ec2:CreateSnapshots", "ec2:CreateSnapshot", "ec2:CopySnapshot", "ec2:ModifySnapshotAttribute",
+    "ec2:CreateSnapshots", "ec2:CopySnapshot", "ec2:ModifySnapshotAttribute",
     "ec2:DeleteSnapshot",
 )
 IAM_ACTIONS: tuple[str, ...] = (
-    "iam:GetInstanceProfile", "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
+    "iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
     "iam:PassRole",
 )
 AUTOSCALING_ACTIONS: tuple[str, ...] = (
-    "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups",
-    "autoscaling:EnterStandby", "autoscaling:ExitStandby", "autoscaling:DetachInstances",
-    "autoscaling:AttachInstances",
+    "autoscaling:DescribeAutoScalingInstances", "autoscaling:DetachInstances", "autoscaling:AttachInstances",
 )
 ELB_ACTIONS: tuple[str, ...] = (
     "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets",
 )
+# What EBS does with the caller's permissions when it re-encrypts a default-key snapshot copy
+# with the member key (the destination key only: the AWS managed source key authorises itself).
 KMS_ACTIONS: tuple[str, ...] = (
-    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
-    "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey", "kms:CreateGrant",
+    "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey", "kms:CreateGrant",
 )
 SSM_ACTIONS: tuple[str, ...] = (
     "ssm:SendCommand", "ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation",
@@ -64,7 +62,7 @@ RESPONDER_ACTIONS: tuple[str, ...] = (
 # AWS has no resource-level permissions for these: they are the only ones granted on "*".
 UNSCOPED_ACTIONS: frozenset[str] = frozenset({
     *(a for a in EC2_ACTIONS if a.startswith("ec2:Describe")),
-    "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeAutoScalingInstances",
     "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
     "ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation",
 })
@@ -168,12 +166,12 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         allow("TagCaseResources", _actions(ec2, "CreateTags", "DeleteTags"),
               [*ec2_targets, args.snapshot_arns]),
         allow("SnapshotVolumes",
-              _actions(ec2, "CreateSnapshots", "CreateSnapshot", "CopySnapshot", "ModifySnapshotAttribute"),
+              _actions(ec2, "CreateSnapshots", "CopySnapshot", "ModifySnapshotAttribute"),
               [args.ec2_arn("instance/*"), args.ec2_arn("volume/*"), args.snapshot_arns]),
         # Cleanup may remove only the intermediate snapshots the flow made, never the owner's.
         allow("DeleteOwnSnapshots", _actions(ec2, "DeleteSnapshot"), args.snapshot_arns,
               {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY_VALUE}}),
-        allow("ReadInstanceRoles", _actions(iam, "GetInstanceProfile", "GetRole", "GetRolePolicy"),
+        allow("ReadInstanceRoles", _actions(iam, "GetInstanceProfile", "GetRolePolicy"),
               [f"arn:aws:iam::{args.account}:instance-profile/*", f"arn:aws:iam::{args.account}:role/*"]),
         # Revoking what the instance's role already issued means an inline deny on that role, and
         # which role an instance uses is only known during the incident.
@@ -189,15 +187,12 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
               {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
         allow("DescribeAutoScaling", sorted(a for a in AUTOSCALING_ACTIONS if a in UNSCOPED_ACTIONS), "*"),
         allow("HoldInstanceInGroup",
-              _actions(AUTOSCALING_ACTIONS, "EnterStandby", "ExitStandby", "DetachInstances",
-                       "AttachInstances"),
+              _actions(AUTOSCALING_ACTIONS, "DetachInstances", "AttachInstances"),
               f"arn:aws:autoscaling:{args.region}:{args.account}:autoScalingGroup:*:autoScalingGroupName/*"),
         allow("DescribeTargets", sorted(a for a in ELB_ACTIONS if a in UNSCOPED_ACTIONS), "*"),
         allow("DeregisterFromTargetGroups", _actions(ELB_ACTIONS, "DeregisterTargets", "RegisterTargets"),
               f"arn:aws:elasticloadbalancing:{args.region}:{args.account}:targetgroup/*/*"),
-        allow("UseMemberKey",
-              _actions(KMS_ACTIONS, "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo",
-                       "GenerateDataKeyWithoutPlaintext", "DescribeKey"),
+        allow("UseMemberKey", _actions(KMS_ACTIONS, "ReEncryptTo", "GenerateDataKeyWithoutPlaintext", "DescribeKey"),
               key_arn),
         allow("GrantMemberKeyToEbs", _actions(KMS_ACTIONS, "CreateGrant"), key_arn,
               {"Bool": {"kms:GrantIsForAWSResource": "true"}}),
@@ -217,8 +212,7 @@ def member_key_policy(args: MemberResponderArgs, responder_role_arn: pulumi.Inpu
         {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root},
          "Action": "kms:*", "Resource": "*"},
         {"Sid": "ResponderUsesKey", "Effect": "Allow", "Principal": {"AWS": responder_role_arn},
-         "Action": _actions(KMS_ACTIONS, "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo",
-                            "GenerateDataKeyWithoutPlaintext", "DescribeKey"),
+         "Action": _actions(KMS_ACTIONS, "ReEncryptTo", "GenerateDataKeyWithoutPlaintext", "DescribeKey"),
          "Resource": "*"},
         {"Sid": "ResponderGrantsToEbs", "Effect": "Allow", "Principal": {"AWS": responder_role_arn},
          "Action": "kms:CreateGrant", "Resource": "*",

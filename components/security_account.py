@@ -46,8 +46,14 @@ from statemachines.functions import (
     FunctionSpec,
 )
 
-CASE_TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
-                      "dynamodb:UpdateItem")
+# What each function with case-table access does with it (handlers/case/store.py): a
+# TransactWriteItems Put is authorised as dynamodb:PutItem; open-case reads the open case on a
+# duplicate trigger.
+CASE_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "open-case": ("dynamodb:GetItem", "dynamodb:PutItem"),
+    "close-case": ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "record-failure": ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+}
 KEY_USE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 TRIGGER_RULES: dict[str, str] = {
     "trigger-tag": "tag-change",
@@ -129,7 +135,9 @@ def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_ar
         statements.append(allow("AssumeForensicAutomationRole", ["sts:AssumeRole"],
                                 naming.forensic_automation_role_arn(args.prefix, args.forensic_account)))
     if CASE_TABLE in spec.access:
-        statements.append(allow("ReadWriteCases", CASE_TABLE_ACTIONS, table_arn))
+        if spec.function not in CASE_TABLE_ACTIONS:
+            raise ValueError(f"{spec.function} has case-table access: list its actions in CASE_TABLE_ACTIONS")
+        statements.append(allow("ReadWriteCases", CASE_TABLE_ACTIONS[spec.function], table_arn))
     if NOTIFY in spec.access:
         statements.append(allow("PublishNotifications", ["sns:Publish"], topic_arn))
         if args.slack_webhook_secret_arn:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ class MotoDeployer:
     deployed: list[DeployedResource] = field(default_factory=list)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, reason)
     _sessions: dict[tuple[str, str], boto3.Session] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def session(self, account: str, region: str) -> boto3.Session:
         key = (account, region)
@@ -98,6 +100,11 @@ class MotoDeployer:
         return self._sessions[key]
 
     def __call__(self, args: MockResourceArgs, account: str, region: str) -> tuple[str, dict[str, Any]] | None:
+        # Pulumi registers resources from several threads; moto's backends are not thread-safe.
+        with self._lock:
+            return self._create(args, account, region)
+
+    def _create(self, args: MockResourceArgs, account: str, region: str) -> tuple[str, dict[str, Any]] | None:
         if args.typ.startswith(COMPONENT_PREFIX) or args.typ.startswith("pulumi:"):
             return None
         if args.typ in NOT_SIMULATED:

@@ -27,6 +27,34 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 
 # Environment variables are process-wide; Parallel branches invoke from several threads.
 _ENV_LOCK = threading.RLock()
+# Which function this thread is running: moto's Step Functions interpreter invokes from background
+# threads, so a recorder of API calls (irf.api_calls) can only learn the caller per thread.
+_RUNNING = threading.local()
+
+
+@dataclass(frozen=True)
+class RunningFunction:
+    """The Lambda function whose handler this thread is running, and the role its runtime credentials carry."""
+
+    function_name: str
+    role_arn: str
+    account: str
+    region: str
+
+
+def running_function() -> RunningFunction | None:
+    running: RunningFunction | None = getattr(_RUNNING, "function", None)
+    return running
+
+
+@contextmanager
+def _running(function: RunningFunction) -> Iterator[None]:
+    outer = running_function()
+    _RUNNING.function = function
+    try:
+        yield
+    finally:
+        _RUNNING.function = outer
 
 
 @dataclass
@@ -91,7 +119,9 @@ def dispatch_in_process(log: list[Invocation] | None = None,
         )
         try:
             handler = resolve_handler(record.handler)
-            with _ENV_LOCK, _environment(dict(function.environment_vars or {})):
+            running = RunningFunction(function_name=function.function_name, role_arn=str(function.role),
+                                      account=str(function.account_id), region=str(function.region))
+            with _ENV_LOCK, _environment(dict(function.environment_vars or {})), _running(running):
                 if on_invoke:
                     on_invoke(record)
                 result = handler(event, context)

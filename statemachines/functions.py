@@ -69,7 +69,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("cleanup", "acquisition", "handlers.acquisition.handler.cleanup",
                  frozenset({MEMBER, FORENSIC}), timeout=300),
     FunctionSpec("finalize-case", "case", "handlers.case.handler.finalize_case",
-                 frozenset({CASE_TABLE, FORENSIC, NOTIFY}), timeout=300),
+                 frozenset({FORENSIC, NOTIFY}), timeout=300),
     FunctionSpec("close-case", "case", "handlers.case.handler.close_case",
                  frozenset({CASE_TABLE, FORENSIC, NOTIFY}), timeout=300),
     FunctionSpec("record-failure", "case", "handlers.case.handler.record_failure",

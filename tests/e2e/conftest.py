@@ -1,21 +1,95 @@
 """One deployed cloud for the end-to-end tests: both stacks deployed once, one incident per action.
 
 Deploying into moto and running two whole responses is the expensive part of the suite, so it is
-done once per session and shared by the modules that assert on it.
+done once per session and shared by the modules that assert on it. Every AWS API call the handlers
+make during the two responses is recorded (irf.api_calls) for the least-privilege test.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import boto3
 import pytest
 
-from irf import local_aws, simulate
+from handlers.acquisition import handler as acquisition_handler
+from handlers.acquisition.block_source import BlockSource
+from handlers.common import naming
+from handlers.examination.orchestration import InProcessExaminationExecutor
+from irf import api_calls, local_aws, simulate
 from irf.sandbox import LocalCloud, cloud_context
 from tests.e2e.helpers import auto_scaling_group
+
+FINDS_THE_BYTES = ("moto gap: EBS direct reads only StartSnapshot snapshots, so the simulation follows the "
+                   "forensic copy back to one (irf.sandbox.lineage_block_source); on AWS nothing does this")
+READS_THE_COPY = ("moto gap: on AWS the forensic automation role reads the forensic copy with the EBS direct "
+                  "APIs; the simulation reads the snapshot holding the same bytes")
+EXAMINES_ON_THE_INSTANCE = ("moto runs no SSM commands: the examination runs in process; on AWS it runs on the "
+                            "analysis instance with the analysis role")
+
+
+class _ReadsAsForensicCopy:
+    """A block source whose reads count as the forensic automation role's reads of the copy."""
+
+    def __init__(self, inner: BlockSource, role_arn: str) -> None:
+        self._inner = inner
+        self._role_arn = role_arn
+
+    def _as_copy(self) -> Any:
+        return api_calls.acting_as(self._role_arn, READS_THE_COPY)
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def block_size(self) -> int:
+        with self._as_copy():
+            return self._inner.block_size
+
+    @property
+    def volume_size_bytes(self) -> int:
+        with self._as_copy():
+            return self._inner.volume_size_bytes
+
+    def list_blocks(self, start: int = 0) -> Iterator[tuple[int, str]]:
+        blocks = self._inner.list_blocks(start)
+        while True:
+            with self._as_copy():
+                block = next(blocks, None)
+            if block is None:
+                return
+            yield block
+
+    def read(self, index: int, token: str) -> bytes:
+        with self._as_copy():
+            return self._inner.read(index, token)
+
+
+def _attributed_like_aws(stack: ExitStack) -> None:
+    """Attribute the simulation's stand-ins' calls to the roles that make them on AWS."""
+    automation = naming.forensic_automation_role_arn(local_aws.PREFIX, local_aws.FORENSIC_ACCOUNT)
+    analysis = f"arn:aws:iam::{local_aws.FORENSIC_ACCOUNT}:role/{naming.analysis_profile(local_aws.PREFIX)}"
+    lineage: Callable[[boto3.Session, str], BlockSource] = acquisition_handler.BLOCK_SOURCE_FACTORY
+
+    def block_source(forensic: boto3.Session, snapshot_id: str) -> BlockSource:
+        with api_calls.acting_as(None, FINDS_THE_BYTES):
+            source = lineage(forensic, snapshot_id)
+        return _ReadsAsForensicCopy(source, automation)
+
+    stack.enter_context(mock.patch.object(acquisition_handler, "BLOCK_SOURCE_FACTORY", block_source))
+    examine = InProcessExaminationExecutor.start
+
+    def start(self: InProcessExaminationExecutor, forensic: Any, order: Any) -> str:
+        with api_calls.acting_as(analysis, EXAMINES_ON_THE_INSTANCE):
+            return examine(self, forensic, order)
+
+    stack.enter_context(mock.patch.object(InProcessExaminationExecutor, "start", start))
 
 
 @pytest.fixture(scope="session")
@@ -25,16 +99,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     simulate.quiet_moto()
     out = tmp_path_factory.mktemp("cases")
     cloud = LocalCloud(examination_notes=simulate.SIMULATION_NOTES)
-    with tempfile.TemporaryDirectory() as work, cloud_context(cloud):
+    with tempfile.TemporaryDirectory() as work, cloud_context(cloud), ExitStack() as recording:
         incidents = {"contain": simulate.build_incident(cloud, Path(work), name="web"),
                      "analyze": simulate.build_incident(cloud, Path(work), name="shop")}
         capacity = {action: auto_scaling_group(cloud, incident)["DesiredCapacity"]
                     for action, incident in incidents.items()}
+        _attributed_like_aws(recording)
+        calls = recording.enter_context(api_calls.record_api_calls())
         executions = {action: simulate.trigger_by_tag(cloud, incident, action)
                       for action, incident in incidents.items()}
         results = {}
         for action, arn in executions.items():
             execution = cloud.wait(arn, timeout_seconds=600)
             results[action] = simulate.collect(cloud, execution, incidents[action], action, out, [])
+        recording.close()
         yield {"cloud": cloud, "incidents": incidents, "results": results, "capacity": capacity,
-               "executions": executions}
+               "executions": executions, "api_calls": list(calls)}

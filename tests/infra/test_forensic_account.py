@@ -344,11 +344,13 @@ def test_forensic_automation_role_can_do_its_job_and_no_more(stack):
     policy = role_policy(stack, "forensic-automation-role")
     assert set(allowed_actions(policy)) == {
         "ec2:CopySnapshot", "ec2:DescribeSnapshots", "ec2:CreateTags", "ec2:LockSnapshot",
-        "ec2:DescribeLockedSnapshots", "ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock", "ec2:RunInstances",
-        "ec2:TerminateInstances", "ec2:DescribeInstances", "ssm:SendCommand", "ssm:GetCommandInvocation",
-        "iam:PassRole", "s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:AbortMultipartUpload",
-        "s3:ListMultipartUploadParts", "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-        "kms:DescribeKey", "kms:CreateGrant", "kms:ReEncryptFrom",
+        "ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock", "ec2:RunInstances",
+        "ec2:TerminateInstances", "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ssm:GetParameter", "ssm:SendCommand",
+        "ssm:GetCommandInvocation", "iam:PassRole", "s3:PutObject", "s3:GetObject", "s3:ListBucket",
+        "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "kms:Decrypt", "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo", "kms:DescribeKey", "kms:CreateGrant",
+        "kms:ReEncryptFrom",
     }
     tags = [statement for statement in policy if grants(statement, "ec2:CreateTags")]
     assert all("ec2:CreateAction" in statement["Condition"]["StringEquals"] for statement in tags)
