@@ -113,16 +113,15 @@ class Incident:
 def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web") -> Incident:
     incident_time = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     work = work / name
-    # Amazon Linux's root file system is XFS (The Sleuth Kit cannot read it; libfsxfs does);
-    # the application's data volume is ext4.
+    # The compromised root file system is ext4 (read by The Sleuth Kit); the application's data
+    # volume is XFS, as Amazon Linux formats volumes (TSK cannot read XFS; libfsxfs does).
     tree = disk_images.build_compromised_webserver_tree(work / "rootfs", incident_time)
-    root_image = disk_images.build_xfs_image(tree, work / "root.xfs")
-    data_image = disk_images.build_ext4_image(_application_data(work / "datafs", incident_time),
-                                              work / "data.ext4", size_mib=16)
+    root_image = disk_images.build_ext4_image(tree, work / "root.ext4", size_mib=64)
+    data_image = disk_images.build_xfs_image(_application_data(work / "datafs", incident_time), work / "data.xfs")
     member = cloud.session(local_aws.MEMBER_ACCOUNT)
     ebs = member.client("ebs")
-    root_snapshot = disk_content.write_snapshot(ebs, root_image, description=f"{name} root disk (XFS)")
-    data_snapshot = disk_content.write_snapshot(ebs, data_image, description=f"{name} data disk (ext4)")
+    root_snapshot = disk_content.write_snapshot(ebs, root_image, description=f"{name} root disk (ext4)")
+    data_snapshot = disk_content.write_snapshot(ebs, data_image, description=f"{name} data disk (XFS)")
     tier = scenarios.build_web_tier(member, prefix=local_aws.PREFIX, name=name, root_snapshot_id=root_snapshot,
                                     data_snapshot_id=data_snapshot, isolation_profile=False)
     # Its SSM agent and its memory: a synthetic LiME image, labelled as such inside and in the report.
@@ -202,8 +201,8 @@ def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scena
                                   f"({len(cloud.deployer.skipped)} not simulated: moto lacks them)")
         started = time.monotonic()
         incident = build_incident(cloud, Path(tmp))
-        stage("workload", started, f"web tier with suspect {incident.instance_id}: XFS root with planted "
-                                   "evidence, ext4 data volume, ASG + ALB, 2 ENIs, IPv6, EIP")
+        stage("workload", started, f"web tier with suspect {incident.instance_id}: ext4 root with planted "
+                                   "evidence, XFS data volume, ASG + ALB, 2 ENIs, IPv6, EIP")
         started = time.monotonic()
         execution = cloud.wait(trigger_by_tag(cloud, incident, action), timeout_seconds=600)
         stage("response", started, f"state machine {execution['status']}: tag -> EventBridge -> trigger Lambda -> "

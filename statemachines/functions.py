@@ -34,7 +34,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("open-case", "case", "handlers.case.handler.open_case",
                  frozenset({CASE_TABLE, FORENSIC, NOTIFY})),
     FunctionSpec("contain", "isolation", "handlers.isolation.handler.contain",
-                 frozenset({MEMBER, FORENSIC}), timeout=300),
+                 frozenset({MEMBER, FORENSIC, NOTIFY}), timeout=300),
     FunctionSpec("protect", "isolation", "handlers.isolation.handler.protect",
                  frozenset({MEMBER, FORENSIC}), timeout=120),
     FunctionSpec("snapshot-volumes", "acquisition", "handlers.acquisition.handler.snapshot_volumes",

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines import examination
-from statemachines.memory import memory_branch
 from statemachines.asl import PollPolicy, State, lambda_task, machine, pass_state
 from statemachines.functions import by_name
+from statemachines.memory import memory_branch
 
 MAX_IMAGING_INVOCATIONS = 500
 

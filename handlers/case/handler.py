@@ -14,7 +14,7 @@ from handlers.case.store import CLOSED, FAILED, CaseStore
 from handlers.common import evidence
 from handlers.common.case import parse_request
 from handlers.common.evidence import EvidenceStore
-from handlers.common.notify import notify
+from handlers.common.notify import notify_stage
 from handlers.common.sessions import BOTO_CONFIG, assume_role, lambda_session
 from handlers.common.settings import Settings
 
@@ -49,12 +49,7 @@ def _stores(settings: Settings, case_id: str) -> tuple[CaseStore, EvidenceStore]
 
 
 def _notify(settings: Settings, stage: str, case: dict[str, Any]) -> None:
-    if not settings.topic_arn:
-        return
-    session = lambda_session()
-    notify(stage, case, sns_client=session.client("sns", config=BOTO_CONFIG), topic_arn=settings.topic_arn,
-           secrets_client=session.client("secretsmanager", config=BOTO_CONFIG) if settings.slack_secret_arn else None,
-           slack_secret_arn=settings.slack_secret_arn)
+    notify_stage(settings, stage, case)
 
 
 def open_case(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -276,3 +276,17 @@ def notify(stage: str, case: Mapping[str, Any], *, sns_client: Any, topic_arn: s
     if slack_secret_arn and secrets_client is not None:
         slack = post_slack(secrets_client, slack_secret_arn, message, post=slack_post or post_with_urllib)
     return Delivery(sns_message_id=message_id, slack_posted=slack)
+
+
+def notify_stage(settings: Any, stage: str, case: Mapping[str, Any]) -> Delivery | None:
+    """`notify` with the Lambda's own clients and the deployment's topic (handlers.common.settings)."""
+    if not settings.topic_arn:
+        return None
+    import boto3  # the Lambda's own credentials: the topic is in the security account
+
+    from handlers.common.sessions import BOTO_CONFIG
+
+    session = boto3.Session()
+    secrets = session.client("secretsmanager", config=BOTO_CONFIG) if settings.slack_secret_arn else None
+    return notify(stage, case, sns_client=session.client("sns", config=BOTO_CONFIG), topic_arn=settings.topic_arn,
+                  secrets_client=secrets, slack_secret_arn=settings.slack_secret_arn)

@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from handlers.common.case import CaseRequest, parse_request
 from handlers.common.errors import InvalidInput
 from handlers.common.evidence import EvidenceStore, containment_key
+from handlers.common.notify import notify_stage
 from handlers.common.sessions import assume_role
 from handlers.common.settings import Settings
 from handlers.common.tags import ACTION_ANALYZE
@@ -84,7 +85,10 @@ def contain(event: dict[str, Any], context: Any) -> dict[str, Any]:
     case_id = str(request.case_id)
     member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
     record = contain_instance(member, request.instance_id, case_id, dry_run=request.dry_run, prefix=settings.prefix)
-    return _keep(_evidence(settings, case_id), record, "containment-dry-run" if request.dry_run else "contained")
+    answer = _keep(_evidence(settings, case_id), record, "containment-dry-run" if request.dry_run else "contained")
+    notify_stage(settings, "contained", {**answer, "Account": request.account, "Region": request.region,
+                                         "DryRun": request.dry_run})
+    return answer
 
 
 def protect(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from irf import local_aws
 from irf.local_aws import MEMBER_ACCOUNT
 from irf.scenarios import AMI, WebTier, build_web_tier
 
-
 PREFIX = "acme"
 CASE = "333333333333-case-1"
 NOW = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
