@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -132,9 +133,9 @@ class LocalCloud:
 
     def start_response(self, request: dict[str, Any], name: str | None = None) -> str:
         sfn = self.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
-        params: dict[str, Any] = {"stateMachineArn": self.response_state_machine_arn, "input": json.dumps(request)}
-        if name:
-            params["name"] = name
+        # Always named: moto names every unnamed execution "None", so a second one would collide.
+        params: dict[str, Any] = {"stateMachineArn": self.response_state_machine_arn, "input": json.dumps(request),
+                                  "name": name or f"local-{uuid.uuid4()}"}
         return str(sfn.start_execution(**params)["executionArn"])
 
     def wait(self, execution_arn: str, timeout_seconds: float = 120.0) -> dict[str, Any]:

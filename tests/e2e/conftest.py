@@ -1,7 +1,7 @@
 """One deployed cloud for the end-to-end tests: both stacks deployed once, one incident per action.
 
 Deploying into moto and running two whole responses is the expensive part of the suite, so it is
-done once per session and shared by the modules that assert on it. Every AWS API call the handlers
+done once for the package (moto stays up for tests/e2e only) and shared by the modules that assert on it. Every AWS API call the handlers
 make during the two responses is recorded (irf.api_calls) for the least-privilege test.
 """
 
@@ -92,7 +92,7 @@ def _attributed_like_aws(stack: ExitStack) -> None:
     stack.enter_context(mock.patch.object(InProcessExaminationExecutor, "start", start))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Both actions run to completion in one deployed cloud; moto stays up for the assertions."""
     local_aws.use_fake_credentials()

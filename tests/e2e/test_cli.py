@@ -32,6 +32,9 @@ from irf.sandbox import LocalCloud, cloud_context
 ENV = {"IRF_PREFIX": PREFIX, "IRF_FORENSIC_ACCOUNT": FORENSIC_ACCOUNT, "IRF_FORENSIC_REGION": REGION,
        # Wide enough that rich never folds a case id in a table.
        "COLUMNS": "250"}
+# The consoles are made when irf.cli is imported, before any runner sets COLUMNS.
+cli.console.width = 250
+cli.err.width = 250
 POLL = ["--poll-interval", "0.2"]
 EVIDENCE_BUCKET = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
 FINAL_LINE = re.compile(r"^case (\S+): response (\w+)$", re.MULTILINE)
