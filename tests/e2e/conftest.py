@@ -1,8 +1,9 @@
 """One deployed cloud for the end-to-end tests: both stacks deployed once, one incident per action.
 
 Deploying into moto and running two whole responses is the expensive part of the suite, so it is
-done once for the package (moto stays up for tests/e2e only) and shared by the modules that assert on it. Every AWS API call the handlers
-make during the two responses is recorded (irf.api_calls) for the least-privilege test.
+done once for the package (moto stays up for tests/e2e only) and shared by the modules that assert
+on it. Every AWS API call the handlers make during the two responses is recorded (irf.api_calls)
+for the least-privilege test.
 """
 
 from __future__ import annotations
