@@ -134,8 +134,8 @@ def simulate(
     console.print(f"case [bold]{result.case_id}[/bold]: response {result.status}")
     contained = result.containment
     if contained:
-        console.print(f"containment of {result.instance_id}: " + ", ".join(
-            f"{k}={v}" for k, v in sorted(_containment_summary(contained).items())))
+        console.print(f"containment of {result.instance_id}: " + "; ".join(
+            f"{k}: {v}" for k, v in _containment_summary(contained).items()))
     evidence = Table(title="Evidence", show_header=True)
     for column in ("key", "size", "sha256"):
         evidence.add_column(column)
@@ -162,9 +162,17 @@ NEXT_STEP = {"deploy": "building the compromised web tier and its disks",
 
 
 def _containment_summary(after: dict[str, Any]) -> dict[str, Any]:
-    state = after.get("after", after)
-    return {key: state[key] for key in ("termination_protection", "shutdown_behaviour", "instance_profile")
-            if key in state}
+    state = after.get("state", after)
+    summary: dict[str, Any] = {
+        "interfaces": ", ".join(f"{i['eni_id']}->{'+'.join(i['groups'])}" for i in state.get("interfaces", [])),
+        "profile": (state.get("profile") or {}).get("profile_arn", "none").rsplit("/", 1)[-1],
+        "shutdown": state.get("shutdown_behavior", "?"),
+        "auto scaling": "detached" if not state.get("auto_scaling") else state["auto_scaling"],
+    }
+    for key in ("termination_protection", "disable_api_termination"):
+        if key in state:
+            summary["termination protection"] = state[key]
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------
