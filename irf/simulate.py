@@ -64,7 +64,6 @@ class SimulationResult:
     findings: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
     instance_id: str = ""
-    error: str = ""
 
 
 def _quiet(stage: str, detail: str) -> None:

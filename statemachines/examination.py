@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines.asl import PollPolicy, State, lambda_task, machine
-from statemachines.functions import FUNCTIONS, FunctionSpec
+from statemachines.functions import FUNCTIONS, FunctionSpec, function_arn, task_timeout
 
 EXAMINATION_FUNCTIONS: tuple[FunctionSpec, ...] = tuple(spec for spec in FUNCTIONS if spec.package == "examination")
 
@@ -34,14 +34,8 @@ TERMINATE = "TerminateAnalysisInstance"
 TERMINATE_AFTER_FAILURE = "TerminateAfterFailure"
 
 
-def _arn(arns: Mapping[str, str], function: str) -> str:
-    if function not in arns:
-        raise KeyError(f"no ARN given for Lambda function {function!r}")
-    return arns[function]
 
 
-def _timeout(function: str) -> int:
-    return next(spec.timeout for spec in EXAMINATION_FUNCTIONS if spec.function == function) + 30
 
 
 def start_state(prefix: str = "Examine") -> str:
@@ -70,8 +64,8 @@ def examination_states(function_arns: Mapping[str, str], poll: PollPolicy | None
 
     def task(function: str, *, parameters: dict[str, Any], result_path: str | None, next_to: str,
              wait: PollPolicy | None = None, comment: str = "") -> State:
-        return lambda_task(_arn(arns, function), parameters=parameters, result_path=result_path,
-                           next_state=next_to, timeout=_timeout(function), poll=wait, catch_to=after_failure,
+        return lambda_task(function_arn(arns, function), parameters=parameters, result_path=result_path,
+                           next_state=next_to, timeout=task_timeout(function), poll=wait, catch_to=after_failure,
                            catch_result_path=failure_result_path, comment=comment)
 
     run_parameters: dict[str, Any] = dict(on_instance)
@@ -101,9 +95,9 @@ def examination_states(function_arns: Mapping[str, str], poll: PollPolicy | None
             result_path="$.AnalysisInstanceTermination", next_to=next_state),
         after_failure: {
             **lambda_task(
-                _arn(arns, "terminate-analysis-instance"), parameters=case,
+                function_arn(arns, "terminate-analysis-instance"), parameters=case,
                 result_path="$.AnalysisInstanceTermination", next_state=failure_state,
-                timeout=_timeout("terminate-analysis-instance"),
+                timeout=task_timeout("terminate-analysis-instance"),
                 comment="Whatever failed, no analysis instance of the case keeps running"),
             # Failing to terminate must not hide the original error: note it beside the failure and go on.
             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.AnalysisInstanceTerminationFailure",

@@ -6,6 +6,7 @@ into exact IAM statements, so adding a function here is the one place to change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 # Kinds of access a security-account Lambda can be granted.
@@ -95,3 +96,15 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 
 def by_name() -> dict[str, FunctionSpec]:
     return {spec.function: spec for spec in FUNCTIONS}
+
+
+def function_arn(arns: Mapping[str, str], function: str) -> str:
+    """The ARN a definition calls for `function`; a missing one is an error, not a broken machine."""
+    if function not in arns:
+        raise KeyError(f"no ARN given for Lambda function {function!r}")
+    return arns[function]
+
+
+def task_timeout(function: str) -> int:
+    """A Task's TimeoutSeconds: the function's own timeout plus room for the invocation itself."""
+    return by_name()[function].timeout + 30

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines.asl import PollPolicy, State, lambda_task, pass_state
-from statemachines.functions import FUNCTIONS, FunctionSpec
+from statemachines.functions import FUNCTIONS, FunctionSpec, function_arn, task_timeout
 
 MEMORY_FUNCTIONS: tuple[FunctionSpec, ...] = tuple(spec for spec in FUNCTIONS if spec.package == "memory")
 # A capture of a large instance runs up to ~45 minutes; a LimeFactory build 10-30.
@@ -24,17 +24,8 @@ CAPTURE_POLL = PollPolicy(interval_seconds=60, backoff_rate=1.2, max_attempts=20
 BUILD_POLL = PollPolicy(interval_seconds=60, backoff_rate=1.2, max_attempts=20, max_delay_seconds=300)
 
 
-def _spec(function: str) -> FunctionSpec:
-    found = [spec for spec in MEMORY_FUNCTIONS if spec.function == function]
-    if not found:
-        raise KeyError(function)
-    return found[0]
 
 
-def _arn(arns: Mapping[str, str], function: str) -> str:
-    if function not in arns:
-        raise KeyError(f"no ARN given for Lambda function {function!r}")
-    return arns[function]
 
 
 def _member() -> dict[str, str]:
@@ -44,8 +35,9 @@ def _member() -> dict[str, str]:
 
 def _task(arns: Mapping[str, str], function: str, *, parameters: Mapping[str, Any], result_path: str,
           next_state: str, failed: str, poll: PollPolicy | None = None, comment: str = "") -> State:
-    return lambda_task(_arn(arns, function), parameters=parameters, result_path=result_path, next_state=next_state,
-                       timeout=_spec(function).timeout + 30, poll=poll, catch_to=failed, comment=comment)
+    return lambda_task(function_arn(arns, function), parameters=parameters, result_path=result_path,
+                       next_state=next_state, timeout=task_timeout(function), poll=poll, catch_to=failed,
+                       comment=comment)
 
 
 def _not_acquired(reason: Mapping[str, Any], next_state: str = "ClosePath") -> State:
@@ -140,8 +132,8 @@ def memory_branch(function_arns: Mapping[str, str], poll: PollPolicy, *, capture
             comment="Complete the upload from ListParts when it matches what the instance sent; digest file"),
         "CaptureResultFailed": _failed("the capture"),
         "ClosePath": {
-            **lambda_task(_arn(arns, "memory-close-path"), parameters=member, result_path="$.CapturePathClosed",
-                          next_state="MemoryResult", timeout=_spec("memory-close-path").timeout + 30,
+            **lambda_task(function_arn(arns, "memory-close-path"), parameters=member, result_path="$.CapturePathClosed",
+                          next_state="MemoryResult", timeout=task_timeout("memory-close-path"),
                           catch_to="ClosePathFailed"),
             # Closing is what keeps a contained instance contained: more patience than other steps.
             "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 6, "BackoffRate": 2.0}],
@@ -151,7 +143,7 @@ def memory_branch(function_arns: Mapping[str, str], poll: PollPolicy, *, capture
                                          "Next": "ReContain"}],
                             "Default": "MemoryResult"},
         "ReContain": lambda_task(
-            _arn(arns, "contain"),
+            function_arn(arns, "contain"),
             parameters={"CaseId.$": "$.Case.CaseId", "InstanceId.$": "$.Request.InstanceId",
                         "Account.$": "$.Request.Account", "Region.$": "$.Request.Region", "DryRun": False},
             result_path="$.ReContained", next_state="MemoryResult", timeout=330, catch_to="NotReContained",

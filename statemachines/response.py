@@ -12,20 +12,14 @@ from typing import Any
 
 from statemachines import examination
 from statemachines.asl import PollPolicy, State, lambda_task, machine, pass_state
-from statemachines.functions import by_name
+from statemachines.functions import function_arn, task_timeout
 from statemachines.memory import memory_branch
 
 MAX_IMAGING_INVOCATIONS = 500
 
 
-def _arn(arns: Mapping[str, str], function: str) -> str:
-    if function not in arns:
-        raise KeyError(f"no ARN given for Lambda function {function!r}")
-    return arns[function]
 
 
-def _timeout(function: str) -> int:
-    return by_name()[function].timeout + 30
 
 
 def _member_target() -> dict[str, str]:
@@ -48,8 +42,8 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
         "StartAt": "ImageVolume",
         "States": {
             "ImageVolume": lambda_task(
-                _arn(arns, "image-volume"), parameters=image_item, result_path="$.Image",
-                next_state="CountImagingInvocation", timeout=_timeout("image-volume"),
+                function_arn(arns, "image-volume"), parameters=image_item, result_path="$.Image",
+                next_state="CountImagingInvocation", timeout=task_timeout("image-volume"),
                 comment="Stream the snapshot's raw bytes into the evidence bucket with a running SHA-256; "
                         "resumes from State when the Lambda's time budget runs out"),
             "CountImagingInvocation": pass_state(
@@ -77,40 +71,40 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
         "StartAt": "SnapshotVolumes",
         "States": {
             "SnapshotVolumes": lambda_task(
-                _arn(arns, "snapshot-volumes"), parameters=member, result_path="$.Snapshots",
-                next_state="WaitForSnapshots", timeout=_timeout("snapshot-volumes"),
+                function_arn(arns, "snapshot-volumes"), parameters=member, result_path="$.Snapshots",
+                next_state="WaitForSnapshots", timeout=task_timeout("snapshot-volumes"),
                 comment="One crash-consistent CreateSnapshots call for every attached EBS volume"),
             "WaitForSnapshots": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "SnapshotStatus"},
             "SnapshotStatus": lambda_task(
-                _arn(arns, "snapshot-status"),
+                function_arn(arns, "snapshot-status"),
                 parameters={"CaseId.$": "$.Case.CaseId", "Account.$": "$.Request.Account",
                             "Region.$": "$.Request.Region", "SnapshotIds.$": "$.Snapshots.Snapshots[*].SnapshotId"},
                 result_path="$.SnapshotStatus", next_state="ShareSnapshots", poll=poll,
-                timeout=_timeout("snapshot-status")),
+                timeout=task_timeout("snapshot-status")),
             "ShareSnapshots": lambda_task(
-                _arn(arns, "share-snapshots"),
+                function_arn(arns, "share-snapshots"),
                 parameters={"CaseId.$": "$.Case.CaseId", "Account.$": "$.Request.Account",
                             "Region.$": "$.Request.Region", "Snapshots.$": "$.Snapshots.Snapshots"},
-                result_path="$.Shared", next_state="CopyToForensic", poll=poll, timeout=_timeout("share-snapshots"),
+                result_path="$.Shared", next_state="CopyToForensic", poll=poll, timeout=task_timeout("share-snapshots"),
                 comment="Re-encrypt default-key or unencrypted snapshots with the member CMK, share with forensic"),
             "CopyToForensic": lambda_task(
-                _arn(arns, "copy-to-forensic"),
+                function_arn(arns, "copy-to-forensic"),
                 parameters={"CaseId.$": "$.Case.CaseId", "Account.$": "$.Request.Account",
                             "Region.$": "$.Request.Region", "Snapshots.$": "$.Shared.Snapshots"},
-                result_path="$.Forensic", next_state="WaitForForensicCopies", timeout=_timeout("copy-to-forensic")),
+                result_path="$.Forensic", next_state="WaitForForensicCopies", timeout=task_timeout("copy-to-forensic")),
             "WaitForForensicCopies": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds",
                                       "Next": "ForensicCopyStatus"},
             "ForensicCopyStatus": lambda_task(
-                _arn(arns, "snapshot-status"),
+                function_arn(arns, "snapshot-status"),
                 parameters={"CaseId.$": "$.Case.CaseId", "Account": "forensic", "Region.$": "$.Request.Region",
                             "SnapshotIds.$": "$.Forensic.Snapshots[*].ForensicSnapshotId"},
                 result_path="$.ForensicStatus", next_state="LockSnapshots", poll=poll,
-                timeout=_timeout("snapshot-status")),
+                timeout=task_timeout("snapshot-status")),
             "LockSnapshots": lambda_task(
-                _arn(arns, "lock-snapshots"),
+                function_arn(arns, "lock-snapshots"),
                 parameters={"CaseId.$": "$.Case.CaseId", "Region.$": "$.Request.Region",
                             "SnapshotIds.$": "$.Forensic.Snapshots[*].ForensicSnapshotId"},
-                result_path="$.Locks", next_state="ImageVolumes", timeout=_timeout("lock-snapshots")),
+                result_path="$.Locks", next_state="ImageVolumes", timeout=task_timeout("lock-snapshots")),
             "ImageVolumes": {
                 "Type": "Map",
                 "ItemsPath": "$.Forensic.Snapshots",
@@ -139,8 +133,8 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
     arns = function_arns
     states: dict[str, State] = {
         "ValidateInput": {
-            **lambda_task(_arn(arns, "validate-input"), result_path="$", next_state="Init",
-                          timeout=_timeout("validate-input"), catch_to="Rejected", catch_result_path="$"),
+            **lambda_task(function_arn(arns, "validate-input"), result_path="$", next_state="Init",
+                          timeout=task_timeout("validate-input"), catch_to="Rejected", catch_result_path="$"),
             # Only InvalidInput means "rejected"; any other error is a fault of ours and fails as itself.
             "Catch": [{"ErrorEquals": ["InvalidInput"], "ResultPath": "$", "Next": "Rejected"}],
         },
@@ -148,8 +142,8 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
                      "ErrorPath": "$.Error", "CausePath": "$.Cause"},
         "Init": pass_state("OpenCase", parameters={"Request.$": "$"}),
         "OpenCase": lambda_task(
-            _arn(arns, "open-case"), input_path="$.Request", result_path="$.Case", next_state="IsNewCase",
-            timeout=_timeout("open-case")),
+            function_arn(arns, "open-case"), input_path="$.Request", result_path="$.Case", next_state="IsNewCase",
+            timeout=task_timeout("open-case")),
         "IsNewCase": {
             "Type": "Choice",
             "Choices": [{"Variable": "$.Case.Created", "BooleanEquals": False, "Next": "AlreadyOpen"}],
@@ -163,15 +157,15 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "Default": "Protect",
         },
         "Contain": lambda_task(
-            _arn(arns, "contain"), parameters={**member, "DryRun.$": "$.Request.DryRun"},
-            result_path="$.Containment", next_state="IsDryRun", timeout=_timeout("contain"),
+            function_arn(arns, "contain"), parameters={**member, "DryRun.$": "$.Request.DryRun"},
+            result_path="$.Containment", next_state="IsDryRun", timeout=task_timeout("contain"),
             catch_to="FailedAtContain",
             comment="Isolate every ENI (two-step SG swap), swap the profile, revoke its credentials, "
-                    "protections, EIPs, Auto Scaling standby, target deregistration"),
+                    "protections, EIPs, Auto Scaling detach, target deregistration"),
         "FailedAtContain": _failure_marker("contain", "EnsureContained"),
         "Protect": lambda_task(
-            _arn(arns, "protect"), parameters={**member, "DryRun.$": "$.Request.DryRun"},
-            result_path="$.Containment", next_state="IsDryRun", timeout=_timeout("protect"),
+            function_arn(arns, "protect"), parameters={**member, "DryRun.$": "$.Request.DryRun"},
+            result_path="$.Containment", next_state="IsDryRun", timeout=task_timeout("protect"),
             catch_to="FailedAtProtect",
             comment="Analyze mode: keep the workload serving; termination protection, shutdown=stop, "
                     "DeleteOnTermination=false, incident tags"),
@@ -199,18 +193,18 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "Default": "Finalize",
         },
         "Cleanup": lambda_task(
-            _arn(arns, "cleanup"),
+            function_arn(arns, "cleanup"),
             parameters={**member, "Snapshots.$": "$.Acquisition.Disk.MemberSnapshots"},
-            result_path="$.Cleanup", next_state="Finalize", timeout=_timeout("cleanup"),
+            result_path="$.Cleanup", next_state="Finalize", timeout=task_timeout("cleanup"),
             catch_to="FailedAtCleanup",
             comment="RetainArtefacts=false: remove intermediate member snapshots; never evidence"),
         "FailedAtCleanup": _failure_marker("cleanup", "EnsureContained"),
         "Finalize": lambda_task(
-            _arn(arns, "finalize-case"),
+            function_arn(arns, "finalize-case"),
             parameters={"CaseId.$": "$.Case.CaseId", "Request.$": "$.Request",
                         "Containment.$": "$.Containment", "Images.$": "$.Acquisition.Disk.Images",
                         "Locks.$": "$.Acquisition.Disk.Locks", "Memory.$": "$.Acquisition.Memory"},
-            result_path="$.Result", next_state="ShouldExamine", timeout=_timeout("finalize-case"),
+            result_path="$.Result", next_state="ShouldExamine", timeout=task_timeout("finalize-case"),
             catch_to="FailedAtFinalize",
             comment="Manifest of every artefact with its sha256, custody event, notification"),
         "FailedAtFinalize": _failure_marker("finalize", "EnsureContained"),
@@ -223,9 +217,9 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
                                          case_id_path="$.Case.CaseId", window_path="$.Case.Window"),
         "FailedAtExamine": _failure_marker("examine", "EnsureContained"),
         "CloseCase": lambda_task(
-            _arn(arns, "close-case"),
+            function_arn(arns, "close-case"),
             parameters={"CaseId.$": "$.Case.CaseId", "DryRun.$": "$.Request.DryRun"},
-            result_path="$.Closed", next_state="Done", timeout=_timeout("close-case"), catch_to="FailedAtClose",
+            result_path="$.Closed", next_state="Done", timeout=task_timeout("close-case"), catch_to="FailedAtClose",
             comment="Manifest again (now with analysis/ and report/), case closed, report link notified"),
         "FailedAtClose": _failure_marker("close", "EnsureContained"),
         "Done": {"Type": "Succeed"},
@@ -238,14 +232,14 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
         "NoContainmentInDryRun": pass_state("RecordFailure", result={"Contained": False, "Reason": "dry run"},
                                             result_path="$.ContainmentAfterFailure"),
         "ContainAfterFailure": lambda_task(
-            _arn(arns, "contain"), parameters={**member, "DryRun": False},
-            result_path="$.ContainmentAfterFailure", next_state="RecordFailure", timeout=_timeout("contain"),
+            function_arn(arns, "contain"), parameters={**member, "DryRun": False},
+            result_path="$.ContainmentAfterFailure", next_state="RecordFailure", timeout=task_timeout("contain"),
             catch_to="RecordFailure", catch_result_path="$.ContainmentAfterFailure"),
         "RecordFailure": lambda_task(
-            _arn(arns, "record-failure"),
+            function_arn(arns, "record-failure"),
             parameters={"CaseId.$": "$.Case.CaseId", "Request.$": "$.Request", "Error.$": "$.Failure",
                         "Stage.$": "$.FailedStage", "Containment.$": "$.ContainmentAfterFailure"},
-            result_path="$.FailureRecord", next_state="FailExecution", timeout=_timeout("record-failure"),
+            result_path="$.FailureRecord", next_state="FailExecution", timeout=task_timeout("record-failure"),
             catch_to="FailExecution", catch_result_path="$.FailureRecordError"),
         "FailExecution": {"Type": "Fail", "ErrorPath": "$.Failure.Error", "CausePath": "$.Failure.Cause"},
     }
