@@ -36,6 +36,8 @@ from statemachines import response
 from statemachines.asl import PollPolicy
 from statemachines.functions import (
     CASE_TABLE,
+    FIND_LIME_MODULES,
+    FOLLOW_LIME_FACTORY,
     FORENSIC,
     FUNCTIONS,
     LIME_MODULES,
@@ -150,12 +152,15 @@ def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_ar
         if state_machine_arn is None:
             raise ValueError(f"{spec.function} starts the response but no state machine ARN was given")
         statements.append(allow("StartResponse", ["states:StartExecution"], state_machine_arn))
-    if LIME_MODULES in spec.access:
+    if spec.access & {LIME_MODULES, FIND_LIME_MODULES}:
         bucket = f"arn:aws:s3:::{naming.modules_bucket(args.prefix, args.account, args.region)}"
         statements += [
-            allow("ReadLimeModules", ["s3:GetObject"], f"{bucket}/*"),
+            allow("ReadLimeModules", ["s3:GetObject"], f"{bucket}/*"),  # HeadObject too
             # With ListBucket a HEAD of a missing module answers 404 ("build it"), not 403.
             allow("ListLimeModules", ["s3:ListBucket"], bucket),
+        ]
+    if LIME_MODULES in spec.access:
+        statements += [
             allow("DecryptLimeModules", ["kms:Decrypt"], f"arn:aws:kms:{args.region}:{args.account}:key/*",
                   {"StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}}),
         ]
@@ -163,8 +168,11 @@ def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_ar
         machine = lime_factory_arn(args)
         statements += [
             allow("StartLimeFactory", ["states:StartExecution"], machine),
+        ]
+    if FOLLOW_LIME_FACTORY in spec.access:
+        statements += [
             allow("FollowLimeFactory", ["states:DescribeExecution"],
-                  machine.replace(":stateMachine:", ":execution:") + ":*"),
+                  lime_factory_arn(args).replace(":stateMachine:", ":execution:") + ":*"),
         ]
     if not statements:
         # IAM refuses a policy without statements; a function without access kinds (input

@@ -105,6 +105,8 @@ def simulate(
     action: Annotated[str, typer.Option(help="contain or analyze")] = "contain",
     out: Annotated[Path, typer.Option(help="folder that receives <CaseId>/ with the evidence layout")] = Path("cases"),
     scenario: Annotated[str, typer.Option(help="the incident to simulate")] = "webshell",
+    incidents: Annotated[int, typer.Option(min=1, max=50, help="incidents on different instances, responded to "
+                                                               "at once (more than 1: a concurrency run)")] = 1,
 ) -> None:
     """Simulate a whole incident on this machine (moto): tag -> contain -> acquire -> examine -> report."""
     from irf.simulate import ACTIONS, SCENARIOS, run_simulation
@@ -115,6 +117,9 @@ def simulate(
     if scenario not in SCENARIOS:
         err.print(f"[red]--scenario must be one of {', '.join(SCENARIOS)}[/red]")
         raise typer.Exit(2)
+    if incidents > 1:
+        _simulate_concurrent(incidents, action, out)
+        return
     console.print(f"[bold]irforensics simulation[/bold]: scenario [cyan]{scenario}[/cyan], action "
                   f"[cyan]{ACTIONS[action]}[/cyan] (AWS simulated by moto; nothing leaves this machine)")
     started = time.monotonic()
@@ -153,6 +158,36 @@ def simulate(
     console.print(f"report: [bold]{result.report}[/bold]  (evidence folder {result.case_dir})")
     console.print(f"done in {time.monotonic() - started:.0f} s")
     if result.status != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+def _simulate_concurrent(count: int, action: str, out: Path) -> None:
+    from irf.simulate import ACTIONS, run_concurrent
+
+    console.print(f"[bold]irforensics concurrency simulation[/bold]: {count} incidents, action "
+                  f"[cyan]{ACTIONS[action]}[/cyan], all tagged at once (AWS simulated by moto)")
+    started = time.monotonic()
+    with console.status(f"deploying, then building {count} web tiers...") as status:
+        def progress(stage: str, detail: str) -> None:
+            console.print(f"  [green]\u2713[/green] {stage}: {detail}")
+            status.update("waiting for the responses..." if stage == "triggered" else "working...")
+
+        run = run_concurrent(count, action, out, progress=progress)
+    cases = Table(title="Cases", show_header=True)
+    for column in ("instance", "case", "status", "disk images", "memory sha256"):
+        cases.add_column(column)
+    for incident, result in zip(run.incidents, run.results, strict=True):
+        images = sum(1 for a in result.artefacts if a["key"].endswith(".img"))
+        memory = next((a["sha256"] for a in result.artefacts if a["key"].endswith(".lime")), "")
+        cases.add_row(incident.instance_id, result.case_id, result.status, str(images), memory[:16] + "...")
+    console.print(cases)
+    for problem in run.problems:
+        err.print(f"[red]separation problem:[/red] {problem}")
+    troubled = {problem.split(" ", 1)[0] for problem in run.problems}
+    console.print(f"{count - len(troubled)} of {count} cases complete and separate; responses took "
+                  f"{run.seconds:.0f} s; done in {time.monotonic() - started:.0f} s (case folders in {out}, raw "
+                  "images left in the simulated bucket, their digests kept)")
+    if run.problems:
         raise typer.Exit(1)
 
 
@@ -427,6 +462,42 @@ def release(
     else:
         err.print(f"irf: warning: the release is not in the custody log ({outcome.custody_error}); "
                   "record it by hand", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("build-modules")
+def build_modules(
+    kernels: Annotated[list[str] | None, typer.Argument(
+        help="kernels as distro:version:release:arch, e.g. amzn:2023:6.1.119-129.201.amzn2023.x86_64:x86_64")]
+    = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the builds until they end")] = False,
+    poll_interval: Annotated[float, typer.Option(help="seconds between progress polls with --wait")] = 10.0,
+    prefix: Prefix = "",
+    profile: Profile = None,
+    security_region: SecurityRegion = None,
+) -> None:
+    """Build LiME modules and Volatility symbol tables ahead of time (the LimeFactory), for a fleet's kernels."""
+    with _exit_codes():
+        builds = operator.parse_kernel_specs(kernels or [])
+        session = _session(profile, security_region)
+        deployment = _deployment(session, prefix)
+        sfn = session.client("stepfunctions")
+        execution_arn = operator.start_module_builds(sfn, deployment, builds, datetime.now(UTC))
+        console.print(f"LimeFactory started for {len(builds)} kernel(s): {execution_arn}", markup=False,
+                      highlight=False, soft_wrap=True)
+        if not wait:
+            return
+        outcome = operator.follow_module_builds(sfn, execution_arn, poll_interval=poll_interval)
+    table = Table(title=f"LimeFactory {outcome.status}")
+    for column in ("kernel", "built", "detail"):
+        table.add_column(column, overflow="fold")
+    for result in outcome.results:
+        build = result.get("Build") or {}
+        table.add_row(f"{build.get('Distro')} {build.get('DistroVersion')} {build.get('KernelRelease')} "
+                      f"({build.get('Arch')})", "yes" if result.get("Succeeded") else "no",
+                      str(result.get("BuildId") or result.get("Error") or ""))
+    console.print(table)
+    if outcome.status != "SUCCEEDED":
+        raise typer.Exit(EXIT_RESPONSE_FAILED)
 
 
 def _to_the_second(iso: Any) -> str:

@@ -16,6 +16,8 @@ patches moto's backends so that, for the behaviours containment relies on, moto 
 
 - ReplaceIamInstanceProfileAssociation changes what DescribeInstances reports as the instance's
   profile (moto keeps reporting the profile the instance was launched with).
+- CreateTags refuses a key longer than 128 characters or a value longer than 256, as EC2 does
+  (moto enforces the 50 tags per resource but no lengths).
 
 The simulation installs it (irf.sandbox.cloud_context); tests request the `ec2_like_aws` fixture
 (tests/ec2_semantics.py) or call `install_ec2_semantics` with their own MonkeyPatch.
@@ -30,7 +32,10 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.iam_instance_profile import IamInstanceProfileAssociationBackend
 from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.ec2.models.tags import TagBackend
 from moto.ec2.responses.instances import InstanceResponse
+
+from handlers.common.tags import MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS
 
 # Instance.__init__ assigns `security_groups` before its interfaces exist; keep that value aside.
 _LAUNCH_GROUPS = "_irf_launch_security_groups"
@@ -131,4 +136,16 @@ def install_ec2_semantics(monkeypatch: Patcher) -> None:
     monkeypatch.setattr(IamInstanceProfileAssociationBackend, "replace_iam_instance_profile_association",
                         replace_association)
 
+    original_create_tags = TagBackend.create_tags
 
+    def create_tags(self: TagBackend, resource_ids: list[str], tags: dict[str, str]) -> Any:
+        for key, value in tags.items():
+            if len(key) > MAX_TAG_KEY_CHARS:
+                raise EC2ClientError("InvalidParameterValue",
+                                     f"Tag key exceeds the maximum length of {MAX_TAG_KEY_CHARS} characters")
+            if value is not None and len(value) > MAX_TAG_VALUE_CHARS:
+                raise EC2ClientError("InvalidParameterValue",
+                                     f"Tag value exceeds the maximum length of {MAX_TAG_VALUE_CHARS} characters")
+        return original_create_tags(self, resource_ids, tags)
+
+    monkeypatch.setattr(TagBackend, "create_tags", create_tags)

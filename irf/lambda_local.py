@@ -101,6 +101,15 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+TIMEOUT_ERROR = "Sandbox.Timedout"
+
+
+class SimulatedTimeout(Exception):
+    """Raise inside a handler to end the invocation as the Lambda runtime does at the function's
+    timeout: whatever the handler did so far stays done, it returns nothing, Step Functions sees
+    `Sandbox.Timedout`."""
+
+
 @contextmanager
 def dispatch_in_process(log: list[Invocation] | None = None,
                         on_invoke: Callable[[Invocation], None] | None = None) -> Iterator[list[Invocation]]:
@@ -130,6 +139,10 @@ def dispatch_in_process(log: list[Invocation] | None = None,
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             response_headers["x-amz-function-error"] = "Unhandled"
+            if isinstance(exc, SimulatedTimeout):
+                # What the Lambda runtime reports when it stops a function at its timeout.
+                return json.dumps({"errorType": TIMEOUT_ERROR, "errorMessage": (
+                    f"{context.aws_request_id} Task timed out after {context.timeout_seconds:.2f} seconds")}).encode()
             return json.dumps({
                 "errorType": type(exc).__name__, "errorMessage": str(exc),
                 "stackTrace": traceback.format_exception(exc)[-3:],

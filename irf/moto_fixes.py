@@ -11,9 +11,13 @@ from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
+from moto.core.exceptions import AccessDeniedError
 from moto.ebs.models import EBSSnapshot
 from moto.ec2.models.elastic_block_store import EBSBackend
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+from moto.iam.models import iam_backends
+from moto.s3.models import S3Backend
+from moto.sts.models import STSBackend
 
 from irf.ec2_semantics import install_ec2_semantics
 
@@ -119,6 +123,42 @@ def _copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, descr
     return _original_copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
 
 
+# The role every account created by AWS Organizations has for its administrators: the simulation's
+# own set-up and assertions act through it (irf.local_aws.account_session); it is never ours.
+ORGANIZATION_ADMIN_ROLE = "OrganizationAccountAccessRole"
+_original_assume_role = STSBackend.assume_role
+
+
+def _assume_role(self: STSBackend, region_name: str, role_session_name: str, role_arn: str, *args: Any,
+                 **kwargs: Any) -> Any:
+    """moto issues credentials for any role ARN; AWS refuses AssumeRole of a role that does not exist
+    (an account without the MemberResponder), with AccessDenied."""
+    parts = role_arn.split(":")
+    name = role_arn.rsplit("/", 1)[-1]
+    if len(parts) == 6 and name != ORGANIZATION_ADMIN_ROLE:
+        account = parts[4]
+        try:
+            iam_backends[account]["aws"].get_role_by_arn(role_arn)
+        except Exception as missing:
+            raise AccessDeniedError(user_arn=f"arn:aws:iam::{self.account_id}:root",
+                                    action=f"sts:AssumeRole on resource: {role_arn}") from missing
+    return _original_assume_role(self, region_name, role_session_name, role_arn, *args, **kwargs)
+
+
+_original_complete_multipart_upload = S3Backend.complete_multipart_upload
+
+
+def _complete_multipart_upload(self: S3Backend, bucket_name: str, multipart_id: str, body: Any) -> Any:
+    """moto applies a bucket's default Object Lock retention to PutObject only; AWS applies it to
+    every new object version, a completed multipart upload (every disk image) included."""
+    key = _original_complete_multipart_upload(self, bucket_name, multipart_id, body)
+    bucket = self.get_bucket(bucket_name)
+    if key is not None and bucket.has_default_lock and not key.lock_mode:
+        key.lock_mode = bucket.default_lock_mode
+        key.lock_until = bucket.default_retention()
+    return key
+
+
 class Patches:
     """setattr that remembers, like pytest's MonkeyPatch, for use outside tests (the simulation)."""
 
@@ -146,7 +186,9 @@ class Patches:
 def aws_semantics() -> Iterator[None]:
     with mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted), \
             mock.patch.object(EBSSnapshot, "__init__", _snapshot_init), \
-            mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot):
+            mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot), \
+            mock.patch.object(STSBackend, "assume_role", _assume_role), \
+            mock.patch.object(S3Backend, "complete_multipart_upload", _complete_multipart_upload):
         patches = Patches()
         install_ec2_semantics(patches)
         try:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ from handlers.common.sessions import assume_role
 from handlers.common.tags import ACTION_ANALYZE, ACTION_CONTAIN
 from handlers.isolation.containment import Change, ContainmentRecord, release_instance
 from handlers.isolation.handler import record_from_evidence
+from handlers.memory import kernel
 
 ACTIONS = {"analyze": ACTION_ANALYZE, "contain": ACTION_CONTAIN}
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -127,6 +128,11 @@ class Deployment:
     def response_state_machine_arn(self) -> str:
         return (f"arn:{self.partition}:states:{self.security_region}:{self.security_account}:stateMachine:"
                 f"{naming.state_machine_name(self.prefix, 'response')}")
+
+    @property
+    def lime_factory_arn(self) -> str:
+        return (f"arn:{self.partition}:states:{self.security_region}:{self.security_account}:stateMachine:"
+                f"{naming.state_machine_name(self.prefix, 'lime-factory')}")
 
     @property
     def case_table(self) -> str:
@@ -460,3 +466,73 @@ def release_contained_instance(security: boto3.Session, evidence_s3: Any, deploy
     return ReleaseOutcome(case_id=case_id, instance_id=instance_id, dry_run=dry_run, changes=changes,
                           custody_key=custody_key, custody_error=custody_error)
 
+
+
+# --- the LimeFactory, by hand ------------------------------------------------------------------
+
+def parse_kernel_specs(specs: Sequence[str]) -> list[dict[str, str]]:
+    """`distro:version:release:arch` (as `uname -r`/`-m` and os-release spell them) -> LimeFactory builds.
+
+    InvalidInput names every spec that is malformed, unsafe or has no build recipe.
+    """
+    if not specs:
+        raise InvalidInput({"KERNEL": "give at least one distro:version:release:arch, e.g. "
+                                      "amzn:2023:6.1.119-129.201.amzn2023.x86_64:x86_64"})
+    builds: list[dict[str, str]] = []
+    errors: dict[str, str] = {}
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != 4:
+            errors[spec] = "must be distro:version:release:arch (four fields separated by ':')"
+            continue
+        try:
+            info = kernel.KernelInfo.from_event({"Distro": parts[0], "DistroVersion": parts[1],
+                                                 "KernelRelease": parts[2], "Arch": parts[3]})
+        except kernel.DiscoveryUnreadable as exc:
+            errors[spec] = str(exc)
+            continue
+        buildable, reason = kernel.is_buildable(info)
+        if not buildable:
+            errors[spec] = reason
+            continue
+        build = {"Distro": info.distro, "DistroVersion": info.distro_version, "KernelRelease": info.kernel_release,
+                 "Arch": info.arch}
+        if build not in builds:
+            builds.append(build)
+    if errors:
+        raise InvalidInput(errors)
+    return builds
+
+
+def start_module_builds(sfn: Any, deployment: Deployment, builds: Sequence[Mapping[str, str]],
+                        moment: datetime) -> str:
+    name = f"by-hand-{moment:%Y%m%dT%H%M%S}-{len(builds)}-kernels"
+    with _deployed("the LimeFactory state machine", deployment):
+        return str(sfn.start_execution(stateMachineArn=deployment.lime_factory_arn, name=name,
+                                       input=json.dumps({"Builds": list(builds), "RequestedBy": deployment.caller_arn})
+                                       )["executionArn"])
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    status: str  # the LimeFactory execution's
+    results: tuple[dict[str, Any], ...]  # one per build: Build, Succeeded, Error?
+
+
+def follow_module_builds(sfn: Any, execution_arn: str, *, poll_interval: float = 10.0,
+                         sleep: Callable[[float], None] = time.sleep) -> BuildOutcome:
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            break
+        sleep(poll_interval)
+    results: tuple[dict[str, Any], ...] = ()
+    if described.get("output"):
+        results = tuple(json.loads(described["output"]).get("Results", []))
+    else:  # failed: the per-build results are in the last state's input
+        for event in reversed(_new_events(sfn, execution_arn, 0)):
+            details = event.get("stateEnteredEventDetails") or {}
+            if details.get("name") == "SomeBuildsFailed":
+                results = tuple(json.loads(details.get("input") or "{}").get("Results", []))
+                break
+    return BuildOutcome(status=str(described["status"]), results=results)

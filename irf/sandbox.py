@@ -29,13 +29,18 @@ from handlers.common.settings import Settings
 from handlers.examination import handler as examination_handler
 from handlers.examination.orchestration import InProcessExaminationExecutor
 from handlers.memory import kernel
-from irf import lambda_local, local_aws, moto_fixes, stacks
+from irf import api_calls, codebuild_local, lambda_local, local_aws, moto_fixes, stacks
 from irf.deploy_local import MotoDeployer, deploy_program
 from irf.ssm_agent import AgentBehaviour, SimulatedAgent
+from statemachines import lime_factory
 
 MOTO_CONFIG: Any = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True},
                                "iam": {"load_aws_managed_policies": False}}
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+BUILDS_THE_MODULE = ("moto runs no CodeBuild: the LimeFactory's build is a stand-in that publishes labelled "
+                     "placeholder files with the build project's role (irf.codebuild_local)")
+LIME_BUILD_PROJECTS = tuple(lime_factory.project_name(local_aws.PREFIX, distro, version, arch)
+                            for distro, version, arch in lime_factory.build_targets())
 
 
 def _tag(tags: Sequence[Mapping[str, Any]], key: str) -> str:
@@ -68,6 +73,7 @@ class LocalCloud:
     security_overrides: dict[str, Any] = field(default_factory=dict)
     deployer: MotoDeployer = field(default_factory=MotoDeployer)
     invocations: list[lambda_local.Invocation] = field(default_factory=list)
+    module_builds: list[codebuild_local.StandInBuild] = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:
@@ -110,23 +116,31 @@ class LocalCloud:
         """The suspect runs the SSM agent (moto has none): it answers discovery and captures this image."""
         self.agent.agents[instance_id] = AgentBehaviour(discovery=discovery, image=memory_image)
 
-    def stand_in_for_module_build(self, discovery: str) -> str:
-        """moto runs no CodeBuild: publish what a LimeFactory build would for this kernel, labelled as
-        a simulation stand-in (the bytes are not a kernel module and the symbol table is not an ISF)."""
-        info = kernel.parse_discovery(discovery)
+    def stand_in_for_module_build(self, project: str, environment: Mapping[str, str]) -> None:
+        """moto runs no CodeBuild: when the LimeFactory starts a build, publish what the project's
+        buildspec would for that kernel, labelled as a simulation stand-in (the bytes are not a kernel
+        module and the symbol table is not an ISF). Written with the build project's role."""
+        info = kernel.KernelInfo.from_event({"Distro": environment.get("DISTRO", ""),
+                                             "DistroVersion": environment.get("DISTRO_VERSION", ""),
+                                             "KernelRelease": environment.get("KERNEL_RELEASE", ""),
+                                             "Arch": environment.get("ARCH", "")})
+        if project != lime_factory.project_name(local_aws.PREFIX, info.distro, info.distro_version, info.arch):
+            raise RuntimeError(f"build project {project} does not build {info.describe()}")
         prefix = kernel.module_prefix(info)
         files = {
             kernel.MODULE_FILE: f"irforensics simulation stand-in for lime.ko ({info.kernel_release})".encode(),
             kernel.SYMBOLS_FILE: b"irforensics simulation stand-in: no Volatility symbol table was built",
         }
-        s3 = self.session(local_aws.SECURITY_ACCOUNT).client("s3")
-        bucket = naming.modules_bucket(local_aws.PREFIX, local_aws.SECURITY_ACCOUNT, local_aws.REGION)
-        for name, body in files.items():
-            s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
-        s3.put_object(Bucket=bucket, Key=prefix + kernel.BUILD_FILE, Body=json.dumps({
-            "simulation": True, "files": {name: {"sha256": hashlib.sha256(body).hexdigest()}
-                                          for name, body in files.items()}}).encode())
-        return prefix
+        build_role = f"arn:aws:iam::{local_aws.SECURITY_ACCOUNT}:role/{local_aws.PREFIX}-ir-lime-build"
+        with api_calls.acting_as(build_role, BUILDS_THE_MODULE):
+            s3 = self.session(local_aws.SECURITY_ACCOUNT).client("s3")
+            bucket = naming.modules_bucket(local_aws.PREFIX, local_aws.SECURITY_ACCOUNT, local_aws.REGION)
+            for name, body in files.items():
+                s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
+            # build.json last, as the buildspec writes it: a prefix with build.json is a complete build.
+            digests = {name: {"sha256": hashlib.sha256(body).hexdigest()} for name, body in files.items()}
+            s3.put_object(Bucket=bucket, Key=prefix + kernel.BUILD_FILE, Body=json.dumps({
+                "simulation": True, "project": project, "kernel": info.to_event(), "files": digests}).encode())
 
     def session(self, account: str, region: str = local_aws.REGION) -> boto3.Session:
         return local_aws.account_session(account, region)
@@ -172,6 +186,8 @@ def cloud_context(cloud: LocalCloud | None = None, *, deploy: bool = True) -> It
         acquisition_handler.BLOCK_SOURCE_FACTORY = lineage_block_source
         stack.callback(setattr, acquisition_handler, "BLOCK_SOURCE_FACTORY", saved)
         cloud.agent = stack.enter_context(SimulatedAgent().installed())
+        cloud.module_builds = stack.enter_context(
+            codebuild_local.stand_in_builds(LIME_BUILD_PROJECTS, cloud.stand_in_for_module_build))
         saved_executor = examination_handler.EXAMINATION_EXECUTOR
         examination_handler.EXAMINATION_EXECUTOR = InProcessExaminationExecutor(notes=cloud.examination_notes)
         stack.callback(setattr, examination_handler, "EXAMINATION_EXECUTOR", saved_executor)

@@ -80,14 +80,15 @@ def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
 
 def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name: str = "web",
                    isolation_profile: bool = True, peers: int = 1, root_snapshot_id: str = "",
-                   data_snapshot_id: str = "") -> WebTier:
+                   data_snapshot_id: str = "", data_volume: bool = True) -> WebTier:
     """A web tier as teams run it: ALB -> target group -> Auto Scaling group from a launch template.
 
     The suspect is one of the group's instances, with a second interface (a management
     network), an Elastic IP, an instance profile, a root and a data volume, IPv6 addresses, and
     an extra registration on an admin target group on another port (outside the group's control).
     The suspect's root and data volumes are created from `root_snapshot_id` / `data_snapshot_id`
-    when given (the simulation's disks with real file systems), else empty.
+    when given (the simulation's disks with real file systems), else empty; without `data_volume`
+    the suspect has its root volume only (data_volume_id is then "").
     """
     ec2 = session.client("ec2")
     elbv2 = session.client("elbv2")
@@ -161,6 +162,8 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
     for device, snapshot_id in zip(suspect_devices, (root_snapshot_id, data_snapshot_id), strict=True):
         if snapshot_id:
             device["Ebs"]["SnapshotId"] = snapshot_id
+    if not data_volume:
+        suspect_devices = suspect_devices[:1]
     suspect = ec2.run_instances(
         LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
         ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnets[0], SecurityGroupIds=[web_group],
@@ -191,5 +194,5 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
         target_group_arn=target_group, admin_target_group_arn=admin_target_group_arn, admin_port=admin_port,
         instance_id=instance_id, primary_eni_id=primary_eni, secondary_eni_id=secondary_eni,
         allocation_id=address["AllocationId"], public_ip=address["PublicIp"], instance_profile=profile,
-        role_name=f"{name}-app", root_volume_id=volumes["/dev/xvda"], data_volume_id=volumes["/dev/sdf"],
+        role_name=f"{name}-app", root_volume_id=volumes["/dev/xvda"], data_volume_id=volumes.get("/dev/sdf", ""),
     )

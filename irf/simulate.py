@@ -9,6 +9,7 @@ Kit and YARA on the acquired images. What is simulated is said so, in the output
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -34,8 +35,9 @@ SIMULATION_NOTES = [
     f"{local_aws.SECURITY_ACCOUNT} (security), {local_aws.FORENSIC_ACCOUNT} (forensic), "
     f"{local_aws.MEMBER_ACCOUNT} (member).",
     "Memory: the memory image is SYNTHETIC LiME-format data written by a simulated SSM agent (moto runs "
-    "no commands); the LiME module and symbol table were simulation stand-ins, so Volatility has no kernel "
-    "to analyse.",
+    "no commands); no module existed for its kernel, so the response asked the LimeFactory for one and a "
+    "stand-in build (moto runs no CodeBuild) published placeholder lime.ko and symbol files, so Volatility "
+    "has no kernel to analyse.",
     "Examination ran on this machine (moto runs no SSM commands) with the code the analysis instance runs; "
     "the toolset image was a stand-in (moto has no EC2 Image Builder).",
 ]
@@ -83,7 +85,7 @@ def _application_data(directory: Path, incident: datetime) -> Path:
     return directory
 
 
-def _download_case(cloud: LocalCloud, case_id: str, out_dir: Path) -> Path:
+def _download_case(cloud: LocalCloud, case_id: str, out_dir: Path, *, images: bool = True) -> Path:
     s3 = cloud.session(local_aws.FORENSIC_ACCOUNT).client("s3")
     bucket = cloud.settings.evidence_bucket
     case_dir = out_dir / case_id
@@ -91,6 +93,8 @@ def _download_case(cloud: LocalCloud, case_id: str, out_dir: Path) -> Path:
         shutil.rmtree(case_dir)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{case_id}/"):
         for obj in page.get("Contents", []):
+            if not images and obj["Key"].endswith((".img", ".lime")):
+                continue  # the digest files and the manifest say what they hold
             target = out_dir / obj["Key"]
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, obj["Key"], str(target), Config=SINGLE_STREAM)
@@ -103,33 +107,55 @@ class Incident:
 
     tier: scenarios.WebTier
     tree: disk_images.PlantedTree
+    memory_sha256: str = ""
 
     @property
     def instance_id(self) -> str:
         return self.tier.instance_id
 
 
-def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web") -> Incident:
+@dataclass(frozen=True)
+class Disks:
+    """A compromised web server's disks as snapshots in the member account (written through EBS direct)."""
+
+    tree: disk_images.PlantedTree
+    root_image: Path
+    data_image: Path | None
+    root_snapshot_id: str
+    data_snapshot_id: str  # "" when the server has its root volume only
+
+
+def build_disks(cloud: LocalCloud, work: Path, *, name: str = "web", data_volume: bool = True) -> Disks:
     incident_time = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     work = work / name
     # The compromised root file system is ext4 (read by The Sleuth Kit); the application's data
     # volume is XFS, as Amazon Linux formats volumes (TSK cannot read XFS; libfsxfs does).
     tree = disk_images.build_compromised_webserver_tree(work / "rootfs", incident_time)
     root_image = disk_images.build_ext4_image(tree, work / "root.ext4", size_mib=64)
-    data_image = disk_images.build_xfs_image(_application_data(work / "datafs", incident_time), work / "data.xfs")
+    data_image = disk_images.build_xfs_image(_application_data(work / "datafs", incident_time),
+                                             work / "data.xfs") if data_volume else None
+    ebs = cloud.session(local_aws.MEMBER_ACCOUNT).client("ebs")
+    return Disks(tree=tree, root_image=root_image, data_image=data_image,
+                 root_snapshot_id=disk_content.write_snapshot(ebs, root_image, description=f"{name} root disk (ext4)"),
+                 data_snapshot_id=disk_content.write_snapshot(ebs, data_image, description=f"{name} data disk (XFS)")
+                 if data_image else "")
+
+
+def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web", disks: Disks | None = None) -> Incident:
+    """A web tier whose suspect's volumes are created from `disks` (built for it when not given)."""
+    disks = disks or build_disks(cloud, work, name=name)
     member = cloud.session(local_aws.MEMBER_ACCOUNT)
-    ebs = member.client("ebs")
-    root_snapshot = disk_content.write_snapshot(ebs, root_image, description=f"{name} root disk (ext4)")
-    data_snapshot = disk_content.write_snapshot(ebs, data_image, description=f"{name} data disk (XFS)")
-    tier = scenarios.build_web_tier(member, prefix=local_aws.PREFIX, name=name, root_snapshot_id=root_snapshot,
-                                    data_snapshot_id=data_snapshot, isolation_profile=False)
+    tier = scenarios.build_web_tier(member, prefix=local_aws.PREFIX, name=name,
+                                    root_snapshot_id=disks.root_snapshot_id,
+                                    data_snapshot_id=disks.data_snapshot_id, isolation_profile=False,
+                                    data_volume=bool(disks.data_snapshot_id))
     # Its SSM agent and its memory: a synthetic LiME image, labelled as such inside and in the report.
     discovery = DISCOVERY_SAMPLE.read_text()
-    memory = work / "memory.lime"
+    memory = work / f"{name}-memory.lime"
+    memory.parent.mkdir(parents=True, exist_ok=True)
     lime.synthetic_memory_image(memory, seed=sum(map(ord, name)), size=SYNTHETIC_MEMORY_BYTES)
     cloud.give_instance_an_agent(tier.instance_id, discovery, memory.read_bytes())
-    cloud.stand_in_for_module_build(discovery)
-    return Incident(tier=tier, tree=tree)
+    return Incident(tier=tier, tree=disks.tree, memory_sha256=hashlib.sha256(memory.read_bytes()).hexdigest())
 
 
 def trigger_by_tag(cloud: LocalCloud, incident: Incident, action: str) -> str:
@@ -159,11 +185,14 @@ def case_id_of(execution: dict[str, Any]) -> str:
 
 
 def collect(cloud: LocalCloud, execution: dict[str, Any], incident: Incident, action: str, out_dir: Path,
-            stages: list[Stage]) -> SimulationResult:
+            stages: list[Stage], *, images: bool = True) -> SimulationResult:
     case_id = case_id_of(execution)
-    case_dir = _download_case(cloud, case_id, out_dir)
+    case_dir = _download_case(cloud, case_id, out_dir, images=images)
     findings = json.loads((case_dir / "analysis" / "findings.json").read_text())
-    after = json.loads((case_dir / "containment" / "after.json").read_text())
+    containment = case_dir / "containment"
+    after_file = containment / "after.json" if (containment / "after.json").exists() else \
+        containment / "protect-after.json"
+    after = json.loads(after_file.read_text())
     manifest = json.loads((case_dir / "manifest.json").read_text())
     return SimulationResult(
         case_id=case_id, case_dir=case_dir, action=ACTIONS[action], status=execution["status"], stages=stages,
@@ -211,3 +240,85 @@ def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scena
         stage("case folder", started, f"{sum(1 for p in result.case_dir.rglob('*') if p.is_file())} evidence "
                                       f"objects downloaded to {result.case_dir}")
         return result
+
+
+@dataclass
+class ConcurrentRun:
+    """Several incidents responded to at once in one deployed cloud, and how well their cases stayed apart."""
+
+    incidents: list[Incident]
+    results: list[SimulationResult]
+    seconds: float
+    problems: list[str]
+    executions: list[dict[str, Any]] = field(default_factory=list)  # DescribeExecution of each response
+
+    @property
+    def overlapped(self) -> bool:
+        """Every response started before the first one ended."""
+        return bool(self.executions) and max(e["startDate"] for e in self.executions) < min(
+            e["stopDate"] for e in self.executions)
+
+
+def separation_problems(incidents: list[Incident], results: list[SimulationResult]) -> list[str]:
+    """Each case holds its own instance's evidence and nothing of another's; an empty list is a pass."""
+    problems: list[str] = []
+    case_ids = [r.case_id for r in results]
+    if len(set(case_ids)) != len(case_ids):
+        problems.append(f"case ids are not distinct: {case_ids}")
+    all_volumes = {v for i in incidents for v in (i.tier.root_volume_id, i.tier.data_volume_id) if v}
+    for incident, result in zip(incidents, results, strict=True):
+        who = f"{incident.instance_id} (case {result.case_id})"
+        if result.status != "SUCCEEDED":
+            problems.append(f"{who}: response {result.status}")
+            continue
+        keys = {a["key"]: a for a in result.artefacts}
+        strays = [k for k in keys if not k.startswith(f"{result.case_id}/")]
+        if strays:
+            problems.append(f"{who}: manifest lists objects of other cases: {strays}")
+        if result.containment.get("instance_id") != incident.instance_id:
+            problems.append(f"{who}: the containment record is about {result.containment.get('instance_id')}")
+        own = {v for v in (incident.tier.root_volume_id, incident.tier.data_volume_id) if v}
+        images = {k.rsplit("/", 1)[-1].removesuffix(".img") for k in keys if k.endswith(".img")}
+        if images != own:
+            problems.append(f"{who}: disk images of {sorted(images)}, expected {sorted(own)}"
+                            + (" (another instance's volumes)" if images & (all_volumes - own) else ""))
+        memory = keys.get(f"{result.case_id}/memory/{incident.instance_id}.lime")
+        if memory is None or memory["sha256"] != incident.memory_sha256:
+            problems.append(f"{who}: the memory image is missing or is not this instance's")
+    return problems
+
+
+def run_concurrent(count: int, action: str = "contain", out_dir: Path = Path("cases"),
+                   progress: Progress = _quiet, timeout_seconds: float = 1800,
+                   data_volume: bool = True) -> ConcurrentRun:
+    """`count` incidents on different instances, all tagged before any response ends; one cloud.
+
+    The instances share one set of disk snapshots (building the file systems once); each has its
+    own volumes, interfaces, Auto Scaling group and synthetic memory, so every case's evidence is
+    its own instance's. Case folders are written without the raw images (their digests are kept).
+    Without `data_volume` each server has its ext4 root volume only (half the bytes to image).
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    local_aws.use_fake_credentials()
+    quiet_moto()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cloud = LocalCloud(examination_notes=SIMULATION_NOTES)
+    with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(cloud, deploy=False):
+        cloud.deploy()
+        disks = build_disks(cloud, Path(tmp), name="shared", data_volume=data_volume)
+        incidents = [build_incident(cloud, Path(tmp), name=f"web{n:02d}", disks=disks) for n in range(count)]
+        progress("workload", f"{count} web tiers, each with its own suspect instance")
+        started = time.monotonic()
+        arns = [trigger_by_tag(cloud, incident, action) for incident in incidents]
+        progress("triggered", f"{count} responses running at once")
+        executions = [cloud.wait(arn, timeout_seconds=timeout_seconds) for arn in arns]
+        seconds = time.monotonic() - started
+        progress("responses", f"{sum(e['status'] == 'SUCCEEDED' for e in executions)} of {count} succeeded "
+                              f"in {seconds:.0f} s")
+        results = [collect(cloud, execution, incident, action, out_dir, [], images=False)
+                   for execution, incident in zip(executions, incidents, strict=True)]
+        return ConcurrentRun(incidents=incidents, results=results, seconds=seconds,
+                             problems=separation_problems(incidents, results), executions=executions)

@@ -16,7 +16,9 @@ CASE_TABLE = "case-table"  # the case table (DynamoDB)
 NOTIFY = "notify"  # publish to the notification topic (and read the Slack secret when set)
 START_RESPONSE = "start-response"  # states:StartExecution on the response state machine
 LIME_MODULES = "lime-modules"  # read the modules bucket (and pre-sign GETs of it), decrypt with its CMK
-START_LIME_FACTORY = "start-lime-factory"  # states:StartExecution on the LimeFactory, DescribeExecution of its runs
+FIND_LIME_MODULES = "find-lime-modules"  # HEAD objects of the modules bucket: no decrypt, no download
+START_LIME_FACTORY = "start-lime-factory"  # states:StartExecution on the LimeFactory
+FOLLOW_LIME_FACTORY = "follow-lime-factory"  # states:DescribeExecution of the LimeFactory's runs
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class FunctionSpec:
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     # Pure validation: no access at all, so rejected input cannot touch any account.
     FunctionSpec("validate-input", "case", "handlers.case.handler.validate_input", frozenset()),
+    # Read-only in the member account: refuses a missing responder or instance before any case exists.
+    FunctionSpec("check-target", "isolation", "handlers.isolation.target.check_target", frozenset({MEMBER})),
     FunctionSpec("open-case", "case", "handlers.case.handler.open_case",
                  frozenset({CASE_TABLE, FORENSIC, NOTIFY})),
     FunctionSpec("contain", "isolation", "handlers.isolation.handler.contain",
@@ -56,11 +60,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("memory-discovery-result", "memory", "handlers.memory.handler.discovery_result",
                  frozenset({MEMBER})),
     FunctionSpec("memory-check-module", "memory", "handlers.memory.handler.check_module",
-                 frozenset({LIME_MODULES})),
+                 frozenset({FIND_LIME_MODULES})),
     FunctionSpec("memory-request-build", "memory", "handlers.memory.handler.request_module_build",
                  frozenset({START_LIME_FACTORY})),
     FunctionSpec("memory-build-status", "memory", "handlers.memory.handler.module_build_status",
-                 frozenset({START_LIME_FACTORY})),
+                 frozenset({FOLLOW_LIME_FACTORY})),
     FunctionSpec("memory-start-capture", "memory", "handlers.memory.handler.start_capture",
                  frozenset({MEMBER, FORENSIC, LIME_MODULES}), timeout=120),
     FunctionSpec("memory-capture-result", "memory", "handlers.memory.handler.capture_result",

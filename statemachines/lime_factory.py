@@ -35,12 +35,18 @@ def build_targets() -> list[tuple[str, str, str]]:
     return [(distro, version, arch) for distro, version in SUPPORTED_DISTROS for arch in ARCHITECTURES]
 
 
-def _supported_choice() -> dict[str, Any]:
-    return {"Or": [{"And": [
+def _project_state(distro: str, version: str, arch: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", f"Project{distro.title()}{version}{arch.title()}")
+
+
+def _target_choices() -> list[dict[str, Any]]:
+    """One choice per build project: a Pass state names it, exactly as the project was created
+    (CodeBuild names cannot hold the dots of "22.04", so the name is not built from the input)."""
+    return [{"And": [
         {"Variable": "$.Distro", "StringEquals": distro},
         {"Variable": "$.DistroVersion", "StringEquals": version},
         {"Variable": "$.Arch", "StringEquals": arch},
-    ]} for distro, version, arch in build_targets()], "Next": "ProjectOfBuild"}
+    ], "Next": _project_state(distro, version, arch)} for distro, version, arch in build_targets()]
 
 
 def _build_processor(prefix: str) -> dict[str, Any]:
@@ -56,16 +62,14 @@ def _build_processor(prefix: str) -> dict[str, Any]:
                          "Next": "SupportedTarget"}],
             "Default": "Unsupported",
         },
-        "SupportedTarget": {"Type": "Choice", "Choices": [_supported_choice()], "Default": "Unsupported"},
+        "SupportedTarget": {"Type": "Choice", "Choices": _target_choices(), "Default": "Unsupported"},
         "Unsupported": {"Type": "Pass", "End": True, "Parameters": {
             "Build.$": "$", "Succeeded": False, "Error": "UnsupportedKernel",
             "Cause": "no LimeFactory build project for this distribution, version and architecture"}},
-        "ProjectOfBuild": {
-            "Type": "Pass", "ResultPath": "$.Project",
-            "Parameters": {"Name.$": f"States.Format('{prefix}-ir-lime-{{}}-{{}}-{{}}', $.Distro, "
-                                     "$.DistroVersion, $.Arch)"},
-            "Next": "StartBuild",
-        },
+        **{_project_state(distro, version, arch): {
+            "Type": "Pass", "ResultPath": "$.Project", "Next": "StartBuild",
+            "Result": {"Name": project_name(prefix, distro, version, arch)}}
+           for distro, version, arch in build_targets()},
         "StartBuild": {
             "Type": "Task",
             "Comment": "Kernel headers and debug symbols of the release, LiME at a pinned tag, dwarf2json at a "

@@ -1,6 +1,6 @@
 """The response state machine: one incident in, one case with verified evidence out.
 
-ValidateInput -> OpenCase -> (Contain | Protect) -> Acquire [disk || memory] -> Cleanup? -> Finalize.
+ValidateInput -> CheckTarget -> OpenCase -> (Contain | Protect) -> Acquire [disk || memory] -> Cleanup? -> Finalize.
 Any failure once the case is open: re-apply containment, record the failure in the case, notify,
 and fail the execution with the original error.
 """
@@ -16,6 +16,15 @@ from statemachines.functions import function_arn, task_timeout
 from statemachines.memory import memory_branch
 
 MAX_IMAGING_INVOCATIONS = 500
+# An imaging invocation stopped by the Lambda runtime (timeout, out of memory) or by the task's own
+# timeout: run it again with the same input. Its State is the last checkpoint, so it resumes there
+# (re-sending the parts after it into the same upload); nothing it streamed before is lost.
+IMAGING_KILLED = {"ErrorEquals": ["Sandbox.Timedout", "Lambda.Unknown", "States.Timeout"], "IntervalSeconds": 1,
+                  "MaxAttempts": 3, "BackoffRate": 2.0}
+
+
+def _with_retry(state: State, retry: dict[str, Any]) -> State:
+    return {**state, "Retry": [*state["Retry"], retry]}
 
 
 
@@ -41,11 +50,11 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
     imaging: dict[str, Any] = {
         "StartAt": "ImageVolume",
         "States": {
-            "ImageVolume": lambda_task(
+            "ImageVolume": _with_retry(lambda_task(
                 function_arn(arns, "image-volume"), parameters=image_item, result_path="$.Image",
                 next_state="CountImagingInvocation", timeout=task_timeout("image-volume"),
                 comment="Stream the snapshot's raw bytes into the evidence bucket with a running SHA-256; "
-                        "resumes from State when the Lambda's time budget runs out"),
+                        "resumes from State when the Lambda's time budget runs out"), IMAGING_KILLED),
             "CountImagingInvocation": pass_state(
                 "ImagingDone", parameters={"n.$": "States.MathAdd($.Invocations.n, 1)"},
                 result_path="$.Invocations"),
@@ -72,8 +81,18 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
         "States": {
             "SnapshotVolumes": lambda_task(
                 function_arn(arns, "snapshot-volumes"), parameters=member, result_path="$.Snapshots",
-                next_state="WaitForSnapshots", timeout=task_timeout("snapshot-volumes"),
+                next_state="AnyDisks", timeout=task_timeout("snapshot-volumes"),
                 comment="One crash-consistent CreateSnapshots call for every attached EBS volume"),
+            "AnyDisks": {
+                "Type": "Choice",
+                "Comment": "No EBS volume (an instance-store root): nothing to snapshot, and the reason kept",
+                "Choices": [{"Variable": "$.Snapshots.Snapshots[0]", "IsPresent": True,
+                             "Next": "WaitForSnapshots"}],
+                "Default": "NoDisks",
+            },
+            "NoDisks": pass_state(None, parameters={
+                "Images": [], "Locks": [], "MemberSnapshots": [], "ForensicSnapshots": [],
+                "NotAcquired.$": "$.Snapshots.NotAcquired"}),
             "WaitForSnapshots": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "SnapshotStatus"},
             "SnapshotStatus": lambda_task(
                 function_arn(arns, "snapshot-status"),
@@ -121,7 +140,8 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
             },
             "DiskResult": pass_state(None, parameters={
                 "Images.$": "$.Images", "Locks.$": "$.Locks.Locks",
-                "MemberSnapshots.$": "$.Shared.Snapshots", "ForensicSnapshots.$": "$.Forensic.Snapshots"}),
+                "MemberSnapshots.$": "$.Shared.Snapshots", "ForensicSnapshots.$": "$.Forensic.Snapshots",
+                "NotAcquired.$": "$.Snapshots.NotAcquired"}),
         },
     }
 
@@ -140,7 +160,18 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
         },
         "Rejected": {"Type": "Fail", "Comment": "Bad input: nothing in any account was touched",
                      "ErrorPath": "$.Error", "CausePath": "$.Cause"},
-        "Init": pass_state("OpenCase", parameters={"Request.$": "$"}),
+        "Init": pass_state("CheckTarget", parameters={"Request.$": "$"}),
+        "CheckTarget": {
+            **lambda_task(function_arn(arns, "check-target"), input_path="$.Request", result_path="$.Target",
+                          next_state="OpenCase", timeout=task_timeout("check-target"),
+                          comment="Read-only: the member responder role can be assumed and the instance exists "
+                                  "and is not terminated; no case is opened otherwise"),
+            "Catch": [{"ErrorEquals": ["ResponderUnavailable", "InstanceNotFound"], "ResultPath": "$.Failure",
+                       "Next": "TargetRejected"}],
+        },
+        "TargetRejected": {"Type": "Fail", "Comment": "Nothing to respond to, or no responder there: nothing "
+                                                      "in any account was touched",
+                           "ErrorPath": "$.Failure.Error", "CausePath": "$.Failure.Cause"},
         "OpenCase": lambda_task(
             function_arn(arns, "open-case"), input_path="$.Request", result_path="$.Case", next_state="IsNewCase",
             timeout=task_timeout("open-case")),
@@ -176,7 +207,7 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "Default": "Acquire",
         },
         "NothingAcquired": pass_state("Finalize", result_path="$.Acquisition", result={
-            "Disk": {"Images": [], "Locks": [], "MemberSnapshots": [], "ForensicSnapshots": []},
+            "Disk": {"Images": [], "Locks": [], "MemberSnapshots": [], "ForensicSnapshots": [], "NotAcquired": ""},
             "Memory": {"Acquired": False, "Reason": "not acquired: dry run (nothing was changed or copied)"}}),
         "Acquire": {
             "Type": "Parallel",
@@ -203,14 +234,18 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             function_arn(arns, "finalize-case"),
             parameters={"CaseId.$": "$.Case.CaseId", "Request.$": "$.Request",
                         "Containment.$": "$.Containment", "Images.$": "$.Acquisition.Disk.Images",
-                        "Locks.$": "$.Acquisition.Disk.Locks", "Memory.$": "$.Acquisition.Memory"},
+                        "Locks.$": "$.Acquisition.Disk.Locks", "Memory.$": "$.Acquisition.Memory",
+                        "DisksNotAcquired.$": "$.Acquisition.Disk.NotAcquired"},
             result_path="$.Result", next_state="ShouldExamine", timeout=task_timeout("finalize-case"),
             catch_to="FailedAtFinalize",
             comment="Manifest of every artefact with its sha256, custody event, notification"),
         "FailedAtFinalize": _failure_marker("finalize", "EnsureContained"),
         "ShouldExamine": {
             "Type": "Choice",
-            "Choices": [{"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "CloseCase"}],
+            "Comment": "A dry run acquired nothing; an instance without EBS volumes (instance store) has no "
+                       "disk image to examine: the manifest says why, and the case closes",
+            "Choices": [{"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "CloseCase"},
+                        {"Variable": "$.Acquisition.Disk.Images[0]", "IsPresent": False, "Next": "CloseCase"}],
             "Default": examination.start_state(),
         },
         **examination.examination_states(arns, poll, next_state="CloseCase", failure_state="FailedAtExamine",

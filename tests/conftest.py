@@ -17,6 +17,7 @@ local_aws.use_fake_credentials()
 pytest_plugins = ["tests.ec2_semantics"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the markers into scopes (it reads them in its own hook)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """With `pytest -n 2 --dist loadgroup`: a module's tests share a worker (module fixtures run once),
     and every test on the session's deployed cloud (`world`) shares one worker (it is deployed once)."""

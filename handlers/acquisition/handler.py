@@ -19,7 +19,7 @@ from handlers.acquisition.imaging import TOOL, ImagingState, S3MultipartSink, im
 from handlers.acquisition.snapshots import SnapshotRef
 from handlers.common import naming
 from handlers.common.case import parse_bool
-from handlers.common.errors import InvalidInput, ResponderUnavailable
+from handlers.common.errors import InvalidInput, NotReady, ResponderUnavailable
 from handlers.common.evidence import EvidenceStore, disk_image_key
 from handlers.common.sessions import BOTO_CONFIG, assume_role
 from handlers.common.settings import Settings
@@ -90,13 +90,15 @@ def snapshot_volumes(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(case_id=case_id)
     settings = Settings.from_env()
     ec2 = _member(settings, account, region, case_id).client("ec2", config=BOTO_CONFIG)
-    refs = snapshots.snapshot_volumes(ec2, instance_id, case_id)
-    answer = [r.to_event() for r in refs]
+    taken = snapshots.take_snapshot_set(ec2, instance_id, case_id)
+    answer = taken.to_event()
     _evidence(settings, _forensic(settings, case_id), case_id).custody(
-        "disk-snapshots-taken", {"InstanceId": instance_id, "Account": account, "Region": region,
-                                 "Snapshots": answer}, actor=ACTOR)
-    logger.info("snapshot set taken", extra={"snapshots": [r.snapshot_id for r in refs]})
-    return {"Snapshots": answer}
+        "disk-snapshots-taken", {"InstanceId": instance_id, "Account": account, "Region": region, **answer},
+        actor=ACTOR)
+    if taken.not_acquired:
+        logger.warning("not every disk can be acquired by snapshot", extra={"reason": taken.not_acquired})
+    logger.info("snapshot set taken", extra={"snapshots": [r.snapshot_id for r in taken.snapshots]})
+    return answer
 
 
 def snapshot_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -108,7 +110,12 @@ def snapshot_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         session = _member(settings, account, _require(event, "Region")[0], case_id)
     progress = snapshots.snapshot_progress(session.client("ec2", config=BOTO_CONFIG), list(ids))
-    return {"Complete": progress.complete, "Pending": progress.pending}
+    if not progress.complete:
+        # The state machine retries NotReady with its bounded backoff; when the bound is reached the
+        # response fails (and re-contains) with this message rather than copying unfinished snapshots.
+        raise NotReady(f"{len(progress.pending)} of {len(ids)} snapshots in {account} still pending: "
+                       f"{', '.join(progress.pending)}")
+    return {"Complete": True, "Pending": []}
 
 
 def share_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -125,7 +132,11 @@ def share_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "disk-snapshots-shared", {"Account": account, "Region": region, "SharedWith": settings.forensic_account,
                                       "SnapshotIds": prepared.newly_shared, "MemberKmsKey": key_arn,
                                       "Snapshots": answer}, actor=ACTOR)
-    return {"Snapshots": answer, "PendingCopies": prepared.pending}
+    if prepared.pending:
+        # Re-encrypted copies still being made: call again (what is shared stays shared and recorded).
+        raise NotReady(f"{len(prepared.pending)} re-encrypted snapshot copies still pending: "
+                       f"{', '.join(prepared.pending)}")
+    return {"Snapshots": answer, "PendingCopies": []}
 
 
 def copy_to_forensic(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The runbook, one function per step, each safe to repeat (steps find their earlier results by
 tag rather than redo them):
-1. `snapshot_volumes`: one crash-consistent `CreateSnapshots` set over every attached volume.
+1. `take_snapshot_set` (or `snapshot_volumes`): one crash-consistent `CreateSnapshots` set over
+   every attached EBS volume; an instance with none gets an explicit "nothing to snapshot" answer.
 2. `snapshot_progress`: poll until the set (or any later copy) is complete.
 3. `prepare_for_forensic_account`: re-encrypt with the member CMK where needed, then share.
 4. `copy_into_forensic_account`: the forensic account's own copies under the forensic CMK.
@@ -18,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from handlers.common.case import require_valid_ids
 from handlers.common.errors import AcquisitionFailed, InstanceNotFound
 from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
 
@@ -35,6 +37,8 @@ MAX_LOCK_DAYS = 36500
 # What an endpoint says when it does not offer an operation at all (an older partition, an emulator).
 UNSUPPORTED_CODES = frozenset({"InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperation",
                                "UnknownOperationException"})
+GONE = ("shutting-down", "terminated")
+INSTANCE_STORE = "instance-store"
 
 
 @dataclass(frozen=True)
@@ -119,24 +123,67 @@ def _own_snapshots(ec2: Any, case_id: str, artefact: str | Iterable[str]) -> lis
     return sorted(found, key=lambda s: str(s.get("StartTime", "")))
 
 
-def attached_volumes(ec2: Any, instance_id: str) -> dict[str, str]:
-    """Volume id -> device name of every EBS volume attached to the instance."""
+@dataclass(frozen=True)
+class SnapshotSet:
+    """What one instance's disks yielded: the snapshot set, and what could not be snapshotted and why.
+
+    `snapshots` is empty (and `not_acquired` says why) for an instance with no EBS volume: an
+    instance-store root, or a root volume detached from a stopped instance. Instance-store
+    volumes are never in a snapshot set: EBS snapshots cover EBS volumes only.
+    """
+
+    instance_id: str
+    snapshots: list[SnapshotRef]
+    not_acquired: str = ""
+
+    def to_event(self) -> dict[str, Any]:
+        return {"Snapshots": [r.to_event() for r in self.snapshots], "NotAcquired": self.not_acquired}
+
+
+def _instance(ec2: Any, instance_id: str) -> dict[str, Any]:
+    require_valid_ids(InstanceId=instance_id)
     try:
         reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     except ClientError as exc:
         if exc.response["Error"]["Code"].startswith("InvalidInstanceID"):
-            raise InstanceNotFound(instance_id) from exc
+            raise InstanceNotFound(instance_id, "does not exist in this account and region") from exc
         raise
-    instances = [i for r in reservations for i in r.get("Instances", [])]
+    instances = [i for r in reservations for i in r.get("Instances", []) if i.get("InstanceId") == instance_id]
     if not instances:
-        raise InstanceNotFound(instance_id)
-    volumes = {m["Ebs"]["VolumeId"]: m["DeviceName"]
-               for m in instances[0].get("BlockDeviceMappings", []) if "Ebs" in m}
+        raise InstanceNotFound(instance_id, "does not exist in this account and region")
+    state = instances[0].get("State", {}).get("Name", "")
+    if state in GONE:
+        # A terminated instance's volumes are gone (or no longer its own): nothing to acquire.
+        raise InstanceNotFound(instance_id, f"is {state}: its volumes can no longer be snapshotted")
+    return dict(instances[0])
+
+
+def _ebs_devices(instance: dict[str, Any]) -> dict[str, str]:
+    # A volume still attaching or already detaching is not in a CreateSnapshots set.
+    return {m["Ebs"]["VolumeId"]: m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])
+            if "Ebs" in m and m["Ebs"].get("Status", "attached") == "attached"}
+
+
+def _not_acquired(instance: dict[str, Any], devices: dict[str, str]) -> str:
+    """Why some (or all) of the instance's storage is not in its snapshot set; "" when nothing is missing."""
+    instance_id = instance["InstanceId"]
+    if instance.get("RootDeviceType") == INSTANCE_STORE:
+        ebs = f"its {len(devices)} EBS volume(s) are snapshotted" if devices else "it has no EBS volumes"
+        return (f"instance {instance_id} boots from instance store and {ebs}: instance-store volumes cannot be "
+                "acquired by snapshot (EBS snapshots cover EBS volumes only); image them from inside the running "
+                "instance")
+    if not devices:
+        return (f"instance {instance_id} has no EBS volumes attached (was its root volume detached?): "
+                "there is nothing to snapshot")
+    return ""
+
+
+def attached_volumes(ec2: Any, instance_id: str) -> dict[str, str]:
+    """Volume id -> device name of every EBS volume attached to the instance (AcquisitionFailed if none)."""
+    instance = _instance(ec2, instance_id)
+    volumes = _ebs_devices(instance)
     if not volumes:
-        raise AcquisitionFailed(
-            f"instance {instance_id} has no EBS volumes (instance store only): there is nothing to snapshot; "
-            "its disks can only be imaged from inside the running instance"
-        )
+        raise AcquisitionFailed(_not_acquired(instance, volumes))
     return volumes
 
 
@@ -149,27 +196,44 @@ def _refs(ec2: Any, snapshot_ids: list[str], devices: dict[str, str]) -> list[Sn
     return sorted(refs, key=lambda r: (r.device_name, r.volume_id))
 
 
-def snapshot_volumes(ec2_member: Any, instance_id: str, case_id: str) -> list[SnapshotRef]:
-    """Snapshot every attached EBS volume in one crash-consistent set; reuse the case's set if taken."""
-    devices = attached_volumes(ec2_member, instance_id)
+def take_snapshot_set(ec2_member: Any, instance_id: str, case_id: str) -> SnapshotSet:
+    """Snapshot every attached EBS volume in one crash-consistent set; reuse the case's set if taken.
+
+    No EBS volume: no call at all, and an empty set that says why (see SnapshotSet).
+    """
+    require_valid_ids(InstanceId=instance_id, CaseId=case_id)
+    instance = _instance(ec2_member, instance_id)
+    devices = _ebs_devices(instance)
+    reason = _not_acquired(instance, devices)
+    if not devices:
+        return SnapshotSet(instance_id, [], reason)
     existing: dict[str, str] = {}
     for snapshot in _own_snapshots(ec2_member, case_id, MEMBER_SNAPSHOT):
         if snapshot["VolumeId"] in devices:
             existing[snapshot["VolumeId"]] = snapshot["SnapshotId"]
     if set(existing) == set(devices):
-        return _refs(ec2_member, sorted(existing.values()), devices)
+        return SnapshotSet(instance_id, _refs(ec2_member, sorted(existing.values()), devices), reason)
     # A set missing a volume (one attached since) is not crash-consistent with it: take a new full set.
+    # The volumes' own tags are not copied (CopyTagsFromSource): a volume with 48 tags would push its
+    # snapshot over EC2's 50, failing the whole set, and tags the suspect host may have written do not
+    # belong on evidence. The snapshot's VolumeId names its source.
     answer = ec2_member.create_snapshots(
         InstanceSpecification={"InstanceId": instance_id, "ExcludeBootVolume": False},
         Description=f"irforensics case {case_id}: {instance_id}",
-        TagSpecifications=[{"ResourceType": "snapshot",
-                            "Tags": _tags(case_id, MEMBER_SNAPSHOT)}],
-        CopyTagsFromSource="volume",
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": _tags(case_id, MEMBER_SNAPSHOT)}],
     )
     ids = [s["SnapshotId"] for s in answer["Snapshots"]]
     if not ids:
         raise AcquisitionFailed(f"CreateSnapshots for {instance_id} returned no snapshots")
-    return _refs(ec2_member, ids, devices)
+    return SnapshotSet(instance_id, _refs(ec2_member, ids, devices), reason)
+
+
+def snapshot_volumes(ec2_member: Any, instance_id: str, case_id: str) -> list[SnapshotRef]:
+    """`take_snapshot_set`'s snapshots; AcquisitionFailed (saying why) when there is nothing to snapshot."""
+    taken = take_snapshot_set(ec2_member, instance_id, case_id)
+    if not taken.snapshots:
+        raise AcquisitionFailed(taken.not_acquired)
+    return taken.snapshots
 
 
 def snapshot_progress(ec2: Any, snapshot_ids: list[str]) -> Progress:

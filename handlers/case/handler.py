@@ -88,13 +88,16 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     memory = event.get("Memory") or {"Acquired": False, "Reason": "no memory result"}
     locks = event.get("Locks") or []
     images = event.get("Images") or []
+    # Why some (or all) of the instance's disks could not be acquired by snapshot, e.g. instance store.
+    disks_not_acquired = str(event.get("DisksNotAcquired") or "")
     store.custody("evidence-acquired", {
         "images": [{k: image.get(k) for k in ("Key", "Sha256", "Size", "VolumeId", "SourceSnapshotId",
                                                "ForensicSnapshotId")} for image in images],
-        "memory": memory, "locks": locks,
+        "memory": memory, "locks": locks, "disks_not_acquired": disks_not_acquired,
     }, actor=ACTOR)
     manifest = store.write_manifest({
         "request": event.get("Request", {}), "memory": memory, "snapshot_locks": locks,
+        "disks_not_acquired": disks_not_acquired,
         "volumes": [{k: image.get(k) for k in ("VolumeId", "SourceSnapshotId", "ForensicSnapshotId", "Key",
                                                "Sha256", "Size")} for image in images],
     })
@@ -133,6 +136,18 @@ def _readable_cause(cause: Any) -> str:
     return str(cause)
 
 
+def _containment_outcome(containment: Any) -> str:
+    """What the failure path's re-containment did, in words for the case and the notification."""
+    if not isinstance(containment, dict) or not containment:
+        return "containment after the failure: not attempted"
+    if containment.get("Error"):
+        return (f"WARNING: containment after the failure did not succeed ({containment['Error']}); "
+                "check the instance now")
+    if containment.get("Contained"):
+        return "the instance is contained"
+    return f"the instance was not contained ({containment.get('Reason', 'no reason given')})"
+
+
 def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """After any failure once the case is open: write what failed and where, close as failed, notify.
 
@@ -151,7 +166,8 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store.custody("failure", failure, actor=ACTOR)
     store.write_manifest({"request": event.get("Request", {}), "failure": failure})
     cases.close_case(case_id, status=FAILED, now_iso=evidence.isotime(),
-                     detail=f"{failure['error']} at {failure['stage']}: {failure['cause'][:500]}")
+                     detail=f"{failure['error']} at {failure['stage']}: {failure['cause'][:500]}; "
+                            f"{_containment_outcome(event.get('Containment'))}")
     logger.error("case failed", extra=failure)
     _notify(settings, "failed", {"CaseId": case_id, **failure})
     return {"CaseId": case_id, "Error": failure["error"], "Cause": failure["cause"][:30000]}

@@ -5,18 +5,30 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
-from handlers.common.errors import InvalidInput
-from handlers.common.tags import ACTION_ANALYZE, ACTIONS
+import botocore.session
 
-INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-ACCOUNT_ID = re.compile(r"^\d{12}$")
-REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+from handlers.common.errors import InvalidInput
+from handlers.common.tags import ACTION_ANALYZE, ACTIONS, action_error
+
+# Anchored with \Z, not $: `$` also matches before a trailing newline, so "i-0abc...\n" would pass.
+# Digits are [0-9], not \d: \d also matches other scripts' digits (fullwidth or Arabic-Indic "333...").
+INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
+ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
+REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}\Z")
 # A case id becomes an S3 prefix and part of role session names: keep it to safe characters.
-CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 TRIGGERS = ("manual", "tag", "guardduty", "securityhub", "cli", "simulation")
 MAX_WAIT_SECONDS = 3600
+MAX_FINDING_CHARS = 2048
+# Hostile input must not become a hostile error: values and names are shown shortened, and
+# only so many unknown fields are listed (Step Functions keeps at most 32768 characters of a cause).
+SHOWN_CHARS = 64
+MAX_UNKNOWN_FIELDS_NAMED = 20
+INSTANCE_ID_SHAPE = "an EC2 instance id like i-0abc12345def67890"
+CASE_ID_SHAPE = "1-128 characters of letters, digits, '.', '_' or '-'"
 
 KNOWN_FIELDS = {
     "CaseId", "InstanceId", "Account", "Region", "Action", "RetainArtefacts", "DryRun", "Trigger",
@@ -48,6 +60,37 @@ def new_case_id(account: str, instance_id: str, region: str, epoch_seconds: int)
     return f"{account}-{instance_id}-{region}-{epoch_seconds}"
 
 
+def shown(value: Any) -> str:
+    """repr(value), shortened: error messages quote what was given, never megabytes of it."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+
+
+@lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Every region of every partition the SDK knows (botocore's endpoint data; no network)."""
+    session = botocore.session.get_session()
+    return frozenset(region for partition in session.get_available_partitions()
+                     for region in session.get_available_regions("ec2", partition_name=partition))
+
+
+def is_instance_id(value: Any) -> bool:
+    return isinstance(value, str) and INSTANCE_ID.fullmatch(value) is not None
+
+
+def is_case_id(value: Any) -> bool:
+    return isinstance(value, str) and CASE_ID.fullmatch(value) is not None
+
+
+def require_valid_ids(**ids: Any) -> None:
+    """InvalidInput naming each malformed id (keywords InstanceId, CaseId): for checks before any AWS call."""
+    checks = {"InstanceId": (is_instance_id, INSTANCE_ID_SHAPE), "CaseId": (is_case_id, CASE_ID_SHAPE)}
+    errors = {name: f"must be {checks[name][1]}, got {shown(value)}"
+              for name, value in ids.items() if not checks[name][0](value)}
+    if errors:
+        raise InvalidInput(errors)
+
+
 def parse_bool(value: Any, default: bool) -> bool:
     """The contract's booleans: true/false or "true"/"false" (any case); ValueError otherwise."""
     if value is None:
@@ -56,7 +99,7 @@ def parse_bool(value: Any, default: bool) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise ValueError(f'must be true/false or "true"/"false", got {value!r}')
+    raise ValueError(f'must be true/false or "true"/"false", got {shown(value)}')
 
 
 def _as_bool(value: Any, field: str, errors: dict[str, str], default: bool) -> bool:
@@ -73,48 +116,66 @@ def _required(event: Mapping[str, Any], field: str, pattern: re.Pattern[str], wh
     if value is None or value == "":
         errors[field] = "is required"
         return ""
-    if not isinstance(value, str) or not pattern.match(value):
-        errors[field] = f"must be {what}, got {value!r}"
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        errors[field] = f"must be {what}, got {shown(value)}"
         return ""
     return value
 
 
+def _unknown_fields(event: Mapping[str, Any], errors: dict[str, str]) -> None:
+    unknown = sorted((str(name) for name in event if name not in KNOWN_FIELDS), key=lambda n: (len(n), n))
+    by_lower = {known.lower(): known for known in KNOWN_FIELDS}
+    for name in unknown[:MAX_UNKNOWN_FIELDS_NAMED]:
+        meant = by_lower.get(name.strip().lower())
+        hint = f"did you mean {meant!r}? field names are case-sensitive" if meant else \
+            "known: " + ", ".join(sorted(KNOWN_FIELDS))
+        label = name if len(name) <= SHOWN_CHARS else name[:SHOWN_CHARS - 3] + "..."
+        errors[label] = f"is not a known field ({hint})"
+    if len(unknown) > MAX_UNKNOWN_FIELDS_NAMED:
+        errors["<input>"] = f"has {len(unknown) - MAX_UNKNOWN_FIELDS_NAMED} more unknown fields"
+
+
 def parse_request(event: Mapping[str, Any], *, default_wait_seconds: int = 30) -> CaseRequest:
-    """Validate manual-execution input; raise InvalidInput naming every bad field at once."""
+    """Validate manual-execution input; raise InvalidInput naming every bad field at once.
+
+    An optional field given as null takes its default, like an absent one.
+    """
     if not isinstance(event, Mapping):
         raise InvalidInput({"<input>": f"must be a JSON object, got {type(event).__name__}"})
     errors: dict[str, str] = {}
-    for unknown in sorted(set(event) - KNOWN_FIELDS):
-        errors[unknown] = "is not a known field (known: " + ", ".join(sorted(KNOWN_FIELDS)) + ")"
+    _unknown_fields(event, errors)
 
-    instance_id = _required(event, "InstanceId", INSTANCE_ID, "an EC2 instance id like i-0abc12345def67890",
-                            errors)
+    instance_id = _required(event, "InstanceId", INSTANCE_ID, INSTANCE_ID_SHAPE, errors)
     account = _required(event, "Account", ACCOUNT_ID, "a 12-digit AWS account id", errors)
     region = _required(event, "Region", REGION, "an AWS region like eu-west-1", errors)
+    if region and region not in known_regions():
+        errors["Region"] = (f"must be an AWS region like eu-west-1, got {shown(region)}: no partition has a region "
+                            f"of that name (as of botocore {botocore.__version__})")
 
-    action = event.get("Action", ACTION_ANALYZE)
+    action = _optional(event, "Action", ACTION_ANALYZE)
     if action not in ACTIONS:
-        errors["Action"] = f"must be one of {', '.join(ACTIONS)} (case-sensitive), got {action!r}"
+        errors["Action"] = action_error(action)
 
     case_id = event.get("CaseId")
     if case_id in (None, ""):
         case_id = None
-    elif not isinstance(case_id, str) or not CASE_ID.match(case_id):
-        errors["CaseId"] = f"must be 1-128 characters of letters, digits, '.', '_' or '-', got {case_id!r}"
+    elif not is_case_id(case_id):
+        errors["CaseId"] = f"must be {CASE_ID_SHAPE}, got {shown(case_id)}"
 
-    trigger = event.get("Trigger", "manual")
+    trigger = _optional(event, "Trigger", "manual")
     if trigger not in TRIGGERS:
-        errors["Trigger"] = f"must be one of {', '.join(TRIGGERS)}, got {trigger!r}"
+        errors["Trigger"] = f"must be one of {', '.join(TRIGGERS)}, got {shown(trigger)}"
 
-    wait_seconds = event.get("WaitSeconds", default_wait_seconds)
+    wait_seconds = _optional(event, "WaitSeconds", default_wait_seconds)
     if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, int) or not (
         0 <= wait_seconds <= MAX_WAIT_SECONDS
     ):
-        errors["WaitSeconds"] = f"must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, got {wait_seconds!r}"
+        errors["WaitSeconds"] = (f"must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, "
+                                 f"got {shown(wait_seconds)}")
 
-    finding = event.get("Finding", "")
-    if not isinstance(finding, str) or len(finding) > 2048:
-        errors["Finding"] = "must be a string of at most 2048 characters"
+    finding = _optional(event, "Finding", "")
+    if not isinstance(finding, str) or len(finding) > MAX_FINDING_CHARS:
+        errors["Finding"] = f"must be a string of at most {MAX_FINDING_CHARS} characters"
 
     retain = _as_bool(event.get("RetainArtefacts"), "RetainArtefacts", errors, default=True)
     dry_run = _as_bool(event.get("DryRun"), "DryRun", errors, default=False)
@@ -125,3 +186,8 @@ def parse_request(event: Mapping[str, Any], *, default_wait_seconds: int = 30) -
         retain_artefacts=retain, dry_run=dry_run, case_id=case_id, trigger=str(trigger),
         wait_seconds=int(wait_seconds), finding=str(finding),
     )
+
+
+def _optional(event: Mapping[str, Any], field: str, default: Any) -> Any:
+    value = event.get(field)
+    return default if value is None else value

@@ -22,10 +22,13 @@ MANIFEST = "manifest.json"
 _SAFE_EVENT = re.compile(r"[^a-z0-9-]+")
 
 
-def containment_key(case_id: str, which: str) -> str:
+def containment_key(case_id: str, which: str, *, protected: bool = False) -> str:
+    """`containment/before.json`, `after.json`: isolation (what release restores). Analyze mode's
+    protection is recorded beside it as `protect-before.json` / `protect-after.json`, so a case that
+    was protected and then contained after a failure keeps both records, neither overwritten."""
     if which not in ("before", "after"):
         raise ValueError(f"containment record is 'before' or 'after', not {which!r}")
-    return f"{case_id}/containment/{which}.json"
+    return f"{case_id}/containment/{'protect-' if protected else ''}{which}.json"
 
 
 def disk_image_key(case_id: str, volume_id: str) -> str:

@@ -50,9 +50,14 @@ def report_input(case_dir: Path, examination: ExaminationResult, *, notes: list[
     opened = next((e for e in events if e.get("event") == "case-opened"), {})
     request = (opened.get("detail") or {}).get("request") or {}
     manifest = _read_json(case_dir / "manifest.json") or {}
-    before = _read_json(case_dir / "containment" / "before.json")
-    after = _read_json(case_dir / "containment" / "after.json")
+    # Isolation's record when the instance was contained (Contain, or after a failure); else protection's.
+    before = _read_json(case_dir / "containment" / "before.json") or \
+        _read_json(case_dir / "containment" / "protect-before.json")
+    after = _read_json(case_dir / "containment" / "after.json") or \
+        _read_json(case_dir / "containment" / "protect-after.json")
     all_notes = list(notes or [])
+    if manifest.get("disks_not_acquired"):
+        all_notes.append(f"Disks: {manifest['disks_not_acquired']}")
     memory = manifest.get("memory") or {}
     if memory and not memory.get("Acquired", False):
         all_notes.append(f"Memory: {memory.get('Reason', 'not acquired')}")

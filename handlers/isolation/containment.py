@@ -8,15 +8,22 @@ changes per interface. Everything else happens after no traffic can flow.
 
 Where the original state lives while an instance is contained: in its own tags. Before the
 first change, the original groups of every interface are written to
-`irforensics:containment:groups:<eni>:<n>`; before anything else changes, the whole original
+`irforensics:containment:groups:<n>`; before anything else changes, the whole original
 `InstanceState` is written, compressed, to `irforensics:containment:before:<n>`. A repeated
 call (a retried Lambda, an escalation from Analyze to Contain) reads them back, so its record's
 `before` is the original state, not the already-contained one. Release deletes them.
+
+EC2 allows 50 tags per instance (values of at most 256 characters), and the instance's owner
+(or an attacker on it, with ec2:CreateTags) may have used them all. Isolation never depends on a
+tag write: what does not fit is not written, in this order of priority: the original groups,
+`SecurityIncidentCaseId`, `SecurityIncidentStatus`, the original state (without the instance's
+own tags if only that fits). The record's `notes` say what was left out and what that costs.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import time
 import zlib
@@ -29,6 +36,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from handlers.common import naming
+from handlers.common.case import require_valid_ids
 from handlers.common.errors import CaseAlreadyOpen, InstanceNotFound
 from handlers.common.tags import (
     ACTION_ANALYZE,
@@ -37,6 +45,11 @@ from handlers.common.tags import (
     INCIDENT_TAG,
     MANAGED_BY_TAG,
     MANAGED_BY_VALUE,
+    MAX_TAG_VALUE_CHARS,
+    MAX_TAGS_PER_RESOURCE,
+    chunked_tags,
+    counted_tags,
+    unchunked_tag,
 )
 
 Sleep = Callable[[float], None]
@@ -44,9 +57,9 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 BOOKKEEPING_TAG = "irforensics:containment:"
-GROUPS_TAG = BOOKKEEPING_TAG + "groups:"
+GROUPS_TAG = BOOKKEEPING_TAG + "groups"
 BEFORE_TAG = BOOKKEEPING_TAG + "before"
-TAG_VALUE_MAX = 256
+TAG_VALUE_MAX = MAX_TAG_VALUE_CHARS
 DETACHED = "Detached"
 GONE = ("shutting-down", "terminated")
 ALL_IPV4 = "0.0.0.0/0"
@@ -213,6 +226,8 @@ class ContainmentRecord:
     finished_at: str
     action: str = ACTION_CONTAIN
     revocations: tuple[CredentialRevocation, ...] = ()
+    # What could not be done as usual and what that means (e.g. bookkeeping tags that did not fit).
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -221,7 +236,7 @@ class ContainmentRecord:
             "before": self.before.to_dict(), "after": self.after.to_dict(),
             "changes": [c.to_dict() for c in self.changes],
             "revocations": [asdict(r) for r in self.revocations],
-            "started_at": self.started_at, "finished_at": self.finished_at,
+            "started_at": self.started_at, "finished_at": self.finished_at, "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -236,6 +251,7 @@ class ContainmentRecord:
             changes=[Change.from_dict(c) for c in data["changes"]],
             revocations=tuple(CredentialRevocation(**r) for r in data.get("revocations", [])),
             started_at=data["started_at"], finished_at=data["finished_at"],
+            notes=tuple(str(n) for n in data.get("notes", [])),
         )
 
     @classmethod
@@ -462,12 +478,14 @@ def _describe(aws: _Clients, instance_id: str) -> tuple[dict[str, Any], str]:
         if exc.response["Error"]["Code"] in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
             raise InstanceNotFound(instance_id, "does not exist in this account and region") from exc
         raise
-    if not reservations or not reservations[0]["Instances"]:
+    found = [(i, r["OwnerId"]) for r in reservations for i in r.get("Instances", [])
+             if i.get("InstanceId") == instance_id]
+    if not found:
         raise InstanceNotFound(instance_id, "does not exist in this account and region")
-    instance = reservations[0]["Instances"][0]
+    instance, owner = found[0]
     if instance["State"]["Name"] in GONE:
         raise InstanceNotFound(instance_id, f"is {instance['State']['Name']}: nothing left to contain")
-    return instance, reservations[0]["OwnerId"]
+    return instance, owner
 
 
 def _raw_tags(instance: Mapping[str, Any]) -> dict[str, str]:
@@ -583,43 +601,54 @@ def describe_instance_state(session: boto3.Session, instance_id: str) -> Instanc
 # Remembering the original state on the instance itself.
 
 
-def _chunked(base: str, value: str) -> dict[str, str]:
-    return {f"{base}:{n:02d}": value[i:i + TAG_VALUE_MAX]
-            for n, i in enumerate(range(0, max(len(value), 1), TAG_VALUE_MAX))}
+def _groups_tags(groups: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """One plain-text list for all interfaces ("eni-1=sg-1,sg-2;eni-2=sg-3"): a responder can read it."""
+    return chunked_tags(GROUPS_TAG, ";".join(f"{eni}={','.join(g)}" for eni, g in sorted(groups.items())))
 
 
-def _unchunked(tags: Mapping[str, str], base: str) -> str | None:
-    keys = sorted(k for k in tags if k.startswith(base + ":") and k[len(base) + 1:].isdigit())
-    return "".join(tags[k] for k in keys) if keys else None
-
-
-def _groups_tags(interfaces: Iterable[InterfaceState]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for eni in interfaces:
-        tags.update(_chunked(GROUPS_TAG + eni.eni_id, " ".join(eni.groups)))
-    return tags
-
-
-def _remembered_groups(tags: Mapping[str, str], interfaces: Iterable[InterfaceState]) -> dict[str, tuple[str, ...]]:
+def _remembered_groups(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    value = unchunked_tag(tags, GROUPS_TAG)
     found: dict[str, tuple[str, ...]] = {}
-    for eni in interfaces:
-        value = _unchunked(tags, GROUPS_TAG + eni.eni_id)
-        if value is not None:
-            found[eni.eni_id] = tuple(value.split())
+    for entry in (value or "").split(";"):
+        eni, _, groups = entry.partition("=")
+        if eni:
+            found[eni] = tuple(g for g in groups.split(",") if g)
     return found
 
 
-def _before_tags(case_id: str, before: InstanceState) -> dict[str, str]:
-    document = json.dumps({"case_id": case_id, "state": before.to_dict()}, separators=(",", ":"), sort_keys=True)
-    return _chunked(BEFORE_TAG, base64.b64encode(zlib.compress(document.encode(), 9)).decode())
+def _before_document(case_id: str, before: InstanceState, *, with_tags: bool) -> dict[str, Any]:
+    if with_tags:
+        return {"case_id": case_id, "state": before.to_dict()}
+    # The instance's own tags stay where they are; only the values containment overwrites are kept.
+    return {"case_id": case_id, "state": replace(before, tags={}).to_dict(),
+            "overwritten_tags": {k: before.tags.get(k) for k in (INCIDENT_TAG, CASE_TAG)}}
+
+
+def _before_tags(case_id: str, before: InstanceState, *, with_tags: bool = True) -> dict[str, str]:
+    document = json.dumps(_before_document(case_id, before, with_tags=with_tags), separators=(",", ":"),
+                          sort_keys=True)
+    return chunked_tags(BEFORE_TAG, base64.b64encode(zlib.compress(document.encode(), 9)).decode())
 
 
 def _remembered_before(tags: Mapping[str, str]) -> tuple[str, InstanceState] | None:
-    blob = _unchunked(tags, BEFORE_TAG)
+    """The original state a previous run kept in the instance's tags; None when there is none, or
+    when what is there cannot be read (anyone with ec2:CreateTags on the instance can write these
+    tags: an unreadable record must not stop containment, so it is treated as absent)."""
+    blob = unchunked_tag(tags, BEFORE_TAG)
     if blob is None:
         return None
-    document = json.loads(zlib.decompress(base64.b64decode(blob)))
-    return document["case_id"], InstanceState.from_dict(document["state"])
+    try:
+        document = json.loads(zlib.decompress(base64.b64decode(blob, validate=True)))
+        state = InstanceState.from_dict(document["state"])
+        case_id = str(document["case_id"])
+        overwritten = document.get("overwritten_tags")
+        if overwritten is not None:
+            own = {k: v for k, v in tags.items()
+                   if not k.startswith(BOOKKEEPING_TAG) and k not in (INCIDENT_TAG, CASE_TAG)}
+            state = replace(state, tags=own | {str(k): str(v) for k, v in dict(overwritten).items() if v is not None})
+    except (binascii.Error, zlib.error, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return case_id, state
 
 
 def _check_case(tags: Mapping[str, str], instance_id: str, case_id: str) -> None:
@@ -627,6 +656,62 @@ def _check_case(tags: Mapping[str, str], instance_id: str, case_id: str) -> None
     open_case = remembered[0] if remembered else tags.get(CASE_TAG)
     if open_case and open_case != case_id:
         raise CaseAlreadyOpen(instance_id, open_case)
+
+
+@dataclass
+class _TagBudget:
+    """EC2's per-instance tag limit, counted over the tags there plus those this run writes."""
+
+    keys: set[str]
+    notes: list[str] = field(default_factory=list)
+    _left_out: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, tags: Iterable[str]) -> _TagBudget:
+        return cls(set(tags))
+
+    def fits(self, tags: Mapping[str, str]) -> bool:
+        return counted_tags(self.keys | set(tags)) <= MAX_TAGS_PER_RESOURCE
+
+    def take(self, choices: Sequence[Mapping[str, str]], left_out: str) -> dict[str, str]:
+        """The first of `choices` that fits (reserved from now on); {} and a note if none does."""
+        for tags in choices:
+            if self.fits(tags):
+                self.keys |= set(tags)
+                return dict(tags)
+        if any(choices) and left_out not in self._left_out:
+            self._left_out.add(left_out)
+            self.notes.append(f"{left_out}: the instance has {counted_tags(self.keys)} tags and EC2 allows "
+                              f"{MAX_TAGS_PER_RESOURCE}")
+        return {}
+
+
+def _fit_incident_tags(changes: Sequence[Change], budget: _TagBudget, case_id: str) -> list[Change]:
+    """The incident-tags change cut to the tags that fit; a tag already on the instance always does."""
+    fitted: list[Change] = []
+    for change in changes:
+        if change.what != "incident-tags" or change.api != "ec2:CreateTags":
+            fitted.append(change)
+            continue
+        kept: dict[str, str] = {}
+        for key, why in ((CASE_TAG, f"the case id is not written back ({CASE_TAG}={case_id})"),
+                         (INCIDENT_TAG, f"{INCIDENT_TAG} is not written")):
+            if key in change.new:
+                kept |= budget.take([{key: change.new[key]}], why)
+        if any(change.old.get(k) != v for k, v in kept.items()):
+            fitted.append(replace(change, old={k: change.old.get(k) for k in kept}, new=kept))
+    return fitted
+
+
+def _remember_before(budget: _TagBudget, case_id: str, before: InstanceState) -> dict[str, str]:
+    return budget.take(
+        [_before_tags(case_id, before), _before_tags(case_id, before, with_tags=False)],
+        "the original state is not remembered on the instance (a retried or escalated containment records the "
+        "state it finds as `before`, and cannot match this run's containment/before.json)")
+
+
+def _isolated(eni: InterfaceState, groups: IsolationGroups) -> bool:
+    return bool(eni.groups) and set(eni.groups) <= {groups.tracked, groups.deny_all}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -831,31 +916,43 @@ def contain_instance(session: boto3.Session, instance_id: str, case_id: str, *, 
                      prefix: str = "irforensics", sleep: Sleep = time.sleep,
                      clock: Clock = utcnow) -> ContainmentRecord:
     """Isolate the instance completely and reversibly; a repeated call changes nothing further."""
+    require_valid_ids(InstanceId=instance_id, CaseId=case_id)
     started = isotime(clock())
     aws = _Clients.of(session, sleep)
     instance, account = _describe(aws, instance_id)
     raw = _raw_tags(instance)
     _check_case(raw, instance_id, case_id)
     quick = _network_state(instance, account, aws.region)
-    original_groups = {e.eni_id: e.groups for e in quick.interfaces} | _remembered_groups(raw, quick.interfaces)
+    remembered_groups = _remembered_groups(raw)
+    original_groups = {e.eni_id: e.groups for e in quick.interfaces} | remembered_groups
     groups, changes = _isolation_groups(aws, sorted({i.vpc_id for i in quick.interfaces}), prefix, dry_run=dry_run)
     profile_name = naming.isolation_profile(prefix, aws.region)
     policy = revocation_policy_name(prefix, instance_id)
     network = Isolation(case_id=case_id, groups=groups, profile_name=profile_name, revocation_policy=policy)
-    first = plan_tags(quick, case_id, ACTION_CONTAIN) + plan_network_isolation(quick, network)
 
-    if not dry_run and first:
-        # One write before the first network change: the incident tags and the groups it destroys.
-        already = _remembered_groups(raw, quick.interfaces)
-        remember = _groups_tags(e for e in quick.interfaces if e.eni_id not in already)
-        aws.call(aws.ec2.create_tags, Resources=[instance_id], Tags=[
-            {"Key": k, "Value": v} for k, v in {**remember, **incident_tags(case_id, ACTION_CONTAIN)}.items()])
+    # One write before the first network change: the groups it destroys, then the incident tags.
+    budget = _TagBudget.of(raw)
+    # An interface already in an isolation group has lost its original groups: nothing true to remember.
+    unremembered = {e.eni_id: e.groups for e in quick.interfaces
+                    if e.eni_id not in remembered_groups and not _isolated(e, groups[e.vpc_id])}
+    remember = budget.take(
+        [_groups_tags(remembered_groups | unremembered)] if unremembered else [],
+        f"the original security groups of {', '.join(sorted(unremembered))} are not remembered on the instance "
+        "(if this run is interrupted, a retry records the isolation group as their original)")
+    tagging = _fit_incident_tags(plan_tags(quick, case_id, ACTION_CONTAIN), budget, case_id)
+    first = tagging + plan_network_isolation(quick, network)
+    if not dry_run:
+        written = {**remember, **(tagging[0].new if tagging else {})}
+        if written:
+            aws.call(aws.ec2.create_tags, Resources=[instance_id],
+                     Tags=[{"Key": k, "Value": v} for k, v in written.items()])
         for change in first:
             if change.what == "interface-groups":
                 _apply(aws, quick, change)
         changes += first
 
     current, raw = _read_state(aws, instance_id)
+    budget.keys |= set(raw)
     remembered = _remembered_before(raw)
     if remembered is not None:
         before = remembered[1]
@@ -867,14 +964,15 @@ def contain_instance(session: boto3.Session, instance_id: str, case_id: str, *, 
     cutoff = isotime(clock())
     isolation = replace(network, original_roles=original_roles, revoked_roles=frozenset(revoked),
                         revoke_before=cutoff)
-    rest = plan_containment(current, isolation)
+    rest = _fit_incident_tags(plan_containment(current, isolation), budget, case_id)
+    before_tags = {} if remembered is not None else _remember_before(budget, case_id, before)
     if dry_run:
         changes += rest
         after = current
     else:
-        if remembered is None:
+        if before_tags:
             aws.call(aws.ec2.create_tags, Resources=[instance_id],
-                     Tags=[{"Key": k, "Value": v} for k, v in _before_tags(case_id, before).items()])
+                     Tags=[{"Key": k, "Value": v} for k, v in before_tags.items()])
         for change in rest:
             _apply(aws, current, change)
         changes += rest
@@ -883,32 +981,36 @@ def contain_instance(session: boto3.Session, instance_id: str, case_id: str, *, 
     return ContainmentRecord(
         case_id=case_id, instance_id=instance_id, account=account, region=aws.region, dry_run=dry_run,
         before=before, after=after, changes=changes, started_at=started, finished_at=isotime(clock()),
-        action=ACTION_CONTAIN, revocations=revocations,
+        action=ACTION_CONTAIN, revocations=revocations, notes=tuple(budget.notes),
     )
 
 
 def protect_instance(session: boto3.Session, instance_id: str, case_id: str, *, action: str = ACTION_ANALYZE,
                      dry_run: bool = False, sleep: Sleep = time.sleep, clock: Clock = utcnow) -> ContainmentRecord:
     """Analyze mode: keep the workload serving, make the instance and its volumes impossible to lose."""
+    require_valid_ids(InstanceId=instance_id, CaseId=case_id)
     started = isotime(clock())
     aws = _Clients.of(session, sleep)
     current, raw = _read_state(aws, instance_id)
     _check_case(raw, instance_id, case_id)
     remembered = _remembered_before(raw)
     before = remembered[1] if remembered else current
-    changes = plan_protection(current, case_id, action)
+    budget = _TagBudget.of(raw)
+    changes = _fit_incident_tags(plan_protection(current, case_id, action), budget, case_id)
     after = current
-    if not dry_run and changes:
-        if remembered is None:
-            aws.call(aws.ec2.create_tags, Resources=[instance_id],
-                     Tags=[{"Key": k, "Value": v} for k, v in _before_tags(case_id, before).items()])
-        for change in changes:
-            _apply(aws, current, change)
-        after = _read_state(aws, instance_id)[0]
+    if changes:
+        before_tags = {} if remembered else _remember_before(budget, case_id, before)
+        if not dry_run:
+            if before_tags:
+                aws.call(aws.ec2.create_tags, Resources=[instance_id],
+                         Tags=[{"Key": k, "Value": v} for k, v in before_tags.items()])
+            for change in changes:
+                _apply(aws, current, change)
+            after = _read_state(aws, instance_id)[0]
     return ContainmentRecord(
         case_id=case_id, instance_id=instance_id, account=current.account, region=aws.region, dry_run=dry_run,
         before=before, after=after, changes=changes, started_at=started, finished_at=isotime(clock()),
-        action=action,
+        action=action, notes=tuple(budget.notes),
     )
 
 
@@ -921,6 +1023,7 @@ def release_instance(session: boto3.Session, instance_id: str, record: Containme
     """
     if record.instance_id != instance_id:
         raise ValueError(f"record is for {record.instance_id}, not {instance_id}")
+    require_valid_ids(InstanceId=instance_id)
     started = isotime(clock())
     aws = _Clients.of(session, sleep)
     current, raw = _read_state(aws, instance_id)

@@ -1,6 +1,7 @@
 """Lambda handlers for containment: parse the event, act in the member account, keep the evidence.
 
-`containment/before.json` and `after.json` hold the instance's state (documents that do not
+`containment/before.json` and `after.json` hold the instance's state around isolation, and
+`protect-before.json` / `protect-after.json` around Analyze mode's protection (documents that do not
 depend on when or how often containment ran, so a retried invocation writes the same bytes and
 the write-once evidence store accepts it); the changes of each invocation go to the custody log.
 A dry run writes no containment state, only a custody event with the changes it would make.
@@ -61,17 +62,21 @@ def _state_document(record: ContainmentRecord, which: str) -> dict[str, Any]:
     return document
 
 
-def _keep(store: EvidenceStore, record: ContainmentRecord, event: str) -> dict[str, Any]:
+def _keep(store: EvidenceStore, record: ContainmentRecord, event: str, *, protected: bool = False) -> dict[str, Any]:
     source = f"ec2:{record.account}:{record.region}:{record.instance_id}"
     keys: dict[str, str | None] = {"before": None, "after": None}
     if not record.dry_run:
         for which in ("before", "after"):
-            key = containment_key(record.case_id, which)
+            key = containment_key(record.case_id, which, protected=protected)
             store.put_json(key, _state_document(record, which), source=source, tool=TOOL)
             keys[which] = key
+    # Notes (e.g. bookkeeping tags that did not fit a full instance) vary between runs: they go to
+    # the custody log, never into before/after.json, which a retry must write identically.
     store.custody(event, {"instance_id": record.instance_id, "dry_run": record.dry_run,
-                          "changes": [c.to_dict() for c in record.changes],
+                          "changes": [c.to_dict() for c in record.changes], "notes": list(record.notes),
                           "started_at": record.started_at, "finished_at": record.finished_at}, actor=TOOL)
+    if record.notes:
+        logger.warning("containment done with reservations", extra={"notes": list(record.notes)})
     logger.info("containment recorded", extra={"changes": len(record.changes), "dry_run": record.dry_run,
                                                  "custody_event": event})
     return {"CaseId": record.case_id, "InstanceId": record.instance_id, "Contained": not record.dry_run,
@@ -99,7 +104,8 @@ def protect(event: dict[str, Any], context: Any) -> dict[str, Any]:
     member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
     record = protect_instance(member, request.instance_id, case_id, action=event.get("Action", ACTION_ANALYZE),
                               dry_run=request.dry_run)
-    return _keep(_evidence(settings, case_id), record, "protection-dry-run" if request.dry_run else "protected")
+    return _keep(_evidence(settings, case_id), record, "protection-dry-run" if request.dry_run else "protected",
+                 protected=True)
 
 
 def record_from_evidence(store: EvidenceStore) -> ContainmentRecord:

@@ -8,11 +8,16 @@ interface endpoints (no ingress), and the profile becomes the acquisition profil
 Closing puts back exactly what was there and deletes the group.
 
 What was there is kept in the capture group's own tags, so a retried open does not mistake
-the capture group for the original, and closing needs nothing but the instance id.
+the capture group for the original, and closing needs nothing but the instance id. Each
+interface's original groups are one comma-separated list, split into numbered tags of at most
+256 characters (`irforensics:capture:groups:<eni>:00`, `:01`, ...: an interface may hold 16
+groups, 335 characters). EC2 allows 50 tags per group; when the record would not fit, opening
+refuses before it changes anything (see `plan_capture_tags`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,17 +26,31 @@ from botocore.exceptions import ClientError
 
 from handlers.common import naming
 from handlers.common.errors import IrfError
-from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
+from handlers.common.tags import (
+    MANAGED_BY_TAG,
+    MANAGED_BY_VALUE,
+    MAX_TAG_KEY_CHARS,
+    MAX_TAG_VALUE_CHARS,
+    MAX_TAGS_PER_RESOURCE,
+    chunked_tags,
+    counted_tags,
+    unchunked_tag,
+)
 
 HTTPS = 443
+# Followed by the interface id, then the chunk number (`chunked_tags`). Records written before
+# chunking have no chunk number (one tag per interface) and are still read.
 ORIGINAL_GROUPS_TAG = "irforensics:capture:groups:"
 ORIGINAL_PROFILE_TAG = "irforensics:capture:profile"
 CAPTURE_INSTANCE_TAG = "irforensics:capture:instance"
 SSM_ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages")
+SECURITY_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
 
 
 class CapturePathUnavailable(IrfError):
-    """The VPC offers no way to reach SSM and S3 without opening the instance to the internet."""
+    """The path cannot be opened or closed safely: the VPC offers no way to reach SSM and S3 without opening
+    the instance to the internet, the record of an interface's groups is missing or unusable, or it
+    would not fit in EC2's tag limits."""
 
 
 @dataclass(frozen=True)
@@ -116,63 +135,218 @@ def _profile_association(ec2: Any, instance_id: str) -> tuple[str, str] | None:
     return str(current[0]["AssociationId"]), str(current[0]["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1]
 
 
+# ---------------------------------------------------------------------------------------------
+# The record of the original groups, in the capture group's tags (pure).
+
+
+def record_tags(eni: str, groups: Sequence[str]) -> dict[str, str]:
+    """The tags that remember one interface's original groups, split at EC2's 256 characters per value."""
+    return chunked_tags(ORIGINAL_GROUPS_TAG + eni, ",".join(groups))
+
+
+def _record_keys(tags: Iterable[str], eni: str) -> set[str]:
+    base = ORIGINAL_GROUPS_TAG + eni
+    return {key for key in tags if key == base or key.startswith(base + ":")}
+
+
+def remembered_groups(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """eni -> original groups, read back from a capture group's tags (chunked, or one tag as written before)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for key in tags:
+        if not key.startswith(ORIGINAL_GROUPS_TAG):
+            continue
+        eni = key[len(ORIGINAL_GROUPS_TAG):].split(":", 1)[0]
+        if eni in found:
+            continue
+        value = unchunked_tag(tags, ORIGINAL_GROUPS_TAG + eni)
+        if value is None:
+            value = tags.get(ORIGINAL_GROUPS_TAG + eni)
+        if value is not None:
+            found[eni] = tuple(g for g in value.split(",") if g)
+    return found
+
+
+def _usable(record: Sequence[str]) -> bool:
+    # A record that lost a chunk reads as a shorter list or a broken id; putting that back would
+    # give the interface groups it never had (or none), so it is not used.
+    return bool(record) and len(set(record)) == len(record) and all(SECURITY_GROUP_ID.fullmatch(g) for g in record)
+
+
+def original_groups(interfaces: Mapping[str, tuple[str, tuple[str, ...]]], capture_ids: Iterable[str],
+                    remembered: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """eni -> the groups closing puts back: the record while it is on the capture group, else its groups now."""
+    capture = set(capture_ids)
+    originals: dict[str, tuple[str, ...]] = {}
+    for eni, (_vpc, current) in sorted(interfaces.items()):
+        if not set(current) & capture:
+            originals[eni] = current
+            continue
+        record = remembered.get(eni)
+        if record is None or not _usable(record):
+            what = "no record" if record is None else f"an unusable record ({','.join(record) or 'empty'})"
+            raise CapturePathUnavailable(f"interface {eni} holds the capture group but {what} of its groups")
+        originals[eni] = tuple(record)
+    return originals
+
+
+@dataclass(frozen=True)
+class CaptureTags:
+    """One capture group's bookkeeping: the tags to write, then the stale ones to delete."""
+
+    write: dict[str, str]
+    stale: tuple[str, ...]
+
+
+def plan_capture_tags(group: str, existing: Mapping[str, str], originals: Mapping[str, Sequence[str]],
+                      original_profile: str) -> CaptureTags:
+    """What the group's tags must become to remember `originals` (its VPC's interfaces) and the profile.
+
+    Raises CapturePathUnavailable when that exceeds EC2's limits, which the caller checks before its
+    first change. Records are written before stale ones are deleted, so a run cut off between
+    the two never leaves an interface on the capture group without its record; the limit is
+    therefore checked on both sets together.
+
+    Why refuse rather than keep the record elsewhere: the record must survive with nothing but the
+    instance id (closing runs in another Lambda, maybe after a crash), and the capture group is the
+    one place only this flow writes. The instance's and interfaces' own tags are the owner's (and
+    an attacker's) to edit and may already be full, and an S3 record would tie closing to the
+    forensic account. The limit is far off: the group keeps 46 tags for records, and an interface
+    needs one tag for up to 12 groups, two for 13-16 (EC2's maximum), so it takes more than 23
+    interfaces of 16 groups in one VPC. A refused capture leaves the instance contained and says why.
+    """
+    remembered = remembered_groups(existing)
+    wanted: dict[str, str] = {}
+    kept: set[str] = set()
+    for eni, groups in sorted(originals.items()):
+        if remembered.get(eni) == tuple(groups):
+            kept |= _record_keys(existing, eni)
+        else:
+            wanted |= record_tags(eni, groups)
+    if original_profile:
+        wanted[ORIGINAL_PROFILE_TAG] = original_profile
+    stale = sorted(k for k in existing if k.startswith(ORIGINAL_GROUPS_TAG) and k not in kept and k not in wanted)
+    too_long = [f"{k}={v}" for k, v in wanted.items() if len(k) > MAX_TAG_KEY_CHARS or len(v) > MAX_TAG_VALUE_CHARS]
+    if too_long:
+        raise CapturePathUnavailable(
+            f"capture group {group}: tag {too_long[0][:80]!r} exceeds EC2's {MAX_TAG_KEY_CHARS} characters per key "
+            f"or {MAX_TAG_VALUE_CHARS} per value")
+    needed = counted_tags(set(existing) | set(wanted))
+    if needed > MAX_TAGS_PER_RESOURCE:
+        sizes = ", ".join(f"{eni}: {len(groups)}" for eni, groups in sorted(originals.items()))
+        raise CapturePathUnavailable(
+            f"capture group {group} would need {needed} tags to remember the original security groups of "
+            f"{len(originals)} interfaces (groups per interface: {sizes}) and EC2 allows {MAX_TAGS_PER_RESOURCE} "
+            "per security group; nothing was changed")
+    return CaptureTags(write={k: v for k, v in wanted.items() if existing.get(k) != v}, stale=tuple(stale))
+
+
+# ---------------------------------------------------------------------------------------------
+# The capture group's rules.
+
+_RULE_TARGETS = {"IpRanges": "CidrIp", "Ipv6Ranges": "CidrIpv6", "PrefixListIds": "PrefixListId",
+                 "UserIdGroupPairs": "GroupId"}
+_Rule = tuple[str, Any, Any, str, str]  # protocol, from port, to port, kind of target, target
+
+
+def _rules(permissions: Iterable[Mapping[str, Any]]) -> dict[_Rule, dict[str, Any]]:
+    """Each (protocol, ports, one target) of `permissions`, with the target entry as given."""
+    found: dict[_Rule, dict[str, Any]] = {}
+    for permission in permissions:
+        head = (str(permission["IpProtocol"]), permission.get("FromPort"), permission.get("ToPort"))
+        for kind, field_name in _RULE_TARGETS.items():
+            for target in permission.get(kind, []):
+                found[(*head, kind, str(target[field_name]))] = dict(target)
+    return found
+
+
+def _permissions(rules: Mapping[_Rule, Mapping[str, Any]], *, identity_only: bool = False) -> list[dict[str, Any]]:
+    """One permission per rule; `identity_only` drops what a revoke does not match on (descriptions, VPC ids)."""
+    permissions: list[dict[str, Any]] = []
+    for (protocol, from_port, to_port, kind, _target), entry in sorted(rules.items(), key=lambda r: str(r[0])):
+        if identity_only:
+            entry = {k: v for k, v in entry.items() if k in (_RULE_TARGETS[kind], "UserId")}
+        permission: dict[str, Any] = {"IpProtocol": protocol, kind: [dict(entry)]}
+        if from_port is not None:
+            permission |= {"FromPort": from_port, "ToPort": to_port}
+        permissions.append(permission)
+    return permissions
+
+
+def _enforce_rules(ec2: Any, group: Mapping[str, Any], egress: Sequence[Mapping[str, Any]]) -> None:
+    """No ingress, exactly `egress`: also for a group an interrupted run created (a new group allows all egress)."""
+    group_id = group["GroupId"]
+    wanted, present = _rules(egress), _rules(group.get("IpPermissionsEgress", []))
+    extra_egress = {rule: present[rule] for rule in present.keys() - wanted.keys()}
+    ingress = _rules(group.get("IpPermissions", []))
+    # Revoked before anything is authorised: an interface may already use the group on a retry.
+    if extra_egress:
+        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=_permissions(extra_egress, identity_only=True))
+    if ingress:
+        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(ingress, identity_only=True))
+    missing = {rule: wanted[rule] for rule in wanted.keys() - present.keys()}
+    if missing:
+        ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=_permissions(missing))
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening and closing.
+
+
 def open_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -> CapturePath:
-    """Give the contained instance HTTPS to S3 and SSM only, and the acquisition profile; idempotent."""
+    """Give the contained instance HTTPS to S3 and SSM only, and the acquisition profile; idempotent.
+
+    Everything that can refuse (no endpoints, no usable record, tags over EC2's limits) is decided
+    before the first change, so a refusal leaves the instance exactly as contained as it was.
+    """
     instance = _instance(ec2, instance_id)
     interfaces = _interfaces(instance)
     vpcs = sorted({vpc for vpc, _ in interfaces.values()})
     name = capture_group_name(prefix, instance_id)
     prefix_list = s3_prefix_list(ec2, region)
+    egress = {vpc: capture_egress(prefix_list, ssm_endpoint_groups(ec2, vpc, region)) for vpc in vpcs}
     existing = _find_groups(ec2, name, vpcs)
-    groups: dict[str, str] = {}
-    for vpc in vpcs:
-        endpoint_groups = ssm_endpoint_groups(ec2, vpc, region)
-        if vpc in existing:
-            groups[vpc] = existing[vpc]["GroupId"]
-            continue
-        group_id = str(ec2.create_security_group(
-            GroupName=name, VpcId=vpc,
-            Description="irforensics memory capture: HTTPS egress to S3 and SSM endpoints only, no ingress",
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-                {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE}, {"Key": "Name", "Value": name},
-                {"Key": CAPTURE_INSTANCE_TAG, "Value": instance_id}]}])["GroupId"])
-        # A new group allows all egress; that rule goes before any interface can use the group.
-        created = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-        if created.get("IpPermissionsEgress"):
-            ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=created["IpPermissionsEgress"])
-        ec2.authorize_security_group_egress(GroupId=group_id,
-                                            IpPermissions=capture_egress(prefix_list, endpoint_groups))
-        groups[vpc] = group_id
-
-    remembered: dict[str, tuple[str, ...]] = {}
-    for group_id in groups.values():
-        group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-        for key, value in _tags(group).items():
-            if key.startswith(ORIGINAL_GROUPS_TAG):
-                remembered[key[len(ORIGINAL_GROUPS_TAG):]] = tuple(value.split(","))
-    capture_ids = set(groups.values())
-    originals: dict[str, tuple[str, ...]] = {}
-    for eni, (vpc, current) in interfaces.items():
-        originals[eni] = remembered.get(eni) or current
-        if set(originals[eni]) & capture_ids:
-            raise CapturePathUnavailable(f"interface {eni} holds the capture group but no record of its groups")
-        if eni not in remembered:
-            ec2.create_tags(Resources=[groups[vpc]],
-                            Tags=[{"Key": ORIGINAL_GROUPS_TAG + eni, "Value": ",".join(originals[eni])}])
+    remembered = {eni: groups for group in existing.values() for eni, groups in remembered_groups(_tags(group)).items()}
+    originals = original_groups(interfaces, (g["GroupId"] for g in existing.values()), remembered)
 
     profile = _profile_association(ec2, instance_id)
+    isolation_profile = naming.isolation_profile(prefix, region)
     acquisition = naming.acquisition_profile(prefix, region)
     original_profile = ""
-    if profile is not None and profile[1] == naming.isolation_profile(prefix, region):
-        original_profile = profile[1]
-        for group_id in groups.values():
-            ec2.create_tags(Resources=[group_id], Tags=[{"Key": ORIGINAL_PROFILE_TAG, "Value": original_profile}])
+    if profile is not None and profile[1] == isolation_profile:
+        original_profile = isolation_profile
+    elif profile is not None and profile[1] == acquisition:
+        original_profile = next((p for g in existing.values() if (p := _tags(g).get(ORIGINAL_PROFILE_TAG))), "")
+
+    creation_tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE, "Name": name, CAPTURE_INSTANCE_TAG: instance_id}
+    plans = {vpc: plan_capture_tags(
+        existing[vpc]["GroupId"] if vpc in existing else f"{name} in {vpc}",
+        _tags(existing[vpc]) if vpc in existing else creation_tags,
+        {eni: originals[eni] for eni, (eni_vpc, _) in interfaces.items() if eni_vpc == vpc},
+        original_profile) for vpc in vpcs}
+
+    groups: dict[str, str] = {}
+    for vpc in vpcs:
+        if vpc in existing:
+            group = existing[vpc]
+        else:
+            group_id = str(ec2.create_security_group(
+                GroupName=name, VpcId=vpc,
+                Description="irforensics memory capture: HTTPS egress to S3 and SSM endpoints only, no ingress",
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+                    {"Key": k, "Value": v} for k, v in creation_tags.items()]}])["GroupId"])
+            group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+        # Its rules are settled before any interface can use the group.
+        _enforce_rules(ec2, group, egress[vpc])
+        groups[vpc] = str(group["GroupId"])
+        plan = plans[vpc]
+        if plan.write:
+            ec2.create_tags(Resources=[groups[vpc]], Tags=[{"Key": k, "Value": v} for k, v in plan.write.items()])
+        if plan.stale:
+            ec2.delete_tags(Resources=[groups[vpc]], Tags=[{"Key": k} for k in plan.stale])
+
+    if profile is not None and profile[1] == isolation_profile:
         ec2.replace_iam_instance_profile_association(AssociationId=profile[0],
                                                      IamInstanceProfile={"Name": acquisition})
-    elif profile is not None and profile[1] == acquisition:
-        original_profile = next((_tags(g).get(ORIGINAL_PROFILE_TAG, "") for g in
-                                 ec2.describe_security_groups(GroupIds=list(groups.values()))["SecurityGroups"]), "")
-
     for eni, (vpc, current) in interfaces.items():
         if current != (groups[vpc],):
             ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[groups[vpc]])
@@ -183,7 +357,8 @@ def open_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -
 def close_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -> list[str]:
     """Put every interface back on its recorded groups, the recorded profile back, delete the group.
 
-    Returns what it changed (empty when the path was already closed).
+    Returns what it changed (empty when the path was already closed). Every record is read and
+    checked before the first interface moves.
     """
     instance = _instance(ec2, instance_id)
     interfaces = _interfaces(instance)
@@ -191,20 +366,17 @@ def close_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) 
     found = _find_groups(ec2, capture_group_name(prefix, instance_id), vpcs)
     if not found:
         return []
-    changes: list[str] = []
-    originals: dict[str, tuple[str, ...]] = {}
+    remembered: dict[str, tuple[str, ...]] = {}
     original_profile = ""
     for group in found.values():
-        for key, value in _tags(group).items():
-            if key.startswith(ORIGINAL_GROUPS_TAG):
-                originals[key[len(ORIGINAL_GROUPS_TAG):]] = tuple(value.split(","))
-            elif key == ORIGINAL_PROFILE_TAG:
-                original_profile = value
+        tags = _tags(group)
+        remembered |= remembered_groups(tags)
+        original_profile = original_profile or tags.get(ORIGINAL_PROFILE_TAG, "")
     capture_ids = {g["GroupId"] for g in found.values()}
-    for eni, (_vpc, current) in interfaces.items():
+    originals = original_groups(interfaces, capture_ids, remembered)
+    changes: list[str] = []
+    for eni, (_vpc, current) in sorted(interfaces.items()):
         if set(current) & capture_ids:
-            if eni not in originals:
-                raise CapturePathUnavailable(f"interface {eni} holds the capture group but no record of its groups")
             ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=list(originals[eni]))
             changes.append(f"{eni}: groups back to {','.join(originals[eni])}")
     profile = _profile_association(ec2, instance_id)

@@ -3,8 +3,10 @@
 Duplicate suppression, first line: each execution's name is derived from the instance and a
 time bucket of the event, so a burst of events for one instance (EventBridge redelivery,
 several findings, a double click in Security Hub) starts one execution: Step Functions itself
-refuses the repeated name. Events straddling a bucket boundary can still start two; the
-response state machine's open-case check (one open case per instance) stops the second.
+refuses the repeated name (or, while the first execution still runs and the input is the same,
+answers with that execution: StartExecution is idempotent, so a duplicate may report "started").
+Events straddling a bucket boundary can still start two; the response state machine's open-case
+check (one open case per instance) stops the second.
 """
 
 from __future__ import annotations

@@ -14,14 +14,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from handlers.common.case import parse_request
+from handlers.common.case import MAX_FINDING_CHARS, parse_request, shown
 from handlers.common.errors import InvalidInput
-from handlers.common.tags import ACTION_ANALYZE, ACTION_CONTAIN, ACTIONS, INCIDENT_TAG
+from handlers.common.tags import ACTION_ANALYZE, ACTION_CONTAIN, ACTIONS, INCIDENT_TAG, action_error
 from handlers.triggers.patterns import SECURITYHUB_EC2_RESOURCE
 
 logger = Logger(service="irforensics")
 
-MAX_FINDING_CHARS = 2048
+__all__ = ["MAX_FINDING_CHARS", "input_from_guardduty", "input_from_securityhub", "input_from_tag_event",
+           "parse_instance_arn"]
 INSTANCE_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):ec2:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):instance/(?P<instance>i-[0-9a-f]+)$"
 )
@@ -54,7 +55,7 @@ def parse_instance_arn(arn: Any) -> tuple[str, str, str]:
     """(account, region, instance id) of an EC2 instance ARN; InvalidInput if it is not one."""
     found = INSTANCE_ARN.match(arn) if isinstance(arn, str) else None
     if not found:
-        raise InvalidInput({"resource": f"is not an EC2 instance ARN: {arn!r}"})
+        raise InvalidInput({"resource": f"is not an EC2 instance ARN: {shown(arn)}"})
     return found["account"], found["region"], found["instance"]
 
 
@@ -64,12 +65,12 @@ def input_from_tag_event(event: Mapping[str, Any]) -> dict[str, Any]:
     tags = _mapping(detail.get("tags"), "detail.tags")
     action = tags.get(INCIDENT_TAG)
     if action not in ACTIONS:
-        raise InvalidInput({f"detail.tags.{INCIDENT_TAG}":
-                            f"must be one of {', '.join(ACTIONS)} (case-sensitive), got {action!r}"})
+        # The contract's values are exact: "contain" starts nothing (the rule does not even deliver it).
+        raise InvalidInput({f"detail.tags.{INCIDENT_TAG}": action_error(action)})
     arns = [arn for arn in event.get("resources") or [] if isinstance(arn, str) and INSTANCE_ARN.match(arn)]
     if len(arns) != 1:
         raise InvalidInput({"resources": f"must name exactly one EC2 instance, "
-                                         f"got {event.get('resources')!r}"})
+                                         f"got {shown(event.get('resources'))}"})
     account, region, instance_id = parse_instance_arn(arns[0])
     return _request(instance_id, account, region, str(action), "tag",
                     f"Tag {INCIDENT_TAG}={action} set on {instance_id} "
@@ -82,11 +83,11 @@ def input_from_guardduty(event: Mapping[str, Any], *, contain_severity: float) -
     resource = _mapping(detail.get("resource"), "detail.resource")
     if resource.get("resourceType") != "Instance":
         raise InvalidInput({"detail.resource.resourceType":
-                            f"must be Instance (an EC2 finding), got {resource.get('resourceType')!r}"})
+                            f"must be Instance (an EC2 finding), got {shown(resource.get('resourceType'))}"})
     instance = _mapping(resource.get("instanceDetails"), "detail.resource.instanceDetails")
     severity = detail.get("severity")
     if isinstance(severity, bool) or not isinstance(severity, int | float):
-        raise InvalidInput({"detail.severity": f"must be a number, got {severity!r}"})
+        raise InvalidInput({"detail.severity": f"must be a number, got {shown(severity)}"})
     action = ACTION_CONTAIN if float(severity) >= contain_severity else ACTION_ANALYZE
     # In a delegated-administrator setup the event arrives in the security account; the
     # finding's own accountId and region say where the instance is.
@@ -103,7 +104,7 @@ def input_from_securityhub(event: Mapping[str, Any], action_map: Mapping[str, st
     if len(chosen) != 1:
         raise InvalidInput({"resources": f"must name exactly one configured custom action "
                                          f"({', '.join(sorted(action_map)) or 'none configured'}), "
-                                         f"got {event.get('resources')!r}"})
+                                         f"got {shown(event.get('resources'))}"})
     action = chosen[0]
     detail = _mapping(event.get("detail"), "detail")
     findings = detail.get("findings")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from handlers.common.tags import ACTIONS, INCIDENT_TAG
+from handlers.common.tags import INCIDENT_TAG
 
 TAG_CHANGE_DETAIL_TYPE = "Tag Change on Resource"
 GUARDDUTY_DETAIL_TYPE = "GuardDuty Finding"
@@ -31,8 +31,11 @@ _ACTION_ARN = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+:\d{12}:action/
 
 
 def tag_change_pattern() -> dict[str, Any]:
-    """SecurityIncidentStatus set to Analyze or Contain (case-sensitive) on an EC2 instance.
+    """Any change of SecurityIncidentStatus on an EC2 instance.
 
+    The value is not filtered here: the trigger Lambda starts a response for `Analyze` or `Contain`
+    (case-sensitive) and ignores and logs any other value (DESIGN.md's contract), so a responder
+    who typed `contain` finds a log line saying which value was meant instead of silence.
     `changed-tag-keys` must hold the key: the flow itself writes SecurityIncidentCaseId back on
     the instance, and that tag change still carries SecurityIncidentStatus in `tags`; without
     this condition every case would re-trigger itself.
@@ -44,7 +47,8 @@ def tag_change_pattern() -> dict[str, Any]:
             "service": ["ec2"],
             "resource-type": ["instance"],
             "changed-tag-keys": [INCIDENT_TAG],
-            "tags": {INCIDENT_TAG: list(ACTIONS)},
+            # Set to some value (a removal, as release does, carries nothing to act on or log).
+            "tags": {INCIDENT_TAG: [{"exists": True}]},
         },
     }
 

@@ -3,11 +3,13 @@
 Deploying into moto and running two whole responses is the expensive part of the suite, so it is
 done once for the package (moto stays up for tests/e2e only) and shared by the modules that assert
 on it. Every AWS API call the handlers make during the two responses is recorded (irf.api_calls)
-for the least-privilege test.
+for the least-privilege test. The responses run under injected faults they must absorb: throttling
+of the calls that matter (irf.faults) and a Lambda timeout in the middle of imaging a volume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -19,10 +21,12 @@ import boto3
 import pytest
 
 from handlers.acquisition import handler as acquisition_handler
+from handlers.acquisition import imaging
 from handlers.acquisition.block_source import BlockSource
 from handlers.common import naming
 from handlers.examination.orchestration import InProcessExaminationExecutor
-from irf import api_calls, local_aws, simulate
+from irf import api_calls, faults, lambda_local, local_aws, simulate
+from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT
 from irf.sandbox import LocalCloud, cloud_context
 from tests.e2e.helpers import auto_scaling_group
 
@@ -93,6 +97,52 @@ def _attributed_like_aws(stack: ExitStack) -> None:
     stack.enter_context(mock.patch.object(InProcessExaminationExecutor, "start", start))
 
 
+class KilledMidImaging:
+    """A Lambda timeout in imaging: the first volume imaged is imaged one part per invocation, and its
+    second invocation is stopped by the runtime (lambda_local.SimulatedTimeout) after it streamed its
+    part. Step Functions retries the task with the last checkpoint; imaging must resume from there."""
+
+    def __init__(self) -> None:
+        self.location = ""
+        self.invocations = 0
+        self.killed = False
+        self._image_snapshot = imaging.image_snapshot
+
+    def __call__(self, source: BlockSource, sink: Any, state: Any = None, **kwargs: Any) -> Any:
+        if not self.location and state is None:
+            self.location = str(sink.location)
+        if sink.location != self.location or self.killed:
+            return self._image_snapshot(source, sink, state, **kwargs)
+        self.invocations += 1
+        advanced = self._image_snapshot(source, sink, state, **{**kwargs, "max_blocks": 1})
+        if self.invocations == 2:
+            self.killed = True
+            raise lambda_local.SimulatedTimeout()
+        return advanced
+
+
+def world_faults() -> list[faults.Fault]:
+    """Throttling the responses must absorb (botocore retries with backoff), in the calls that matter."""
+    return [faults.throttling("ec2", "CreateSnapshots", times=2, account=MEMBER_ACCOUNT),
+            faults.throttling("ec2", "ModifyNetworkInterfaceAttribute", times=1, account=MEMBER_ACCOUNT),
+            faults.throttling("ec2", "CopySnapshot", times=1, account=FORENSIC_ACCOUNT),
+            faults.throttling("s3", "UploadPart", times=2, account=FORENSIC_ACCOUNT),
+            faults.throttling("dynamodb", "TransactWriteItems", times=1)]
+
+
+def raw_volume_sha256(image: Path) -> str:
+    """The sha256 of the whole volume holding `image` from byte 0: the file, then zeros to a whole GiB."""
+    digest = hashlib.sha256(image.read_bytes())
+    size = image.stat().st_size
+    padding = -(-size // 1024 ** 3) * 1024 ** 3 - size
+    zeros = bytes(1024 ** 2)
+    while padding:
+        step = min(padding, len(zeros))
+        digest.update(zeros[:step])
+        padding -= step
+    return digest.hexdigest()
+
+
 @pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Both actions run to completion in one deployed cloud; moto stays up for the assertions."""
@@ -105,8 +155,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                      "analyze": simulate.build_incident(cloud, Path(work), name="shop")}
         capacity = {action: auto_scaling_group(cloud, incident)["DesiredCapacity"]
                     for action, incident in incidents.items()}
+        sources = {incident.tier.root_volume_id: raw_volume_sha256(Path(work) / name / "root.ext4")
+                   for name, incident in (("web", incidents["contain"]), ("shop", incidents["analyze"]))}
+        sources |= {incident.tier.data_volume_id: raw_volume_sha256(Path(work) / name / "data.xfs")
+                    for name, incident in (("web", incidents["contain"]), ("shop", incidents["analyze"]))}
         _attributed_like_aws(recording)
         calls = recording.enter_context(api_calls.record_api_calls())
+        killed = KilledMidImaging()
+        recording.enter_context(mock.patch.object(acquisition_handler, "image_snapshot", killed))
+        injector = recording.enter_context(faults.injected(*world_faults()))
         executions = {action: simulate.trigger_by_tag(cloud, incident, action)
                       for action, incident in incidents.items()}
         results = {}
@@ -115,4 +172,5 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             results[action] = simulate.collect(cloud, execution, incidents[action], action, out, [])
         recording.close()
         yield {"cloud": cloud, "incidents": incidents, "results": results, "capacity": capacity,
-               "executions": executions, "api_calls": list(calls)}
+               "executions": executions, "api_calls": list(calls), "injected": list(injector.injected),
+               "killed_imaging": killed, "source_sha256": sources}

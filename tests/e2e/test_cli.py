@@ -158,7 +158,7 @@ def test_respond_dry_run_waits_for_success_and_prints_the_case(sandbox: Sandbox,
     assert f"case {dry_run_case.case_id}: response SUCCEEDED" in result.stdout
     # Live progress names the states the execution went through, in order.
     entered = re.findall(r"^  -> (\w+)$", result.stdout, re.MULTILINE)
-    assert entered[:3] == ["ValidateInput", "Init", "OpenCase"]
+    assert entered[:4] == ["ValidateInput", "Init", "CheckTarget", "OpenCase"]
     assert entered.index("Protect") < entered.index("NothingAcquired") < entered.index("CloseCase")
     # A dry run changes nothing: the instance keeps its groups and carries no incident tags.
     assert _interface_groups(sandbox) == {sandbox.tier.primary_eni_id: [sandbox.tier.web_group_id],
@@ -282,7 +282,7 @@ def test_report_of_a_failed_case_exits_3_with_what_failed(failed_contain_case: R
     assert result.exit_code == cli.EXIT_NOT_FOUND
     assert re.fullmatch(rf"irf: case {failed_contain_case.case_id} has no report: the case is failed: "
                         r"RuntimeError at acquire: volume vol-\w+ was not created from a snapshot; "
-                        r"the simulation has no bytes for it", result.stderr.strip())
+                        r"the simulation has no bytes for it; the instance is contained", result.stderr.strip())
 
 
 def test_report_downloads_every_report_file_checked_against_its_recorded_sha256(
@@ -364,3 +364,32 @@ def test_release_naming_another_instance_than_the_case_contained_exits_2(
     assert result.exit_code == cli.EXIT_BAD_INPUT
     assert result.stderr.strip() == (f"irf: invalid input: InstanceId: case {failed_contain_case.case_id} "
                                      f"contained {sandbox.tier.instance_id}, not {sandbox.peer_instance_id}")
+
+
+def _lime_factory_runs(sandbox: Sandbox) -> list[str]:
+    sfn = sandbox.cloud.session(SECURITY_ACCOUNT).client("stepfunctions")
+    arn = f"arn:aws:states:{REGION}:{SECURITY_ACCOUNT}:stateMachine:{naming.state_machine_name(PREFIX, 'lime-factory')}"
+    return [e["executionArn"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]]
+
+
+def test_build_modules_builds_each_kernel_and_the_modules_land_in_the_bucket(sandbox: Sandbox) -> None:
+    kernels = ("amzn:2:5.10.228-219.884.amzn2.x86_64:x86_64", "ubuntu:24.04:6.8.0-1019-aws:aarch64")
+    result = irf("build-modules", *kernels, "--wait", "--poll-interval", "0.2")
+    assert result.exit_code == 0, result.output
+    assert "LimeFactory SUCCEEDED" in result.output
+    assert "5.10.228-219.884.amzn2.x86_64" in result.output and "6.8.0-1019-aws" in result.output
+    s3 = sandbox.cloud.session(SECURITY_ACCOUNT).client("s3")
+    bucket = naming.modules_bucket(PREFIX, SECURITY_ACCOUNT, REGION)
+    for prefix in ("amzn-2/5.10.228-219.884.amzn2.x86_64/x86_64/", "ubuntu-24.04/6.8.0-1019-aws/aarch64/"):
+        listed = {o["Key"].removeprefix(prefix) for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+        assert listed == {"lime.ko", "build.json", "symbols.json.xz"}, prefix
+
+
+def test_build_modules_names_every_bad_kernel_and_starts_nothing(sandbox: Sandbox) -> None:
+    before = _lime_factory_runs(sandbox)
+    result = irf("build-modules", "amzn:2", "centos:7:3.10.0-1160.el7.x86_64:x86_64",
+                 "amzn:2023:$(reboot):x86_64")
+    assert result.exit_code == 2, result.output
+    for named in ("amzn:2", "centos:7", "$(reboot)", "no build recipe for centos 7"):
+        assert named in result.output, named
+    assert _lime_factory_runs(sandbox) == before

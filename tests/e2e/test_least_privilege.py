@@ -60,11 +60,11 @@ DELIBERATE_EXCEPTIONS: dict[str, str] = {
     "autoscaling:AttachInstances": "release returns a detached instance to its Auto Scaling group",
     "elasticloadbalancing:RegisterTargets": "release re-registers the instance with its target groups",
     "iam:DeleteRolePolicy": "release removes the session-revoking deny from the instance's role",
-    "ec2:DeleteTags": "release removes the incident bookkeeping tags",
+    "ec2:DeleteTags": "release removes the incident bookkeeping tags; the capture path drops stale group records",
     "ec2:DisassociateIamInstanceProfile": "release of an instance that had no profile before containment",
     # Instances and states the two scenario instances do not have.
     "ec2:AssociateIamInstanceProfile": "an instance without a profile is given the isolation profile",
-    "ec2:RevokeSecurityGroupIngress": "an existing isolation group that has gained rules is emptied again",
+    "ec2:RevokeSecurityGroupIngress": "an isolation or capture group that has gained rules is emptied again",
     "lambda-open-case dynamodb:GetItem": "a duplicate trigger reads the instance's open case",
     # Cleanup with RetainArtefacts=false (the runs keep everything) and failure paths.
     "ec2:DeleteSnapshot": "cleanup with RetainArtefacts=false removes the intermediate snapshots",
@@ -75,9 +75,6 @@ DELIBERATE_EXCEPTIONS: dict[str, str] = {
     # A permission that changes an answer rather than allowing a call.
     "lambda-memory-check-module s3:ListBucket": "a HEAD of a missing module answers 404 (build it), not 403",
     "lambda-memory-start-capture s3:ListBucket": "a HEAD of a missing module answers 404, not 403",
-    # Not fixable in the policy alone: the LIME_MODULES access kind (statemachines/functions.py) is
-    # shared with memory-start-capture, which reads build.json and pre-signs the module download.
-    "lambda-memory-check-module kms:Decrypt": "check-module only HEADs the module; shares LIME_MODULES",
 }
 
 

@@ -1,6 +1,7 @@
 """The response state machine's other paths, on the deployed cloud of the session (moto's interpreter).
 
-Bad input is rejected at the first state with nothing touched; a second request for an instance
+Bad input is rejected at the first state with nothing touched; a target that is gone, or in an
+account or region without a responder, is refused at the second, before any case opens; a second request for an instance
 with an open case starts nothing; a failure injected mid-acquisition ends with the instance
 contained, the case recording what failed and where, and the execution failing with that error.
 """
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.ec2.models import ec2_backends
 
 from handlers.acquisition import handler as acquisition_handler
 from handlers.case.store import CaseStore
 from handlers.common import naming
 from handlers.common.case import CaseRequest
 from handlers.common.errors import AcquisitionFailed
-from irf import simulate
+from irf import scenarios, simulate
 from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from irf.sandbox import LocalCloud
 
@@ -109,3 +111,71 @@ def test_a_failure_mid_acquisition_leaves_the_instance_contained_and_the_case_sa
         "Body"].read())
     assert failure["detail"]["error"] == "AcquisitionFailed" and failure["detail"]["stage"] == "acquire"
     assert store.open_case_for(MEMBER_ACCOUNT, REGION, incident.instance_id) is None
+
+
+def _states_entered(cloud: LocalCloud, execution_arn: str) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in cloud.history(execution_arn)
+            if "stateEnteredEventDetails" in e]
+
+
+def _terminated_instance(cloud: LocalCloud) -> str:
+    ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
+    instance_id = str(ec2.run_instances(ImageId=scenarios.AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    return instance_id
+
+
+REFUSED_TARGETS = {
+    "nonexistent instance": (lambda cloud: "i-0123456789abcdef0", MEMBER_ACCOUNT, REGION, "InstanceNotFound",
+                             "does not exist in this account and region"),
+    "terminated instance": (_terminated_instance, MEMBER_ACCOUNT, REGION, "InstanceNotFound",
+                            "is terminated: its memory is gone"),
+    "account without a responder": (lambda cloud: "i-0123456789abcdef0", "444444444444", REGION,
+                                    "ResponderUnavailable",
+                                    "cannot assume arn:aws:iam::444444444444:role/acme-ir-responder-eu-west-1"),
+    "region without a responder": (lambda cloud: "i-0123456789abcdef0", MEMBER_ACCOUNT, "us-east-1",
+                                   "ResponderUnavailable", "role/acme-ir-responder-us-east-1"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(REFUSED_TARGETS))
+def test_a_target_that_cannot_be_responded_to_is_refused_before_any_case_opens(world: dict[str, Any],
+                                                                                 target: str) -> None:
+    cloud: LocalCloud = world["cloud"]
+    make_instance, account, region, error, cause = REFUSED_TARGETS[target]
+    instance_id = make_instance(cloud)
+    store = CaseStore(cloud.session(SECURITY_ACCOUNT).client("dynamodb"), naming.case_table(PREFIX))
+    cases_before = store.recent_cases()
+    execution = cloud.run_response({"InstanceId": instance_id, "Account": account, "Region": region,
+                                    "Action": "Contain", "WaitSeconds": 0})
+    assert (execution["status"], execution["error"]) == ("FAILED", error), execution
+    assert cause in execution["cause"]
+    assert _states_entered(cloud, execution["executionArn"]) == ["ValidateInput", "Init", "CheckTarget",
+                                                                  "TargetRejected"]
+    # No case was opened, so no evidence prefix, no containment: nothing anywhere changed.
+    assert store.recent_cases() == cases_before
+    assert store.open_case_for(account, region, instance_id) is None
+
+
+def test_an_instance_store_instance_is_contained_and_its_case_says_why_no_disk_was_acquired(
+        world: dict[str, Any]) -> None:
+    cloud: LocalCloud = world["cloud"]
+    ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
+    instance_id = str(ec2.run_instances(ImageId=scenarios.AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
+    for mapping in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+            "BlockDeviceMappings"]:
+        ec2.detach_volume(VolumeId=mapping["Ebs"]["VolumeId"], InstanceId=instance_id)
+    # moto launches no instance-store instances: say so on the model, as EC2 would describe it.
+    ec2_backends[MEMBER_ACCOUNT][REGION].get_instance(instance_id).root_device_type = "instance-store"
+    execution = cloud.run_response({"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION,
+                                    "Action": "Contain", "WaitSeconds": 0}, timeout_seconds=300)
+    assert execution["status"] == "SUCCEEDED", execution
+    states = _states_entered(cloud, execution["executionArn"])
+    assert "NoDisks" in states and "CreateSnapshots" not in states and "ImageVolumes" not in states
+    case_id = json.loads(execution["output"])["Case"]["CaseId"]
+    s3 = cloud.session(FORENSIC_ACCOUNT).client("s3")
+    bucket = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{case_id}/manifest.json")["Body"].read())
+    assert "instance-store volumes cannot be acquired by snapshot" in manifest["disks_not_acquired"]
+    assert not [a for a in manifest["artefacts"] if "/disk/" in a["key"]]
+    assert f"{case_id}/containment/after.json" in {a["key"] for a in manifest["artefacts"]}

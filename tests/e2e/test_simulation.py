@@ -46,7 +46,8 @@ def test_the_response_succeeds_and_writes_the_evidence_layout(world: dict[str, A
     assert result.status == "SUCCEEDED"
     case = result.case_dir
     assert case.name == result.case_id and result.case_id.startswith(f"{MEMBER_ACCOUNT}-{result.instance_id}-")
-    for path in ("containment/before.json", "containment/after.json", "manifest.json", "analysis/bodyfile",
+    containment = "containment/" if action == "contain" else "containment/protect-"
+    for path in (f"{containment}before.json", f"{containment}after.json", "manifest.json", "analysis/bodyfile",
                  "analysis/timeline.csv", "analysis/yara.json", "report/report.html", "report/report.md",
                  "report/report.json"):
         assert (case / path).is_file(), path

@@ -9,12 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.ec2.models import ec2_backends
 
 from handlers.acquisition import handler
 from handlers.acquisition.block_source import EBS_BLOCK_SIZE, BlockSource, FileBlockSource
 from handlers.acquisition.imaging import MIB, TOOL
 from handlers.common import naming
-from handlers.common.errors import InvalidInput
+from handlers.common.errors import InvalidInput, NotReady
 from handlers.common.settings import Settings
 from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from tests.handlers.test_imaging import make_sparse_file
@@ -60,12 +61,14 @@ def acquire_snapshots(accounts: dict[str, Any]) -> list[dict[str, Any]]:
     status = handler.snapshot_status({"CaseId": CASE, "Account": MEMBER_ACCOUNT, "Region": REGION,
                                       "SnapshotIds": [s["SnapshotId"] for s in taken]}, None)
     assert status == {"Complete": True, "Pending": []}
-    shared: dict[str, Any] = {"PendingCopies": ["start"]}
+    shared: dict[str, Any] = {}
     for _ in range(5):
-        shared = handler.share_snapshots({"CaseId": CASE, "Account": MEMBER_ACCOUNT, "Region": REGION,
-                                          "Snapshots": taken}, None)
-        if not shared["PendingCopies"]:
+        try:
+            shared = handler.share_snapshots({"CaseId": CASE, "Account": MEMBER_ACCOUNT, "Region": REGION,
+                                              "Snapshots": taken}, None)
             break
+        except NotReady:
+            continue  # re-encrypted copies still being made: the state machine retries
     assert shared["PendingCopies"] == []
     copied = handler.copy_to_forensic({"CaseId": CASE, "Region": REGION, "Account": MEMBER_ACCOUNT,
                                        "Snapshots": shared["Snapshots"]}, None)["Snapshots"]
@@ -160,3 +163,17 @@ def test_missing_fields_are_named_in_invalid_input(accounts: dict[str, Any]) -> 
         handler.snapshot_volumes({"CaseId": CASE, "Account": MEMBER_ACCOUNT, "Region": REGION}, None)
     with pytest.raises(InvalidInput, match="Snapshots"):
         handler.copy_to_forensic({"CaseId": CASE, "Region": REGION, "Snapshots": []}, None)
+
+
+def test_snapshot_status_is_not_ready_while_any_snapshot_is_pending(accounts: dict[str, Any]) -> None:
+    taken = handler.snapshot_volumes({"CaseId": CASE, "InstanceId": accounts["instance"], "Account": MEMBER_ACCOUNT,
+                                      "Region": REGION}, None)["Snapshots"]
+    ids = [s["SnapshotId"] for s in taken]
+    # moto completes snapshots at once; on EBS a snapshot of a busy volume is pending for minutes.
+    ec2_backends[MEMBER_ACCOUNT][REGION].snapshots[ids[0]].status = "pending"
+    with pytest.raises(NotReady, match=f"1 of 2 snapshots in {MEMBER_ACCOUNT} still pending: {ids[0]}"):
+        handler.snapshot_status({"CaseId": CASE, "Account": MEMBER_ACCOUNT, "Region": REGION, "SnapshotIds": ids},
+                                None)
+    ec2_backends[MEMBER_ACCOUNT][REGION].snapshots[ids[0]].status = "completed"
+    assert handler.snapshot_status({"CaseId": CASE, "Account": MEMBER_ACCOUNT, "Region": REGION,
+                                    "SnapshotIds": ids}, None) == {"Complete": True, "Pending": []}

@@ -90,6 +90,18 @@ def test_the_state_machine_runs_the_factory_definition_with_logging_and_tracing(
     assert machine.input("tracingConfiguration")["enabled"] is True
 
 
+def test_every_project_the_machine_can_start_is_a_project_the_component_created(
+        resources: list[RegisteredResource]) -> None:
+    # CodeBuild names hold no dots: a name built from "24.04" would name no project at all.
+    created = {p.input("name") for p in resources_of(resources, "aws:codebuild/project:Project")}
+    machine = json.loads(one(resources, "aws:sfn/stateMachine:StateMachine").input("definition"))
+    processor = machine["States"]["BuildEach"]["ItemProcessor"]["States"]
+    started = {state["Result"]["Name"] for state in processor.values()
+               if state.get("ResultPath") == "$.Project"}
+    assert started == created and len(created) == len(lime_factory.build_targets())
+    assert "ProjectName.$" in processor["StartBuild"]["Parameters"]
+
+
 def test_no_role_is_allowed_every_action(resources: list[RegisteredResource]) -> None:
     for resource, statement in statements(resources):
         if statement.get("Effect") == "Allow" and "Principal" not in statement:

@@ -15,6 +15,8 @@ from handlers.triggers.patterns import SECURITYHUB_ACTIONS, matches, securityhub
 from irf.pulumi_mocks import RegisteredResource, run_program
 from statemachines.functions import (
     CASE_TABLE,
+    FIND_LIME_MODULES,
+    FOLLOW_LIME_FACTORY,
     FORENSIC,
     FUNCTIONS,
     LIME_MODULES,
@@ -50,7 +52,9 @@ SIDS_BY_ACCESS = {
     NOTIFY: {"PublishNotifications", "ReadSlackWebhook", "UseSecurityKey"},
     START_RESPONSE: {"StartResponse"},
     LIME_MODULES: {"ReadLimeModules", "ListLimeModules", "DecryptLimeModules"},
-    START_LIME_FACTORY: {"StartLimeFactory", "FollowLimeFactory"},
+    FIND_LIME_MODULES: {"ReadLimeModules", "ListLimeModules"},
+    START_LIME_FACTORY: {"StartLimeFactory"},
+    FOLLOW_LIME_FACTORY: {"FollowLimeFactory"},
 }
 
 
@@ -283,8 +287,9 @@ def test_event_bus_policy_lets_exactly_each_member_account_forward(resources):
 
 
 @pytest.mark.parametrize(("rule", "trigger", "starts", "ignores"), [
-    ("security-tag-change", "trigger-tag", ["tag_change_contain.json", "tag_change_analyze.json"],
-     ["tag_change_other_tag.json", "tag_change_wrong_case.json"]),
+    # A wrong-case value is delivered: the Lambda ignores and logs it (DESIGN.md's contract).
+    ("security-tag-change", "trigger-tag", ["tag_change_contain.json", "tag_change_analyze.json",
+                                            "tag_change_wrong_case.json"], ["tag_change_other_tag.json"]),
     ("security-guardduty", "trigger-guardduty", ["guardduty_backdoor_high.json"], ["guardduty_low.json"]),
     ("security-securityhub-action", "trigger-securityhub", ["securityhub_custom_action.json"], []),
 ])

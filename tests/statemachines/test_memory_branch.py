@@ -22,9 +22,10 @@ from moto import mock_aws
 from handlers.common import naming
 from handlers.common.settings import Settings
 from handlers.memory import kernel, lime
-from irf import lambda_local
+from irf import codebuild_local, lambda_local
+from irf.codebuild_local import Builder
 from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT, account_session
-from irf.sandbox import MOTO_CONFIG
+from irf.sandbox import LIME_BUILD_PROJECTS, MOTO_CONFIG
 from irf.ssm_agent import AgentBehaviour, SimulatedAgent
 from statemachines import lime_factory, lint, memory
 from statemachines.asl import PollPolicy
@@ -35,6 +36,10 @@ MODULES = naming.modules_bucket(PREFIX, SECURITY_ACCOUNT, REGION)
 FAST = PollPolicy(interval_seconds=1, backoff_rate=1.0, max_attempts=2, max_delay_seconds=1)
 FUNCTIONS = {spec.function: spec.handler for spec in memory.MEMORY_FUNCTIONS}
 FUNCTIONS["contain"] = "handlers.isolation.handler.contain"
+
+
+def failing_build(project: str, environment: dict[str, str]) -> None:
+    raise RuntimeError(f"{project}: kernel-devel-{environment['KERNEL_RELEASE']} is not in the repositories")
 
 
 def example_arns() -> dict[str, str]:
@@ -68,8 +73,14 @@ def test_the_lime_factory_definition_passes_statelint() -> None:
 
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    builders: list[Builder] = [failing_build]
+
+    def build(project: str, environment: dict[str, str]) -> None:
+        builders[-1](project, environment)
+
     with mock_aws(config=MOTO_CONFIG), lambda_local.dispatch_in_process() as calls, \
-            SimulatedAgent().installed() as agent:
+            SimulatedAgent().installed() as agent, \
+            codebuild_local.stand_in_builds(LIME_BUILD_PROJECTS, build) as builds:
         settings = Settings(prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT,
                             forensic_region=REGION)
         sfn: Any = boto3.client("stepfunctions", region_name=REGION)
@@ -98,7 +109,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         modules.create_bucket(Bucket=MODULES, CreateBucketConfiguration={"LocationConstraint": REGION})
         instance = member.client("ec2").run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         yield {"sfn": sfn, "machine": machine, "factory": factory, "agent": agent, "instance": instance,
-               "evidence": evidence, "modules": modules, "calls": calls,
+               "evidence": evidence, "modules": modules, "calls": calls, "builders": builders, "builds": builds,
                "case": f"{MEMBER_ACCOUNT}-{instance}-{REGION}-1700000000"}
 
 
@@ -134,6 +145,40 @@ def test_a_missing_module_whose_build_fails_ends_with_the_kernel_and_the_build_o
         "LimeFactory build ended FAILED")
     factory_runs = cloud["sfn"].list_executions(stateMachineArn=cloud["factory"])["executions"]
     assert [run["status"] for run in factory_runs] == ["FAILED"]
+    (build,) = cloud["builds"]
+    assert build.status == "FAILED" and "kernel-devel-6.1.119-129.201.amzn2023.aarch64 is not in" in build.error
+    assert build.project == f"{PREFIX}-ir-lime-amzn-2023-aarch64"
+
+
+def test_a_missing_module_is_built_by_the_lime_factory_and_then_the_capture_runs(cloud: dict[str, Any],
+                                                                                  tmp_path: Path) -> None:
+    discovery = (SAMPLES / "amzn2-x86_64.discovery.txt").read_text()
+    info = kernel.parse_discovery(discovery)
+
+    def build(project: str, environment: dict[str, str]) -> None:
+        built = kernel.KernelInfo.from_event({"Distro": environment["DISTRO"],
+                                              "DistroVersion": environment["DISTRO_VERSION"],
+                                              "KernelRelease": environment["KERNEL_RELEASE"],
+                                              "Arch": environment["ARCH"]})
+        publish_module(cloud["modules"], built)
+
+    cloud["builders"].append(build)
+    image = tmp_path / "mem.lime"
+    lime.synthetic_memory_image(image, seed=9, size=150_000)
+    cloud["agent"].agents[cloud["instance"]] = AgentBehaviour(discovery=discovery, image=image.read_bytes())
+    memory_result = run_branch(cloud)
+    assert memory_result["Acquired"] is True, memory_result
+    assert memory_result["Sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    # One build, of the project of this kernel's distribution and architecture, for exactly this release.
+    (build_done,) = cloud["builds"]
+    assert (build_done.project, build_done.status) == (f"{PREFIX}-ir-lime-amzn-2-x86_64", "SUCCEEDED")
+    assert build_done.environment == {"DISTRO": "amzn", "DISTRO_VERSION": "2", "KERNEL_RELEASE": info.kernel_release,
+                                      "ARCH": "x86_64"}
+    factory_runs = cloud["sfn"].list_executions(stateMachineArn=cloud["factory"])["executions"]
+    assert [run["status"] for run in factory_runs] == ["SUCCEEDED"]
+    handlers_run = [call.handler.rsplit(".", 1)[-1] for call in cloud["calls"]]
+    assert handlers_run.count("check_module") == 2 and "request_module_build" in handlers_run
+    assert handlers_run.index("request_module_build") < handlers_run.index("start_capture")
 
 
 def test_an_unexpected_handler_error_is_caught_inside_the_branch(cloud: dict[str, Any]) -> None:

@@ -1,0 +1,66 @@
+"""The response's second state: is there something to respond to, and may we act on it?
+
+Runs after ValidateInput and before a case is opened or anything is changed. It assumes the
+member responder role (so an account without the MemberResponder is refused with the reason)
+and describes the instance read-only: a nonexistent, terminated or terminating instance is
+refused with a typed error, and nothing in any account (not even the case table) is touched.
+For a target it accepts it returns the facts the responder sees first: state, platform, how
+many EBS volumes and interfaces, whether instance-store volumes exist (which no snapshot can
+acquire).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from handlers.common.case import parse_request
+from handlers.common.errors import InstanceNotFound
+from handlers.common.sessions import BOTO_CONFIG, assume_role
+from handlers.common.settings import Settings
+
+logger = Logger(service="irforensics-isolation")
+# An instance in these states has no disks or memory left to acquire and cannot be contained.
+GONE_STATES = ("shutting-down", "terminated")
+_NOT_FOUND = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
+
+
+def describe_target(ec2: Any, instance_id: str) -> dict[str, Any]:
+    """Facts about the instance, or InstanceNotFound saying why there is nothing to respond to."""
+    try:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in _NOT_FOUND:
+            raise InstanceNotFound(instance_id, "does not exist in this account and region") from exc
+        raise
+    instances = [i for r in reservations for i in r["Instances"]]
+    if not instances:
+        raise InstanceNotFound(instance_id, "does not exist in this account and region")
+    instance = instances[0]
+    state = str(instance["State"]["Name"])
+    if state in GONE_STATES:
+        raise InstanceNotFound(instance_id, f"is {state}: its memory is gone and its volumes are deleted or "
+                                            "being deleted, so there is nothing left to contain or acquire")
+    mappings = instance.get("BlockDeviceMappings", [])
+    volumes = [m["Ebs"]["VolumeId"] for m in mappings if "Ebs" in m]
+    return {
+        "InstanceId": instance_id, "State": state, "Platform": instance.get("PlatformDetails", "Linux/UNIX"),
+        "EbsVolumes": len(volumes), "NetworkInterfaces": len(instance.get("NetworkInterfaces", [])),
+        "RootDeviceType": instance.get("RootDeviceType", "ebs"),
+        # Instance-store (ephemeral) volumes never appear as EBS mappings and no snapshot covers them.
+        "InstanceStoreOnly": instance.get("RootDeviceType") == "instance-store" and not volumes,
+    }
+
+
+def check_target(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """ResponderUnavailable or InstanceNotFound before anything changes; else the target's facts."""
+    request = parse_request(event)
+    settings = Settings.from_env()
+    # No case exists yet: the session is named after the request (CloudTrail shows it).
+    session_label = request.case_id or f"check-{request.instance_id}"
+    member = assume_role(settings.member_role_arn(request.account, request.region), request.region, session_label)
+    facts = describe_target(member.client("ec2", config=BOTO_CONFIG), request.instance_id)
+    logger.info("target accepted", extra={"target": facts, "account": request.account, "region": request.region})
+    return facts
