@@ -54,7 +54,7 @@ def launch(member: boto3.Session) -> str:
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[dict[str, Any]]:
+def moto_accounts() -> Iterator[dict[str, Any]]:
     """One moto for the module (EC2's semantics, the simulated agent, both buckets); tests differ by instance."""
     settings = Settings(prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT,
                         forensic_region=REGION)
@@ -71,9 +71,10 @@ def world() -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def env(world: dict[str, Any]) -> dict[str, Any]:
-    instance = launch(world["member"])
-    return {**world, "instance": instance, "case": f"{MEMBER_ACCOUNT}-{instance}-{REGION}-1700000000"}
+def env(moto_accounts: dict[str, Any]) -> dict[str, Any]:
+    # Not named `world`: tests/conftest.py groups every test using `world` with the shared e2e cloud.
+    instance = launch(moto_accounts["member"])
+    return {**moto_accounts, "instance": instance, "case": f"{MEMBER_ACCOUNT}-{instance}-{REGION}-1700000000"}
 
 
 def uploads_of(env: dict[str, Any]) -> list[Any]:
