@@ -37,6 +37,7 @@ from handlers.memory.capture_path import (
     open_capture_path,
 )
 from irf.local_aws import PREFIX, REGION
+from tests.handlers.test_memory_handler import capture_network, profile_name
 
 AMI = "ami-0123456789abcdef0"
 GROUPS_PER_INTERFACE = 16  # EC2's maximum (quota increase from the default 5)
@@ -55,18 +56,7 @@ def contained_instance(session: boto3.Session, *, interfaces: int,
                        groups_per_interface: int = GROUPS_PER_INTERFACE) -> dict[str, Any]:
     """An instance with the isolation profile, in a VPC with SSM endpoints, whose every interface holds
     its own `groups_per_interface` groups (an interface attached after containment keeps its groups)."""
-    ec2: Any = session.client("ec2")
-    iam: Any = session.client("iam")
-    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")["Subnet"]["SubnetId"]
-    endpoint_group = ec2.create_security_group(GroupName="endpoints", Description="e", VpcId=vpc)["GroupId"]
-    for service in capture_path.SSM_ENDPOINT_SERVICES:
-        ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.{service}",
-                                VpcEndpointType="Interface", SubnetIds=[subnet], SecurityGroupIds=[endpoint_group])
-    for name in (naming.isolation_profile(PREFIX, REGION), naming.acquisition_profile(PREFIX, REGION)):
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
-        iam.create_instance_profile(InstanceProfileName=name)
-        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    ec2, vpc, subnet, endpoint_group = capture_network(session, "10.7")
 
     def groups(index: int) -> list[str]:
         return [ec2.create_security_group(GroupName=f"workload-{index}-{n}", Description="w", VpcId=vpc)["GroupId"]
@@ -86,12 +76,6 @@ def contained_instance(session: boto3.Session, *, interfaces: int,
 def interface_groups(ec2: Any, instance: str) -> dict[str, tuple[str, ...]]:
     enis = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["NetworkInterfaces"]
     return {e["NetworkInterfaceId"]: tuple(g["GroupId"] for g in e["Groups"]) for e in enis}
-
-
-def profile_name(ec2: Any, instance: str) -> str:
-    found = ec2.describe_iam_instance_profile_associations(
-        Filters=[{"Name": "instance-id", "Values": [instance]}])["IamInstanceProfileAssociations"]
-    return str(next(a for a in found if a["State"] == "associated")["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1])
 
 
 def capture_groups(ec2: Any, instance: str) -> list[dict[str, Any]]:

@@ -200,13 +200,13 @@ def test_a_build_cannot_be_requested_for_an_unsupported_distribution(env: dict[s
         handler.request_module_build({"CaseId": env["case"], "Kernel": info.to_event()}, None)
 
 
-def isolated_instance(member: boto3.Session) -> dict[str, Any]:
-    """A contained instance in a VPC with SSM interface endpoints: deny-all group, isolation profile."""
+def capture_network(member: boto3.Session, cidr_prefix: str) -> tuple[Any, str, str, str]:
+    """(ec2, vpc, subnet, endpoint group): a VPC with the SSM interface endpoints a capture path needs,
+    and the isolation and acquisition instance profiles."""
     ec2: Any = member.client("ec2")
     iam: Any = member.client("iam")
-    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
-    deny_all = ec2.create_security_group(GroupName="acme-ir-isolation-deny-all", Description="d", VpcId=vpc)["GroupId"]
+    vpc = ec2.create_vpc(CidrBlock=f"{cidr_prefix}.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.1.0/24")["Subnet"]["SubnetId"]
     endpoint_group = ec2.create_security_group(GroupName="endpoints", Description="e", VpcId=vpc)["GroupId"]
     for service in capture_path.SSM_ENDPOINT_SERVICES:
         ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.{service}",
@@ -215,6 +215,13 @@ def isolated_instance(member: boto3.Session) -> dict[str, Any]:
         iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
         iam.create_instance_profile(InstanceProfileName=name)
         iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    return ec2, vpc, subnet, endpoint_group
+
+
+def isolated_instance(member: boto3.Session) -> dict[str, Any]:
+    """A contained instance in a VPC with SSM interface endpoints: deny-all group, isolation profile."""
+    ec2, vpc, subnet, endpoint_group = capture_network(member, "10.9")
+    deny_all = ec2.create_security_group(GroupName="acme-ir-isolation-deny-all", Description="d", VpcId=vpc)["GroupId"]
     instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet,
                                  SecurityGroupIds=[deny_all])["Instances"][0]["InstanceId"]
     ec2.associate_iam_instance_profile(InstanceId=instance,
