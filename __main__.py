@@ -45,7 +45,9 @@ def aws_provider_for(account: str, region: str, role_arn: str) -> pulumi.Provide
     import pulumi_aws as aws
 
     return aws.Provider(
-        f"aws-{account}-{region}", region=region, allowed_account_ids=[account],
+        f"aws-{account}-{region}",
+        region=region,
+        allowed_account_ids=[account],
         assume_roles=[{"role_arn": role_arn, "session_name": "irforensics-deploy"}],
     )
 

@@ -21,11 +21,27 @@ _REGION = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-\d{1,2}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 KEYS = (
-    "role", "prefix", "securityAccount", "forensicAccount", "forensicRegion", "objectLockMode",
-    "retentionDays", "glacierAfterDays", "logRetentionDays", "analysisAzs", "analysisVpcCidr",
-    "buildVpcCidr", "members", "guardDutyMinSeverity", "guardDutyContainSeverity",
-    "guardDutyFindingPrefixes", "slackWebhookSecretArn", "notificationEmails", "pollIntervalSeconds",
-    "pollBackoffRate", "pollMaxAttempts",
+    "role",
+    "prefix",
+    "securityAccount",
+    "forensicAccount",
+    "forensicRegion",
+    "objectLockMode",
+    "retentionDays",
+    "glacierAfterDays",
+    "logRetentionDays",
+    "analysisAzs",
+    "analysisVpcCidr",
+    "buildVpcCidr",
+    "members",
+    "guardDutyMinSeverity",
+    "guardDutyContainSeverity",
+    "guardDutyFindingPrefixes",
+    "slackWebhookSecretArn",
+    "notificationEmails",
+    "pollIntervalSeconds",
+    "pollBackoffRate",
+    "pollMaxAttempts",
 )
 
 
@@ -75,8 +91,12 @@ class SecurityConfig(CommonConfig):
     members: tuple[MemberTarget, ...] = ()
     guardduty_min_severity: float = 7.0
     guardduty_contain_severity: float = 8.0
-    guardduty_finding_prefixes: tuple[str, ...] = ("Backdoor:EC2", "CryptoCurrency:EC2", "Trojan:EC2",
-                                                   "UnauthorizedAccess:EC2")
+    guardduty_finding_prefixes: tuple[str, ...] = (
+        "Backdoor:EC2",
+        "CryptoCurrency:EC2",
+        "Trojan:EC2",
+        "UnauthorizedAccess:EC2",
+    )
     slack_webhook_secret_arn: str = ""
     notification_emails: tuple[str, ...] = field(default_factory=tuple)
     # Status polls in the state machines (snapshot and copy progress): bounded exponential backoff.
@@ -166,8 +186,11 @@ def _members(raw: Mapping[str, Any]) -> tuple[MemberTarget, ...]:
         region = _region(item.get("region"), f"{key}.region")
         role_arn = item.get("deploymentRoleArn")
         if not isinstance(role_arn, str) or not _ROLE_ARN.match(role_arn) or f"::{account}:" not in role_arn:
-            raise ConfigError(f"{key}.deploymentRoleArn", role_arn,
-                              f"must be the ARN of an IAM role in account {account} that Pulumi assumes to deploy")
+            raise ConfigError(
+                f"{key}.deploymentRoleArn",
+                role_arn,
+                f"must be the ARN of an IAM role in account {account} that Pulumi assumes to deploy",
+            )
         if (account, region) in seen:
             raise ConfigError(key, item, f"duplicates member {account} in {region}")
         seen.add((account, region))
@@ -179,8 +202,11 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
     """Build the typed config of a stack; the role comes from `role` or else the stack name."""
     role = raw.get("role") or (stack if stack in ROLES else None)
     if role not in ROLES:
-        raise ConfigError("role", raw.get("role"),
-                          f"stack {stack!r} is neither 'forensic' nor 'security'; set {NAMESPACE}:role to one")
+        raise ConfigError(
+            "role",
+            raw.get("role"),
+            f"stack {stack!r} is neither 'forensic' nor 'security'; set {NAMESPACE}:role to one",
+        )
     prefix = raw.get("prefix")
     if not isinstance(prefix, str):
         raise ConfigError("prefix", prefix, "is required (2-20 lowercase letters, digits, '-')")
@@ -190,7 +216,9 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
         raise ConfigError("prefix", prefix, str(exc)) from None
     home = _region(region, "aws:region")
     common: dict[str, Any] = dict(
-        role=role, prefix=prefix, region=home,
+        role=role,
+        prefix=prefix,
+        region=home,
         security_account=_account(raw, "securityAccount"),
         forensic_account=_account(raw, "forensicAccount"),
         forensic_region=_region(raw.get("forensicRegion", home), "forensicRegion"),
@@ -198,8 +226,11 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
         log_retention_days=_int(raw, "logRetentionDays", 90, 1, 3653),
     )
     if common["security_account"] == common["forensic_account"]:
-        raise ConfigError("forensicAccount", common["forensic_account"],
-                          "must differ from securityAccount: evidence is kept apart from the automation")
+        raise ConfigError(
+            "forensicAccount",
+            common["forensic_account"],
+            "must differ from securityAccount: evidence is kept apart from the automation",
+        )
     if role == "forensic":
         mode = raw.get("objectLockMode", "GOVERNANCE")
         if mode not in OBJECT_LOCK_MODES:
@@ -211,13 +242,19 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
             if not az.startswith(home):
                 raise ConfigError("analysisAzs", list(azs), f"zone {az!r} is not in region {home}")
         if common["forensic_region"] != home:
-            raise ConfigError("forensicRegion", common["forensic_region"],
-                              f"must equal aws:region ({home}) on the forensic stack: bucket names carry the region")
+            raise ConfigError(
+                "forensicRegion",
+                common["forensic_region"],
+                f"must equal aws:region ({home}) on the forensic stack: bucket names carry the region",
+            )
         glacier = _int(raw, "glacierAfterDays", 30, 1, 36500)
         if glacier >= common["retention_days"]:
             raise ConfigError("glacierAfterDays", glacier, "must be less than retentionDays")
         return ForensicConfig(
-            **common, object_lock_mode=mode, glacier_after_days=glacier, analysis_azs=azs,
+            **common,
+            object_lock_mode=mode,
+            glacier_after_days=glacier,
+            analysis_azs=azs,
             analysis_vpc_cidr=_cidr(raw, "analysisVpcCidr", "10.77.0.0/16"),
             build_vpc_cidr=_cidr(raw, "buildVpcCidr", "10.78.0.0/16"),
         )
@@ -226,9 +263,13 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
     if contain < low:
         raise ConfigError("guardDutyContainSeverity", contain, "must be at least guardDutyMinSeverity")
     return SecurityConfig(
-        **common, members=_members(raw), guardduty_min_severity=low, guardduty_contain_severity=contain,
-        guardduty_finding_prefixes=_str_list(raw, "guardDutyFindingPrefixes",
-                                             SecurityConfig.guardduty_finding_prefixes),
+        **common,
+        members=_members(raw),
+        guardduty_min_severity=low,
+        guardduty_contain_severity=contain,
+        guardduty_finding_prefixes=_str_list(
+            raw, "guardDutyFindingPrefixes", SecurityConfig.guardduty_finding_prefixes
+        ),
         slack_webhook_secret_arn=str(raw.get("slackWebhookSecretArn", "")),
         notification_emails=_str_list(raw, "notificationEmails", ()),
         poll_interval_seconds=_int(raw, "pollIntervalSeconds", 15, 1, 3600),

@@ -67,38 +67,58 @@ def naive_contain(session: boto3.Session, instance_id: str, prefix: str) -> None
 
     described = instance()
     if not ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")[
-            "DisableApiTermination"]["Value"]:
+        "DisableApiTermination"
+    ]["Value"]:
         ec2.modify_instance_attribute(InstanceId=instance_id, DisableApiTermination={"Value": True})
-    if ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")[
-            "InstanceInitiatedShutdownBehavior"]["Value"] != "stop":
-        ec2.modify_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior",
-                                      Value="stop")
+    if (
+        ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")[
+            "InstanceInitiatedShutdownBehavior"
+        ]["Value"]
+        != "stop"
+    ):
+        ec2.modify_instance_attribute(
+            InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior", Value="stop"
+        )
     for device in [m["DeviceName"] for m in described["BlockDeviceMappings"]]:
         mapping = next(m for m in instance()["BlockDeviceMappings"] if m["DeviceName"] == device)
         if mapping["Ebs"]["DeleteOnTermination"]:
-            ec2.modify_instance_attribute(InstanceId=instance_id, BlockDeviceMappings=[
-                {"DeviceName": mapping["DeviceName"], "Ebs": {"DeleteOnTermination": False}}])
+            ec2.modify_instance_attribute(
+                InstanceId=instance_id,
+                BlockDeviceMappings=[{"DeviceName": mapping["DeviceName"], "Ebs": {"DeleteOnTermination": False}}],
+            )
     for member in autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]:
-        autoscaling.detach_instances(InstanceIds=[instance_id], AutoScalingGroupName=member["AutoScalingGroupName"],
-                                     ShouldDecrementDesiredCapacity=False)
+        autoscaling.detach_instances(
+            InstanceIds=[instance_id],
+            AutoScalingGroupName=member["AutoScalingGroupName"],
+            ShouldDecrementDesiredCapacity=False,
+        )
     for group in elbv2.describe_target_groups()["TargetGroups"]:
         health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
         for target in health:
             if target["Target"]["Id"] == instance_id and target["TargetHealth"]["State"] != "draining":
                 elbv2.deregister_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[target["Target"]])
-    for address in ec2.describe_addresses(Filters=[{"Name": "network-interface-id", "Values": [
-            n["NetworkInterfaceId"] for n in described["NetworkInterfaces"]]}])["Addresses"]:
+    for address in ec2.describe_addresses(
+        Filters=[
+            {
+                "Name": "network-interface-id",
+                "Values": [n["NetworkInterfaceId"] for n in described["NetworkInterfaces"]],
+            }
+        ]
+    )["Addresses"]:
         ec2.disassociate_address(AssociationId=address["AssociationId"])
     for association in ec2.describe_iam_instance_profile_associations(
-            Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]:
-        ec2.replace_iam_instance_profile_association(AssociationId=association["AssociationId"],
-                                                     IamInstanceProfile={"Name": iam_profile})
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"]:
+        ec2.replace_iam_instance_profile_association(
+            AssociationId=association["AssociationId"], IamInstanceProfile={"Name": iam_profile}
+        )
     vpc = described["VpcId"]
     tracked_name, deny_name = naming.isolation_group_names(prefix)
     ids: dict[str, str] = {}
     for name in (tracked_name, deny_name):
-        found = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]},
-                                                      {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+        found = ec2.describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc]}]
+        )["SecurityGroups"]
         if found:
             ids[name] = found[0]["GroupId"]
             continue
@@ -112,8 +132,7 @@ def naive_contain(session: boto3.Session, instance_id: str, prefix: str) -> None
         for eni in instance()["NetworkInterfaces"]:
             current = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])
             if [g["GroupId"] for g in current["NetworkInterfaces"][0]["Groups"]] != [ids[step]]:
-                ec2.modify_network_interface_attribute(NetworkInterfaceId=eni["NetworkInterfaceId"],
-                                                       Groups=[ids[step]])
+                ec2.modify_network_interface_attribute(NetworkInterfaceId=eni["NetworkInterfaceId"], Groups=[ids[step]])
 
 
 def ours(session: boto3.Session, instance_id: str, prefix: str) -> None:
@@ -133,11 +152,13 @@ class Measurement:
 def second_instance(session: boto3.Session, tier: WebTier) -> str:
     """Another two-interface instance in the same VPC: the isolation groups exist by now."""
     ec2 = session.client("ec2")
-    instance_id = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=tier.subnet_ids[0],
-                                    SecurityGroupIds=[tier.web_group_id])["Instances"][0]["InstanceId"]
+    instance_id = ec2.run_instances(
+        ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=tier.subnet_ids[0], SecurityGroupIds=[tier.web_group_id]
+    )["Instances"][0]["InstanceId"]
     eni = ec2.create_network_interface(SubnetId=tier.subnet_ids[0], Groups=[tier.admin_group_id])
-    ec2.attach_network_interface(NetworkInterfaceId=eni["NetworkInterface"]["NetworkInterfaceId"],
-                                 InstanceId=instance_id, DeviceIndex=1)
+    ec2.attach_network_interface(
+        NetworkInterfaceId=eni["NetworkInterface"]["NetworkInterfaceId"], InstanceId=instance_id, DeviceIndex=1
+    )
     return instance_id
 
 
@@ -148,11 +169,17 @@ def measure(name: str, contain: Callable[[boto3.Session, str, str], None]) -> li
         install_ec2_semantics(patches)
         admin = local_aws.account_session(local_aws.MEMBER_ACCOUNT)
         tier = build_web_tier(admin, prefix=PREFIX)
-        for scenario, instance_id in (("first instance in a VPC", tier.instance_id),
-                                      ("isolation groups exist", second_instance(admin, tier))):
+        for scenario, instance_id in (
+            ("first instance in a VPC", tier.instance_id),
+            ("isolation groups exist", second_instance(admin, tier)),
+        ):
             ec2 = admin.client("ec2")
-            interfaces = [n["NetworkInterfaceId"] for n in ec2.describe_instances(InstanceIds=[instance_id])[
-                "Reservations"][0]["Instances"][0]["NetworkInterfaces"]]
+            interfaces = [
+                n["NetworkInterfaceId"]
+                for n in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+                    "NetworkInterfaces"
+                ]
+            ]
             session = local_aws.account_session(local_aws.MEMBER_ACCOUNT)
             for service in ("ec2", "iam", "autoscaling", "elbv2"):
                 session.client(service)  # load service models outside the timed section
@@ -161,13 +188,24 @@ def measure(name: str, contain: Callable[[boto3.Session, str, str], None]) -> li
             started = time.perf_counter()
             contain(session, instance_id, PREFIX)
             finished = time.perf_counter()
-            deny = ec2.describe_security_groups(Filters=[
-                {"Name": "group-name", "Values": [naming.isolation_group_names(PREFIX)[1]]},
-                {"Name": "vpc-id", "Values": [tier.vpc_id]}])["SecurityGroups"][0]["GroupId"]
+            deny = ec2.describe_security_groups(
+                Filters=[
+                    {"Name": "group-name", "Values": [naming.isolation_group_names(PREFIX)[1]]},
+                    {"Name": "vpc-id", "Values": [tier.vpc_id]},
+                ]
+            )["SecurityGroups"][0]["GroupId"]
             isolated = log.isolated_after(interfaces, deny)
             isolated_at = log.calls[isolated][1] if isolated < len(log.calls) else finished
-            results.append(Measurement(name, scenario, isolated, len(log.calls),
-                                       (isolated_at - started) * 1000, (finished - started) * 1000))
+            results.append(
+                Measurement(
+                    name,
+                    scenario,
+                    isolated,
+                    len(log.calls),
+                    (isolated_at - started) * 1000,
+                    (finished - started) * 1000,
+                )
+            )
     patches.undo()
     return results
 
@@ -176,18 +214,24 @@ def main() -> None:
     local_aws.use_fake_credentials()
     ours_results = measure("irforensics", ours)
     naive_results = measure("naive baseline", naive_contain)
-    header = f"{'scenario':<26}{'implementation':<16}{'calls to isolation':>20}{'calls total':>13}" \
-             f"{'ms to isolation':>17}{'ms total':>10}"
+    header = (
+        f"{'scenario':<26}{'implementation':<16}{'calls to isolation':>20}{'calls total':>13}"
+        f"{'ms to isolation':>17}{'ms total':>10}"
+    )
     print(header)
     print("-" * len(header))
     for ours_m, naive_m in zip(ours_results, naive_results, strict=True):
         for m in (ours_m, naive_m):
-            print(f"{m.scenario:<26}{m.implementation:<16}{m.calls_to_isolation:>20}{m.calls_total:>13}"
-                  f"{m.ms_to_isolation:>17.1f}{m.ms_total:>10.1f}")
-        print(f"{'':<26}{'naive / ours':<16}{naive_m.calls_to_isolation / ours_m.calls_to_isolation:>19.1f}x"
-              f"{naive_m.calls_total / ours_m.calls_total:>12.1f}x"
-              f"{naive_m.ms_to_isolation / ours_m.ms_to_isolation:>16.1f}x"
-              f"{naive_m.ms_total / ours_m.ms_total:>9.1f}x")
+            print(
+                f"{m.scenario:<26}{m.implementation:<16}{m.calls_to_isolation:>20}{m.calls_total:>13}"
+                f"{m.ms_to_isolation:>17.1f}{m.ms_total:>10.1f}"
+            )
+        print(
+            f"{'':<26}{'naive / ours':<16}{naive_m.calls_to_isolation / ours_m.calls_to_isolation:>19.1f}x"
+            f"{naive_m.calls_total / ours_m.calls_total:>12.1f}x"
+            f"{naive_m.ms_to_isolation / ours_m.ms_to_isolation:>16.1f}x"
+            f"{naive_m.ms_total / ours_m.ms_total:>9.1f}x"
+        )
 
 
 if __name__ == "__main__":

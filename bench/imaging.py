@@ -118,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         }
         if shutil.which("openssl"):
             results["openssl dgst"] = best_of(
-                args.repeat, lambda _: tool_digest(["openssl", "dgst", "-sha256", "-r", str(volume)]), clear)
+                args.repeat, lambda _: tool_digest(["openssl", "dgst", "-sha256", "-r", str(volume)]), clear
+            )
 
     version = subprocess.run(["sha256sum", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    print(f"volume: {args.size_mib} MiB, {block // 1024} KiB blocks, {data_blocks} of {size // block} "
-          f"blocks hold data; best of {args.repeat}; {args.workers} read workers")
+    print(
+        f"volume: {args.size_mib} MiB, {block // 1024} KiB blocks, {data_blocks} of {size // block} "
+        f"blocks hold data; best of {args.repeat}; {args.workers} read workers"
+    )
     print(f"{'method':<14} {'seconds':>8} {'MiB/s':>9}")
     for name, (seconds, _) in results.items():
         print(f"{name:<14} {seconds:8.3f} {args.size_mib / seconds:9.1f}")
@@ -130,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ours / sha256sum: {reference / ours:.2f}  (target >= 0.90; sha256sum is {version})")
     print(f"ours / baseline (dd, then sha256sum, then copy): {baseline / ours:.2f}")
     if "openssl dgst" in results:
-        print(f"ours / openssl dgst -sha256 (hash only, SHA-NI where the CPU has it): "
-              f"{results['openssl dgst'][0] / ours:.2f}")
+        print(
+            f"ours / openssl dgst -sha256 (hash only, SHA-NI where the CPU has it): "
+            f"{results['openssl dgst'][0] / ours:.2f}"
+        )
     digests = set().union(*(d for _, d in results.values()))
     if len(digests) != 1:
         print(f"DIGESTS DISAGREE: {sorted(digests)}")

@@ -42,26 +42,54 @@ SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 IMAGE_BUILDER_INSTANCE_POLICY = "arn:aws:iam::aws:policy/EC2InstanceProfileForImageBuilder"
 # Every action that removes evidence or weakens its retention.
 EVIDENCE_DESTRUCTIVE_ACTIONS = (
-    "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObjectRetention",
+    "s3:BypassGovernanceRetention",
     "s3:PutBucketObjectLockConfiguration",
 )
 INVESTIGATOR_DENIED_ACTIONS = (
-    *EVIDENCE_DESTRUCTIVE_ACTIONS, "s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging",
-    "s3:PutObjectLegalHold", "s3:DeleteBucket", "s3:DeleteBucketPolicy", "s3:PutBucketPolicy",
-    "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning", "s3:PutObject", "s3:PutObjectAcl",
+    *EVIDENCE_DESTRUCTIVE_ACTIONS,
+    "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersionTagging",
+    "s3:PutObjectLegalHold",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketVersioning",
+    "s3:PutObject",
+    "s3:PutObjectAcl",
 )
 KEY_USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
 # The automation role's use of the evidence key: S3 SSE-KMS writes and reads, and EBS encrypting
 # the forensic snapshot copies with it (Encrypt and the other GenerateDataKey* are never needed).
-AUTOMATION_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey",
-                          "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo")
+AUTOMATION_KEY_ACTIONS = (
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptTo",
+)
 KEY_GRANT_ACTIONS = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
 # Administration of the key without use of it: an account administrator can manage the key
 # (and so can never be locked out of it) but reads evidence only through the investigator role.
 KEY_ADMIN_ACTIONS = (
-    "kms:CancelKeyDeletion", "kms:Create*", "kms:Delete*", "kms:Describe*", "kms:Disable*", "kms:Enable*",
-    "kms:Get*", "kms:List*", "kms:Put*", "kms:Revoke*", "kms:RotateKeyOnDemand", "kms:ScheduleKeyDeletion",
-    "kms:TagResource", "kms:UntagResource", "kms:Update*",
+    "kms:CancelKeyDeletion",
+    "kms:Create*",
+    "kms:Delete*",
+    "kms:Describe*",
+    "kms:Disable*",
+    "kms:Enable*",
+    "kms:Get*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Revoke*",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:Update*",
 )
 
 
@@ -84,11 +112,12 @@ class ForensicAccountArgs:
         if self.object_lock_mode not in OBJECT_LOCK_MODES:
             raise ValueError(f"object lock mode {self.object_lock_mode!r} must be GOVERNANCE or COMPLIANCE")
         if len(set(self.analysis_azs)) < 2:
-            raise ValueError("the analysis VPC needs two or more availability zones, "
-                             f"got {list(self.analysis_azs)}")
+            raise ValueError(f"the analysis VPC needs two or more availability zones, got {list(self.analysis_azs)}")
         if not 0 < self.glacier_after_days < self.retention_days:
-            raise ValueError(f"glacier transition after {self.glacier_after_days} days must come before "
-                             f"the {self.retention_days}-day retention ends")
+            raise ValueError(
+                f"glacier transition after {self.glacier_after_days} days must come before "
+                f"the {self.retention_days}-day retention ends"
+            )
         subnet_cidrs(self.analysis_vpc_cidr, len(self.analysis_azs))
         subnet_cidrs(self.build_vpc_cidr, 1)
 
@@ -97,11 +126,17 @@ class ForensicAccountArgs:
         # Names derive from the region this stack deploys to (aws:region); the other stacks derive
         # them from forensicRegion, so the two must agree.
         return cls(
-            prefix=cfg.prefix, account=cfg.forensic_account, region=cfg.region,
-            security_account=cfg.security_account, object_lock_mode=cfg.object_lock_mode,
-            retention_days=cfg.retention_days, glacier_after_days=cfg.glacier_after_days,
-            log_retention_days=cfg.log_retention_days, analysis_azs=tuple(cfg.analysis_azs),
-            analysis_vpc_cidr=cfg.analysis_vpc_cidr, build_vpc_cidr=cfg.build_vpc_cidr,
+            prefix=cfg.prefix,
+            account=cfg.forensic_account,
+            region=cfg.region,
+            security_account=cfg.security_account,
+            object_lock_mode=cfg.object_lock_mode,
+            retention_days=cfg.retention_days,
+            glacier_after_days=cfg.glacier_after_days,
+            log_retention_days=cfg.log_retention_days,
+            analysis_azs=tuple(cfg.analysis_azs),
+            analysis_vpc_cidr=cfg.analysis_vpc_cidr,
+            build_vpc_cidr=cfg.build_vpc_cidr,
         )
 
 
@@ -131,7 +166,6 @@ def trail_name(prefix: str) -> str:
     return f"{prefix}-ir-evidence-trail"
 
 
-
 def project_source_files(root: Path = ROOT) -> dict[str, Path]:
     """Archive path -> file of the installable project (what `pip install .` needs), sources only."""
     files: dict[str, Path] = {}
@@ -150,8 +184,10 @@ def toolset_component_document(source_bucket: str, source_key: str = TOOLSET_SOU
     tsk = f"sleuthkit-{SLEUTHKIT_VERSION}"
     tsk_url = f"https://github.com/sleuthkit/sleuthkit/releases/download/{tsk}/{tsk}.tar.gz"
     # perl runs mactime; XFS is the Amazon Linux root file system.
-    packages = ("gcc gcc-c++ make perl zlib-devel xfsprogs e2fsprogs python3.11 python3.11-pip "
-                "python3.11-devel golang git unzip tar")
+    packages = (
+        "gcc gcc-c++ make perl zlib-devel xfsprogs e2fsprogs python3.11 python3.11-pip "
+        "python3.11-devel golang git unzip tar"
+    )
     python_libraries = '"volatility3>=2.7,<3" "yara-python>=4.5,<5" "libfsxfs-python>=20240501"'
     return f"""\
 name: irforensics-toolset
@@ -221,19 +257,30 @@ def _tags(name: str) -> dict[str, str]:
     return {"Name": name, MANAGED_BY_TAG: MANAGED_BY_VALUE}
 
 
-def _grant(sid: str, principal: Any, actions: Sequence[str], resources: Any,
-           condition: dict[str, Any] | None = None) -> Statement:
+def _grant(
+    sid: str, principal: Any, actions: Sequence[str], resources: Any, condition: dict[str, Any] | None = None
+) -> Statement:
     """An Allow statement of a resource policy (bucket or key), which names its principal."""
-    statement: Statement = {"Sid": sid, "Effect": "Allow", "Principal": principal,
-                            "Action": sorted(actions), "Resource": resources}
+    statement: Statement = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": principal,
+        "Action": sorted(actions),
+        "Resource": resources,
+    }
     if condition:
         statement["Condition"] = condition
     return statement
 
 
 def _deny_insecure_transport(bucket_name: str) -> Statement:
-    return deny("DenyInsecureTransport", "s3:*", [bucket_arn(bucket_name), f"{bucket_arn(bucket_name)}/*"],
-                {"Bool": {"aws:SecureTransport": "false"}}, principal="*")
+    return deny(
+        "DenyInsecureTransport",
+        "s3:*",
+        [bucket_arn(bucket_name), f"{bucket_arn(bucket_name)}/*"],
+        {"Bool": {"aws:SecureTransport": "false"}},
+        principal="*",
+    )
 
 
 class ForensicAccount(pulumi.ComponentResource):
@@ -248,8 +295,7 @@ class ForensicAccount(pulumi.ComponentResource):
     trail: aws.cloudtrail.Trail
     toolset_ami_parameter: aws.ssm.Parameter
 
-    def __init__(self, name: str, args: ForensicAccountArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: ForensicAccountArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("irforensics:forensic:ForensicAccount", name, None, opts)
         self._name = name
         self._args = args
@@ -267,19 +313,21 @@ class ForensicAccount(pulumi.ComponentResource):
         self._role_policies()
         self._toolset_pipeline()
 
-        self.register_outputs({
-            "evidence_bucket_name": self.evidence_bucket.bucket,
-            "evidence_bucket_arn": self.evidence_bucket.arn,
-            "key_arn": self.key.arn,
-            "analysis_vpc_id": self.analysis_vpc.id,
-            "analysis_subnet_ids": [subnet.id for subnet in self.analysis_subnets],
-            "analysis_security_group_id": self.analysis_security_group.id,
-            "analysis_instance_profile_name": self.analysis_instance_profile.name,
-            "forensic_automation_role_arn": self.forensic_automation_role.arn,
-            "investigator_role_arn": self.investigator_role.arn,
-            "trail_arn": self.trail.arn,
-            "toolset_ami_parameter_name": self.toolset_ami_parameter.name,
-        })
+        self.register_outputs(
+            {
+                "evidence_bucket_name": self.evidence_bucket.bucket,
+                "evidence_bucket_arn": self.evidence_bucket.arn,
+                "key_arn": self.key.arn,
+                "analysis_vpc_id": self.analysis_vpc.id,
+                "analysis_subnet_ids": [subnet.id for subnet in self.analysis_subnets],
+                "analysis_security_group_id": self.analysis_security_group.id,
+                "analysis_instance_profile_name": self.analysis_instance_profile.name,
+                "forensic_automation_role_arn": self.forensic_automation_role.arn,
+                "investigator_role_arn": self.investigator_role.arn,
+                "trail_arn": self.trail.arn,
+                "toolset_ami_parameter_name": self.toolset_ami_parameter.name,
+            }
+        )
 
     # -- identities ---------------------------------------------------------------------------
 
@@ -288,35 +336,58 @@ class ForensicAccount(pulumi.ComponentResource):
         args, name = self._args, self._name
         self.forensic_automation_role_name = naming.forensic_automation_role(args.prefix)
         self.forensic_automation_role = aws.iam.Role(
-            f"{name}-automation-role", name=self.forensic_automation_role_name,
+            f"{name}-automation-role",
+            name=self.forensic_automation_role_name,
             description="Assumed by the security account's response Lambdas to copy, lock and image evidence",
             assume_role_policy=cross_account_trust(
-                args.security_account, naming.lambda_role_pattern(args.prefix, args.security_account)),
-            max_session_duration=3600, tags=_tags(self.forensic_automation_role_name), opts=self._child)
+                args.security_account, naming.lambda_role_pattern(args.prefix, args.security_account)
+            ),
+            max_session_duration=3600,
+            tags=_tags(self.forensic_automation_role_name),
+            opts=self._child,
+        )
 
         self.analysis_role_name = naming.analysis_profile(args.prefix)
         self.analysis_role = aws.iam.Role(
-            f"{name}-analysis-instance-role", name=self.analysis_role_name,
+            f"{name}-analysis-instance-role",
+            name=self.analysis_role_name,
             description="Analysis instances: read evidence, write findings under analysis/ and report/",
             assume_role_policy=service_trust("ec2.amazonaws.com"),
-            tags=_tags(self.analysis_role_name), opts=self._child)
-        aws.iam.RolePolicyAttachment(f"{name}-analysis-instance-ssm", role=self.analysis_role.name,
-                                     policy_arn=SSM_CORE_POLICY, opts=self._child)
+            tags=_tags(self.analysis_role_name),
+            opts=self._child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-analysis-instance-ssm", role=self.analysis_role.name, policy_arn=SSM_CORE_POLICY, opts=self._child
+        )
         self.analysis_instance_profile = aws.iam.InstanceProfile(
-            f"{name}-analysis-instance-profile", name=naming.analysis_profile(args.prefix),
-            role=self.analysis_role.name, tags=_tags(naming.analysis_profile(args.prefix)), opts=self._child)
+            f"{name}-analysis-instance-profile",
+            name=naming.analysis_profile(args.prefix),
+            role=self.analysis_role.name,
+            tags=_tags(naming.analysis_profile(args.prefix)),
+            opts=self._child,
+        )
 
         self.investigator_role_name = naming.investigator_role(args.prefix)
         # Operators federate into the forensic account (SSO, SAML) and assume this role from there;
         # who may do so is the account's own IAM, not something this stack can know.
         self.investigator_role = aws.iam.Role(
-            f"{name}-investigator-role", name=self.investigator_role_name,
+            f"{name}-investigator-role",
+            name=self.investigator_role_name,
             description="Investigators: read evidence and reports; change or delete nothing",
-            assume_role_policy=policy_document([{
-                "Sid": "ForensicAccountOperatorsAssume", "Effect": "Allow", "Action": "sts:AssumeRole",
-                "Principal": {"AWS": f"arn:aws:iam::{args.account}:root"},
-            }]),
-            max_session_duration=3600 * 4, tags=_tags(self.investigator_role_name), opts=self._child)
+            assume_role_policy=policy_document(
+                [
+                    {
+                        "Sid": "ForensicAccountOperatorsAssume",
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"AWS": f"arn:aws:iam::{args.account}:root"},
+                    }
+                ]
+            ),
+            max_session_duration=3600 * 4,
+            tags=_tags(self.investigator_role_name),
+            opts=self._child,
+        )
 
     def _key(self) -> None:
         args, name = self._args, self._name
@@ -325,78 +396,145 @@ class ForensicAccount(pulumi.ComponentResource):
         investigator = role_arn(args.account, self.investigator_role_name)
         # The security account's Lambdas get nothing here: they act through the automation role.
         statements = [
-            _grant("AccountAdministersKey", {"AWS": f"arn:aws:iam::{args.account}:root"},
-                   KEY_ADMIN_ACTIONS, "*"),
+            _grant("AccountAdministersKey", {"AWS": f"arn:aws:iam::{args.account}:root"}, KEY_ADMIN_ACTIONS, "*"),
             _grant("EvidenceRolesUseKey", {"AWS": [automation, analysis]}, KEY_USE_ACTIONS, "*"),
             # EBS (snapshot copies, volumes of analysis instances) works through grants.
-            _grant("EvidenceRolesGrantToAwsServices", {"AWS": [automation, analysis]}, KEY_GRANT_ACTIONS, "*",
-                   {"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+            _grant(
+                "EvidenceRolesGrantToAwsServices",
+                {"AWS": [automation, analysis]},
+                KEY_GRANT_ACTIONS,
+                "*",
+                {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
             _grant("InvestigatorsDecrypt", {"AWS": investigator}, ["kms:Decrypt", "kms:DescribeKey"], "*"),
         ]
         self.key = aws.kms.Key(
-            f"{name}-key", description=f"{args.prefix} irforensics evidence key (S3 evidence, EBS copies)",
-            enable_key_rotation=True, deletion_window_in_days=30, policy=policy_document(statements),
+            f"{name}-key",
+            description=f"{args.prefix} irforensics evidence key (S3 evidence, EBS copies)",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=policy_document(statements),
             tags=_tags(naming.forensic_key_alias(args.prefix)),
-            opts=pulumi.ResourceOptions(parent=self, protect=True, depends_on=[
-                self.forensic_automation_role, self.analysis_role, self.investigator_role]))
-        self.key_alias = aws.kms.Alias(f"{name}-key-alias", name=naming.forensic_key_alias(args.prefix),
-                                       target_key_id=self.key.key_id, opts=self._child)
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=True,
+                depends_on=[self.forensic_automation_role, self.analysis_role, self.investigator_role],
+            ),
+        )
+        self.key_alias = aws.kms.Alias(
+            f"{name}-key-alias",
+            name=naming.forensic_key_alias(args.prefix),
+            target_key_id=self.key.key_id,
+            opts=self._child,
+        )
 
     # -- buckets --------------------------------------------------------------------------------
 
-    def _private_bucket(self, logical: str, bucket_name: str, *, kms_key: aws.kms.Key | None,
-                        object_lock: bool = False,
-                        protect: bool = False) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
+    def _private_bucket(
+        self,
+        logical: str,
+        bucket_name: str,
+        *,
+        kms_key: aws.kms.Key | None,
+        object_lock: bool = False,
+        protect: bool = False,
+    ) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
         """A bucket no one outside the account can read, versioned and encrypted at rest."""
-        bucket = aws.s3.Bucket(f"{self._name}-{logical}", bucket=bucket_name, object_lock_enabled=object_lock,
-                               force_destroy=False, tags=_tags(bucket_name),
-                               opts=pulumi.ResourceOptions(parent=self, protect=protect))
+        bucket = aws.s3.Bucket(
+            f"{self._name}-{logical}",
+            bucket=bucket_name,
+            object_lock_enabled=object_lock,
+            force_destroy=False,
+            tags=_tags(bucket_name),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
         public_access = aws.s3.BucketPublicAccessBlock(
-            f"{self._name}-{logical}-public-access", bucket=bucket.id, block_public_acls=True,
-            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True, opts=self._child)
+            f"{self._name}-{logical}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._child,
+        )
         versioning = aws.s3.BucketVersioning(
-            f"{self._name}-{logical}-versioning", bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"}, opts=self._child)
+            f"{self._name}-{logical}-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=self._child,
+        )
         default = aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
             sse_algorithm="aws:kms" if kms_key is not None else "AES256",
-            kms_master_key_id=kms_key.arn if kms_key is not None else None)
+            kms_master_key_id=kms_key.arn if kms_key is not None else None,
+        )
         encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{self._name}-{logical}-encryption", bucket=bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=default, bucket_key_enabled=kms_key is not None)],
-            opts=self._child)
+            f"{self._name}-{logical}-encryption",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=default, bucket_key_enabled=kms_key is not None
+                )
+            ],
+            opts=self._child,
+        )
         return bucket, [public_access, versioning, encryption]
 
-    def _bucket_policy(self, logical: str, bucket: aws.s3.Bucket, bucket_name: str,
-                       statements: list[Statement], depends_on: Sequence[pulumi.Resource]) -> aws.s3.BucketPolicy:
+    def _bucket_policy(
+        self,
+        logical: str,
+        bucket: aws.s3.Bucket,
+        bucket_name: str,
+        statements: list[Statement],
+        depends_on: Sequence[pulumi.Resource],
+    ) -> aws.s3.BucketPolicy:
         # S3 refuses a policy while the public access block is being changed ("conflicting
         # conditional operation"), so policies wait for the bucket's settings.
         return aws.s3.BucketPolicy(
-            f"{self._name}-{logical}-policy", bucket=bucket.id,
+            f"{self._name}-{logical}-policy",
+            bucket=bucket.id,
             policy=policy_document([_deny_insecure_transport(bucket_name), *statements]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
 
-    def _expire(self, logical: str, bucket: aws.s3.Bucket, versioning: pulumi.Resource, days: int,
-                glacier_after_days: int | None = None) -> aws.s3.BucketLifecycleConfiguration:
+    def _expire(
+        self,
+        logical: str,
+        bucket: aws.s3.Bucket,
+        versioning: pulumi.Resource,
+        days: int,
+        glacier_after_days: int | None = None,
+    ) -> aws.s3.BucketLifecycleConfiguration:
         transitions = noncurrent_transitions = None
         if glacier_after_days is not None:
             # Images older than this are rarely re-examined; a restore takes hours, not days.
-            transitions = [aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
-                days=glacier_after_days, storage_class="GLACIER")]
-            noncurrent_transitions = [aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionTransitionArgs(
-                noncurrent_days=glacier_after_days, storage_class="GLACIER")]
+            transitions = [
+                aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=glacier_after_days, storage_class="GLACIER")
+            ]
+            noncurrent_transitions = [
+                aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionTransitionArgs(
+                    noncurrent_days=glacier_after_days, storage_class="GLACIER"
+                )
+            ]
         rule = aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id="retention", status="Enabled", filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
+            id="retention",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
             expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
             noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                noncurrent_days=days),
+                noncurrent_days=days
+            ),
             abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                days_after_initiation=7),
-            transitions=transitions, noncurrent_version_transitions=noncurrent_transitions,
+                days_after_initiation=7
+            ),
+            transitions=transitions,
+            noncurrent_version_transitions=noncurrent_transitions,
         )
         return aws.s3.BucketLifecycleConfiguration(
-            f"{self._name}-{logical}-lifecycle", bucket=bucket.id, rules=[rule],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
+            f"{self._name}-{logical}-lifecycle",
+            bucket=bucket.id,
+            rules=[rule],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
 
     def _access_log_bucket(self) -> None:
         args = self._args
@@ -404,60 +542,94 @@ class ForensicAccount(pulumi.ComponentResource):
         self.trail_bucket_name = naming.trail_bucket(args.prefix, args.account, args.region)
         # S3 server access log delivery cannot write with SSE-KMS: this bucket uses SSE-S3.
         self.access_log_bucket, settings = self._private_bucket(
-            "access-log-bucket", self.access_log_bucket_name, kms_key=None)
+            "access-log-bucket", self.access_log_bucket_name, kms_key=None
+        )
         self.access_log_bucket_policy = self._bucket_policy(
-            "access-log-bucket", self.access_log_bucket, self.access_log_bucket_name, [
-                _grant("S3ServerAccessLogDelivery", {"Service": "logging.s3.amazonaws.com"}, ["s3:PutObject"],
-                       f"{bucket_arn(self.access_log_bucket_name)}/*", {
-                           "ArnLike": {"aws:SourceArn": [self.evidence_bucket_arn,
-                                                         bucket_arn(self.trail_bucket_name)]},
-                           "StringEquals": {"aws:SourceAccount": args.account},
-                       }),
-            ], settings)
+            "access-log-bucket",
+            self.access_log_bucket,
+            self.access_log_bucket_name,
+            [
+                _grant(
+                    "S3ServerAccessLogDelivery",
+                    {"Service": "logging.s3.amazonaws.com"},
+                    ["s3:PutObject"],
+                    f"{bucket_arn(self.access_log_bucket_name)}/*",
+                    {
+                        "ArnLike": {"aws:SourceArn": [self.evidence_bucket_arn, bucket_arn(self.trail_bucket_name)]},
+                        "StringEquals": {"aws:SourceAccount": args.account},
+                    },
+                ),
+            ],
+            settings,
+        )
         # Access logs show who read evidence: they are kept as long as the evidence.
         self._expire("access-log-bucket", self.access_log_bucket, settings[1], args.retention_days)
 
     def _log_access(self, logical: str, bucket: aws.s3.Bucket, bucket_name: str) -> aws.s3.BucketLogging:
         return aws.s3.BucketLogging(
-            f"{self._name}-{logical}-logging", bucket=bucket.id, target_bucket=self.access_log_bucket.id,
+            f"{self._name}-{logical}-logging",
+            bucket=bucket.id,
+            target_bucket=self.access_log_bucket.id,
             target_prefix=f"{bucket_name}/",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.access_log_bucket_policy]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.access_log_bucket_policy]),
+        )
 
     def _evidence_bucket(self) -> None:
         args = self._args
         name = self.evidence_bucket_name
         arn = self.evidence_bucket_arn
-        self.evidence_bucket, settings = self._private_bucket("evidence-bucket", name, kms_key=self.key,
-                                                              object_lock=True, protect=True)
+        self.evidence_bucket, settings = self._private_bucket(
+            "evidence-bucket", name, kms_key=self.key, object_lock=True, protect=True
+        )
         versioning = settings[1]
         self.evidence_lock = aws.s3.BucketObjectLockConfiguration(
-            f"{self._name}-evidence-bucket-object-lock", bucket=self.evidence_bucket.id,
+            f"{self._name}-evidence-bucket-object-lock",
+            bucket=self.evidence_bucket.id,
             object_lock_enabled="Enabled",
             rule={"default_retention": {"mode": args.object_lock_mode, "days": args.retention_days}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
         root = f"arn:aws:iam::{args.account}:root"
         objects = f"{arn}/*"
         statements = [
             # Writers send no encryption header and rely on the bucket default; a header, when
             # sent, must name SSE-KMS and this key, so nothing lands under another key.
-            deny("DenyEncryptionOtherThanKms", "s3:PutObject", objects, {
-                "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
-                "Null": {"s3:x-amz-server-side-encryption": "false"},
-            }, principal="*"),
-            deny("DenyOtherKmsKeys", "s3:PutObject", objects, {
-                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": self.key.arn},
-                "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
-            }, principal="*"),
+            deny(
+                "DenyEncryptionOtherThanKms",
+                "s3:PutObject",
+                objects,
+                {
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                    "Null": {"s3:x-amz-server-side-encryption": "false"},
+                },
+                principal="*",
+            ),
+            deny(
+                "DenyOtherKmsKeys",
+                "s3:PutObject",
+                objects,
+                {
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": self.key.arn},
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+                },
+                principal="*",
+            ),
             # Only the account's root user can remove evidence or weaken its retention. That
             # includes changing the lock configuration: a new retention setting is a root task.
-            deny("DenyEvidenceDestructionExceptRoot", sorted(EVIDENCE_DESTRUCTIVE_ACTIONS), [arn, objects], {
-                "StringNotEquals": {"aws:PrincipalArn": root},
-            }, principal="*"),
+            deny(
+                "DenyEvidenceDestructionExceptRoot",
+                sorted(EVIDENCE_DESTRUCTIVE_ACTIONS),
+                [arn, objects],
+                {
+                    "StringNotEquals": {"aws:PrincipalArn": root},
+                },
+                principal="*",
+            ),
         ]
         self.evidence_bucket_policy = self._bucket_policy(
-            "evidence-bucket", self.evidence_bucket, name, statements, [*settings, self.evidence_lock])
-        self._expire("evidence-bucket", self.evidence_bucket, versioning, args.retention_days,
-                     args.glacier_after_days)
+            "evidence-bucket", self.evidence_bucket, name, statements, [*settings, self.evidence_lock]
+        )
+        self._expire("evidence-bucket", self.evidence_bucket, versioning, args.retention_days, args.glacier_after_days)
         self._log_access("evidence-bucket", self.evidence_bucket, name)
 
     def _trail(self) -> None:
@@ -466,34 +638,57 @@ class ForensicAccount(pulumi.ComponentResource):
         trail_arn = f"arn:aws:cloudtrail:{args.region}:{args.account}:trail/{name}"
         # The trail bucket uses SSE-S3: CloudTrail's own integrity is the signed digest files
         # (log file validation), and keeping CloudTrail off the evidence key keeps its policy small.
-        self.trail_bucket, settings = self._private_bucket("trail-bucket", self.trail_bucket_name,
-                                                           kms_key=None)
+        self.trail_bucket, settings = self._private_bucket("trail-bucket", self.trail_bucket_name, kms_key=None)
         trail_bucket = bucket_arn(self.trail_bucket_name)
         source = {"StringEquals": {"aws:SourceArn": trail_arn}}
-        policy = self._bucket_policy("trail-bucket", self.trail_bucket, self.trail_bucket_name, [
-            _grant("CloudTrailAclCheck", {"Service": "cloudtrail.amazonaws.com"}, ["s3:GetBucketAcl"],
-                   trail_bucket, source),
-            _grant("CloudTrailWrite", {"Service": "cloudtrail.amazonaws.com"}, ["s3:PutObject"],
-                   f"{trail_bucket}/AWSLogs/{args.account}/*",
-                   {"StringEquals": {"aws:SourceArn": trail_arn,
-                                     "s3:x-amz-acl": "bucket-owner-full-control"}}),
-        ], settings)
+        policy = self._bucket_policy(
+            "trail-bucket",
+            self.trail_bucket,
+            self.trail_bucket_name,
+            [
+                _grant(
+                    "CloudTrailAclCheck",
+                    {"Service": "cloudtrail.amazonaws.com"},
+                    ["s3:GetBucketAcl"],
+                    trail_bucket,
+                    source,
+                ),
+                _grant(
+                    "CloudTrailWrite",
+                    {"Service": "cloudtrail.amazonaws.com"},
+                    ["s3:PutObject"],
+                    f"{trail_bucket}/AWSLogs/{args.account}/*",
+                    {"StringEquals": {"aws:SourceArn": trail_arn, "s3:x-amz-acl": "bucket-owner-full-control"}},
+                ),
+            ],
+            settings,
+        )
         self._expire("trail-bucket", self.trail_bucket, settings[1], args.retention_days)
         self._log_access("trail-bucket", self.trail_bucket, self.trail_bucket_name)
         self.trail = aws.cloudtrail.Trail(
-            f"{self._name}-trail", name=name, s3_bucket_name=self.trail_bucket.id,
-            is_multi_region_trail=True, include_global_service_events=True, enable_log_file_validation=True,
+            f"{self._name}-trail",
+            name=name,
+            s3_bucket_name=self.trail_bucket.id,
+            is_multi_region_trail=True,
+            include_global_service_events=True,
+            enable_log_file_validation=True,
             advanced_event_selectors=[
-                {"name": "Management events",
-                 "field_selectors": [{"field": "eventCategory", "equals": ["Management"]}]},
-                {"name": "Every read and write of evidence objects",
-                 "field_selectors": [
-                     {"field": "eventCategory", "equals": ["Data"]},
-                     {"field": "resources.type", "equals": ["AWS::S3::Object"]},
-                     {"field": "resources.ARN", "starts_withs": [f"{self.evidence_bucket_arn}/"]},
-                 ]},
+                {
+                    "name": "Management events",
+                    "field_selectors": [{"field": "eventCategory", "equals": ["Management"]}],
+                },
+                {
+                    "name": "Every read and write of evidence objects",
+                    "field_selectors": [
+                        {"field": "eventCategory", "equals": ["Data"]},
+                        {"field": "resources.type", "equals": ["AWS::S3::Object"]},
+                        {"field": "resources.ARN", "starts_withs": [f"{self.evidence_bucket_arn}/"]},
+                    ],
+                },
             ],
-            tags=_tags(name), opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+            tags=_tags(name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
 
     # -- analysis network -----------------------------------------------------------------------
 
@@ -501,58 +696,113 @@ class ForensicAccount(pulumi.ComponentResource):
         args, name = self._args, self._name
         cidr = args.analysis_vpc_cidr
         self.analysis_vpc = aws.ec2.Vpc(
-            f"{name}-analysis-vpc", cidr_block=cidr, enable_dns_support=True, enable_dns_hostnames=True,
-            tags=_tags(f"{args.prefix}-ir-analysis"), opts=self._child)
+            f"{name}-analysis-vpc",
+            cidr_block=cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags=_tags(f"{args.prefix}-ir-analysis"),
+            opts=self._child,
+        )
         # The VPC's default group allows all egress; strip it so nothing can fall back on it.
-        aws.ec2.DefaultSecurityGroup(f"{name}-analysis-default-sg", vpc_id=self.analysis_vpc.id,
-                                     ingress=[], egress=[], tags=_tags(f"{args.prefix}-ir-analysis-default"),
-                                     opts=self._child)
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-analysis-default-sg",
+            vpc_id=self.analysis_vpc.id,
+            ingress=[],
+            egress=[],
+            tags=_tags(f"{args.prefix}-ir-analysis-default"),
+            opts=self._child,
+        )
         self.analysis_subnets = []
         self.analysis_route_tables: list[aws.ec2.RouteTable] = []
         cidrs = subnet_cidrs(cidr, len(args.analysis_azs))
         for az, subnet_cidr in zip(args.analysis_azs, cidrs, strict=True):
             subnet = aws.ec2.Subnet(
-                f"{name}-analysis-subnet-{az}", vpc_id=self.analysis_vpc.id, cidr_block=subnet_cidr,
-                availability_zone=az, map_public_ip_on_launch=False,
-                tags=_tags(f"{args.prefix}-ir-analysis-{az}"), opts=self._child)
+                f"{name}-analysis-subnet-{az}",
+                vpc_id=self.analysis_vpc.id,
+                cidr_block=subnet_cidr,
+                availability_zone=az,
+                map_public_ip_on_launch=False,
+                tags=_tags(f"{args.prefix}-ir-analysis-{az}"),
+                opts=self._child,
+            )
             # An explicit empty route list: only the VPC's local route, and any route added by
             # hand (to a gateway, a peering, a NAT) is removed again at the next deployment.
-            table = aws.ec2.RouteTable(f"{name}-analysis-rt-{az}", vpc_id=self.analysis_vpc.id, routes=[],
-                                       tags=_tags(f"{args.prefix}-ir-analysis-{az}"), opts=self._child)
-            aws.ec2.RouteTableAssociation(f"{name}-analysis-rta-{az}", subnet_id=subnet.id,
-                                          route_table_id=table.id, opts=self._child)
+            table = aws.ec2.RouteTable(
+                f"{name}-analysis-rt-{az}",
+                vpc_id=self.analysis_vpc.id,
+                routes=[],
+                tags=_tags(f"{args.prefix}-ir-analysis-{az}"),
+                opts=self._child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-analysis-rta-{az}", subnet_id=subnet.id, route_table_id=table.id, opts=self._child
+            )
             self.analysis_subnets.append(subnet)
             self.analysis_route_tables.append(table)
 
         # Only buckets of this account are reachable from analysis instances, whatever
         # credentials a sample running there might find.
         self.s3_endpoint = aws.ec2.VpcEndpoint(
-            f"{name}-analysis-s3-endpoint", vpc_id=self.analysis_vpc.id,
-            service_name=f"com.amazonaws.{args.region}.s3", vpc_endpoint_type="Gateway",
+            f"{name}-analysis-s3-endpoint",
+            vpc_id=self.analysis_vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
             route_table_ids=[table.id for table in self.analysis_route_tables],
-            policy=policy_document([{
-                "Sid": "OnlyThisAccountsBuckets", "Effect": "Allow", "Principal": "*",
-                "Action": sorted(["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
-                                  "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
-                                  "s3:GetBucketLocation"]),
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:ResourceAccount": args.account}},
-            }]),
-            tags=_tags(f"{args.prefix}-ir-analysis-s3"), opts=self._child)
+            policy=policy_document(
+                [
+                    {
+                        "Sid": "OnlyThisAccountsBuckets",
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": sorted(
+                            [
+                                "s3:GetObject",
+                                "s3:GetObjectVersion",
+                                "s3:PutObject",
+                                "s3:ListBucket",
+                                "s3:AbortMultipartUpload",
+                                "s3:ListMultipartUploadParts",
+                                "s3:GetBucketLocation",
+                            ]
+                        ),
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:ResourceAccount": args.account}},
+                    }
+                ]
+            ),
+            tags=_tags(f"{args.prefix}-ir-analysis-s3"),
+            opts=self._child,
+        )
 
         self.endpoint_security_group = aws.ec2.SecurityGroup(
-            f"{name}-analysis-endpoint-sg", vpc_id=self.analysis_vpc.id,
+            f"{name}-analysis-endpoint-sg",
+            vpc_id=self.analysis_vpc.id,
             description="Interface endpoints of the analysis VPC: HTTPS from inside the VPC only",
-            ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr],
-                      "description": "HTTPS from the analysis VPC"}],
-            egress=[], tags=_tags(f"{args.prefix}-ir-analysis-endpoints"), opts=self._child)
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "cidr_blocks": [cidr],
+                    "description": "HTTPS from the analysis VPC",
+                }
+            ],
+            egress=[],
+            tags=_tags(f"{args.prefix}-ir-analysis-endpoints"),
+            opts=self._child,
+        )
         self.interface_endpoints = [
             aws.ec2.VpcEndpoint(
-                f"{name}-analysis-{service}-endpoint", vpc_id=self.analysis_vpc.id,
-                service_name=f"com.amazonaws.{args.region}.{service}", vpc_endpoint_type="Interface",
-                private_dns_enabled=True, subnet_ids=[subnet.id for subnet in self.analysis_subnets],
+                f"{name}-analysis-{service}-endpoint",
+                vpc_id=self.analysis_vpc.id,
+                service_name=f"com.amazonaws.{args.region}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[subnet.id for subnet in self.analysis_subnets],
                 security_group_ids=[self.endpoint_security_group.id],
-                tags=_tags(f"{args.prefix}-ir-analysis-{service}"), opts=self._child)
+                tags=_tags(f"{args.prefix}-ir-analysis-{service}"),
+                opts=self._child,
+            )
             for service in INTERFACE_ENDPOINT_SERVICES
         ]
 
@@ -560,33 +810,65 @@ class ForensicAccount(pulumi.ComponentResource):
         # agent opens outbound) and speak HTTPS only: to the interface endpoints inside the VPC
         # and to S3 through the gateway endpoint, whose addresses are the S3 prefix list.
         self.analysis_security_group = aws.ec2.SecurityGroup(
-            f"{name}-analysis-sg", vpc_id=self.analysis_vpc.id,
+            f"{name}-analysis-sg",
+            vpc_id=self.analysis_vpc.id,
             description="Analysis instances: no inbound, HTTPS to the VPC endpoints only",
             ingress=[],
             egress=[
-                {"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr],
-                 "description": "HTTPS to the interface endpoints"},
-                {"protocol": "tcp", "from_port": 443, "to_port": 443,
-                 "prefix_list_ids": [self.s3_endpoint.prefix_list_id],
-                 "description": "HTTPS to S3 through the gateway endpoint"},
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "cidr_blocks": [cidr],
+                    "description": "HTTPS to the interface endpoints",
+                },
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "prefix_list_ids": [self.s3_endpoint.prefix_list_id],
+                    "description": "HTTPS to S3 through the gateway endpoint",
+                },
             ],
-            tags=_tags(f"{args.prefix}-ir-analysis-instances"), opts=self._child)
+            tags=_tags(f"{args.prefix}-ir-analysis-instances"),
+            opts=self._child,
+        )
 
         flow_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-analysis-flow-logs", name=f"/{args.prefix}/irforensics/analysis-vpc-flow-logs",
-            retention_in_days=args.log_retention_days, opts=self._child)
-        flow_log_role = aws.iam.Role(f"{name}-analysis-flow-logs-role",
-                                     assume_role_policy=service_trust("vpc-flow-logs.amazonaws.com"),
-                                     opts=self._child)
+            f"{name}-analysis-flow-logs",
+            name=f"/{args.prefix}/irforensics/analysis-vpc-flow-logs",
+            retention_in_days=args.log_retention_days,
+            opts=self._child,
+        )
+        flow_log_role = aws.iam.Role(
+            f"{name}-analysis-flow-logs-role",
+            assume_role_policy=service_trust("vpc-flow-logs.amazonaws.com"),
+            opts=self._child,
+        )
         aws.iam.RolePolicy(
-            f"{name}-analysis-flow-logs-policy", role=flow_log_role.id, opts=self._child,
-            policy=policy_document([allow(
-                "DeliverFlowLogs", ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                [flow_log_group.arn, pulumi.Output.concat(flow_log_group.arn, ":*")])]))
-        aws.ec2.FlowLog(f"{name}-analysis-flow-log", vpc_id=self.analysis_vpc.id, traffic_type="ALL",
-                        log_destination_type="cloud-watch-logs", log_destination=flow_log_group.arn,
-                        iam_role_arn=flow_log_role.arn, tags=_tags(f"{args.prefix}-ir-analysis"),
-                        opts=self._child)
+            f"{name}-analysis-flow-logs-policy",
+            role=flow_log_role.id,
+            opts=self._child,
+            policy=policy_document(
+                [
+                    allow(
+                        "DeliverFlowLogs",
+                        ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                        [flow_log_group.arn, pulumi.Output.concat(flow_log_group.arn, ":*")],
+                    )
+                ]
+            ),
+        )
+        aws.ec2.FlowLog(
+            f"{name}-analysis-flow-log",
+            vpc_id=self.analysis_vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=flow_log_group.arn,
+            iam_role_arn=flow_log_role.arn,
+            tags=_tags(f"{args.prefix}-ir-analysis"),
+            opts=self._child,
+        )
 
     # -- role permissions -----------------------------------------------------------------------
 
@@ -598,80 +880,160 @@ class ForensicAccount(pulumi.ComponentResource):
         instances_here = f"arn:aws:ec2:{region}:{account}:instance/*"
         analysis_role = role_arn(account, self.analysis_role_name)
         analysis_profile = f"arn:aws:iam::{account}:instance-profile/{naming.analysis_profile(args.prefix)}"
-        member_keys = {"ForAnyValue:StringEquals": {
-            "kms:ResourceAliases": naming.member_ebs_key_alias(args.prefix)}}
+        member_keys = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(args.prefix)}}
         automation = [
             # Source snapshots are shared from member accounts in any region.
             allow("CopySharedSnapshots", ["ec2:CopySnapshot"], ["arn:aws:ec2:*::snapshot/*"]),
             # Launching an analysis instance looks up the image, the analysis VPC, its subnets and group.
-            allow("DescribeEvidence", ["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
-                                       "ec2:DescribeSnapshots", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
-                                       "ssm:GetCommandInvocation"], "*"),
-            allow("ReadToolsetImageId", ["ssm:GetParameter"],
-                  [f"arn:aws:ssm:{region}:{account}:parameter{naming.toolset_ami_parameter(args.prefix)}"]),
-            allow("TagSnapshotCopies", ["ec2:CreateTags"], [snapshots_here],
-                  {"StringEquals": {"ec2:CreateAction": "CopySnapshot"}}),
-            allow("TagAnalysisInstancesAtLaunch", ["ec2:CreateTags"],
-                  [instances_here, f"arn:aws:ec2:{region}:{account}:volume/*"],
-                  {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
-            allow("LockAndReadSnapshotCopies", ["ebs:GetSnapshotBlock", "ebs:ListSnapshotBlocks",
-                                                "ec2:LockSnapshot"], [snapshots_here]),
+            allow(
+                "DescribeEvidence",
+                [
+                    "ec2:DescribeImages",
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeSnapshots",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeVpcs",
+                    "ssm:GetCommandInvocation",
+                ],
+                "*",
+            ),
+            allow(
+                "ReadToolsetImageId",
+                ["ssm:GetParameter"],
+                [f"arn:aws:ssm:{region}:{account}:parameter{naming.toolset_ami_parameter(args.prefix)}"],
+            ),
+            allow(
+                "TagSnapshotCopies",
+                ["ec2:CreateTags"],
+                [snapshots_here],
+                {"StringEquals": {"ec2:CreateAction": "CopySnapshot"}},
+            ),
+            allow(
+                "TagAnalysisInstancesAtLaunch",
+                ["ec2:CreateTags"],
+                [instances_here, f"arn:aws:ec2:{region}:{account}:volume/*"],
+                {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+            ),
+            allow(
+                "LockAndReadSnapshotCopies",
+                ["ebs:GetSnapshotBlock", "ebs:ListSnapshotBlocks", "ec2:LockSnapshot"],
+                [snapshots_here],
+            ),
             # Examination instances start only in the analysis subnets with the analysis group.
-            allow("RunAnalysisInstances", ["ec2:RunInstances"], [
-                instances_here, f"arn:aws:ec2:{region}:{account}:volume/*",
-                f"arn:aws:ec2:{region}:{account}:network-interface/*", f"arn:aws:ec2:{region}::image/*",
-                snapshots_here,
-                pulumi.Output.concat(f"arn:aws:ec2:{region}:{account}:security-group/",
-                                     self.analysis_security_group.id),
-                *[pulumi.Output.concat(f"arn:aws:ec2:{region}:{account}:subnet/", subnet.id)
-                  for subnet in self.analysis_subnets],
-            ]),
-            allow("TerminateAnalysisInstances", ["ec2:TerminateInstances"], [instances_here],
-                  {"StringEquals": {"ec2:InstanceProfile": analysis_profile}}),
-            allow("RunExaminationCommands", ["ssm:SendCommand"], [
-                instances_here, f"arn:aws:ssm:{region}::document/AWS-RunShellScript"]),
-            allow("PassAnalysisRole", ["iam:PassRole"], [analysis_role],
-                  {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
-            allow("WriteEvidence", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts",
-                                    "s3:PutObject"], [objects]),
+            allow(
+                "RunAnalysisInstances",
+                ["ec2:RunInstances"],
+                [
+                    instances_here,
+                    f"arn:aws:ec2:{region}:{account}:volume/*",
+                    f"arn:aws:ec2:{region}:{account}:network-interface/*",
+                    f"arn:aws:ec2:{region}::image/*",
+                    snapshots_here,
+                    pulumi.Output.concat(
+                        f"arn:aws:ec2:{region}:{account}:security-group/", self.analysis_security_group.id
+                    ),
+                    *[
+                        pulumi.Output.concat(f"arn:aws:ec2:{region}:{account}:subnet/", subnet.id)
+                        for subnet in self.analysis_subnets
+                    ],
+                ],
+            ),
+            allow(
+                "TerminateAnalysisInstances",
+                ["ec2:TerminateInstances"],
+                [instances_here],
+                {"StringEquals": {"ec2:InstanceProfile": analysis_profile}},
+            ),
+            allow(
+                "RunExaminationCommands",
+                ["ssm:SendCommand"],
+                [instances_here, f"arn:aws:ssm:{region}::document/AWS-RunShellScript"],
+            ),
+            allow(
+                "PassAnalysisRole",
+                ["iam:PassRole"],
+                [analysis_role],
+                {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            ),
+            allow(
+                "WriteEvidence",
+                ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
+                [objects],
+            ),
             allow("ListEvidence", ["s3:ListBucket"], [evidence]),
             # S3 SSE-KMS (GenerateDataKey, Decrypt) and EBS encrypting the forensic copies with this key.
             allow("UseEvidenceKey", AUTOMATION_KEY_ACTIONS, [self.key.arn]),
-            allow("GrantEvidenceKeyToEbs", ["kms:CreateGrant"], [self.key.arn],
-                  {"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+            allow(
+                "GrantEvidenceKeyToEbs",
+                ["kms:CreateGrant"],
+                [self.key.arn],
+                {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
             # Member EBS keys live in member accounts this stack does not know (any number, added
             # later); they are recognised by the alias every MemberResponder gives them.
-            allow("ReadMemberSnapshotKeys", ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"],
-                  ["arn:aws:kms:*:*:key/*"], member_keys),
-            allow("GrantMemberSnapshotKeysToEbs", ["kms:CreateGrant"], ["arn:aws:kms:*:*:key/*"],
-                  {**member_keys, "Bool": {"kms:GrantIsForAWSResource": "true"}}),
+            allow(
+                "ReadMemberSnapshotKeys",
+                ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"],
+                ["arn:aws:kms:*:*:key/*"],
+                member_keys,
+            ),
+            allow(
+                "GrantMemberSnapshotKeysToEbs",
+                ["kms:CreateGrant"],
+                ["arn:aws:kms:*:*:key/*"],
+                {**member_keys, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
         ]
-        aws.iam.RolePolicy(f"{name}-automation-policy", role=self.forensic_automation_role.id,
-                           policy=policy_document(automation), opts=self._child)
+        aws.iam.RolePolicy(
+            f"{name}-automation-policy",
+            role=self.forensic_automation_role.id,
+            policy=policy_document(automation),
+            opts=self._child,
+        )
 
-        aws.iam.RolePolicy(f"{name}-analysis-instance-policy", role=self.analysis_role.id, opts=self._child,
-                           policy=policy_document([
-                               allow("ReadEvidence", ["s3:GetObject"], [objects]),
-                               allow("ListEvidence", ["s3:ListBucket"], [evidence]),
-                               allow("WriteFindings", ["s3:AbortMultipartUpload", "s3:PutObject"],
-                                     [f"{evidence}/*/analysis/*", f"{evidence}/*/report/*"]),
-                               # Reading and writing SSE-KMS objects; S3 uses the key, nothing else does.
-                               allow("UseEvidenceKey", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),
-                           ]))
+        aws.iam.RolePolicy(
+            f"{name}-analysis-instance-policy",
+            role=self.analysis_role.id,
+            opts=self._child,
+            policy=policy_document(
+                [
+                    allow("ReadEvidence", ["s3:GetObject"], [objects]),
+                    allow("ListEvidence", ["s3:ListBucket"], [evidence]),
+                    allow(
+                        "WriteFindings",
+                        ["s3:AbortMultipartUpload", "s3:PutObject"],
+                        [f"{evidence}/*/analysis/*", f"{evidence}/*/report/*"],
+                    ),
+                    # Reading and writing SSE-KMS objects; S3 uses the key, nothing else does.
+                    allow("UseEvidenceKey", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),
+                ]
+            ),
+        )
 
-        aws.iam.RolePolicy(f"{name}-investigator-policy", role=self.investigator_role.id, opts=self._child,
-                           policy=policy_document([
-                               allow("ReadEvidence", ["s3:GetObject", "s3:GetObjectLegalHold",
-                                                      "s3:GetObjectRetention", "s3:GetObjectVersion"],
-                                     [objects]),
-                               allow("ListEvidence", ["s3:ListBucket", "s3:ListBucketVersions"], [evidence]),
-                               allow("DecryptEvidence", ["kms:Decrypt", "kms:DescribeKey"], [self.key.arn]),
-                               # Explicit, so that no policy attached later can turn reading into changing.
-                               deny("NeverChangeEvidence", sorted(INVESTIGATOR_DENIED_ACTIONS),
-                                    [evidence, objects]),
-                               deny("NeverTouchEvidenceKey", ["kms:DisableKey", "kms:PutKeyPolicy",
-                                                              "kms:ScheduleKeyDeletion"], [self.key.arn]),
-                           ]))
+        aws.iam.RolePolicy(
+            f"{name}-investigator-policy",
+            role=self.investigator_role.id,
+            opts=self._child,
+            policy=policy_document(
+                [
+                    allow(
+                        "ReadEvidence",
+                        ["s3:GetObject", "s3:GetObjectLegalHold", "s3:GetObjectRetention", "s3:GetObjectVersion"],
+                        [objects],
+                    ),
+                    allow("ListEvidence", ["s3:ListBucket", "s3:ListBucketVersions"], [evidence]),
+                    allow("DecryptEvidence", ["kms:Decrypt", "kms:DescribeKey"], [self.key.arn]),
+                    # Explicit, so that no policy attached later can turn reading into changing.
+                    deny("NeverChangeEvidence", sorted(INVESTIGATOR_DENIED_ACTIONS), [evidence, objects]),
+                    deny(
+                        "NeverTouchEvidenceKey",
+                        ["kms:DisableKey", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"],
+                        [self.key.arn],
+                    ),
+                ]
+            ),
+        )
 
     # -- toolset image ----------------------------------------------------------------------------
 
@@ -679,52 +1041,97 @@ class ForensicAccount(pulumi.ComponentResource):
         args, name = self._args, self._name
         # The build needs the internet (dnf, GitHub, PyPI); it gets its own VPC so the analysis
         # VPC never has a route out. Nothing examines evidence here.
-        build_vpc = aws.ec2.Vpc(f"{name}-toolset-build-vpc", cidr_block=args.build_vpc_cidr,
-                                enable_dns_support=True, enable_dns_hostnames=True,
-                                tags=_tags(f"{args.prefix}-ir-toolset-build"), opts=self._child)
+        build_vpc = aws.ec2.Vpc(
+            f"{name}-toolset-build-vpc",
+            cidr_block=args.build_vpc_cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags=_tags(f"{args.prefix}-ir-toolset-build"),
+            opts=self._child,
+        )
         build_subnet = aws.ec2.Subnet(
-            f"{name}-toolset-build-subnet", vpc_id=build_vpc.id,
+            f"{name}-toolset-build-subnet",
+            vpc_id=build_vpc.id,
             cidr_block=subnet_cidrs(args.build_vpc_cidr, 1)[0],
-            availability_zone=args.analysis_azs[0], map_public_ip_on_launch=True,
-            tags=_tags(f"{args.prefix}-ir-toolset-build"), opts=self._child)
-        gateway = aws.ec2.InternetGateway(f"{name}-toolset-build-igw", vpc_id=build_vpc.id,
-                                          tags=_tags(f"{args.prefix}-ir-toolset-build"), opts=self._child)
-        build_routes = aws.ec2.RouteTable(f"{name}-toolset-build-rt", vpc_id=build_vpc.id,
-                                          tags=_tags(f"{args.prefix}-ir-toolset-build"), opts=self._child)
-        aws.ec2.Route(f"{name}-toolset-build-internet-route", route_table_id=build_routes.id,
-                      destination_cidr_block="0.0.0.0/0", gateway_id=gateway.id, opts=self._child)
-        aws.ec2.RouteTableAssociation(f"{name}-toolset-build-rta", subnet_id=build_subnet.id,
-                                      route_table_id=build_routes.id, opts=self._child)
+            availability_zone=args.analysis_azs[0],
+            map_public_ip_on_launch=True,
+            tags=_tags(f"{args.prefix}-ir-toolset-build"),
+            opts=self._child,
+        )
+        gateway = aws.ec2.InternetGateway(
+            f"{name}-toolset-build-igw",
+            vpc_id=build_vpc.id,
+            tags=_tags(f"{args.prefix}-ir-toolset-build"),
+            opts=self._child,
+        )
+        build_routes = aws.ec2.RouteTable(
+            f"{name}-toolset-build-rt",
+            vpc_id=build_vpc.id,
+            tags=_tags(f"{args.prefix}-ir-toolset-build"),
+            opts=self._child,
+        )
+        aws.ec2.Route(
+            f"{name}-toolset-build-internet-route",
+            route_table_id=build_routes.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=gateway.id,
+            opts=self._child,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-toolset-build-rta", subnet_id=build_subnet.id, route_table_id=build_routes.id, opts=self._child
+        )
         build_group = aws.ec2.SecurityGroup(
-            f"{name}-toolset-build-sg", vpc_id=build_vpc.id,
+            f"{name}-toolset-build-sg",
+            vpc_id=build_vpc.id,
             description="Toolset image builds: HTTPS out (packages, sources), nothing in",
             ingress=[],
-            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"],
-                     "description": "HTTPS to package repositories and source hosts"}],
-            tags=_tags(f"{args.prefix}-ir-toolset-build"), opts=self._child)
+            egress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "HTTPS to package repositories and source hosts",
+                }
+            ],
+            tags=_tags(f"{args.prefix}-ir-toolset-build"),
+            opts=self._child,
+        )
 
         source_bucket_name = naming.toolset_bucket(args.prefix, args.account, args.region)
         source_bucket, settings = self._private_bucket("toolset-bucket", source_bucket_name, kms_key=None)
         self._bucket_policy("toolset-bucket", source_bucket, source_bucket_name, [], settings)
         self._expire("toolset-bucket", source_bucket, settings[1], args.retention_days)
         source = aws.s3.BucketObjectv2(
-            f"{name}-toolset-source", bucket=source_bucket.id, key=TOOLSET_SOURCE_KEY,
-            source=pulumi.AssetArchive({path: pulumi.FileAsset(str(file))
-                                        for path, file in project_source_files().items()}),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=settings))
+            f"{name}-toolset-source",
+            bucket=source_bucket.id,
+            key=TOOLSET_SOURCE_KEY,
+            source=pulumi.AssetArchive(
+                {path: pulumi.FileAsset(str(file)) for path, file in project_source_files().items()}
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=settings),
+        )
 
-        build_role = aws.iam.Role(f"{name}-toolset-build-role",
-                                  assume_role_policy=service_trust("ec2.amazonaws.com"),
-                                  tags=_tags(f"{args.prefix}-ir-toolset-build"), opts=self._child)
+        build_role = aws.iam.Role(
+            f"{name}-toolset-build-role",
+            assume_role_policy=service_trust("ec2.amazonaws.com"),
+            tags=_tags(f"{args.prefix}-ir-toolset-build"),
+            opts=self._child,
+        )
         managed = (("image-builder", IMAGE_BUILDER_INSTANCE_POLICY), ("ssm", SSM_CORE_POLICY))
         for policy_name, policy_arn in managed:
-            aws.iam.RolePolicyAttachment(f"{name}-toolset-build-{policy_name}", role=build_role.name,
-                                         policy_arn=policy_arn, opts=self._child)
-        aws.iam.RolePolicy(f"{name}-toolset-build-source", role=build_role.id, opts=self._child,
-                           policy=policy_document([allow("ReadProjectSource", ["s3:GetObject"],
-                                                         [f"{bucket_arn(source_bucket_name)}/source/*"])]))
-        build_profile = aws.iam.InstanceProfile(f"{name}-toolset-build-profile", role=build_role.name,
-                                                opts=self._child)
+            aws.iam.RolePolicyAttachment(
+                f"{name}-toolset-build-{policy_name}", role=build_role.name, policy_arn=policy_arn, opts=self._child
+            )
+        aws.iam.RolePolicy(
+            f"{name}-toolset-build-source",
+            role=build_role.id,
+            opts=self._child,
+            policy=policy_document(
+                [allow("ReadProjectSource", ["s3:GetObject"], [f"{bucket_arn(source_bucket_name)}/source/*"])]
+            ),
+        )
+        build_profile = aws.iam.InstanceProfile(f"{name}-toolset-build-profile", role=build_role.name, opts=self._child)
 
         document = toolset_component_document(source_bucket_name)
         # Components and recipes are immutable per (name, version): a changed document needs a
@@ -732,50 +1139,89 @@ class ForensicAccount(pulumi.ComponentResource):
         version = f"1.0.{int(hashlib.sha256(document.encode()).hexdigest()[:6], 16)}"
         image_name = f"{args.prefix}-ir-toolset"
         component = aws.imagebuilder.Component(
-            f"{name}-toolset-component", name=image_name, version=version, platform="Linux",
-            supported_os_versions=["Amazon Linux 2023"], data=document,
+            f"{name}-toolset-component",
+            name=image_name,
+            version=version,
+            platform="Linux",
+            supported_os_versions=["Amazon Linux 2023"],
+            data=document,
             description="Forensic toolset for irforensics analysis instances",
-            tags=_tags(image_name), opts=pulumi.ResourceOptions(parent=self, depends_on=[source]))
+            tags=_tags(image_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[source]),
+        )
         recipe = aws.imagebuilder.ImageRecipe(
-            f"{name}-toolset-recipe", name=image_name, version=version, parent_image=TOOLSET_PARENT_IMAGE,
+            f"{name}-toolset-recipe",
+            name=image_name,
+            version=version,
+            parent_image=TOOLSET_PARENT_IMAGE,
             components=[{"component_arn": component.arn}],
-            block_device_mappings=[aws.imagebuilder.ImageRecipeBlockDeviceMappingArgs(
-                device_name="/dev/xvda", ebs=aws.imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs(
-                    volume_size=30, volume_type="gp3", encrypted="true", delete_on_termination="true"))],
-            tags=_tags(image_name), opts=self._child)
+            block_device_mappings=[
+                aws.imagebuilder.ImageRecipeBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs(
+                        volume_size=30, volume_type="gp3", encrypted="true", delete_on_termination="true"
+                    ),
+                )
+            ],
+            tags=_tags(image_name),
+            opts=self._child,
+        )
         infrastructure = aws.imagebuilder.InfrastructureConfiguration(
-            f"{name}-toolset-build-infrastructure", name=image_name, instance_profile_name=build_profile.name,
-            instance_types=["m7i.large"], subnet_id=build_subnet.id, security_group_ids=[build_group.id],
+            f"{name}-toolset-build-infrastructure",
+            name=image_name,
+            instance_profile_name=build_profile.name,
+            instance_types=["m7i.large"],
+            subnet_id=build_subnet.id,
+            security_group_ids=[build_group.id],
             terminate_instance_on_failure=True,
             instance_metadata_options={"http_tokens": "required", "http_put_response_hop_limit": 1},
-            tags=_tags(image_name), opts=self._child)
+            tags=_tags(image_name),
+            opts=self._child,
+        )
 
         self.toolset_ami_parameter = aws.ssm.Parameter(
-            f"{name}-toolset-ami-parameter", name=naming.toolset_ami_parameter(args.prefix), type="String",
-            data_type="text", value=TOOLSET_AMI_UNSET,
+            f"{name}-toolset-ami-parameter",
+            name=naming.toolset_ami_parameter(args.prefix),
+            type="String",
+            data_type="text",
+            value=TOOLSET_AMI_UNSET,
             description=f"AMI id of the newest forensic toolset image ('{TOOLSET_AMI_UNSET}' before the first)",
             tags=_tags(image_name),
             # Image Builder owns the value after the first build; a deployment must not reset it.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]))
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
+        )
         distribution = aws.imagebuilder.DistributionConfiguration(
-            f"{name}-toolset-distribution", name=image_name, distributions=[{
-                "region": args.region,
-                "ami_distribution_configuration": {
-                    "name": f"{image_name}-{{{{ imagebuilder:buildDate }}}}",
-                    "ami_tags": {MANAGED_BY_TAG: MANAGED_BY_VALUE, "irforensics:image": "toolset"},
-                },
-                # Written by Image Builder's service-linked role; "text" because the parameter
-                # starts with the sentinel, which the aws:ec2:image data type would refuse.
-                "ssm_parameter_configurations": [{"parameter_name": self.toolset_ami_parameter.name,
-                                                  "data_type": "text"}],
-            }],
-            tags=_tags(image_name), opts=self._child)
+            f"{name}-toolset-distribution",
+            name=image_name,
+            distributions=[
+                {
+                    "region": args.region,
+                    "ami_distribution_configuration": {
+                        "name": f"{image_name}-{{{{ imagebuilder:buildDate }}}}",
+                        "ami_tags": {MANAGED_BY_TAG: MANAGED_BY_VALUE, "irforensics:image": "toolset"},
+                    },
+                    # Written by Image Builder's service-linked role; "text" because the parameter
+                    # starts with the sentinel, which the aws:ec2:image data type would refuse.
+                    "ssm_parameter_configurations": [
+                        {"parameter_name": self.toolset_ami_parameter.name, "data_type": "text"}
+                    ],
+                }
+            ],
+            tags=_tags(image_name),
+            opts=self._child,
+        )
         self.toolset_pipeline = aws.imagebuilder.ImagePipeline(
-            f"{name}-toolset-pipeline", name=image_name, image_recipe_arn=recipe.arn,
+            f"{name}-toolset-pipeline",
+            name=image_name,
+            image_recipe_arn=recipe.arn,
             infrastructure_configuration_arn=infrastructure.arn,
             distribution_configuration_arn=distribution.arn,
             # Weekly whether or not anything changed: the image picks up the week's OS fixes.
-            schedule={"schedule_expression": "cron(0 3 ? * sun *)",
-                      "pipeline_execution_start_condition": "EXPRESSION_MATCH_ONLY"},
+            schedule={
+                "schedule_expression": "cron(0 3 ? * sun *)",
+                "pipeline_execution_start_condition": "EXPRESSION_MATCH_ONLY",
+            },
             image_tests_configuration={"image_tests_enabled": True, "timeout_minutes": 60},
-            tags=_tags(image_name), opts=self._child)
+            tags=_tags(image_name),
+            opts=self._child,
+        )

@@ -37,10 +37,14 @@ LIME_REPOSITORY = "https://github.com/504ensicsLabs/LiME.git"
 LIME_TAG = "v1.9.1"
 DWARF2JSON_REPOSITORY = "https://github.com/volatilityfoundation/dwarf2json.git"
 DWARF2JSON_COMMIT = "9f14607e0d339d463ea725fbd5c08aa7b7d40f75"  # 2024-10-08, skips Rust units
-ARCH_ENVIRONMENT = {"x86_64": ("LINUX_CONTAINER", "BUILD_GENERAL1_MEDIUM"),
-                    "aarch64": ("ARM_CONTAINER", "BUILD_GENERAL1_LARGE")}
-CODEBUILD_IMAGES = {"x86_64": "aws/codebuild/amazonlinux-x86_64-standard:5.0",
-                    "aarch64": "aws/codebuild/amazonlinux-aarch64-standard:3.0"}
+ARCH_ENVIRONMENT = {
+    "x86_64": ("LINUX_CONTAINER", "BUILD_GENERAL1_MEDIUM"),
+    "aarch64": ("ARM_CONTAINER", "BUILD_GENERAL1_LARGE"),
+}
+CODEBUILD_IMAGES = {
+    "x86_64": "aws/codebuild/amazonlinux-x86_64-standard:5.0",
+    "aarch64": "aws/codebuild/amazonlinux-aarch64-standard:3.0",
+}
 # The managed rule Step Functions' startBuild.sync integration creates to learn that a build ended.
 SYNC_RULE = "StepFunctionsGetEventForCodeBuildStartBuildRule"
 
@@ -69,51 +73,60 @@ def _install_commands(distro: str, version: str) -> list[str]:
     manager = "dnf" if version == "2023" else "yum"
     return [
         f"{manager} install -y git make gcc xz tar golang awscli elfutils-libelf-devel "
-        f"\"kernel-devel-${{KERNEL_RELEASE}}\" {'dnf-plugins-core' if manager == 'dnf' else 'yum-utils'}",
-        f"{'dnf debuginfo-install' if manager == 'dnf' else 'debuginfo-install'} -y \"kernel-${{KERNEL_RELEASE}}\"",
+        f'"kernel-devel-${{KERNEL_RELEASE}}" {"dnf-plugins-core" if manager == "dnf" else "yum-utils"}',
+        f'{"dnf debuginfo-install" if manager == "dnf" else "debuginfo-install"} -y "kernel-${{KERNEL_RELEASE}}"',
     ]
 
 
 def buildspec(distro: str, version: str, bucket: str) -> str:
     """The CodeBuild buildspec of one (distribution, version): build, hash, describe, upload."""
-    vmlinux = "/usr/lib/debug/boot/vmlinux-${KERNEL_RELEASE}" if distro == "ubuntu" \
+    vmlinux = (
+        "/usr/lib/debug/boot/vmlinux-${KERNEL_RELEASE}"
+        if distro == "ubuntu"
         else "/usr/lib/debug/lib/modules/${KERNEL_RELEASE}/vmlinux"
-    system_map = "/boot/System.map-${KERNEL_RELEASE}" if distro == "ubuntu" \
-        else "/usr/src/kernels/${KERNEL_RELEASE}/System.map"
+    )
+    system_map = (
+        "/boot/System.map-${KERNEL_RELEASE}" if distro == "ubuntu" else "/usr/src/kernels/${KERNEL_RELEASE}/System.map"
+    )
     spec = {
         "version": 0.2,
         "env": {"shell": "bash"},
         "phases": {
-            "install": {"commands": [
-                # The release comes from a suspect host: refuse anything but a plain release string.
-                '[[ "$KERNEL_RELEASE" =~ ^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$ ]] || exit 1',
-                f'[ "$DISTRO" = "{distro}" ] && [ "$DISTRO_VERSION" = "{version}" ] || exit 1',
-                *_install_commands(distro, version),
-            ]},
-            "build": {"commands": [
-                f"git clone --depth 1 --branch {LIME_TAG} {LIME_REPOSITORY} lime",
-                'make -C "/lib/modules/${KERNEL_RELEASE}/build" M="$PWD/lime/src" modules '
-                '|| make -C "/usr/src/kernels/${KERNEL_RELEASE}" M="$PWD/lime/src" modules',
-                "mkdir -p out && cp lime/src/lime.ko out/lime.ko",
-                f"git clone {DWARF2JSON_REPOSITORY} dwarf2json && git -C dwarf2json checkout {DWARF2JSON_COMMIT}",
-                "(cd dwarf2json && go build)",
-                # System.map sharpens the symbol table where the package set ships one; DWARF alone suffices.
-                f'SYMBOL_ARGS=(--elf "{vmlinux}"); [ -r "{system_map}" ] && SYMBOL_ARGS+=(--system-map "{system_map}")',
-                './dwarf2json/dwarf2json linux "${SYMBOL_ARGS[@]}" | xz -9 > out/symbols.json.xz',
-                '[ -s out/symbols.json.xz ] || exit 1',
-                'PREFIX="${DISTRO}-${DISTRO_VERSION}/${KERNEL_RELEASE}/${ARCH}/"',
-                'printf \'{"kernel":{"distro":"%s","distro_version":"%s","release":"%s","arch":"%s"},'
-                '"sources":{"lime":{"repository":"%s","tag":"%s"},"dwarf2json":{"repository":"%s","commit":"%s"}},'
-                '"files":{"lime.ko":{"sha256":"%s"},"symbols.json.xz":{"sha256":"%s"}},'
-                '"codebuild_build_id":"%s"}\\n\' "$DISTRO" "$DISTRO_VERSION" "$KERNEL_RELEASE" "$ARCH" '
-                f'"{LIME_REPOSITORY}" "{LIME_TAG}" "{DWARF2JSON_REPOSITORY}" "{DWARF2JSON_COMMIT}" '
-                '"$(sha256sum out/lime.ko | cut -d" " -f1)" "$(sha256sum out/symbols.json.xz | cut -d" " -f1)" '
-                '"$CODEBUILD_BUILD_ID" > out/build.json',
-                # build.json last: a prefix with build.json is a complete build.
-                f'aws s3 cp out/lime.ko "s3://{bucket}/${{PREFIX}}{kernel.MODULE_FILE}"',
-                f'aws s3 cp out/symbols.json.xz "s3://{bucket}/${{PREFIX}}{kernel.SYMBOLS_FILE}"',
-                f'aws s3 cp out/build.json "s3://{bucket}/${{PREFIX}}{kernel.BUILD_FILE}"',
-            ]},
+            "install": {
+                "commands": [
+                    # The release comes from a suspect host: refuse anything but a plain release string.
+                    '[[ "$KERNEL_RELEASE" =~ ^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$ ]] || exit 1',
+                    f'[ "$DISTRO" = "{distro}" ] && [ "$DISTRO_VERSION" = "{version}" ] || exit 1',
+                    *_install_commands(distro, version),
+                ]
+            },
+            "build": {
+                "commands": [
+                    f"git clone --depth 1 --branch {LIME_TAG} {LIME_REPOSITORY} lime",
+                    'make -C "/lib/modules/${KERNEL_RELEASE}/build" M="$PWD/lime/src" modules '
+                    '|| make -C "/usr/src/kernels/${KERNEL_RELEASE}" M="$PWD/lime/src" modules',
+                    "mkdir -p out && cp lime/src/lime.ko out/lime.ko",
+                    f"git clone {DWARF2JSON_REPOSITORY} dwarf2json && git -C dwarf2json checkout {DWARF2JSON_COMMIT}",
+                    "(cd dwarf2json && go build)",
+                    # System.map sharpens the symbol table where the package set ships one; DWARF alone suffices.
+                    f'SYMBOL_ARGS=(--elf "{vmlinux}"); '
+                    f'[ -r "{system_map}" ] && SYMBOL_ARGS+=(--system-map "{system_map}")',
+                    './dwarf2json/dwarf2json linux "${SYMBOL_ARGS[@]}" | xz -9 > out/symbols.json.xz',
+                    "[ -s out/symbols.json.xz ] || exit 1",
+                    'PREFIX="${DISTRO}-${DISTRO_VERSION}/${KERNEL_RELEASE}/${ARCH}/"',
+                    'printf \'{"kernel":{"distro":"%s","distro_version":"%s","release":"%s","arch":"%s"},'
+                    '"sources":{"lime":{"repository":"%s","tag":"%s"},"dwarf2json":{"repository":"%s","commit":"%s"}},'
+                    '"files":{"lime.ko":{"sha256":"%s"},"symbols.json.xz":{"sha256":"%s"}},'
+                    '"codebuild_build_id":"%s"}\\n\' "$DISTRO" "$DISTRO_VERSION" "$KERNEL_RELEASE" "$ARCH" '
+                    f'"{LIME_REPOSITORY}" "{LIME_TAG}" "{DWARF2JSON_REPOSITORY}" "{DWARF2JSON_COMMIT}" '
+                    '"$(sha256sum out/lime.ko | cut -d" " -f1)" "$(sha256sum out/symbols.json.xz | cut -d" " -f1)" '
+                    '"$CODEBUILD_BUILD_ID" > out/build.json',
+                    # build.json last: a prefix with build.json is a complete build.
+                    f'aws s3 cp out/lime.ko "s3://{bucket}/${{PREFIX}}{kernel.MODULE_FILE}"',
+                    f'aws s3 cp out/symbols.json.xz "s3://{bucket}/${{PREFIX}}{kernel.SYMBOLS_FILE}"',
+                    f'aws s3 cp out/build.json "s3://{bucket}/${{PREFIX}}{kernel.BUILD_FILE}"',
+                ]
+            },
         },
     }
     return json.dumps(spec, indent=1)
@@ -128,8 +141,12 @@ class LimeFactoryArgs:
 
     @classmethod
     def from_config(cls, cfg: SecurityConfig) -> LimeFactoryArgs:
-        return cls(prefix=cfg.prefix, account=cfg.security_account, region=cfg.region,
-                   log_retention_days=cfg.log_retention_days)
+        return cls(
+            prefix=cfg.prefix,
+            account=cfg.security_account,
+            region=cfg.region,
+            log_retention_days=cfg.log_retention_days,
+        )
 
     @property
     def bucket_name(self) -> str:
@@ -156,55 +173,133 @@ class LimeFactory(pulumi.ComponentResource):
         root = f"arn:aws:iam::{args.account}:root"
 
         self.key = aws.kms.Key(
-            f"{name}-key", description="irforensics: LiME modules and symbol tables", enable_key_rotation=True,
-            deletion_window_in_days=30, tags=tags, opts=child,
-            policy=policy_document([
-                {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*",
-                 "Resource": "*"},
-                {"Sid": "LogsEncryptBuildLogs", "Effect": "Allow",
-                 "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
-                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
-                            "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:DescribeKey"],
-                 "Resource": "*",
-                 "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                           f"arn:aws:logs:{args.region}:{args.account}:log-group:*"}}},
-            ]))
-        aws.kms.Alias(f"{name}-key-alias", name=f"alias/{args.prefix}-ir-modules", target_key_id=self.key.arn,
-                      opts=child)
+            f"{name}-key",
+            description="irforensics: LiME modules and symbol tables",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags,
+            opts=child,
+            policy=policy_document(
+                [
+                    {
+                        "Sid": "AccountAdministers",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": root},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        "Sid": "LogsEncryptBuildLogs",
+                        "Effect": "Allow",
+                        "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
+                        "Action": [
+                            "kms:Decrypt",
+                            "kms:Encrypt",
+                            "kms:GenerateDataKey",
+                            "kms:GenerateDataKeyWithoutPlaintext",
+                            "kms:ReEncryptFrom",
+                            "kms:ReEncryptTo",
+                            "kms:DescribeKey",
+                        ],
+                        "Resource": "*",
+                        "Condition": {
+                            "ArnLike": {
+                                "kms:EncryptionContext:aws:logs:arn": (
+                                    f"arn:aws:logs:{args.region}:{args.account}:log-group:*"
+                                )
+                            }
+                        },
+                    },
+                ]
+            ),
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias", name=f"alias/{args.prefix}-ir-modules", target_key_id=self.key.arn, opts=child
+        )
 
-        self.modules_bucket = aws.s3.Bucket(f"{name}-modules", bucket=args.bucket_name, force_destroy=False,
-                                            tags=tags, opts=child)
+        self.modules_bucket = aws.s3.Bucket(
+            f"{name}-modules", bucket=args.bucket_name, force_destroy=False, tags=tags, opts=child
+        )
         settings: list[pulumi.Resource] = [
             aws.s3.BucketPublicAccessBlock(
-                f"{name}-modules-public-access", bucket=self.modules_bucket.id, block_public_acls=True,
-                block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True, opts=child),
-            aws.s3.BucketVersioning(f"{name}-modules-versioning", bucket=self.modules_bucket.id,
-                                    versioning_configuration={"status": "Enabled"}, opts=child),
+                f"{name}-modules-public-access",
+                bucket=self.modules_bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+                opts=child,
+            ),
+            aws.s3.BucketVersioning(
+                f"{name}-modules-versioning",
+                bucket=self.modules_bucket.id,
+                versioning_configuration={"status": "Enabled"},
+                opts=child,
+            ),
             aws.s3.BucketServerSideEncryptionConfiguration(
-                f"{name}-modules-encryption", bucket=self.modules_bucket.id, opts=child,
-                rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms",
-                                                                     "kms_master_key_id": self.key.arn},
-                        "bucket_key_enabled": True}]),
+                f"{name}-modules-encryption",
+                bucket=self.modules_bucket.id,
+                opts=child,
+                rules=[
+                    {
+                        "apply_server_side_encryption_by_default": {
+                            "sse_algorithm": "aws:kms",
+                            "kms_master_key_id": self.key.arn,
+                        },
+                        "bucket_key_enabled": True,
+                    }
+                ],
+            ),
         ]
         aws.s3.BucketPolicy(
-            f"{name}-modules-policy", bucket=self.modules_bucket.id,
-            policy=policy_document([deny("DenyInsecureTransport", "s3:*",
-                                         [args.bucket_arn, f"{args.bucket_arn}/*"],
-                                         {"Bool": {"aws:SecureTransport": "false"}}, principal="*")]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=settings))
+            f"{name}-modules-policy",
+            bucket=self.modules_bucket.id,
+            policy=policy_document(
+                [
+                    deny(
+                        "DenyInsecureTransport",
+                        "s3:*",
+                        [args.bucket_arn, f"{args.bucket_arn}/*"],
+                        {"Bool": {"aws:SecureTransport": "false"}},
+                        principal="*",
+                    )
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=settings),
+        )
 
         build_logs = aws.cloudwatch.LogGroup(
-            f"{name}-build-logs", name=f"/aws/codebuild/{args.prefix}-ir-lime",
-            retention_in_days=args.log_retention_days, kms_key_id=self.key.arn, tags=tags, opts=child)
-        build_role = aws.iam.Role(f"{name}-build-role", name=f"{args.prefix}-ir-lime-build",
-                                  assume_role_policy=service_trust("codebuild.amazonaws.com"), tags=tags, opts=child)
-        aws.iam.RolePolicy(f"{name}-build-policy", role=build_role.id, opts=child, policy=policy_document([
-            allow("WriteBuildLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                  pulumi.Output.concat(build_logs.arn, ":*")),
-            # Builds only add files: no read, no delete, nothing outside the modules bucket.
-            allow("StoreModules", ["s3:PutObject"], f"{args.bucket_arn}/*"),
-            allow("EncryptModules", ["kms:Decrypt", "kms:GenerateDataKey"], self.key.arn),
-        ]))
+            f"{name}-build-logs",
+            name=f"/aws/codebuild/{args.prefix}-ir-lime",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=self.key.arn,
+            tags=tags,
+            opts=child,
+        )
+        build_role = aws.iam.Role(
+            f"{name}-build-role",
+            name=f"{args.prefix}-ir-lime-build",
+            assume_role_policy=service_trust("codebuild.amazonaws.com"),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-build-policy",
+            role=build_role.id,
+            opts=child,
+            policy=policy_document(
+                [
+                    allow(
+                        "WriteBuildLogs",
+                        ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        pulumi.Output.concat(build_logs.arn, ":*"),
+                    ),
+                    # Builds only add files: no read, no delete, nothing outside the modules bucket.
+                    allow("StoreModules", ["s3:PutObject"], f"{args.bucket_arn}/*"),
+                    allow("EncryptModules", ["kms:Decrypt", "kms:GenerateDataKey"], self.key.arn),
+                ]
+            ),
+        )
 
         self.projects = {}
         for distro, version, arch in lime_factory.build_targets():
@@ -212,43 +307,87 @@ class LimeFactory(pulumi.ComponentResource):
             image, pull = build_image(distro, version, arch)
             environment_type, compute = ARCH_ENVIRONMENT[arch]
             self.projects[(distro, version, arch)] = aws.codebuild.Project(
-                f"{name}-{distro}-{version}-{arch}".replace(".", "-"), name=project,
+                f"{name}-{distro}-{version}-{arch}".replace(".", "-"),
+                name=project,
                 description=f"irforensics: LiME and Volatility 3 symbols for {distro} {version} {arch} kernels",
-                service_role=build_role.arn, build_timeout=lime_factory.BUILD_TIMEOUT_SECONDS // 60,
-                encryption_key=self.key.arn, artifacts={"type": "NO_ARTIFACTS"},
-                environment={"type": environment_type, "compute_type": compute, "image": image,
-                             "image_pull_credentials_type": pull,
-                             "environment_variables": [{"name": "ARCH", "value": arch}]},
+                service_role=build_role.arn,
+                build_timeout=lime_factory.BUILD_TIMEOUT_SECONDS // 60,
+                encryption_key=self.key.arn,
+                artifacts={"type": "NO_ARTIFACTS"},
+                environment={
+                    "type": environment_type,
+                    "compute_type": compute,
+                    "image": image,
+                    "image_pull_credentials_type": pull,
+                    "environment_variables": [{"name": "ARCH", "value": arch}],
+                },
                 source={"type": "NO_SOURCE", "buildspec": buildspec(distro, version, args.bucket_name)},
                 logs_config={"cloudwatch_logs": {"group_name": build_logs.name, "status": "ENABLED"}},
-                tags=tags, opts=child)
+                tags=tags,
+                opts=child,
+            )
 
         machine_name = naming.state_machine_name(args.prefix, "lime-factory")
         machine_logs = aws.cloudwatch.LogGroup(
-            f"{name}-machine-logs", name=f"/aws/vendedlogs/states/{machine_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=self.key.arn, tags=tags, opts=child)
-        machine_role = aws.iam.Role(f"{name}-machine-role", name=f"{args.prefix}-ir-states-lime-factory",
-                                    assume_role_policy=service_trust("states.amazonaws.com"), tags=tags, opts=child)
-        project_arns = sorted(args.project_arn(lime_factory.project_name(args.prefix, *target))
-                              for target in lime_factory.build_targets())
-        aws.iam.RolePolicy(f"{name}-machine-policy", role=machine_role.id, opts=child, policy=policy_document([
-            allow("RunBuilds", ["codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"],
-                  project_arns),
-            allow("FollowBuildsToTheEnd", ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
-                  f"arn:aws:events:{args.region}:{args.account}:rule/{SYNC_RULE}"),
-            allow("DeliverExecutionLogs", STATE_MACHINE_LOG_DELIVERY_ACTIONS, "*"),
-            allow("Tracing", XRAY_ACTIONS, "*"),
-        ]))
+            f"{name}-machine-logs",
+            name=f"/aws/vendedlogs/states/{machine_name}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=self.key.arn,
+            tags=tags,
+            opts=child,
+        )
+        machine_role = aws.iam.Role(
+            f"{name}-machine-role",
+            name=f"{args.prefix}-ir-states-lime-factory",
+            assume_role_policy=service_trust("states.amazonaws.com"),
+            tags=tags,
+            opts=child,
+        )
+        project_arns = sorted(
+            args.project_arn(lime_factory.project_name(args.prefix, *target)) for target in lime_factory.build_targets()
+        )
+        aws.iam.RolePolicy(
+            f"{name}-machine-policy",
+            role=machine_role.id,
+            opts=child,
+            policy=policy_document(
+                [
+                    allow(
+                        "RunBuilds",
+                        ["codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"],
+                        project_arns,
+                    ),
+                    allow(
+                        "FollowBuildsToTheEnd",
+                        ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
+                        f"arn:aws:events:{args.region}:{args.account}:rule/{SYNC_RULE}",
+                    ),
+                    allow("DeliverExecutionLogs", STATE_MACHINE_LOG_DELIVERY_ACTIONS, "*"),
+                    allow("Tracing", XRAY_ACTIONS, "*"),
+                ]
+            ),
+        )
         self.state_machine = aws.sfn.StateMachine(
-            f"{name}-machine", name=machine_name, type="STANDARD", role_arn=machine_role.arn,
+            f"{name}-machine",
+            name=machine_name,
+            type="STANDARD",
+            role_arn=machine_role.arn,
             definition=json.dumps(lime_factory.build_definition(prefix=args.prefix)),
-            logging_configuration={"log_destination": pulumi.Output.concat(machine_logs.arn, ":*"),
-                                   "include_execution_data": True, "level": "ALL"},
-            tracing_configuration={"enabled": True}, tags=tags, opts=child)
+            logging_configuration={
+                "log_destination": pulumi.Output.concat(machine_logs.arn, ":*"),
+                "include_execution_data": True,
+                "level": "ALL",
+            },
+            tracing_configuration={"enabled": True},
+            tags=tags,
+            opts=child,
+        )
 
-        self.register_outputs({
-            "modules_bucket": self.modules_bucket.bucket,
-            "modules_key_arn": self.key.arn,
-            "state_machine_arn": self.state_machine.arn,
-            "projects": [project.name for project in self.projects.values()],
-        })
+        self.register_outputs(
+            {
+                "modules_bucket": self.modules_bucket.bucket,
+                "modules_key_arn": self.key.arn,
+                "state_machine_arn": self.state_machine.arn,
+                "projects": [project.name for project in self.projects.values()],
+            }
+        )

@@ -12,12 +12,16 @@ Statement = dict[str, Any]
 # What a state machine needs to deliver its logs and traces. CloudWatch Logs delivery has no
 # resource-level permissions (AWS docs), so these are granted on "*".
 STATE_MACHINE_LOG_DELIVERY_ACTIONS = (
-    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
-    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
 )
-XRAY_ACTIONS = ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
-                "xray:PutTraceSegments")
+XRAY_ACTIONS = ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
 
 def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
@@ -36,8 +40,9 @@ def allow(sid: str, actions: Sequence[str], resources: Any, condition: dict[str,
     return statement
 
 
-def deny(sid: str, actions: Any, resources: Any, condition: dict[str, Any] | None = None,
-         principal: Any = None) -> Statement:
+def deny(
+    sid: str, actions: Any, resources: Any, condition: dict[str, Any] | None = None, principal: Any = None
+) -> Statement:
     statement: Statement = {"Sid": sid, "Effect": "Deny", "Action": actions, "Resource": resources}
     if principal is not None:
         statement["Principal"] = principal
@@ -47,16 +52,28 @@ def deny(sid: str, actions: Any, resources: Any, condition: dict[str, Any] | Non
 
 
 def service_trust(*services: str) -> pulumi.Output[str]:
-    return policy_document([{
-        "Sid": "ServiceAssumes", "Effect": "Allow", "Action": "sts:AssumeRole",
-        "Principal": {"Service": sorted(services)},
-    }])
+    return policy_document(
+        [
+            {
+                "Sid": "ServiceAssumes",
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": sorted(services)},
+            }
+        ]
+    )
 
 
 def cross_account_trust(trusted_account: Any, principal_arn_pattern: Any) -> pulumi.Output[str]:
     """Trust one account's principals, narrowed to roles whose ARN matches the pattern."""
-    return policy_document([{
-        "Sid": "SecurityAutomationAssumes", "Effect": "Allow", "Action": "sts:AssumeRole",
-        "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", trusted_account, ":root")},
-        "Condition": {"ArnLike": {"aws:PrincipalArn": principal_arn_pattern}},
-    }])
+    return policy_document(
+        [
+            {
+                "Sid": "SecurityAutomationAssumes",
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", trusted_account, ":root")},
+                "Condition": {"ArnLike": {"aws:PrincipalArn": principal_arn_pattern}},
+            }
+        ]
+    )

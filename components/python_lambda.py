@@ -24,8 +24,10 @@ POWERTOOLS_LAYER_VERSION = 18
 
 
 def powertools_layer_arn(region: str) -> str:
-    return (f"arn:aws:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
-            f"AWSLambdaPowertoolsPythonV3-{RUNTIME.replace('.', '')}-{ARCHITECTURE}:{POWERTOOLS_LAYER_VERSION}")
+    return (
+        f"arn:aws:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
+        f"AWSLambdaPowertoolsPythonV3-{RUNTIME.replace('.', '')}-{ARCHITECTURE}:{POWERTOOLS_LAYER_VERSION}"
+    )
 
 
 def package_files(package: str, root: Path = ROOT) -> dict[str, Path]:
@@ -70,22 +72,43 @@ class PythonLambda(pulumi.ComponentResource):
             raise ValueError(f"handler {args.handler} is not in handlers/{args.package}")
 
         self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=f"/aws/lambda/{function_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn, opts=child)
+            f"{name}-logs",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            opts=child,
+        )
         self.role = aws.iam.Role(
-            f"{name}-role", name=naming.lambda_role_name(args.prefix, args.function),
-            assume_role_policy=service_trust("lambda.amazonaws.com"), opts=child)
+            f"{name}-role",
+            name=naming.lambda_role_name(args.prefix, args.function),
+            assume_role_policy=service_trust("lambda.amazonaws.com"),
+            opts=child,
+        )
         aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.policy, opts=child)
         aws.iam.RolePolicy(
-            f"{name}-logging", role=self.role.id, opts=child,
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
-                "Sid": "WriteOwnLogs", "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": pulumi.Output.concat(self.log_group.arn, ":*"),
-            }, {
-                "Sid": "Tracing", "Effect": "Allow",
-                "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*",
-            }]}))
+            f"{name}-logging",
+            role=self.role.id,
+            opts=child,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "WriteOwnLogs",
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": pulumi.Output.concat(self.log_group.arn, ":*"),
+                        },
+                        {
+                            "Sid": "Tracing",
+                            "Effect": "Allow",
+                            "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+                            "Resource": "*",
+                        },
+                    ],
+                }
+            ),
+        )
         self.function = aws.lambda_.Function(
             f"{name}-function",
             name=function_name,
@@ -99,13 +122,19 @@ class PythonLambda(pulumi.ComponentResource):
             layers=[powertools_layer_arn(args.region)],
             tracing_config={"mode": "Active"},
             logging_config={"log_format": "JSON", "log_group": self.log_group.name},
-            environment={"variables": {
-                "POWERTOOLS_SERVICE_NAME": "irforensics",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-                **args.environment,
-            }},
+            environment={
+                "variables": {
+                    "POWERTOOLS_SERVICE_NAME": "irforensics",
+                    "POWERTOOLS_LOG_LEVEL": "INFO",
+                    **args.environment,
+                }
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group]),
         )
-        self.register_outputs({
-            "function_name": self.function.name, "function_arn": self.function.arn, "role_arn": self.role.arn,
-        })
+        self.register_outputs(
+            {
+                "function_name": self.function.name,
+                "function_arn": self.function.arn,
+                "role_arn": self.role.arn,
+            }
+        )

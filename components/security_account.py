@@ -84,17 +84,24 @@ class SecurityAccountArgs:
     @classmethod
     def from_config(cls, cfg: SecurityConfig) -> SecurityAccountArgs:
         return cls(
-            prefix=cfg.prefix, account=cfg.security_account, region=cfg.region,
-            forensic_account=cfg.forensic_account, forensic_region=cfg.forensic_region,
-            retention_days=cfg.retention_days, log_retention_days=cfg.log_retention_days,
+            prefix=cfg.prefix,
+            account=cfg.security_account,
+            region=cfg.region,
+            forensic_account=cfg.forensic_account,
+            forensic_region=cfg.forensic_region,
+            retention_days=cfg.retention_days,
+            log_retention_days=cfg.log_retention_days,
             members=tuple((m.account, m.region) for m in cfg.members),
             guardduty_min_severity=cfg.guardduty_min_severity,
             guardduty_contain_severity=cfg.guardduty_contain_severity,
             guardduty_finding_prefixes=cfg.guardduty_finding_prefixes,
             slack_webhook_secret_arn=cfg.slack_webhook_secret_arn,
             notification_emails=cfg.notification_emails,
-            poll=PollPolicy(interval_seconds=cfg.poll_interval_seconds, backoff_rate=cfg.poll_backoff_rate,
-                            max_attempts=cfg.poll_max_attempts),
+            poll=PollPolicy(
+                interval_seconds=cfg.poll_interval_seconds,
+                backoff_rate=cfg.poll_backoff_rate,
+                max_attempts=cfg.poll_max_attempts,
+            ),
         )
 
     @property
@@ -107,10 +114,15 @@ class SecurityAccountArgs:
 
     def settings(self) -> Settings:
         # The topic ARN is known only once the topic exists; SecurityAccount sets it as an Output.
-        return Settings(prefix=self.prefix, security_account=self.account,
-                        forensic_account=self.forensic_account, forensic_region=self.forensic_region,
-                        retention_days=self.retention_days, slack_secret_arn=self.slack_webhook_secret_arn,
-                        default_wait_seconds=self.poll.interval_seconds)
+        return Settings(
+            prefix=self.prefix,
+            security_account=self.account,
+            forensic_account=self.forensic_account,
+            forensic_region=self.forensic_region,
+            retention_days=self.retention_days,
+            slack_secret_arn=self.slack_webhook_secret_arn,
+            default_wait_seconds=self.poll.interval_seconds,
+        )
 
 
 def is_trigger(spec: FunctionSpec) -> bool:
@@ -124,18 +136,30 @@ def lime_factory_arn(args: SecurityAccountArgs) -> str:
     return f"arn:aws:states:{args.region}:{args.account}:stateMachine:{name}"
 
 
-def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_arn: pulumi.Input[str],
-                        table_arn: pulumi.Input[str], topic_arn: pulumi.Input[str],
-                        state_machine_arn: pulumi.Input[str] | None = None) -> list[Statement]:
+def function_statements(
+    spec: FunctionSpec,
+    args: SecurityAccountArgs,
+    *,
+    key_arn: pulumi.Input[str],
+    table_arn: pulumi.Input[str],
+    topic_arn: pulumi.Input[str],
+    state_machine_arn: pulumi.Input[str] | None = None,
+) -> list[Statement]:
     """The IAM statements one Lambda gets: exactly those of its access kinds."""
     statements: list[Statement] = []
     if MEMBER in spec.access and args.members:
-        responders = sorted(naming.member_responder_role_arn(args.prefix, account, region)
-                            for account, region in args.members)
+        responders = sorted(
+            naming.member_responder_role_arn(args.prefix, account, region) for account, region in args.members
+        )
         statements.append(allow("AssumeMemberResponderRoles", ["sts:AssumeRole"], responders))
     if FORENSIC in spec.access:
-        statements.append(allow("AssumeForensicAutomationRole", ["sts:AssumeRole"],
-                                naming.forensic_automation_role_arn(args.prefix, args.forensic_account)))
+        statements.append(
+            allow(
+                "AssumeForensicAutomationRole",
+                ["sts:AssumeRole"],
+                naming.forensic_automation_role_arn(args.prefix, args.forensic_account),
+            )
+        )
     if CASE_TABLE in spec.access:
         if spec.function not in CASE_TABLE_ACTIONS:
             raise ValueError(f"{spec.function} has case-table access: list its actions in CASE_TABLE_ACTIONS")
@@ -143,8 +167,9 @@ def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_ar
     if NOTIFY in spec.access:
         statements.append(allow("PublishNotifications", ["sns:Publish"], topic_arn))
         if args.slack_webhook_secret_arn:
-            statements.append(allow("ReadSlackWebhook", ["secretsmanager:GetSecretValue"],
-                                    args.slack_webhook_secret_arn))
+            statements.append(
+                allow("ReadSlackWebhook", ["secretsmanager:GetSecretValue"], args.slack_webhook_secret_arn)
+            )
     if spec.access & {CASE_TABLE, NOTIFY}:
         # The table and the topic are encrypted with the security CMK.
         statements.append(allow("UseSecurityKey", KEY_USE_ACTIONS, key_arn))
@@ -161,8 +186,12 @@ def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_ar
         ]
     if LIME_MODULES in spec.access:
         statements += [
-            allow("DecryptLimeModules", ["kms:Decrypt"], f"arn:aws:kms:{args.region}:{args.account}:key/*",
-                  {"StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}}),
+            allow(
+                "DecryptLimeModules",
+                ["kms:Decrypt"],
+                f"arn:aws:kms:{args.region}:{args.account}:key/*",
+                {"StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}},
+            ),
         ]
     if START_LIME_FACTORY in spec.access:
         machine = lime_factory_arn(args)
@@ -171,8 +200,11 @@ def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_ar
         ]
     if FOLLOW_LIME_FACTORY in spec.access:
         statements += [
-            allow("FollowLimeFactory", ["states:DescribeExecution"],
-                  lime_factory_arn(args).replace(":stateMachine:", ":execution:") + ":*"),
+            allow(
+                "FollowLimeFactory",
+                ["states:DescribeExecution"],
+                lime_factory_arn(args).replace(":stateMachine:", ":execution:") + ":*",
+            ),
         ]
     if not statements:
         # IAM refuses a policy without statements; a function without access kinds (input
@@ -182,27 +214,57 @@ def function_statements(spec: FunctionSpec, args: SecurityAccountArgs, *, key_ar
 
 
 def security_key_policy(args: SecurityAccountArgs) -> pulumi.Output[str]:
-    return policy_document([
-        {"Sid": "AccountAdministers", "Effect": "Allow",
-         "Principal": {"AWS": f"arn:aws:iam::{args.account}:root"}, "Action": "kms:*", "Resource": "*"},
-        # Encrypted log groups: CloudWatch Logs uses the key itself, only for this account's groups.
-        {"Sid": "LogsEncryptLogGroups", "Effect": "Allow",
-         "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
-         "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
-                    "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
-         "Resource": "*",
-         "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                   f"arn:aws:logs:{args.region}:{args.account}:log-group:*"}}},
-    ])
+    return policy_document(
+        [
+            {
+                "Sid": "AccountAdministers",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{args.account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            # Encrypted log groups: CloudWatch Logs uses the key itself, only for this account's groups.
+            {
+                "Sid": "LogsEncryptLogGroups",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
+                "Action": [
+                    "kms:Decrypt",
+                    "kms:DescribeKey",
+                    "kms:Encrypt",
+                    "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext",
+                    "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo",
+                ],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{args.region}:{args.account}:log-group:*"
+                    }
+                },
+            },
+        ]
+    )
 
 
 def event_bus_policy(args: SecurityAccountArgs) -> str:
     """One statement per member account: only configured members may put events on our bus."""
-    return json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Sid": f"MemberForwards{account}", "Effect": "Allow",
-        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-        "Action": "events:PutEvents", "Resource": args.event_bus_arn,
-    } for account in args.member_accounts]})
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": f"MemberForwards{account}",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": "events:PutEvents",
+                    "Resource": args.event_bus_arn,
+                }
+                for account in args.member_accounts
+            ],
+        }
+    )
 
 
 def member_tag_change_pattern(member_accounts: Sequence[str]) -> dict[str, Any]:
@@ -217,31 +279,48 @@ class SecurityAccount(pulumi.ComponentResource):
     functions: dict[str, PythonLambda]
     response_state_machine: aws.sfn.StateMachine
 
-    def __init__(self, name: str, args: SecurityAccountArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: SecurityAccountArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("irforensics:security:SecurityAccount", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE}
 
         self.key = aws.kms.Key(
-            f"{name}-key", description="irforensics: notifications, case table and automation logs",
-            enable_key_rotation=True, deletion_window_in_days=30, policy=security_key_policy(args),
-            tags=tags, opts=child)
-        aws.kms.Alias(f"{name}-key-alias", name=f"alias/{args.prefix}-ir-security",
-                      target_key_id=self.key.arn, opts=child)
+            f"{name}-key",
+            description="irforensics: notifications, case table and automation logs",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=security_key_policy(args),
+            tags=tags,
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias", name=f"alias/{args.prefix}-ir-security", target_key_id=self.key.arn, opts=child
+        )
 
-        self.topic = aws.sns.Topic(f"{name}-notifications", name=naming.notification_topic(args.prefix),
-                                   kms_master_key_id=self.key.arn, tags=tags, opts=child)
+        self.topic = aws.sns.Topic(
+            f"{name}-notifications",
+            name=naming.notification_topic(args.prefix),
+            kms_master_key_id=self.key.arn,
+            tags=tags,
+            opts=child,
+        )
         for index, email in enumerate(args.notification_emails):
-            aws.sns.TopicSubscription(f"{name}-notify-email-{index}", topic=self.topic.arn,
-                                      protocol="email", endpoint=email, opts=child)
+            aws.sns.TopicSubscription(
+                f"{name}-notify-email-{index}", topic=self.topic.arn, protocol="email", endpoint=email, opts=child
+            )
 
         self.case_table = aws.dynamodb.Table(
-            f"{name}-cases", name=naming.case_table(args.prefix), hash_key="Pk",
-            attributes=[{"name": "Pk", "type": "S"}], billing_mode="PAY_PER_REQUEST",
+            f"{name}-cases",
+            name=naming.case_table(args.prefix),
+            hash_key="Pk",
+            attributes=[{"name": "Pk", "type": "S"}],
+            billing_mode="PAY_PER_REQUEST",
             point_in_time_recovery={"enabled": True},
             server_side_encryption={"enabled": True, "kms_key_arn": self.key.arn},
-            deletion_protection_enabled=True, tags=tags, opts=child)
+            deletion_protection_enabled=True,
+            tags=tags,
+            opts=child,
+        )
 
         self.functions = {}
         for spec in FUNCTIONS:
@@ -255,12 +334,14 @@ class SecurityAccount(pulumi.ComponentResource):
                 self.functions[spec.function] = self._function(name, spec, args)
         self._triggers(name, args)
 
-        self.register_outputs({
-            "topic_arn": self.topic.arn,
-            "case_table_name": self.case_table.name,
-            "response_state_machine_arn": self.response_state_machine.arn,
-            "function_arns": {function: fn.function.arn for function, fn in self.functions.items()},
-        })
+        self.register_outputs(
+            {
+                "topic_arn": self.topic.arn,
+                "case_table_name": self.case_table.name,
+                "response_state_machine_arn": self.response_state_machine.arn,
+                "function_arns": {function: fn.function.arn for function, fn in self.functions.items()},
+            }
+        )
 
     def _function(self, name: str, spec: FunctionSpec, args: SecurityAccountArgs) -> PythonLambda:
         environment: dict[str, pulumi.Input[str]] = dict(args.settings().to_env())
@@ -270,76 +351,143 @@ class SecurityAccount(pulumi.ComponentResource):
         state_machine_arn: pulumi.Input[str] | None = None
         if is_trigger(spec):
             state_machine_arn = self.response_state_machine.arn
-            environment.update(TriggerSettings(
-                state_machine_arn="", guardduty_contain_severity=args.guardduty_contain_severity,
-                securityhub_actions=patterns.securityhub_action_map(args.account, args.region)).to_env())
+            environment.update(
+                TriggerSettings(
+                    state_machine_arn="",
+                    guardduty_contain_severity=args.guardduty_contain_severity,
+                    securityhub_actions=patterns.securityhub_action_map(args.account, args.region),
+                ).to_env()
+            )
             # Like the topic's, the state machine's ARN exists only once the machine does.
             environment["IRF_RESPONSE_STATE_MACHINE_ARN"] = state_machine_arn
-        policy = policy_document(function_statements(
-            spec, args, key_arn=self.key.arn, table_arn=self.case_table.arn, topic_arn=self.topic.arn,
-            state_machine_arn=state_machine_arn))
-        return PythonLambda(f"{name}-{spec.function}", PythonLambdaArgs(
-            prefix=args.prefix, region=args.region, function=spec.function, package=spec.package,
-            handler=spec.handler, policy=policy, environment=environment,
-            log_retention_days=args.log_retention_days, timeout=spec.timeout, memory_size=spec.memory_size,
-            kms_key_arn=self.key.arn), opts=pulumi.ResourceOptions(parent=self))
+        policy = policy_document(
+            function_statements(
+                spec,
+                args,
+                key_arn=self.key.arn,
+                table_arn=self.case_table.arn,
+                topic_arn=self.topic.arn,
+                state_machine_arn=state_machine_arn,
+            )
+        )
+        return PythonLambda(
+            f"{name}-{spec.function}",
+            PythonLambdaArgs(
+                prefix=args.prefix,
+                region=args.region,
+                function=spec.function,
+                package=spec.package,
+                handler=spec.handler,
+                policy=policy,
+                environment=environment,
+                log_retention_days=args.log_retention_days,
+                timeout=spec.timeout,
+                memory_size=spec.memory_size,
+                kms_key_arn=self.key.arn,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
-    def _response_state_machine(self, name: str, args: SecurityAccountArgs,
-                                tags: Mapping[str, str]) -> aws.sfn.StateMachine:
+    def _response_state_machine(
+        self, name: str, args: SecurityAccountArgs, tags: Mapping[str, str]
+    ) -> aws.sfn.StateMachine:
         child = pulumi.ResourceOptions(parent=self)
         machine_name = naming.state_machine_name(args.prefix, "response")
         names = sorted(self.functions)
         arns = [self.functions[function].function.arn for function in names]
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-response-logs", name=f"/aws/vendedlogs/states/{machine_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=self.key.arn, tags=dict(tags), opts=child)
+            f"{name}-response-logs",
+            name=f"/aws/vendedlogs/states/{machine_name}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=self.key.arn,
+            tags=dict(tags),
+            opts=child,
+        )
         role = aws.iam.Role(
-            f"{name}-response-role", name=f"{args.prefix}-ir-states-response",
-            assume_role_policy=service_trust("states.amazonaws.com"), tags=dict(tags), opts=child)
-        aws.iam.RolePolicy(f"{name}-response-policy", role=role.id, opts=child, policy=policy_document([
-            allow("InvokeResponseFunctions", ["lambda:InvokeFunction"], arns),
-            allow("DeliverExecutionLogs", STATE_MACHINE_LOG_DELIVERY_ACTIONS, "*"),
-            allow("Tracing", XRAY_ACTIONS, "*"),
-        ]))
+            f"{name}-response-role",
+            name=f"{args.prefix}-ir-states-response",
+            assume_role_policy=service_trust("states.amazonaws.com"),
+            tags=dict(tags),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-response-policy",
+            role=role.id,
+            opts=child,
+            policy=policy_document(
+                [
+                    allow("InvokeResponseFunctions", ["lambda:InvokeFunction"], arns),
+                    allow("DeliverExecutionLogs", STATE_MACHINE_LOG_DELIVERY_ACTIONS, "*"),
+                    allow("Tracing", XRAY_ACTIONS, "*"),
+                ]
+            ),
+        )
         definition = pulumi.Output.all(*arns).apply(
-            lambda resolved: json.dumps(response.build_definition(dict(zip(names, resolved, strict=True)),
-                                                                  poll=args.poll)))
+            lambda resolved: json.dumps(
+                response.build_definition(dict(zip(names, resolved, strict=True)), poll=args.poll)
+            )
+        )
         return aws.sfn.StateMachine(
-            f"{name}-response", name=machine_name, type="STANDARD", role_arn=role.arn, definition=definition,
-            logging_configuration={"log_destination": pulumi.Output.concat(log_group.arn, ":*"),
-                                   "include_execution_data": True, "level": "ALL"},
-            tracing_configuration={"enabled": True}, tags=dict(tags), opts=child)
+            f"{name}-response",
+            name=machine_name,
+            type="STANDARD",
+            role_arn=role.arn,
+            definition=definition,
+            logging_configuration={
+                "log_destination": pulumi.Output.concat(log_group.arn, ":*"),
+                "include_execution_data": True,
+                "level": "ALL",
+            },
+            tracing_configuration={"enabled": True},
+            tags=dict(tags),
+            opts=child,
+        )
 
     def _triggers(self, name: str, args: SecurityAccountArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
         if args.member_accounts:
-            aws.cloudwatch.EventBusPolicy(f"{name}-bus-policy", event_bus_name="default",
-                                          policy=event_bus_policy(args), opts=child)
+            aws.cloudwatch.EventBusPolicy(
+                f"{name}-bus-policy", event_bus_name="default", policy=event_bus_policy(args), opts=child
+            )
         # Security Hub names a custom action's ARN from its id, so the rule can use it directly.
         action_targets = [
-            aws.securityhub.ActionTarget(f"{name}-action-{identifier}", identifier=identifier, name=label,
-                                         description=description, opts=child)
+            aws.securityhub.ActionTarget(
+                f"{name}-action-{identifier}", identifier=identifier, name=label, description=description, opts=child
+            )
             for identifier, (label, description, _action) in patterns.SECURITYHUB_ACTIONS.items()
         ]
-        action_arns = [patterns.securityhub_action_arn(args.account, args.region, identifier)
-                       for identifier in patterns.SECURITYHUB_ACTIONS]
+        action_arns = [
+            patterns.securityhub_action_arn(args.account, args.region, identifier)
+            for identifier in patterns.SECURITYHUB_ACTIONS
+        ]
         rule_patterns: dict[str, dict[str, Any]] = {
-            "trigger-tag": member_tag_change_pattern(args.member_accounts) if args.member_accounts
+            "trigger-tag": member_tag_change_pattern(args.member_accounts)
+            if args.member_accounts
             else patterns.tag_change_pattern(),
             "trigger-guardduty": patterns.guardduty_pattern(
-                args.guardduty_min_severity, list(args.guardduty_finding_prefixes)),
+                args.guardduty_min_severity, list(args.guardduty_finding_prefixes)
+            ),
             "trigger-securityhub": patterns.securityhub_action_pattern(action_arns),
         }
         for function, rule_suffix in TRIGGER_RULES.items():
             target = self.functions[function].function
             rule = aws.cloudwatch.EventRule(
-                f"{name}-{rule_suffix}", name=f"{args.prefix}-ir-{rule_suffix}",
+                f"{name}-{rule_suffix}",
+                name=f"{args.prefix}-ir-{rule_suffix}",
                 description=f"irforensics: start a response ({rule_suffix})",
                 event_pattern=json.dumps(rule_patterns[function]),
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=action_targets if function == "trigger-securityhub" else []))
-            aws.cloudwatch.EventTarget(f"{name}-{rule_suffix}-target", rule=rule.name, target_id=function,
-                                       arn=target.arn, opts=child)
-            aws.lambda_.Permission(f"{name}-{rule_suffix}-invoke", action="lambda:InvokeFunction",
-                                   function=target.name, principal="events.amazonaws.com",
-                                   source_arn=rule.arn, opts=child)
+                    parent=self, depends_on=action_targets if function == "trigger-securityhub" else []
+                ),
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{rule_suffix}-target", rule=rule.name, target_id=function, arn=target.arn, opts=child
+            )
+            aws.lambda_.Permission(
+                f"{name}-{rule_suffix}-invoke",
+                action="lambda:InvokeFunction",
+                function=target.name,
+                principal="events.amazonaws.com",
+                source_arn=rule.arn,
+                opts=child,
+            )

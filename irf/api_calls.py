@@ -51,15 +51,29 @@ _ACTION_OF_OPERATION = {
     ("s3", "GetBucketLocation"): "GetBucketLocation",
 }
 _TRANSACTION_ITEM_ACTIONS = {
-    "TransactWriteItems": {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-                           "ConditionCheck": "ConditionCheckItem"},
+    "TransactWriteItems": {
+        "Put": "PutItem",
+        "Update": "UpdateItem",
+        "Delete": "DeleteItem",
+        "ConditionCheck": "ConditionCheckItem",
+    },
     "TransactGetItems": {"Get": "GetItem"},
 }
 # These need no IAM permission at all (AWS documentation).
 NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
-_EC2_KINDS = {"i": "instance", "eni": "network-interface", "snap": "snapshot", "vol": "volume",
-              "sg": "security-group", "vpc": "vpc", "subnet": "subnet", "ami": "image", "eipalloc": "elastic-ip",
-              "sgr": "security-group-rule", "pl": "prefix-list"}
+_EC2_KINDS = {
+    "i": "instance",
+    "eni": "network-interface",
+    "snap": "snapshot",
+    "vol": "volume",
+    "sg": "security-group",
+    "vpc": "vpc",
+    "subnet": "subnet",
+    "ami": "image",
+    "eipalloc": "elastic-ip",
+    "sgr": "security-group-rule",
+    "pl": "prefix-list",
+}
 _PARAM_TEXT_LIMIT = 512
 
 
@@ -138,6 +152,7 @@ def _trim(value: Any, depth: int = 0) -> Any:
 
 # --- what moto knows about the resources (only moto holds the incident's state) -----------------
 
+
 def _assumed_role(access_key: str) -> str | None:
     from moto.sts.models import sts_backends
 
@@ -194,8 +209,11 @@ def _profile_role_arns(account: str, profile: Mapping[str, Any]) -> list[str]:
 
     backend = iam_backends[account]["aws"]
     try:
-        found = (backend.get_instance_profile_by_arn(profile["Arn"]) if profile.get("Arn")
-                 else backend.get_instance_profile(profile["Name"]))
+        found = (
+            backend.get_instance_profile_by_arn(profile["Arn"])
+            if profile.get("Arn")
+            else backend.get_instance_profile(profile["Name"])
+        )
     except Exception:
         return []
     return [str(role.arn) for role in found.roles]
@@ -230,6 +248,7 @@ def _auto_scaling_group_arn(account: str, region: str, name: str) -> str | None:
 
 # --- the authorisations a call needs ------------------------------------------------------------
 
+
 def ec2_arn(region: str, account: str, resource_id: str) -> str:
     kind = _EC2_KINDS.get(resource_id.split("-", 1)[0], "")
     if kind in ("snapshot", "image"):
@@ -237,19 +256,33 @@ def ec2_arn(region: str, account: str, resource_id: str) -> str:
     return f"arn:aws:ec2:{region}:{account}:{kind or 'unknown'}/{resource_id}"
 
 
-def _tag_authorization(region: str, account: str, params: Mapping[str, Any], resources: Sequence[str],
-                       create_action: str) -> list[Authorization]:
+def _tag_authorization(
+    region: str, account: str, params: Mapping[str, Any], resources: Sequence[str], create_action: str
+) -> list[Authorization]:
     # Tags given at creation are authorised as ec2:CreateTags with ec2:CreateAction set.
     if not params.get("TagSpecifications"):
         return []
-    return [Authorization("ec2:CreateTags", tuple(resources), {"ec2:CreateAction": create_action},
-                          implicit=f"tags on create ({create_action})")]
+    return [
+        Authorization(
+            "ec2:CreateTags",
+            tuple(resources),
+            {"ec2:CreateAction": create_action},
+            implicit=f"tags on create ({create_action})",
+        )
+    ]
 
 
 def _pass_role(account: str, profile: Mapping[str, Any]) -> list[Authorization]:
     roles = _profile_role_arns(account, profile)
-    return [Authorization("iam:PassRole", (role,), {"iam:PassedToService": "ec2.amazonaws.com"},
-                          implicit="attaching an instance profile passes its role to EC2") for role in roles]
+    return [
+        Authorization(
+            "iam:PassRole",
+            (role,),
+            {"iam:PassedToService": "ec2.amazonaws.com"},
+            implicit="attaching an instance profile passes its role to EC2",
+        )
+        for role in roles
+    ]
 
 
 def _ebs_key_use(account: str, region: str, key_id: str, role: str) -> list[Authorization]:
@@ -260,19 +293,25 @@ def _ebs_key_use(account: str, region: str, key_id: str, role: str) -> list[Auth
     arn, aliases = found
     if any(alias.startswith("alias/aws/") for alias in aliases):
         return []  # AWS managed keys are authorised by their own key policy, not by IAM
-    context = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "kms:ResourceAliases": aliases,
-               "kms:RequestAlias": None}
+    context = {
+        "kms:ViaService": f"ec2.{region}.amazonaws.com",
+        "kms:ResourceAliases": aliases,
+        "kms:RequestAlias": None,
+    }
     why = f"EBS uses the {role} key of an encrypted snapshot copy"
-    actions = (("kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo")
-               if role == "destination" else ("kms:DescribeKey", "kms:Decrypt", "kms:ReEncryptFrom"))
+    actions = (
+        ("kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo")
+        if role == "destination"
+        else ("kms:DescribeKey", "kms:Decrypt", "kms:ReEncryptFrom")
+    )
     needed = [Authorization(a, (arn,), context, implicit=why) for a in actions]
-    needed.append(Authorization("kms:CreateGrant", (arn,), {**context, "kms:GrantIsForAWSResource": "true"},
-                                implicit=why))
+    needed.append(
+        Authorization("kms:CreateGrant", (arn,), {**context, "kms:GrantIsForAWSResource": "true"}, implicit=why)
+    )
     return needed
 
 
-def _ec2_authorizations(action: str, api: str, p: Mapping[str, Any], account: str,
-                        region: str) -> list[Authorization]:
+def _ec2_authorizations(action: str, api: str, p: Mapping[str, Any], account: str, region: str) -> list[Authorization]:
     def arn(resource_id: str) -> str:
         return ec2_arn(region, account, resource_id)
 
@@ -305,21 +344,28 @@ def _ec2_authorizations(action: str, api: str, p: Mapping[str, Any], account: st
         instance = p["InstanceSpecification"]["InstanceId"]
         volumes: list[str] = []
         try:
-            volumes = [m.ebs.volume_id if hasattr(m, "ebs") else m.volume_id
-                       for m in _ec2(account, region).get_instance(instance).block_device_mapping.values()]
+            volumes = [
+                m.ebs.volume_id if hasattr(m, "ebs") else m.volume_id
+                for m in _ec2(account, region).get_instance(instance).block_device_mapping.values()
+            ]
         except Exception:
             volumes = []
-        return [Authorization(action, (arn(instance), *(arn(v) for v in volumes),
-                                       f"arn:aws:ec2:{region}::snapshot/*")), *_tag_authorization(
-            region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CreateSnapshots")]
+        return [
+            Authorization(action, (arn(instance), *(arn(v) for v in volumes), f"arn:aws:ec2:{region}::snapshot/*")),
+            *_tag_authorization(region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CreateSnapshots"),
+        ]
     if api == "CreateSnapshot":
-        return [Authorization(action, (arn(p["VolumeId"]), f"arn:aws:ec2:{region}::snapshot/*")), *_tag_authorization(
-            region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CreateSnapshot")]
+        return [
+            Authorization(action, (arn(p["VolumeId"]), f"arn:aws:ec2:{region}::snapshot/*")),
+            *_tag_authorization(region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CreateSnapshot"),
+        ]
     if api == "CopySnapshot":
         source_region = p.get("SourceRegion") or region
         source = f"arn:aws:ec2:{source_region}::snapshot/{p['SourceSnapshotId']}"
-        needed = [Authorization(action, (source, f"arn:aws:ec2:{region}::snapshot/*")),
-                  *_tag_authorization(region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CopySnapshot")]
+        needed = [
+            Authorization(action, (source, f"arn:aws:ec2:{region}::snapshot/*")),
+            *_tag_authorization(region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CopySnapshot"),
+        ]
         original = _snapshot(source_region, p["SourceSnapshotId"])
         if original is not None and original.kms_key_id:
             needed += _ebs_key_use(str(original.owner_id), source_region, str(original.kms_key_id), "source")
@@ -329,25 +375,44 @@ def _ec2_authorizations(action: str, api: str, p: Mapping[str, Any], account: st
     if api in ("ModifySnapshotAttribute", "DeleteSnapshot", "LockSnapshot", "UnlockSnapshot"):
         return [with_tags(p["SnapshotId"])]
     if api == "CreateSecurityGroup":
-        return [Authorization(action, (arn(p["VpcId"]), f"arn:aws:ec2:{region}:{account}:security-group/*")),
-                *_tag_authorization(region, account, p, [f"arn:aws:ec2:{region}:{account}:security-group/*"],
-                                    "CreateSecurityGroup")]
-    if api in ("AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
-               "RevokeSecurityGroupEgress"):
-        lists = {pl["PrefixListId"] for permission in p.get("IpPermissions", [])
-                 for pl in permission.get("PrefixListIds", [])}
+        return [
+            Authorization(action, (arn(p["VpcId"]), f"arn:aws:ec2:{region}:{account}:security-group/*")),
+            *_tag_authorization(
+                region, account, p, [f"arn:aws:ec2:{region}:{account}:security-group/*"], "CreateSecurityGroup"
+            ),
+        ]
+    if api in (
+        "AuthorizeSecurityGroupIngress",
+        "AuthorizeSecurityGroupEgress",
+        "RevokeSecurityGroupIngress",
+        "RevokeSecurityGroupEgress",
+    ):
+        lists = {
+            pl["PrefixListId"]
+            for permission in p.get("IpPermissions", [])
+            for pl in permission.get("PrefixListIds", [])
+        }
         # AWS-managed prefix lists (the S3 gateway's) are owned by "aws".
-        return [Authorization(action, (arn(p["GroupId"]), *(f"arn:aws:ec2:{region}:aws:prefix-list/{pl}"
-                                                                for pl in sorted(lists))))]
+        return [
+            Authorization(
+                action, (arn(p["GroupId"]), *(f"arn:aws:ec2:{region}:aws:prefix-list/{pl}" for pl in sorted(lists)))
+            )
+        ]
     if api == "DeleteSecurityGroup":
         return [with_tags(p["GroupId"])]
     if api == "RunInstances":
-        resources = [f"arn:aws:ec2:{region}:{account}:instance/*", f"arn:aws:ec2:{region}:{account}:volume/*",
-                     f"arn:aws:ec2:{region}:{account}:network-interface/*", arn(p["ImageId"])]
+        resources = [
+            f"arn:aws:ec2:{region}:{account}:instance/*",
+            f"arn:aws:ec2:{region}:{account}:volume/*",
+            f"arn:aws:ec2:{region}:{account}:network-interface/*",
+            arn(p["ImageId"]),
+        ]
         resources += [arn(g) for g in p.get("SecurityGroupIds", [])]
         resources += [arn(p["SubnetId"])] if p.get("SubnetId") else []
-        needed = [Authorization(action, tuple(resources)), *_tag_authorization(
-            region, account, p, resources[:2], "RunInstances")]
+        needed = [
+            Authorization(action, tuple(resources)),
+            *_tag_authorization(region, account, p, resources[:2], "RunInstances"),
+        ]
         if p.get("IamInstanceProfile"):
             needed += _pass_role(account, p["IamInstanceProfile"])
         return needed
@@ -370,8 +435,11 @@ def _kms_authorizations(action: str, p: Mapping[str, Any], account: str, region:
     if not key_id:
         return [Authorization(action, ("*",))]
     found = _key(account, region, key_id)
-    alias = key_id if key_id.startswith("alias/") else (
-        "alias/" + key_id.split(":alias/", 1)[1] if ":alias/" in key_id else None)
+    alias = (
+        key_id
+        if key_id.startswith("alias/")
+        else ("alias/" + key_id.split(":alias/", 1)[1] if ":alias/" in key_id else None)
+    )
     context: dict[str, Any] = {"kms:RequestAlias": alias, "kms:ViaService": None}
     if found is None:
         return [Authorization(action, (), context)]
@@ -389,25 +457,35 @@ def _s3_authorizations(action: str, api: str, p: Mapping[str, Any]) -> list[Auth
         versioned = action == "s3:GetObject" and p.get("VersionId")
         needed = [Authorization("s3:GetObjectVersion" if versioned else action, (f"{bucket_arn}/{p['Key']}",))]
         if api == "PutObject" and p.get("ObjectLockRetainUntilDate"):
-            needed.append(Authorization("s3:PutObjectRetention", (f"{bucket_arn}/{p['Key']}",),
-                                        implicit="retention set with the object"))
+            needed.append(
+                Authorization(
+                    "s3:PutObjectRetention", (f"{bucket_arn}/{p['Key']}",), implicit="retention set with the object"
+                )
+            )
         if api == "PutObject" and p.get("ObjectLockLegalHoldStatus"):
-            needed.append(Authorization("s3:PutObjectLegalHold", (f"{bucket_arn}/{p['Key']}",),
-                                        implicit="legal hold set with the object"))
+            needed.append(
+                Authorization(
+                    "s3:PutObjectLegalHold", (f"{bucket_arn}/{p['Key']}",), implicit="legal hold set with the object"
+                )
+            )
         if api == "CopyObject":
             source = p["CopySource"]
             if isinstance(source, Mapping):
                 source = f"{source['Bucket']}/{source['Key']}"
-            needed.append(Authorization("s3:GetObject", (f"arn:aws:s3:::{str(source).lstrip('/')}",),
-                                        implicit="reading the copy's source"))
+            needed.append(
+                Authorization(
+                    "s3:GetObject", (f"arn:aws:s3:::{str(source).lstrip('/')}",), implicit="reading the copy's source"
+                )
+            )
         return needed
     if bucket:
         return [Authorization(action, (bucket_arn,))]
     return [Authorization(action, ("*",))]
 
 
-def authorizations(action: str, api: str, params: Mapping[str, Any], account: str,
-                   region: str) -> tuple[Authorization, ...]:
+def authorizations(
+    action: str, api: str, params: Mapping[str, Any], account: str, region: str
+) -> tuple[Authorization, ...]:
     """The IAM authorisations one API call needs, as far as its parameters and moto's state tell."""
     if action in NO_PERMISSION_NEEDED:
         return ()
@@ -428,14 +506,20 @@ def authorizations(action: str, api: str, params: Mapping[str, Any], account: st
             if p.get("RoleName"):
                 return (Authorization(action, (f"arn:aws:iam::{account}:role/{p['RoleName']}",)),)
             if p.get("InstanceProfileName"):
-                return (Authorization(action, (f"arn:aws:iam::{account}:instance-profile/"
-                                               f"{p['InstanceProfileName']}",)),)
+                return (
+                    Authorization(action, (f"arn:aws:iam::{account}:instance-profile/{p['InstanceProfileName']}",)),
+                )
         if service == "dynamodb" and api in _TRANSACTION_ITEM_ACTIONS:
             # A transaction is authorised item by item, as the item actions it holds.
-            return tuple(Authorization(f"dynamodb:{_TRANSACTION_ITEM_ACTIONS[api][kind]}",
-                                       (f"arn:aws:dynamodb:{region}:{account}:table/{item[kind]['TableName']}",))
-                         for item in p.get("TransactItems", []) for kind in item
-                         if kind in _TRANSACTION_ITEM_ACTIONS[api])
+            return tuple(
+                Authorization(
+                    f"dynamodb:{_TRANSACTION_ITEM_ACTIONS[api][kind]}",
+                    (f"arn:aws:dynamodb:{region}:{account}:table/{item[kind]['TableName']}",),
+                )
+                for item in p.get("TransactItems", [])
+                for kind in item
+                if kind in _TRANSACTION_ITEM_ACTIONS[api]
+            )
         if service == "dynamodb" and p.get("TableName"):
             return (Authorization(action, (f"arn:aws:dynamodb:{region}:{account}:table/{p['TableName']}",)),)
         if service == "sns" and p.get("TopicArn"):
@@ -446,11 +530,18 @@ def authorizations(action: str, api: str, params: Mapping[str, Any], account: st
         if service == "ssm":
             if api == "SendCommand":
                 document = p["DocumentName"]
-                document_arn = (document if document.startswith("arn:") else
-                                f"arn:aws:ssm:{region}::document/{document}" if document.startswith("AWS-")
-                                else f"arn:aws:ssm:{region}:{account}:document/{document}")
-                return (Authorization(action, (*(ec2_arn(region, account, i) for i in p.get("InstanceIds", [])),
-                                               document_arn)),)
+                document_arn = (
+                    document
+                    if document.startswith("arn:")
+                    else f"arn:aws:ssm:{region}::document/{document}"
+                    if document.startswith("AWS-")
+                    else f"arn:aws:ssm:{region}:{account}:document/{document}"
+                )
+                return (
+                    Authorization(
+                        action, (*(ec2_arn(region, account, i) for i in p.get("InstanceIds", [])), document_arn)
+                    ),
+                )
             if api in ("GetParameter", "PutParameter"):
                 name = p["Name"] if p["Name"].startswith("/") else "/" + p["Name"]
                 return (Authorization(action, (f"arn:aws:ssm:{region}:{account}:parameter{name}",)),)
@@ -473,6 +564,7 @@ def authorizations(action: str, api: str, params: Mapping[str, Any], account: st
 
 
 # --- the recorder -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Issued:
@@ -517,8 +609,9 @@ def record_api_calls() -> Iterator[list[ApiCall]]:
             role = acting.role_arn
         return role, function, acting
 
-    def record(client: Any, operation: str, params: Mapping[str, Any],
-               presigned: bool) -> tuple[ApiCall, _Acting | None] | None:
+    def record(
+        client: Any, operation: str, params: Mapping[str, Any], presigned: bool
+    ) -> tuple[ApiCall, _Acting | None] | None:
         who = caller(client)
         if who is None:
             return None
@@ -528,11 +621,20 @@ def record_api_calls() -> Iterator[list[ApiCall]]:
         account = role.split(":")[4]
         region = str(client.meta.region_name)
         trimmed = _trim(params)
-        call = ApiCall(role_arn=role, account=account, region=region, service=action.split(":")[0],
-                       operation=action, api=operation, params=trimmed, function=function,
-                       authorizations=authorizations(action, operation, trimmed, account, region),
-                       presigned=presigned, stand_in=acting.reason if acting else "",
-                       simulation_only=acting is not None and acting.role_arn is None)
+        call = ApiCall(
+            role_arn=role,
+            account=account,
+            region=region,
+            service=action.split(":")[0],
+            operation=action,
+            api=operation,
+            params=trimmed,
+            function=function,
+            authorizations=authorizations(action, operation, trimmed, account, region),
+            presigned=presigned,
+            stand_in=acting.reason if acting else "",
+            simulation_only=acting is not None and acting.role_arn is None,
+        )
         with lock:
             calls.append(call)
         return call, acting
@@ -546,22 +648,27 @@ def record_api_calls() -> Iterator[list[ApiCall]]:
             inherited = acting if acting is not None and acting.role_arn is None else None
             with lock:
                 issued[result["Credentials"]["AccessKeyId"]] = _Issued(
-                    role_arn=str(api_params["RoleArn"]), function=call.function, acting=inherited)
+                    role_arn=str(api_params["RoleArn"]), function=call.function, acting=inherited
+                )
         return result
 
-    def generate_presigned_url(self: Any, ClientMethod: str, Params: Any = None,
-                               ExpiresIn: int = 3600, HttpMethod: str | None = None) -> Any:
+    def generate_presigned_url(
+        self: Any, ClientMethod: str, Params: Any = None, ExpiresIn: int = 3600, HttpMethod: str | None = None
+    ) -> Any:
         operation = self._PY_TO_OP_NAME.get(ClientMethod, ClientMethod)
         record(self, operation, Params or {}, presigned=True)
         return original_presign(self, ClientMethod, Params=Params, ExpiresIn=ExpiresIn, HttpMethod=HttpMethod)
 
     # Clients built from now on take generate_presigned_url from botocore.signers (no class cache).
-    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", make_api_call), \
-            mock.patch.object(botocore.signers, "generate_presigned_url", generate_presigned_url):
+    with (
+        mock.patch.object(botocore.client.BaseClient, "_make_api_call", make_api_call),
+        mock.patch.object(botocore.signers, "generate_presigned_url", generate_presigned_url),
+    ):
         yield calls
 
 
 # --- a small IAM evaluator ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -610,8 +717,9 @@ def _compare(operator: str, actual: Any, expected: list[Any]) -> bool | None:
     return None
 
 
-def _condition(sid: str, operator: str, key: str, expected: Any, context: Mapping[str, Any],
-               assumed: list[str]) -> bool:
+def _condition(
+    sid: str, operator: str, key: str, expected: Any, context: Mapping[str, Any], assumed: list[str]
+) -> bool:
     qualifier, _, base = operator.rpartition(":")
     if_exists = base.endswith("IfExists")
     base = base.removesuffix("IfExists")
@@ -632,8 +740,9 @@ def _condition(sid: str, operator: str, key: str, expected: Any, context: Mappin
     return any(results)
 
 
-def _statement_applies(statement: Mapping[str, Any], action: str, resource: str | None,
-                       context: Mapping[str, Any], assumed: list[str]) -> bool:
+def _statement_applies(
+    statement: Mapping[str, Any], action: str, resource: str | None, context: Mapping[str, Any], assumed: list[str]
+) -> bool:
     if "Action" in statement:
         if not any(matches(a, action, ignore_case=True) for a in _as_list(statement["Action"])):
             return False
@@ -655,8 +764,12 @@ def _statement_applies(statement: Mapping[str, Any], action: str, resource: str 
     return True
 
 
-def evaluate(policies: Sequence[Mapping[str, Any]], action: str, resources: Sequence[str] = (),
-             context: Mapping[str, Any] | None = None) -> Decision:
+def evaluate(
+    policies: Sequence[Mapping[str, Any]],
+    action: str,
+    resources: Sequence[str] = (),
+    context: Mapping[str, Any] | None = None,
+) -> Decision:
     """Whether identity policies allow `action` on every resource (no resources: the action alone).
 
     An explicit Deny wins; otherwise some Allow must match each resource; otherwise the implicit deny.
@@ -679,5 +792,9 @@ def evaluate(policies: Sequence[Mapping[str, Any]], action: str, resources: Sequ
                 allowed_by.add(str(statement.get("Sid", "?")))
                 allowed_here = True
         every_resource_allowed = every_resource_allowed and allowed_here
-    return Decision(allowed=every_resource_allowed and not denied_by, allowed_by=tuple(sorted(allowed_by)),
-                    denied_by=tuple(sorted(denied_by)), assumed_conditions=tuple(dict.fromkeys(assumed)))
+    return Decision(
+        allowed=every_resource_allowed and not denied_by,
+        allowed_by=tuple(sorted(allowed_by)),
+        denied_by=tuple(sorted(denied_by)),
+        assumed_conditions=tuple(dict.fromkeys(assumed)),
+    )

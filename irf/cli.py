@@ -39,15 +39,27 @@ EXIT_CODES = {
     EXIT_NO_CREDENTIALS: "no usable AWS credentials",
     EXIT_ACCESS_DENIED: "access denied (the refused action is named)",
 }
-ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
-                                 "AuthorizationError", "UnauthorizedAccess"})
-REJECTED_CREDENTIALS_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId",
-                                        "UnrecognizedClientException", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
-NO_CREDENTIALS = ("no AWS credentials: set AWS_PROFILE (or pass --profile), export AWS_ACCESS_KEY_ID and "
-                  "AWS_SECRET_ACCESS_KEY, or sign in with `aws sso login`")
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "UnauthorizedAccess"}
+)
+REJECTED_CREDENTIALS_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    }
+)
+NO_CREDENTIALS = (
+    "no AWS credentials: set AWS_PROFILE (or pass --profile), export AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or sign in with `aws sso login`"
+)
 
 app = typer.Typer(
-    help="irforensics: automated EC2 incident response and forensics.", no_args_is_help=True,
+    help="irforensics: automated EC2 incident response and forensics.",
+    no_args_is_help=True,
     pretty_exceptions_enable=False,
     epilog="Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".",
 )
@@ -56,21 +68,38 @@ err = Console(stderr=True)
 # `irf report --open` hands the report to this; tests replace it so no browser opens.
 open_report: Callable[[str], Any] = webbrowser.open
 
-Prefix = Annotated[str, typer.Option("--prefix", envvar="IRF_PREFIX",
-                                     help="name prefix the stacks were deployed with")]
-Profile = Annotated[str | None, typer.Option("--profile", envvar="AWS_PROFILE",
-                                             help="AWS profile of the security account (else the boto3 chain)")]
-SecurityRegion = Annotated[str | None, typer.Option(
-    "--security-region", envvar="IRF_SECURITY_REGION",
-    help="region of the security account's stack (else AWS_REGION / the profile's region)")]
-ForensicAccount = Annotated[str, typer.Option("--forensic-account", envvar="IRF_FORENSIC_ACCOUNT",
-                                              help="forensic account id (names the evidence bucket)")]
-ForensicRegion = Annotated[str, typer.Option("--forensic-region", envvar="IRF_FORENSIC_REGION",
-                                             help="forensic region (names the evidence bucket)")]
-EvidenceProfile = Annotated[str | None, typer.Option(
-    "--evidence-profile", envvar="IRF_EVIDENCE_PROFILE",
-    help="AWS profile that may read the evidence bucket, e.g. one assuming the investigator role "
-         "(else the same credentials)")]
+Prefix = Annotated[str, typer.Option("--prefix", envvar="IRF_PREFIX", help="name prefix the stacks were deployed with")]
+Profile = Annotated[
+    str | None,
+    typer.Option("--profile", envvar="AWS_PROFILE", help="AWS profile of the security account (else the boto3 chain)"),
+]
+SecurityRegion = Annotated[
+    str | None,
+    typer.Option(
+        "--security-region",
+        envvar="IRF_SECURITY_REGION",
+        help="region of the security account's stack (else AWS_REGION / the profile's region)",
+    ),
+]
+ForensicAccount = Annotated[
+    str,
+    typer.Option(
+        "--forensic-account", envvar="IRF_FORENSIC_ACCOUNT", help="forensic account id (names the evidence bucket)"
+    ),
+]
+ForensicRegion = Annotated[
+    str,
+    typer.Option("--forensic-region", envvar="IRF_FORENSIC_REGION", help="forensic region (names the evidence bucket)"),
+]
+EvidenceProfile = Annotated[
+    str | None,
+    typer.Option(
+        "--evidence-profile",
+        envvar="IRF_EVIDENCE_PROFILE",
+        help="AWS profile that may read the evidence bucket, e.g. one assuming the investigator role "
+        "(else the same credentials)",
+    ),
+]
 
 
 @app.command()
@@ -84,11 +113,13 @@ def preview(stack: Annotated[str, typer.Argument(help="forensic, security or all
             err.print(f"[red]unknown stack {name!r}: forensic, security or all[/red]")
             raise typer.Exit(2)
         if name == "forensic":
-            resources = run_program(name, stacks.forensic_config(), account=local_aws.FORENSIC_ACCOUNT,
-                                    region=local_aws.REGION)
+            resources = run_program(
+                name, stacks.forensic_config(), account=local_aws.FORENSIC_ACCOUNT, region=local_aws.REGION
+            )
         else:
-            resources = run_program(name, stacks.security_config(), account=local_aws.SECURITY_ACCOUNT,
-                                    region=local_aws.REGION)
+            resources = run_program(
+                name, stacks.security_config(), account=local_aws.SECURITY_ACCOUNT, region=local_aws.REGION
+            )
         tree = Tree(f"[bold]{name}[/bold] stack: {len(resources)} resources")
         by_type: dict[str, list[str]] = defaultdict(list)
         for resource in resources:
@@ -105,8 +136,14 @@ def simulate(
     action: Annotated[str, typer.Option(help="contain or analyze")] = "contain",
     out: Annotated[Path, typer.Option(help="folder that receives <CaseId>/ with the evidence layout")] = Path("cases"),
     scenario: Annotated[str, typer.Option(help="the incident to simulate")] = "webshell",
-    incidents: Annotated[int, typer.Option(min=1, max=50, help="incidents on different instances, responded to "
-                                                               "at once (more than 1: a concurrency run)")] = 1,
+    incidents: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=50,
+            help="incidents on different instances, responded to at once (more than 1: a concurrency run)",
+        ),
+    ] = 1,
 ) -> None:
     """Simulate a whole incident on this machine (moto): tag -> contain -> acquire -> examine -> report."""
     from irf.simulate import ACTIONS, SCENARIOS, run_simulation
@@ -120,10 +157,13 @@ def simulate(
     if incidents > 1:
         _simulate_concurrent(incidents, action, out)
         return
-    console.print(f"[bold]irforensics simulation[/bold]: scenario [cyan]{scenario}[/cyan], action "
-                  f"[cyan]{ACTIONS[action]}[/cyan] (AWS simulated by moto; nothing leaves this machine)")
+    console.print(
+        f"[bold]irforensics simulation[/bold]: scenario [cyan]{scenario}[/cyan], action "
+        f"[cyan]{ACTIONS[action]}[/cyan] (AWS simulated by moto; nothing leaves this machine)"
+    )
     started = time.monotonic()
     with console.status("deploying both stacks into three simulated accounts...") as status:
+
         def progress(stage: str, detail: str) -> None:
             console.print(f"  [green]\u2713[/green] {stage}: {detail}")
             status.update(f"{NEXT_STEP.get(stage, 'finishing')}...")
@@ -139,8 +179,10 @@ def simulate(
     console.print(f"case [bold]{result.case_id}[/bold]: response {result.status}")
     contained = result.containment
     if contained:
-        console.print(f"containment of {result.instance_id}: " + "; ".join(
-            f"{k}: {v}" for k, v in _containment_summary(contained).items()))
+        console.print(
+            f"containment of {result.instance_id}: "
+            + "; ".join(f"{k}: {v}" for k, v in _containment_summary(contained).items())
+        )
     evidence = Table(title="Evidence", show_header=True)
     for column in ("key", "size", "sha256"):
         evidence.add_column(column)
@@ -152,8 +194,7 @@ def simulate(
     for column in ("severity", "path", "reason"):
         findings.add_column(column)
     for finding in result.findings[:12]:
-        findings.add_row(str(finding.get("severity", "")), str(finding.get("path", "")),
-                         str(finding.get("reason", "")))
+        findings.add_row(str(finding.get("severity", "")), str(finding.get("path", "")), str(finding.get("reason", "")))
     console.print(findings)
     console.print(f"report: [bold]{result.report}[/bold]  (evidence folder {result.case_dir})")
     console.print(f"done in {time.monotonic() - started:.0f} s")
@@ -164,10 +205,13 @@ def simulate(
 def _simulate_concurrent(count: int, action: str, out: Path) -> None:
     from irf.simulate import ACTIONS, run_concurrent
 
-    console.print(f"[bold]irforensics concurrency simulation[/bold]: {count} incidents, action "
-                  f"[cyan]{ACTIONS[action]}[/cyan], all tagged at once (AWS simulated by moto)")
+    console.print(
+        f"[bold]irforensics concurrency simulation[/bold]: {count} incidents, action "
+        f"[cyan]{ACTIONS[action]}[/cyan], all tagged at once (AWS simulated by moto)"
+    )
     started = time.monotonic()
     with console.status(f"deploying, then building {count} web tiers...") as status:
+
         def progress(stage: str, detail: str) -> None:
             console.print(f"  [green]\u2713[/green] {stage}: {detail}")
             status.update("waiting for the responses..." if stage == "triggered" else "working...")
@@ -184,16 +228,20 @@ def _simulate_concurrent(count: int, action: str, out: Path) -> None:
     for problem in run.problems:
         err.print(f"[red]separation problem:[/red] {problem}")
     troubled = {problem.split(" ", 1)[0] for problem in run.problems}
-    console.print(f"{count - len(troubled)} of {count} cases complete and separate; responses took "
-                  f"{run.seconds:.0f} s; done in {time.monotonic() - started:.0f} s (case folders in {out}, raw "
-                  "images left in the simulated bucket, their digests kept)")
+    console.print(
+        f"{count - len(troubled)} of {count} cases complete and separate; responses took "
+        f"{run.seconds:.0f} s; done in {time.monotonic() - started:.0f} s (case folders in {out}, raw "
+        "images left in the simulated bucket, their digests kept)"
+    )
     if run.problems:
         raise typer.Exit(1)
 
 
-NEXT_STEP = {"deploy": "building the compromised web tier and its disks",
-             "workload": "tagging the instance; the response runs (contain, snapshot, copy, image)",
-             "response": "examining the acquired images (Sleuth Kit, libfsxfs, YARA) and writing the report"}
+NEXT_STEP = {
+    "deploy": "building the compromised web tier and its disks",
+    "workload": "tagging the instance; the response runs (contain, snapshot, copy, image)",
+    "response": "examining the acquired images (Sleuth Kit, libfsxfs, YARA) and writing the report",
+}
 
 
 def _containment_summary(after: dict[str, Any]) -> dict[str, Any]:
@@ -230,8 +278,13 @@ def _exit_codes() -> Iterator[None]:
         _fail(EXIT_NO_CREDENTIALS, f"no AWS credentials: {exc}")
     except (InvalidInput, operator.MissingSetting) as exc:
         _fail(EXIT_BAD_INPUT, str(exc))
-    except (operator.CaseNotFound, operator.ReportNotFound, operator.ContainmentRecordNotFound,
-            operator.DeploymentNotFound, InstanceNotFound) as exc:
+    except (
+        operator.CaseNotFound,
+        operator.ReportNotFound,
+        operator.ContainmentRecordNotFound,
+        operator.DeploymentNotFound,
+        InstanceNotFound,
+    ) as exc:
         _fail(EXIT_NOT_FOUND, str(exc))
     except ResponderUnavailable as exc:
         _fail(EXIT_ACCESS_DENIED, f"access denied: sts:AssumeRole refused: {exc}")
@@ -251,10 +304,12 @@ def _session(profile: str | None, region: str | None) -> boto3.Session:
     return boto3.Session(profile_name=profile or None, region_name=region or None)
 
 
-def _deployment(session: boto3.Session, prefix: str, forensic_account: str = "",
-                forensic_region: str = "") -> operator.Deployment:
-    return operator.locate_deployment(session, prefix, forensic_account=forensic_account,
-                                      forensic_region=forensic_region)
+def _deployment(
+    session: boto3.Session, prefix: str, forensic_account: str = "", forensic_region: str = ""
+) -> operator.Deployment:
+    return operator.locate_deployment(
+        session, prefix, forensic_account=forensic_account, forensic_region=forensic_region
+    )
 
 
 def _evidence_s3(deployment: operator.Deployment, profile: str | None, evidence_profile: str | None) -> Any:
@@ -268,13 +323,17 @@ def respond(
     region: Annotated[str, typer.Option(help="region of the instance (required)")] = "",
     action: Annotated[str, typer.Option(help="analyze (protect, keep serving) or contain (isolate)")] = "analyze",
     case_id: Annotated[str | None, typer.Option(help="use this case id instead of the derived one")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would change; change and acquire nothing")]
-    = False,
-    retain_artefacts: Annotated[bool, typer.Option(
-        help="keep the intermediate member-account snapshots after imaging")] = True,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="report what would change; change and acquire nothing")
+    ] = False,
+    retain_artefacts: Annotated[
+        bool, typer.Option(help="keep the intermediate member-account snapshots after imaging")
+    ] = True,
     wait: Annotated[bool, typer.Option("--wait", help="follow the response live until it ends")] = False,
-    wait_seconds: Annotated[int | None, typer.Option(
-        help="seconds the state machine waits before each snapshot status poll (default: the stack's)")] = None,
+    wait_seconds: Annotated[
+        int | None,
+        typer.Option(help="seconds the state machine waits before each snapshot status poll (default: the stack's)"),
+    ] = None,
     poll_interval: Annotated[float, typer.Option(help="seconds between progress polls with --wait")] = 5.0,
     prefix: Prefix = "",
     profile: Profile = None,
@@ -282,39 +341,65 @@ def respond(
 ) -> None:
     """Start the response state machine for a suspect instance (same input as a manual execution)."""
     with _exit_codes():
-        request = operator.build_request(instance, account, region, action, case_id=case_id, dry_run=dry_run,
-                                         retain_artefacts=retain_artefacts, wait_seconds=wait_seconds)
+        request = operator.build_request(
+            instance,
+            account,
+            region,
+            action,
+            case_id=case_id,
+            dry_run=dry_run,
+            retain_artefacts=retain_artefacts,
+            wait_seconds=wait_seconds,
+        )
         session = _session(profile, security_region)
         deployment = _deployment(session, prefix)
         sfn = session.client("stepfunctions")
         name = operator.execution_name(instance, datetime.now(UTC))
         execution_arn = operator.start_response(sfn, deployment, request, name)
-        console.print(f"started {request['Action']}{' (dry run)' if dry_run else ''} of {instance}: "
-                      f"{execution_arn}", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"started {request['Action']}{' (dry run)' if dry_run else ''} of {instance}: {execution_arn}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         if not wait:
-            console.print(f"follow it with `irf cases` / `irf status <case>`; case id "
-                          f"{case_id or 'assigned when the case opens'}", markup=False, soft_wrap=True)
+            console.print(
+                f"follow it with `irf cases` / `irf status <case>`; case id "
+                f"{case_id or 'assigned when the case opens'}",
+                markup=False,
+                soft_wrap=True,
+            )
             return
         try:
             with console.status("starting...") as spinner:
+
                 def entered(state: str) -> None:
                     console.print(f"  -> {state}", markup=False, highlight=False)
                     spinner.update(f"{state}...")
 
-                outcome = operator.follow_response(sfn, execution_arn, poll_interval=poll_interval,
-                                                   on_state=entered, case_id=case_id or "")
+                outcome = operator.follow_response(
+                    sfn, execution_arn, poll_interval=poll_interval, on_state=entered, case_id=case_id or ""
+                )
         except KeyboardInterrupt:
             _fail(130, f"stopped following; the response goes on: {execution_arn}")
     if not outcome.created:
-        console.print(f"instance {instance} already has open case {outcome.case_id}; nothing new started",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"instance {instance} already has open case {outcome.case_id}; nothing new started",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     opened = f"case {outcome.case_id}" if outcome.case_id else "no case was opened"
     console.print(f"{opened}: response {outcome.status}", markup=False, highlight=False, soft_wrap=True)
     if not outcome.succeeded:
         _fail(EXIT_RESPONSE_FAILED, f"response {outcome.status}: {outcome.reason} ({execution_arn})")
-    console.print(f"next: irf status {outcome.case_id}" + ("" if dry_run else f"; irf report {outcome.case_id}"),
-                  markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"next: irf status {outcome.case_id}" + ("" if dry_run else f"; irf report {outcome.case_id}"),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -332,15 +417,25 @@ def status(
         operator.check_case_id(case)
         session = _session(profile, security_region)
         deployment = _deployment(session, prefix, forensic_account, forensic_region)
-        found = operator.case_status(session.client("dynamodb"),
-                                     _evidence_s3(deployment, profile, evidence_profile), deployment, case)
+        found = operator.case_status(
+            session.client("dynamodb"), _evidence_s3(deployment, profile, evidence_profile), deployment, case
+        )
     record = found.case
     summary = Table(title=f"Case {case}", show_header=False)
     summary.add_column("field", style="bold")
     summary.add_column("value", overflow="fold")
-    for label, key in (("status", "Status"), ("instance", "InstanceId"), ("account", "Account"),
-                       ("region", "Region"), ("action", "Action"), ("trigger", "Trigger"), ("dry run", "DryRun"),
-                       ("opened", "OpenedAt"), ("closed", "ClosedAt"), ("detail", "Detail")):
+    for label, key in (
+        ("status", "Status"),
+        ("instance", "InstanceId"),
+        ("account", "Account"),
+        ("region", "Region"),
+        ("action", "Action"),
+        ("trigger", "Trigger"),
+        ("dry run", "DryRun"),
+        ("opened", "OpenedAt"),
+        ("closed", "ClosedAt"),
+        ("detail", "Detail"),
+    ):
         if key in record:
             value = str(record[key])
             summary.add_row(label, operator.readable_detail(value) if key == "Detail" else value)
@@ -378,17 +473,20 @@ def cases(
     for column in ("case", "status", "action", "instance", "opened"):
         table.add_column(column, overflow="fold", min_width=len(column))
     for case in found:
-        table.add_row(str(case.get("CaseId", "")), str(case.get("Status", "")),
-                      str(case.get("Action", "")) + (" (dry run)" if case.get("DryRun") else ""),
-                      str(case.get("InstanceId", "")), _to_the_second(case.get("OpenedAt")))
+        table.add_row(
+            str(case.get("CaseId", "")),
+            str(case.get("Status", "")),
+            str(case.get("Action", "")) + (" (dry run)" if case.get("DryRun") else ""),
+            str(case.get("InstanceId", "")),
+            _to_the_second(case.get("OpenedAt")),
+        )
     console.print(table)
 
 
 @app.command()
 def report(
     case: Annotated[str, typer.Argument(help="the case id")],
-    out: Annotated[Path | None, typer.Option(help="folder for the report files [default: cases/<case>/report]")]
-    = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the report files [default: cases/<case>/report]")] = None,
     open_: Annotated[bool, typer.Option("--open", help="open report.html in the browser")] = False,
     prefix: Prefix = "",
     forensic_account: ForensicAccount = "",
@@ -403,14 +501,19 @@ def report(
         session = _session(profile, security_region)
         deployment = _deployment(session, prefix, forensic_account, forensic_region)
         folder = out if out is not None else Path("cases") / case / "report"
-        files = operator.download_report(_evidence_s3(deployment, profile, evidence_profile),
-                                         session.client("dynamodb"), deployment, case, folder)
+        files = operator.download_report(
+            _evidence_s3(deployment, profile, evidence_profile), session.client("dynamodb"), deployment, case, folder
+        )
     table = Table(title=f"Report of case {case}")
     for column in ("file", "size", "sha256", "checked"):
         table.add_column(column, overflow="fold")
     for downloaded in files:
-        table.add_row(str(downloaded.path), str(downloaded.size), downloaded.sha256,
-                      "matches recorded" if downloaded.verified else "no recorded digest")
+        table.add_row(
+            str(downloaded.path),
+            str(downloaded.size),
+            downloaded.sha256,
+            "matches recorded" if downloaded.verified else "no recorded digest",
+        )
     console.print(table)
     for downloaded in files:
         console.print(str(downloaded.path), markup=False, highlight=False, soft_wrap=True)
@@ -424,8 +527,7 @@ def report(
 @app.command()
 def release(
     instance: Annotated[str, typer.Argument(help="the contained EC2 instance id (i-...)")],
-    case: Annotated[str, typer.Option("--case", help="the case whose containment record to restore (required)")]
-    = "",
+    case: Annotated[str, typer.Option("--case", help="the case whose containment record to restore (required)")] = "",
     account: Annotated[str, typer.Option(help="member account id of the instance (required)")] = "",
     region: Annotated[str, typer.Option(help="region of the instance (required)")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change; change nothing")] = False,
@@ -443,15 +545,28 @@ def release(
         session = _session(profile, security_region)
         deployment = _deployment(session, prefix, forensic_account, forensic_region)
         outcome = operator.release_contained_instance(
-            session, _evidence_s3(deployment, profile, evidence_profile), deployment, instance, case, account,
-            region, dry_run=dry_run)
+            session,
+            _evidence_s3(deployment, profile, evidence_profile),
+            deployment,
+            instance,
+            case,
+            account,
+            region,
+            dry_run=dry_run,
+        )
     verb = "would change" if outcome.dry_run else "changed"
     if not outcome.changes:
-        console.print(f"{instance} is already as recorded before containment (case {case}); nothing to change",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"{instance} is already as recorded before containment (case {case}); nothing to change",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     else:
-        table = Table(title=f"Release of {instance} (case {case}): {len(outcome.changes)} {verb}"
-                            + (" - dry run, nothing changed" if outcome.dry_run else ""))
+        table = Table(
+            title=f"Release of {instance} (case {case}): {len(outcome.changes)} {verb}"
+            + (" - dry run, nothing changed" if outcome.dry_run else "")
+        )
         for column in ("what", "resource", "from", "to", "api"):
             table.add_column(column, overflow="fold")
         for change in outcome.changes:
@@ -460,15 +575,22 @@ def release(
     if outcome.custody_key:
         console.print(f"custody: {outcome.custody_key}", markup=False, highlight=False, soft_wrap=True)
     else:
-        err.print(f"irf: warning: the release is not in the custody log ({outcome.custody_error}); "
-                  "record it by hand", markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"irf: warning: the release is not in the custody log ({outcome.custody_error}); record it by hand",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("build-modules")
 def build_modules(
-    kernels: Annotated[list[str] | None, typer.Argument(
-        help="kernels as distro:version:release:arch, e.g. amzn:2023:6.1.119-129.201.amzn2023.x86_64:x86_64")]
-    = None,
+    kernels: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="kernels as distro:version:release:arch, e.g. amzn:2023:6.1.119-129.201.amzn2023.x86_64:x86_64"
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="follow the builds until they end")] = False,
     poll_interval: Annotated[float, typer.Option(help="seconds between progress polls with --wait")] = 10.0,
     prefix: Prefix = "",
@@ -482,8 +604,12 @@ def build_modules(
         deployment = _deployment(session, prefix)
         sfn = session.client("stepfunctions")
         execution_arn = operator.start_module_builds(sfn, deployment, builds, datetime.now(UTC))
-        console.print(f"LimeFactory started for {len(builds)} kernel(s): {execution_arn}", markup=False,
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"LimeFactory started for {len(builds)} kernel(s): {execution_arn}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         if not wait:
             return
         outcome = operator.follow_module_builds(sfn, execution_arn, poll_interval=poll_interval)
@@ -492,9 +618,11 @@ def build_modules(
         table.add_column(column, overflow="fold")
     for result in outcome.results:
         build = result.get("Build") or {}
-        table.add_row(f"{build.get('Distro')} {build.get('DistroVersion')} {build.get('KernelRelease')} "
-                      f"({build.get('Arch')})", "yes" if result.get("Succeeded") else "no",
-                      str(result.get("BuildId") or result.get("Error") or ""))
+        table.add_row(
+            f"{build.get('Distro')} {build.get('DistroVersion')} {build.get('KernelRelease')} ({build.get('Arch')})",
+            "yes" if result.get("Succeeded") else "no",
+            str(result.get("BuildId") or result.get("Error") or ""),
+        )
     console.print(table)
     if outcome.status != "SUCCEEDED":
         raise typer.Exit(EXIT_RESPONSE_FAILED)

@@ -38,8 +38,14 @@ from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
 # (project name, environment variables of the build) -> None; raising fails the build.
 Builder = Callable[[str, dict[str, str]], None]
-_START_BUILD_PARAMETERS = {"ProjectName", "EnvironmentVariablesOverride", "SourceVersion", "BuildspecOverride",
-                           "TimeoutInMinutesOverride", "IdempotencyToken"}
+_START_BUILD_PARAMETERS = {
+    "ProjectName",
+    "EnvironmentVariablesOverride",
+    "SourceVersion",
+    "BuildspecOverride",
+    "TimeoutInMinutesOverride",
+    "IdempotencyToken",
+}
 
 
 @dataclass(frozen=True)
@@ -84,31 +90,52 @@ class _StandInCodeBuild(StateTaskServiceCallback):
         return _START_BUILD_PARAMETERS if self.resource.api_action.lower() == "startbuild" else None
 
     def _failure(self, env: Any, error: str, cause: str) -> FailureEventException:
-        return FailureEventException(FailureEvent(
-            env=env, error_name=CustomErrorName(error_name=error), event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(  # type: ignore[typeddict-item]
-                error=error, cause=cause, resource=self._get_sfn_resource(),
-                resourceType=self._get_sfn_resource_type()))))
+        return FailureEventException(
+            FailureEvent(
+                env=env,
+                error_name=CustomErrorName(error_name=error),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    taskFailedEventDetails=TaskFailedEventDetails(  # type: ignore[typeddict-item]
+                        error=error,
+                        cause=cause,
+                        resource=self._get_sfn_resource(),
+                        resourceType=self._get_sfn_resource_type(),
+                    )
+                ),
+            )
+        )
 
-    def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any],
-                           state_credentials: Any) -> None:
+    def _eval_service_task(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
         project = str(normalised_parameters.get("ProjectName", ""))
         if project not in self._builds.projects:
-            raise self._failure(env, "CodeBuild.ResourceNotFoundException",
-                                f"Project cannot be found: arn:aws:codebuild:{resource_runtime_part.region}:"
-                                f"{resource_runtime_part.account}:project/{project}")
-        environment = {str(v["Name"]): str(v["Value"])
-                       for v in normalised_parameters.get("EnvironmentVariablesOverride", [])}
+            raise self._failure(
+                env,
+                "CodeBuild.ResourceNotFoundException",
+                f"Project cannot be found: arn:aws:codebuild:{resource_runtime_part.region}:"
+                f"{resource_runtime_part.account}:project/{project}",
+            )
+        environment = {
+            str(v["Name"]): str(v["Value"]) for v in normalised_parameters.get("EnvironmentVariablesOverride", [])
+        }
         build = self._builds.run(project, environment)
         env.stack.append({"Build": {"Id": build.build_id, "ProjectName": project, "BuildStatus": "IN_PROGRESS"}})
 
-    def _build_sync_resolver(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any],
-                             state_credentials: Any) -> Callable[[], Any]:
+    def _build_sync_resolver(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> Callable[[], Any]:
         started = env.stack.pop()["Build"]
         build = next(b for b in self._builds.done if b.build_id == started["Id"])
-        record = {"Id": build.build_id, "ProjectName": build.project, "BuildStatus": build.status,
-                  "EnvironmentVariables": [{"Name": k, "Value": v, "Type": "PLAINTEXT"}
-                                           for k, v in build.environment.items()]}
+        record = {
+            "Id": build.build_id,
+            "ProjectName": build.project,
+            "BuildStatus": build.status,
+            "EnvironmentVariables": [
+                {"Name": k, "Value": v, "Type": "PLAINTEXT"} for k, v in build.environment.items()
+            ],
+        }
 
         def resolve() -> Any:
             if build.status == "SUCCEEDED":

@@ -114,7 +114,8 @@ class MotoDeployer:
         if create is None:
             raise UnknownResourceType(
                 f"the local deployer does not know {args.typ} (resource {args.name}); add it to "
-                "irf/deploy_local.py or to NOT_SIMULATED with the reason")
+                "irf/deploy_local.py or to NOT_SIMULATED with the reason"
+            )
         inputs = _plain(dict(args.inputs))
         resource_id, outputs = create(self.session(account, region), inputs, args.name, account, region)
         merged = {**inputs, **outputs}
@@ -136,6 +137,7 @@ def creates(type_token: str) -> Callable[[Creator], Creator]:
     def register(fn: Creator) -> Creator:
         _CREATORS[type_token] = fn
         return fn
+
     return register
 
 
@@ -167,8 +169,12 @@ def _bucket(s: Session, i: Inputs, name: str, account: str, region: str) -> Crea
     if region != "us-east-1":
         params["CreateBucketConfiguration"] = {"LocationConstraint": region}
     _client(s, "s3").create_bucket(**params)
-    return bucket, {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "region": region,
-                    "bucketDomainName": f"{bucket}.s3.amazonaws.com"}
+    return bucket, {
+        "bucket": bucket,
+        "arn": f"arn:aws:s3:::{bucket}",
+        "region": region,
+        "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+    }
 
 
 @creates("aws:s3/bucketVersioning:BucketVersioning")
@@ -187,8 +193,8 @@ def _object_lock(s: Session, i: Inputs, name: str, account: str, region: str) ->
     else:
         rule["Years"] = int(retention["years"])
     _client(s, "s3").put_object_lock_configuration(
-        Bucket=i["bucket"],
-        ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": rule}})
+        Bucket=i["bucket"], ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": rule}}
+    )
     return i["bucket"], {}
 
 
@@ -209,10 +215,15 @@ def _encryption(s: Session, i: Inputs, name: str, account: str, region: str) -> 
 
 @creates("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
 def _public_access_block(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
-    _client(s, "s3").put_public_access_block(Bucket=i["bucket"], PublicAccessBlockConfiguration={
-        "BlockPublicAcls": bool(i.get("blockPublicAcls")), "IgnorePublicAcls": bool(i.get("ignorePublicAcls")),
-        "BlockPublicPolicy": bool(i.get("blockPublicPolicy")),
-        "RestrictPublicBuckets": bool(i.get("restrictPublicBuckets"))})
+    _client(s, "s3").put_public_access_block(
+        Bucket=i["bucket"],
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": bool(i.get("blockPublicAcls")),
+            "IgnorePublicAcls": bool(i.get("ignorePublicAcls")),
+            "BlockPublicPolicy": bool(i.get("blockPublicPolicy")),
+            "RestrictPublicBuckets": bool(i.get("restrictPublicBuckets")),
+        },
+    )
     return i["bucket"], {}
 
 
@@ -224,8 +235,9 @@ def _bucket_policy(s: Session, i: Inputs, name: str, account: str, region: str) 
 
 @creates("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
 def _ownership(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
-    _client(s, "s3").put_bucket_ownership_controls(Bucket=i["bucket"], OwnershipControls={
-        "Rules": [{"ObjectOwnership": i["rule"]["objectOwnership"]}]})
+    _client(s, "s3").put_bucket_ownership_controls(
+        Bucket=i["bucket"], OwnershipControls={"Rules": [{"ObjectOwnership": i["rule"]["objectOwnership"]}]}
+    )
     return i["bucket"], {}
 
 
@@ -243,8 +255,9 @@ def _bucket_object(s: Session, i: Inputs, name: str, account: str, region: str) 
 @creates("aws:iam/role:Role")
 def _role(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     role_name = i.get("name") or name
-    role = _client(s, "iam").create_role(RoleName=role_name, Path=i.get("path", "/"),
-                                       AssumeRolePolicyDocument=_policy(i["assumeRolePolicy"]))["Role"]
+    role = _client(s, "iam").create_role(
+        RoleName=role_name, Path=i.get("path", "/"), AssumeRolePolicyDocument=_policy(i["assumeRolePolicy"])
+    )["Role"]
     return role_name, {"arn": role["Arn"], "name": role_name, "uniqueId": role["RoleId"]}
 
 
@@ -274,8 +287,9 @@ def _ensure_aws_managed_policy(account: str, arn: str) -> None:
         raise UnknownResourceType(f"{arn} is not an AWS managed policy moto knows")
     for backend in iam_backends[account].values():
         if arn not in backend.managed_policies:
-            backend.managed_policies[arn] = AWSManagedPolicy.from_data(name, account, backend.region_name,
-                                                                       documents[name])
+            backend.managed_policies[arn] = AWSManagedPolicy.from_data(
+                name, account, backend.region_name, documents[name]
+            )
 
 
 @creates("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
@@ -304,8 +318,12 @@ def _table(s: Session, i: Inputs, name: str, account: str, region: str) -> Creat
     keys = [{"AttributeName": i["hashKey"], "KeyType": "HASH"}]
     if i.get("rangeKey"):
         keys.append({"AttributeName": i["rangeKey"], "KeyType": "RANGE"})
-    table = _client(s, "dynamodb").create_table(TableName=table_name, AttributeDefinitions=attributes, KeySchema=keys,
-                                              BillingMode=i.get("billingMode", "PAY_PER_REQUEST"))
+    table = _client(s, "dynamodb").create_table(
+        TableName=table_name,
+        AttributeDefinitions=attributes,
+        KeySchema=keys,
+        BillingMode=i.get("billingMode", "PAY_PER_REQUEST"),
+    )
     return table_name, {"arn": table["TableDescription"]["TableArn"], "name": table_name}
 
 
@@ -319,7 +337,8 @@ def _topic(s: Session, i: Inputs, name: str, account: str, region: str) -> Creat
 @creates("aws:sns/topicSubscription:TopicSubscription")
 def _subscription(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     arn = _client(s, "sns").subscribe(TopicArn=i["topic"], Protocol=i["protocol"], Endpoint=i["endpoint"])[
-        "SubscriptionArn"]
+        "SubscriptionArn"
+    ]
     return arn, {"arn": arn}
 
 
@@ -342,9 +361,11 @@ def _parameter(s: Session, i: Inputs, name: str, account: str, region: str) -> C
 @creates("aws:cloudtrail/trail:Trail")
 def _trail(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     trail = _client(s, "cloudtrail").create_trail(
-        Name=i.get("name") or name, S3BucketName=i["s3BucketName"],
+        Name=i.get("name") or name,
+        S3BucketName=i["s3BucketName"],
         IsMultiRegionTrail=bool(i.get("isMultiRegionTrail")),
-        EnableLogFileValidation=bool(i.get("enableLogFileValidation")))
+        EnableLogFileValidation=bool(i.get("enableLogFileValidation")),
+    )
     return trail["TrailARN"], {"arn": trail["TrailARN"]}
 
 
@@ -353,9 +374,14 @@ def _trail(s: Session, i: Inputs, name: str, account: str, region: str) -> Creat
 def _function(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     function_name = i.get("name") or name
     config = _client(s, "lambda").create_function(
-        FunctionName=function_name, Runtime=i["runtime"], Role=i["role"], Handler=i["handler"],
-        Code={"ZipFile": _minimal_zip()}, Timeout=int(i.get("timeout", 3)),
-        MemorySize=int(i.get("memorySize", 128)), Architectures=i.get("architectures", ["arm64"]),
+        FunctionName=function_name,
+        Runtime=i["runtime"],
+        Role=i["role"],
+        Handler=i["handler"],
+        Code={"ZipFile": _minimal_zip()},
+        Timeout=int(i.get("timeout", 3)),
+        MemorySize=int(i.get("memorySize", 128)),
+        Architectures=i.get("architectures", ["arm64"]),
         Environment={"Variables": dict((i.get("environment") or {}).get("variables", {}))},
     )
     return function_name, {"arn": config["FunctionArn"], "invokeArn": config["FunctionArn"], "name": function_name}
@@ -364,8 +390,8 @@ def _function(s: Session, i: Inputs, name: str, account: str, region: str) -> Cr
 @creates("aws:sfn/stateMachine:StateMachine")
 def _state_machine(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     arn = _client(s, "stepfunctions").create_state_machine(
-        name=i.get("name") or name, definition=i["definition"], roleArn=i["roleArn"],
-        type=i.get("type", "STANDARD"))["stateMachineArn"]
+        name=i.get("name") or name, definition=i["definition"], roleArn=i["roleArn"], type=i.get("type", "STANDARD")
+    )["stateMachineArn"]
     return arn, {"arn": arn}
 
 
@@ -404,8 +430,9 @@ def _vpc(s: Session, i: Inputs, name: str, account: str, region: str) -> Created
     vpc = ec2.create_vpc(CidrBlock=i["cidrBlock"], TagSpecifications=_tags(i, "vpc"))["Vpc"]
     for attribute in ("enableDnsHostnames", "enableDnsSupport"):
         if i.get(attribute) is not None:
-            ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], **{attribute[0].upper() + attribute[1:]: {
-                "Value": bool(i[attribute])}})
+            ec2.modify_vpc_attribute(
+                VpcId=vpc["VpcId"], **{attribute[0].upper() + attribute[1:]: {"Value": bool(i[attribute])}}
+            )
     return vpc["VpcId"], {"arn": f"arn:aws:ec2:{region}:{account}:vpc/{vpc['VpcId']}", "cidrBlock": i["cidrBlock"]}
 
 
@@ -429,10 +456,14 @@ def _route_table(s: Session, i: Inputs, name: str, account: str, region: str) ->
 
 def _add_route(ec2: Any, table_id: str, route: Mapping[str, Any]) -> None:
     params: dict[str, Any] = {"RouteTableId": table_id}
-    for source, target in (("cidrBlock", "DestinationCidrBlock"), ("destinationCidrBlock", "DestinationCidrBlock"),
-                           ("ipv6CidrBlock", "DestinationIpv6CidrBlock"),
-                           ("destinationIpv6CidrBlock", "DestinationIpv6CidrBlock"),
-                           ("gatewayId", "GatewayId"), ("natGatewayId", "NatGatewayId")):
+    for source, target in (
+        ("cidrBlock", "DestinationCidrBlock"),
+        ("destinationCidrBlock", "DestinationCidrBlock"),
+        ("ipv6CidrBlock", "DestinationIpv6CidrBlock"),
+        ("destinationIpv6CidrBlock", "DestinationIpv6CidrBlock"),
+        ("gatewayId", "GatewayId"),
+        ("natGatewayId", "NatGatewayId"),
+    ):
         if route.get(source):
             params[target] = route[source]
     ec2.create_route(**params)
@@ -481,11 +512,15 @@ def _permission(rule: Mapping[str, Any]) -> dict[str, Any]:
 def _security_group(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     ec2 = _client(s, "ec2")
     group_id = ec2.create_security_group(
-        GroupName=i.get("name") or name, Description=i.get("description", "Managed by Pulumi"),
-        VpcId=i["vpcId"], TagSpecifications=_tags(i, "security-group"))["GroupId"]
+        GroupName=i.get("name") or name,
+        Description=i.get("description", "Managed by Pulumi"),
+        VpcId=i["vpcId"],
+        TagSpecifications=_tags(i, "security-group"),
+    )["GroupId"]
     # Like the Pulumi/Terraform provider: the default allow-all egress rule is removed on create.
-    ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=[
-        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.revoke_security_group_egress(
+        GroupId=group_id, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
     if i.get("ingress"):
         ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[_permission(r) for r in i["ingress"]])
     if i.get("egress"):
@@ -497,49 +532,66 @@ def _security_group(s: Session, i: Inputs, name: str, account: str, region: str)
 def _default_security_group(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     # Adopting the VPC's default group means owning its rules: exactly the listed ones, else none.
     ec2 = _client(s, "ec2")
-    group = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [i["vpcId"]]},
-                                                  {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    group = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [i["vpcId"]]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"][0]
     if group.get("IpPermissions"):
         ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
     if group.get("IpPermissionsEgress"):
         ec2.revoke_security_group_egress(GroupId=group["GroupId"], IpPermissions=group["IpPermissionsEgress"])
     if i.get("ingress"):
-        ec2.authorize_security_group_ingress(GroupId=group["GroupId"],
-                                             IpPermissions=[_permission(r) for r in i["ingress"]])
+        ec2.authorize_security_group_ingress(
+            GroupId=group["GroupId"], IpPermissions=[_permission(r) for r in i["ingress"]]
+        )
     if i.get("egress"):
-        ec2.authorize_security_group_egress(GroupId=group["GroupId"],
-                                            IpPermissions=[_permission(r) for r in i["egress"]])
+        ec2.authorize_security_group_egress(
+            GroupId=group["GroupId"], IpPermissions=[_permission(r) for r in i["egress"]]
+        )
     return group["GroupId"], {"arn": f"arn:aws:ec2:{region}:{account}:security-group/{group['GroupId']}"}
 
 
 @creates("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
 def _ingress_rule(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
-    rule = {"protocol": i.get("ipProtocol", "-1"), "fromPort": i.get("fromPort"), "toPort": i.get("toPort"),
-            "cidrBlocks": [i["cidrIpv4"]] if i.get("cidrIpv4") else [],
-            "ipv6CidrBlocks": [i["cidrIpv6"]] if i.get("cidrIpv6") else [],
-            "prefixListIds": [i["prefixListId"]] if i.get("prefixListId") else [],
-            "securityGroups": [i["referencedSecurityGroupId"]] if i.get("referencedSecurityGroupId") else []}
+    rule = {
+        "protocol": i.get("ipProtocol", "-1"),
+        "fromPort": i.get("fromPort"),
+        "toPort": i.get("toPort"),
+        "cidrBlocks": [i["cidrIpv4"]] if i.get("cidrIpv4") else [],
+        "ipv6CidrBlocks": [i["cidrIpv6"]] if i.get("cidrIpv6") else [],
+        "prefixListIds": [i["prefixListId"]] if i.get("prefixListId") else [],
+        "securityGroups": [i["referencedSecurityGroupId"]] if i.get("referencedSecurityGroupId") else [],
+    }
     _client(s, "ec2").authorize_security_group_ingress(GroupId=i["securityGroupId"], IpPermissions=[_permission(rule)])
     return f"sgr-{name}", {}
 
 
 @creates("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
 def _egress_rule(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
-    rule = {"protocol": i.get("ipProtocol", "-1"), "fromPort": i.get("fromPort"), "toPort": i.get("toPort"),
-            "cidrBlocks": [i["cidrIpv4"]] if i.get("cidrIpv4") else [],
-            "ipv6CidrBlocks": [i["cidrIpv6"]] if i.get("cidrIpv6") else [],
-            "prefixListIds": [i["prefixListId"]] if i.get("prefixListId") else [],
-            "securityGroups": [i["referencedSecurityGroupId"]] if i.get("referencedSecurityGroupId") else []}
+    rule = {
+        "protocol": i.get("ipProtocol", "-1"),
+        "fromPort": i.get("fromPort"),
+        "toPort": i.get("toPort"),
+        "cidrBlocks": [i["cidrIpv4"]] if i.get("cidrIpv4") else [],
+        "ipv6CidrBlocks": [i["cidrIpv6"]] if i.get("cidrIpv6") else [],
+        "prefixListIds": [i["prefixListId"]] if i.get("prefixListId") else [],
+        "securityGroups": [i["referencedSecurityGroupId"]] if i.get("referencedSecurityGroupId") else [],
+    }
     _client(s, "ec2").authorize_security_group_egress(GroupId=i["securityGroupId"], IpPermissions=[_permission(rule)])
     return f"sgr-{name}", {}
 
 
 @creates("aws:ec2/vpcEndpoint:VpcEndpoint")
 def _endpoint(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
-    params: dict[str, Any] = {"VpcId": i["vpcId"], "ServiceName": i["serviceName"],
-                              "VpcEndpointType": i.get("vpcEndpointType", "Gateway")}
-    for source, target in (("subnetIds", "SubnetIds"), ("securityGroupIds", "SecurityGroupIds"),
-                           ("routeTableIds", "RouteTableIds")):
+    params: dict[str, Any] = {
+        "VpcId": i["vpcId"],
+        "ServiceName": i["serviceName"],
+        "VpcEndpointType": i.get("vpcEndpointType", "Gateway"),
+    }
+    for source, target in (
+        ("subnetIds", "SubnetIds"),
+        ("securityGroupIds", "SecurityGroupIds"),
+        ("routeTableIds", "RouteTableIds"),
+    ):
         if i.get(source):
             params[target] = list(i[source])
     if i.get("privateDnsEnabled") is not None:
@@ -553,7 +605,8 @@ def _endpoint(s: Session, i: Inputs, name: str, account: str, region: str) -> Cr
     return endpoint["VpcEndpointId"], outputs
 
 
-def deploy_program(deployer: MotoDeployer, stack: str, config: Mapping[str, Any], *, account: str,
-                   region: str) -> list[pulumi_mocks.RegisteredResource]:
+def deploy_program(
+    deployer: MotoDeployer, stack: str, config: Mapping[str, Any], *, account: str, region: str
+) -> list[pulumi_mocks.RegisteredResource]:
     """Run one stack of the Pulumi program with every resource created in moto."""
     return pulumi_mocks.run_program(stack, config, account=account, region=region, on_resource=deployer)

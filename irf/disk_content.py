@@ -25,8 +25,13 @@ def write_snapshot(ebs: Any, image: Path, *, description: str) -> str:
             block = chunk.ljust(EBS_BLOCK_SIZE, b"\0")
             if block != zero:
                 ebs.put_snapshot_block(
-                    SnapshotId=snapshot_id, BlockIndex=index, BlockData=block, DataLength=len(block),
-                    Checksum=base64.b64encode(hashlib.sha256(block).digest()).decode(), ChecksumAlgorithm="SHA256")
+                    SnapshotId=snapshot_id,
+                    BlockIndex=index,
+                    BlockData=block,
+                    DataLength=len(block),
+                    Checksum=base64.b64encode(hashlib.sha256(block).digest()).decode(),
+                    ChecksumAlgorithm="SHA256",
+                )
                 written += 1
             index += 1
     ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=written)

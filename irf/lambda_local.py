@@ -111,25 +111,39 @@ class SimulatedTimeout(Exception):
 
 
 @contextmanager
-def dispatch_in_process(log: list[Invocation] | None = None,
-                        on_invoke: Callable[[Invocation], None] | None = None) -> Iterator[list[Invocation]]:
+def dispatch_in_process(
+    log: list[Invocation] | None = None, on_invoke: Callable[[Invocation], None] | None = None
+) -> Iterator[list[Invocation]]:
     """Patch moto's Lambda backend so invocations run our handlers; yields the invocation log."""
     invocations: list[Invocation] = [] if log is None else log
 
-    def invoke(self: LambdaSimpleBackend, function_name: str, qualifier: str | None, body: Any,
-               headers: Any, response_headers: Any) -> bytes:
+    def invoke(
+        self: LambdaSimpleBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> bytes:
         function = self.get_function(function_name, qualifier)
         event = json.loads(body) if body else {}
         record = Invocation(function_name=function.function_name, handler=str(function.handler), event=event)
         context = LocalContext(
-            function_name=function.function_name, invoked_function_arn=function.function_arn,
-            memory_limit_in_mb=int(function.memory_size or 128), timeout_seconds=int(function.timeout or 3),
-            aws_request_id=str(uuid.uuid4()), started=time.monotonic(),
+            function_name=function.function_name,
+            invoked_function_arn=function.function_arn,
+            memory_limit_in_mb=int(function.memory_size or 128),
+            timeout_seconds=int(function.timeout or 3),
+            aws_request_id=str(uuid.uuid4()),
+            started=time.monotonic(),
         )
         try:
             handler = resolve_handler(record.handler)
-            running = RunningFunction(function_name=function.function_name, role_arn=str(function.role),
-                                      account=str(function.account_id), region=str(function.region))
+            running = RunningFunction(
+                function_name=function.function_name,
+                role_arn=str(function.role),
+                account=str(function.account_id),
+                region=str(function.region),
+            )
             with _ENV_LOCK, _environment(dict(function.environment_vars or {})), _running(running):
                 if on_invoke:
                     on_invoke(record)
@@ -141,12 +155,21 @@ def dispatch_in_process(log: list[Invocation] | None = None,
             response_headers["x-amz-function-error"] = "Unhandled"
             if isinstance(exc, SimulatedTimeout):
                 # What the Lambda runtime reports when it stops a function at its timeout.
-                return json.dumps({"errorType": TIMEOUT_ERROR, "errorMessage": (
-                    f"{context.aws_request_id} Task timed out after {context.timeout_seconds:.2f} seconds")}).encode()
-            return json.dumps({
-                "errorType": type(exc).__name__, "errorMessage": str(exc),
-                "stackTrace": traceback.format_exception(exc)[-3:],
-            }).encode()
+                return json.dumps(
+                    {
+                        "errorType": TIMEOUT_ERROR,
+                        "errorMessage": (
+                            f"{context.aws_request_id} Task timed out after {context.timeout_seconds:.2f} seconds"
+                        ),
+                    }
+                ).encode()
+            return json.dumps(
+                {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_exception(exc)[-3:],
+                }
+            ).encode()
         finally:
             invocations.append(record)
 

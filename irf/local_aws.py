@@ -39,6 +39,11 @@ def account_session(account: str, region: str = REGION, role: str = "Organizatio
     if account == SECURITY_ACCOUNT:
         return boto3.Session(region_name=region)
     creds = boto3.client("sts", region_name=region).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="irf-local-admin")["Credentials"]
-    return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                         aws_session_token=creds["SessionToken"], region_name=region)
+        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="irf-local-admin"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )

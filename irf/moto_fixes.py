@@ -59,12 +59,20 @@ def _holds(operator: str, key: str, expected: Any, context: dict[str, str]) -> b
 
 
 def _conditions_hold(statement: dict[str, Any], context: dict[str, str]) -> bool:
-    return all(_holds(operator, key, expected, context)
-               for operator, keys in statement.get("Condition", {}).items() for key, expected in keys.items())
+    return all(
+        _holds(operator, key, expected, context)
+        for operator, keys in statement.get("Condition", {}).items()
+        for key, expected in keys.items()
+    )
 
 
-def _is_action_permitted(self: IAMPolicyStatement, action: str, resource: str = "*", principal: str | None = None,
-                         incoming_condition_values: dict[str, str] | None = None) -> PermissionResult:
+def _is_action_permitted(
+    self: IAMPolicyStatement,
+    action: str,
+    resource: str = "*",
+    principal: str | None = None,
+    incoming_condition_values: dict[str, str] | None = None,
+) -> PermissionResult:
     """moto 5.2.5 evaluates bucket policies with no request context at all, and answers DENIED for
     any statement whose Condition it cannot satisfy, Allow or Deny. On AWS a statement whose
     condition does not hold does not apply (NEUTRAL): "Deny s3:* unless aws:SecureTransport" must not
@@ -94,8 +102,9 @@ def _snapshot_init(self: EBSSnapshot, *args: Any, **kwargs: Any) -> None:
 _original_copy_snapshot = EBSBackend.copy_snapshot
 
 
-def _copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str,
-                   kms_key_id: str | None) -> Any:
+def _copy_snapshot(
+    self: Any, source_snapshot_id: str, source_region: str, description: str, kms_key_id: str | None
+) -> Any:
     """moto 5.2.5 looks the source snapshot up only in the caller's own account. On EC2 an account
     copies a snapshot another account shared with it (createVolumePermission): that is how the
     forensic account takes the member's snapshots. Find the shared snapshot in its owner's account."""
@@ -110,14 +119,22 @@ def _copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, descr
         snapshot = regions[source_region].snapshots.get(source_snapshot_id)
         if snapshot is None:
             continue
-        if self.account_id not in snapshot.create_volume_permission_userids and \
-                "all" not in snapshot.create_volume_permission_groups:
+        if (
+            self.account_id not in snapshot.create_volume_permission_userids
+            and "all" not in snapshot.create_volume_permission_groups
+        ):
             break
         from moto.ec2.models.elastic_block_store import Snapshot
         from moto.ec2.utils import random_snapshot_id
 
-        copy = Snapshot(self, random_snapshot_id(), volume=snapshot.volume, description=description,
-                        encrypted=snapshot.encrypted, kms_key_id=kms_key_id)
+        copy = Snapshot(
+            self,
+            random_snapshot_id(),
+            volume=snapshot.volume,
+            description=description,
+            encrypted=snapshot.encrypted,
+            kms_key_id=kms_key_id,
+        )
         self.snapshots[copy.id] = copy
         return copy
     return _original_copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
@@ -129,8 +146,9 @@ ORGANIZATION_ADMIN_ROLE = "OrganizationAccountAccessRole"
 _original_assume_role = STSBackend.assume_role
 
 
-def _assume_role(self: STSBackend, region_name: str, role_session_name: str, role_arn: str, *args: Any,
-                 **kwargs: Any) -> Any:
+def _assume_role(
+    self: STSBackend, region_name: str, role_session_name: str, role_arn: str, *args: Any, **kwargs: Any
+) -> Any:
     """moto issues credentials for any role ARN; AWS refuses AssumeRole of a role that does not exist
     (an account without the MemberResponder), with AccessDenied."""
     parts = role_arn.split(":")
@@ -140,8 +158,9 @@ def _assume_role(self: STSBackend, region_name: str, role_session_name: str, rol
         try:
             iam_backends[account]["aws"].get_role_by_arn(role_arn)
         except Exception as missing:
-            raise AccessDeniedError(user_arn=f"arn:aws:iam::{self.account_id}:root",
-                                    action=f"sts:AssumeRole on resource: {role_arn}") from missing
+            raise AccessDeniedError(
+                user_arn=f"arn:aws:iam::{self.account_id}:root", action=f"sts:AssumeRole on resource: {role_arn}"
+            ) from missing
     return _original_assume_role(self, region_name, role_session_name, role_arn, *args, **kwargs)
 
 
@@ -169,8 +188,9 @@ class Patches:
         present = name in vars(target) if isinstance(target, type) else hasattr(target, name)
         if raising and not hasattr(target, name):
             raise AttributeError(f"{target!r} has no attribute {name!r}")
-        self._saved.append((target, name, vars(target).get(name) if isinstance(target, type) else
-                            getattr(target, name, None), present))
+        self._saved.append(
+            (target, name, vars(target).get(name) if isinstance(target, type) else getattr(target, name, None), present)
+        )
         setattr(target, name, value)
 
     def undo(self) -> None:
@@ -184,11 +204,13 @@ class Patches:
 
 @contextmanager
 def aws_semantics() -> Iterator[None]:
-    with mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted), \
-            mock.patch.object(EBSSnapshot, "__init__", _snapshot_init), \
-            mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot), \
-            mock.patch.object(STSBackend, "assume_role", _assume_role), \
-            mock.patch.object(S3Backend, "complete_multipart_upload", _complete_multipart_upload):
+    with (
+        mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted),
+        mock.patch.object(EBSSnapshot, "__init__", _snapshot_init),
+        mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot),
+        mock.patch.object(STSBackend, "assume_role", _assume_role),
+        mock.patch.object(S3Backend, "complete_multipart_upload", _complete_multipart_upload),
+    ):
         patches = Patches()
         install_ec2_semantics(patches)
         try:

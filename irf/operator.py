@@ -60,7 +60,7 @@ def readable_detail(detail: str) -> str:
         message = json.loads(f'"{found.group(1)}"')
     except json.JSONDecodeError:
         message = found.group(1)
-    return detail[:found.start()] + str(message)
+    return detail[: found.start()] + str(message)
 
 
 class CaseNotFound(IrfError):
@@ -78,8 +78,10 @@ class ReportNotFound(IrfError):
         if case is None:
             why = "the case does not exist"
         elif case.get("Status") == OPEN:
-            why = (f"the response is still running (case open since {case.get('OpenedAt', '?')}); "
-                   f"the report is written when it closes: see `irf status {case_id}`")
+            why = (
+                f"the response is still running (case open since {case.get('OpenedAt', '?')}); "
+                f"the report is written when it closes: see `irf status {case_id}`"
+            )
         else:
             detail = f": {readable_detail(str(case['Detail']))}" if case.get("Detail") else ""
             dry = "; it was a dry run, which examines nothing" if case.get("DryRun") else ""
@@ -92,7 +94,8 @@ class ContainmentRecordNotFound(IrfError):
         self.case_id = case_id
         super().__init__(
             f"case {case_id} has no containment record ({containment_key(case_id, 'before')}): "
-            "it was a dry run, it never got as far as containment, or the case does not exist")
+            "it was a dry run, it never got as far as containment, or the case does not exist"
+        )
 
 
 class DeploymentNotFound(IrfError):
@@ -126,13 +129,17 @@ class Deployment:
 
     @property
     def response_state_machine_arn(self) -> str:
-        return (f"arn:{self.partition}:states:{self.security_region}:{self.security_account}:stateMachine:"
-                f"{naming.state_machine_name(self.prefix, 'response')}")
+        return (
+            f"arn:{self.partition}:states:{self.security_region}:{self.security_account}:stateMachine:"
+            f"{naming.state_machine_name(self.prefix, 'response')}"
+        )
 
     @property
     def lime_factory_arn(self) -> str:
-        return (f"arn:{self.partition}:states:{self.security_region}:{self.security_account}:stateMachine:"
-                f"{naming.state_machine_name(self.prefix, 'lime-factory')}")
+        return (
+            f"arn:{self.partition}:states:{self.security_region}:{self.security_account}:stateMachine:"
+            f"{naming.state_machine_name(self.prefix, 'lime-factory')}"
+        )
 
     @property
     def case_table(self) -> str:
@@ -140,16 +147,22 @@ class Deployment:
 
     @property
     def evidence_bucket(self) -> str:
-        missing = [name for name, value in (("--forensic-account (IRF_FORENSIC_ACCOUNT)", self.forensic_account),
-                                            ("--forensic-region (IRF_FORENSIC_REGION)", self.forensic_region))
-                   if not value]
+        missing = [
+            name
+            for name, value in (
+                ("--forensic-account (IRF_FORENSIC_ACCOUNT)", self.forensic_account),
+                ("--forensic-region (IRF_FORENSIC_REGION)", self.forensic_region),
+            )
+            if not value
+        ]
         if missing:
             raise MissingSetting(f"the evidence bucket's name needs {' and '.join(missing)}")
         return naming.evidence_bucket(self.prefix, self.forensic_account, self.forensic_region)
 
 
-def locate_deployment(session: boto3.Session, prefix: str, *, forensic_account: str = "",
-                      forensic_region: str = "") -> Deployment:
+def locate_deployment(
+    session: boto3.Session, prefix: str, *, forensic_account: str = "", forensic_region: str = ""
+) -> Deployment:
     """The caller's account is the security account; the session's region is its region."""
     errors: dict[str, str] = {}
     if not prefix:
@@ -166,13 +179,20 @@ def locate_deployment(session: boto3.Session, prefix: str, *, forensic_account: 
     if errors:
         raise InvalidInput(errors)
     if not session.region_name:
-        raise MissingSetting("no region for the security account: set --security-region, IRF_SECURITY_REGION, "
-                             "AWS_REGION or a region in your AWS profile")
+        raise MissingSetting(
+            "no region for the security account: set --security-region, IRF_SECURITY_REGION, "
+            "AWS_REGION or a region in your AWS profile"
+        )
     identity = session.client("sts").get_caller_identity()
-    return Deployment(prefix=prefix, security_account=str(identity["Account"]),
-                      security_region=session.region_name, partition=str(identity["Arn"]).split(":")[1],
-                      forensic_account=forensic_account, forensic_region=forensic_region,
-                      caller_arn=str(identity["Arn"]))
+    return Deployment(
+        prefix=prefix,
+        security_account=str(identity["Account"]),
+        security_region=session.region_name,
+        partition=str(identity["Arn"]).split(":")[1],
+        forensic_account=forensic_account,
+        forensic_region=forensic_region,
+        caller_arn=str(identity["Arn"]),
+    )
 
 
 @contextmanager
@@ -192,13 +212,25 @@ def _deployed(what: str, deployment: Deployment) -> Iterator[None]:
 # irf respond
 
 
-def build_request(instance_id: str, account: str, region: str, action: str, *, case_id: str | None = None,
-                  dry_run: bool = False, retain_artefacts: bool = True,
-                  wait_seconds: int | None = None) -> dict[str, Any]:
+def build_request(
+    instance_id: str,
+    account: str,
+    region: str,
+    action: str,
+    *,
+    case_id: str | None = None,
+    dry_run: bool = False,
+    retain_artefacts: bool = True,
+    wait_seconds: int | None = None,
+) -> dict[str, Any]:
     """The manual-execution input of DESIGN.md, validated here exactly as the state machine's first step does."""
     request: dict[str, Any] = {
-        "InstanceId": instance_id, "Account": account, "Region": region,
-        "Action": ACTIONS.get(action.lower(), action), "RetainArtefacts": retain_artefacts, "DryRun": dry_run,
+        "InstanceId": instance_id,
+        "Account": account,
+        "Region": region,
+        "Action": ACTIONS.get(action.lower(), action),
+        "RetainArtefacts": retain_artefacts,
+        "DryRun": dry_run,
         "Trigger": "cli",
     }
     if case_id:
@@ -224,8 +256,9 @@ def execution_name(instance_id: str, moment: datetime) -> str:
 
 def start_response(sfn: Any, deployment: Deployment, request: Mapping[str, Any], name: str) -> str:
     with _deployed(f"response state machine {deployment.response_state_machine_arn}", deployment):
-        started = sfn.start_execution(stateMachineArn=deployment.response_state_machine_arn, name=name,
-                                      input=json.dumps(request))
+        started = sfn.start_execution(
+            stateMachineArn=deployment.response_state_machine_arn, name=name, input=json.dumps(request)
+        )
     return str(started["executionArn"])
 
 
@@ -286,9 +319,15 @@ def _case_id_in(event: Mapping[str, Any]) -> str:
     return str(output.get("Case", {}).get("CaseId") or "")
 
 
-def follow_response(sfn: Any, execution_arn: str, *, poll_interval: float = 5.0,
-                    on_state: Callable[[str], None] | None = None, sleep: Sleep = time.sleep,
-                    case_id: str = "") -> ResponseOutcome:
+def follow_response(
+    sfn: Any,
+    execution_arn: str,
+    *,
+    poll_interval: float = 5.0,
+    on_state: Callable[[str], None] | None = None,
+    sleep: Sleep = time.sleep,
+    case_id: str = "",
+) -> ResponseOutcome:
     """Poll the execution until it ends, reporting each state it enters, in order."""
     seen = 0
     states: list[str] = []
@@ -312,8 +351,14 @@ def follow_response(sfn: Any, execution_arn: str, *, poll_interval: float = 5.0,
         case_id = str(case.get("CaseId") or case_id)
         created = case.get("Created", True) is not False
     return ResponseOutcome(
-        execution_arn=execution_arn, status=str(execution["status"]), case_id=case_id, created=created,
-        error=str(execution.get("error", "")), cause=str(execution.get("cause", "")), states=tuple(states))
+        execution_arn=execution_arn,
+        status=str(execution["status"]),
+        case_id=case_id,
+        created=created,
+        error=str(execution.get("error", "")),
+        cause=str(execution.get("cause", "")),
+        states=tuple(states),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,9 +402,16 @@ def custody_events(s3: Any, deployment: Deployment, case_id: str) -> tuple[Custo
     with _deployed(f"evidence bucket {deployment.evidence_bucket}", deployment):
         for key in store.keys("custody/"):
             record = store.get_json(key)
-            events.append(CustodyEvent(seq=int(record.get("seq", 0)), event=str(record.get("event", "")),
-                                       time=str(record.get("time", "")), actor=str(record.get("actor", "")),
-                                       key=key, detail=record.get("detail") or {}))
+            events.append(
+                CustodyEvent(
+                    seq=int(record.get("seq", 0)),
+                    event=str(record.get("event", "")),
+                    time=str(record.get("time", "")),
+                    actor=str(record.get("actor", "")),
+                    key=key,
+                    detail=record.get("detail") or {},
+                )
+            )
     return tuple(sorted(events, key=lambda e: e.seq))
 
 
@@ -389,8 +441,9 @@ class DownloadedFile:
     verified: bool
 
 
-def download_report(s3: Any, dynamodb: Any, deployment: Deployment, case_id: str,
-                    out_dir: Path) -> list[DownloadedFile]:
+def download_report(
+    s3: Any, dynamodb: Any, deployment: Deployment, case_id: str, out_dir: Path
+) -> list[DownloadedFile]:
     """Fetch `<CaseId>/report/report.{html,md,json}` and check each against its recorded sha256."""
     check_case_id(case_id)
     store = EvidenceStore(s3, deployment.evidence_bucket, case_id)
@@ -411,7 +464,8 @@ def download_report(s3: Any, dynamodb: Any, deployment: Deployment, case_id: str
         if recorded and recorded != digest:
             raise EvidenceIntegrityError(
                 f"s3://{deployment.evidence_bucket}/{key} hashes to {digest}, but {recorded} was recorded when it "
-                "was written; not saved")
+                "was written; not saved"
+            )
         path = out_dir / name
         path.write_bytes(body)
         downloaded.append(DownloadedFile(key=key, path=path, size=len(body), sha256=digest, verified=bool(recorded)))
@@ -433,9 +487,17 @@ class ReleaseOutcome:
     custody_error: str = ""
 
 
-def release_contained_instance(security: boto3.Session, evidence_s3: Any, deployment: Deployment,
-                               instance_id: str, case_id: str, account: str, region: str, *,
-                               dry_run: bool = False) -> ReleaseOutcome:
+def release_contained_instance(
+    security: boto3.Session,
+    evidence_s3: Any,
+    deployment: Deployment,
+    instance_id: str,
+    case_id: str,
+    account: str,
+    region: str,
+    *,
+    dry_run: bool = False,
+) -> ReleaseOutcome:
     """Restore the instance to the case's `containment/before.json`, through the member responder role."""
     parse_request({"InstanceId": instance_id, "Account": account, "Region": region, "CaseId": case_id})
     store = EvidenceStore(evidence_s3, deployment.evidence_bucket, case_id)
@@ -443,32 +505,44 @@ def release_contained_instance(security: boto3.Session, evidence_s3: Any, deploy
         if not store.exists(containment_key(case_id, "before")):
             raise ContainmentRecordNotFound(case_id)
         record: ContainmentRecord = record_from_evidence(store)
-    mismatched = {field_name: f"case {case_id} contained {recorded}, not {given}"
-                  for field_name, recorded, given in (("InstanceId", record.instance_id, instance_id),
-                                                      ("Account", record.account, account),
-                                                      ("Region", record.region, region))
-                  if recorded != given}
+    mismatched = {
+        field_name: f"case {case_id} contained {recorded}, not {given}"
+        for field_name, recorded, given in (
+            ("InstanceId", record.instance_id, instance_id),
+            ("Account", record.account, account),
+            ("Region", record.region, region),
+        )
+        if recorded != given
+    }
     if mismatched:
         raise InvalidInput(mismatched)
-    member = assume_role(naming.member_responder_role_arn(deployment.prefix, account, region), region, case_id,
-                         base=security)
+    member = assume_role(
+        naming.member_responder_role_arn(deployment.prefix, account, region), region, case_id, base=security
+    )
     released = release_instance(member, instance_id, record, dry_run=dry_run)
     changes = tuple(released.changes)
     custody_key, custody_error = "", ""
     try:
-        custody_key = store.custody("release-dry-run" if dry_run else "released",
-                                    {"instance_id": instance_id, "dry_run": dry_run,
-                                     "changes": [c.to_dict() for c in changes]},
-                                    actor=f"{CLI_ACTOR} {deployment.caller_arn}".strip())
+        custody_key = store.custody(
+            "release-dry-run" if dry_run else "released",
+            {"instance_id": instance_id, "dry_run": dry_run, "changes": [c.to_dict() for c in changes]},
+            actor=f"{CLI_ACTOR} {deployment.caller_arn}".strip(),
+        )
     except ClientError as exc:
         # The instance is already released; failing now would hide that. Say it is not in the log.
         custody_error = f"{exc.response['Error'].get('Code')}: {exc.response['Error'].get('Message', '')}"
-    return ReleaseOutcome(case_id=case_id, instance_id=instance_id, dry_run=dry_run, changes=changes,
-                          custody_key=custody_key, custody_error=custody_error)
-
+    return ReleaseOutcome(
+        case_id=case_id,
+        instance_id=instance_id,
+        dry_run=dry_run,
+        changes=changes,
+        custody_key=custody_key,
+        custody_error=custody_error,
+    )
 
 
 # --- the LimeFactory, by hand ------------------------------------------------------------------
+
 
 def parse_kernel_specs(specs: Sequence[str]) -> list[dict[str, str]]:
     """`distro:version:release:arch` (as `uname -r`/`-m` and os-release spell them) -> LimeFactory builds.
@@ -476,8 +550,12 @@ def parse_kernel_specs(specs: Sequence[str]) -> list[dict[str, str]]:
     InvalidInput names every spec that is malformed, unsafe or has no build recipe.
     """
     if not specs:
-        raise InvalidInput({"KERNEL": "give at least one distro:version:release:arch, e.g. "
-                                      "amzn:2023:6.1.119-129.201.amzn2023.x86_64:x86_64"})
+        raise InvalidInput(
+            {
+                "KERNEL": "give at least one distro:version:release:arch, e.g. "
+                "amzn:2023:6.1.119-129.201.amzn2023.x86_64:x86_64"
+            }
+        )
     builds: list[dict[str, str]] = []
     errors: dict[str, str] = {}
     for spec in specs:
@@ -486,8 +564,9 @@ def parse_kernel_specs(specs: Sequence[str]) -> list[dict[str, str]]:
             errors[spec] = "must be distro:version:release:arch (four fields separated by ':')"
             continue
         try:
-            info = kernel.KernelInfo.from_event({"Distro": parts[0], "DistroVersion": parts[1],
-                                                 "KernelRelease": parts[2], "Arch": parts[3]})
+            info = kernel.KernelInfo.from_event(
+                {"Distro": parts[0], "DistroVersion": parts[1], "KernelRelease": parts[2], "Arch": parts[3]}
+            )
         except kernel.DiscoveryUnreadable as exc:
             errors[spec] = str(exc)
             continue
@@ -495,8 +574,12 @@ def parse_kernel_specs(specs: Sequence[str]) -> list[dict[str, str]]:
         if not buildable:
             errors[spec] = reason
             continue
-        build = {"Distro": info.distro, "DistroVersion": info.distro_version, "KernelRelease": info.kernel_release,
-                 "Arch": info.arch}
+        build = {
+            "Distro": info.distro,
+            "DistroVersion": info.distro_version,
+            "KernelRelease": info.kernel_release,
+            "Arch": info.arch,
+        }
         if build not in builds:
             builds.append(build)
     if errors:
@@ -504,13 +587,16 @@ def parse_kernel_specs(specs: Sequence[str]) -> list[dict[str, str]]:
     return builds
 
 
-def start_module_builds(sfn: Any, deployment: Deployment, builds: Sequence[Mapping[str, str]],
-                        moment: datetime) -> str:
+def start_module_builds(sfn: Any, deployment: Deployment, builds: Sequence[Mapping[str, str]], moment: datetime) -> str:
     name = f"by-hand-{moment:%Y%m%dT%H%M%S}-{len(builds)}-kernels"
     with _deployed("the LimeFactory state machine", deployment):
-        return str(sfn.start_execution(stateMachineArn=deployment.lime_factory_arn, name=name,
-                                       input=json.dumps({"Builds": list(builds), "RequestedBy": deployment.caller_arn})
-                                       )["executionArn"])
+        return str(
+            sfn.start_execution(
+                stateMachineArn=deployment.lime_factory_arn,
+                name=name,
+                input=json.dumps({"Builds": list(builds), "RequestedBy": deployment.caller_arn}),
+            )["executionArn"]
+        )
 
 
 @dataclass(frozen=True)
@@ -519,8 +605,9 @@ class BuildOutcome:
     results: tuple[dict[str, Any], ...]  # one per build: Build, Succeeded, Error?
 
 
-def follow_module_builds(sfn: Any, execution_arn: str, *, poll_interval: float = 10.0,
-                         sleep: Callable[[float], None] = time.sleep) -> BuildOutcome:
+def follow_module_builds(
+    sfn: Any, execution_arn: str, *, poll_interval: float = 10.0, sleep: Callable[[float], None] = time.sleep
+) -> BuildOutcome:
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
         if described["status"] != "RUNNING":

@@ -70,8 +70,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
             outputs.setdefault("name", args.name)
             if args.typ == "pulumi:providers:aws":
                 outputs.setdefault("region", region)
-        self.resources.append(RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider,
-                                                 resource_id, outputs))
+        self.resources.append(
+            RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider, resource_id, outputs)
+        )
         return resource_id, outputs
 
     def _provider_state(self, provider_ref: str | None) -> tuple[str, str] | None:
@@ -102,12 +103,13 @@ class RecordingMocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": self.account, "arn": f"arn:aws:iam::{self.account}:root",
-                    "userId": self.account}, None
+            return {"accountId": self.account, "arn": f"arn:aws:iam::{self.account}:root", "userId": self.account}, None
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}, None
-        raise NotImplementedError(f"the program calls {args.token}; components avoid provider calls "
-                                  "so that stacks preview offline - derive the value instead")
+        raise NotImplementedError(
+            f"the program calls {args.token}; components avoid provider calls "
+            "so that stacks preview offline - derive the value instead"
+        )
 
 
 def stack_config(values: Mapping[str, Any], region: str) -> dict[str, str]:
@@ -118,8 +120,9 @@ def stack_config(values: Mapping[str, Any], region: str) -> dict[str, str]:
     return config
 
 
-def run_program(stack: str, config: Mapping[str, Any], *, account: str, region: str,
-                on_resource: ResourceHook | None = None) -> list[RegisteredResource]:
+def run_program(
+    stack: str, config: Mapping[str, Any], *, account: str, region: str, on_resource: ResourceHook | None = None
+) -> list[RegisteredResource]:
     """Run __main__.py under mocks for `stack`; return every resource it registered."""
     mocks = RecordingMocks(account=account, region=region, on_resource=on_resource)
     pulumi.runtime.set_all_config(stack_config(config, region))

@@ -34,13 +34,20 @@ from irf.deploy_local import MotoDeployer, deploy_program
 from irf.ssm_agent import AgentBehaviour, SimulatedAgent
 from statemachines import lime_factory
 
-MOTO_CONFIG: Any = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True},
-                               "iam": {"load_aws_managed_policies": False}}
+MOTO_CONFIG: Any = {
+    "lambda": {"use_docker": False},
+    "stepfunctions": {"execute_state_machine": True},
+    "iam": {"load_aws_managed_policies": False},
+}
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-BUILDS_THE_MODULE = ("moto runs no CodeBuild: the LimeFactory's build is a stand-in that publishes labelled "
-                     "placeholder files with the build project's role (irf.codebuild_local)")
-LIME_BUILD_PROJECTS = tuple(lime_factory.project_name(local_aws.PREFIX, distro, version, arch)
-                            for distro, version, arch in lime_factory.build_targets())
+BUILDS_THE_MODULE = (
+    "moto runs no CodeBuild: the LimeFactory's build is a stand-in that publishes labelled "
+    "placeholder files with the build project's role (irf.codebuild_local)"
+)
+LIME_BUILD_PROJECTS = tuple(
+    lime_factory.project_name(local_aws.PREFIX, distro, version, arch)
+    for distro, version, arch in lime_factory.build_targets()
+)
 
 
 def _tag(tags: Sequence[Mapping[str, Any]], key: str) -> str:
@@ -77,15 +84,29 @@ class LocalCloud:
 
     @property
     def settings(self) -> Settings:
-        return Settings(prefix=local_aws.PREFIX, security_account=local_aws.SECURITY_ACCOUNT,
-                        forensic_account=local_aws.FORENSIC_ACCOUNT, forensic_region=local_aws.REGION,
-                        retention_days=365)
+        return Settings(
+            prefix=local_aws.PREFIX,
+            security_account=local_aws.SECURITY_ACCOUNT,
+            forensic_account=local_aws.FORENSIC_ACCOUNT,
+            forensic_region=local_aws.REGION,
+            retention_days=365,
+        )
 
     def deploy(self) -> None:
-        deploy_program(self.deployer, "forensic", stacks.forensic_config(), account=local_aws.FORENSIC_ACCOUNT,
-                       region=local_aws.REGION)
-        deploy_program(self.deployer, "security", stacks.security_config(self.members, **self.security_overrides),
-                       account=local_aws.SECURITY_ACCOUNT, region=local_aws.REGION)
+        deploy_program(
+            self.deployer,
+            "forensic",
+            stacks.forensic_config(),
+            account=local_aws.FORENSIC_ACCOUNT,
+            region=local_aws.REGION,
+        )
+        deploy_program(
+            self.deployer,
+            "security",
+            stacks.security_config(self.members, **self.security_overrides),
+            account=local_aws.SECURITY_ACCOUNT,
+            region=local_aws.REGION,
+        )
         self.stand_in_for_toolset_build()
 
     def stand_in_for_toolset_build(self) -> str:
@@ -96,18 +117,23 @@ class LocalCloud:
         volume = ec2.create_volume(AvailabilityZone=f"{local_aws.REGION}a", Size=30)["VolumeId"]
         snapshot = ec2.create_snapshot(VolumeId=volume, Description="simulated forensic toolset build")["SnapshotId"]
         image = ec2.register_image(
-            Name=f"{local_aws.PREFIX}-ir-forensic-toolset-simulated", Architecture="x86_64", RootDeviceName="/dev/xvda",
+            Name=f"{local_aws.PREFIX}-ir-forensic-toolset-simulated",
+            Architecture="x86_64",
+            RootDeviceName="/dev/xvda",
             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot, "VolumeSize": 30}}],
             VirtualizationType="hvm",
-            Description="stand-in for the Image Builder toolset image (simulation)")["ImageId"]
-        forensic.client("ssm").put_parameter(Name=naming.toolset_ami_parameter(local_aws.PREFIX), Value=image,
-                                             Type="String", Overwrite=True)
+            Description="stand-in for the Image Builder toolset image (simulation)",
+        )["ImageId"]
+        forensic.client("ssm").put_parameter(
+            Name=naming.toolset_ami_parameter(local_aws.PREFIX), Value=image, Type="String", Overwrite=True
+        )
         return str(image)
 
     @property
     def response_state_machine_arn(self) -> str:
-        found = [r for r in self.deployer.find("aws:sfn/stateMachine:StateMachine")
-                 if r.id.endswith(":acme-ir-response")]
+        found = [
+            r for r in self.deployer.find("aws:sfn/stateMachine:StateMachine") if r.id.endswith(":acme-ir-response")
+        ]
         if len(found) != 1:
             raise RuntimeError("the security stack did not deploy exactly one response state machine")
         return found[0].id
@@ -120,10 +146,14 @@ class LocalCloud:
         """moto runs no CodeBuild: when the LimeFactory starts a build, publish what the project's
         buildspec would for that kernel, labelled as a simulation stand-in (the bytes are not a kernel
         module and the symbol table is not an ISF). Written with the build project's role."""
-        info = kernel.KernelInfo.from_event({"Distro": environment.get("DISTRO", ""),
-                                             "DistroVersion": environment.get("DISTRO_VERSION", ""),
-                                             "KernelRelease": environment.get("KERNEL_RELEASE", ""),
-                                             "Arch": environment.get("ARCH", "")})
+        info = kernel.KernelInfo.from_event(
+            {
+                "Distro": environment.get("DISTRO", ""),
+                "DistroVersion": environment.get("DISTRO_VERSION", ""),
+                "KernelRelease": environment.get("KERNEL_RELEASE", ""),
+                "Arch": environment.get("ARCH", ""),
+            }
+        )
         if project != lime_factory.project_name(local_aws.PREFIX, info.distro, info.distro_version, info.arch):
             raise RuntimeError(f"build project {project} does not build {info.describe()}")
         prefix = kernel.module_prefix(info)
@@ -139,8 +169,13 @@ class LocalCloud:
                 s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
             # build.json last, as the buildspec writes it: a prefix with build.json is a complete build.
             digests = {name: {"sha256": hashlib.sha256(body).hexdigest()} for name, body in files.items()}
-            s3.put_object(Bucket=bucket, Key=prefix + kernel.BUILD_FILE, Body=json.dumps({
-                "simulation": True, "project": project, "kernel": info.to_event(), "files": digests}).encode())
+            s3.put_object(
+                Bucket=bucket,
+                Key=prefix + kernel.BUILD_FILE,
+                Body=json.dumps(
+                    {"simulation": True, "project": project, "kernel": info.to_event(), "files": digests}
+                ).encode(),
+            )
 
     def session(self, account: str, region: str = local_aws.REGION) -> boto3.Session:
         return local_aws.account_session(account, region)
@@ -148,8 +183,11 @@ class LocalCloud:
     def start_response(self, request: dict[str, Any], name: str | None = None) -> str:
         sfn = self.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
         # Always named: moto names every unnamed execution "None", so a second one would collide.
-        params: dict[str, Any] = {"stateMachineArn": self.response_state_machine_arn, "input": json.dumps(request),
-                                  "name": name or f"local-{uuid.uuid4()}"}
+        params: dict[str, Any] = {
+            "stateMachineArn": self.response_state_machine_arn,
+            "input": json.dumps(request),
+            "name": name or f"local-{uuid.uuid4()}",
+        }
         return str(sfn.start_execution(**params)["executionArn"])
 
     def wait(self, execution_arn: str, timeout_seconds: float = 120.0) -> dict[str, Any]:
@@ -187,7 +225,8 @@ def cloud_context(cloud: LocalCloud | None = None, *, deploy: bool = True) -> It
         stack.callback(setattr, acquisition_handler, "BLOCK_SOURCE_FACTORY", saved)
         cloud.agent = stack.enter_context(SimulatedAgent().installed())
         cloud.module_builds = stack.enter_context(
-            codebuild_local.stand_in_builds(LIME_BUILD_PROJECTS, cloud.stand_in_for_module_build))
+            codebuild_local.stand_in_builds(LIME_BUILD_PROJECTS, cloud.stand_in_for_module_build)
+        )
         saved_executor = examination_handler.EXAMINATION_EXECUTOR
         examination_handler.EXAMINATION_EXECUTOR = InProcessExaminationExecutor(notes=cloud.examination_notes)
         stack.callback(setattr, examination_handler, "EXAMINATION_EXECUTOR", saved_executor)

@@ -52,12 +52,21 @@ def _first_ipv6_subnet(vpc_cidr: str, index: int) -> str:
 
 def create_app_profile(session: boto3.Session, name: str = APP_PROFILE, role: str = APP_ROLE) -> str:
     iam = session.client("iam")
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName=role, PolicyName="read-app-bucket", PolicyDocument=json.dumps({
+    trust = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::app-assets/*"}]}))
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName=role,
+        PolicyName="read-app-bucket",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::app-assets/*"}],
+            }
+        ),
+    )
     iam.create_instance_profile(InstanceProfileName=name)
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
     return name
@@ -68,19 +77,34 @@ def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
     region = session.region_name or "eu-west-1"
     name = naming.isolation_profile(prefix, region)
     iam = session.client("iam")
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
     iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName=name, PolicyName="deny-all", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}))
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="deny-all",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+        ),
+    )
     iam.create_instance_profile(InstanceProfileName=name)
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
     return name
 
 
-def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name: str = "web",
-                   isolation_profile: bool = True, peers: int = 1, root_snapshot_id: str = "",
-                   data_snapshot_id: str = "", data_volume: bool = True) -> WebTier:
+def build_web_tier(
+    session: boto3.Session,
+    *,
+    prefix: str = "irforensics",
+    name: str = "web",
+    isolation_profile: bool = True,
+    peers: int = 1,
+    root_snapshot_id: str = "",
+    data_snapshot_id: str = "",
+    data_volume: bool = True,
+) -> WebTier:
     """A web tier as teams run it: ALB -> target group -> Auto Scaling group from a launch template.
 
     The suspect is one of the group's instances, with a second interface (a management
@@ -100,30 +124,54 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
     vpc_v6 = vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
     subnets: list[str] = []
     for index, zone in enumerate((f"{region}a", f"{region}b")):
-        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{index + 1}.0/24", AvailabilityZone=zone,
-                                   Ipv6CidrBlock=_first_ipv6_subnet(vpc_v6, index))["Subnet"]["SubnetId"]
+        subnet = ec2.create_subnet(
+            VpcId=vpc_id,
+            CidrBlock=f"10.20.{index + 1}.0/24",
+            AvailabilityZone=zone,
+            Ipv6CidrBlock=_first_ipv6_subnet(vpc_v6, index),
+        )["Subnet"]["SubnetId"]
         ec2.modify_subnet_attribute(SubnetId=subnet, AssignIpv6AddressOnCreation={"Value": True})
         subnets.append(subnet)
 
     web_group = ec2.create_security_group(GroupName=f"{name}-web", Description="web servers", VpcId=vpc_id)["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=web_group, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
-         "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
-    admin_group = ec2.create_security_group(GroupName=f"{name}-admin", Description="management network",
-                                            VpcId=vpc_id)["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=admin_group, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}])
+    ec2.authorize_security_group_ingress(
+        GroupId=web_group,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                "Ipv6Ranges": [{"CidrIpv6": "::/0"}],
+            }
+        ],
+    )
+    admin_group = ec2.create_security_group(GroupName=f"{name}-admin", Description="management network", VpcId=vpc_id)[
+        "GroupId"
+    ]
+    ec2.authorize_security_group_ingress(
+        GroupId=admin_group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}],
+    )
 
     # One application role per tier, so several tiers can share an account.
     # Private SSM endpoints, as a managed fleet has: a contained instance reaches SSM only through them.
-    endpoint_group = ec2.create_security_group(GroupName=f"{name}-endpoints", Description="VPC endpoints",
-                                               VpcId=vpc_id)["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=endpoint_group, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}])
+    endpoint_group = ec2.create_security_group(
+        GroupName=f"{name}-endpoints", Description="VPC endpoints", VpcId=vpc_id
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=endpoint_group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}],
+    )
     for service in ("ssm", "ssmmessages", "ec2messages"):
-        ec2.create_vpc_endpoint(VpcId=vpc_id, ServiceName=f"com.amazonaws.{region}.{service}",
-                                VpcEndpointType="Interface", SubnetIds=subnets, SecurityGroupIds=[endpoint_group],
-                                PrivateDnsEnabled=True)
+        ec2.create_vpc_endpoint(
+            VpcId=vpc_id,
+            ServiceName=f"com.amazonaws.{region}.{service}",
+            VpcEndpointType="Interface",
+            SubnetIds=subnets,
+            SecurityGroupIds=[endpoint_group],
+            PrivateDnsEnabled=True,
+        )
 
     # One application role per tier, so several tiers can share an account.
     profile = create_app_profile(session, name=f"{name}-app", role=f"{name}-app")
@@ -134,28 +182,45 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
         {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "DeleteOnTermination": True}},
         {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 20, "DeleteOnTermination": True}},
     ]
-    template_id = ec2.create_launch_template(LaunchTemplateName=f"{name}-template", LaunchTemplateData={
-        "ImageId": AMI, "InstanceType": "t3.micro", "SecurityGroupIds": [web_group],
-        "IamInstanceProfile": {"Name": profile}, "BlockDeviceMappings": block_devices,
-    })["LaunchTemplate"]["LaunchTemplateId"]
+    template_id = ec2.create_launch_template(
+        LaunchTemplateName=f"{name}-template",
+        LaunchTemplateData={
+            "ImageId": AMI,
+            "InstanceType": "t3.micro",
+            "SecurityGroupIds": [web_group],
+            "IamInstanceProfile": {"Name": profile},
+            "BlockDeviceMappings": block_devices,
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
 
-    load_balancer = elbv2.create_load_balancer(Name=f"{name}-alb", Subnets=subnets, SecurityGroups=[web_group],
-                                               Scheme="internet-facing", Type="application")
+    load_balancer = elbv2.create_load_balancer(
+        Name=f"{name}-alb", Subnets=subnets, SecurityGroups=[web_group], Scheme="internet-facing", Type="application"
+    )
     load_balancer_arn = load_balancer["LoadBalancers"][0]["LoadBalancerArn"]
-    target_group = elbv2.create_target_group(Name=f"{name}-tg", Protocol="HTTP", Port=80, VpcId=vpc_id,
-                                             TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    target_group = elbv2.create_target_group(
+        Name=f"{name}-tg", Protocol="HTTP", Port=80, VpcId=vpc_id, TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
     admin_port = 8443
-    admin_target_group = elbv2.create_target_group(Name=f"{name}-admin-tg", Protocol="HTTPS", Port=443,
-                                                   VpcId=vpc_id, TargetType="instance")
+    admin_target_group = elbv2.create_target_group(
+        Name=f"{name}-admin-tg", Protocol="HTTPS", Port=443, VpcId=vpc_id, TargetType="instance"
+    )
     admin_target_group_arn = admin_target_group["TargetGroups"][0]["TargetGroupArn"]
-    elbv2.create_listener(LoadBalancerArn=load_balancer_arn, Protocol="HTTP", Port=80,
-                          DefaultActions=[{"Type": "forward", "TargetGroupArn": target_group}])
+    elbv2.create_listener(
+        LoadBalancerArn=load_balancer_arn,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": target_group}],
+    )
 
     group_name = f"{name}-asg"
     autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=group_name, MinSize=1, MaxSize=4, DesiredCapacity=peers,
+        AutoScalingGroupName=group_name,
+        MinSize=1,
+        MaxSize=4,
+        DesiredCapacity=peers,
         LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
-        VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[target_group],
+        VPCZoneIdentifier=",".join(subnets),
+        TargetGroupARNs=[target_group],
     )
 
     suspect_devices: Any = [dict(device, Ebs=dict(device["Ebs"])) for device in block_devices]
@@ -166,19 +231,30 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
         suspect_devices = suspect_devices[:1]
     suspect = ec2.run_instances(
         LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
-        ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnets[0], SecurityGroupIds=[web_group],
-        IamInstanceProfile={"Name": profile}, BlockDeviceMappings=suspect_devices, Ipv6AddressCount=1,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"{name}-suspect"},
-                                                                 {"Key": "team", "Value": "payments"}]}],
+        ImageId=AMI,
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnets[0],
+        SecurityGroupIds=[web_group],
+        IamInstanceProfile={"Name": profile},
+        BlockDeviceMappings=suspect_devices,
+        Ipv6AddressCount=1,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [{"Key": "Name", "Value": f"{name}-suspect"}, {"Key": "team", "Value": "payments"}],
+            }
+        ],
     )["Instances"][0]
     instance_id = suspect["InstanceId"]
     primary_eni = suspect["NetworkInterfaces"][0]["NetworkInterfaceId"]
     # Ephemeral web servers are often set to terminate on shutdown: the evidence would go with it.
-    ec2.modify_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior",
-                                  Value="terminate")
-    secondary_eni = ec2.create_network_interface(SubnetId=subnets[0], Groups=[admin_group],
-                                                 Description="management interface",
-                                                 Ipv6AddressCount=1)["NetworkInterface"]["NetworkInterfaceId"]
+    ec2.modify_instance_attribute(
+        InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior", Value="terminate"
+    )
+    secondary_eni = ec2.create_network_interface(
+        SubnetId=subnets[0], Groups=[admin_group], Description="management interface", Ipv6AddressCount=1
+    )["NetworkInterface"]["NetworkInterfaceId"]
     ec2.attach_network_interface(NetworkInterfaceId=secondary_eni, InstanceId=instance_id, DeviceIndex=1)
     autoscaling.attach_instances(AutoScalingGroupName=group_name, InstanceIds=[instance_id])
     elbv2.register_targets(TargetGroupArn=admin_target_group_arn, Targets=[{"Id": instance_id, "Port": admin_port}])
@@ -186,13 +262,30 @@ def build_web_tier(session: boto3.Session, *, prefix: str = "irforensics", name:
     address = ec2.allocate_address(Domain="vpc")
     ec2.associate_address(AllocationId=address["AllocationId"], NetworkInterfaceId=primary_eni)
 
-    volumes = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in ec2.describe_instances(
-        InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"]}
+    volumes = {
+        m["DeviceName"]: m["Ebs"]["VolumeId"]
+        for m in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+            "BlockDeviceMappings"
+        ]
+    }
     return WebTier(
-        vpc_id=vpc_id, subnet_ids=(subnets[0], subnets[1]), web_group_id=web_group, admin_group_id=admin_group,
-        launch_template_id=template_id, auto_scaling_group=group_name, load_balancer_arn=load_balancer_arn,
-        target_group_arn=target_group, admin_target_group_arn=admin_target_group_arn, admin_port=admin_port,
-        instance_id=instance_id, primary_eni_id=primary_eni, secondary_eni_id=secondary_eni,
-        allocation_id=address["AllocationId"], public_ip=address["PublicIp"], instance_profile=profile,
-        role_name=f"{name}-app", root_volume_id=volumes["/dev/xvda"], data_volume_id=volumes.get("/dev/sdf", ""),
+        vpc_id=vpc_id,
+        subnet_ids=(subnets[0], subnets[1]),
+        web_group_id=web_group,
+        admin_group_id=admin_group,
+        launch_template_id=template_id,
+        auto_scaling_group=group_name,
+        load_balancer_arn=load_balancer_arn,
+        target_group_arn=target_group,
+        admin_target_group_arn=admin_target_group_arn,
+        admin_port=admin_port,
+        instance_id=instance_id,
+        primary_eni_id=primary_eni,
+        secondary_eni_id=secondary_eni,
+        allocation_id=address["AllocationId"],
+        public_ip=address["PublicIp"],
+        instance_profile=profile,
+        role_name=f"{name}-app",
+        root_volume_id=volumes["/dev/xvda"],
+        data_volume_id=volumes.get("/dev/sdf", ""),
     )

@@ -74,9 +74,11 @@ def _quiet(stage: str, detail: str) -> None:
 
 def _application_data(directory: Path, incident: datetime) -> Path:
     """The data volume: the application's uploads and reports, nothing planted."""
-    for name, body in (("reports/2026-q3.csv", b"month,orders\njul,1200\naug,1350\nsep,1410\n"),
-                       ("uploads/logo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
-                       ("README", b"payments web data volume\n")):
+    for name, body in (
+        ("reports/2026-q3.csv", b"month,orders\njul,1200\naug,1350\nsep,1410\n"),
+        ("uploads/logo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
+        ("README", b"payments web data volume\n"),
+    ):
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
@@ -132,23 +134,36 @@ def build_disks(cloud: LocalCloud, work: Path, *, name: str = "web", data_volume
     # volume is XFS, as Amazon Linux formats volumes (TSK cannot read XFS; libfsxfs does).
     tree = disk_images.build_compromised_webserver_tree(work / "rootfs", incident_time)
     root_image = disk_images.build_ext4_image(tree, work / "root.ext4", size_mib=64)
-    data_image = disk_images.build_xfs_image(_application_data(work / "datafs", incident_time),
-                                             work / "data.xfs") if data_volume else None
+    data_image = (
+        disk_images.build_xfs_image(_application_data(work / "datafs", incident_time), work / "data.xfs")
+        if data_volume
+        else None
+    )
     ebs = cloud.session(local_aws.MEMBER_ACCOUNT).client("ebs")
-    return Disks(tree=tree, root_image=root_image, data_image=data_image,
-                 root_snapshot_id=disk_content.write_snapshot(ebs, root_image, description=f"{name} root disk (ext4)"),
-                 data_snapshot_id=disk_content.write_snapshot(ebs, data_image, description=f"{name} data disk (XFS)")
-                 if data_image else "")
+    return Disks(
+        tree=tree,
+        root_image=root_image,
+        data_image=data_image,
+        root_snapshot_id=disk_content.write_snapshot(ebs, root_image, description=f"{name} root disk (ext4)"),
+        data_snapshot_id=disk_content.write_snapshot(ebs, data_image, description=f"{name} data disk (XFS)")
+        if data_image
+        else "",
+    )
 
 
 def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web", disks: Disks | None = None) -> Incident:
     """A web tier whose suspect's volumes are created from `disks` (built for it when not given)."""
     disks = disks or build_disks(cloud, work, name=name)
     member = cloud.session(local_aws.MEMBER_ACCOUNT)
-    tier = scenarios.build_web_tier(member, prefix=local_aws.PREFIX, name=name,
-                                    root_snapshot_id=disks.root_snapshot_id,
-                                    data_snapshot_id=disks.data_snapshot_id, isolation_profile=False,
-                                    data_volume=bool(disks.data_snapshot_id))
+    tier = scenarios.build_web_tier(
+        member,
+        prefix=local_aws.PREFIX,
+        name=name,
+        root_snapshot_id=disks.root_snapshot_id,
+        data_snapshot_id=disks.data_snapshot_id,
+        isolation_profile=False,
+        data_volume=bool(disks.data_snapshot_id),
+    )
     # Its SSM agent and its memory: a synthetic LiME image, labelled as such inside and in the report.
     discovery = DISCOVERY_SAMPLE.read_text()
     memory = work / f"{name}-memory.lime"
@@ -163,13 +178,20 @@ def trigger_by_tag(cloud: LocalCloud, incident: Incident, action: str) -> str:
     value = ACTIONS[action]
     member = cloud.session(local_aws.MEMBER_ACCOUNT)
     member.client("ec2").create_tags(Resources=[incident.instance_id], Tags=[{"Key": INCIDENT_TAG, "Value": value}])
-    events_local.deliver(events_local.tag_change_event(local_aws.MEMBER_ACCOUNT, local_aws.REGION,
-                                                       incident.instance_id, {INCIDENT_TAG: value}),
-                         local_aws.MEMBER_ACCOUNT, local_aws.REGION)
+    events_local.deliver(
+        events_local.tag_change_event(
+            local_aws.MEMBER_ACCOUNT, local_aws.REGION, incident.instance_id, {INCIDENT_TAG: value}
+        ),
+        local_aws.MEMBER_ACCOUNT,
+        local_aws.REGION,
+    )
     sfn = cloud.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
-    started = [e["executionArn"] for e in sfn.list_executions(stateMachineArn=cloud.response_state_machine_arn)[
-        "executions"] if json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]).get(
-        "InstanceId") == incident.instance_id]
+    started = [
+        e["executionArn"]
+        for e in sfn.list_executions(stateMachineArn=cloud.response_state_machine_arn)["executions"]
+        if json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]).get("InstanceId")
+        == incident.instance_id
+    ]
     if len(started) != 1:
         raise RuntimeError(f"tagging {incident.instance_id} started {len(started)} executions, expected 1")
     return str(started[0])
@@ -179,25 +201,43 @@ def case_id_of(execution: dict[str, Any]) -> str:
     output = json.loads(execution.get("output") or "{}")
     case_id = str(output.get("Case", {}).get("CaseId") or output.get("CaseId") or "")
     if not case_id:
-        raise RuntimeError(f"the response ended {execution['status']} without a case id: "
-                           f"{execution.get('error')}: {execution.get('cause')}")
+        raise RuntimeError(
+            f"the response ended {execution['status']} without a case id: "
+            f"{execution.get('error')}: {execution.get('cause')}"
+        )
     return case_id
 
 
-def collect(cloud: LocalCloud, execution: dict[str, Any], incident: Incident, action: str, out_dir: Path,
-            stages: list[Stage], *, images: bool = True) -> SimulationResult:
+def collect(
+    cloud: LocalCloud,
+    execution: dict[str, Any],
+    incident: Incident,
+    action: str,
+    out_dir: Path,
+    stages: list[Stage],
+    *,
+    images: bool = True,
+) -> SimulationResult:
     case_id = case_id_of(execution)
     case_dir = _download_case(cloud, case_id, out_dir, images=images)
     findings = json.loads((case_dir / "analysis" / "findings.json").read_text())
     containment = case_dir / "containment"
-    after_file = containment / "after.json" if (containment / "after.json").exists() else \
-        containment / "protect-after.json"
+    after_file = (
+        containment / "after.json" if (containment / "after.json").exists() else containment / "protect-after.json"
+    )
     after = json.loads(after_file.read_text())
     manifest = json.loads((case_dir / "manifest.json").read_text())
     return SimulationResult(
-        case_id=case_id, case_dir=case_dir, action=ACTIONS[action], status=execution["status"], stages=stages,
-        containment=after, artefacts=manifest.get("artefacts", []), findings=list(findings.get("findings", [])),
-        report=case_dir / "report" / "report.html", instance_id=incident.instance_id,
+        case_id=case_id,
+        case_dir=case_dir,
+        action=ACTIONS[action],
+        status=execution["status"],
+        stages=stages,
+        containment=after,
+        artefacts=manifest.get("artefacts", []),
+        findings=list(findings.get("findings", [])),
+        report=case_dir / "report" / "report.html",
+        instance_id=incident.instance_id,
     )
 
 
@@ -206,8 +246,9 @@ def quiet_moto() -> None:
     logging.getLogger("moto").setLevel(logging.CRITICAL)
 
 
-def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scenario: str = "webshell",
-                   progress: Progress = _quiet) -> SimulationResult:
+def run_simulation(
+    action: str = "contain", out_dir: Path = Path("cases"), scenario: str = "webshell", progress: Progress = _quiet
+) -> SimulationResult:
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
     if scenario not in SCENARIOS:
@@ -225,20 +266,36 @@ def run_simulation(action: str = "contain", out_dir: Path = Path("cases"), scena
     with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(cloud, deploy=False):
         started = time.monotonic()
         cloud.deploy()
-        stage("deploy", started, f"{len(cloud.deployer.deployed)} resources into 3 simulated accounts "
-                                  f"({len(cloud.deployer.skipped)} not simulated: moto lacks them)")
+        stage(
+            "deploy",
+            started,
+            f"{len(cloud.deployer.deployed)} resources into 3 simulated accounts "
+            f"({len(cloud.deployer.skipped)} not simulated: moto lacks them)",
+        )
         started = time.monotonic()
         incident = build_incident(cloud, Path(tmp))
-        stage("workload", started, f"web tier with suspect {incident.instance_id}: ext4 root with planted "
-                                   "evidence, XFS data volume, ASG + ALB, 2 ENIs, IPv6, EIP")
+        stage(
+            "workload",
+            started,
+            f"web tier with suspect {incident.instance_id}: ext4 root with planted "
+            "evidence, XFS data volume, ASG + ALB, 2 ENIs, IPv6, EIP",
+        )
         started = time.monotonic()
         execution = cloud.wait(trigger_by_tag(cloud, incident, action), timeout_seconds=600)
-        stage("response", started, f"state machine {execution['status']}: tag -> EventBridge -> trigger Lambda -> "
-                                   "contain -> snapshot -> copy to forensic -> image -> examine -> report")
+        stage(
+            "response",
+            started,
+            f"state machine {execution['status']}: tag -> EventBridge -> trigger Lambda -> "
+            "contain -> snapshot -> copy to forensic -> image -> examine -> report",
+        )
         started = time.monotonic()
         result = collect(cloud, execution, incident, action, out_dir, stages)
-        stage("case folder", started, f"{sum(1 for p in result.case_dir.rglob('*') if p.is_file())} evidence "
-                                      f"objects downloaded to {result.case_dir}")
+        stage(
+            "case folder",
+            started,
+            f"{sum(1 for p in result.case_dir.rglob('*') if p.is_file())} evidence "
+            f"objects downloaded to {result.case_dir}",
+        )
         return result
 
 
@@ -256,7 +313,8 @@ class ConcurrentRun:
     def overlapped(self) -> bool:
         """Every response started before the first one ended."""
         return bool(self.executions) and max(e["startDate"] for e in self.executions) < min(
-            e["stopDate"] for e in self.executions)
+            e["stopDate"] for e in self.executions
+        )
 
 
 def separation_problems(incidents: list[Incident], results: list[SimulationResult]) -> list[str]:
@@ -280,17 +338,24 @@ def separation_problems(incidents: list[Incident], results: list[SimulationResul
         own = {v for v in (incident.tier.root_volume_id, incident.tier.data_volume_id) if v}
         images = {k.rsplit("/", 1)[-1].removesuffix(".img") for k in keys if k.endswith(".img")}
         if images != own:
-            problems.append(f"{who}: disk images of {sorted(images)}, expected {sorted(own)}"
-                            + (" (another instance's volumes)" if images & (all_volumes - own) else ""))
+            problems.append(
+                f"{who}: disk images of {sorted(images)}, expected {sorted(own)}"
+                + (" (another instance's volumes)" if images & (all_volumes - own) else "")
+            )
         memory = keys.get(f"{result.case_id}/memory/{incident.instance_id}.lime")
         if memory is None or memory["sha256"] != incident.memory_sha256:
             problems.append(f"{who}: the memory image is missing or is not this instance's")
     return problems
 
 
-def run_concurrent(count: int, action: str = "contain", out_dir: Path = Path("cases"),
-                   progress: Progress = _quiet, timeout_seconds: float = 1800,
-                   data_volume: bool = True) -> ConcurrentRun:
+def run_concurrent(
+    count: int,
+    action: str = "contain",
+    out_dir: Path = Path("cases"),
+    progress: Progress = _quiet,
+    timeout_seconds: float = 1800,
+    data_volume: bool = True,
+) -> ConcurrentRun:
     """`count` incidents on different instances, all tagged before any response ends; one cloud.
 
     The instances share one set of disk snapshots (building the file systems once); each has its
@@ -316,9 +381,18 @@ def run_concurrent(count: int, action: str = "contain", out_dir: Path = Path("ca
         progress("triggered", f"{count} responses running at once")
         executions = [cloud.wait(arn, timeout_seconds=timeout_seconds) for arn in arns]
         seconds = time.monotonic() - started
-        progress("responses", f"{sum(e['status'] == 'SUCCEEDED' for e in executions)} of {count} succeeded "
-                              f"in {seconds:.0f} s")
-        results = [collect(cloud, execution, incident, action, out_dir, [], images=False)
-                   for execution, incident in zip(executions, incidents, strict=True)]
-        return ConcurrentRun(incidents=incidents, results=results, seconds=seconds,
-                             problems=separation_problems(incidents, results), executions=executions)
+        progress(
+            "responses",
+            f"{sum(e['status'] == 'SUCCEEDED' for e in executions)} of {count} succeeded in {seconds:.0f} s",
+        )
+        results = [
+            collect(cloud, execution, incident, action, out_dir, [], images=False)
+            for execution, incident in zip(executions, incidents, strict=True)
+        ]
+        return ConcurrentRun(
+            incidents=incidents,
+            results=results,
+            seconds=seconds,
+            problems=separation_problems(incidents, results),
+            executions=executions,
+        )

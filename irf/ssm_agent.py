@@ -52,10 +52,11 @@ class SimulatedAgent:
         return self.answered[command_id]
 
     def capture(self, agent: AgentBehaviour, script: str) -> str:
-        values = {line.split("=", 1)[0].removeprefix("export "): shlex.split(line.split("=", 1)[1])[0]
-                  for line in script.splitlines()
-                  if line.split("=", 1)[0].removeprefix("export ") in ("MODULE_URL", "MODULE_SHA256", "BASE",
-                                                                        "PART_SIZE")}
+        values = {
+            line.split("=", 1)[0].removeprefix("export "): shlex.split(line.split("=", 1)[1])[0]
+            for line in script.splitlines()
+            if line.split("=", 1)[0].removeprefix("export ") in ("MODULE_URL", "MODULE_SHA256", "BASE", "PART_SIZE")
+        }
         lines = script.split("<<'IRFORENSICS_PARTS'\n", 1)[1].split("\nIRFORENSICS_PARTS", 1)[0].splitlines()
         module = requests.get(values["MODULE_URL"], timeout=10)
         if module.status_code != 200:
@@ -65,16 +66,22 @@ class SimulatedAgent:
         if agent.image is None:
             return capture.RESULT_PREFIX + json.dumps({"Acquired": False, "Reason": "LiME produced no data"})
         size = int(values["PART_SIZE"])
-        chunks = [agent.image[i:i + size] for i in range(0, len(agent.image), size)]
+        chunks = [agent.image[i : i + size] for i in range(0, len(agent.image), size)]
         parts = []
         for line, chunk in zip(lines, chunks, strict=False):
             answer = requests.put(capture.rebuild_part_url(values["BASE"], line), data=chunk, timeout=10)
             assert answer.status_code == 200, answer.text
             etag = answer.headers["ETag"].strip('"')
             parts.append([int(line.split()[0]), "0" * 32 if agent.lie_about_etags else etag])
-        return capture.RESULT_PREFIX + json.dumps({
-            "Acquired": True, "Sha256": hashlib.sha256(agent.image).hexdigest(), "Size": len(agent.image),
-            "PartSize": size, "Parts": parts})
+        return capture.RESULT_PREFIX + json.dumps(
+            {
+                "Acquired": True,
+                "Sha256": hashlib.sha256(agent.image).hexdigest(),
+                "Size": len(agent.image),
+                "PartSize": size,
+                "Parts": parts,
+            }
+        )
 
     @contextmanager
     def installed(self) -> Iterator[SimulatedAgent]:
@@ -84,18 +91,30 @@ class SimulatedAgent:
         def describe_instance_information(response: SimpleSystemManagerResponse) -> ActionResult:
             filters = response._get_param("Filters", [])
             wanted = {v for f in filters if f["Key"] == "InstanceIds" for v in f["Values"]}
-            return ActionResult({"InstanceInformationList": [
-                {"InstanceId": i, "PingStatus": a.ping, "PlatformType": "Linux", "AgentVersion": "3.3.1142.0"}
-                for i, a in agent.agents.items() if i in wanted]})
+            return ActionResult(
+                {
+                    "InstanceInformationList": [
+                        {"InstanceId": i, "PingStatus": a.ping, "PlatformType": "Linux", "AgentVersion": "3.3.1142.0"}
+                        for i, a in agent.agents.items()
+                        if i in wanted
+                    ]
+                }
+            )
 
-        def get_command_invocation(backend: SimpleSystemManagerBackend, command_id: str, instance_id: str,
-                                   plugin_name: str | None) -> dict[str, Any]:
+        def get_command_invocation(
+            backend: SimpleSystemManagerBackend, command_id: str, instance_id: str, plugin_name: str | None
+        ) -> dict[str, Any]:
             invocation = original(backend, command_id, instance_id, plugin_name)
             command = backend.get_command_by_id(command_id)
-            return {**invocation, "StandardOutputContent": agent.stdout(
-                instance_id, list(command.parameters["commands"]), command_id)}
+            return {
+                **invocation,
+                "StandardOutputContent": agent.stdout(instance_id, list(command.parameters["commands"]), command_id),
+            }
 
-        with mock.patch.object(SimpleSystemManagerResponse, "describe_instance_information",
-                               describe_instance_information, create=True), \
-                mock.patch.object(SimpleSystemManagerBackend, "get_command_invocation", get_command_invocation):
+        with (
+            mock.patch.object(
+                SimpleSystemManagerResponse, "describe_instance_information", describe_instance_information, create=True
+            ),
+            mock.patch.object(SimpleSystemManagerBackend, "get_command_invocation", get_command_invocation),
+        ):
             yield self

@@ -12,21 +12,37 @@ from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECU
 
 def forensic_config(**overrides: Any) -> dict[str, Any]:
     return {
-        "prefix": PREFIX, "securityAccount": SECURITY_ACCOUNT, "forensicAccount": FORENSIC_ACCOUNT,
-        "forensicRegion": REGION, "objectLockMode": "GOVERNANCE", "retentionDays": 365, "glacierAfterDays": 30,
-        "analysisAzs": [f"{REGION}a", f"{REGION}b"], **overrides,
+        "prefix": PREFIX,
+        "securityAccount": SECURITY_ACCOUNT,
+        "forensicAccount": FORENSIC_ACCOUNT,
+        "forensicRegion": REGION,
+        "objectLockMode": "GOVERNANCE",
+        "retentionDays": 365,
+        "glacierAfterDays": 30,
+        "analysisAzs": [f"{REGION}a", f"{REGION}b"],
+        **overrides,
     }
 
 
 def security_config(members: list[tuple[str, str]] | None = None, **overrides: Any) -> dict[str, Any]:
     members = members if members is not None else [(MEMBER_ACCOUNT, REGION)]
     return {
-        "prefix": PREFIX, "securityAccount": SECURITY_ACCOUNT, "forensicAccount": FORENSIC_ACCOUNT,
-        "forensicRegion": REGION, "retentionDays": 365,
+        "prefix": PREFIX,
+        "securityAccount": SECURITY_ACCOUNT,
+        "forensicAccount": FORENSIC_ACCOUNT,
+        "forensicRegion": REGION,
+        "retentionDays": 365,
         # The simulation's snapshots complete at once: poll every second, a few times.
-        "pollIntervalSeconds": 1, "pollBackoffRate": 1.0, "pollMaxAttempts": 5,
-        "members": [{"account": account, "region": region,
-                     "deploymentRoleArn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"}
-                    for account, region in members],
+        "pollIntervalSeconds": 1,
+        "pollBackoffRate": 1.0,
+        "pollMaxAttempts": 5,
+        "members": [
+            {
+                "account": account,
+                "region": region,
+                "deploymentRoleArn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+            }
+            for account, region in members
+        ],
         **overrides,
     }

@@ -34,8 +34,17 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
 )
 
-UNKNOWN_VALUES = frozenset({UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,
-                            UNKNOWN_NUMBER_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE})
+UNKNOWN_VALUES = frozenset(
+    {
+        UNKNOWN_ARCHIVE_VALUE,
+        UNKNOWN_ARRAY_VALUE,
+        UNKNOWN_ASSET_VALUE,
+        UNKNOWN_BOOLEAN_VALUE,
+        UNKNOWN_NUMBER_VALUE,
+        UNKNOWN_OBJECT_VALUE,
+        UNKNOWN_STRING_VALUE,
+    }
+)
 
 
 def known_props(value: Any) -> Any:
@@ -61,16 +70,22 @@ def known_props(value: Any) -> Any:
 def record_of(resource: PolicyResource) -> ResourceRecord:
     # Property dependencies link a resource to the ones it refers to even when their ids are
     # not known yet (a preview of resources still to be created).
-    references = {prop: tuple(dependency.name for dependency in dependencies)
-                  for prop, dependencies in resource.property_dependencies.items()}
-    return ResourceRecord(type=resource.resource_type, name=resource.name, props=known_props(resource.props),
-                          urn=resource.urn, references=references)
+    references = {
+        prop: tuple(dependency.name for dependency in dependencies)
+        for prop, dependencies in resource.property_dependencies.items()
+    }
+    return ResourceRecord(
+        type=resource.resource_type,
+        name=resource.name,
+        props=known_props(resource.props),
+        urn=resource.urn,
+        references=references,
+    )
 
 
 def resource_policy(name: str, description: str, check: ResourceInvariant) -> Policy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        record = ResourceRecord(type=args.resource_type, name=args.name, props=known_props(args.props),
-                                urn=args.urn)
+        record = ResourceRecord(type=args.resource_type, name=args.name, props=known_props(args.props), urn=args.urn)
         for violation in check(record):
             report_violation(violation.message, None)
 
@@ -90,30 +105,48 @@ PolicyPack(
     name="irforensics-invariants",
     enforcement_level=EnforcementLevel.MANDATORY,
     description="Evidence stays locked, versioned, encrypted and private; analysis has no way out; "
-                "keys rotate; no role holds wildcard power.",
+    "keys rotate; no role holds wildcard power.",
     policies=[
-        resource_policy("kms-keys-rotate", "Every KMS key rotates its key material",
-                        invariants.kms_keys_rotate),
-        resource_policy("no-statement-allows-every-action", "No IAM statement anywhere allows Action '*'",
-                        invariants.no_statement_allows_every_action),
-        stack_policy("evidence-buckets-are-locked",
-                     "Evidence buckets have Object Lock with a default retention",
-                     invariants.evidence_buckets_are_locked),
-        stack_policy("evidence-buckets-are-versioned", "Evidence buckets have versioning Enabled",
-                     invariants.evidence_buckets_are_versioned),
-        stack_policy("evidence-buckets-are-encrypted-with-kms",
-                     "Evidence buckets encrypt by default with SSE-KMS under a customer managed key",
-                     invariants.evidence_buckets_are_encrypted_with_kms),
-        stack_policy("evidence-buckets-block-public-access",
-                     "Evidence buckets have a public access block with all four flags on",
-                     invariants.evidence_buckets_block_public_access),
-        stack_policy("buckets-have-public-access-block", "Every S3 bucket has a public access block",
-                     invariants.buckets_have_public_access_block),
-        stack_policy("analysis-vpc-has-no-internet-path",
-                     "No internet, NAT or egress-only gateway and no 0.0.0.0/0 or ::/0 route in the analysis VPC",
-                     invariants.analysis_vpc_has_no_internet_path),
-        stack_policy("lambda-roles-name-their-actions",
-                     "Inline policies of the security account's Lambda roles never allow '*' or '<service>:*'",
-                     invariants.lambda_roles_name_their_actions),
+        resource_policy("kms-keys-rotate", "Every KMS key rotates its key material", invariants.kms_keys_rotate),
+        resource_policy(
+            "no-statement-allows-every-action",
+            "No IAM statement anywhere allows Action '*'",
+            invariants.no_statement_allows_every_action,
+        ),
+        stack_policy(
+            "evidence-buckets-are-locked",
+            "Evidence buckets have Object Lock with a default retention",
+            invariants.evidence_buckets_are_locked,
+        ),
+        stack_policy(
+            "evidence-buckets-are-versioned",
+            "Evidence buckets have versioning Enabled",
+            invariants.evidence_buckets_are_versioned,
+        ),
+        stack_policy(
+            "evidence-buckets-are-encrypted-with-kms",
+            "Evidence buckets encrypt by default with SSE-KMS under a customer managed key",
+            invariants.evidence_buckets_are_encrypted_with_kms,
+        ),
+        stack_policy(
+            "evidence-buckets-block-public-access",
+            "Evidence buckets have a public access block with all four flags on",
+            invariants.evidence_buckets_block_public_access,
+        ),
+        stack_policy(
+            "buckets-have-public-access-block",
+            "Every S3 bucket has a public access block",
+            invariants.buckets_have_public_access_block,
+        ),
+        stack_policy(
+            "analysis-vpc-has-no-internet-path",
+            "No internet, NAT or egress-only gateway and no 0.0.0.0/0 or ::/0 route in the analysis VPC",
+            invariants.analysis_vpc_has_no_internet_path,
+        ),
+        stack_policy(
+            "lambda-roles-name-their-actions",
+            "Inline policies of the security account's Lambda roles never allow '*' or '<service>:*'",
+            invariants.lambda_roles_name_their_actions,
+        ),
     ],
 )

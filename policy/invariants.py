@@ -24,8 +24,7 @@ from typing import Any, Final
 BUCKET = "aws:s3/bucket:Bucket"
 BUCKET_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 BUCKET_OBJECT_LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
-BUCKET_ENCRYPTION = ("aws:s3/bucketServerSideEncryptionConfiguration:"
-                     "BucketServerSideEncryptionConfiguration")
+BUCKET_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 BUCKET_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -98,6 +97,7 @@ StackInvariant = Callable[[Sequence[ResourceRecord]], list[Violation]]
 
 # -- reading properties ------------------------------------------------------------------------
 
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping) and value.get(_SECRET_SIG) == _SECRET:
         return value.get("value")
@@ -155,11 +155,15 @@ def _refers_to(record: ResourceRecord, prop: str, target: ResourceRecord) -> boo
     return isinstance(value, str) and bool(value) and value in _identifiers(target)
 
 
-def _referring(records: Sequence[ResourceRecord], type_token: str, prop: str,
-               targets: Iterable[ResourceRecord]) -> list[ResourceRecord]:
+def _referring(
+    records: Sequence[ResourceRecord], type_token: str, prop: str, targets: Iterable[ResourceRecord]
+) -> list[ResourceRecord]:
     targets = list(targets)
-    return [record for record in _of_type(records, type_token)
-            if any(_refers_to(record, prop, target) for target in targets)]
+    return [
+        record
+        for record in _of_type(records, type_token)
+        if any(_refers_to(record, prop, target) for target in targets)
+    ]
 
 
 def _violation(record: ResourceRecord, message: str) -> Violation:
@@ -167,6 +171,7 @@ def _violation(record: ResourceRecord, message: str) -> Violation:
 
 
 # -- IAM statements ----------------------------------------------------------------------------
+
 
 def _policy_document(value: Any) -> Mapping[str, Any] | None:
     value = _plain(value)
@@ -214,6 +219,7 @@ def _statement_label(statement: Mapping[str, Any], index: int) -> str:
 
 # -- resource invariants -----------------------------------------------------------------------
 
+
 def kms_keys_rotate(record: ResourceRecord) -> list[Violation]:
     """Every KMS key rotates its key material yearly."""
     if record.type != KMS_KEY:
@@ -234,12 +240,18 @@ def no_statement_allows_every_action(record: ResourceRecord) -> list[Violation]:
     for path, document in _policy_documents(record.props):
         for index, statement in enumerate(_statements(document)):
             if "*" in _allowed_actions(statement):
-                found.append(_violation(record, f"{_statement_label(statement, index)} in {record.name}.{path} "
-                                                "allows Action '*': name the actions"))
+                found.append(
+                    _violation(
+                        record,
+                        f"{_statement_label(statement, index)} in {record.name}.{path} "
+                        "allows Action '*': name the actions",
+                    )
+                )
     return found
 
 
 # -- stack invariants: evidence storage --------------------------------------------------------
+
 
 def _bucket_name(bucket: ResourceRecord) -> str:
     name = _get(bucket.props, "bucket")
@@ -248,8 +260,11 @@ def _bucket_name(bucket: ResourceRecord) -> str:
 
 def evidence_buckets(records: Sequence[ResourceRecord]) -> list[ResourceRecord]:
     """The buckets that keep evidence, recognised by the name components/naming.py gives them."""
-    return [bucket for bucket in _of_type(records, BUCKET)
-            if EVIDENCE_BUCKET_MARK in _bucket_name(bucket) or EVIDENCE_BUCKET_MARK in bucket.name]
+    return [
+        bucket
+        for bucket in _of_type(records, BUCKET)
+        if EVIDENCE_BUCKET_MARK in _bucket_name(bucket) or EVIDENCE_BUCKET_MARK in bucket.name
+    ]
 
 
 def evidence_buckets_are_locked(records: Sequence[ResourceRecord]) -> list[Violation]:
@@ -258,13 +273,19 @@ def evidence_buckets_are_locked(records: Sequence[ResourceRecord]) -> list[Viola
     for bucket in evidence_buckets(records):
         name = _bucket_name(bucket)
         if not _is_true(_get(bucket.props, "objectLockEnabled")):
-            found.append(_violation(bucket, f"evidence bucket {name} is created without Object Lock: "
-                                            "set objectLockEnabled true"))
+            found.append(
+                _violation(bucket, f"evidence bucket {name} is created without Object Lock: set objectLockEnabled true")
+            )
         locks = _referring(records, BUCKET_OBJECT_LOCK, "bucket", [bucket])
         if not any(_locks_by_default(lock) for lock in locks):
-            found.append(_violation(bucket, f"evidence bucket {name} has no Object Lock configuration with a "
-                                            f"default retention ({' or '.join(OBJECT_LOCK_MODES)}, "
-                                            "days or years)"))
+            found.append(
+                _violation(
+                    bucket,
+                    f"evidence bucket {name} has no Object Lock configuration with a "
+                    f"default retention ({' or '.join(OBJECT_LOCK_MODES)}, "
+                    "days or years)",
+                )
+            )
     return found
 
 
@@ -281,12 +302,19 @@ def evidence_buckets_are_versioned(records: Sequence[ResourceRecord]) -> list[Vi
     """Evidence buckets keep every version: an overwrite or delete never loses an object."""
     found = []
     for bucket in evidence_buckets(records):
-        statuses = [_get(versioning.props, "versioningConfiguration", "status")
-                    for versioning in _referring(records, BUCKET_VERSIONING, "bucket", [bucket])]
+        statuses = [
+            _get(versioning.props, "versioningConfiguration", "status")
+            for versioning in _referring(records, BUCKET_VERSIONING, "bucket", [bucket])
+        ]
         if "Enabled" not in statuses:
             seen = f" (found {', '.join(str(status) for status in statuses)})" if statuses else ""
-            found.append(_violation(bucket, f"evidence bucket {_bucket_name(bucket)} is not versioned: it needs "
-                                            f"an aws:s3/bucketVersioning with status Enabled{seen}"))
+            found.append(
+                _violation(
+                    bucket,
+                    f"evidence bucket {_bucket_name(bucket)} is not versioned: it needs "
+                    f"an aws:s3/bucketVersioning with status Enabled{seen}",
+                )
+            )
     return found
 
 
@@ -296,9 +324,14 @@ def evidence_buckets_are_encrypted_with_kms(records: Sequence[ResourceRecord]) -
     for bucket in evidence_buckets(records):
         configurations = _referring(records, BUCKET_ENCRYPTION, "bucket", [bucket])
         if not any(_encrypts_with_kms(configuration) for configuration in configurations):
-            found.append(_violation(bucket, f"evidence bucket {_bucket_name(bucket)} has no default SSE-KMS "
-                                            "encryption with a customer managed key (sseAlgorithm aws:kms "
-                                            "and kmsMasterKeyId)"))
+            found.append(
+                _violation(
+                    bucket,
+                    f"evidence bucket {_bucket_name(bucket)} has no default SSE-KMS "
+                    "encryption with a customer managed key (sseAlgorithm aws:kms "
+                    "and kmsMasterKeyId)",
+                )
+            )
     return found
 
 
@@ -315,30 +348,41 @@ def evidence_buckets_block_public_access(records: Sequence[ResourceRecord]) -> l
     found = []
     for bucket in evidence_buckets(records):
         blocks = _referring(records, BUCKET_PUBLIC_ACCESS_BLOCK, "bucket", [bucket])
-        complete = [block for block in blocks
-                    if all(_is_true(_get(block.props, flag)) for flag in PUBLIC_ACCESS_FLAGS)]
+        complete = [block for block in blocks if all(_is_true(_get(block.props, flag)) for flag in PUBLIC_ACCESS_FLAGS)]
         if not complete:
-            off = sorted({flag for block in blocks for flag in PUBLIC_ACCESS_FLAGS
-                          if not _is_true(_get(block.props, flag))})
+            off = sorted(
+                {flag for block in blocks for flag in PUBLIC_ACCESS_FLAGS if not _is_true(_get(block.props, flag))}
+            )
             detail = f" ({', '.join(off)} off)" if blocks else ""
-            found.append(_violation(bucket, f"evidence bucket {_bucket_name(bucket)} has no public access block "
-                                            f"with {', '.join(PUBLIC_ACCESS_FLAGS)} all true{detail}"))
+            found.append(
+                _violation(
+                    bucket,
+                    f"evidence bucket {_bucket_name(bucket)} has no public access block "
+                    f"with {', '.join(PUBLIC_ACCESS_FLAGS)} all true{detail}",
+                )
+            )
     return found
 
 
 def buckets_have_public_access_block(records: Sequence[ResourceRecord]) -> list[Violation]:
     """Every bucket of the stack has a public access block of its own."""
-    return [_violation(bucket, f"bucket {_bucket_name(bucket)} has no aws:s3/bucketPublicAccessBlock")
-            for bucket in _of_type(records, BUCKET)
-            if not _referring(records, BUCKET_PUBLIC_ACCESS_BLOCK, "bucket", [bucket])]
+    return [
+        _violation(bucket, f"bucket {_bucket_name(bucket)} has no aws:s3/bucketPublicAccessBlock")
+        for bucket in _of_type(records, BUCKET)
+        if not _referring(records, BUCKET_PUBLIC_ACCESS_BLOCK, "bucket", [bucket])
+    ]
 
 
 # -- stack invariants: analysis network --------------------------------------------------------
 
+
 def analysis_vpcs(records: Sequence[ResourceRecord]) -> list[ResourceRecord]:
     """VPCs where evidence is examined, recognised by logical name or Name tag."""
-    return [vpc for vpc in _of_type(records, VPC)
-            if ANALYSIS_VPC_MARK in vpc.name or ANALYSIS_VPC_MARK in str(_get(vpc.props, "tags", "Name") or "")]
+    return [
+        vpc
+        for vpc in _of_type(records, VPC)
+        if ANALYSIS_VPC_MARK in vpc.name or ANALYSIS_VPC_MARK in str(_get(vpc.props, "tags", "Name") or "")
+    ]
 
 
 def _internet_destinations(route: Any, *keys: str) -> list[str]:
@@ -354,34 +398,40 @@ def analysis_vpc_has_no_internet_path(records: Sequence[ResourceRecord]) -> list
     found = []
     for vpc in analysis_vpcs(records):
         label = f"analysis VPC {vpc.name}"
-        gateways = [*_referring(records, INTERNET_GATEWAY, "vpcId", [vpc]),
-                    *_referring(records, INTERNET_GATEWAY_ATTACHMENT, "vpcId", [vpc]),
-                    *_referring(records, EGRESS_ONLY_INTERNET_GATEWAY, "vpcId", [vpc])]
+        gateways = [
+            *_referring(records, INTERNET_GATEWAY, "vpcId", [vpc]),
+            *_referring(records, INTERNET_GATEWAY_ATTACHMENT, "vpcId", [vpc]),
+            *_referring(records, EGRESS_ONLY_INTERNET_GATEWAY, "vpcId", [vpc]),
+        ]
         subnets = _referring(records, SUBNET, "vpcId", [vpc])
-        nat_gateways = [nat for nat in _of_type(records, NAT_GATEWAY)
-                        if _refers_to(nat, "vpcId", vpc) or any(_refers_to(nat, "subnetId", s) for s in subnets)]
+        nat_gateways = [
+            nat
+            for nat in _of_type(records, NAT_GATEWAY)
+            if _refers_to(nat, "vpcId", vpc) or any(_refers_to(nat, "subnetId", s) for s in subnets)
+        ]
         for gateway in [*gateways, *nat_gateways]:
             kind = gateway.type.rsplit(":", 1)[-1]
             found.append(_violation(gateway, f"{kind} {gateway.name} gives the {label} a path to the internet"))
 
         tables = _referring(records, ROUTE_TABLE, "vpcId", [vpc])
-        tables += [table for table in _of_type(records, DEFAULT_ROUTE_TABLE)
-                   if _refers_to(table, "defaultRouteTableId", vpc)
-                   or _get(table.props, "defaultRouteTableId") in
-                   {_get(vpc.props, "defaultRouteTableId")} - {None, ""}]
+        tables += [
+            table
+            for table in _of_type(records, DEFAULT_ROUTE_TABLE)
+            if _refers_to(table, "defaultRouteTableId", vpc)
+            or _get(table.props, "defaultRouteTableId") in {_get(vpc.props, "defaultRouteTableId")} - {None, ""}
+        ]
         for table in tables:
             for route in _items(_get(table.props, "routes")):
                 for destination in _internet_destinations(route, "cidrBlock", "ipv6CidrBlock"):
-                    found.append(_violation(table, f"route table {table.name} of the {label} routes "
-                                                   f"{destination} out"))
+                    found.append(_violation(table, f"route table {table.name} of the {label} routes {destination} out"))
         for route in _referring(records, ROUTE, "routeTableId", tables):
-            for destination in _internet_destinations(route.props, "destinationCidrBlock",
-                                                      "destinationIpv6CidrBlock"):
+            for destination in _internet_destinations(route.props, "destinationCidrBlock", "destinationIpv6CidrBlock"):
                 found.append(_violation(route, f"route {route.name} sends {destination} out of the {label}"))
     return found
 
 
 # -- stack invariants: Lambda roles ------------------------------------------------------------
+
 
 def _is_lambda_role_policy(policy: ResourceRecord, roles: Sequence[ResourceRecord]) -> bool:
     if policy.references.get("role"):
@@ -399,11 +449,17 @@ def lambda_roles_name_their_actions(records: Sequence[ResourceRecord]) -> list[V
     """Inline policies of the security account's Lambda roles never allow "*" or "<service>:*"."""
     roles = _of_type(records, ROLE)
     found = []
-    policies = [(policy, _get(policy.props, "policy")) for policy in _of_type(records, ROLE_POLICY)
-                if _is_lambda_role_policy(policy, roles)]
-    policies += [(role, _get(inline, "policy")) for role in roles
-                 if _is_lambda_role(role)
-                 for inline in _items(_get(role.props, "inlinePolicies"))]
+    policies = [
+        (policy, _get(policy.props, "policy"))
+        for policy in _of_type(records, ROLE_POLICY)
+        if _is_lambda_role_policy(policy, roles)
+    ]
+    policies += [
+        (role, _get(inline, "policy"))
+        for role in roles
+        if _is_lambda_role(role)
+        for inline in _items(_get(role.props, "inlinePolicies"))
+    ]
     for record, value in policies:
         document = _policy_document(value)
         if document is None:
@@ -411,8 +467,13 @@ def lambda_roles_name_their_actions(records: Sequence[ResourceRecord]) -> list[V
         for index, statement in enumerate(_statements(document)):
             for action in _allowed_actions(statement):
                 if action == "*" or _SERVICE_WILDCARD.match(action):
-                    found.append(_violation(record, f"{_statement_label(statement, index)} of Lambda role policy "
-                                                    f"{record.name} allows {action}: name the actions"))
+                    found.append(
+                        _violation(
+                            record,
+                            f"{_statement_label(statement, index)} of Lambda role policy "
+                            f"{record.name} allows {action}: name the actions",
+                        )
+                    )
     return found
 
 

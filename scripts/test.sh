@@ -2,7 +2,7 @@
 # Every quality gate: ruff, mypy, statelint on every generated state machine, pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-echo "== ruff" && ruff check .
+echo "== ruff" && ruff check . && ruff format --check .
 echo "== mypy" && mypy components handlers statemachines irf policy config.py
 echo "== statelint" && python -m statemachines.lint
 # Two workers (the machine's two cores); the end-to-end tests on the shared deployed cloud stay

@@ -9,8 +9,12 @@ from typing import Any
 State = dict[str, Any]
 
 # Transient Lambda service errors: always worth a bounded retry.
-LAMBDA_TRANSIENT = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                    "Lambda.TooManyRequestsException"]
+LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
 
 
 @dataclass(frozen=True)
@@ -23,16 +27,28 @@ class PollPolicy:
     max_delay_seconds: int = 900
 
     def retry(self) -> dict[str, Any]:
-        return {"ErrorEquals": ["NotReady"], "IntervalSeconds": self.interval_seconds,
-                "BackoffRate": self.backoff_rate, "MaxAttempts": self.max_attempts,
-                "MaxDelaySeconds": self.max_delay_seconds}
+        return {
+            "ErrorEquals": ["NotReady"],
+            "IntervalSeconds": self.interval_seconds,
+            "BackoffRate": self.backoff_rate,
+            "MaxAttempts": self.max_attempts,
+            "MaxDelaySeconds": self.max_delay_seconds,
+        }
 
 
-def lambda_task(function_arn: str, *, parameters: Mapping[str, Any] | None = None, input_path: str | None = None,
-                result_path: str | None,
-                next_state: str | None = None, timeout: int = 120, poll: PollPolicy | None = None,
-                catch_to: str | None = None, catch_result_path: str = "$.Failure",
-                comment: str = "") -> State:
+def lambda_task(
+    function_arn: str,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    input_path: str | None = None,
+    result_path: str | None,
+    next_state: str | None = None,
+    timeout: int = 120,
+    poll: PollPolicy | None = None,
+    catch_to: str | None = None,
+    catch_result_path: str = "$.Failure",
+    comment: str = "",
+) -> State:
     """A Task invoking one of our Lambdas directly (the result is the function's return value)."""
     state: State = {"Type": "Task", "Resource": function_arn, "TimeoutSeconds": timeout}
     if comment:
@@ -55,8 +71,14 @@ def lambda_task(function_arn: str, *, parameters: Mapping[str, Any] | None = Non
     return state
 
 
-def pass_state(next_state: str | None, *, parameters: Mapping[str, Any] | None = None,
-               result: Any = None, result_path: str | None = "$", input_path: str | None = None) -> State:
+def pass_state(
+    next_state: str | None,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    result: Any = None,
+    result_path: str | None = "$",
+    input_path: str | None = None,
+) -> State:
     state: State = {"Type": "Pass"}
     if input_path is not None:
         state["InputPath"] = input_path
@@ -73,8 +95,9 @@ def pass_state(next_state: str | None, *, parameters: Mapping[str, Any] | None =
     return state
 
 
-def machine(comment: str, start_at: str, states: Mapping[str, State],
-            timeout_seconds: int | None = None) -> dict[str, Any]:
+def machine(
+    comment: str, start_at: str, states: Mapping[str, State], timeout_seconds: int | None = None
+) -> dict[str, Any]:
     definition: dict[str, Any] = {"Comment": comment, "StartAt": start_at, "States": dict(states)}
     if timeout_seconds:
         definition["TimeoutSeconds"] = timeout_seconds

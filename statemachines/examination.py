@@ -34,19 +34,23 @@ TERMINATE = "TerminateAnalysisInstance"
 TERMINATE_AFTER_FAILURE = "TerminateAfterFailure"
 
 
-
-
-
-
 def start_state(prefix: str = "Examine") -> str:
     """The name of the first examination state, for the state before it to point at."""
     return prefix + LAUNCH
 
 
-def examination_states(function_arns: Mapping[str, str], poll: PollPolicy | None, *, next_state: str,
-                       failure_state: str, prefix: str = "Examine", case_id_path: str = "$.CaseId",
-                       window_path: str | None = None, examination_poll: PollPolicy | None = None,
-                       failure_result_path: str = "$.Failure") -> dict[str, State]:
+def examination_states(
+    function_arns: Mapping[str, str],
+    poll: PollPolicy | None,
+    *,
+    next_state: str,
+    failure_state: str,
+    prefix: str = "Examine",
+    case_id_path: str = "$.CaseId",
+    window_path: str | None = None,
+    examination_poll: PollPolicy | None = None,
+    failure_result_path: str = "$.Failure",
+) -> dict[str, State]:
     """The examination states, named `<prefix><State>`, first `start_state(prefix)`.
 
     Success goes to `next_state`. Any failure is caught into `failure_result_path` (the error and
@@ -62,57 +66,113 @@ def examination_states(function_arns: Mapping[str, str], poll: PollPolicy | None
     on_instance = {**case, "InstanceId.$": "$.AnalysisInstance.InstanceId"}
     after_failure = name[TERMINATE_AFTER_FAILURE]
 
-    def task(function: str, *, parameters: dict[str, Any], result_path: str | None, next_to: str,
-             wait: PollPolicy | None = None, comment: str = "") -> State:
-        return lambda_task(function_arn(arns, function), parameters=parameters, result_path=result_path,
-                           next_state=next_to, timeout=task_timeout(function), poll=wait, catch_to=after_failure,
-                           catch_result_path=failure_result_path, comment=comment)
+    def task(
+        function: str,
+        *,
+        parameters: dict[str, Any],
+        result_path: str | None,
+        next_to: str,
+        wait: PollPolicy | None = None,
+        comment: str = "",
+    ) -> State:
+        return lambda_task(
+            function_arn(arns, function),
+            parameters=parameters,
+            result_path=result_path,
+            next_state=next_to,
+            timeout=task_timeout(function),
+            poll=wait,
+            catch_to=after_failure,
+            catch_result_path=failure_result_path,
+            comment=comment,
+        )
 
     run_parameters: dict[str, Any] = dict(on_instance)
     if window_path is not None:
         run_parameters["Window.$"] = window_path
     return {
         name[LAUNCH]: task(
-            "launch-analysis-instance", result_path="$.AnalysisInstance", next_to=name[READY],
+            "launch-analysis-instance",
+            result_path="$.AnalysisInstance",
+            next_to=name[READY],
             # The execution's name makes the launch token: a retried launch returns the same instance, a
             # new execution for the same case gets a new one.
             parameters={**case, "Attempt.$": "$$.Execution.Name"},
             comment="Toolset AMI (SSM parameter) in a private analysis subnet: no public IP, IMDSv2, analysis "
-                    "profile, encrypted root volume sized for the case's images"),
+            "profile, encrypted root volume sized for the case's images",
+        ),
         name[READY]: task(
-            "analysis-instance-ready", parameters=on_instance, result_path=None, next_to=name[RUN],
-            wait=ready_poll, comment="Running, and its SSM agent online"),
+            "analysis-instance-ready",
+            parameters=on_instance,
+            result_path=None,
+            next_to=name[RUN],
+            wait=ready_poll,
+            comment="Running, and its SSM agent online",
+        ),
         name[RUN]: task(
-            "run-examination", parameters=run_parameters, result_path="$.ExaminationCommand",
+            "run-examination",
+            parameters=run_parameters,
+            result_path="$.ExaminationCommand",
             next_to=name[STATUS],
-            comment="SSM Run Command: download, sha256sum -c every image, examine, report, upload"),
+            comment="SSM Run Command: download, sha256sum -c every image, examine, report, upload",
+        ),
         name[STATUS]: task(
             "examination-status",
             parameters={**on_instance, "CommandId.$": "$.ExaminationCommand.CommandId"},
-            result_path="$.Examination", next_to=name[TERMINATE], wait=command_poll),
+            result_path="$.Examination",
+            next_to=name[TERMINATE],
+            wait=command_poll,
+        ),
         name[TERMINATE]: task(
-            "terminate-analysis-instance", parameters=on_instance,
-            result_path="$.AnalysisInstanceTermination", next_to=next_state),
+            "terminate-analysis-instance",
+            parameters=on_instance,
+            result_path="$.AnalysisInstanceTermination",
+            next_to=next_state,
+        ),
         after_failure: {
             **lambda_task(
-                function_arn(arns, "terminate-analysis-instance"), parameters=case,
-                result_path="$.AnalysisInstanceTermination", next_state=failure_state,
+                function_arn(arns, "terminate-analysis-instance"),
+                parameters=case,
+                result_path="$.AnalysisInstanceTermination",
+                next_state=failure_state,
                 timeout=task_timeout("terminate-analysis-instance"),
-                comment="Whatever failed, no analysis instance of the case keeps running"),
+                comment="Whatever failed, no analysis instance of the case keeps running",
+            ),
             # Failing to terminate must not hide the original error: note it beside the failure and go on.
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.AnalysisInstanceTerminationFailure",
-                       "Next": failure_state}],
+            "Catch": [
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "ResultPath": "$.AnalysisInstanceTerminationFailure",
+                    "Next": failure_state,
+                }
+            ],
         },
     }
 
 
-def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | None = None,
-                     examination_poll: PollPolicy | None = None) -> dict[str, Any]:
+def build_definition(
+    function_arns: Mapping[str, str], *, poll: PollPolicy | None = None, examination_poll: PollPolicy | None = None
+) -> dict[str, Any]:
     """The standalone examination machine, for the given Lambda ARNs (keys: EXAMINATION_FUNCTIONS names)."""
-    states = examination_states(function_arns, poll, next_state="Examined", failure_state="ExaminationFailed",
-                                prefix="", window_path="$", examination_poll=examination_poll)
+    states = examination_states(
+        function_arns,
+        poll,
+        next_state="Examined",
+        failure_state="ExaminationFailed",
+        prefix="",
+        window_path="$",
+        examination_poll=examination_poll,
+    )
     states["Examined"] = {"Type": "Succeed"}
-    states["ExaminationFailed"] = {"Type": "Fail", "Comment": "The original error, after the instance was terminated",
-                                   "ErrorPath": "$.Failure.Error", "CausePath": "$.Failure.Cause"}
-    return machine("irforensics examination: analyse one case's evidence on an isolated analysis instance",
-                   start_state(""), states, timeout_seconds=8 * 3600)
+    states["ExaminationFailed"] = {
+        "Type": "Fail",
+        "Comment": "The original error, after the instance was terminated",
+        "ErrorPath": "$.Failure.Error",
+        "CausePath": "$.Failure.Cause",
+    }
+    return machine(
+        "irforensics examination: analyse one case's evidence on an isolated analysis instance",
+        start_state(""),
+        states,
+        timeout_seconds=8 * 3600,
+    )

@@ -36,65 +36,122 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("validate-input", "case", "handlers.case.handler.validate_input", frozenset()),
     # Read-only in the member account: refuses a missing responder or instance before any case exists.
     FunctionSpec("check-target", "isolation", "handlers.isolation.target.check_target", frozenset({MEMBER})),
-    FunctionSpec("open-case", "case", "handlers.case.handler.open_case",
-                 frozenset({CASE_TABLE, FORENSIC, NOTIFY})),
-    FunctionSpec("contain", "isolation", "handlers.isolation.handler.contain",
-                 frozenset({MEMBER, FORENSIC, NOTIFY}), timeout=300),
-    FunctionSpec("protect", "isolation", "handlers.isolation.handler.protect",
-                 frozenset({MEMBER, FORENSIC}), timeout=120),
-    FunctionSpec("snapshot-volumes", "acquisition", "handlers.acquisition.handler.snapshot_volumes",
-                 frozenset({MEMBER, FORENSIC})),
-    FunctionSpec("snapshot-status", "acquisition", "handlers.acquisition.handler.snapshot_status",
-                 frozenset({MEMBER, FORENSIC})),
-    FunctionSpec("share-snapshots", "acquisition", "handlers.acquisition.handler.share_snapshots",
-                 frozenset({MEMBER, FORENSIC})),
-    FunctionSpec("copy-to-forensic", "acquisition", "handlers.acquisition.handler.copy_to_forensic",
-                 frozenset({FORENSIC})),
-    FunctionSpec("lock-snapshots", "acquisition", "handlers.acquisition.handler.lock_snapshots",
-                 frozenset({FORENSIC})),
+    FunctionSpec("open-case", "case", "handlers.case.handler.open_case", frozenset({CASE_TABLE, FORENSIC, NOTIFY})),
+    FunctionSpec(
+        "contain", "isolation", "handlers.isolation.handler.contain", frozenset({MEMBER, FORENSIC, NOTIFY}), timeout=300
+    ),
+    FunctionSpec(
+        "protect", "isolation", "handlers.isolation.handler.protect", frozenset({MEMBER, FORENSIC}), timeout=120
+    ),
+    FunctionSpec(
+        "snapshot-volumes",
+        "acquisition",
+        "handlers.acquisition.handler.snapshot_volumes",
+        frozenset({MEMBER, FORENSIC}),
+    ),
+    FunctionSpec(
+        "snapshot-status", "acquisition", "handlers.acquisition.handler.snapshot_status", frozenset({MEMBER, FORENSIC})
+    ),
+    FunctionSpec(
+        "share-snapshots", "acquisition", "handlers.acquisition.handler.share_snapshots", frozenset({MEMBER, FORENSIC})
+    ),
+    FunctionSpec(
+        "copy-to-forensic", "acquisition", "handlers.acquisition.handler.copy_to_forensic", frozenset({FORENSIC})
+    ),
+    FunctionSpec("lock-snapshots", "acquisition", "handlers.acquisition.handler.lock_snapshots", frozenset({FORENSIC})),
     # 1769 MB is one full vCPU: hashing and block reads are CPU-bound.
-    FunctionSpec("image-volume", "acquisition", "handlers.acquisition.handler.image_volume",
-                 frozenset({FORENSIC}), timeout=900, memory_size=1769),
+    FunctionSpec(
+        "image-volume",
+        "acquisition",
+        "handlers.acquisition.handler.image_volume",
+        frozenset({FORENSIC}),
+        timeout=900,
+        memory_size=1769,
+    ),
     FunctionSpec("memory-open-path", "memory", "handlers.memory.handler.open_path", frozenset({MEMBER, FORENSIC})),
     FunctionSpec("memory-discover", "memory", "handlers.memory.handler.discover_kernel", frozenset({MEMBER})),
-    FunctionSpec("memory-discovery-result", "memory", "handlers.memory.handler.discovery_result",
-                 frozenset({MEMBER})),
-    FunctionSpec("memory-check-module", "memory", "handlers.memory.handler.check_module",
-                 frozenset({FIND_LIME_MODULES})),
-    FunctionSpec("memory-request-build", "memory", "handlers.memory.handler.request_module_build",
-                 frozenset({START_LIME_FACTORY})),
-    FunctionSpec("memory-build-status", "memory", "handlers.memory.handler.module_build_status",
-                 frozenset({FOLLOW_LIME_FACTORY})),
-    FunctionSpec("memory-start-capture", "memory", "handlers.memory.handler.start_capture",
-                 frozenset({MEMBER, FORENSIC, LIME_MODULES}), timeout=120),
-    FunctionSpec("memory-capture-result", "memory", "handlers.memory.handler.capture_result",
-                 frozenset({MEMBER, FORENSIC}), timeout=300),
-    FunctionSpec("memory-close-path", "memory", "handlers.memory.handler.close_path",
-                 frozenset({MEMBER, FORENSIC}), timeout=120),
-    FunctionSpec("cleanup", "acquisition", "handlers.acquisition.handler.cleanup",
-                 frozenset({MEMBER, FORENSIC}), timeout=300),
-    FunctionSpec("finalize-case", "case", "handlers.case.handler.finalize_case",
-                 frozenset({FORENSIC, NOTIFY}), timeout=300),
-    FunctionSpec("close-case", "case", "handlers.case.handler.close_case",
-                 frozenset({CASE_TABLE, FORENSIC, NOTIFY}), timeout=300),
-    FunctionSpec("record-failure", "case", "handlers.case.handler.record_failure",
-                 frozenset({CASE_TABLE, FORENSIC, NOTIFY})),
-    FunctionSpec("launch-analysis-instance", "examination", "handlers.examination.handler.launch_analysis_instance",
-                 frozenset({FORENSIC}), timeout=120),
-    FunctionSpec("analysis-instance-ready", "examination", "handlers.examination.handler.analysis_instance_ready",
-                 frozenset({FORENSIC})),
-    FunctionSpec("run-examination", "examination", "handlers.examination.handler.run_examination",
-                 frozenset({FORENSIC})),
-    FunctionSpec("examination-status", "examination", "handlers.examination.handler.examination_status",
-                 frozenset({FORENSIC}), timeout=120),
-    FunctionSpec("terminate-analysis-instance", "examination",
-                 "handlers.examination.handler.terminate_analysis_instance", frozenset({FORENSIC}), timeout=120),
-    FunctionSpec("trigger-tag", "triggers", "handlers.triggers.handler.on_tag_change",
-                 frozenset({START_RESPONSE})),
-    FunctionSpec("trigger-guardduty", "triggers", "handlers.triggers.handler.on_guardduty_finding",
-                 frozenset({START_RESPONSE})),
-    FunctionSpec("trigger-securityhub", "triggers", "handlers.triggers.handler.on_securityhub_action",
-                 frozenset({START_RESPONSE})),
+    FunctionSpec("memory-discovery-result", "memory", "handlers.memory.handler.discovery_result", frozenset({MEMBER})),
+    FunctionSpec(
+        "memory-check-module", "memory", "handlers.memory.handler.check_module", frozenset({FIND_LIME_MODULES})
+    ),
+    FunctionSpec(
+        "memory-request-build",
+        "memory",
+        "handlers.memory.handler.request_module_build",
+        frozenset({START_LIME_FACTORY}),
+    ),
+    FunctionSpec(
+        "memory-build-status", "memory", "handlers.memory.handler.module_build_status", frozenset({FOLLOW_LIME_FACTORY})
+    ),
+    FunctionSpec(
+        "memory-start-capture",
+        "memory",
+        "handlers.memory.handler.start_capture",
+        frozenset({MEMBER, FORENSIC, LIME_MODULES}),
+        timeout=120,
+    ),
+    FunctionSpec(
+        "memory-capture-result",
+        "memory",
+        "handlers.memory.handler.capture_result",
+        frozenset({MEMBER, FORENSIC}),
+        timeout=300,
+    ),
+    FunctionSpec(
+        "memory-close-path", "memory", "handlers.memory.handler.close_path", frozenset({MEMBER, FORENSIC}), timeout=120
+    ),
+    FunctionSpec(
+        "cleanup", "acquisition", "handlers.acquisition.handler.cleanup", frozenset({MEMBER, FORENSIC}), timeout=300
+    ),
+    FunctionSpec(
+        "finalize-case", "case", "handlers.case.handler.finalize_case", frozenset({FORENSIC, NOTIFY}), timeout=300
+    ),
+    FunctionSpec(
+        "close-case", "case", "handlers.case.handler.close_case", frozenset({CASE_TABLE, FORENSIC, NOTIFY}), timeout=300
+    ),
+    FunctionSpec(
+        "record-failure", "case", "handlers.case.handler.record_failure", frozenset({CASE_TABLE, FORENSIC, NOTIFY})
+    ),
+    FunctionSpec(
+        "launch-analysis-instance",
+        "examination",
+        "handlers.examination.handler.launch_analysis_instance",
+        frozenset({FORENSIC}),
+        timeout=120,
+    ),
+    FunctionSpec(
+        "analysis-instance-ready",
+        "examination",
+        "handlers.examination.handler.analysis_instance_ready",
+        frozenset({FORENSIC}),
+    ),
+    FunctionSpec(
+        "run-examination", "examination", "handlers.examination.handler.run_examination", frozenset({FORENSIC})
+    ),
+    FunctionSpec(
+        "examination-status",
+        "examination",
+        "handlers.examination.handler.examination_status",
+        frozenset({FORENSIC}),
+        timeout=120,
+    ),
+    FunctionSpec(
+        "terminate-analysis-instance",
+        "examination",
+        "handlers.examination.handler.terminate_analysis_instance",
+        frozenset({FORENSIC}),
+        timeout=120,
+    ),
+    FunctionSpec("trigger-tag", "triggers", "handlers.triggers.handler.on_tag_change", frozenset({START_RESPONSE})),
+    FunctionSpec(
+        "trigger-guardduty", "triggers", "handlers.triggers.handler.on_guardduty_finding", frozenset({START_RESPONSE})
+    ),
+    FunctionSpec(
+        "trigger-securityhub",
+        "triggers",
+        "handlers.triggers.handler.on_securityhub_action",
+        frozenset({START_RESPONSE}),
+    ),
 )
 
 

@@ -21,8 +21,14 @@ LIME_FACTORY_FUNCTIONS: tuple[FunctionSpec, ...] = ()  # CodeBuild does the work
 BUILD_TIMEOUT_SECONDS = 3600
 # CodeBuild throttles concurrent builds per account; more kernels queue in the Map.
 MAX_CONCURRENT_BUILDS = 4
-_BUILD = {"Build": {"Distro.$": "$.Distro", "DistroVersion.$": "$.DistroVersion",
-                    "KernelRelease.$": "$.KernelRelease", "Arch.$": "$.Arch"}}
+_BUILD = {
+    "Build": {
+        "Distro.$": "$.Distro",
+        "DistroVersion.$": "$.DistroVersion",
+        "KernelRelease.$": "$.KernelRelease",
+        "Arch.$": "$.Arch",
+    }
+}
 CODEBUILD_RETRYABLE = ["CodeBuild.AccountLimitExceededException", "CodeBuild.CodeBuildException"]
 
 
@@ -42,71 +48,118 @@ def _project_state(distro: str, version: str, arch: str) -> str:
 def _target_choices() -> list[dict[str, Any]]:
     """One choice per build project: a Pass state names it, exactly as the project was created
     (CodeBuild names cannot hold the dots of "22.04", so the name is not built from the input)."""
-    return [{"And": [
-        {"Variable": "$.Distro", "StringEquals": distro},
-        {"Variable": "$.DistroVersion", "StringEquals": version},
-        {"Variable": "$.Arch", "StringEquals": arch},
-    ], "Next": _project_state(distro, version, arch)} for distro, version, arch in build_targets()]
+    return [
+        {
+            "And": [
+                {"Variable": "$.Distro", "StringEquals": distro},
+                {"Variable": "$.DistroVersion", "StringEquals": version},
+                {"Variable": "$.Arch", "StringEquals": arch},
+            ],
+            "Next": _project_state(distro, version, arch),
+        }
+        for distro, version, arch in build_targets()
+    ]
 
 
 def _build_processor(prefix: str) -> dict[str, Any]:
-    env = [{"Name": name, "Type": "PLAINTEXT", "Value.$": f"$.{key}"} for name, key in
-           (("DISTRO", "Distro"), ("DISTRO_VERSION", "DistroVersion"), ("KERNEL_RELEASE", "KernelRelease"),
-            ("ARCH", "Arch"))]
+    env = [
+        {"Name": name, "Type": "PLAINTEXT", "Value.$": f"$.{key}"}
+        for name, key in (
+            ("DISTRO", "Distro"),
+            ("DISTRO_VERSION", "DistroVersion"),
+            ("KERNEL_RELEASE", "KernelRelease"),
+            ("ARCH", "Arch"),
+        )
+    ]
     states: dict[str, State] = {
         "Supported": {
             "Type": "Choice",
             "Comment": "Only the distributions and architectures there is a build project for",
-            "Choices": [{"And": [{"Variable": f"$.{key}", "IsPresent": True}
-                                 for key in ("Distro", "DistroVersion", "KernelRelease", "Arch")],
-                         "Next": "SupportedTarget"}],
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": f"$.{key}", "IsPresent": True}
+                        for key in ("Distro", "DistroVersion", "KernelRelease", "Arch")
+                    ],
+                    "Next": "SupportedTarget",
+                }
+            ],
             "Default": "Unsupported",
         },
         "SupportedTarget": {"Type": "Choice", "Choices": _target_choices(), "Default": "Unsupported"},
-        "Unsupported": {"Type": "Pass", "End": True, "Parameters": {
-            "Build.$": "$", "Succeeded": False, "Error": "UnsupportedKernel",
-            "Cause": "no LimeFactory build project for this distribution, version and architecture"}},
-        **{_project_state(distro, version, arch): {
-            "Type": "Pass", "ResultPath": "$.Project", "Next": "StartBuild",
-            "Result": {"Name": project_name(prefix, distro, version, arch)}}
-           for distro, version, arch in build_targets()},
+        "Unsupported": {
+            "Type": "Pass",
+            "End": True,
+            "Parameters": {
+                "Build.$": "$",
+                "Succeeded": False,
+                "Error": "UnsupportedKernel",
+                "Cause": "no LimeFactory build project for this distribution, version and architecture",
+            },
+        },
+        **{
+            _project_state(distro, version, arch): {
+                "Type": "Pass",
+                "ResultPath": "$.Project",
+                "Next": "StartBuild",
+                "Result": {"Name": project_name(prefix, distro, version, arch)},
+            }
+            for distro, version, arch in build_targets()
+        },
         "StartBuild": {
             "Type": "Task",
             "Comment": "Kernel headers and debug symbols of the release, LiME at a pinned tag, dwarf2json at a "
-                       "pinned commit; writes lime.ko, the ISF and build.json to the modules bucket",
+            "pinned commit; writes lime.ko, the ISF and build.json to the modules bucket",
             "Resource": "arn:aws:states:::codebuild:startBuild.sync",
             "Parameters": {"ProjectName.$": "$.Project.Name", "EnvironmentVariablesOverride": env},
             # The build record holds datetimes; keep plain fields only.
             "ResultSelector": {"BuildId.$": "$.Build.Id", "BuildStatus.$": "$.Build.BuildStatus"},
             "ResultPath": "$.Result",
             "TimeoutSeconds": BUILD_TIMEOUT_SECONDS,
-            "Retry": [{"ErrorEquals": CODEBUILD_RETRYABLE, "IntervalSeconds": 30, "MaxAttempts": 5,
-                       "BackoffRate": 2.0}],
+            "Retry": [
+                {"ErrorEquals": CODEBUILD_RETRYABLE, "IntervalSeconds": 30, "MaxAttempts": 5, "BackoffRate": 2.0}
+            ],
             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.Failure", "Next": "BuildFailed"}],
             "Next": "BuildSucceeded",
         },
-        "BuildSucceeded": {"Type": "Pass", "End": True, "Parameters": {
-            **_BUILD, "Succeeded": True, "BuildId.$": "$.Result.BuildId"}},
-        "BuildFailed": {"Type": "Pass", "End": True, "Parameters": {
-            **_BUILD, "Succeeded": False, "Error.$": "$.Failure.Error",
-            "Failure.$": "$.Failure"}},
+        "BuildSucceeded": {
+            "Type": "Pass",
+            "End": True,
+            "Parameters": {**_BUILD, "Succeeded": True, "BuildId.$": "$.Result.BuildId"},
+        },
+        "BuildFailed": {
+            "Type": "Pass",
+            "End": True,
+            "Parameters": {**_BUILD, "Succeeded": False, "Error.$": "$.Failure.Error", "Failure.$": "$.Failure"},
+        },
     }
     return {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Supported", "States": states}
 
 
-def build_definition(function_arns: Mapping[str, str] | None = None, poll: PollPolicy | None = None, *,
-                     prefix: str = "irf") -> dict[str, Any]:
+def build_definition(
+    function_arns: Mapping[str, str] | None = None, poll: PollPolicy | None = None, *, prefix: str = "irf"
+) -> dict[str, Any]:
     """The LimeFactory definition. `function_arns` and `poll` keep the signature of the other machines:
     CodeBuild's .sync integration does the waiting, so neither is needed."""
     states: dict[str, State] = {
         "HasBuilds": {
             "Type": "Choice",
-            "Choices": [{"And": [{"Variable": "$.Builds", "IsPresent": True},
-                                 {"Variable": "$.Builds[0]", "IsPresent": True}], "Next": "BuildEach"}],
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.Builds", "IsPresent": True},
+                        {"Variable": "$.Builds[0]", "IsPresent": True},
+                    ],
+                    "Next": "BuildEach",
+                }
+            ],
             "Default": "NothingToBuild",
         },
-        "NothingToBuild": {"Type": "Fail", "Error": "InvalidInput",
-                           "Cause": 'input must be {"Builds": [{"Distro", "DistroVersion", "KernelRelease", "Arch"}]}'},
+        "NothingToBuild": {
+            "Type": "Fail",
+            "Error": "InvalidInput",
+            "Cause": 'input must be {"Builds": [{"Distro", "DistroVersion", "KernelRelease", "Arch"}]}',
+        },
         "BuildEach": {
             "Type": "Map",
             "ItemsPath": "$.Builds",
@@ -117,8 +170,10 @@ def build_definition(function_arns: Mapping[str, str] | None = None, poll: PollP
         },
         "Summarise": {
             "Type": "Pass",
-            "Parameters": {"Results.$": "$.Results",
-                           "AnyFailed.$": "States.ArrayContains($.Results[*].Succeeded, false)"},
+            "Parameters": {
+                "Results.$": "$.Results",
+                "AnyFailed.$": "States.ArrayContains($.Results[*].Succeeded, false)",
+            },
             "Next": "AllBuilt",
         },
         "AllBuilt": {
@@ -126,9 +181,16 @@ def build_definition(function_arns: Mapping[str, str] | None = None, poll: PollP
             "Choices": [{"Variable": "$.AnyFailed", "BooleanEquals": True, "Next": "SomeBuildsFailed"}],
             "Default": "Built",
         },
-        "SomeBuildsFailed": {"Type": "Fail", "Error": "ModuleBuildFailed",
-                             "Cause": "at least one LiME/ISF build failed; see the execution's Results"},
+        "SomeBuildsFailed": {
+            "Type": "Fail",
+            "Error": "ModuleBuildFailed",
+            "Cause": "at least one LiME/ISF build failed; see the execution's Results",
+        },
         "Built": {"Type": "Succeed"},
     }
-    return machine("irforensics LimeFactory: LiME module and Volatility 3 symbols per kernel", "HasBuilds", states,
-                   timeout_seconds=4 * 3600)
+    return machine(
+        "irforensics LimeFactory: LiME module and Volatility 3 symbols per kernel",
+        "HasBuilds",
+        states,
+        timeout_seconds=4 * 3600,
+    )

@@ -18,9 +18,11 @@ def example_arns(account: str = "111122223333", region: str = "eu-west-1") -> di
 
 
 def definitions() -> dict[str, dict[str, Any]]:
-    return {"response": response.build_definition(example_arns()),
-            "examination": examination.build_definition(example_arns()),
-            "lime-factory": lime_factory.build_definition(example_arns())}
+    return {
+        "response": response.build_definition(example_arns()),
+        "examination": examination.build_definition(example_arns()),
+        "lime-factory": lime_factory.build_definition(example_arns()),
+    }
 
 
 def statelint(definition: dict[str, Any]) -> list[str]:
@@ -28,8 +30,9 @@ def statelint(definition: dict[str, Any]) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "definition.json"
         path.write_text(json.dumps(definition))
-        done = subprocess.run([sys.executable, "-m", "statelint", str(path)], capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "statelint", str(path)], capture_output=True, text=True, check=False
+        )
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     return [] if done.returncode == 0 else lines or [f"statelint exited {done.returncode}"]
 

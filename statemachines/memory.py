@@ -24,20 +24,37 @@ CAPTURE_POLL = PollPolicy(interval_seconds=60, backoff_rate=1.2, max_attempts=20
 BUILD_POLL = PollPolicy(interval_seconds=60, backoff_rate=1.2, max_attempts=20, max_delay_seconds=300)
 
 
-
-
-
-
 def _member() -> dict[str, str]:
-    return {"CaseId.$": "$.Case.CaseId", "InstanceId.$": "$.Request.InstanceId",
-            "Account.$": "$.Request.Account", "Region.$": "$.Request.Region", "Action.$": "$.Request.Action"}
+    return {
+        "CaseId.$": "$.Case.CaseId",
+        "InstanceId.$": "$.Request.InstanceId",
+        "Account.$": "$.Request.Account",
+        "Region.$": "$.Request.Region",
+        "Action.$": "$.Request.Action",
+    }
 
 
-def _task(arns: Mapping[str, str], function: str, *, parameters: Mapping[str, Any], result_path: str,
-          next_state: str, failed: str, poll: PollPolicy | None = None, comment: str = "") -> State:
-    return lambda_task(function_arn(arns, function), parameters=parameters, result_path=result_path,
-                       next_state=next_state, timeout=task_timeout(function), poll=poll, catch_to=failed,
-                       comment=comment)
+def _task(
+    arns: Mapping[str, str],
+    function: str,
+    *,
+    parameters: Mapping[str, Any],
+    result_path: str,
+    next_state: str,
+    failed: str,
+    poll: PollPolicy | None = None,
+    comment: str = "",
+) -> State:
+    return lambda_task(
+        function_arn(arns, function),
+        parameters=parameters,
+        result_path=result_path,
+        next_state=next_state,
+        timeout=task_timeout(function),
+        poll=poll,
+        catch_to=failed,
+        comment=comment,
+    )
 
 
 def _not_acquired(reason: Mapping[str, Any], next_state: str = "ClosePath") -> State:
@@ -46,22 +63,35 @@ def _not_acquired(reason: Mapping[str, Any], next_state: str = "ClosePath") -> S
 
 def _failed(stage: str) -> State:
     # Only Error is always present in a caught failure; the whole failure travels alongside.
-    return _not_acquired({"Reason.$": f"States.Format('memory not captured: {stage} failed ({{}})', $.Failure.Error)",
-                          "Failure.$": "$.Failure"})
+    return _not_acquired(
+        {
+            "Reason.$": f"States.Format('memory not captured: {stage} failed ({{}})', $.Failure.Error)",
+            "Failure.$": "$.Failure",
+        }
+    )
 
 
 def _is_false(variable: str, next_state: str) -> dict[str, Any]:
-    return {"And": [{"Variable": variable, "IsPresent": True}, {"Variable": variable, "BooleanEquals": False}],
-            "Next": next_state}
+    return {
+        "And": [{"Variable": variable, "IsPresent": True}, {"Variable": variable, "BooleanEquals": False}],
+        "Next": next_state,
+    }
 
 
 def _is_true(variable: str, next_state: str) -> dict[str, Any]:
-    return {"And": [{"Variable": variable, "IsPresent": True}, {"Variable": variable, "BooleanEquals": True}],
-            "Next": next_state}
+    return {
+        "And": [{"Variable": variable, "IsPresent": True}, {"Variable": variable, "BooleanEquals": True}],
+        "Next": next_state,
+    }
 
 
-def memory_branch(function_arns: Mapping[str, str], poll: PollPolicy, *, capture_poll: PollPolicy | None = None,
-                  build_poll: PollPolicy | None = None) -> dict[str, Any]:
+def memory_branch(
+    function_arns: Mapping[str, str],
+    poll: PollPolicy,
+    *,
+    capture_poll: PollPolicy | None = None,
+    build_poll: PollPolicy | None = None,
+) -> dict[str, Any]:
     """The Parallel branch definition; its input is the Acquire state's input ($.Case, $.Request)."""
     arns = function_arns
     capture_poll = capture_poll or CAPTURE_POLL
@@ -70,89 +100,182 @@ def memory_branch(function_arns: Mapping[str, str], poll: PollPolicy, *, capture
     kernel = {"CaseId.$": "$.Case.CaseId", "Kernel.$": "$.Kernel.Kernel"}
     states: dict[str, State] = {
         "OpenCapturePath": _task(
-            arns, "memory-open-path", parameters=member, result_path="$.CapturePath", next_state="CapturePathOpen",
+            arns,
+            "memory-open-path",
+            parameters=member,
+            result_path="$.CapturePath",
+            next_state="CapturePathOpen",
             failed="OpenCapturePathFailed",
             comment="Contain mode: HTTPS egress to S3 and the SSM endpoints only, acquisition profile, "
-                    "for the capture's duration"),
+            "for the capture's duration",
+        ),
         "OpenCapturePathFailed": _failed("opening the capture path"),
-        "CapturePathOpen": {"Type": "Choice", "Choices": [_is_true("$.CapturePath.Refused", "CapturePathRefused")],
-                            "Default": "DiscoverKernel"},
+        "CapturePathOpen": {
+            "Type": "Choice",
+            "Choices": [_is_true("$.CapturePath.Refused", "CapturePathRefused")],
+            "Default": "DiscoverKernel",
+        },
         "CapturePathRefused": _not_acquired(
-            {"Reason.$": "States.Format('memory not captured: {}', $.CapturePath.Reason)"}),
+            {"Reason.$": "States.Format('memory not captured: {}', $.CapturePath.Reason)"}
+        ),
         "DiscoverKernel": _task(
-            arns, "memory-discover", parameters=member, result_path="$.Discovery", next_state="Capturable",
-            failed="DiscoverKernelFailed", poll=poll,
-            comment="SSM agent online? Then uname, os-release, Secure Boot and lockdown, read-only"),
+            arns,
+            "memory-discover",
+            parameters=member,
+            result_path="$.Discovery",
+            next_state="Capturable",
+            failed="DiscoverKernelFailed",
+            poll=poll,
+            comment="SSM agent online? Then uname, os-release, Secure Boot and lockdown, read-only",
+        ),
         "DiscoverKernelFailed": _failed("kernel discovery"),
-        "Capturable": {"Type": "Choice", "Choices": [_is_false("$.Discovery.Capturable", "NotCapturable")],
-                       "Default": "WaitForDiscovery"},
+        "Capturable": {
+            "Type": "Choice",
+            "Choices": [_is_false("$.Discovery.Capturable", "NotCapturable")],
+            "Default": "WaitForDiscovery",
+        },
         "NotCapturable": _not_acquired({"Reason.$": "$.Discovery.Reason"}),
         "WaitForDiscovery": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "DiscoveryResult"},
         "DiscoveryResult": _task(
-            arns, "memory-discovery-result", parameters={**member, "CommandId.$": "$.Discovery.CommandId"},
-            result_path="$.Kernel", next_state="Loadable", failed="DiscoveryResultFailed", poll=poll),
+            arns,
+            "memory-discovery-result",
+            parameters={**member, "CommandId.$": "$.Discovery.CommandId"},
+            result_path="$.Kernel",
+            next_state="Loadable",
+            failed="DiscoveryResultFailed",
+            poll=poll,
+        ),
         "DiscoveryResultFailed": _failed("reading the kernel discovery"),
-        "Loadable": {"Type": "Choice", "Choices": [_is_false("$.Kernel.Loadable", "KernelRefusesModule")],
-                     "Default": "CheckModule"},
+        "Loadable": {
+            "Type": "Choice",
+            "Choices": [_is_false("$.Kernel.Loadable", "KernelRefusesModule")],
+            "Default": "CheckModule",
+        },
         "KernelRefusesModule": _not_acquired({"Reason.$": "$.Kernel.Reason"}),
         "CheckModule": _task(
-            arns, "memory-check-module", parameters=kernel, result_path="$.Module", next_state="ModuleAvailable",
-            failed="CheckModuleFailed", comment="lime.ko, build.json and the ISF under <distro>/<release>/<arch>/"),
+            arns,
+            "memory-check-module",
+            parameters=kernel,
+            result_path="$.Module",
+            next_state="ModuleAvailable",
+            failed="CheckModuleFailed",
+            comment="lime.ko, build.json and the ISF under <distro>/<release>/<arch>/",
+        ),
         "CheckModuleFailed": _failed("looking up the LiME module"),
-        "ModuleAvailable": {"Type": "Choice", "Choices": [_is_true("$.Module.ModuleAvailable", "StartCapture")],
-                            "Default": "RequestModuleBuild"},
+        "ModuleAvailable": {
+            "Type": "Choice",
+            "Choices": [_is_true("$.Module.ModuleAvailable", "StartCapture")],
+            "Default": "RequestModuleBuild",
+        },
         "RequestModuleBuild": _task(
-            arns, "memory-request-build", parameters=kernel, result_path="$.Build", next_state="WaitForBuild",
-            failed="BuildFailed", comment="Start the LimeFactory for this kernel; the host never compiles"),
+            arns,
+            "memory-request-build",
+            parameters=kernel,
+            result_path="$.Build",
+            next_state="WaitForBuild",
+            failed="BuildFailed",
+            comment="Start the LimeFactory for this kernel; the host never compiles",
+        ),
         "WaitForBuild": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "BuildStatus"},
         "BuildStatus": _task(
-            arns, "memory-build-status", parameters={"ExecutionArn.$": "$.Build.ExecutionArn"},
-            result_path="$.BuildStatus", next_state="CheckModuleAgain", failed="BuildFailed", poll=build_poll),
-        "BuildFailed": _not_acquired({
-            "Reason.$": "States.Format('memory not captured: no module for {}: build failed or timed out ({})', "
-                        "$.Kernel.Describe, $.Failure.Error)",
-            "Failure.$": "$.Failure"}),
+            arns,
+            "memory-build-status",
+            parameters={"ExecutionArn.$": "$.Build.ExecutionArn"},
+            result_path="$.BuildStatus",
+            next_state="CheckModuleAgain",
+            failed="BuildFailed",
+            poll=build_poll,
+        ),
+        "BuildFailed": _not_acquired(
+            {
+                "Reason.$": "States.Format('memory not captured: no module for {}: build failed or timed out ({})', "
+                "$.Kernel.Describe, $.Failure.Error)",
+                "Failure.$": "$.Failure",
+            }
+        ),
         "CheckModuleAgain": _task(
-            arns, "memory-check-module", parameters=kernel, result_path="$.Module", next_state="ModuleBuilt",
-            failed="CheckModuleFailed"),
-        "ModuleBuilt": {"Type": "Choice", "Choices": [_is_true("$.Module.ModuleAvailable", "StartCapture")],
-                        "Default": "NoModule"},
-        "NoModule": _not_acquired({
-            "Reason.$": "States.Format('memory not captured: no module for {}: LimeFactory build ended {} ({})', "
-                        "$.Kernel.Describe, $.BuildStatus.Status, $.Module.Reason)"}),
+            arns,
+            "memory-check-module",
+            parameters=kernel,
+            result_path="$.Module",
+            next_state="ModuleBuilt",
+            failed="CheckModuleFailed",
+        ),
+        "ModuleBuilt": {
+            "Type": "Choice",
+            "Choices": [_is_true("$.Module.ModuleAvailable", "StartCapture")],
+            "Default": "NoModule",
+        },
+        "NoModule": _not_acquired(
+            {
+                "Reason.$": "States.Format('memory not captured: no module for {}: LimeFactory build ended {} ({})', "
+                "$.Kernel.Describe, $.BuildStatus.Status, $.Module.Reason)"
+            }
+        ),
         "StartCapture": _task(
-            arns, "memory-start-capture", parameters={**member, "Kernel.$": "$.Kernel.Kernel"},
-            result_path="$.Capture", next_state="WaitForCapture", failed="StartCaptureFailed",
-            comment="Pre-signed module GET and multipart upload; SSM Run Command loads LiME and streams"),
+            arns,
+            "memory-start-capture",
+            parameters={**member, "Kernel.$": "$.Kernel.Kernel"},
+            result_path="$.Capture",
+            next_state="WaitForCapture",
+            failed="StartCaptureFailed",
+            comment="Pre-signed module GET and multipart upload; SSM Run Command loads LiME and streams",
+        ),
         "StartCaptureFailed": _failed("starting the capture"),
         "WaitForCapture": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "CaptureResult"},
         "CaptureResult": _task(
-            arns, "memory-capture-result", parameters={**member, "Capture.$": "$.Capture"}, result_path="$.Memory",
-            next_state="ClosePath", failed="CaptureResultFailed", poll=capture_poll,
-            comment="Complete the upload from ListParts when it matches what the instance sent; digest file"),
+            arns,
+            "memory-capture-result",
+            parameters={**member, "Capture.$": "$.Capture"},
+            result_path="$.Memory",
+            next_state="ClosePath",
+            failed="CaptureResultFailed",
+            poll=capture_poll,
+            comment="Complete the upload from ListParts when it matches what the instance sent; digest file",
+        ),
         "CaptureResultFailed": _failed("the capture"),
         "ClosePath": {
-            **lambda_task(function_arn(arns, "memory-close-path"), parameters=member, result_path="$.CapturePathClosed",
-                          next_state="MemoryResult", timeout=task_timeout("memory-close-path"),
-                          catch_to="ClosePathFailed"),
+            **lambda_task(
+                function_arn(arns, "memory-close-path"),
+                parameters=member,
+                result_path="$.CapturePathClosed",
+                next_state="MemoryResult",
+                timeout=task_timeout("memory-close-path"),
+                catch_to="ClosePathFailed",
+            ),
             # Closing is what keeps a contained instance contained: more patience than other steps.
             "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 6, "BackoffRate": 2.0}],
         },
-        "ClosePathFailed": {"Type": "Choice",
-                            "Choices": [{"Variable": "$.Request.Action", "StringEquals": "Contain",
-                                         "Next": "ReContain"}],
-                            "Default": "MemoryResult"},
+        "ClosePathFailed": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.Request.Action", "StringEquals": "Contain", "Next": "ReContain"}],
+            "Default": "MemoryResult",
+        },
         "ReContain": lambda_task(
             function_arn(arns, "contain"),
-            parameters={"CaseId.$": "$.Case.CaseId", "InstanceId.$": "$.Request.InstanceId",
-                        "Account.$": "$.Request.Account", "Region.$": "$.Request.Region", "DryRun": False},
-            result_path="$.ReContained", next_state="MemoryResult", timeout=330, catch_to="NotReContained",
-            comment="The capture path could not be closed: put every ENI back on the isolation group"),
-        "NotReContained": pass_state("MemoryResult", result_path="$.Memory", parameters={
-            "Acquired.$": "$.Memory.Acquired",
-            "Reason.$": "States.Format('{} - WARNING: the capture path could not be closed and containment could "
-                        "not be re-applied; check the instance now', $.Memory.Reason)",
-            "Failure.$": "$.Failure"}),
+            parameters={
+                "CaseId.$": "$.Case.CaseId",
+                "InstanceId.$": "$.Request.InstanceId",
+                "Account.$": "$.Request.Account",
+                "Region.$": "$.Request.Region",
+                "DryRun": False,
+            },
+            result_path="$.ReContained",
+            next_state="MemoryResult",
+            timeout=330,
+            catch_to="NotReContained",
+            comment="The capture path could not be closed: put every ENI back on the isolation group",
+        ),
+        "NotReContained": pass_state(
+            "MemoryResult",
+            result_path="$.Memory",
+            parameters={
+                "Acquired.$": "$.Memory.Acquired",
+                "Reason.$": "States.Format('{} - WARNING: the capture path could not be closed and containment could "
+                "not be re-applied; check the instance now', $.Memory.Reason)",
+                "Failure.$": "$.Failure",
+            },
+        ),
         "MemoryResult": {"Type": "Pass", "InputPath": "$.Memory", "End": True},
     }
     return {"StartAt": "OpenCapturePath", "States": states}

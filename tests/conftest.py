@@ -38,8 +38,7 @@ def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def aws() -> Iterator[None]:
     """moto for every AWS service, Step Functions executing definitions, Lambda in process."""
-    with mock_aws(config={"lambda": {"use_docker": False},
-                          "stepfunctions": {"execute_state_machine": True}}):
+    with mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
         yield
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from handlers.common.errors import AcquisitionFailed
 
 EBS_BLOCK_SIZE = 512 * 1024  # every EBS direct API snapshot block is 512 KiB
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 class BlockSource(Protocol):
@@ -54,8 +54,11 @@ class EbsDirectBlockSource:
         return f"ebs-snapshot:{self.snapshot_id}"
 
     def _page(self, start: int, token: str | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"SnapshotId": self.snapshot_id, "MaxResults": self.page_size,
-                                  "StartingBlockIndex": start}
+        kwargs: dict[str, Any] = {
+            "SnapshotId": self.snapshot_id,
+            "MaxResults": self.page_size,
+            "StartingBlockIndex": start,
+        }
         if token:
             kwargs["NextToken"] = token
         page: dict[str, Any] = self.ebs.list_snapshot_blocks(**kwargs)

@@ -76,8 +76,9 @@ def _key_arn(session: boto3.Session, alias: str, where: str) -> str:
         return str(session.client("kms", config=BOTO_CONFIG).describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("NotFoundException", "AccessDeniedException"):
-            raise ResponderUnavailable(f"{where} has no usable KMS key {alias}: {exc.response['Error']['Message']} "
-                                       "(is its stack deployed?)") from exc
+            raise ResponderUnavailable(
+                f"{where} has no usable KMS key {alias}: {exc.response['Error']['Message']} (is its stack deployed?)"
+            ) from exc
         raise
 
 
@@ -93,8 +94,8 @@ def snapshot_volumes(event: dict[str, Any], context: Any) -> dict[str, Any]:
     taken = snapshots.take_snapshot_set(ec2, instance_id, case_id)
     answer = taken.to_event()
     _evidence(settings, _forensic(settings, case_id), case_id).custody(
-        "disk-snapshots-taken", {"InstanceId": instance_id, "Account": account, "Region": region, **answer},
-        actor=ACTOR)
+        "disk-snapshots-taken", {"InstanceId": instance_id, "Account": account, "Region": region, **answer}, actor=ACTOR
+    )
     if taken.not_acquired:
         logger.warning("not every disk can be acquired by snapshot", extra={"reason": taken.not_acquired})
     logger.info("snapshot set taken", extra={"snapshots": [r.snapshot_id for r in taken.snapshots]})
@@ -113,8 +114,9 @@ def snapshot_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not progress.complete:
         # The state machine retries NotReady with its bounded backoff; when the bound is reached the
         # response fails (and re-contains) with this message rather than copying unfinished snapshots.
-        raise NotReady(f"{len(progress.pending)} of {len(ids)} snapshots in {account} still pending: "
-                       f"{', '.join(progress.pending)}")
+        raise NotReady(
+            f"{len(progress.pending)} of {len(ids)} snapshots in {account} still pending: {', '.join(progress.pending)}"
+        )
     return {"Complete": True, "Pending": []}
 
 
@@ -124,18 +126,28 @@ def share_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     member = _member(settings, account, region, case_id)
     key_arn = _key_arn(member, naming.member_ebs_key_alias(settings.prefix), f"member account {account} {region}")
-    prepared = snapshots.prepare_for_forensic_account(member.client("ec2", config=BOTO_CONFIG), _refs(event),
-                                                      key_arn, settings.forensic_account, case_id)
+    prepared = snapshots.prepare_for_forensic_account(
+        member.client("ec2", config=BOTO_CONFIG), _refs(event), key_arn, settings.forensic_account, case_id
+    )
     answer = [r.to_event() for r in prepared.snapshots]
     if prepared.newly_shared:
         _evidence(settings, _forensic(settings, case_id), case_id).custody(
-            "disk-snapshots-shared", {"Account": account, "Region": region, "SharedWith": settings.forensic_account,
-                                      "SnapshotIds": prepared.newly_shared, "MemberKmsKey": key_arn,
-                                      "Snapshots": answer}, actor=ACTOR)
+            "disk-snapshots-shared",
+            {
+                "Account": account,
+                "Region": region,
+                "SharedWith": settings.forensic_account,
+                "SnapshotIds": prepared.newly_shared,
+                "MemberKmsKey": key_arn,
+                "Snapshots": answer,
+            },
+            actor=ACTOR,
+        )
     if prepared.pending:
         # Re-encrypted copies still being made: call again (what is shared stays shared and recorded).
-        raise NotReady(f"{len(prepared.pending)} re-encrypted snapshot copies still pending: "
-                       f"{', '.join(prepared.pending)}")
+        raise NotReady(
+            f"{len(prepared.pending)} re-encrypted snapshot copies still pending: {', '.join(prepared.pending)}"
+        )
     return {"Snapshots": answer, "PendingCopies": []}
 
 
@@ -145,13 +157,20 @@ def copy_to_forensic(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     forensic = _forensic(settings, case_id)
     key_arn = _key_arn(forensic, naming.forensic_key_alias(settings.prefix), "the forensic account")
-    copies = snapshots.copy_into_forensic_account(forensic.client("ec2", config=BOTO_CONFIG), _refs(event), key_arn,
-                                                  case_id, source_region=region,
-                                                  source_account=str(event.get("Account", "")))
+    copies = snapshots.copy_into_forensic_account(
+        forensic.client("ec2", config=BOTO_CONFIG),
+        _refs(event),
+        key_arn,
+        case_id,
+        source_region=region,
+        source_account=str(event.get("Account", "")),
+    )
     answer = [r.to_event() for r in copies]
     _evidence(settings, forensic, case_id).custody(
-        "disk-snapshots-copied-to-forensic", {"SourceRegion": region, "ForensicKmsKey": key_arn,
-                                              "Snapshots": answer}, actor=ACTOR)
+        "disk-snapshots-copied-to-forensic",
+        {"SourceRegion": region, "ForensicKmsKey": key_arn, "Snapshots": answer},
+        actor=ACTOR,
+    )
     return {"Snapshots": answer}
 
 
@@ -171,7 +190,8 @@ def lock_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results = snapshots.lock_snapshots(forensic.client("ec2", config=BOTO_CONFIG), ids, days, mode)
     locks = [{"SnapshotId": r.snapshot_id, "Locked": r.locked, "Detail": r.detail} for r in results]
     _evidence(settings, forensic, case_id).custody(
-        "disk-snapshots-locked", {"Mode": mode, "RetentionDays": days, "Locks": locks}, actor=ACTOR)
+        "disk-snapshots-locked", {"Mode": mode, "RetentionDays": days, "Locks": locks}, actor=ACTOR
+    )
     if not all(r.locked for r in results):
         logger.warning("snapshot lock not applied", extra={"locks": locks})
     return {"Locks": locks}
@@ -192,23 +212,43 @@ def image_volume(event: dict[str, Any], context: Any) -> dict[str, Any]:
     forensic = _forensic(settings, case_id)
     key = disk_image_key(case_id, volume_id)
     source = BLOCK_SOURCE_FACTORY(forensic, forensic_snapshot_id)
-    sink = S3MultipartSink(forensic.client("s3", config=BOTO_CONFIG), settings.evidence_bucket, key,
-                           source=f"ebs-snapshot:{forensic_snapshot_id} volume:{volume_id} "
-                                  f"member-snapshot:{member_snapshot_id}")
+    sink = S3MultipartSink(
+        forensic.client("s3", config=BOTO_CONFIG),
+        settings.evidence_bucket,
+        key,
+        source=f"ebs-snapshot:{forensic_snapshot_id} volume:{volume_id} member-snapshot:{member_snapshot_id}",
+    )
     previous = ImagingState.from_dict(event["State"]) if event.get("State") else None
-    state = image_snapshot(source, sink, previous, max_seconds=_budget_seconds(event, context),
-                           workers=int(event.get("Workers") or READ_WORKERS))
+    state = image_snapshot(
+        source,
+        sink,
+        previous,
+        max_seconds=_budget_seconds(event, context),
+        workers=int(event.get("Workers") or READ_WORKERS),
+    )
     if state.done and not (previous and previous.done):
-        _evidence(settings, forensic, case_id).custody("disk-image-written", {
-            "Key": key, "Sha256": state.sha256, "Size": state.volume_size, "DigestKey": key + ".sha256",
-            "VolumeId": volume_id, "Account": event.get("Account", ""), "MemberSnapshotId": member_snapshot_id,
-            "ForensicSnapshotId": forensic_snapshot_id, "Tool": TOOL, "Source": source.name,
-            "ListedBlocks": state.listed_blocks_read, "Invocations": state.invocations,
-            "StartedAt": state.started_at, "FinishedAt": state.finished_at,
-        }, actor=ACTOR)
+        _evidence(settings, forensic, case_id).custody(
+            "disk-image-written",
+            {
+                "Key": key,
+                "Sha256": state.sha256,
+                "Size": state.volume_size,
+                "DigestKey": key + ".sha256",
+                "VolumeId": volume_id,
+                "Account": event.get("Account", ""),
+                "MemberSnapshotId": member_snapshot_id,
+                "ForensicSnapshotId": forensic_snapshot_id,
+                "Tool": TOOL,
+                "Source": source.name,
+                "ListedBlocks": state.listed_blocks_read,
+                "Invocations": state.invocations,
+                "StartedAt": state.started_at,
+                "FinishedAt": state.finished_at,
+            },
+            actor=ACTOR,
+        )
         logger.info("disk image written", extra={"key": key, "sha256": state.sha256, "size": state.volume_size})
-    return {"Done": state.done, "State": state.to_dict(), "Key": key, "Sha256": state.sha256,
-            "Size": state.volume_size}
+    return {"Done": state.done, "State": state.to_dict(), "Key": key, "Sha256": state.sha256, "Size": state.volume_size}
 
 
 def _as_bool(value: Any, default: bool) -> bool:
@@ -229,5 +269,6 @@ def cleanup(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ec2 = _member(settings, account, region, case_id).client("ec2", config=BOTO_CONFIG)
     deleted = snapshots.cleanup_intermediate(ec2, case_id, keep={str(k) for k in event.get("Keep") or []})
     _evidence(settings, _forensic(settings, case_id), case_id).custody(
-        "intermediate-snapshots-deleted", {"Account": account, "Region": region, "SnapshotIds": deleted}, actor=ACTOR)
+        "intermediate-snapshots-deleted", {"Account": account, "Region": region, "SnapshotIds": deleted}, actor=ACTOR
+    )
     return {"Deleted": deleted, "Detail": f"deleted {len(deleted)} intermediate snapshot(s) in {account}"}

@@ -37,8 +37,8 @@ from handlers.common.errors import AcquisitionFailed, EvidenceConflict
 from handlers.common.evidence import EvidenceStore, digest_key, digest_line, isotime
 
 TOOL = "irforensics-ebs-direct-imager"
-MIB = 1024 ** 2
-GIB = 1024 ** 3
+MIB = 1024**2
+GIB = 1024**3
 MIN_PART_SIZE = 8 * MIB
 S3_MAX_PARTS = 10_000
 S3_MIN_PART_SIZE = 5 * MIB
@@ -158,8 +158,9 @@ class ImagingState:
         return cls(**{names[k]: v for k, v in data.items()})
 
 
-def _ordered_stream(source: BlockSource, start: int, total_blocks: int, readers: ThreadPoolExecutor,
-                    window: int) -> Generator[tuple[int, bytes | int], None, None]:
+def _ordered_stream(
+    source: BlockSource, start: int, total_blocks: int, readers: ThreadPoolExecutor, window: int
+) -> Generator[tuple[int, bytes | int], None, None]:
     """(index, block bytes) for listed blocks and (index, count) for runs of unlisted blocks, in index order."""
     listing = source.list_blocks(start)
     ahead: deque[tuple[int, Future[bytes]]] = deque()
@@ -175,8 +176,7 @@ def _ordered_stream(source: BlockSource, start: int, total_blocks: int, readers:
             index, token = item
             if index >= total_blocks or (ahead and index <= ahead[-1][0]):
                 raise AcquisitionFailed(
-                    f"{source.name}: listed block {index} is out of order or beyond the volume's "
-                    f"{total_blocks} blocks"
+                    f"{source.name}: listed block {index} is out of order or beyond the volume's {total_blocks} blocks"
                 )
             ahead.append((index, readers.submit(source.read, index, token)))
 
@@ -203,8 +203,15 @@ def _ordered_stream(source: BlockSource, start: int, total_blocks: int, readers:
 class _Streamer:
     """One invocation's worth of streaming: ordered blocks -> hash -> parts -> sink."""
 
-    def __init__(self, state: ImagingState, source: BlockSource, sink: MultipartSink, hasher: ResumableSha256,
-                 uploaders: ThreadPoolExecutor, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        state: ImagingState,
+        source: BlockSource,
+        sink: MultipartSink,
+        hasher: ResumableSha256,
+        uploaders: ThreadPoolExecutor,
+        max_in_flight: int,
+    ) -> None:
         self.state = state
         self.source = source
         self.sink = sink
@@ -245,8 +252,9 @@ class _Streamer:
         offset = self.part_start_block * self.state.block_size
         while len(self.in_flight) >= self.max_in_flight:
             self._collect_oldest()
-        self.in_flight.append(self.uploaders.submit(self.sink.upload_part, self.state.upload_id,
-                                                    self.next_part, offset, data))
+        self.in_flight.append(
+            self.uploaders.submit(self.sink.upload_part, self.state.upload_id, self.next_part, offset, data)
+        )
         self.next_part += 1
         self.chunks, self.filled = [], 0
         self.part_start_block = self.position
@@ -263,16 +271,27 @@ class _Streamer:
             self._collect_oldest()
 
 
-def _stream(state: ImagingState, source: BlockSource, sink: MultipartSink, *, max_seconds: float | None,
-            max_blocks: int | None, workers: int, upload_workers: int, part_memory: int,
-            clock: Callable[[], float]) -> None:
+def _stream(
+    state: ImagingState,
+    source: BlockSource,
+    sink: MultipartSink,
+    *,
+    max_seconds: float | None,
+    max_blocks: int | None,
+    workers: int,
+    upload_workers: int,
+    part_memory: int,
+    clock: Callable[[], float],
+) -> None:
     hasher = ResumableSha256(state.hash_state)
     started = clock()
     slowest_part = 0.0
     part_clock = started
     max_in_flight = max(1, min(upload_workers, part_memory // state.part_size))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="block-read") as readers, \
-            ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="part-upload") as uploaders:
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="block-read") as readers,
+        ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="part-upload") as uploaders,
+    ):
         streamer = _Streamer(state, source, sink, hasher, uploaders, max_in_flight)
         stream = _ordered_stream(source, state.next_block, state.total_blocks, readers, window=2 * workers)
         try:
@@ -321,8 +340,9 @@ class _BudgetSpent(Exception):
 def _finish(state: ImagingState, sink: MultipartSink, clock_now: Callable[[], str]) -> None:
     hasher = ResumableSha256(state.hash_state)
     if hasher.bytes_hashed != state.volume_size:
-        raise AcquisitionFailed(f"cannot finish {state.location}: hashed {hasher.bytes_hashed} of "
-                                f"{state.volume_size} bytes")
+        raise AcquisitionFailed(
+            f"cannot finish {state.location}: hashed {hasher.bytes_hashed} of {state.volume_size} bytes"
+        )
     parts = sink.list_parts(state.upload_id)
     if parts is None:
         # The upload is gone: a previous attempt completed it and failed before returning.
@@ -341,8 +361,10 @@ def _finish(state: ImagingState, sink: MultipartSink, clock_now: Callable[[], st
                 f"the {state.parts_done} parts this imager uploaded; refusing to complete it"
             )
         if sum(p.size for p in parts) != state.volume_size:
-            raise AcquisitionFailed(f"parts of {state.location} add up to {sum(p.size for p in parts)} bytes, "
-                                    f"not the volume's {state.volume_size}")
+            raise AcquisitionFailed(
+                f"parts of {state.location} add up to {sum(p.size for p in parts)} bytes, "
+                f"not the volume's {state.volume_size}"
+            )
         sink.complete(state.upload_id, parts, state.volume_size)
     state.sha256 = hasher.hexdigest()
     state.digest_location = sink.write_digest(state.sha256, state.volume_size)
@@ -350,11 +372,20 @@ def _finish(state: ImagingState, sink: MultipartSink, clock_now: Callable[[], st
     state.done = True
 
 
-def image_snapshot(source: BlockSource, sink: MultipartSink, state: ImagingState | None = None, *,
-                   max_seconds: float | None = None, max_blocks: int | None = None, workers: int = 16,
-                   upload_workers: int = 2, part_size: int | None = None, part_memory: int = GIB,
-                   clock: Callable[[], float] = time.monotonic,
-                   clock_now: Callable[[], str] = isotime) -> ImagingState:
+def image_snapshot(
+    source: BlockSource,
+    sink: MultipartSink,
+    state: ImagingState | None = None,
+    *,
+    max_seconds: float | None = None,
+    max_blocks: int | None = None,
+    workers: int = 16,
+    upload_workers: int = 2,
+    part_size: int | None = None,
+    part_memory: int = GIB,
+    clock: Callable[[], float] = time.monotonic,
+    clock_now: Callable[[], str] = isotime,
+) -> ImagingState:
     """Advance the imaging of `source` into `sink` by one invocation's budget and return the new state.
 
     Call again with the returned state until `done`. Each call streams at least one part (or
@@ -368,9 +399,16 @@ def image_snapshot(source: BlockSource, sink: MultipartSink, state: ImagingState
             raise ValueError(f"part size {size} is not a whole number of {block_size}-byte blocks")
         if -(-volume_size // size) > S3_MAX_PARTS:
             raise AcquisitionFailed(f"part size {size} needs more than {S3_MAX_PARTS} parts for {volume_size} bytes")
-        state = ImagingState(source=source.name, location=sink.location, upload_id=sink.start(),
-                             volume_size=volume_size, block_size=block_size, part_size=size,
-                             hash_state=ResumableSha256().save(), started_at=clock_now())
+        state = ImagingState(
+            source=source.name,
+            location=sink.location,
+            upload_id=sink.start(),
+            volume_size=volume_size,
+            block_size=block_size,
+            part_size=size,
+            hash_state=ResumableSha256().save(),
+            started_at=clock_now(),
+        )
     else:
         state = replace(state)
         if state.done:
@@ -383,8 +421,17 @@ def image_snapshot(source: BlockSource, sink: MultipartSink, state: ImagingState
             raise AcquisitionFailed(f"{source.name} changed geometry since imaging started; refusing to resume")
     state.invocations += 1
     if state.next_block < state.total_blocks:
-        _stream(state, source, sink, max_seconds=max_seconds, max_blocks=max_blocks, workers=workers,
-                upload_workers=upload_workers, part_memory=part_memory, clock=clock)
+        _stream(
+            state,
+            source,
+            sink,
+            max_seconds=max_seconds,
+            max_blocks=max_blocks,
+            workers=workers,
+            upload_workers=upload_workers,
+            part_memory=part_memory,
+            clock=clock,
+        )
     else:
         _finish(state, sink, clock_now)
     return state
@@ -408,7 +455,10 @@ class S3MultipartSink:
         # CRC32 part checksums: S3 verifies every part on arrival, and a checksum is what an
         # Object-Locked bucket requires on writes. The evidence digest is our own SHA-256.
         answer = self.s3.create_multipart_upload(
-            Bucket=self.bucket, Key=self.key, ContentType="application/octet-stream", ChecksumAlgorithm="CRC32",
+            Bucket=self.bucket,
+            Key=self.key,
+            ContentType="application/octet-stream",
+            ChecksumAlgorithm="CRC32",
             Metadata={"source": self.source[:512], "tool": self.tool[:256], "acquired-at": isotime()},
         )
         return str(answer["UploadId"])
@@ -417,17 +467,23 @@ class S3MultipartSink:
         # The checksum goes in a header, computed here: left to botocore it becomes an aws-chunked
         # trailer whose wrapper copies the body over and over (tens of MB/s for large parts).
         checksum = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
-        answer = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number,
-                                     Body=data, ChecksumCRC32=checksum)
+        answer = self.s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=data, ChecksumCRC32=checksum
+        )
         return UploadedPart(number, str(answer["ETag"]).strip('"'), len(data), str(answer.get("ChecksumCRC32", "")))
 
     def list_parts(self, upload_id: str) -> list[UploadedPart] | None:
         parts: list[UploadedPart] = []
         try:
-            for page in self.s3.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=self.key,
-                                                                     UploadId=upload_id):
-                parts.extend(UploadedPart(int(p["PartNumber"]), str(p["ETag"]).strip('"'), int(p["Size"]),
-                                          str(p.get("ChecksumCRC32", ""))) for p in page.get("Parts", []))
+            for page in self.s3.get_paginator("list_parts").paginate(
+                Bucket=self.bucket, Key=self.key, UploadId=upload_id
+            ):
+                parts.extend(
+                    UploadedPart(
+                        int(p["PartNumber"]), str(p["ETag"]).strip('"'), int(p["Size"]), str(p.get("ChecksumCRC32", ""))
+                    )
+                    for p in page.get("Parts", [])
+                )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "NoSuchUpload":
                 return None
@@ -435,19 +491,30 @@ class S3MultipartSink:
         return parts
 
     def complete(self, upload_id: str, parts: list[UploadedPart], size: int) -> None:
-        listing = [{"PartNumber": p.number, "ETag": p.etag, **({"ChecksumCRC32": p.checksum} if p.checksum else {})}
-                   for p in parts]
+        listing = [
+            {"PartNumber": p.number, "ETag": p.etag, **({"ChecksumCRC32": p.checksum} if p.checksum else {})}
+            for p in parts
+        ]
         try:
-            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id,
-                                              MultipartUpload={"Parts": listing}, IfNoneMatch="*")
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": listing},
+                IfNoneMatch="*",
+            )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("PreconditionFailed", "NoSuchUpload",
-                                                     "ConditionalRequestConflict"):
+            if exc.response["Error"]["Code"] not in (
+                "PreconditionFailed",
+                "NoSuchUpload",
+                "ConditionalRequestConflict",
+            ):
                 raise
             existing = self.completed_object()
             if existing is None or existing.size != size or existing.parts not in (None, len(parts)):
-                raise EvidenceConflict(f"{self.location} already holds a different object; evidence is never "
-                                       "overwritten") from exc
+                raise EvidenceConflict(
+                    f"{self.location} already holds a different object; evidence is never overwritten"
+                ) from exc
 
     def completed_object(self) -> CompletedObject | None:
         try:
@@ -463,8 +530,13 @@ class S3MultipartSink:
     def write_digest(self, sha256: str, size: int) -> str:
         case_id = self.key.split("/", 1)[0]
         store = EvidenceStore(self.s3, self.bucket, case_id)
-        store.put_bytes(digest_key(self.key), digest_line(sha256, self.key), source=self.location,
-                        tool=self.tool, content_type="text/plain")
+        store.put_bytes(
+            digest_key(self.key),
+            digest_line(sha256, self.key),
+            source=self.location,
+            tool=self.tool,
+            content_type="text/plain",
+        )
         return f"s3://{self.bucket}/{digest_key(self.key)}"
 
 

@@ -56,7 +56,7 @@ def parse_state(state: str) -> tuple[tuple[int, ...], int, bytes]:
     if not match:
         raise ValueError(f"not a saved SHA-256 state: {str(state)[:80]!r}")
     hexwords, bits_text, tail_hex = match.groups()
-    words = tuple(int(hexwords[i:i + 8], 16) for i in range(0, 64, 8))
+    words = tuple(int(hexwords[i : i + 8], 16) for i in range(0, 64, 8))
     bits, tail = int(bits_text), bytes.fromhex(tail_hex)
     if bits % 8 or (bits // 8) % 64 != len(tail) or bits >= 1 << 64:
         raise ValueError("saved SHA-256 state is inconsistent: length and unprocessed tail disagree")
@@ -166,8 +166,7 @@ def load_backend(libcrypto_names: Sequence[str] = LIBCRYPTO_NAMES, try_rehash: b
             reasons.append(f"rehash: {exc}")
     raise ResumableHashUnavailable(
         "cannot keep a resumable SHA-256 state: no usable libcrypto (SHA256_Init/Update/Final) and no "
-        "working rehash package; imaging needs one of them to resume across invocations. Tried: "
-        + "; ".join(reasons)
+        "working rehash package; imaging needs one of them to resume across invocations. Tried: " + "; ".join(reasons)
     )
 
 

@@ -35,8 +35,9 @@ INTERMEDIATE = (MEMBER_SNAPSHOT, REENCRYPTED_COPY)
 LOCK_MODES = ("governance", "compliance")
 MAX_LOCK_DAYS = 36500
 # What an endpoint says when it does not offer an operation at all (an older partition, an emulator).
-UNSUPPORTED_CODES = frozenset({"InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperation",
-                               "UnknownOperationException"})
+UNSUPPORTED_CODES = frozenset(
+    {"InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperation", "UnknownOperationException"}
+)
 GONE = ("shutting-down", "terminated")
 INSTANCE_STORE = "instance-store"
 
@@ -56,8 +57,12 @@ class SnapshotRef:
 
     def to_event(self) -> dict[str, Any]:
         event: dict[str, Any] = {
-            "SnapshotId": self.snapshot_id, "VolumeId": self.volume_id, "VolumeSize": self.volume_size,
-            "DeviceName": self.device_name, "Encrypted": self.encrypted, "KmsKeyId": self.kms_key_id,
+            "SnapshotId": self.snapshot_id,
+            "VolumeId": self.volume_id,
+            "VolumeSize": self.volume_size,
+            "DeviceName": self.device_name,
+            "Encrypted": self.encrypted,
+            "KmsKeyId": self.kms_key_id,
         }
         if self.shareable_snapshot_id:
             event["ShareableSnapshotId"] = self.shareable_snapshot_id
@@ -68,9 +73,12 @@ class SnapshotRef:
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> SnapshotRef:
         return cls(
-            snapshot_id=str(event["SnapshotId"]), volume_id=str(event["VolumeId"]),
-            volume_size=int(event.get("VolumeSize", 0)), device_name=str(event.get("DeviceName", "")),
-            encrypted=bool(event.get("Encrypted", False)), kms_key_id=str(event.get("KmsKeyId") or ""),
+            snapshot_id=str(event["SnapshotId"]),
+            volume_id=str(event["VolumeId"]),
+            volume_size=int(event.get("VolumeSize", 0)),
+            device_name=str(event.get("DeviceName", "")),
+            encrypted=bool(event.get("Encrypted", False)),
+            kms_key_id=str(event.get("KmsKeyId") or ""),
             shareable_snapshot_id=str(event.get("ShareableSnapshotId", "")),
             forensic_snapshot_id=str(event.get("ForensicSnapshotId", "")),
         )
@@ -115,9 +123,11 @@ def _own_snapshots(ec2: Any, case_id: str, artefact: str | Iterable[str]) -> lis
     found: list[dict[str, Any]] = []
     for page in ec2.get_paginator("describe_snapshots").paginate(
         OwnerIds=["self"],
-        Filters=[{"Name": f"tag:{CASE_TAG}", "Values": [case_id]},
-                 {"Name": f"tag:{MANAGED_BY_TAG}", "Values": [MANAGED_BY_VALUE]},
-                 {"Name": f"tag:{ARTEFACT_TAG}", "Values": kinds}],
+        Filters=[
+            {"Name": f"tag:{CASE_TAG}", "Values": [case_id]},
+            {"Name": f"tag:{MANAGED_BY_TAG}", "Values": [MANAGED_BY_VALUE]},
+            {"Name": f"tag:{ARTEFACT_TAG}", "Values": kinds},
+        ],
     ):
         found.extend(s for s in page.get("Snapshots", []) if s.get("State") != "error")
     return sorted(found, key=lambda s: str(s.get("StartTime", "")))
@@ -160,8 +170,11 @@ def _instance(ec2: Any, instance_id: str) -> dict[str, Any]:
 
 def _ebs_devices(instance: dict[str, Any]) -> dict[str, str]:
     # A volume still attaching or already detaching is not in a CreateSnapshots set.
-    return {m["Ebs"]["VolumeId"]: m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])
-            if "Ebs" in m and m["Ebs"].get("Status", "attached") == "attached"}
+    return {
+        m["Ebs"]["VolumeId"]: m["DeviceName"]
+        for m in instance.get("BlockDeviceMappings", [])
+        if "Ebs" in m and m["Ebs"].get("Status", "attached") == "attached"
+    }
 
 
 def _not_acquired(instance: dict[str, Any], devices: dict[str, str]) -> str:
@@ -169,12 +182,16 @@ def _not_acquired(instance: dict[str, Any], devices: dict[str, str]) -> str:
     instance_id = instance["InstanceId"]
     if instance.get("RootDeviceType") == INSTANCE_STORE:
         ebs = f"its {len(devices)} EBS volume(s) are snapshotted" if devices else "it has no EBS volumes"
-        return (f"instance {instance_id} boots from instance store and {ebs}: instance-store volumes cannot be "
-                "acquired by snapshot (EBS snapshots cover EBS volumes only); image them from inside the running "
-                "instance")
+        return (
+            f"instance {instance_id} boots from instance store and {ebs}: instance-store volumes cannot be "
+            "acquired by snapshot (EBS snapshots cover EBS volumes only); image them from inside the running "
+            "instance"
+        )
     if not devices:
-        return (f"instance {instance_id} has no EBS volumes attached (was its root volume detached?): "
-                "there is nothing to snapshot")
+        return (
+            f"instance {instance_id} has no EBS volumes attached (was its root volume detached?): "
+            "there is nothing to snapshot"
+        )
     return ""
 
 
@@ -189,10 +206,17 @@ def attached_volumes(ec2: Any, instance_id: str) -> dict[str, str]:
 
 def _refs(ec2: Any, snapshot_ids: list[str], devices: dict[str, str]) -> list[SnapshotRef]:
     described = ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"]
-    refs = [SnapshotRef(snapshot_id=s["SnapshotId"], volume_id=s["VolumeId"], volume_size=int(s["VolumeSize"]),
-                        device_name=devices.get(s["VolumeId"], ""), encrypted=bool(s.get("Encrypted")),
-                        kms_key_id=str(s.get("KmsKeyId") or ""))
-            for s in described]
+    refs = [
+        SnapshotRef(
+            snapshot_id=s["SnapshotId"],
+            volume_id=s["VolumeId"],
+            volume_size=int(s["VolumeSize"]),
+            device_name=devices.get(s["VolumeId"], ""),
+            encrypted=bool(s.get("Encrypted")),
+            kms_key_id=str(s.get("KmsKeyId") or ""),
+        )
+        for s in described
+    ]
     return sorted(refs, key=lambda r: (r.device_name, r.volume_id))
 
 
@@ -263,11 +287,13 @@ def needs_reencryption(snapshot: SnapshotRef, member_key_arn: str) -> bool:
     return not snapshot.encrypted or snapshot.kms_key_id != member_key_arn
 
 
-def start_reencryption(ec2_member: Any, snapshots: list[SnapshotRef], member_key_arn: str,
-                       case_id: str) -> list[SnapshotRef]:
+def start_reencryption(
+    ec2_member: Any, snapshots: list[SnapshotRef], member_key_arn: str, case_id: str
+) -> list[SnapshotRef]:
     """Start (once) a copy under the member CMK of each snapshot that cannot be shared as it is."""
-    copies = {_tag(s, SOURCE_SNAPSHOT_TAG): s["SnapshotId"]
-              for s in _own_snapshots(ec2_member, case_id, REENCRYPTED_COPY)}
+    copies = {
+        _tag(s, SOURCE_SNAPSHOT_TAG): s["SnapshotId"] for s in _own_snapshots(ec2_member, case_id, REENCRYPTED_COPY)
+    }
     region = ec2_member.meta.region_name
     prepared = []
     for ref in snapshots:
@@ -277,11 +303,21 @@ def start_reencryption(ec2_member: Any, snapshots: list[SnapshotRef], member_key
         copy_id = copies.get(ref.snapshot_id)
         if not copy_id:
             copy_id = ec2_member.copy_snapshot(
-                SourceSnapshotId=ref.snapshot_id, SourceRegion=region, Encrypted=True, KmsKeyId=member_key_arn,
+                SourceSnapshotId=ref.snapshot_id,
+                SourceRegion=region,
+                Encrypted=True,
+                KmsKeyId=member_key_arn,
                 Description=f"irforensics case {case_id}: {ref.snapshot_id} re-encrypted for sharing",
-                TagSpecifications=[{"ResourceType": "snapshot", "Tags": _tags(
-                    case_id, REENCRYPTED_COPY,
-                    **{SOURCE_SNAPSHOT_TAG: ref.snapshot_id, SOURCE_VOLUME_TAG: ref.volume_id})}],
+                TagSpecifications=[
+                    {
+                        "ResourceType": "snapshot",
+                        "Tags": _tags(
+                            case_id,
+                            REENCRYPTED_COPY,
+                            **{SOURCE_SNAPSHOT_TAG: ref.snapshot_id, SOURCE_VOLUME_TAG: ref.volume_id},
+                        ),
+                    }
+                ],
             )["SnapshotId"]
         prepared.append(replace(ref, shareable_snapshot_id=copy_id))
     return prepared
@@ -294,14 +330,16 @@ def share_with(ec2_member: Any, snapshot_ids: list[str], account: str) -> list[s
         granted = ec2_member.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")
         if any(p.get("UserId") == account for p in granted.get("CreateVolumePermissions", [])):
             continue
-        ec2_member.modify_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission",
-                                             OperationType="add", UserIds=[account])
+        ec2_member.modify_snapshot_attribute(
+            SnapshotId=snapshot_id, Attribute="createVolumePermission", OperationType="add", UserIds=[account]
+        )
         newly.append(snapshot_id)
     return newly
 
 
-def prepare_for_forensic_account(ec2_member: Any, snapshots: list[SnapshotRef], member_key_arn: str,
-                                 forensic_account: str, case_id: str) -> Preparation:
+def prepare_for_forensic_account(
+    ec2_member: Any, snapshots: list[SnapshotRef], member_key_arn: str, forensic_account: str, case_id: str
+) -> Preparation:
     """Re-encrypt where needed and share whatever is complete; call again until `pending` is empty.
 
     A copy has to complete before it can be shared, so one call starts the copies and shares
@@ -313,23 +351,35 @@ def prepare_for_forensic_account(ec2_member: Any, snapshots: list[SnapshotRef], 
     return Preparation(prepared, progress.pending, newly)
 
 
-def copy_into_forensic_account(ec2_forensic: Any, shared: list[SnapshotRef], forensic_key_arn: str, case_id: str,
-                               source_region: str, source_account: str = "") -> list[SnapshotRef]:
+def copy_into_forensic_account(
+    ec2_forensic: Any,
+    shared: list[SnapshotRef],
+    forensic_key_arn: str,
+    case_id: str,
+    source_region: str,
+    source_account: str = "",
+) -> list[SnapshotRef]:
     """The forensic account's own copy of each shared snapshot, under the forensic CMK (once per snapshot)."""
-    copies = {_tag(s, SOURCE_SNAPSHOT_TAG): s["SnapshotId"]
-              for s in _own_snapshots(ec2_forensic, case_id, FORENSIC_COPY)}
+    copies = {
+        _tag(s, SOURCE_SNAPSHOT_TAG): s["SnapshotId"] for s in _own_snapshots(ec2_forensic, case_id, FORENSIC_COPY)
+    }
     result = []
     for ref in shared:
         if not ref.shareable_snapshot_id:
             raise AcquisitionFailed(f"snapshot {ref.snapshot_id} has not been shared with the forensic account")
         copy_id = copies.get(ref.snapshot_id)
         if not copy_id:
-            extra = {SOURCE_SNAPSHOT_TAG: ref.snapshot_id, SOURCE_VOLUME_TAG: ref.volume_id,
-                     SOURCE_ACCOUNT_TAG: source_account}
+            extra = {
+                SOURCE_SNAPSHOT_TAG: ref.snapshot_id,
+                SOURCE_VOLUME_TAG: ref.volume_id,
+                SOURCE_ACCOUNT_TAG: source_account,
+            }
             if ref.shareable_snapshot_id != ref.snapshot_id:
                 extra[SHARED_SNAPSHOT_TAG] = ref.shareable_snapshot_id
             copy_id = ec2_forensic.copy_snapshot(
-                SourceSnapshotId=ref.shareable_snapshot_id, SourceRegion=source_region, Encrypted=True,
+                SourceSnapshotId=ref.shareable_snapshot_id,
+                SourceRegion=source_region,
+                Encrypted=True,
                 KmsKeyId=forensic_key_arn,
                 Description=f"irforensics case {case_id}: evidence copy of {ref.snapshot_id} ({ref.volume_id})",
                 TagSpecifications=[{"ResourceType": "snapshot", "Tags": _tags(case_id, FORENSIC_COPY, **extra)}],
@@ -338,8 +388,9 @@ def copy_into_forensic_account(ec2_forensic: Any, shared: list[SnapshotRef], for
     return result
 
 
-def lock_snapshots(ec2_forensic: Any, snapshot_ids: list[str], retention_days: int,
-                   mode: str = "governance") -> list[LockResult]:
+def lock_snapshots(
+    ec2_forensic: Any, snapshot_ids: list[str], retention_days: int, mode: str = "governance"
+) -> list[LockResult]:
     """EBS Snapshot Lock for the case retention; an endpoint without the API is reported, never assumed locked."""
     if mode not in LOCK_MODES:
         raise ValueError(f"lock mode is one of {LOCK_MODES}, not {mode!r}")
@@ -355,17 +406,25 @@ def lock_snapshots(ec2_forensic: Any, snapshot_ids: list[str], retention_days: i
         except ClientError as exc:
             error = exc.response["Error"]
             if error.get("Code") in UNSUPPORTED_CODES:
-                results.append(LockResult(snapshot_id, False, f"lock skipped: {error.get('Code')}: "
-                                                              f"{error.get('Message', '')}".rstrip(": ")))
+                results.append(
+                    LockResult(
+                        snapshot_id,
+                        False,
+                        f"lock skipped: {error.get('Code')}: {error.get('Message', '')}".rstrip(": "),
+                    )
+                )
                 continue
             raise AcquisitionFailed(
                 f"could not lock snapshot {snapshot_id}: {error.get('Code')}: {error.get('Message', '')}"
             ) from exc
-        results.append(LockResult(
-            snapshot_id, True,
-            f"{answer.get('LockState', mode)} lock for {answer.get('LockDuration', retention_days)} days"
-            + (f", expires {answer['LockExpiresOn']}" if answer.get("LockExpiresOn") else ""),
-        ))
+        results.append(
+            LockResult(
+                snapshot_id,
+                True,
+                f"{answer.get('LockState', mode)} lock for {answer.get('LockDuration', retention_days)} days"
+                + (f", expires {answer['LockExpiresOn']}" if answer.get("LockExpiresOn") else ""),
+            )
+        )
     return results
 
 

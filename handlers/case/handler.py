@@ -28,9 +28,15 @@ def _request_dict(event: dict[str, Any]) -> dict[str, Any]:
     wait = int(os.environ.get("IRF_DEFAULT_WAIT_SECONDS", "30"))
     request = parse_request(event, default_wait_seconds=wait)
     return {
-        "CaseId": request.case_id, "InstanceId": request.instance_id, "Account": request.account,
-        "Region": request.region, "Action": request.action, "RetainArtefacts": request.retain_artefacts,
-        "DryRun": request.dry_run, "Trigger": request.trigger, "WaitSeconds": request.wait_seconds,
+        "CaseId": request.case_id,
+        "InstanceId": request.instance_id,
+        "Account": request.account,
+        "Region": request.region,
+        "Action": request.action,
+        "RetainArtefacts": request.retain_artefacts,
+        "DryRun": request.dry_run,
+        "Trigger": request.trigger,
+        "WaitSeconds": request.wait_seconds,
         "Finding": request.finding,
     }
 
@@ -63,8 +69,16 @@ def open_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(case_id=opened.case_id)
     if not opened.created:
         logger.info("instance already has an open case; nothing new starts", extra={"instance": request.instance_id})
-        _notify(settings, "duplicate", {"CaseId": opened.case_id, "InstanceId": request.instance_id,
-                                        "Account": request.account, "Region": request.region})
+        _notify(
+            settings,
+            "duplicate",
+            {
+                "CaseId": opened.case_id,
+                "InstanceId": request.instance_id,
+                "Account": request.account,
+                "Region": request.region,
+            },
+        )
         return {"CaseId": opened.case_id, "Created": False, "OpenedAt": now, "Window": _incident_window(now)}
     _, store = _stores(settings, opened.case_id)
     store.custody("case-opened", {"request": request.to_dict()}, actor=ACTOR)
@@ -90,19 +104,47 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     images = event.get("Images") or []
     # Why some (or all) of the instance's disks could not be acquired by snapshot, e.g. instance store.
     disks_not_acquired = str(event.get("DisksNotAcquired") or "")
-    store.custody("evidence-acquired", {
-        "images": [{k: image.get(k) for k in ("Key", "Sha256", "Size", "VolumeId", "SourceSnapshotId",
-                                               "ForensicSnapshotId")} for image in images],
-        "memory": memory, "locks": locks, "disks_not_acquired": disks_not_acquired,
-    }, actor=ACTOR)
-    manifest = store.write_manifest({
-        "request": event.get("Request", {}), "memory": memory, "snapshot_locks": locks,
-        "disks_not_acquired": disks_not_acquired,
-        "volumes": [{k: image.get(k) for k in ("VolumeId", "SourceSnapshotId", "ForensicSnapshotId", "Key",
-                                               "Sha256", "Size")} for image in images],
-    })
-    _notify(settings, "acquired", {"CaseId": case_id, "Images": images, "Memory": memory,
-                                   "Manifest": f"s3://{settings.evidence_bucket}/{evidence.manifest_key(case_id)}"})
+    store.custody(
+        "evidence-acquired",
+        {
+            "images": [
+                {
+                    k: image.get(k)
+                    for k in ("Key", "Sha256", "Size", "VolumeId", "SourceSnapshotId", "ForensicSnapshotId")
+                }
+                for image in images
+            ],
+            "memory": memory,
+            "locks": locks,
+            "disks_not_acquired": disks_not_acquired,
+        },
+        actor=ACTOR,
+    )
+    manifest = store.write_manifest(
+        {
+            "request": event.get("Request", {}),
+            "memory": memory,
+            "snapshot_locks": locks,
+            "disks_not_acquired": disks_not_acquired,
+            "volumes": [
+                {
+                    k: image.get(k)
+                    for k in ("VolumeId", "SourceSnapshotId", "ForensicSnapshotId", "Key", "Sha256", "Size")
+                }
+                for image in images
+            ],
+        }
+    )
+    _notify(
+        settings,
+        "acquired",
+        {
+            "CaseId": case_id,
+            "Images": images,
+            "Memory": memory,
+            "Manifest": f"s3://{settings.evidence_bucket}/{evidence.manifest_key(case_id)}",
+        },
+    )
     return {"CaseId": case_id, "Manifest": evidence.manifest_key(case_id), "Artefacts": len(manifest["artefacts"])}
 
 
@@ -117,8 +159,9 @@ def close_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     manifest = store.write_manifest(carried)
     examined = not event.get("DryRun") and store.exists(evidence.report_key(case_id, "report.html"))
     store.custody("case-closed", {"artefacts": len(manifest["artefacts"]), "examined": examined}, actor=ACTOR)
-    cases.close_case(case_id, status=CLOSED, now_iso=evidence.isotime(),
-                     detail="examined" if examined else "evidence acquired")
+    cases.close_case(
+        case_id, status=CLOSED, now_iso=evidence.isotime(), detail="examined" if examined else "evidence acquired"
+    )
     report = f"s3://{settings.evidence_bucket}/{evidence.report_key(case_id, 'report.html')}" if examined else ""
     if examined:
         _notify(settings, "examined", {"CaseId": case_id, "ReportUrl": report})
@@ -141,8 +184,9 @@ def _containment_outcome(containment: Any) -> str:
     if not isinstance(containment, dict) or not containment:
         return "containment after the failure: not attempted"
     if containment.get("Error"):
-        return (f"WARNING: containment after the failure did not succeed ({containment['Error']}); "
-                "check the instance now")
+        return (
+            f"WARNING: containment after the failure did not succeed ({containment['Error']}); check the instance now"
+        )
     if containment.get("Contained"):
         return "the instance is contained"
     return f"the instance was not contained ({containment.get('Reason', 'no reason given')})"
@@ -159,15 +203,21 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(case_id=case_id)
     error = event.get("Error") or {}
     failure = {
-        "error": error.get("Error", "Unknown"), "cause": _readable_cause(error.get("Cause", ""))[:8000],
-        "stage": event.get("Stage", "unknown"), "contained_after_failure": event.get("Containment"),
+        "error": error.get("Error", "Unknown"),
+        "cause": _readable_cause(error.get("Cause", ""))[:8000],
+        "stage": event.get("Stage", "unknown"),
+        "contained_after_failure": event.get("Containment"),
     }
     cases, store = _stores(settings, case_id)
     store.custody("failure", failure, actor=ACTOR)
     store.write_manifest({"request": event.get("Request", {}), "failure": failure})
-    cases.close_case(case_id, status=FAILED, now_iso=evidence.isotime(),
-                     detail=f"{failure['error']} at {failure['stage']}: {failure['cause'][:500]}; "
-                            f"{_containment_outcome(event.get('Containment'))}")
+    cases.close_case(
+        case_id,
+        status=FAILED,
+        now_iso=evidence.isotime(),
+        detail=f"{failure['error']} at {failure['stage']}: {failure['cause'][:500]}; "
+        f"{_containment_outcome(event.get('Containment'))}",
+    )
     logger.error("case failed", extra=failure)
     _notify(settings, "failed", {"CaseId": case_id, **failure})
     return {"CaseId": case_id, "Error": failure["error"], "Cause": failure["cause"][:30000]}

@@ -43,25 +43,36 @@ class CaseStore:
         case_id = request.case_id or new_case_id(request.account, request.instance_id, request.region, now_epoch)
         lock = lock_pk(request.account, request.region, request.instance_id)
         try:
-            self.db.transact_write_items(TransactItems=[
-                {"Put": {
-                    "TableName": self.table,
-                    "Item": {"Pk": {"S": lock}, "CaseId": {"S": case_id}, "OpenedAt": {"S": now_iso}},
-                    "ConditionExpression": "attribute_not_exists(Pk)",
-                }},
-                {"Put": {
-                    "TableName": self.table,
-                    "Item": {
-                        "Pk": {"S": case_pk(case_id)}, "CaseId": {"S": case_id}, "Status": {"S": OPEN},
-                        "InstanceId": {"S": request.instance_id}, "Account": {"S": request.account},
-                        "Region": {"S": request.region}, "Action": {"S": request.action},
-                        "Trigger": {"S": request.trigger}, "OpenedAt": {"S": now_iso},
-                        "DryRun": {"BOOL": request.dry_run},
+            self.db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {"Pk": {"S": lock}, "CaseId": {"S": case_id}, "OpenedAt": {"S": now_iso}},
+                            "ConditionExpression": "attribute_not_exists(Pk)",
+                        }
                     },
-                    # A caller-supplied case id that was used before is not reopened.
-                    "ConditionExpression": "attribute_not_exists(Pk)",
-                }},
-            ])
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                "Pk": {"S": case_pk(case_id)},
+                                "CaseId": {"S": case_id},
+                                "Status": {"S": OPEN},
+                                "InstanceId": {"S": request.instance_id},
+                                "Account": {"S": request.account},
+                                "Region": {"S": request.region},
+                                "Action": {"S": request.action},
+                                "Trigger": {"S": request.trigger},
+                                "OpenedAt": {"S": now_iso},
+                                "DryRun": {"BOOL": request.dry_run},
+                            },
+                            # A caller-supplied case id that was used before is not reopened.
+                            "ConditionExpression": "attribute_not_exists(Pk)",
+                        }
+                    },
+                ]
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
@@ -72,13 +83,15 @@ class CaseStore:
         return OpenResult(case_id=case_id, created=True)
 
     def open_case_for(self, account: str, region: str, instance_id: str) -> str | None:
-        item = self.db.get_item(TableName=self.table, Key={"Pk": {"S": lock_pk(account, region, instance_id)}},
-                                ConsistentRead=True).get("Item")
+        item = self.db.get_item(
+            TableName=self.table, Key={"Pk": {"S": lock_pk(account, region, instance_id)}}, ConsistentRead=True
+        ).get("Item")
         return item["CaseId"]["S"] if item else None
 
     def get_case(self, case_id: str) -> dict[str, Any] | None:
-        item = self.db.get_item(TableName=self.table, Key={"Pk": {"S": case_pk(case_id)}},
-                                ConsistentRead=True).get("Item")
+        item = self.db.get_item(TableName=self.table, Key={"Pk": {"S": case_pk(case_id)}}, ConsistentRead=True).get(
+            "Item"
+        )
         return {k: _plain(v) for k, v in item.items()} if item else None
 
     def close_case(self, case_id: str, *, status: str, now_iso: str, detail: str = "") -> None:
@@ -87,15 +100,18 @@ class CaseStore:
         if case is None:
             raise KeyError(f"no case {case_id}")
         self.db.update_item(
-            TableName=self.table, Key={"Pk": {"S": case_pk(case_id)}},
+            TableName=self.table,
+            Key={"Pk": {"S": case_pk(case_id)}},
             UpdateExpression="SET #s = :s, ClosedAt = :t, Detail = :d",
             ExpressionAttributeNames={"#s": "Status"},
             ExpressionAttributeValues={":s": {"S": status}, ":t": {"S": now_iso}, ":d": {"S": detail[:4000]}},
         )
         try:
             self.db.delete_item(
-                TableName=self.table, Key={"Pk": {"S": lock_pk(case["Account"], case["Region"], case["InstanceId"])}},
-                ConditionExpression="CaseId = :c", ExpressionAttributeValues={":c": {"S": case_id}},
+                TableName=self.table,
+                Key={"Pk": {"S": lock_pk(case["Account"], case["Region"], case["InstanceId"])}},
+                ConditionExpression="CaseId = :c",
+                ExpressionAttributeValues={":c": {"S": case_id}},
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -104,13 +120,16 @@ class CaseStore:
     def recent_cases(self, limit: int = 50) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for page in self.db.get_paginator("scan").paginate(TableName=self.table):
-            items.extend({k: _plain(v) for k, v in item.items()} for item in page.get("Items", [])
-                         if item["Pk"]["S"].startswith("CASE#"))
+            items.extend(
+                {k: _plain(v) for k, v in item.items()}
+                for item in page.get("Items", [])
+                if item["Pk"]["S"].startswith("CASE#")
+            )
         return sorted(items, key=lambda c: c.get("OpenedAt", ""), reverse=True)[:limit]
 
 
 def _plain(value: dict[str, Any]) -> Any:
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "BOOL":
         return bool(inner)
     if kind == "N":

@@ -31,8 +31,16 @@ INSTANCE_ID_SHAPE = "an EC2 instance id like i-0abc12345def67890"
 CASE_ID_SHAPE = "1-128 characters of letters, digits, '.', '_' or '-'"
 
 KNOWN_FIELDS = {
-    "CaseId", "InstanceId", "Account", "Region", "Action", "RetainArtefacts", "DryRun", "Trigger",
-    "WaitSeconds", "Finding",
+    "CaseId",
+    "InstanceId",
+    "Account",
+    "Region",
+    "Action",
+    "RetainArtefacts",
+    "DryRun",
+    "Trigger",
+    "WaitSeconds",
+    "Finding",
 }
 
 
@@ -63,15 +71,18 @@ def new_case_id(account: str, instance_id: str, region: str, epoch_seconds: int)
 def shown(value: Any) -> str:
     """repr(value), shortened: error messages quote what was given, never megabytes of it."""
     text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 @lru_cache(maxsize=1)
 def known_regions() -> frozenset[str]:
     """Every region of every partition the SDK knows (botocore's endpoint data; no network)."""
     session = botocore.session.get_session()
-    return frozenset(region for partition in session.get_available_partitions()
-                     for region in session.get_available_regions("ec2", partition_name=partition))
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("ec2", partition_name=partition)
+    )
 
 
 def is_instance_id(value: Any) -> bool:
@@ -85,8 +96,11 @@ def is_case_id(value: Any) -> bool:
 def require_valid_ids(**ids: Any) -> None:
     """InvalidInput naming each malformed id (keywords InstanceId, CaseId): for checks before any AWS call."""
     checks = {"InstanceId": (is_instance_id, INSTANCE_ID_SHAPE), "CaseId": (is_case_id, CASE_ID_SHAPE)}
-    errors = {name: f"must be {checks[name][1]}, got {shown(value)}"
-              for name, value in ids.items() if not checks[name][0](value)}
+    errors = {
+        name: f"must be {checks[name][1]}, got {shown(value)}"
+        for name, value in ids.items()
+        if not checks[name][0](value)
+    }
     if errors:
         raise InvalidInput(errors)
 
@@ -110,8 +124,7 @@ def _as_bool(value: Any, field: str, errors: dict[str, str], default: bool) -> b
         return default
 
 
-def _required(event: Mapping[str, Any], field: str, pattern: re.Pattern[str], what: str,
-              errors: dict[str, str]) -> str:
+def _required(event: Mapping[str, Any], field: str, pattern: re.Pattern[str], what: str, errors: dict[str, str]) -> str:
     value = event.get(field)
     if value is None or value == "":
         errors[field] = "is required"
@@ -127,9 +140,12 @@ def _unknown_fields(event: Mapping[str, Any], errors: dict[str, str]) -> None:
     by_lower = {known.lower(): known for known in KNOWN_FIELDS}
     for name in unknown[:MAX_UNKNOWN_FIELDS_NAMED]:
         meant = by_lower.get(name.strip().lower())
-        hint = f"did you mean {meant!r}? field names are case-sensitive" if meant else \
-            "known: " + ", ".join(sorted(KNOWN_FIELDS))
-        label = name if len(name) <= SHOWN_CHARS else name[:SHOWN_CHARS - 3] + "..."
+        hint = (
+            f"did you mean {meant!r}? field names are case-sensitive"
+            if meant
+            else "known: " + ", ".join(sorted(KNOWN_FIELDS))
+        )
+        label = name if len(name) <= SHOWN_CHARS else name[: SHOWN_CHARS - 3] + "..."
         errors[label] = f"is not a known field ({hint})"
     if len(unknown) > MAX_UNKNOWN_FIELDS_NAMED:
         errors["<input>"] = f"has {len(unknown) - MAX_UNKNOWN_FIELDS_NAMED} more unknown fields"
@@ -149,8 +165,10 @@ def parse_request(event: Mapping[str, Any], *, default_wait_seconds: int = 30) -
     account = _required(event, "Account", ACCOUNT_ID, "a 12-digit AWS account id", errors)
     region = _required(event, "Region", REGION, "an AWS region like eu-west-1", errors)
     if region and region not in known_regions():
-        errors["Region"] = (f"must be an AWS region like eu-west-1, got {shown(region)}: no partition has a region "
-                            f"of that name (as of botocore {botocore.__version__})")
+        errors["Region"] = (
+            f"must be an AWS region like eu-west-1, got {shown(region)}: no partition has a region "
+            f"of that name (as of botocore {botocore.__version__})"
+        )
 
     action = _optional(event, "Action", ACTION_ANALYZE)
     if action not in ACTIONS:
@@ -167,11 +185,14 @@ def parse_request(event: Mapping[str, Any], *, default_wait_seconds: int = 30) -
         errors["Trigger"] = f"must be one of {', '.join(TRIGGERS)}, got {shown(trigger)}"
 
     wait_seconds = _optional(event, "WaitSeconds", default_wait_seconds)
-    if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, int) or not (
-        0 <= wait_seconds <= MAX_WAIT_SECONDS
+    if (
+        isinstance(wait_seconds, bool)
+        or not isinstance(wait_seconds, int)
+        or not (0 <= wait_seconds <= MAX_WAIT_SECONDS)
     ):
-        errors["WaitSeconds"] = (f"must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, "
-                                 f"got {shown(wait_seconds)}")
+        errors["WaitSeconds"] = (
+            f"must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}, got {shown(wait_seconds)}"
+        )
 
     finding = _optional(event, "Finding", "")
     if not isinstance(finding, str) or len(finding) > MAX_FINDING_CHARS:
@@ -182,9 +203,16 @@ def parse_request(event: Mapping[str, Any], *, default_wait_seconds: int = 30) -
     if errors:
         raise InvalidInput(errors)
     return CaseRequest(
-        instance_id=instance_id, account=account, region=region, action=str(action),
-        retain_artefacts=retain, dry_run=dry_run, case_id=case_id, trigger=str(trigger),
-        wait_seconds=int(wait_seconds), finding=str(finding),
+        instance_id=instance_id,
+        account=account,
+        region=region,
+        action=str(action),
+        retain_artefacts=retain,
+        dry_run=dry_run,
+        case_id=case_id,
+        trigger=str(trigger),
+        wait_seconds=int(wait_seconds),
+        finding=str(finding),
     )
 
 

@@ -94,15 +94,20 @@ class EvidenceStore:
         self.bucket = bucket
         self.case_id = case_id
 
-    def put_bytes(self, key: str, data: bytes, *, source: str, tool: str,
-                  content_type: str = "application/octet-stream") -> Artefact:
+    def put_bytes(
+        self, key: str, data: bytes, *, source: str, tool: str, content_type: str = "application/octet-stream"
+    ) -> Artefact:
         if not key.startswith(self.case_id + "/"):
             raise ValueError(f"evidence key {key!r} is outside case {self.case_id}")
         digest = sha256_hex(data)
         now = isotime()
         try:
             self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*",
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                IfNoneMatch="*",
                 ChecksumAlgorithm="SHA256",
                 Metadata={"sha256": digest, "source": source[:512], "tool": tool[:256], "acquired-at": now},
             )
@@ -149,7 +154,10 @@ class EvidenceStore:
             key = custody_key(self.case_id, seq, event)
             try:
                 self.s3.put_object(
-                    Bucket=self.bucket, Key=key, IfNoneMatch="*", ContentType="application/json",
+                    Bucket=self.bucket,
+                    Key=key,
+                    IfNoneMatch="*",
+                    ContentType="application/json",
                     ChecksumAlgorithm="SHA256",
                     Body=json.dumps({**record, "seq": seq}, indent=2, sort_keys=True, default=str).encode(),
                 )
@@ -166,16 +174,29 @@ class EvidenceStore:
         sha = meta.get("sha256", "")
         if not sha and self.exists(digest_key(key)):
             sha = self.s3.get_object(Bucket=self.bucket, Key=digest_key(key))["Body"].read().decode().split()[0]
-        return Artefact(key=key, size=int(head["ContentLength"]), sha256=sha, source=meta.get("source", ""),
-                        tool=meta.get("tool", ""), time=meta.get("acquired-at", isotime(head["LastModified"])))
+        return Artefact(
+            key=key,
+            size=int(head["ContentLength"]),
+            sha256=sha,
+            source=meta.get("source", ""),
+            tool=meta.get("tool", ""),
+            time=meta.get("acquired-at", isotime(head["LastModified"])),
+        )
 
     def write_manifest(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """List every artefact of the case with size and sha256; a new manifest version each call."""
         artefacts = [asdict(self.artefact(k)) for k in self.keys() if k != manifest_key(self.case_id)]
-        manifest = {"case_id": self.case_id, "bucket": self.bucket, "written_at": isotime(),
-                    "artefacts": artefacts, **(extra or {})}
+        manifest = {
+            "case_id": self.case_id,
+            "bucket": self.bucket,
+            "written_at": isotime(),
+            "artefacts": artefacts,
+            **(extra or {}),
+        }
         self.s3.put_object(
-            Bucket=self.bucket, Key=manifest_key(self.case_id), ContentType="application/json",
+            Bucket=self.bucket,
+            Key=manifest_key(self.case_id),
+            ContentType="application/json",
             ChecksumAlgorithm="SHA256",
             Body=json.dumps(manifest, indent=2, sort_keys=True, default=str).encode(),
         )

@@ -40,7 +40,8 @@ SLACK_TIMEOUT_SECONDS = 10
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]+")
 # new_case_id(): <Account>-<InstanceId>-<Region>-<epoch seconds>
 _GENERATED_CASE_ID = re.compile(
-    r"^(?P<account>\d{12})-(?P<instance>i-[0-9a-f]+)-(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})-\d+$")
+    r"^(?P<account>\d{12})-(?P<instance>i-[0-9a-f]+)-(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})-\d+$"
+)
 
 Poster = Callable[[str, bytes], int]
 
@@ -166,14 +167,17 @@ def format_message(stage: str, case: Mapping[str, Any]) -> Message:
         headline = f"{instance} already has an open case; nothing new started"
         lines.append("A second trigger for this instance was refused; the open case continues.")
 
-    return Message(stage=stage, case_id=case_id, subject=_subject(f"[irforensics] {headline}"),
-                   body="\n".join(lines) + "\n")
+    return Message(
+        stage=stage, case_id=case_id, subject=_subject(f"[irforensics] {headline}"), body="\n".join(lines) + "\n"
+    )
 
 
 def publish(sns_client: Any, topic_arn: str, message: Message) -> str:
     """Publish to the notification topic; attributes let subscribers filter by stage or case."""
     response = sns_client.publish(
-        TopicArn=topic_arn, Subject=message.subject, Message=message.body,
+        TopicArn=topic_arn,
+        Subject=message.subject,
+        Message=message.body,
         MessageAttributes={
             "stage": {"DataType": "String", "StringValue": message.stage},
             "case_id": {"DataType": "String", "StringValue": message.case_id},
@@ -183,8 +187,7 @@ def publish(sns_client: Any, topic_arn: str, message: Message) -> str:
 
 
 def post_with_urllib(url: str, payload: bytes) -> int:
-    request = urllib.request.Request(url, data=payload, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=payload, method="POST", headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=SLACK_TIMEOUT_SECONDS) as response:
             return int(response.status)
@@ -226,52 +229,78 @@ def read_webhook_url(secrets_client: Any, secret_arn: str) -> str:
     return _webhook_url(secret)
 
 
-def post_slack(secrets_client: Any, secret_arn: str, message: Message, *,
-               post: Poster = post_with_urllib) -> bool:
+def post_slack(secrets_client: Any, secret_arn: str, message: Message, *, post: Poster = post_with_urllib) -> bool:
     """Post to the Slack webhook kept in `secret_arn`; False (logged, URL withheld) on any failure."""
     url = ""
     try:
         url = read_webhook_url(secrets_client, secret_arn)
         if not url.startswith("https://"):
-            logger.warning("Slack webhook secret does not hold an https URL; not posting",
-                           secret_arn=secret_arn, case_id=message.case_id)
+            logger.warning(
+                "Slack webhook secret does not hold an https URL; not posting",
+                secret_arn=secret_arn,
+                case_id=message.case_id,
+            )
             return False
         text = f"*{_slack_escape(message.subject)}*\n```{_slack_escape(message.body)}```"
         payload = json.dumps({"text": text})
         status = post(url, payload.encode())
     except Exception as exc:  # a notification must never fail a response, whatever the poster raised
         reason = str(exc).replace(url, "<webhook>") if url else str(exc)
-        logger.warning("Slack notification failed", secret_arn=secret_arn, case_id=message.case_id,
-                       stage=message.stage, error=type(exc).__name__, reason=reason)
+        logger.warning(
+            "Slack notification failed",
+            secret_arn=secret_arn,
+            case_id=message.case_id,
+            stage=message.stage,
+            error=type(exc).__name__,
+            reason=reason,
+        )
         return False
     if not 200 <= status < 300:
-        logger.warning("Slack notification refused", secret_arn=secret_arn, case_id=message.case_id,
-                       stage=message.stage, http_status=status)
+        logger.warning(
+            "Slack notification refused",
+            secret_arn=secret_arn,
+            case_id=message.case_id,
+            stage=message.stage,
+            http_status=status,
+        )
         return False
     return True
 
 
-def notify(stage: str, case: Mapping[str, Any], *, sns_client: Any, topic_arn: str,
-           secrets_client: Any | None = None, slack_secret_arn: str = "",
-           slack_post: Poster | None = None) -> Delivery:
+def notify(
+    stage: str,
+    case: Mapping[str, Any],
+    *,
+    sns_client: Any,
+    topic_arn: str,
+    secrets_client: Any | None = None,
+    slack_secret_arn: str = "",
+    slack_post: Poster | None = None,
+) -> Delivery:
     """Send one stage's message to SNS and, when configured, Slack; never raises."""
     try:
         message = format_message(stage, case)
     except ValueError:
         # A caller's bug must not abort containment or acquisition: log it loudly, send nothing.
-        logger.exception("notification not sent: the case data cannot be formatted", stage=stage,
-                         case_keys=sorted(case))
+        logger.exception(
+            "notification not sent: the case data cannot be formatted", stage=stage, case_keys=sorted(case)
+        )
         return Delivery(sns_message_id=None, slack_posted=None)
     message_id: str | None = None
     if topic_arn:
         try:
             message_id = publish(sns_client, topic_arn, message)
         except (ClientError, BotoCoreError) as exc:
-            logger.warning("SNS notification failed", topic_arn=topic_arn, case_id=message.case_id,
-                           stage=stage, error=type(exc).__name__, reason=str(exc))
+            logger.warning(
+                "SNS notification failed",
+                topic_arn=topic_arn,
+                case_id=message.case_id,
+                stage=stage,
+                error=type(exc).__name__,
+                reason=str(exc),
+            )
     else:
-        logger.warning("no notification topic configured; SNS message not sent", case_id=message.case_id,
-                       stage=stage)
+        logger.warning("no notification topic configured; SNS message not sent", case_id=message.case_id, stage=stage)
     slack: bool | None = None
     if slack_secret_arn and secrets_client is not None:
         slack = post_slack(secrets_client, slack_secret_arn, message, post=slack_post or post_with_urllib)
@@ -288,5 +317,11 @@ def notify_stage(settings: Any, stage: str, case: Mapping[str, Any]) -> Delivery
 
     session = boto3.Session()
     secrets = session.client("secretsmanager", config=BOTO_CONFIG) if settings.slack_secret_arn else None
-    return notify(stage, case, sns_client=session.client("sns", config=BOTO_CONFIG), topic_arn=settings.topic_arn,
-                  secrets_client=secrets, slack_secret_arn=settings.slack_secret_arn)
+    return notify(
+        stage,
+        case,
+        sns_client=session.client("sns", config=BOTO_CONFIG),
+        topic_arn=settings.topic_arn,
+        secrets_client=secrets,
+        slack_secret_arn=settings.slack_secret_arn,
+    )

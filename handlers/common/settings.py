@@ -51,8 +51,11 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        missing = [k for k in ("IRF_PREFIX", "IRF_SECURITY_ACCOUNT", "IRF_FORENSIC_ACCOUNT",
-                               "IRF_FORENSIC_REGION") if not env.get(k)]
+        missing = [
+            k
+            for k in ("IRF_PREFIX", "IRF_SECURITY_ACCOUNT", "IRF_FORENSIC_ACCOUNT", "IRF_FORENSIC_REGION")
+            if not env.get(k)
+        ]
         if missing:
             raise RuntimeError(f"Lambda environment is missing {', '.join(missing)} (set by SecurityAccount)")
         return cls(

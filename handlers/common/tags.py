@@ -44,7 +44,7 @@ def chunked_tags(base: str, value: str) -> dict[str, str]:
     differs from "not remembered". Read it back with `unchunked_tag`.
     """
     width = MAX_TAG_VALUE_CHARS
-    tags = {f"{base}:{n:02d}": value[i:i + width] for n, i in enumerate(range(0, max(len(value), 1), width))}
+    tags = {f"{base}:{n:02d}": value[i : i + width] for n, i in enumerate(range(0, max(len(value), 1), width))}
     too_long = [key for key in tags if len(key) > MAX_TAG_KEY_CHARS]
     if too_long:
         raise ValueError(f"tag key {too_long[-1]!r} is longer than EC2's {MAX_TAG_KEY_CHARS} characters")
@@ -53,8 +53,10 @@ def chunked_tags(base: str, value: str) -> dict[str, str]:
 
 def unchunked_tag(tags: Mapping[str, str], base: str) -> str | None:
     """The value `chunked_tags(base, value)` wrote, its chunks joined in order; None when no chunk is there."""
-    chunks = {int(suffix): value for key, value in tags.items()
-              if key.startswith(base + ":")
-              and (suffix := key[len(base) + 1:]).isascii() and suffix.isdigit()}
+    chunks = {
+        int(suffix): value
+        for key, value in tags.items()
+        if key.startswith(base + ":") and (suffix := key[len(base) + 1 :]).isascii() and suffix.isdigit()
+    }
     # By number, not by key: ":100" sorts before ":11" as text.
     return "".join(chunks[n] for n in sorted(chunks)) if chunks else None

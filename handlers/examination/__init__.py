@@ -16,8 +16,9 @@ class ExaminationFailed(IrfError):
     """A forensic tool could not read the evidence (not a finding: the examination itself failed)."""
 
 
-def run_tool(args: list[str], *, what: str, env: dict[str, str] | None = None,
-             timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def run_tool(
+    args: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float | None = None, check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
     """Run one forensic command-line tool; a missing tool or a failure becomes `ExaminationFailed`."""
     try:
         done = subprocess.run(args, capture_output=True, env=env, timeout=timeout, check=False)

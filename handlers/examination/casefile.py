@@ -38,8 +38,9 @@ def stages_from_custody(events: list[dict[str, Any]]) -> list[StageTime]:
     for event in events:
         moment = _moment(event.get("time"))
         status = "failed" if event.get("event") == "failure" else "done"
-        stages.append(StageTime(stage=str(event.get("event", "?")), start=previous or moment, end=moment,
-                                status=status))
+        stages.append(
+            StageTime(stage=str(event.get("event", "?")), start=previous or moment, end=moment, status=status)
+        )
         previous = moment
     return stages
 
@@ -51,10 +52,12 @@ def report_input(case_dir: Path, examination: ExaminationResult, *, notes: list[
     request = (opened.get("detail") or {}).get("request") or {}
     manifest = _read_json(case_dir / "manifest.json") or {}
     # Isolation's record when the instance was contained (Contain, or after a failure); else protection's.
-    before = _read_json(case_dir / "containment" / "before.json") or \
-        _read_json(case_dir / "containment" / "protect-before.json")
-    after = _read_json(case_dir / "containment" / "after.json") or \
-        _read_json(case_dir / "containment" / "protect-after.json")
+    before = _read_json(case_dir / "containment" / "before.json") or _read_json(
+        case_dir / "containment" / "protect-before.json"
+    )
+    after = _read_json(case_dir / "containment" / "after.json") or _read_json(
+        case_dir / "containment" / "protect-after.json"
+    )
     all_notes = list(notes or [])
     if manifest.get("disks_not_acquired"):
         all_notes.append(f"Disks: {manifest['disks_not_acquired']}")

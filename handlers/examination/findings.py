@@ -19,8 +19,21 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 TEMP_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/")
 WEB_ROOTS = ("/var/www/", "/usr/share/nginx/html/", "/srv/www/")
 CRON_PATHS = ("/etc/crontab", "/etc/anacrontab", "/etc/cron.", "/etc/cron.d/", "/var/spool/cron/")
-SCRIPT_SUFFIXES = (".php", ".phtml", ".php5", ".php7", ".phar", ".jsp", ".jspx", ".asp", ".aspx", ".cgi", ".pl",
-                   ".py", ".sh")
+SCRIPT_SUFFIXES = (
+    ".php",
+    ".phtml",
+    ".php5",
+    ".php7",
+    ".phar",
+    ".jsp",
+    ".jspx",
+    ".asp",
+    ".aspx",
+    ".cgi",
+    ".pl",
+    ".py",
+    ".sh",
+)
 AUTHORIZED_KEYS = ("authorized_keys", "authorized_keys2")
 WINDOW_RULES = ("web-root", "cron", "authorized-keys", "setuid")
 
@@ -37,14 +50,25 @@ class Finding:
     time: datetime | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"severity": self.severity, "category": self.category, "filesystem": self.filesystem,
-                "path": self.path, "reason": self.reason, "time": self.time.isoformat() if self.time else None}
+        return {
+            "severity": self.severity,
+            "category": self.category,
+            "filesystem": self.filesystem,
+            "path": self.path,
+            "reason": self.reason,
+            "time": self.time.isoformat() if self.time else None,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(severity=data["severity"], category=data["category"], filesystem=data["filesystem"],
-                   path=data["path"], reason=data["reason"],
-                   time=datetime.fromisoformat(data["time"]) if data.get("time") else None)
+        return cls(
+            severity=data["severity"],
+            category=data["category"],
+            filesystem=data["filesystem"],
+            path=data["path"],
+            reason=data["reason"],
+            time=datetime.fromisoformat(data["time"]) if data.get("time") else None,
+        )
 
 
 def severity_rank(severity: str) -> int:
@@ -75,8 +99,16 @@ def _entry_findings(entry: BodyfileEntry, window: Window | None) -> list[Finding
     when = changed[1] if changed else entry.times["m"]
 
     def add(severity: str, category: str, reason: str) -> None:
-        found.append(Finding(severity=severity, category=category, filesystem=entry.filesystem, path=path,
-                             reason=reason + _deleted_note(entry), time=when))
+        found.append(
+            Finding(
+                severity=severity,
+                category=category,
+                filesystem=entry.filesystem,
+                path=path,
+                reason=reason + _deleted_note(entry),
+                time=when,
+            )
+        )
 
     if entry.is_directory:
         return found
@@ -88,22 +120,29 @@ def _entry_findings(entry: BodyfileEntry, window: Window | None) -> list[Finding
             add("medium", "temp-dir", f"file in /{where}")
     if changed and entry.is_regular_file and path.startswith(WEB_ROOTS):
         script = path.lower().endswith(SCRIPT_SUFFIXES)
-        add("high" if script else "medium", "web-root",
-            f"{'server-side script' if script else 'file'} in a web root {changed[0]} during the incident window")
+        add(
+            "high" if script else "medium",
+            "web-root",
+            f"{'server-side script' if script else 'file'} in a web root {changed[0]} during the incident window",
+        )
     if changed and path.startswith(CRON_PATHS):
         what = "new cron entry" if changed[0] == "created" else "cron entry changed"
         add("high", "cron", f"{what} during the incident window")
     if changed and path.rsplit("/", 1)[-1] in AUTHORIZED_KEYS:
         add("high", "authorized-keys", f"SSH authorized_keys {changed[0]} during the incident window")
     if changed and entry.is_regular_file and entry.is_setuid_or_setgid:
-        bits = " and ".join(b for b, on in (("SUID", entry.permissions[2] in "sS"),
-                                            ("SGID", entry.permissions[5] in "sS")) if on)
+        bits = " and ".join(
+            b for b, on in (("SUID", entry.permissions[2] in "sS"), ("SGID", entry.permissions[5] in "sS")) if on
+        )
         add("critical", "setuid", f"{bits} file {changed[0]} during the incident window")
     hidden = [part for part in path.split("/")[1:-1] if part.startswith(".") and part not in (".", "..")]
     if entry.is_regular_file and entry.is_executable and hidden:
-        add("high" if changed else "low", "hidden-executable",
+        add(
+            "high" if changed else "low",
+            "hidden-executable",
             f"executable inside hidden directory {'/'.join(hidden)}"
-            + (f", {changed[0]} during the incident window" if changed else ""))
+            + (f", {changed[0]} during the incident window" if changed else ""),
+        )
     return found
 
 
@@ -112,19 +151,33 @@ def _yara_finding(hit: YaraHit, entries_by_path: dict[tuple[str, str], BodyfileE
     severity = hit.severity if hit.severity in SEVERITIES else "high"
     description = str(hit.meta.get("description", "")).strip()
     reason = f"YARA rule {hit.rule} matched" + (f": {description}" if description else "")
-    return Finding(severity=severity, category="yara", filesystem=hit.filesystem, path=hit.path, reason=reason,
-                   time=entry.times["m"] if entry else None)
+    return Finding(
+        severity=severity,
+        category="yara",
+        filesystem=hit.filesystem,
+        path=hit.path,
+        reason=reason,
+        time=entry.times["m"] if entry else None,
+    )
 
 
 def order_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Most severe first, then most recent, then by path: the order a responder reads them in."""
-    return sorted(findings, key=lambda f: (severity_rank(f.severity),
-                                           -(f.time.timestamp() if f.time else float("-inf")),
-                                           f.filesystem, f.path, f.category))
+    return sorted(
+        findings,
+        key=lambda f: (
+            severity_rank(f.severity),
+            -(f.time.timestamp() if f.time else float("-inf")),
+            f.filesystem,
+            f.path,
+            f.category,
+        ),
+    )
 
 
-def find_suspicious(entries: Iterable[BodyfileEntry], yara_hits: Iterable[YaraHit],
-                    incident_window: Window | None) -> list[Finding]:
+def find_suspicious(
+    entries: Iterable[BodyfileEntry], yara_hits: Iterable[YaraHit], incident_window: Window | None
+) -> list[Finding]:
     entry_list = list(entries)
     by_path = {(e.filesystem, e.path): e for e in entry_list if not e.deleted}
     findings = [_yara_finding(hit, by_path) for hit in yara_hits]

@@ -63,16 +63,28 @@ def launch_analysis_instance(event: dict[str, Any], context: Any) -> dict[str, A
     settings = Settings.from_env()
     forensic = _forensic(settings, case_id)
     instance = orchestration.launch_analysis_instance(
-        forensic.client("ec2", config=BOTO_CONFIG), forensic.client("ssm", config=BOTO_CONFIG),
-        forensic.client("s3", config=BOTO_CONFIG), forensic.client("kms", config=BOTO_CONFIG),
-        prefix=settings.prefix, bucket=settings.evidence_bucket, case_id=case_id,
+        forensic.client("ec2", config=BOTO_CONFIG),
+        forensic.client("ssm", config=BOTO_CONFIG),
+        forensic.client("s3", config=BOTO_CONFIG),
+        forensic.client("kms", config=BOTO_CONFIG),
+        prefix=settings.prefix,
+        bucket=settings.evidence_bucket,
+        case_id=case_id,
         attempt=orchestration.check_attempt(event.get("Attempt")),
-        instance_type=os.environ.get("IRF_ANALYSIS_INSTANCE_TYPE") or DEFAULT_INSTANCE_TYPE)
+        instance_type=os.environ.get("IRF_ANALYSIS_INSTANCE_TYPE") or DEFAULT_INSTANCE_TYPE,
+    )
     if instance.newly_launched:
-        _evidence(settings, forensic, case_id).custody("analysis-instance-launched", {
-            "InstanceId": instance.instance_id, "ImageId": instance.image_id, "SubnetId": instance.subnet_id,
-            "RootVolumeGiB": instance.root_volume_gib, "LaunchedAt": instance.launched_at,
-        }, actor=ACTOR)
+        _evidence(settings, forensic, case_id).custody(
+            "analysis-instance-launched",
+            {
+                "InstanceId": instance.instance_id,
+                "ImageId": instance.image_id,
+                "SubnetId": instance.subnet_id,
+                "RootVolumeGiB": instance.root_volume_gib,
+                "LaunchedAt": instance.launched_at,
+            },
+            actor=ACTOR,
+        )
     logger.info("analysis instance", extra={"instance": instance.instance_id, "new": instance.newly_launched})
     return instance.to_event()
 
@@ -95,10 +107,15 @@ def run_examination(event: dict[str, Any], context: Any) -> dict[str, Any]:
     start, end = orchestration.incident_window(window if isinstance(window, dict) else event)
     settings = Settings.from_env()
     forensic = _forensic(settings, case_id)
-    order = ExaminationOrder(case_id=case_id, instance_id=instance_id, bucket=settings.evidence_bucket,
-                             region=settings.forensic_region,
-                             log_group=orchestration.examination_log_group(settings.prefix),
-                             incident_start=start, incident_end=end)
+    order = ExaminationOrder(
+        case_id=case_id,
+        instance_id=instance_id,
+        bucket=settings.evidence_bucket,
+        region=settings.forensic_region,
+        log_group=orchestration.examination_log_group(settings.prefix),
+        incident_start=start,
+        incident_end=end,
+    )
     command_id = EXAMINATION_EXECUTOR.start(forensic, order)
     logger.info("examination started", extra={"instance": instance_id, "command": command_id})
     return {"CommandId": command_id, "InstanceId": instance_id}
@@ -114,16 +131,26 @@ def examination_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     forensic = _forensic(settings, case_id)
     outcome = EXAMINATION_EXECUTOR.outcome(forensic, command_id, instance_id)
     store = _evidence(settings, forensic, case_id)
-    written = (not outcome.waiting and outcome.status == "Success"
-               and orchestration.report_written(store.s3, store.bucket, case_id))
+    written = (
+        not outcome.waiting
+        and outcome.status == "Success"
+        and orchestration.report_written(store.s3, store.bucket, case_id)
+    )
     orchestration.examination_result(outcome, instance_id=instance_id, report_exists=written)
     report = report_key(case_id, "report.html")
     if not any(key.endswith("-case-examined.json") for key in store.keys("custody/")):
-        store.custody("case-examined", {
-            "InstanceId": instance_id, "CommandId": command_id,
-            "Outputs": [{"Key": artefact.key, "Size": artefact.size, "Sha256": artefact.sha256}
-                        for artefact in map(store.artefact, store.keys("analysis/") + store.keys("report/"))],
-        }, actor=ACTOR)
+        store.custody(
+            "case-examined",
+            {
+                "InstanceId": instance_id,
+                "CommandId": command_id,
+                "Outputs": [
+                    {"Key": artefact.key, "Size": artefact.size, "Sha256": artefact.sha256}
+                    for artefact in map(store.artefact, store.keys("analysis/") + store.keys("report/"))
+                ],
+            },
+            actor=ACTOR,
+        )
     return {"Examined": True, "Report": report, "CommandId": command_id}
 
 
@@ -133,9 +160,9 @@ def terminate_analysis_instance(event: dict[str, Any], context: Any) -> dict[str
     instance_id = _instance_id(event) if event.get("InstanceId") else ""
     settings = Settings.from_env()
     forensic = _forensic(settings, case_id)
-    ended = orchestration.terminate_analysis_instances(forensic.client("ec2", config=BOTO_CONFIG), case_id,
-                                                       instance_id)
+    ended = orchestration.terminate_analysis_instances(forensic.client("ec2", config=BOTO_CONFIG), case_id, instance_id)
     if ended.terminated:
         _evidence(settings, forensic, case_id).custody(
-            "analysis-instance-terminated", {"InstanceIds": ended.terminated}, actor=ACTOR)
+            "analysis-instance-terminated", {"InstanceIds": ended.terminated}, actor=ACTOR
+        )
     return ended.to_event()

@@ -59,8 +59,12 @@ class MemoryAnalysis:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemoryAnalysis:
-        return cls(status=data["status"], reason=data.get("reason", ""), image=data.get("image", ""),
-                   plugins=[PluginRun(**run) for run in data.get("plugins", [])])
+        return cls(
+            status=data["status"],
+            reason=data.get("reason", ""),
+            image=data.get("image", ""),
+            plugins=[PluginRun(**run) for run in data.get("plugins", [])],
+        )
 
 
 def volatility_command() -> list[str]:
@@ -101,10 +105,29 @@ def _failure(done: subprocess.CompletedProcess[bytes]) -> str:
     return f"exit {done.returncode}: " + (" / ".join(useful[-3:]) if useful else "no error message")
 
 
-def run_plugin(command: list[str], plugin: str, memory_image: Path, symbol_root: Path, cache: Path,
-               output_dir: Path, timeout_seconds: float) -> PluginRun:
-    args = [*command, "-q", "--offline", "-s", str(symbol_root), "--cache-path", str(cache), "-r", "json",
-            "-f", str(memory_image), plugin]
+def run_plugin(
+    command: list[str],
+    plugin: str,
+    memory_image: Path,
+    symbol_root: Path,
+    cache: Path,
+    output_dir: Path,
+    timeout_seconds: float,
+) -> PluginRun:
+    args = [
+        *command,
+        "-q",
+        "--offline",
+        "-s",
+        str(symbol_root),
+        "--cache-path",
+        str(cache),
+        "-r",
+        "json",
+        "-f",
+        str(memory_image),
+        plugin,
+    ]
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout_seconds, check=False)
     except subprocess.TimeoutExpired:
@@ -123,9 +146,15 @@ def run_plugin(command: list[str], plugin: str, memory_image: Path, symbol_root:
     return PluginRun(plugin=plugin, succeeded=True, output=output.name, rows=_count_rows(rows))
 
 
-def analyse_memory(memory_image: Path | None, symbols_dir: Path | None, output_dir: Path, *,
-                   plugins: tuple[str, ...] = PLUGINS, timeout_seconds: float = PLUGIN_TIMEOUT_SECONDS,
-                   command: list[str] | None = None) -> MemoryAnalysis:
+def analyse_memory(
+    memory_image: Path | None,
+    symbols_dir: Path | None,
+    output_dir: Path,
+    *,
+    plugins: tuple[str, ...] = PLUGINS,
+    timeout_seconds: float = PLUGIN_TIMEOUT_SECONDS,
+    command: list[str] | None = None,
+) -> MemoryAnalysis:
     """Run each plugin into `output_dir/<plugin>.json`; "not analysed: <reason>" when that cannot be done."""
     if memory_image is None:
         return MemoryAnalysis.not_analysed("no memory image was acquired for this case")
@@ -134,19 +163,31 @@ def analyse_memory(memory_image: Path | None, symbols_dir: Path | None, output_d
     if symbols_dir is None or not symbols_dir.is_dir():
         return MemoryAnalysis.not_analysed(
             "no Volatility symbol table (ISF) for the instance's kernel: the LimeFactory has not built one",
-            image=memory_image.name)
+            image=memory_image.name,
+        )
     isf = isf_files(symbols_dir)
     if not isf:
         return MemoryAnalysis.not_analysed(
             f"no Volatility symbol table (ISF) in {symbols_dir.name}: the LimeFactory has not built one",
-            image=memory_image.name)
+            image=memory_image.name,
+        )
     with tempfile.TemporaryDirectory(prefix="irf-volatility-") as scratch:
         work = Path(scratch)
         symbol_root = _stage_symbols(symbols_dir, isf, work)
         # A private cache: the analysis host's home may be read-only, and one case's cache must not feed another's.
         (work / "cache").mkdir()
-        runs = [run_plugin(command or volatility_command(), plugin, memory_image, symbol_root, work / "cache",
-                           output_dir, timeout_seconds) for plugin in plugins]
+        runs = [
+            run_plugin(
+                command or volatility_command(),
+                plugin,
+                memory_image,
+                symbol_root,
+                work / "cache",
+                output_dir,
+                timeout_seconds,
+            )
+            for plugin in plugins
+        ]
     if not any(run.succeeded for run in runs):
         first = runs[0].error if runs else "no plugins requested"
         if "kernel.layer_name" in first or "kernel.symbol_table_name" in first:

@@ -209,11 +209,15 @@ def toolset_image_id(ssm: Any, prefix: str) -> str:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ParameterNotFound":
             raise
-        raise ToolsetNotBuilt(f"SSM parameter {parameter} does not exist: deploy the forensic stack, then run "
-                              f"the {prefix}-ir-toolset image pipeline") from exc
+        raise ToolsetNotBuilt(
+            f"SSM parameter {parameter} does not exist: deploy the forensic stack, then run "
+            f"the {prefix}-ir-toolset image pipeline"
+        ) from exc
     if value in ("", TOOLSET_AMI_UNSET) or not value.startswith("ami-"):
-        raise ToolsetNotBuilt(f"the forensic toolset image has not been built yet ({parameter} = {value!r}): run "
-                              f"the {prefix}-ir-toolset EC2 Image Builder pipeline once, then examine the case again")
+        raise ToolsetNotBuilt(
+            f"the forensic toolset image has not been built yet ({parameter} = {value!r}): run "
+            f"the {prefix}-ir-toolset EC2 Image Builder pipeline once, then examine the case again"
+        )
     return value
 
 
@@ -227,22 +231,29 @@ def find_analysis_network(ec2: Any, prefix: str) -> AnalysisNetwork:
     vpc_name = f"{prefix}-ir-analysis"
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [vpc_name]}, managed])["Vpcs"]
     if len(vpcs) != 1:
-        raise AnalysisNetworkMissing(f"expected one VPC tagged Name={vpc_name} in the forensic account, found "
-                                     f"{len(vpcs)}: is the forensic stack deployed in this region?")
+        raise AnalysisNetworkMissing(
+            f"expected one VPC tagged Name={vpc_name} in the forensic account, found "
+            f"{len(vpcs)}: is the forensic stack deployed in this region?"
+        )
     vpc_id = vpcs[0]["VpcId"]
     in_vpc = {"Name": "vpc-id", "Values": [vpc_id]}
     subnets = ec2.describe_subnets(Filters=[in_vpc, managed])["Subnets"]
     # Only the subnets named for their zone are analysis subnets (route tables share the names).
-    subnet_ids = tuple(s["SubnetId"] for s in sorted(subnets, key=lambda s: s["AvailabilityZone"])
-                       if _name(s.get("Tags")) == f"{prefix}-ir-analysis-{s['AvailabilityZone']}")
+    subnet_ids = tuple(
+        s["SubnetId"]
+        for s in sorted(subnets, key=lambda s: s["AvailabilityZone"])
+        if _name(s.get("Tags")) == f"{prefix}-ir-analysis-{s['AvailabilityZone']}"
+    )
     if not subnet_ids:
         raise AnalysisNetworkMissing(f"the analysis VPC {vpc_id} has no subnet named {prefix}-ir-analysis-<zone>")
     group_name = f"{prefix}-ir-analysis-instances"
-    groups = ec2.describe_security_groups(
-        Filters=[in_vpc, managed, {"Name": "tag:Name", "Values": [group_name]}])["SecurityGroups"]
+    groups = ec2.describe_security_groups(Filters=[in_vpc, managed, {"Name": "tag:Name", "Values": [group_name]}])[
+        "SecurityGroups"
+    ]
     if len(groups) != 1:
-        raise AnalysisNetworkMissing(f"expected one security group tagged Name={group_name} in {vpc_id}, "
-                                     f"found {len(groups)}")
+        raise AnalysisNetworkMissing(
+            f"expected one security group tagged Name={group_name} in {vpc_id}, found {len(groups)}"
+        )
     return AnalysisNetwork(vpc_id=vpc_id, subnet_ids=subnet_ids, security_group_id=groups[0]["GroupId"])
 
 
@@ -253,7 +264,7 @@ def case_images(s3: Any, bucket: str, case_id: str) -> CaseImages:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{case_id}/"):
         for item in page.get("Contents", []):
             key, size = str(item["Key"]), int(item["Size"])
-            folder, _, name = key[len(case_id) + 1:].partition("/")
+            folder, _, name = key[len(case_id) + 1 :].partition("/")
             if folder == "disk" and "/" not in name and name.endswith(".img"):
                 disk[key] = size
             elif folder == "memory" and "/" not in name and name.endswith(".lime"):
@@ -266,8 +277,9 @@ def root_volume_gib(image_bytes: int, image_root_gib: int) -> int:
     wanted = math.ceil(2 * image_bytes / GIB) + ROOT_VOLUME_HEADROOM_GIB
     size = max(wanted, image_root_gib)
     if size > MAX_ROOT_VOLUME_GIB:
-        raise ExaminationFailed(f"the case's images need a {size} GiB volume, more than one gp3 volume holds "
-                                f"({MAX_ROOT_VOLUME_GIB} GiB)")
+        raise ExaminationFailed(
+            f"the case's images need a {size} GiB volume, more than one gp3 volume holds ({MAX_ROOT_VOLUME_GIB} GiB)"
+        )
     return size
 
 
@@ -278,9 +290,11 @@ def client_token(case_id: str, attempt: str, subnet_id: str) -> str:
 
 
 def _case_filters(case_id: str) -> list[dict[str, Any]]:
-    return [{"Name": f"tag:{CASE_TAG}", "Values": [case_id]},
-            {"Name": f"tag:{PURPOSE_TAG}", "Values": [PURPOSE_EXAMINATION]},
-            {"Name": f"tag:{MANAGED_BY_TAG}", "Values": [MANAGED_BY_VALUE]}]
+    return [
+        {"Name": f"tag:{CASE_TAG}", "Values": [case_id]},
+        {"Name": f"tag:{PURPOSE_TAG}", "Values": [PURPOSE_EXAMINATION]},
+        {"Name": f"tag:{MANAGED_BY_TAG}", "Values": [MANAGED_BY_VALUE]},
+    ]
 
 
 def analysis_instances(ec2: Any, case_id: str, states: tuple[str, ...] = LIVE_STATES) -> list[dict[str, Any]]:
@@ -294,10 +308,12 @@ def analysis_instances(ec2: Any, case_id: str, states: tuple[str, ...] = LIVE_ST
 
 
 def _tags(prefix: str, case_id: str) -> list[dict[str, str]]:
-    return [{"Key": "Name", "Value": f"{prefix}-ir-analysis-{case_id}"[:255]},
-            {"Key": CASE_TAG, "Value": case_id},
-            {"Key": PURPOSE_TAG, "Value": PURPOSE_EXAMINATION},
-            {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE}]
+    return [
+        {"Key": "Name", "Value": f"{prefix}-ir-analysis-{case_id}"[:255]},
+        {"Key": CASE_TAG, "Value": case_id},
+        {"Key": PURPOSE_TAG, "Value": PURPOSE_EXAMINATION},
+        {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
+    ]
 
 
 def _image_root(ec2: Any, image_id: str) -> tuple[str, int]:
@@ -308,12 +324,20 @@ def _image_root(ec2: Any, image_id: str) -> tuple[str, int]:
             raise
         images = []
     if not images:
-        raise ToolsetNotBuilt(f"the toolset AMI {image_id} named by the SSM parameter no longer exists: run the "
-                              "toolset image pipeline again")
+        raise ToolsetNotBuilt(
+            f"the toolset AMI {image_id} named by the SSM parameter no longer exists: run the "
+            "toolset image pipeline again"
+        )
     image = images[0]
     device = str(image.get("RootDeviceName") or "/dev/xvda")
-    size = next((int(m["Ebs"].get("VolumeSize", 0)) for m in image.get("BlockDeviceMappings", [])
-                 if m.get("DeviceName") == device and "Ebs" in m), 0)
+    size = next(
+        (
+            int(m["Ebs"].get("VolumeSize", 0))
+            for m in image.get("BlockDeviceMappings", [])
+            if m.get("DeviceName") == device and "Ebs" in m
+        ),
+        0,
+    )
     return device, size
 
 
@@ -323,8 +347,10 @@ def _evidence_key_arn(kms: Any, prefix: str) -> str:
         return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("NotFoundException", "AccessDeniedException"):
-            raise ResponderUnavailable(f"the forensic account has no usable KMS key {alias}: "
-                                       f"{exc.response['Error']['Message']} (is the forensic stack deployed?)") from exc
+            raise ResponderUnavailable(
+                f"the forensic account has no usable KMS key {alias}: "
+                f"{exc.response['Error']['Message']} (is the forensic stack deployed?)"
+            ) from exc
         raise
 
 
@@ -333,20 +359,35 @@ def _as_instance(raw: Mapping[str, Any], *, image_id: str, size: int, newly: boo
     return AnalysisInstance(
         instance_id=str(raw["InstanceId"]),
         launched_at=isotime(launched) if isinstance(launched, datetime) else str(launched or isotime()),
-        image_id=str(raw.get("ImageId", image_id)), subnet_id=str(raw.get("SubnetId", "")),
-        root_volume_gib=size, newly_launched=newly)
+        image_id=str(raw.get("ImageId", image_id)),
+        subnet_id=str(raw.get("SubnetId", "")),
+        root_volume_gib=size,
+        newly_launched=newly,
+    )
 
 
-def launch_analysis_instance(ec2: Any, ssm: Any, s3: Any, kms: Any, *, prefix: str, bucket: str, case_id: str,
-                             attempt: str = "", instance_type: str = DEFAULT_INSTANCE_TYPE) -> AnalysisInstance:
+def launch_analysis_instance(
+    ec2: Any,
+    ssm: Any,
+    s3: Any,
+    kms: Any,
+    *,
+    prefix: str,
+    bucket: str,
+    case_id: str,
+    attempt: str = "",
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
+) -> AnalysisInstance:
     """One analysis instance for the case; a repeated call returns the instance already running."""
     check_case_id(case_id)
     attempt = check_attempt(attempt)
     image_id = toolset_image_id(ssm, prefix)
     images = case_images(s3, bucket, case_id)
     if not images.disk:
-        raise NothingToExamine(f"case {case_id} has no disk image under s3://{bucket}/{case_id}/disk/: "
-                               "acquisition did not write one, so there is nothing to examine")
+        raise NothingToExamine(
+            f"case {case_id} has no disk image under s3://{bucket}/{case_id}/disk/: "
+            "acquisition did not write one, so there is nothing to examine"
+        )
     device, image_root_gib = _image_root(ec2, image_id)
     size = root_volume_gib(images.total_bytes, image_root_gib)
     running = analysis_instances(ec2, case_id)
@@ -360,20 +401,41 @@ def launch_analysis_instance(ec2: Any, ssm: Any, s3: Any, kms: Any, *, prefix: s
     for subnet_id in network.subnet_ids:
         try:
             reservation = ec2.run_instances(
-                ImageId=image_id, InstanceType=instance_type, MinCount=1, MaxCount=1,
+                ImageId=image_id,
+                InstanceType=instance_type,
+                MinCount=1,
+                MaxCount=1,
                 ClientToken=client_token(case_id, attempt, subnet_id),
-                NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [network.security_group_id],
-                                    "AssociatePublicIpAddress": False, "DeleteOnTermination": True}],
+                NetworkInterfaces=[
+                    {
+                        "DeviceIndex": 0,
+                        "SubnetId": subnet_id,
+                        "Groups": [network.security_group_id],
+                        "AssociatePublicIpAddress": False,
+                        "DeleteOnTermination": True,
+                    }
+                ],
                 IamInstanceProfile={"Name": naming.analysis_profile(prefix)},
                 # The instance ends itself (shutdown) or is ended by the flow: either way it is gone.
                 InstanceInitiatedShutdownBehavior="terminate",
                 MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
                 # The root volume holds copies of evidence: encrypted under the evidence key, gone with the instance.
-                BlockDeviceMappings=[{"DeviceName": device, "Ebs": {
-                    "VolumeSize": size, "VolumeType": "gp3", "Encrypted": True, "KmsKeyId": key_arn,
-                    "DeleteOnTermination": True}}],
-                TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
-                                   {"ResourceType": "volume", "Tags": tags}],
+                BlockDeviceMappings=[
+                    {
+                        "DeviceName": device,
+                        "Ebs": {
+                            "VolumeSize": size,
+                            "VolumeType": "gp3",
+                            "Encrypted": True,
+                            "KmsKeyId": key_arn,
+                            "DeleteOnTermination": True,
+                        },
+                    }
+                ],
+                TagSpecifications=[
+                    {"ResourceType": "instance", "Tags": tags},
+                    {"ResourceType": "volume", "Tags": tags},
+                ],
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in TRY_NEXT_SUBNET:
@@ -415,8 +477,9 @@ def check_ready(ec2: Any, instance_id: str, case_id: str) -> str:
         raise NotReady(f"analysis instance {instance_id} is still starting")
     if state != "running":
         reason = instance.get("StateReason", {}).get("Message", "no reason given")
-        raise AnalysisInstanceLost(f"analysis instance {instance_id} is {state} ({reason}); the examination cannot "
-                                   "run on it")
+        raise AnalysisInstanceLost(
+            f"analysis instance {instance_id} is {state} ({reason}); the examination cannot run on it"
+        )
     return state
 
 
@@ -426,11 +489,26 @@ def check_ready(ec2: Any, instance_id: str, case_id: str) -> str:
 def examination_commands(order: ExaminationOrder) -> list[str]:
     """The shell lines SSM runs on the instance; the instance profile gives S3 access, the text no secret."""
     check_case_id(order.case_id)
-    remote = [REMOTE_PYTHON, "-m", "handlers.examination.remote", "--region", order.region,
-              "--bucket", order.bucket, "--case-id", order.case_id, "--work-dir", WORK_DIR]
+    remote = [
+        REMOTE_PYTHON,
+        "-m",
+        "handlers.examination.remote",
+        "--region",
+        order.region,
+        "--bucket",
+        order.bucket,
+        "--case-id",
+        order.case_id,
+        "--work-dir",
+        WORK_DIR,
+    ]
     if order.incident_start and order.incident_end:
-        remote += ["--incident-start", order.incident_start.isoformat(),
-                   "--incident-end", order.incident_end.isoformat()]
+        remote += [
+            "--incident-start",
+            order.incident_start.isoformat(),
+            "--incident-end",
+            order.incident_end.isoformat(),
+        ]
     return [
         "set -euo pipefail",
         # Evidence copies on the instance are readable by root only.
@@ -463,7 +541,8 @@ class SsmExaminationExecutor:
 
     def agent_online(self, forensic: Any, instance_id: str) -> bool:
         answer = self._ssm(forensic).describe_instance_information(
-            Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])
+            Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
+        )
         return any(i.get("PingStatus") == "Online" for i in answer.get("InstanceInformationList", []))
 
     def start(self, forensic: Any, order: ExaminationOrder) -> str:
@@ -474,10 +553,15 @@ class SsmExaminationExecutor:
             if command.get("Comment") == COMMAND_COMMENT and command.get("Status") in (*COMMAND_WAITING, "Success"):
                 return str(command["CommandId"])
         sent = ssm.send_command(
-            InstanceIds=[order.instance_id], DocumentName="AWS-RunShellScript", Comment=COMMAND_COMMENT,
+            InstanceIds=[order.instance_id],
+            DocumentName="AWS-RunShellScript",
+            Comment=COMMAND_COMMENT,
             TimeoutSeconds=DELIVERY_TIMEOUT_SECONDS,
-            Parameters={"commands": examination_commands(order),
-                        "executionTimeout": [str(order.timeout_seconds)], "workingDirectory": ["/"]},
+            Parameters={
+                "commands": examination_commands(order),
+                "executionTimeout": [str(order.timeout_seconds)],
+                "workingDirectory": ["/"],
+            },
             # CloudWatch rather than S3: the only bucket the instance writes is the evidence bucket.
             CloudWatchOutputConfig={"CloudWatchOutputEnabled": True, "CloudWatchLogGroupName": order.log_group},
         )
@@ -491,9 +575,11 @@ class SsmExaminationExecutor:
             if exc.response["Error"]["Code"] == "InvocationDoesNotExist":
                 return CommandOutcome(status="Pending")
             raise
-        return CommandOutcome(status=str(invocation.get("Status", "Pending")),
-                              stdout=str(invocation.get("StandardOutputContent", "")),
-                              stderr=str(invocation.get("StandardErrorContent", "")))
+        return CommandOutcome(
+            status=str(invocation.get("Status", "Pending")),
+            stdout=str(invocation.get("StandardOutputContent", "")),
+            stderr=str(invocation.get("StandardErrorContent", "")),
+        )
 
 
 # moto serves every ranged GET by reading the whole object, so s3transfer's parallel ranged
@@ -527,9 +613,15 @@ class InProcessExaminationExecutor:
         command_id = str(uuid.uuid4())
         with tempfile.TemporaryDirectory(prefix="irf-examination-", dir=self.work_dir) as work:
             try:
-                done = remote.examine_from_bucket(forensic.client("s3"), order.bucket, order.case_id, Path(work),
-                                                  incident_window=order.incident_window, transfer=SINGLE_STREAM,
-                                                  notes=self.notes)
+                done = remote.examine_from_bucket(
+                    forensic.client("s3"),
+                    order.bucket,
+                    order.case_id,
+                    Path(work),
+                    incident_window=order.incident_window,
+                    transfer=SINGLE_STREAM,
+                    notes=self.notes,
+                )
                 outcome = CommandOutcome(status="Success", stdout=json.dumps(done.to_dict()))
             except Exception as exc:  # as on the instance: any failure of the command is a Failed invocation
                 outcome = CommandOutcome(status="Failed", stderr=f"examination failed: {type(exc).__name__}: {exc}")

@@ -57,11 +57,15 @@ def parse_mmls(output: str) -> list[Partition]:
         slot, start, _end, length, description = row.groups()
         if slot == "Meta" or set(slot) == {"-"}:
             continue
-        partitions.append(Partition(
-            number=_partition_number(slot), offset_bytes=int(start) * sector_size,
-            length_bytes=int(length) * sector_size, description=f"{table}: {description}".strip(": "),
-            sector_size=sector_size,
-        ))
+        partitions.append(
+            Partition(
+                number=_partition_number(slot),
+                offset_bytes=int(start) * sector_size,
+                length_bytes=int(length) * sector_size,
+                description=f"{table}: {description}".strip(": "),
+                sector_size=sector_size,
+            )
+        )
     return sorted(partitions, key=lambda p: p.offset_bytes)
 
 
@@ -74,8 +78,11 @@ def list_partitions(image: Path) -> list[Partition]:
     # mmls exits non-zero with nothing on stdout when it finds no volume system it knows.
     partitions = parse_mmls(done.stdout.decode(errors="replace")) if done.returncode == 0 else []
     if not partitions:
-        return [Partition(number=WHOLE_IMAGE, offset_bytes=0, length_bytes=size,
-                          description="no partition table: whole image")]
+        return [
+            Partition(
+                number=WHOLE_IMAGE, offset_bytes=0, length_bytes=size, description="no partition table: whole image"
+            )
+        ]
     return partitions
 
 

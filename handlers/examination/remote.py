@@ -39,8 +39,12 @@ TOOL = "irforensics-examination"
 # Folders of the case prefix the examination needs; analysis/ and report/ are its output.
 CASE_INPUTS = ("containment", "custody", "disk", "memory")
 _DIGEST_LINE = re.compile(r"^([0-9a-f]{64}) [ *](\S+)\n?$")
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".md": "text/markdown; charset=utf-8",
-                 ".json": "application/json", ".csv": "text/csv; charset=utf-8"}
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".json": "application/json",
+    ".csv": "text/csv; charset=utf-8",
+}
 
 
 class EvidenceDigestMismatch(ExaminationFailed):
@@ -67,7 +71,7 @@ def download_case(s3: Any, bucket: str, case_id: str, case_dir: Path, *, transfe
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             key = str(item["Key"])
-            relative = key[len(prefix):]
+            relative = key[len(prefix) :]
             if relative != "manifest.json" and relative.split("/", 1)[0] not in CASE_INPUTS:
                 continue
             target = (case_dir / relative).resolve()
@@ -84,22 +88,31 @@ def verify_image(image: Path) -> str:
     """`sha256sum -c` of one image against its `.sha256`; returns the digest checked."""
     digest_file = image.with_name(image.name + ".sha256")
     if not digest_file.is_file():
-        raise EvidenceDigestMismatch(f"{image.name} has no {digest_file.name}: an image without its acquisition "
-                                     "digest cannot be shown to be the acquired bytes, so it is not examined")
+        raise EvidenceDigestMismatch(
+            f"{image.name} has no {digest_file.name}: an image without its acquisition "
+            "digest cannot be shown to be the acquired bytes, so it is not examined"
+        )
     line = digest_file.read_text(errors="replace")
     match = _DIGEST_LINE.match(line)
     # The digest file must name this image: sha256sum -c would otherwise check whatever file it names.
     if not match or match.group(2) != image.name:
         raise EvidenceDigestMismatch(f"{digest_file.name} is not one sha256sum line for {image.name}: {line[:200]!r}")
     try:
-        done = subprocess.run(["sha256sum", "--check", "--strict", digest_file.name], cwd=image.parent,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["sha256sum", "--check", "--strict", digest_file.name],
+            cwd=image.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     except FileNotFoundError as exc:
         raise ExaminationFailed("sha256sum is not installed (coreutils)") from exc
     if done.returncode != 0:
         detail = " / ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
-        raise EvidenceDigestMismatch(f"{image.name} does not match the sha256 recorded at acquisition "
-                                     f"({match.group(1)}): {detail}; the image is not examined")
+        raise EvidenceDigestMismatch(
+            f"{image.name} does not match the sha256 recorded at acquisition "
+            f"({match.group(1)}): {detail}; the image is not examined"
+        )
     return match.group(1)
 
 
@@ -114,16 +127,28 @@ def _upload_folder(store: EvidenceStore, folder: Path, key_of: Any, *, last: str
     keys: list[str] = []
     for path in files:
         key = key_of(store.case_id, path.relative_to(folder).as_posix())
-        store.put_bytes(key, path.read_bytes(), source=f"examination of {store.case_id}", tool=TOOL,
-                        content_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
+        store.put_bytes(
+            key,
+            path.read_bytes(),
+            source=f"examination of {store.case_id}",
+            tool=TOOL,
+            content_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
+        )
         keys.append(key)
     return keys
 
 
-def examine_from_bucket(s3: Any, bucket: str, case_id: str, work_dir: Path, *,
-                        incident_window: tuple[datetime, datetime] | None = None,
-                        symbols_dir: Path | None = None, transfer: Any = None,
-                        notes: list[str] | None = None) -> RemoteExamination:
+def examine_from_bucket(
+    s3: Any,
+    bucket: str,
+    case_id: str,
+    work_dir: Path,
+    *,
+    incident_window: tuple[datetime, datetime] | None = None,
+    symbols_dir: Path | None = None,
+    transfer: Any = None,
+    notes: list[str] | None = None,
+) -> RemoteExamination:
     """Download, verify, examine, report and upload one case (the whole job of an analysis instance)."""
     report = report_key(case_id, "report.html")
     if report_written(s3, bucket, case_id):
@@ -137,21 +162,36 @@ def examine_from_bucket(s3: Any, bucket: str, case_id: str, work_dir: Path, *,
     verified = {f"{case_id}/{p.relative_to(case_dir).as_posix()}": verify_image(p) for p in [*disks, *memories]}
 
     memory = MemoryImage(path=memories[0], symbols_dir=symbols_dir) if memories else None
-    notes = [*(notes or []), *(f"Memory image {p.name} was not examined: one memory image per case is analysed"
-                               for p in memories[1:])]
-    result = examine_case([DiskImage(path=p, volume_id=p.name.removesuffix(".img")) for p in disks], memory,
-                          case_dir, incident_window=incident_window)
+    notes = [
+        *(notes or []),
+        *(f"Memory image {p.name} was not examined: one memory image per case is analysed" for p in memories[1:]),
+    ]
+    result = examine_case(
+        [DiskImage(path=p, volume_id=p.name.removesuffix(".img")) for p in disks],
+        memory,
+        case_dir,
+        incident_window=incident_window,
+    )
     written = write_report(case_dir, result, notes=notes)
-    (case_dir / "analysis" / "verification.json").write_text(json.dumps({
-        "verified_with": "sha256sum --check --strict", "verified_at": datetime.now(UTC).isoformat(),
-        "images": {key: {"sha256": digest, "digest_key": digest_key(key)} for key, digest in verified.items()},
-    }, indent=2, sort_keys=True) + "\n")
+    (case_dir / "analysis" / "verification.json").write_text(
+        json.dumps(
+            {
+                "verified_with": "sha256sum --check --strict",
+                "verified_at": datetime.now(UTC).isoformat(),
+                "images": {key: {"sha256": digest, "digest_key": digest_key(key)} for key, digest in verified.items()},
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
 
     store = EvidenceStore(s3, bucket, case_id)
     uploaded = _upload_folder(store, case_dir / "analysis", analysis_key)
     uploaded += _upload_folder(store, written["report.html"].parent, report_key, last="report.html")
-    return RemoteExamination(case_id=case_id, report=report, uploaded=uploaded, verified=verified,
-                             findings=len(result.findings))
+    return RemoteExamination(
+        case_id=case_id, report=report, uploaded=uploaded, verified=verified, findings=len(result.findings)
+    )
 
 
 def _moment(text: str) -> datetime:
@@ -160,8 +200,11 @@ def _moment(text: str) -> datetime:
 
 
 def main(argv: Sequence[str] | None = None, *, s3: Any = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3.11 -m handlers.examination.remote", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python3.11 -m handlers.examination.remote",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--bucket", required=True, help="the evidence bucket")
     parser.add_argument("--case-id", required=True)
     parser.add_argument("--work-dir", type=Path, required=True, help="the case is downloaded to WORK_DIR/<case id>")
@@ -178,8 +221,9 @@ def main(argv: Sequence[str] | None = None, *, s3: Any = None) -> int:
 
         s3 = lambda_session(args.region).client("s3", config=BOTO_CONFIG)
     try:
-        done = examine_from_bucket(s3, args.bucket, args.case_id, args.work_dir, incident_window=window,
-                                   symbols_dir=args.symbols)
+        done = examine_from_bucket(
+            s3, args.bucket, args.case_id, args.work_dir, incident_window=window, symbols_dir=args.symbols
+        )
     except (ExaminationFailed, EvidenceConflict, ValueError) as exc:
         print(f"examination failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

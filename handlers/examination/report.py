@@ -27,8 +27,22 @@ RECENT_EVENTS = 50
 MAX_CHART_HOURS = 14 * 24
 CHART_MARGIN = timedelta(hours=12)
 MEMORY_ROWS_SHOWN = 50
-_MD_SPECIAL = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "`": "\\`", "*": "\\*",
-                             "_": "\\_", "[": "\\[", "]": "\\]", "\\": "\\\\", "\n": " ", "\r": " "})
+_MD_SPECIAL = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "|": "\\|",
+        "`": "\\`",
+        "*": "\\*",
+        "_": "\\_",
+        "[": "\\[",
+        "]": "\\]",
+        "\\": "\\\\",
+        "\n": " ",
+        "\r": " ",
+    }
+)
 
 
 class StageTime(NamedTuple):
@@ -54,8 +68,13 @@ class EvidenceItem:
             values = {name: artefact[name] for name in names}
         else:
             values = {name: getattr(artefact, name) for name in names}
-        return cls(key=str(values["key"]), size=int(values["size"]), sha256=str(values["sha256"]),
-                   source=str(values["source"]), tool=str(values["tool"]))
+        return cls(
+            key=str(values["key"]),
+            size=int(values["size"]),
+            sha256=str(values["sha256"]),
+            source=str(values["source"]),
+            tool=str(values["tool"]),
+        )
 
 
 @dataclass
@@ -73,7 +92,8 @@ class CaseReportInput:
     findings: Sequence[Finding] = ()
     timeline: Sequence[BodyfileEntry] = ()
     memory: MemoryAnalysis = field(
-        default_factory=lambda: MemoryAnalysis.not_analysed("no memory image was acquired for this case"))
+        default_factory=lambda: MemoryAnalysis.not_analysed("no memory image was acquired for this case")
+    )
     # Parsed Volatility JSON per plugin, for the rows worth reading in the report (bash history, sockets).
     memory_rows: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     notes: Sequence[str] = ()
@@ -132,8 +152,9 @@ def events_per_hour(events: Sequence[TimelineEvent], window: Window | None) -> C
     if not events:
         return Chart(bars=[], start=None, end=None, total=0, outside=0, svg="")
     start, end = _chart_range(events, window)
-    counts = Counter(e.time.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-                     for e in events if start <= e.time < end)
+    counts = Counter(
+        e.time.astimezone(UTC).replace(minute=0, second=0, microsecond=0) for e in events if start <= e.time < end
+    )
     hours = max(1, int((end - start).total_seconds() // 3600) + (1 if (end - start).total_seconds() % 3600 else 0))
     bars = []
     for offset in range(hours):
@@ -141,8 +162,14 @@ def events_per_hour(events: Sequence[TimelineEvent], window: Window | None) -> C
         inside = bool(window and window[0] - timedelta(hours=1) < hour <= window[1])
         bars.append(HourBar(hour=hour, count=counts.get(hour, 0), in_window=inside))
     shown = sum(bar.count for bar in bars)
-    return Chart(bars=bars, start=start, end=start + timedelta(hours=hours), total=len(events),
-                 outside=len(events) - shown, svg=_svg(bars))
+    return Chart(
+        bars=bars,
+        start=start,
+        end=start + timedelta(hours=hours),
+        total=len(events),
+        outside=len(events) - shown,
+        svg=_svg(bars),
+    )
 
 
 def _svg(bars: Sequence[HourBar]) -> str:
@@ -150,19 +177,22 @@ def _svg(bars: Sequence[HourBar]) -> str:
     plot_width, plot_height = width - left - 6, height - bottom - top
     peak = max((bar.count for bar in bars), default=0) or 1
     step = plot_width / len(bars)
-    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="file-system events per hour" class="chart">',
-             f'<line x1="{left}" y1="{top + plot_height}" x2="{width - 6}" y2="{top + plot_height}" class="axis"/>',
-             f'<text x="{left - 4}" y="{top + 8}" class="label" text-anchor="end">{peak}</text>',
-             f'<text x="{left - 4}" y="{top + plot_height}" class="label" text-anchor="end">0</text>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="file-system events per hour" class="chart">',
+        f'<line x1="{left}" y1="{top + plot_height}" x2="{width - 6}" y2="{top + plot_height}" class="axis"/>',
+        f'<text x="{left - 4}" y="{top + 8}" class="label" text-anchor="end">{peak}</text>',
+        f'<text x="{left - 4}" y="{top + plot_height}" class="label" text-anchor="end">0</text>',
+    ]
     for index, bar in enumerate(bars):
         bar_height = plot_height * bar.count / peak
         x = left + index * step
         css = "bar window" if bar.in_window else "bar"
         # The tooltip is SVG's own <title>: no script needed.
-        parts.append(f'<rect x="{x:.2f}" y="{top + plot_height - bar_height:.2f}" width="{max(step - 1, 0.5):.2f}" '
-                     f'height="{bar_height:.2f}" class="{css}"><title>{bar.hour:%Y-%m-%d %H:00} UTC: '
-                     f'{bar.count} events</title></rect>')
+        parts.append(
+            f'<rect x="{x:.2f}" y="{top + plot_height - bar_height:.2f}" width="{max(step - 1, 0.5):.2f}" '
+            f'height="{bar_height:.2f}" class="{css}"><title>{bar.hour:%Y-%m-%d %H:00} UTC: '
+            f"{bar.count} events</title></rect>"
+        )
     label_every = max(1, len(bars) // 6)
     for index in range(0, len(bars), label_every):
         x = left + index * step
@@ -185,8 +215,15 @@ def containment_rows(before: Mapping[str, Any] | None, after: Mapping[str, Any] 
     """One row per top-level key of either record (security groups per ENI, profile, protections, ...)."""
     before, after = before or {}, after or {}
     keys = list(before) + [k for k in after if k not in before]
-    return [{"key": k, "before": _value_text(before.get(k)), "after": _value_text(after.get(k)),
-             "changed": before.get(k) != after.get(k)} for k in keys]
+    return [
+        {
+            "key": k,
+            "before": _value_text(before.get(k)),
+            "after": _value_text(after.get(k)),
+            "changed": before.get(k) != after.get(k),
+        }
+        for k in keys
+    ]
 
 
 def _memory_tables(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
@@ -196,8 +233,14 @@ def _memory_tables(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict
         columns: list[str] = []
         for row in flat:
             columns.extend(k for k in row if k not in columns)
-        tables.append({"plugin": plugin, "columns": columns, "total": len(plugin_rows),
-                       "rows": [[_value_text(row.get(c)) for c in columns] for row in flat]})
+        tables.append(
+            {
+                "plugin": plugin,
+                "columns": columns,
+                "total": len(plugin_rows),
+                "rows": [[_value_text(row.get(c)) for c in columns] for row in flat],
+            }
+        )
     return tables
 
 
@@ -208,9 +251,20 @@ def _context(case: CaseReportInput) -> dict[str, Any]:
     findings = order_findings(case.findings)
     generated = case.generated_at or datetime.now(UTC)
     return {
-        "case": case, "generated_at": _iso(generated), "iso": _iso, "size": _size,
-        "stages": [{"stage": s.stage, "start": _iso(s.start), "end": _iso(s.end), "status": s.status,
-                    "duration": str(s.end - s.start).split(".")[0] if s.start and s.end else ""} for s in stages],
+        "case": case,
+        "generated_at": _iso(generated),
+        "iso": _iso,
+        "size": _size,
+        "stages": [
+            {
+                "stage": s.stage,
+                "start": _iso(s.start),
+                "end": _iso(s.end),
+                "status": s.status,
+                "duration": str(s.end - s.start).split(".")[0] if s.start and s.end else "",
+            }
+            for s in stages
+        ],
         "window": [_iso(m) for m in case.incident_window] if case.incident_window else None,
         "containment": containment_rows(case.containment_before, case.containment_after),
         "findings": findings,
@@ -224,21 +278,35 @@ def _context(case: CaseReportInput) -> dict[str, Any]:
 def _report_json(case: CaseReportInput, context: dict[str, Any]) -> str:
     chart: Chart = context["chart"]
     document = {
-        "case_id": case.case_id, "instance_id": case.instance_id, "account": case.account, "region": case.region,
-        "trigger": case.trigger, "action": case.action, "generated_at": context["generated_at"],
+        "case_id": case.case_id,
+        "instance_id": case.instance_id,
+        "account": case.account,
+        "region": case.region,
+        "trigger": case.trigger,
+        "action": case.action,
+        "generated_at": context["generated_at"],
         "incident_window": [m.isoformat() for m in case.incident_window] if case.incident_window else None,
-        "stages": [{"stage": s.stage, "start": s.start.isoformat() if s.start else None,
-                    "end": s.end.isoformat() if s.end else None, "status": s.status}
-                   for s in (StageTime(*stage) for stage in case.stages)],
+        "stages": [
+            {
+                "stage": s.stage,
+                "start": s.start.isoformat() if s.start else None,
+                "end": s.end.isoformat() if s.end else None,
+                "status": s.status,
+            }
+            for s in (StageTime(*stage) for stage in case.stages)
+        ],
         "containment": {"before": case.containment_before, "after": case.containment_after},
         "evidence": [vars(item) for item in case.evidence],
         "filesystems": list(case.filesystems),
         "findings": [f.to_dict() for f in context["findings"]],
         "memory": case.memory.to_dict(),
         "timeline": {
-            "events": chart.total, "events_outside_chart": chart.outside,
-            "events_per_hour": [{"hour": bar.hour.isoformat(), "count": bar.count, "in_incident_window": bar.in_window}
-                                for bar in chart.bars],
+            "events": chart.total,
+            "events_outside_chart": chart.outside,
+            "events_per_hour": [
+                {"hour": bar.hour.isoformat(), "count": bar.count, "in_incident_window": bar.in_window}
+                for bar in chart.bars
+            ],
             "recent_events": [event.to_dict() for event in context["recent"]],
         },
         "notes": list(case.notes),
@@ -248,8 +316,11 @@ def _report_json(case: CaseReportInput, context: dict[str, Any]) -> str:
 
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-        autoescape=lambda name: bool(name and name.endswith(".html.j2")), trim_blocks=True, lstrip_blocks=True,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        trim_blocks=True,
+        lstrip_blocks=True,
         keep_trailing_newline=True,
     )
     environment.filters["md"] = md_escape

@@ -92,8 +92,11 @@ def tool_versions() -> dict[str, str]:
             versions[name] = run_tool(args, what="version", check=False).stdout.decode().strip()
         except ExaminationFailed as exc:
             versions[name] = str(exc)
-    for name, module, attribute in (("yara-python", "yara", "__version__"), ("libfsxfs", "pyfsxfs", "get_version"),
-                                    ("volatility3", "volatility3.framework", "constants")):
+    for name, module, attribute in (
+        ("yara-python", "yara", "__version__"),
+        ("libfsxfs", "pyfsxfs", "get_version"),
+        ("volatility3", "volatility3.framework", "constants"),
+    ):
         try:
             imported = __import__(module, fromlist=["_"])
             value = getattr(imported, attribute)
@@ -107,9 +110,16 @@ def _examine_partition(image: DiskImage, partition: Partition) -> tuple[FileSyst
     fstype = detect_filesystem(image.path, partition.offset_bytes)
     prefix = filesystem_prefix(image.volume_id, partition.number)
     tool = "libfsxfs" if fstype == "xfs" else "fls"
-    record = FileSystemExamined(volume_id=image.volume_id, partition=partition.number,
-                                offset_bytes=partition.offset_bytes, length_bytes=partition.length_bytes,
-                                description=partition.description, fstype=fstype or "", prefix=prefix, tool=tool)
+    record = FileSystemExamined(
+        volume_id=image.volume_id,
+        partition=partition.number,
+        offset_bytes=partition.offset_bytes,
+        length_bytes=partition.length_bytes,
+        description=partition.description,
+        fstype=fstype or "",
+        prefix=prefix,
+        tool=tool,
+    )
     try:
         entries = filesystem_bodyfile(image.path, partition, fstype, prefix)
     except ExaminationFailed as exc:
@@ -124,9 +134,15 @@ def _write_json(path: Path, document: Any) -> Path:
     return path
 
 
-def examine_case(images: Sequence[DiskImage], memory: MemoryImage | None, out_dir: Path, *,
-                 incident_window: Window | None, rule_files: Sequence[Path] = (SHIPPED_RULES,),
-                 memory_timeout_seconds: float = 1800.0) -> ExaminationResult:
+def examine_case(
+    images: Sequence[DiskImage],
+    memory: MemoryImage | None,
+    out_dir: Path,
+    *,
+    incident_window: Window | None,
+    rule_files: Sequence[Path] = (SHIPPED_RULES,),
+    memory_timeout_seconds: float = 1800.0,
+) -> ExaminationResult:
     """Timeline, YARA, memory and findings for one case, written to `out_dir/analysis/`."""
     if incident_window and incident_window[0] > incident_window[1]:
         raise ValueError("the incident window ends before it starts")
@@ -158,8 +174,9 @@ def examine_case(images: Sequence[DiskImage], memory: MemoryImage | None, out_di
     elif memory.not_analysable:
         memory_result = MemoryAnalysis.not_analysed(memory.not_analysable, image=memory.path.name)
     else:
-        memory_result = analyse_memory(memory.path, memory.symbols_dir, analysis / "volatility",
-                                       timeout_seconds=memory_timeout_seconds)
+        memory_result = analyse_memory(
+            memory.path, memory.symbols_dir, analysis / "volatility", timeout_seconds=memory_timeout_seconds
+        )
         for run in memory_result.plugins:
             if run.succeeded:
                 outputs[f"volatility/{run.output}"] = analysis / "volatility" / run.output
@@ -167,20 +184,40 @@ def examine_case(images: Sequence[DiskImage], memory: MemoryImage | None, out_di
     findings = find_suspicious(all_entries, scan.hits, incident_window)
     window = [moment.isoformat() for moment in incident_window] if incident_window else None
     outputs["yara.json"] = _write_json(analysis / "yara.json", scan.to_dict())
-    outputs["findings.json"] = _write_json(analysis / "findings.json", {
-        "incident_window": window, "skipped_rules": skipped_rules(incident_window),
-        "findings": [finding.to_dict() for finding in findings],
-    })
+    outputs["findings.json"] = _write_json(
+        analysis / "findings.json",
+        {
+            "incident_window": window,
+            "skipped_rules": skipped_rules(incident_window),
+            "findings": [finding.to_dict() for finding in findings],
+        },
+    )
     tools = tool_versions()
-    outputs["examination.json"] = _write_json(analysis / "examination.json", {
-        "examined_at": datetime.now(UTC).isoformat(), "incident_window": window, "tools": tools,
-        "images": [{"volume_id": image.volume_id, "file": image.path.name, "size": image.path.stat().st_size}
-                   for image in images],
-        "filesystems": [asdict(fs) for fs in filesystems], "memory": memory_result.to_dict(),
-        "path_convention": "/<VolumeId>/p<N>/<path in file system>; p0 = whole image without partition table",
-    })
-    return ExaminationResult(filesystems=filesystems, entries=all_entries, yara=scan, findings=findings,
-                             memory=memory_result, incident_window=incident_window, outputs=outputs, tools=tools)
+    outputs["examination.json"] = _write_json(
+        analysis / "examination.json",
+        {
+            "examined_at": datetime.now(UTC).isoformat(),
+            "incident_window": window,
+            "tools": tools,
+            "images": [
+                {"volume_id": image.volume_id, "file": image.path.name, "size": image.path.stat().st_size}
+                for image in images
+            ],
+            "filesystems": [asdict(fs) for fs in filesystems],
+            "memory": memory_result.to_dict(),
+            "path_convention": "/<VolumeId>/p<N>/<path in file system>; p0 = whole image without partition table",
+        },
+    )
+    return ExaminationResult(
+        filesystems=filesystems,
+        entries=all_entries,
+        yara=scan,
+        findings=findings,
+        memory=memory_result,
+        incident_window=incident_window,
+        outputs=outputs,
+        tools=tools,
+    )
 
 
 def load_examination(analysis_dir: Path) -> ExaminationResult:
@@ -195,7 +232,9 @@ def load_examination(analysis_dir: Path) -> ExaminationResult:
         entries=parse_bodyfile((analysis_dir / "bodyfile").read_text(encoding="utf-8", errors="surrogateescape")),
         yara=YaraScan.from_dict(json.loads((analysis_dir / "yara.json").read_text())),
         findings=[Finding.from_dict(f) for f in findings.get("findings", [])],
-        memory=MemoryAnalysis.from_dict(summary["memory"]), incident_window=window, outputs=outputs,
+        memory=MemoryAnalysis.from_dict(summary["memory"]),
+        incident_window=window,
+        outputs=outputs,
         tools=dict(summary.get("tools", {})),
     )
 
@@ -214,19 +253,36 @@ def _moment(text: str) -> datetime:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handlers.examination.runner", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m handlers.examination.runner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--case-dir", type=Path, required=True, help="case folder; analysis/ is written here")
-    parser.add_argument("--image", action="append", required=True, metavar="[VOLUMEID=]PATH",
-                        help="raw disk image (relative to the case folder); volume id defaults to the file name")
+    parser.add_argument(
+        "--image",
+        action="append",
+        required=True,
+        metavar="[VOLUMEID=]PATH",
+        help="raw disk image (relative to the case folder); volume id defaults to the file name",
+    )
     parser.add_argument("--memory", help="LiME memory image (relative to the case folder)")
     parser.add_argument("--symbols", type=Path, help="directory holding the kernel's Volatility ISF")
-    parser.add_argument("--memory-not-analysable", default="", metavar="REASON",
-                        help="record the memory image as not analysed, for this reason")
+    parser.add_argument(
+        "--memory-not-analysable",
+        default="",
+        metavar="REASON",
+        help="record the memory image as not analysed, for this reason",
+    )
     parser.add_argument("--incident-start", type=_moment, help="ISO 8601 start of the incident window (UTC)")
     parser.add_argument("--incident-end", type=_moment, help="ISO 8601 end of the incident window (UTC)")
-    parser.add_argument("--rules", type=Path, action="append", default=[],
-                        help="extra YARA rule file (the shipped rules are always used)")
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        action="append",
+        default=[],
+        help="extra YARA rule file (the shipped rules are always used)",
+    )
     args = parser.parse_args(argv)
     case_dir: Path = args.case_dir
     if (args.incident_start is None) != (args.incident_end is None):
@@ -237,16 +293,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_path = Path(args.memory) if Path(args.memory).is_absolute() else case_dir / args.memory
         memory = MemoryImage(path=memory_path, symbols_dir=args.symbols, not_analysable=args.memory_not_analysable)
     try:
-        result = examine_case([_disk_image(a, case_dir) for a in args.image], memory, case_dir,
-                              incident_window=window, rule_files=[SHIPPED_RULES, *args.rules])
+        result = examine_case(
+            [_disk_image(a, case_dir) for a in args.image],
+            memory,
+            case_dir,
+            incident_window=window,
+            rule_files=[SHIPPED_RULES, *args.rules],
+        )
     except (ExaminationFailed, ValueError) as exc:
         print(f"examination failed: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({
-        "filesystems": [asdict(fs) for fs in result.filesystems], "memory": result.memory.summary,
-        "yara_matches": len(result.yara.hits), "findings": len(result.findings),
-        "outputs": {name: str(path) for name, path in result.outputs.items()},
-    }, indent=2, default=str))
+    print(
+        json.dumps(
+            {
+                "filesystems": [asdict(fs) for fs in result.filesystems],
+                "memory": result.memory.summary,
+                "yara_matches": len(result.yara.hits),
+                "findings": len(result.findings),
+                "outputs": {name: str(path) for name, path in result.outputs.items()},
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return 0
 
 

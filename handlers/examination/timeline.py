@@ -30,8 +30,13 @@ _PREFIX = re.compile(r"^(/[^/]+/p\d+)(/.*)?$")
 # fls prints control characters in names as '^'; the XFS walker does the same so both read alike.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TYPE_CHAR = {
-    stat.S_IFREG: "r", stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c", stat.S_IFBLK: "b",
-    stat.S_IFIFO: "p", stat.S_IFSOCK: "s",
+    stat.S_IFREG: "r",
+    stat.S_IFDIR: "d",
+    stat.S_IFLNK: "l",
+    stat.S_IFCHR: "c",
+    stat.S_IFBLK: "b",
+    stat.S_IFIFO: "p",
+    stat.S_IFSOCK: "s",
 }
 BODYFILE_FIELDS = 11
 
@@ -112,13 +117,35 @@ class BodyfileEntry:
         return {"m": _when(self.mtime), "a": _when(self.atime), "c": _when(self.ctime), "b": _when(self.crtime)}
 
     def line(self) -> str:
-        return "|".join(str(v) for v in (self.md5, self.name, self.inode, self.mode, self.uid, self.gid,
-                                          self.size, self.atime, self.mtime, self.ctime, self.crtime))
+        return "|".join(
+            str(v)
+            for v in (
+                self.md5,
+                self.name,
+                self.inode,
+                self.mode,
+                self.uid,
+                self.gid,
+                self.size,
+                self.atime,
+                self.mtime,
+                self.ctime,
+                self.crtime,
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"filesystem": self.filesystem, "path": self.path, "deleted": self.deleted, "inode": self.inode,
-                "mode": self.mode, "uid": self.uid, "gid": self.gid, "size": self.size,
-                **{f"{k}time": (t.isoformat() if t else None) for k, t in self.times.items()}}
+        return {
+            "filesystem": self.filesystem,
+            "path": self.path,
+            "deleted": self.deleted,
+            "inode": self.inode,
+            "mode": self.mode,
+            "uid": self.uid,
+            "gid": self.gid,
+            "size": self.size,
+            **{f"{k}time": (t.isoformat() if t else None) for k, t in self.times.items()},
+        }
 
 
 def parse_bodyfile_line(line: str) -> BodyfileEntry:
@@ -129,9 +156,19 @@ def parse_bodyfile_line(line: str) -> BodyfileEntry:
         raise ValueError(f"not a bodyfile 3.x line: {line[:200]!r}")
     name, inode, mode, uid, gid, size, atime, mtime, ctime, crtime = fields
     try:
-        return BodyfileEntry(md5=md5, name=name, inode=inode, mode=mode, uid=int(uid), gid=int(gid),
-                             size=int(size), atime=int(atime), mtime=int(mtime), ctime=int(ctime),
-                             crtime=int(crtime))
+        return BodyfileEntry(
+            md5=md5,
+            name=name,
+            inode=inode,
+            mode=mode,
+            uid=int(uid),
+            gid=int(gid),
+            size=int(size),
+            atime=int(atime),
+            mtime=int(mtime),
+            ctime=int(ctime),
+            crtime=int(crtime),
+        )
     except ValueError as exc:
         raise ValueError(f"not a bodyfile 3.x line: {line[:200]!r}") from exc
 
@@ -214,8 +251,9 @@ def open_xfs(image: Path, partition: Partition) -> Iterator[Any]:
         volume.open_file_object(window)
     except OSError as exc:
         window.close()
-        raise ExaminationFailed(f"libfsxfs cannot open XFS in partition {partition.number} of {image.name}: "
-                                f"{exc}") from exc
+        raise ExaminationFailed(
+            f"libfsxfs cannot open XFS in partition {partition.number} of {image.name}: {exc}"
+        ) from exc
     try:
         yield volume
     finally:
@@ -257,14 +295,21 @@ def xfs_bodyfile(image: Path, partition: Partition, prefix: str) -> list[Bodyfil
     entries = []
     with open_xfs(image, partition) as volume:
         for path, entry in walk_xfs(volume):
-            entries.append(BodyfileEntry(
-                md5="0", name=prefix + path, inode=str(entry.inode_number), mode=tsk_mode_string(entry.file_mode),
-                uid=int(entry.owner_identifier), gid=int(entry.group_identifier), size=int(entry.size),
-                atime=_seconds(entry, "get_access_time_as_integer"),
-                mtime=_seconds(entry, "get_modification_time_as_integer"),
-                ctime=_seconds(entry, "get_inode_change_time_as_integer"),
-                crtime=_seconds(entry, "get_creation_time_as_integer"),
-            ))
+            entries.append(
+                BodyfileEntry(
+                    md5="0",
+                    name=prefix + path,
+                    inode=str(entry.inode_number),
+                    mode=tsk_mode_string(entry.file_mode),
+                    uid=int(entry.owner_identifier),
+                    gid=int(entry.group_identifier),
+                    size=int(entry.size),
+                    atime=_seconds(entry, "get_access_time_as_integer"),
+                    mtime=_seconds(entry, "get_modification_time_as_integer"),
+                    ctime=_seconds(entry, "get_inode_change_time_as_integer"),
+                    crtime=_seconds(entry, "get_creation_time_as_integer"),
+                )
+            )
     return entries
 
 

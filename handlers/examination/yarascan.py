@@ -48,9 +48,14 @@ class YaraHit:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> YaraHit:
-        return cls(rule=data["rule"], path=data["path"], filesystem=data["filesystem"],
-                   tags=list(data.get("tags", [])), meta=dict(data.get("meta", {})),
-                   strings=[StringMatch(**s) for s in data.get("strings", [])])
+        return cls(
+            rule=data["rule"],
+            path=data["path"],
+            filesystem=data["filesystem"],
+            tags=list(data.get("tags", [])),
+            meta=dict(data.get("meta", {})),
+            strings=[StringMatch(**s) for s in data.get("strings", [])],
+        )
 
 
 @dataclass
@@ -63,13 +68,21 @@ class YaraScan:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rules": self.rules, "files_scanned": self.files_scanned, "skipped": self.skipped,
-                "matches": [hit.to_dict() for hit in self.hits]}
+        return {
+            "rules": self.rules,
+            "files_scanned": self.files_scanned,
+            "skipped": self.skipped,
+            "matches": [hit.to_dict() for hit in self.hits],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> YaraScan:
-        return cls(rules=list(data.get("rules", [])), hits=[YaraHit.from_dict(h) for h in data.get("matches", [])],
-                   files_scanned=int(data.get("files_scanned", 0)), skipped=list(data.get("skipped", [])))
+        return cls(
+            rules=list(data.get("rules", [])),
+            hits=[YaraHit.from_dict(h) for h in data.get("matches", [])],
+            files_scanned=int(data.get("files_scanned", 0)),
+            skipped=list(data.get("skipped", [])),
+        )
 
 
 def compile_rules(rule_files: Iterable[Path]) -> tuple[Any, list[dict[str, str]]]:
@@ -93,11 +106,19 @@ def compile_rules(rule_files: Iterable[Path]) -> tuple[Any, list[dict[str, str]]
 
 def _hits(matches: Iterable[Any], path: str, filesystem: str) -> Iterator[YaraHit]:
     for match in matches:
-        strings = [StringMatch(offset=int(instance.offset), identifier=str(found.identifier))
-                   for found in match.strings for instance in found.instances]
-        yield YaraHit(rule=str(match.rule), path=path, filesystem=filesystem, tags=[str(t) for t in match.tags],
-                      meta={str(k): v for k, v in match.meta.items()},
-                      strings=sorted(strings, key=lambda s: (s.offset, s.identifier)))
+        strings = [
+            StringMatch(offset=int(instance.offset), identifier=str(found.identifier))
+            for found in match.strings
+            for instance in found.instances
+        ]
+        yield YaraHit(
+            rule=str(match.rule),
+            path=path,
+            filesystem=filesystem,
+            tags=[str(t) for t in match.tags],
+            meta={str(k): v for k, v in match.meta.items()},
+            strings=sorted(strings, key=lambda s: (s.offset, s.identifier)),
+        )
 
 
 @contextmanager
@@ -105,6 +126,7 @@ def _file_reader(image: Path, partition: Partition, fstype: str | None) -> Itera
     """A function inode -> bytes for one file system."""
     if fstype == "xfs":
         with open_xfs(image, partition) as volume:
+
             def read_xfs(inode: str) -> bytes:
                 entry = volume.get_file_entry_by_inode(int(inode))
                 return bytes(entry.read_buffer_at_offset(int(entry.size), 0)) if entry.size else b""
@@ -116,15 +138,23 @@ def _file_reader(image: Path, partition: Partition, fstype: str | None) -> Itera
         args = ["icat", "-o", str(partition.offset_sectors)]
         if fstype:
             args += ["-f", fstype]
-        return run_tool([*args, str(image), inode], what=f"contents of inode {inode}",
-                        timeout=ICAT_TIMEOUT_SECONDS).stdout
+        return run_tool(
+            [*args, str(image), inode], what=f"contents of inode {inode}", timeout=ICAT_TIMEOUT_SECONDS
+        ).stdout
 
     yield read_tsk
 
 
-def scan_filesystem(rules: Any, image: Path, partition: Partition, fstype: str | None,
-                    entries: Iterable[BodyfileEntry], scan: YaraScan,
-                    *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+def scan_filesystem(
+    rules: Any,
+    image: Path,
+    partition: Partition,
+    fstype: str | None,
+    entries: Iterable[BodyfileEntry],
+    scan: YaraScan,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> None:
     """Add one file system's hits to `scan`: allocated regular files of its bodyfile entries."""
     import yara
 
@@ -133,20 +163,27 @@ def scan_filesystem(rules: Any, image: Path, partition: Partition, fstype: str |
             if not entry.is_regular_file or entry.deleted:
                 continue
             if entry.size > max_file_bytes:
-                scan.skipped.append({"filesystem": entry.filesystem, "path": entry.path,
-                                     "reason": f"larger than {max_file_bytes} bytes ({entry.size})"})
+                scan.skipped.append(
+                    {
+                        "filesystem": entry.filesystem,
+                        "path": entry.path,
+                        "reason": f"larger than {max_file_bytes} bytes ({entry.size})",
+                    }
+                )
                 continue
             try:
                 data = read(entry.inode)
             except (ExaminationFailed, OSError) as exc:
-                scan.skipped.append({"filesystem": entry.filesystem, "path": entry.path,
-                                     "reason": f"could not be read: {exc}"})
+                scan.skipped.append(
+                    {"filesystem": entry.filesystem, "path": entry.path, "reason": f"could not be read: {exc}"}
+                )
                 continue
             try:
                 matches = rules.match(data=data, timeout=60)
             except yara.Error as exc:
-                scan.skipped.append({"filesystem": entry.filesystem, "path": entry.path,
-                                     "reason": f"YARA could not scan it: {exc}"})
+                scan.skipped.append(
+                    {"filesystem": entry.filesystem, "path": entry.path, "reason": f"YARA could not scan it: {exc}"}
+                )
                 continue
             scan.files_scanned += 1
             scan.hits.extend(_hits(matches, entry.path, entry.filesystem))

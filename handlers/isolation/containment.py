@@ -65,10 +65,16 @@ GONE = ("shutting-down", "terminated")
 ALL_IPV4 = "0.0.0.0/0"
 ALL_IPV6 = "::/0"
 # Codes AWS returns while a just-created resource propagates; retried a bounded number of times.
-EVENTUALLY_CONSISTENT = frozenset({
-    "InvalidGroup.NotFound", "InvalidSecurityGroupID.NotFound", "InvalidInstanceID.NotFound",
-    "InvalidParameterValue", "IncorrectInstanceState", "InvalidNetworkInterfaceID.NotFound",
-})
+EVENTUALLY_CONSISTENT = frozenset(
+    {
+        "InvalidGroup.NotFound",
+        "InvalidSecurityGroupID.NotFound",
+        "InvalidInstanceID.NotFound",
+        "InvalidParameterValue",
+        "IncorrectInstanceState",
+        "InvalidNetworkInterfaceID.NotFound",
+    }
+)
 RETRY_ATTEMPTS = 5
 
 
@@ -168,13 +174,24 @@ class InstanceState:
         profile = data.get("profile")
         asg = data.get("auto_scaling")
         return cls(
-            instance_id=data["instance_id"], account=data["account"], region=data["region"],
-            interfaces=tuple(InterfaceState(
-                eni_id=i["eni_id"], device_index=int(i["device_index"]), vpc_id=i["vpc_id"],
-                subnet_id=i["subnet_id"], groups=tuple(i["groups"]), private_ips=tuple(i["private_ips"]),
-                ipv6_addresses=tuple(i["ipv6_addresses"])) for i in data["interfaces"]),
+            instance_id=data["instance_id"],
+            account=data["account"],
+            region=data["region"],
+            interfaces=tuple(
+                InterfaceState(
+                    eni_id=i["eni_id"],
+                    device_index=int(i["device_index"]),
+                    vpc_id=i["vpc_id"],
+                    subnet_id=i["subnet_id"],
+                    groups=tuple(i["groups"]),
+                    private_ips=tuple(i["private_ips"]),
+                    ipv6_addresses=tuple(i["ipv6_addresses"]),
+                )
+                for i in data["interfaces"]
+            ),
             profile=ProfileAssociation(profile["association_id"], profile["profile_arn"], tuple(profile["roles"]))
-            if profile else None,
+            if profile
+            else None,
             termination_protection=bool(data["termination_protection"]),
             shutdown_behavior=data["shutdown_behavior"],
             volumes=tuple(VolumeState(**v) for v in data["volumes"]),
@@ -231,12 +248,19 @@ class ContainmentRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "case_id": self.case_id, "instance_id": self.instance_id, "account": self.account,
-            "region": self.region, "dry_run": self.dry_run, "action": self.action,
-            "before": self.before.to_dict(), "after": self.after.to_dict(),
+            "case_id": self.case_id,
+            "instance_id": self.instance_id,
+            "account": self.account,
+            "region": self.region,
+            "dry_run": self.dry_run,
+            "action": self.action,
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
             "changes": [c.to_dict() for c in self.changes],
             "revocations": [asdict(r) for r in self.revocations],
-            "started_at": self.started_at, "finished_at": self.finished_at, "notes": list(self.notes),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -245,12 +269,18 @@ class ContainmentRecord:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ContainmentRecord:
         return cls(
-            case_id=data["case_id"], instance_id=data["instance_id"], account=data["account"],
-            region=data["region"], dry_run=bool(data["dry_run"]), action=data.get("action", ACTION_CONTAIN),
-            before=InstanceState.from_dict(data["before"]), after=InstanceState.from_dict(data["after"]),
+            case_id=data["case_id"],
+            instance_id=data["instance_id"],
+            account=data["account"],
+            region=data["region"],
+            dry_run=bool(data["dry_run"]),
+            action=data.get("action", ACTION_CONTAIN),
+            before=InstanceState.from_dict(data["before"]),
+            after=InstanceState.from_dict(data["after"]),
             changes=[Change.from_dict(c) for c in data["changes"]],
             revocations=tuple(CredentialRevocation(**r) for r in data.get("revocations", [])),
-            started_at=data["started_at"], finished_at=data["finished_at"],
+            started_at=data["started_at"],
+            finished_at=data["finished_at"],
             notes=tuple(str(n) for n in data.get("notes", [])),
         )
 
@@ -297,11 +327,21 @@ def revocation_policy_name(prefix: str, instance_id: str) -> str:
 def revocation_policy(instance_arn: str, issued_before: str) -> dict[str, Any]:
     # `ec2:SourceInstanceARN` travels with the role credentials EC2 delivered to that instance,
     # wherever they are used from; other instances with the same role keep working.
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "RevokeCredentialsIssuedToContainedInstance", "Effect": "Deny", "Action": "*", "Resource": "*",
-        "Condition": {"DateLessThan": {"aws:TokenIssueTime": issued_before},
-                      "StringEquals": {"ec2:SourceInstanceARN": instance_arn}},
-    }]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "RevokeCredentialsIssuedToContainedInstance",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {
+                    "DateLessThan": {"aws:TokenIssueTime": issued_before},
+                    "StringEquals": {"ec2:SourceInstanceARN": instance_arn},
+                },
+            }
+        ],
+    }
 
 
 def plan_tags(state: InstanceState, case_id: str, action: str) -> list[Change]:
@@ -325,10 +365,24 @@ def plan_network_isolation(state: InstanceState, isolation: Isolation) -> list[C
         if eni.groups == (groups.deny_all,):
             continue
         if eni.groups != (groups.tracked,):
-            first.append(Change("interface-groups", eni.eni_id, list(eni.groups), [groups.tracked],
-                                "ec2:ModifyNetworkInterfaceAttribute"))
-        second.append(Change("interface-groups", eni.eni_id, [groups.tracked], [groups.deny_all],
-                             "ec2:ModifyNetworkInterfaceAttribute"))
+            first.append(
+                Change(
+                    "interface-groups",
+                    eni.eni_id,
+                    list(eni.groups),
+                    [groups.tracked],
+                    "ec2:ModifyNetworkInterfaceAttribute",
+                )
+            )
+        second.append(
+            Change(
+                "interface-groups",
+                eni.eni_id,
+                [groups.tracked],
+                [groups.deny_all],
+                "ec2:ModifyNetworkInterfaceAttribute",
+            )
+        )
     return first + second
 
 
@@ -338,10 +392,16 @@ def plan_protection(state: InstanceState, case_id: str, action: str) -> list[Cha
     if not state.termination_protection:
         changes.append(Change("termination-protection", state.instance_id, False, True, "ec2:ModifyInstanceAttribute"))
     if state.shutdown_behavior != "stop":
-        changes.append(Change("shutdown-behavior", state.instance_id, state.shutdown_behavior, "stop",
-                              "ec2:ModifyInstanceAttribute"))
-    changes.extend(Change("delete-on-termination", v.volume_id, True, False, "ec2:ModifyInstanceAttribute")
-                   for v in state.volumes if v.delete_on_termination)
+        changes.append(
+            Change(
+                "shutdown-behavior", state.instance_id, state.shutdown_behavior, "stop", "ec2:ModifyInstanceAttribute"
+            )
+        )
+    changes.extend(
+        Change("delete-on-termination", v.volume_id, True, False, "ec2:ModifyInstanceAttribute")
+        for v in state.volumes
+        if v.delete_on_termination
+    )
     return changes
 
 
@@ -351,30 +411,77 @@ def plan_containment(state: InstanceState, isolation: Isolation) -> list[Change]
     changes += plan_network_isolation(state, isolation)
     profile = state.profile
     if profile is None:
-        changes.append(Change("instance-profile", state.instance_id, None, {"profile": isolation.profile_name},
-                              "ec2:AssociateIamInstanceProfile"))
+        changes.append(
+            Change(
+                "instance-profile",
+                state.instance_id,
+                None,
+                {"profile": isolation.profile_name},
+                "ec2:AssociateIamInstanceProfile",
+            )
+        )
     elif profile.name != isolation.profile_name:
-        changes.append(Change("instance-profile", state.instance_id,
-                              {"association_id": profile.association_id, "profile_arn": profile.profile_arn},
-                              {"profile": isolation.profile_name}, "ec2:ReplaceIamInstanceProfileAssociation"))
-    changes.extend(Change("credential-revocation", role, None,
-                          {"policy": isolation.revocation_policy, "issued_before": isolation.revoke_before},
-                          "iam:PutRolePolicy")
-                   for role in isolation.original_roles if role not in isolation.revoked_roles)
+        changes.append(
+            Change(
+                "instance-profile",
+                state.instance_id,
+                {"association_id": profile.association_id, "profile_arn": profile.profile_arn},
+                {"profile": isolation.profile_name},
+                "ec2:ReplaceIamInstanceProfileAssociation",
+            )
+        )
+    changes.extend(
+        Change(
+            "credential-revocation",
+            role,
+            None,
+            {"policy": isolation.revocation_policy, "issued_before": isolation.revoke_before},
+            "iam:PutRolePolicy",
+        )
+        for role in isolation.original_roles
+        if role not in isolation.revoked_roles
+    )
     # Detach rather than Standby: Auto Scaling ignores termination protection, and it still
     # terminates Standby instances when the group is deleted or replaced (blue/green deployments,
     # stack rollbacks, ForceDelete). A detached instance is out of the group's reach entirely;
     # not decrementing the desired capacity makes the group launch a replacement, so the service
     # keeps its capacity.
     if state.auto_scaling is not None:
-        changes.append(Change("auto-scaling", state.auto_scaling.group_name, state.auto_scaling.lifecycle_state,
-                              DETACHED, "autoscaling:DetachInstances"))
+        changes.append(
+            Change(
+                "auto-scaling",
+                state.auto_scaling.group_name,
+                state.auto_scaling.lifecycle_state,
+                DETACHED,
+                "autoscaling:DetachInstances",
+            )
+        )
     changes += [c for c in plan_protection(state, isolation.case_id, isolation.action) if c.what != "incident-tags"]
-    changes.extend(Change("target-registration", t.target_group_arn, {"id": t.target_id, "port": t.port}, None,
-                          "elasticloadbalancing:DeregisterTargets") for t in state.target_groups)
-    changes.extend(Change("elastic-ip", a.allocation_id,
-                          {"association_id": a.association_id, "eni_id": a.eni_id, "private_ip": a.private_ip,
-                           "public_ip": a.public_ip}, None, "ec2:DisassociateAddress") for a in state.addresses)
+    changes.extend(
+        Change(
+            "target-registration",
+            t.target_group_arn,
+            {"id": t.target_id, "port": t.port},
+            None,
+            "elasticloadbalancing:DeregisterTargets",
+        )
+        for t in state.target_groups
+    )
+    changes.extend(
+        Change(
+            "elastic-ip",
+            a.allocation_id,
+            {
+                "association_id": a.association_id,
+                "eni_id": a.eni_id,
+                "private_ip": a.private_ip,
+                "public_ip": a.public_ip,
+            },
+            None,
+            "ec2:DisassociateAddress",
+        )
+        for a in state.addresses
+    )
     return changes
 
 
@@ -383,52 +490,125 @@ def plan_release(current: InstanceState, record: ContainmentRecord, revoked_role
     before = record.before
     changes: list[Change] = []
     revoked = set(revoked_roles)
-    changes.extend(Change("credential-revocation", r.role, {"policy": r.policy_name, "issued_before": r.issued_before},
-                          None, "iam:DeleteRolePolicy") for r in record.revocations if r.role in revoked)
+    changes.extend(
+        Change(
+            "credential-revocation",
+            r.role,
+            {"policy": r.policy_name, "issued_before": r.issued_before},
+            None,
+            "iam:DeleteRolePolicy",
+        )
+        for r in record.revocations
+        if r.role in revoked
+    )
     now, then = current.profile, before.profile
     if then is None and now is not None:
-        changes.append(Change("instance-profile", current.instance_id,
-                              {"association_id": now.association_id, "profile_arn": now.profile_arn}, None,
-                              "ec2:DisassociateIamInstanceProfile"))
+        changes.append(
+            Change(
+                "instance-profile",
+                current.instance_id,
+                {"association_id": now.association_id, "profile_arn": now.profile_arn},
+                None,
+                "ec2:DisassociateIamInstanceProfile",
+            )
+        )
     elif then is not None and now is None:
-        changes.append(Change("instance-profile", current.instance_id, None, {"profile": then.profile_arn},
-                              "ec2:AssociateIamInstanceProfile"))
+        changes.append(
+            Change(
+                "instance-profile",
+                current.instance_id,
+                None,
+                {"profile": then.profile_arn},
+                "ec2:AssociateIamInstanceProfile",
+            )
+        )
     elif then is not None and now is not None and now.name != then.name:
-        changes.append(Change("instance-profile", current.instance_id,
-                              {"association_id": now.association_id, "profile_arn": now.profile_arn},
-                              {"profile": then.profile_arn}, "ec2:ReplaceIamInstanceProfileAssociation"))
+        changes.append(
+            Change(
+                "instance-profile",
+                current.instance_id,
+                {"association_id": now.association_id, "profile_arn": now.profile_arn},
+                {"profile": then.profile_arn},
+                "ec2:ReplaceIamInstanceProfileAssociation",
+            )
+        )
     if current.termination_protection != before.termination_protection:
-        changes.append(Change("termination-protection", current.instance_id, current.termination_protection,
-                              before.termination_protection, "ec2:ModifyInstanceAttribute"))
+        changes.append(
+            Change(
+                "termination-protection",
+                current.instance_id,
+                current.termination_protection,
+                before.termination_protection,
+                "ec2:ModifyInstanceAttribute",
+            )
+        )
     if current.shutdown_behavior != before.shutdown_behavior:
-        changes.append(Change("shutdown-behavior", current.instance_id, current.shutdown_behavior,
-                              before.shutdown_behavior, "ec2:ModifyInstanceAttribute"))
+        changes.append(
+            Change(
+                "shutdown-behavior",
+                current.instance_id,
+                current.shutdown_behavior,
+                before.shutdown_behavior,
+                "ec2:ModifyInstanceAttribute",
+            )
+        )
     now_volumes = {v.volume_id: v for v in current.volumes}
-    changes.extend(Change("delete-on-termination", v.volume_id, now_volumes[v.volume_id].delete_on_termination,
-                          v.delete_on_termination, "ec2:ModifyInstanceAttribute")
-                   for v in before.volumes
-                   if v.volume_id in now_volumes and now_volumes[v.volume_id].delete_on_termination
-                   != v.delete_on_termination)
+    changes.extend(
+        Change(
+            "delete-on-termination",
+            v.volume_id,
+            now_volumes[v.volume_id].delete_on_termination,
+            v.delete_on_termination,
+            "ec2:ModifyInstanceAttribute",
+        )
+        for v in before.volumes
+        if v.volume_id in now_volumes and now_volumes[v.volume_id].delete_on_termination != v.delete_on_termination
+    )
     for eni in before.interfaces:
         now_eni = current.interface(eni.eni_id)
         if now_eni is not None and now_eni.groups != eni.groups:
-            changes.append(Change("interface-groups", eni.eni_id, list(now_eni.groups), list(eni.groups),
-                                  "ec2:ModifyNetworkInterfaceAttribute"))
+            changes.append(
+                Change(
+                    "interface-groups",
+                    eni.eni_id,
+                    list(now_eni.groups),
+                    list(eni.groups),
+                    "ec2:ModifyNetworkInterfaceAttribute",
+                )
+            )
     associated = {a.allocation_id for a in current.addresses}
-    changes.extend(Change("elastic-ip", a.allocation_id, None, {"eni_id": a.eni_id, "private_ip": a.private_ip,
-                                                                 "public_ip": a.public_ip},
-                          "ec2:AssociateAddress") for a in before.addresses if a.allocation_id not in associated)
+    changes.extend(
+        Change(
+            "elastic-ip",
+            a.allocation_id,
+            None,
+            {"eni_id": a.eni_id, "private_ip": a.private_ip, "public_ip": a.public_ip},
+            "ec2:AssociateAddress",
+        )
+        for a in before.addresses
+        if a.allocation_id not in associated
+    )
     if before.auto_scaling is not None and current.auto_scaling is None:
-        changes.append(Change("auto-scaling", before.auto_scaling.group_name, DETACHED, "InService",
-                              "autoscaling:AttachInstances"))
+        changes.append(
+            Change("auto-scaling", before.auto_scaling.group_name, DETACHED, "InService", "autoscaling:AttachInstances")
+        )
     registered = {(t.target_group_arn, t.target_id, t.port) for t in current.target_groups}
-    changes.extend(Change("target-registration", t.target_group_arn, None, {"id": t.target_id, "port": t.port},
-                          "elasticloadbalancing:RegisterTargets")
-                   for t in before.target_groups if (t.target_group_arn, t.target_id, t.port) not in registered)
+    changes.extend(
+        Change(
+            "target-registration",
+            t.target_group_arn,
+            None,
+            {"id": t.target_id, "port": t.port},
+            "elasticloadbalancing:RegisterTargets",
+        )
+        for t in before.target_groups
+        if (t.target_group_arn, t.target_id, t.port) not in registered
+    )
     present = {k: current.tags[k] for k in (INCIDENT_TAG, CASE_TAG) if k in current.tags}
     if present:
-        changes.append(Change("incident-tags", current.instance_id, present, {k: None for k in present},
-                              "ec2:DeleteTags"))
+        changes.append(
+            Change("incident-tags", current.instance_id, present, {k: None for k in present}, "ec2:DeleteTags")
+        )
     return changes
 
 
@@ -448,8 +628,14 @@ class _Clients:
     @classmethod
     def of(cls, session: boto3.Session, sleep: Sleep) -> _Clients:
         region = session.region_name or "us-east-1"
-        return cls(ec2=session.client("ec2"), iam=session.client("iam"), autoscaling=session.client("autoscaling"),
-                   elbv2=session.client("elbv2"), region=region, sleep=sleep)
+        return cls(
+            ec2=session.client("ec2"),
+            iam=session.client("iam"),
+            autoscaling=session.client("autoscaling"),
+            elbv2=session.client("elbv2"),
+            region=region,
+            sleep=sleep,
+        )
 
     def call(self, operation: Callable[..., T], **kwargs: Any) -> T:
         """One AWS call, retried (bounded, with backoff) while a just-created resource propagates."""
@@ -459,7 +645,7 @@ class _Clients:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] not in EVENTUALLY_CONSISTENT or attempt == RETRY_ATTEMPTS - 1:
                     raise
-                self.sleep(0.5 * 2 ** attempt)
+                self.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
 
 
@@ -478,8 +664,9 @@ def _describe(aws: _Clients, instance_id: str) -> tuple[dict[str, Any], str]:
         if exc.response["Error"]["Code"] in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
             raise InstanceNotFound(instance_id, "does not exist in this account and region") from exc
         raise
-    found = [(i, r["OwnerId"]) for r in reservations for i in r.get("Instances", [])
-             if i.get("InstanceId") == instance_id]
+    found = [
+        (i, r["OwnerId"]) for r in reservations for i in r.get("Instances", []) if i.get("InstanceId") == instance_id
+    ]
     if not found:
         raise InstanceNotFound(instance_id, "does not exist in this account and region")
     instance, owner = found[0]
@@ -493,28 +680,43 @@ def _raw_tags(instance: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _interfaces(instance: Mapping[str, Any]) -> tuple[InterfaceState, ...]:
-    interfaces = [InterfaceState(
-        eni_id=n["NetworkInterfaceId"], device_index=int(n["Attachment"]["DeviceIndex"]), vpc_id=n["VpcId"],
-        subnet_id=n["SubnetId"], groups=tuple(g["GroupId"] for g in n.get("Groups", [])),
-        private_ips=tuple(p["PrivateIpAddress"] for p in n.get("PrivateIpAddresses", [])),
-        ipv6_addresses=tuple(a["Ipv6Address"] for a in n.get("Ipv6Addresses", [])),
-    ) for n in instance.get("NetworkInterfaces", [])]
+    interfaces = [
+        InterfaceState(
+            eni_id=n["NetworkInterfaceId"],
+            device_index=int(n["Attachment"]["DeviceIndex"]),
+            vpc_id=n["VpcId"],
+            subnet_id=n["SubnetId"],
+            groups=tuple(g["GroupId"] for g in n.get("Groups", [])),
+            private_ips=tuple(p["PrivateIpAddress"] for p in n.get("PrivateIpAddresses", [])),
+            ipv6_addresses=tuple(a["Ipv6Address"] for a in n.get("Ipv6Addresses", [])),
+        )
+        for n in instance.get("NetworkInterfaces", [])
+    ]
     return tuple(sorted(interfaces, key=lambda i: i.device_index))
 
 
 def _network_state(instance: Mapping[str, Any], account: str, region: str) -> InstanceState:
     """What one DescribeInstances tells: enough to isolate the network before reading anything else."""
     return InstanceState(
-        instance_id=instance["InstanceId"], account=account, region=region, interfaces=_interfaces(instance),
-        profile=None, termination_protection=False, shutdown_behavior="", volumes=(), addresses=(),
-        auto_scaling=None, target_groups=(),
+        instance_id=instance["InstanceId"],
+        account=account,
+        region=region,
+        interfaces=_interfaces(instance),
+        profile=None,
+        termination_protection=False,
+        shutdown_behavior="",
+        volumes=(),
+        addresses=(),
+        auto_scaling=None,
+        target_groups=(),
         tags={k: v for k, v in _raw_tags(instance).items() if not k.startswith(BOOKKEEPING_TAG)},
     )
 
 
 def _profile(aws: _Clients, instance_id: str) -> ProfileAssociation | None:
     associations = aws.ec2.describe_iam_instance_profile_associations(
-        Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"]
     current = [a for a in associations if a.get("State") in ("associated", "associating")]
     if not current:
         return None
@@ -534,24 +736,40 @@ def _addresses(aws: _Clients, interfaces: Sequence[InterfaceState]) -> tuple[Add
         return ()
     # Filter by interface, not instance: an EIP on a secondary interface is still this instance's.
     found = aws.ec2.describe_addresses(
-        Filters=[{"Name": "network-interface-id", "Values": [i.eni_id for i in interfaces]}])["Addresses"]
-    return tuple(sorted((AddressAssociation(
-        allocation_id=a["AllocationId"], public_ip=a["PublicIp"], association_id=a["AssociationId"],
-        eni_id=a["NetworkInterfaceId"], private_ip=a["PrivateIpAddress"]) for a in found if a.get("AssociationId")),
-        key=lambda a: a.allocation_id))
+        Filters=[{"Name": "network-interface-id", "Values": [i.eni_id for i in interfaces]}]
+    )["Addresses"]
+    return tuple(
+        sorted(
+            (
+                AddressAssociation(
+                    allocation_id=a["AllocationId"],
+                    public_ip=a["PublicIp"],
+                    association_id=a["AssociationId"],
+                    eni_id=a["NetworkInterfaceId"],
+                    private_ip=a["PrivateIpAddress"],
+                )
+                for a in found
+                if a.get("AssociationId")
+            ),
+            key=lambda a: a.allocation_id,
+        )
+    )
 
 
 def _auto_scaling(aws: _Clients, instance_id: str) -> AutoScalingMembership | None:
     found = aws.autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
     if not found:
         return None
-    return AutoScalingMembership(group_name=found[0]["AutoScalingGroupName"],
-                                 lifecycle_state=found[0]["LifecycleState"],
-                                 protected_from_scale_in=bool(found[0].get("ProtectedFromScaleIn", False)))
+    return AutoScalingMembership(
+        group_name=found[0]["AutoScalingGroupName"],
+        lifecycle_state=found[0]["LifecycleState"],
+        protected_from_scale_in=bool(found[0].get("ProtectedFromScaleIn", False)),
+    )
 
 
-def _target_registrations(aws: _Clients, instance_id: str,
-                          interfaces: Sequence[InterfaceState]) -> tuple[TargetRegistration, ...]:
+def _target_registrations(
+    aws: _Clients, instance_id: str, interfaces: Sequence[InterfaceState]
+) -> tuple[TargetRegistration, ...]:
     vpcs = {i.vpc_id for i in interfaces}
     # Instance targets by id, IP targets by any of the instance's addresses.
     ids = {instance_id} | {ip for i in interfaces for ip in (*i.private_ips, *i.ipv6_addresses)}
@@ -564,8 +782,11 @@ def _target_registrations(aws: _Clients, instance_id: str,
             for target in health["TargetHealthDescriptions"]:
                 # A draining target is already on its way out; the rest still receive traffic.
                 if target["Target"]["Id"] in ids and target["TargetHealth"]["State"] != "draining":
-                    registrations.append(TargetRegistration(group["TargetGroupArn"], target["Target"]["Id"],
-                                                            int(target["Target"]["Port"])))
+                    registrations.append(
+                        TargetRegistration(
+                            group["TargetGroupArn"], target["Target"]["Id"], int(target["Target"]["Port"])
+                        )
+                    )
     return tuple(sorted(registrations, key=lambda r: (r.target_group_arn, r.target_id, r.port)))
 
 
@@ -573,17 +794,28 @@ def _read_state(aws: _Clients, instance_id: str) -> tuple[InstanceState, dict[st
     instance, account = _describe(aws, instance_id)
     interfaces = _interfaces(instance)
     protection = aws.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
-    shutdown = aws.ec2.describe_instance_attribute(InstanceId=instance_id,
-                                                   Attribute="instanceInitiatedShutdownBehavior")
+    shutdown = aws.ec2.describe_instance_attribute(
+        InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior"
+    )
     raw = _raw_tags(instance)
     state = InstanceState(
-        instance_id=instance_id, account=account, region=aws.region, interfaces=interfaces,
+        instance_id=instance_id,
+        account=account,
+        region=aws.region,
+        interfaces=interfaces,
         profile=_profile(aws, instance_id),
         termination_protection=bool(protection["DisableApiTermination"]["Value"]),
         shutdown_behavior=shutdown["InstanceInitiatedShutdownBehavior"]["Value"],
-        volumes=tuple(sorted((VolumeState(m["DeviceName"], m["Ebs"]["VolumeId"], bool(m["Ebs"]["DeleteOnTermination"]))
-                              for m in instance.get("BlockDeviceMappings", []) if "Ebs" in m),
-                             key=lambda v: v.device_name)),
+        volumes=tuple(
+            sorted(
+                (
+                    VolumeState(m["DeviceName"], m["Ebs"]["VolumeId"], bool(m["Ebs"]["DeleteOnTermination"]))
+                    for m in instance.get("BlockDeviceMappings", [])
+                    if "Ebs" in m
+                ),
+                key=lambda v: v.device_name,
+            )
+        ),
         addresses=_addresses(aws, interfaces),
         auto_scaling=_auto_scaling(aws, instance_id),
         target_groups=_target_registrations(aws, instance_id, interfaces),
@@ -620,13 +852,15 @@ def _before_document(case_id: str, before: InstanceState, *, with_tags: bool) ->
     if with_tags:
         return {"case_id": case_id, "state": before.to_dict()}
     # The instance's own tags stay where they are; only the values containment overwrites are kept.
-    return {"case_id": case_id, "state": replace(before, tags={}).to_dict(),
-            "overwritten_tags": {k: before.tags.get(k) for k in (INCIDENT_TAG, CASE_TAG)}}
+    return {
+        "case_id": case_id,
+        "state": replace(before, tags={}).to_dict(),
+        "overwritten_tags": {k: before.tags.get(k) for k in (INCIDENT_TAG, CASE_TAG)},
+    }
 
 
 def _before_tags(case_id: str, before: InstanceState, *, with_tags: bool = True) -> dict[str, str]:
-    document = json.dumps(_before_document(case_id, before, with_tags=with_tags), separators=(",", ":"),
-                          sort_keys=True)
+    document = json.dumps(_before_document(case_id, before, with_tags=with_tags), separators=(",", ":"), sort_keys=True)
     return chunked_tags(BEFORE_TAG, base64.b64encode(zlib.compress(document.encode(), 9)).decode())
 
 
@@ -643,8 +877,9 @@ def _remembered_before(tags: Mapping[str, str]) -> tuple[str, InstanceState] | N
         case_id = str(document["case_id"])
         overwritten = document.get("overwritten_tags")
         if overwritten is not None:
-            own = {k: v for k, v in tags.items()
-                   if not k.startswith(BOOKKEEPING_TAG) and k not in (INCIDENT_TAG, CASE_TAG)}
+            own = {
+                k: v for k, v in tags.items() if not k.startswith(BOOKKEEPING_TAG) and k not in (INCIDENT_TAG, CASE_TAG)
+            }
             state = replace(state, tags=own | {str(k): str(v) for k, v in dict(overwritten).items() if v is not None})
     except (binascii.Error, zlib.error, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -681,8 +916,9 @@ class _TagBudget:
                 return dict(tags)
         if any(choices) and left_out not in self._left_out:
             self._left_out.add(left_out)
-            self.notes.append(f"{left_out}: the instance has {counted_tags(self.keys)} tags and EC2 allows "
-                              f"{MAX_TAGS_PER_RESOURCE}")
+            self.notes.append(
+                f"{left_out}: the instance has {counted_tags(self.keys)} tags and EC2 allows {MAX_TAGS_PER_RESOURCE}"
+            )
         return {}
 
 
@@ -694,8 +930,10 @@ def _fit_incident_tags(changes: Sequence[Change], budget: _TagBudget, case_id: s
             fitted.append(change)
             continue
         kept: dict[str, str] = {}
-        for key, why in ((CASE_TAG, f"the case id is not written back ({CASE_TAG}={case_id})"),
-                         (INCIDENT_TAG, f"{INCIDENT_TAG} is not written")):
+        for key, why in (
+            (CASE_TAG, f"the case id is not written back ({CASE_TAG}={case_id})"),
+            (INCIDENT_TAG, f"{INCIDENT_TAG} is not written"),
+        ):
             if key in change.new:
                 kept |= budget.take([{key: change.new[key]}], why)
         if any(change.old.get(k) != v for k, v in kept.items()):
@@ -707,7 +945,8 @@ def _remember_before(budget: _TagBudget, case_id: str, before: InstanceState) ->
     return budget.take(
         [_before_tags(case_id, before), _before_tags(case_id, before, with_tags=False)],
         "the original state is not remembered on the instance (a retried or escalated containment records the "
-        "state it finds as `before`, and cannot match this run's containment/before.json)")
+        "state it finds as `before`, and cannot match this run's containment/before.json)",
+    )
 
 
 def _isolated(eni: InterfaceState, groups: IsolationGroups) -> bool:
@@ -718,13 +957,17 @@ def _isolated(eni: InterfaceState, groups: IsolationGroups) -> bool:
 # Effects.
 
 
-def _isolation_groups(aws: _Clients, vpcs: Sequence[str], prefix: str, *,
-                      dry_run: bool) -> tuple[dict[str, IsolationGroups], list[Change]]:
+def _isolation_groups(
+    aws: _Clients, vpcs: Sequence[str], prefix: str, *, dry_run: bool
+) -> tuple[dict[str, IsolationGroups], list[Change]]:
     """Find the two isolation groups of each VPC by name; create (once) what is missing."""
     tracked_name, deny_name = naming.isolation_group_names(prefix)
-    found = aws.ec2.describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": list(vpcs)}, {"Name": "group-name", "Values": [tracked_name, deny_name]},
-    ])["SecurityGroups"]
+    found = aws.ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": list(vpcs)},
+            {"Name": "group-name", "Values": [tracked_name, deny_name]},
+        ]
+    )["SecurityGroups"]
     by_key = {(g["VpcId"], g["GroupName"]): g for g in found}
     groups: dict[str, IsolationGroups] = {}
     changes: list[Change] = []
@@ -734,8 +977,11 @@ def _isolation_groups(aws: _Clients, vpcs: Sequence[str], prefix: str, *,
             group = by_key.get((vpc, name))
             if group is None:
                 group_id = name if dry_run else _create_isolation_group(aws, vpc, name)
-                changes.append(Change("isolation-group", vpc, None, {"name": name, "group_id": group_id},
-                                      "ec2:CreateSecurityGroup"))
+                changes.append(
+                    Change(
+                        "isolation-group", vpc, None, {"name": name, "group_id": group_id}, "ec2:CreateSecurityGroup"
+                    )
+                )
                 if not dry_run:
                     group = aws.call(aws.ec2.describe_security_groups, GroupIds=[group_id])["SecurityGroups"][0]
             if group is not None:
@@ -748,14 +994,24 @@ def _isolation_groups(aws: _Clients, vpcs: Sequence[str], prefix: str, *,
 
 
 def _create_isolation_group(aws: _Clients, vpc: str, name: str) -> str:
-    description = ("irforensics containment step 1: allow all, so tracked connections become untracked"
-                   if name.endswith("tracked") else "irforensics containment: no rules, no traffic in or out")
-    return str(aws.ec2.create_security_group(
-        GroupName=name, Description=description, VpcId=vpc,
-        TagSpecifications=[{"ResourceType": "security-group",
-                            "Tags": [{"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
-                                     {"Key": "Name", "Value": name}]}],
-    )["GroupId"])
+    description = (
+        "irforensics containment step 1: allow all, so tracked connections become untracked"
+        if name.endswith("tracked")
+        else "irforensics containment: no rules, no traffic in or out"
+    )
+    return str(
+        aws.ec2.create_security_group(
+            GroupName=name,
+            Description=description,
+            VpcId=vpc,
+            TagSpecifications=[
+                {
+                    "ResourceType": "security-group",
+                    "Tags": [{"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE}, {"Key": "Name", "Value": name}],
+                }
+            ],
+        )["GroupId"]
+    )
 
 
 def _all_traffic() -> dict[str, Any]:
@@ -777,14 +1033,26 @@ def _enforce_rules(aws: _Clients, group: Mapping[str, Any], allow_all: bool, *, 
     """
     changes: list[Change] = []
     group_id = group["GroupId"]
-    for direction, permissions in (("ingress", group.get("IpPermissions", [])),
-                                   ("egress", group.get("IpPermissionsEgress", []))):
+    for direction, permissions in (
+        ("ingress", group.get("IpPermissions", [])),
+        ("egress", group.get("IpPermissionsEgress", [])),
+    ):
         if allow_all and not _allows_all(permissions):
-            changes.append(Change(f"isolation-group-{direction}", group_id, None, "all traffic, IPv4 and IPv6",
-                                  f"ec2:AuthorizeSecurityGroup{direction.title()}"))
+            changes.append(
+                Change(
+                    f"isolation-group-{direction}",
+                    group_id,
+                    None,
+                    "all traffic, IPv4 and IPv6",
+                    f"ec2:AuthorizeSecurityGroup{direction.title()}",
+                )
+            )
             if not dry_run:
-                authorize = (aws.ec2.authorize_security_group_ingress if direction == "ingress"
-                             else aws.ec2.authorize_security_group_egress)
+                authorize = (
+                    aws.ec2.authorize_security_group_ingress
+                    if direction == "ingress"
+                    else aws.ec2.authorize_security_group_egress
+                )
                 # Missing halves only: authorizing an existing rule is an error.
                 wanted = _all_traffic()
                 if _allows_v4(permissions):
@@ -793,23 +1061,37 @@ def _enforce_rules(aws: _Clients, group: Mapping[str, Any], allow_all: bool, *, 
                     wanted.pop("Ipv6Ranges")
                 aws.call(authorize, GroupId=group_id, IpPermissions=[wanted])
         elif not allow_all and permissions:
-            changes.append(Change(f"isolation-group-{direction}", group_id, _plain(permissions), None,
-                                  f"ec2:RevokeSecurityGroup{direction.title()}"))
+            changes.append(
+                Change(
+                    f"isolation-group-{direction}",
+                    group_id,
+                    _plain(permissions),
+                    None,
+                    f"ec2:RevokeSecurityGroup{direction.title()}",
+                )
+            )
             if not dry_run:
-                revoke = (aws.ec2.revoke_security_group_ingress if direction == "ingress"
-                          else aws.ec2.revoke_security_group_egress)
+                revoke = (
+                    aws.ec2.revoke_security_group_ingress
+                    if direction == "ingress"
+                    else aws.ec2.revoke_security_group_egress
+                )
                 aws.call(revoke, GroupId=group_id, IpPermissions=list(permissions))
     return changes
 
 
 def _allows_v4(permissions: Sequence[Mapping[str, Any]]) -> bool:
-    return any(p.get("IpProtocol") == "-1" and any(r.get("CidrIp") == ALL_IPV4 for r in p.get("IpRanges", []))
-               for p in permissions)
+    return any(
+        p.get("IpProtocol") == "-1" and any(r.get("CidrIp") == ALL_IPV4 for r in p.get("IpRanges", []))
+        for p in permissions
+    )
 
 
 def _allows_v6(permissions: Sequence[Mapping[str, Any]]) -> bool:
-    return any(p.get("IpProtocol") == "-1" and any(r.get("CidrIpv6") == ALL_IPV6 for r in p.get("Ipv6Ranges", []))
-               for p in permissions)
+    return any(
+        p.get("IpProtocol") == "-1" and any(r.get("CidrIpv6") == ALL_IPV6 for r in p.get("Ipv6Ranges", []))
+        for p in permissions
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -844,58 +1126,83 @@ def _apply(aws: _Clients, state: InstanceState, change: Change) -> None:
         if change.api == "ec2:DeleteTags":
             aws.call(ec2.delete_tags, Resources=[instance_id], Tags=[{"Key": k} for k in change.new])
         else:
-            aws.call(ec2.create_tags, Resources=[instance_id],
-                     Tags=[{"Key": k, "Value": v} for k, v in change.new.items()])
+            aws.call(
+                ec2.create_tags, Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in change.new.items()]
+            )
     elif change.what == "interface-groups":
         aws.call(ec2.modify_network_interface_attribute, NetworkInterfaceId=change.resource, Groups=change.new)
     elif change.what == "instance-profile":
         if change.api == "ec2:ReplaceIamInstanceProfileAssociation":
-            aws.call(ec2.replace_iam_instance_profile_association, AssociationId=change.old["association_id"],
-                     IamInstanceProfile=_profile_spec(change.new["profile"]))
+            aws.call(
+                ec2.replace_iam_instance_profile_association,
+                AssociationId=change.old["association_id"],
+                IamInstanceProfile=_profile_spec(change.new["profile"]),
+            )
         elif change.api == "ec2:AssociateIamInstanceProfile":
-            aws.call(ec2.associate_iam_instance_profile, InstanceId=instance_id,
-                     IamInstanceProfile=_profile_spec(change.new["profile"]))
+            aws.call(
+                ec2.associate_iam_instance_profile,
+                InstanceId=instance_id,
+                IamInstanceProfile=_profile_spec(change.new["profile"]),
+            )
         else:
             aws.call(ec2.disassociate_iam_instance_profile, AssociationId=change.old["association_id"])
     elif change.what == "credential-revocation":
         if change.new is not None:
             document = revocation_policy(state.arn, change.new["issued_before"])
-            aws.iam.put_role_policy(RoleName=change.resource, PolicyName=change.new["policy"],
-                                    PolicyDocument=json.dumps(document))
+            aws.iam.put_role_policy(
+                RoleName=change.resource, PolicyName=change.new["policy"], PolicyDocument=json.dumps(document)
+            )
         else:
-            _ignoring(("NoSuchEntity",), aws.iam.delete_role_policy, RoleName=change.resource,
-                      PolicyName=change.old["policy"])
+            _ignoring(
+                ("NoSuchEntity",), aws.iam.delete_role_policy, RoleName=change.resource, PolicyName=change.old["policy"]
+            )
     elif change.what == "auto-scaling":
         if change.new == DETACHED:
-            aws.call(aws.autoscaling.detach_instances, InstanceIds=[instance_id],
-                     AutoScalingGroupName=change.resource, ShouldDecrementDesiredCapacity=False)
+            aws.call(
+                aws.autoscaling.detach_instances,
+                InstanceIds=[instance_id],
+                AutoScalingGroupName=change.resource,
+                ShouldDecrementDesiredCapacity=False,
+            )
         else:
             aws.call(aws.autoscaling.attach_instances, InstanceIds=[instance_id], AutoScalingGroupName=change.resource)
     elif change.what == "termination-protection":
         aws.call(ec2.modify_instance_attribute, InstanceId=instance_id, DisableApiTermination={"Value": change.new})
     elif change.what == "shutdown-behavior":
         # The Attribute/Value form: moto mishandles the structured form (DESIGN.md, known moto gaps).
-        aws.call(ec2.modify_instance_attribute, InstanceId=instance_id,
-                 Attribute="instanceInitiatedShutdownBehavior", Value=change.new)
+        aws.call(
+            ec2.modify_instance_attribute,
+            InstanceId=instance_id,
+            Attribute="instanceInitiatedShutdownBehavior",
+            Value=change.new,
+        )
     elif change.what == "delete-on-termination":
         device = next(v.device_name for v in state.volumes if v.volume_id == change.resource)
-        aws.call(ec2.modify_instance_attribute, InstanceId=instance_id,
-                 BlockDeviceMappings=[{"DeviceName": device, "Ebs": {"DeleteOnTermination": change.new}}])
+        aws.call(
+            ec2.modify_instance_attribute,
+            InstanceId=instance_id,
+            BlockDeviceMappings=[{"DeviceName": device, "Ebs": {"DeleteOnTermination": change.new}}],
+        )
     elif change.what == "target-registration":
         target = change.old if change.new is None else change.new
         targets = [{"Id": target["id"], "Port": target["port"]}]
         if change.new is None:
-            _ignoring(("InvalidTarget",), aws.elbv2.deregister_targets, TargetGroupArn=change.resource,
-                      Targets=targets)
+            _ignoring(("InvalidTarget",), aws.elbv2.deregister_targets, TargetGroupArn=change.resource, Targets=targets)
         else:
             aws.call(aws.elbv2.register_targets, TargetGroupArn=change.resource, Targets=targets)
     elif change.what == "elastic-ip":
         if change.new is None:
-            _ignoring(("InvalidAssociationID.NotFound",), ec2.disassociate_address,
-                      AssociationId=change.old["association_id"])
+            _ignoring(
+                ("InvalidAssociationID.NotFound",), ec2.disassociate_address, AssociationId=change.old["association_id"]
+            )
         else:
-            aws.call(ec2.associate_address, AllocationId=change.resource, NetworkInterfaceId=change.new["eni_id"],
-                     PrivateIpAddress=change.new["private_ip"], AllowReassociation=False)
+            aws.call(
+                ec2.associate_address,
+                AllocationId=change.resource,
+                NetworkInterfaceId=change.new["eni_id"],
+                PrivateIpAddress=change.new["private_ip"],
+                AllowReassociation=False,
+            )
     else:
         raise ValueError(f"no effect for change {change.what!r}")
 
@@ -912,9 +1219,16 @@ def _ignoring(codes: Sequence[str], operation: Callable[..., Any], **kwargs: Any
 # The public operations.
 
 
-def contain_instance(session: boto3.Session, instance_id: str, case_id: str, *, dry_run: bool = False,
-                     prefix: str = "irforensics", sleep: Sleep = time.sleep,
-                     clock: Clock = utcnow) -> ContainmentRecord:
+def contain_instance(
+    session: boto3.Session,
+    instance_id: str,
+    case_id: str,
+    *,
+    dry_run: bool = False,
+    prefix: str = "irforensics",
+    sleep: Sleep = time.sleep,
+    clock: Clock = utcnow,
+) -> ContainmentRecord:
     """Isolate the instance completely and reversibly; a repeated call changes nothing further."""
     require_valid_ids(InstanceId=instance_id, CaseId=case_id)
     started = isotime(clock())
@@ -933,19 +1247,24 @@ def contain_instance(session: boto3.Session, instance_id: str, case_id: str, *, 
     # One write before the first network change: the groups it destroys, then the incident tags.
     budget = _TagBudget.of(raw)
     # An interface already in an isolation group has lost its original groups: nothing true to remember.
-    unremembered = {e.eni_id: e.groups for e in quick.interfaces
-                    if e.eni_id not in remembered_groups and not _isolated(e, groups[e.vpc_id])}
+    unremembered = {
+        e.eni_id: e.groups
+        for e in quick.interfaces
+        if e.eni_id not in remembered_groups and not _isolated(e, groups[e.vpc_id])
+    }
     remember = budget.take(
         [_groups_tags(remembered_groups | unremembered)] if unremembered else [],
         f"the original security groups of {', '.join(sorted(unremembered))} are not remembered on the instance "
-        "(if this run is interrupted, a retry records the isolation group as their original)")
+        "(if this run is interrupted, a retry records the isolation group as their original)",
+    )
     tagging = _fit_incident_tags(plan_tags(quick, case_id, ACTION_CONTAIN), budget, case_id)
     first = tagging + plan_network_isolation(quick, network)
     if not dry_run:
         written = {**remember, **(tagging[0].new if tagging else {})}
         if written:
-            aws.call(aws.ec2.create_tags, Resources=[instance_id],
-                     Tags=[{"Key": k, "Value": v} for k, v in written.items()])
+            aws.call(
+                aws.ec2.create_tags, Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in written.items()]
+            )
         for change in first:
             if change.what == "interface-groups":
                 _apply(aws, quick, change)
@@ -957,13 +1276,15 @@ def contain_instance(session: boto3.Session, instance_id: str, case_id: str, *, 
     if remembered is not None:
         before = remembered[1]
     else:
-        before = replace(current, tags=quick.tags, interfaces=tuple(
-            replace(e, groups=original_groups.get(e.eni_id, e.groups)) for e in current.interfaces))
+        before = replace(
+            current,
+            tags=quick.tags,
+            interfaces=tuple(replace(e, groups=original_groups.get(e.eni_id, e.groups)) for e in current.interfaces),
+        )
     original_roles = before.profile.roles if before.profile and before.profile.name != profile_name else ()
     revoked = _revoked_roles(aws, original_roles, policy)
     cutoff = isotime(clock())
-    isolation = replace(network, original_roles=original_roles, revoked_roles=frozenset(revoked),
-                        revoke_before=cutoff)
+    isolation = replace(network, original_roles=original_roles, revoked_roles=frozenset(revoked), revoke_before=cutoff)
     rest = _fit_incident_tags(plan_containment(current, isolation), budget, case_id)
     before_tags = {} if remembered is not None else _remember_before(budget, case_id, before)
     if dry_run:
@@ -971,22 +1292,43 @@ def contain_instance(session: boto3.Session, instance_id: str, case_id: str, *, 
         after = current
     else:
         if before_tags:
-            aws.call(aws.ec2.create_tags, Resources=[instance_id],
-                     Tags=[{"Key": k, "Value": v} for k, v in before_tags.items()])
+            aws.call(
+                aws.ec2.create_tags,
+                Resources=[instance_id],
+                Tags=[{"Key": k, "Value": v} for k, v in before_tags.items()],
+            )
         for change in rest:
             _apply(aws, current, change)
         changes += rest
         after = _read_state(aws, instance_id)[0] if rest or first else current
     revocations = tuple(CredentialRevocation(role, policy, revoked.get(role, cutoff)) for role in original_roles)
     return ContainmentRecord(
-        case_id=case_id, instance_id=instance_id, account=account, region=aws.region, dry_run=dry_run,
-        before=before, after=after, changes=changes, started_at=started, finished_at=isotime(clock()),
-        action=ACTION_CONTAIN, revocations=revocations, notes=tuple(budget.notes),
+        case_id=case_id,
+        instance_id=instance_id,
+        account=account,
+        region=aws.region,
+        dry_run=dry_run,
+        before=before,
+        after=after,
+        changes=changes,
+        started_at=started,
+        finished_at=isotime(clock()),
+        action=ACTION_CONTAIN,
+        revocations=revocations,
+        notes=tuple(budget.notes),
     )
 
 
-def protect_instance(session: boto3.Session, instance_id: str, case_id: str, *, action: str = ACTION_ANALYZE,
-                     dry_run: bool = False, sleep: Sleep = time.sleep, clock: Clock = utcnow) -> ContainmentRecord:
+def protect_instance(
+    session: boto3.Session,
+    instance_id: str,
+    case_id: str,
+    *,
+    action: str = ACTION_ANALYZE,
+    dry_run: bool = False,
+    sleep: Sleep = time.sleep,
+    clock: Clock = utcnow,
+) -> ContainmentRecord:
     """Analyze mode: keep the workload serving, make the instance and its volumes impossible to lose."""
     require_valid_ids(InstanceId=instance_id, CaseId=case_id)
     started = isotime(clock())
@@ -1002,20 +1344,39 @@ def protect_instance(session: boto3.Session, instance_id: str, case_id: str, *, 
         before_tags = {} if remembered else _remember_before(budget, case_id, before)
         if not dry_run:
             if before_tags:
-                aws.call(aws.ec2.create_tags, Resources=[instance_id],
-                         Tags=[{"Key": k, "Value": v} for k, v in before_tags.items()])
+                aws.call(
+                    aws.ec2.create_tags,
+                    Resources=[instance_id],
+                    Tags=[{"Key": k, "Value": v} for k, v in before_tags.items()],
+                )
             for change in changes:
                 _apply(aws, current, change)
             after = _read_state(aws, instance_id)[0]
     return ContainmentRecord(
-        case_id=case_id, instance_id=instance_id, account=current.account, region=aws.region, dry_run=dry_run,
-        before=before, after=after, changes=changes, started_at=started, finished_at=isotime(clock()),
-        action=action, notes=tuple(budget.notes),
+        case_id=case_id,
+        instance_id=instance_id,
+        account=current.account,
+        region=aws.region,
+        dry_run=dry_run,
+        before=before,
+        after=after,
+        changes=changes,
+        started_at=started,
+        finished_at=isotime(clock()),
+        action=action,
+        notes=tuple(budget.notes),
     )
 
 
-def release_instance(session: boto3.Session, instance_id: str, record: ContainmentRecord, *,
-                     dry_run: bool = False, sleep: Sleep = time.sleep, clock: Clock = utcnow) -> ContainmentRecord:
+def release_instance(
+    session: boto3.Session,
+    instance_id: str,
+    record: ContainmentRecord,
+    *,
+    dry_run: bool = False,
+    sleep: Sleep = time.sleep,
+    clock: Clock = utcnow,
+) -> ContainmentRecord:
     """Restore `record.before` (groups per interface, profile, protections, EIPs, Auto Scaling, targets).
 
     Auto Scaling raises the group's desired capacity by one when the instance is attached again;
@@ -1027,8 +1388,9 @@ def release_instance(session: boto3.Session, instance_id: str, record: Containme
     started = isotime(clock())
     aws = _Clients.of(session, sleep)
     current, raw = _read_state(aws, instance_id)
-    revoked = _revoked_roles(aws, [r.role for r in record.revocations],
-                             record.revocations[0].policy_name if record.revocations else "")
+    revoked = _revoked_roles(
+        aws, [r.role for r in record.revocations], record.revocations[0].policy_name if record.revocations else ""
+    )
     changes = plan_release(current, record, revoked)
     bookkeeping = [k for k in raw if k.startswith(BOOKKEEPING_TAG)]
     after = current
@@ -1039,7 +1401,15 @@ def release_instance(session: boto3.Session, instance_id: str, record: Containme
             aws.call(aws.ec2.delete_tags, Resources=[instance_id], Tags=[{"Key": k} for k in bookkeeping])
         after = _read_state(aws, instance_id)[0]
     return ContainmentRecord(
-        case_id=record.case_id, instance_id=instance_id, account=current.account, region=aws.region,
-        dry_run=dry_run, before=current, after=after, changes=changes, started_at=started,
-        finished_at=isotime(clock()), action="Release",
+        case_id=record.case_id,
+        instance_id=instance_id,
+        account=current.account,
+        region=aws.region,
+        dry_run=dry_run,
+        before=current,
+        after=after,
+        changes=changes,
+        started_at=started,
+        finished_at=isotime(clock()),
+        action="Release",
     )

@@ -51,13 +51,16 @@ def _evidence(settings: Settings, case_id: str) -> EvidenceStore:
 def _state_document(record: ContainmentRecord, which: str) -> dict[str, Any]:
     state = record.before if which == "before" else record.after
     document: dict[str, Any] = {
-        "case_id": record.case_id, "instance_id": record.instance_id, "account": record.account,
-        "region": record.region, "action": record.action, "state": state.to_dict(),
+        "case_id": record.case_id,
+        "instance_id": record.instance_id,
+        "account": record.account,
+        "region": record.region,
+        "action": record.action,
+        "state": state.to_dict(),
     }
     if which == "after":
         document["revocations"] = [
-            {"role": r.role, "policy_name": r.policy_name, "issued_before": r.issued_before}
-            for r in record.revocations
+            {"role": r.role, "policy_name": r.policy_name, "issued_before": r.issued_before} for r in record.revocations
         ]
     return document
 
@@ -72,15 +75,32 @@ def _keep(store: EvidenceStore, record: ContainmentRecord, event: str, *, protec
             keys[which] = key
     # Notes (e.g. bookkeeping tags that did not fit a full instance) vary between runs: they go to
     # the custody log, never into before/after.json, which a retry must write identically.
-    store.custody(event, {"instance_id": record.instance_id, "dry_run": record.dry_run,
-                          "changes": [c.to_dict() for c in record.changes], "notes": list(record.notes),
-                          "started_at": record.started_at, "finished_at": record.finished_at}, actor=TOOL)
+    store.custody(
+        event,
+        {
+            "instance_id": record.instance_id,
+            "dry_run": record.dry_run,
+            "changes": [c.to_dict() for c in record.changes],
+            "notes": list(record.notes),
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+        },
+        actor=TOOL,
+    )
     if record.notes:
         logger.warning("containment done with reservations", extra={"notes": list(record.notes)})
-    logger.info("containment recorded", extra={"changes": len(record.changes), "dry_run": record.dry_run,
-                                                 "custody_event": event})
-    return {"CaseId": record.case_id, "InstanceId": record.instance_id, "Contained": not record.dry_run,
-            "Changes": len(record.changes), "Before": keys["before"], "After": keys["after"]}
+    logger.info(
+        "containment recorded",
+        extra={"changes": len(record.changes), "dry_run": record.dry_run, "custody_event": event},
+    )
+    return {
+        "CaseId": record.case_id,
+        "InstanceId": record.instance_id,
+        "Contained": not record.dry_run,
+        "Changes": len(record.changes),
+        "Before": keys["before"],
+        "After": keys["after"],
+    }
 
 
 def contain(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -91,8 +111,11 @@ def contain(event: dict[str, Any], context: Any) -> dict[str, Any]:
     member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
     record = contain_instance(member, request.instance_id, case_id, dry_run=request.dry_run, prefix=settings.prefix)
     answer = _keep(_evidence(settings, case_id), record, "containment-dry-run" if request.dry_run else "contained")
-    notify_stage(settings, "contained", {**answer, "Account": request.account, "Region": request.region,
-                                         "DryRun": request.dry_run})
+    notify_stage(
+        settings,
+        "contained",
+        {**answer, "Account": request.account, "Region": request.region, "DryRun": request.dry_run},
+    )
     return answer
 
 
@@ -102,10 +125,12 @@ def protect(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     case_id = str(request.case_id)
     member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
-    record = protect_instance(member, request.instance_id, case_id, action=event.get("Action", ACTION_ANALYZE),
-                              dry_run=request.dry_run)
-    return _keep(_evidence(settings, case_id), record, "protection-dry-run" if request.dry_run else "protected",
-                 protected=True)
+    record = protect_instance(
+        member, request.instance_id, case_id, action=event.get("Action", ACTION_ANALYZE), dry_run=request.dry_run
+    )
+    return _keep(
+        _evidence(settings, case_id), record, "protection-dry-run" if request.dry_run else "protected", protected=True
+    )
 
 
 def record_from_evidence(store: EvidenceStore) -> ContainmentRecord:
@@ -113,10 +138,17 @@ def record_from_evidence(store: EvidenceStore) -> ContainmentRecord:
     before = store.get_json(containment_key(store.case_id, "before"))
     after = store.get_json(containment_key(store.case_id, "after"))
     return ContainmentRecord(
-        case_id=before["case_id"], instance_id=before["instance_id"], account=before["account"],
-        region=before["region"], dry_run=False, action=before["action"],
-        before=InstanceState.from_dict(before["state"]), after=InstanceState.from_dict(after["state"]),
-        changes=[], started_at="", finished_at="",
+        case_id=before["case_id"],
+        instance_id=before["instance_id"],
+        account=before["account"],
+        region=before["region"],
+        dry_run=False,
+        action=before["action"],
+        before=InstanceState.from_dict(before["state"]),
+        after=InstanceState.from_dict(after["state"]),
+        changes=[],
+        started_at="",
+        finished_at="",
         revocations=tuple(CredentialRevocation(**r) for r in after.get("revocations", [])),
     )
 
@@ -132,8 +164,18 @@ def release(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise InvalidInput({"InstanceId": f"case {case_id} contained {record.instance_id}, not {request.instance_id}"})
     member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
     released = release_instance(member, request.instance_id, record, dry_run=request.dry_run)
-    store.custody("release-dry-run" if request.dry_run else "released",
-                  {"instance_id": request.instance_id, "dry_run": request.dry_run,
-                   "changes": [c.to_dict() for c in released.changes]}, actor=TOOL)
-    return {"CaseId": case_id, "InstanceId": request.instance_id, "Released": not request.dry_run,
-            "Changes": len(released.changes)}
+    store.custody(
+        "release-dry-run" if request.dry_run else "released",
+        {
+            "instance_id": request.instance_id,
+            "dry_run": request.dry_run,
+            "changes": [c.to_dict() for c in released.changes],
+        },
+        actor=TOOL,
+    )
+    return {
+        "CaseId": case_id,
+        "InstanceId": request.instance_id,
+        "Released": not request.dry_run,
+        "Changes": len(released.changes),
+    }

@@ -41,13 +41,19 @@ def describe_target(ec2: Any, instance_id: str) -> dict[str, Any]:
     instance = instances[0]
     state = str(instance["State"]["Name"])
     if state in GONE_STATES:
-        raise InstanceNotFound(instance_id, f"is {state}: its memory is gone and its volumes are deleted or "
-                                            "being deleted, so there is nothing left to contain or acquire")
+        raise InstanceNotFound(
+            instance_id,
+            f"is {state}: its memory is gone and its volumes are deleted or "
+            "being deleted, so there is nothing left to contain or acquire",
+        )
     mappings = instance.get("BlockDeviceMappings", [])
     volumes = [m["Ebs"]["VolumeId"] for m in mappings if "Ebs" in m]
     return {
-        "InstanceId": instance_id, "State": state, "Platform": instance.get("PlatformDetails", "Linux/UNIX"),
-        "EbsVolumes": len(volumes), "NetworkInterfaces": len(instance.get("NetworkInterfaces", [])),
+        "InstanceId": instance_id,
+        "State": state,
+        "Platform": instance.get("PlatformDetails", "Linux/UNIX"),
+        "EbsVolumes": len(volumes),
+        "NetworkInterfaces": len(instance.get("NetworkInterfaces", [])),
         "RootDeviceType": instance.get("RootDeviceType", "ebs"),
         # Instance-store (ephemeral) volumes never appear as EBS mappings and no snapshot covers them.
         "InstanceStoreOnly": instance.get("RootDeviceType") == "instance-store" and not volumes,

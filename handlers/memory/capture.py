@@ -90,14 +90,29 @@ class PresignedMultipartUpload:
 
     def to_event(self) -> dict[str, Any]:
         # URLs stay out of the state machine's history: they are bearer tokens for the upload.
-        return {"Bucket": self.bucket, "Key": self.key, "UploadId": self.upload_id,
-                "PartCount": len(self.part_urls), "PartSize": self.part_size,
-                "ExpiresSeconds": self.expires_seconds}
+        return {
+            "Bucket": self.bucket,
+            "Key": self.key,
+            "UploadId": self.upload_id,
+            "PartCount": len(self.part_urls),
+            "PartSize": self.part_size,
+            "ExpiresSeconds": self.expires_seconds,
+        }
 
 
-def presign_capture(s3_client: Any, bucket: str, key: str, module_bucket: str, module_key: str, part_count: int,
-                    expires_seconds: int, *, module_s3_client: Any | None = None, part_size: int = DEFAULT_PART_SIZE,
-                    metadata: dict[str, str] | None = None) -> tuple[str, PresignedMultipartUpload]:
+def presign_capture(
+    s3_client: Any,
+    bucket: str,
+    key: str,
+    module_bucket: str,
+    module_key: str,
+    part_count: int,
+    expires_seconds: int,
+    *,
+    module_s3_client: Any | None = None,
+    part_size: int = DEFAULT_PART_SIZE,
+    metadata: dict[str, str] | None = None,
+) -> tuple[str, PresignedMultipartUpload]:
     """Start the multipart upload of the memory image and pre-sign everything the instance needs.
 
     `s3_client` writes the evidence bucket (forensic account, SigV4); `module_s3_client` reads the
@@ -107,18 +122,37 @@ def presign_capture(s3_client: Any, bucket: str, key: str, module_bucket: str, m
         raise ValueError(f"part count must be 1..{MAX_PARTS}, got {part_count}")
     if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
         raise ValueError(f"part size must be 5 MiB..5 GiB, got {part_size}")
-    upload_id = str(s3_client.create_multipart_upload(
-        Bucket=bucket, Key=key, ContentType="application/octet-stream", Metadata=dict(metadata or {}),
-    )["UploadId"])
+    upload_id = str(
+        s3_client.create_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            ContentType="application/octet-stream",
+            Metadata=dict(metadata or {}),
+        )["UploadId"]
+    )
     part_urls = tuple(
-        str(s3_client.generate_presigned_url(
-            "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
-            ExpiresIn=expires_seconds))
-        for number in range(1, part_count + 1))
-    module_url = str((module_s3_client or s3_client).generate_presigned_url(
-        "get_object", Params={"Bucket": module_bucket, "Key": module_key}, ExpiresIn=expires_seconds))
-    return module_url, PresignedMultipartUpload(bucket=bucket, key=key, upload_id=upload_id, part_urls=part_urls,
-                                                expires_seconds=expires_seconds, part_size=part_size)
+        str(
+            s3_client.generate_presigned_url(
+                "upload_part",
+                Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+                ExpiresIn=expires_seconds,
+            )
+        )
+        for number in range(1, part_count + 1)
+    )
+    module_url = str(
+        (module_s3_client or s3_client).generate_presigned_url(
+            "get_object", Params={"Bucket": module_bucket, "Key": module_key}, ExpiresIn=expires_seconds
+        )
+    )
+    return module_url, PresignedMultipartUpload(
+        bucket=bucket,
+        key=key,
+        upload_id=upload_id,
+        part_urls=part_urls,
+        expires_seconds=expires_seconds,
+        part_size=part_size,
+    )
 
 
 def compact_part_urls(urls: Sequence[str]) -> tuple[str, list[str]]:
@@ -295,8 +329,9 @@ def _script_path(upload: PresignedMultipartUpload) -> str:
     return f"/dev/shm/irforensics-capture-{hashlib.sha256(upload.upload_id.encode()).hexdigest()[:16]}.sh"
 
 
-def capture_script(module_url: str, upload: PresignedMultipartUpload, *, module_sha256: str, timeout_seconds: int,
-                   port: int) -> str:
+def capture_script(
+    module_url: str, upload: PresignedMultipartUpload, *, module_sha256: str, timeout_seconds: int, port: int
+) -> str:
     """The bash script alone (what `capture_commands` writes to tmpfs and runs)."""
     if not _SHA256.match(module_sha256):
         raise ValueError(f"module sha256 must be 64 lowercase hex digits, got {module_sha256!r}")
@@ -308,9 +343,14 @@ def capture_script(module_url: str, upload: PresignedMultipartUpload, *, module_
         raise ValueError("module URL cannot go into shell text")
     base, lines = compact_part_urls(upload.part_urls)
     values = {
-        "MODULE_URL": shlex.quote(module_url), "MODULE_SHA256": module_sha256, "PORT": str(port),
-        "PART_SIZE": str(upload.part_size), "MAX_PARTS": str(len(upload.part_urls)),
-        "TIMEOUT": str(timeout_seconds), "BASE": shlex.quote(base), "PART_LINES": "\n".join(lines),
+        "MODULE_URL": shlex.quote(module_url),
+        "MODULE_SHA256": module_sha256,
+        "PORT": str(port),
+        "PART_SIZE": str(upload.part_size),
+        "MAX_PARTS": str(len(upload.part_urls)),
+        "TIMEOUT": str(timeout_seconds),
+        "BASE": shlex.quote(base),
+        "PART_LINES": "\n".join(lines),
     }
     script = _CAPTURE_SCRIPT
     for name, value in values.items():
@@ -318,11 +358,18 @@ def capture_script(module_url: str, upload: PresignedMultipartUpload, *, module_
     return script
 
 
-def capture_commands(module_url: str, upload: PresignedMultipartUpload, *, module_sha256: str,
-                     timeout_seconds: int, port: int = 4444, case_id: str = "", instance_id: str = "") -> list[str]:
+def capture_commands(
+    module_url: str,
+    upload: PresignedMultipartUpload,
+    *,
+    module_sha256: str,
+    timeout_seconds: int,
+    port: int = 4444,
+    case_id: str = "",
+    instance_id: str = "",
+) -> list[str]:
     """AWS-RunShellScript lines: write the capture script to tmpfs, run it under bash (bounded)."""
-    script = capture_script(module_url, upload, module_sha256=module_sha256, timeout_seconds=timeout_seconds,
-                            port=port)
+    script = capture_script(module_url, upload, module_sha256=module_sha256, timeout_seconds=timeout_seconds, port=port)
     path = _script_path(upload)
     label = re.sub(r"[^A-Za-z0-9._-]", "-", f"{case_id} {instance_id}".strip())
     commands = [
@@ -344,7 +391,7 @@ def script_from_commands(commands: Sequence[str]) -> str:
     """The bash script inside a capture command list (for syntax checks and the simulated agent)."""
     start = next(i for i, line in enumerate(commands) if line.endswith("<<'IRFORENSICS_CAPTURE'"))
     end = commands.index("IRFORENSICS_CAPTURE", start)
-    return "\n".join(commands[start + 1:end]) + "\n"
+    return "\n".join(commands[start + 1 : end]) + "\n"
 
 
 @dataclass(frozen=True)
@@ -359,7 +406,7 @@ class CaptureReport:
 
 def parse_capture_output(stdout: str) -> CaptureReport:
     """The last `IRFORENSICS-RESULT` line of the capture's stdout (untrusted: checked field by field)."""
-    lines = [line[len(RESULT_PREFIX):] for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    lines = [line[len(RESULT_PREFIX) :] for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if not lines:
         raise CaptureReportUnreadable("the capture printed no result line (cut short, or killed by its timeout?)")
     try:
@@ -379,8 +426,13 @@ def parse_capture_output(stdout: str) -> CaptureReport:
         raise CaptureReportUnreadable("the capture lists no parts")
     checked: list[tuple[int, str]] = []
     for expected, item in enumerate(parts, start=1):
-        if (not isinstance(item, list) or len(item) != 2 or item[0] != expected
-                or not isinstance(item[1], str) or not _ETAG.match(item[1])):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or item[0] != expected
+            or not isinstance(item[1], str)
+            or not _ETAG.match(item[1])
+        ):
             raise CaptureReportUnreadable(f"part entry {expected} of the capture is malformed")
         checked.append((expected, item[1]))
     return CaptureReport(acquired=True, sha256=sha256, size=size, part_size=part_size, parts=tuple(checked))

@@ -62,9 +62,13 @@ class CapturePath:
     original_profile: str = ""
 
     def to_event(self) -> dict[str, Any]:
-        return {"Opened": self.opened, "Reason": self.reason, "Groups": dict(self.groups),
-                "Interfaces": {eni: list(groups) for eni, groups in self.interfaces.items()},
-                "OriginalProfile": self.original_profile}
+        return {
+            "Opened": self.opened,
+            "Reason": self.reason,
+            "Groups": dict(self.groups),
+            "Interfaces": {eni: list(groups) for eni, groups in self.interfaces.items()},
+            "OriginalProfile": self.original_profile,
+        }
 
 
 def capture_group_name(prefix: str, instance_id: str) -> str:
@@ -74,9 +78,12 @@ def capture_group_name(prefix: str, instance_id: str) -> str:
 def capture_egress(s3_prefix_list_id: str, endpoint_group_ids: Iterable[str]) -> list[dict[str, Any]]:
     """The capture group's egress: HTTPS to S3 (prefix list) and to the SSM endpoints' groups. Nothing else."""
     groups = sorted(set(endpoint_group_ids))
-    permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": HTTPS, "ToPort": HTTPS,
-                                  "PrefixListIds": [{"PrefixListId": s3_prefix_list_id,
-                                                     "Description": "memory image upload (pre-signed S3)"}]}
+    permission: dict[str, Any] = {
+        "IpProtocol": "tcp",
+        "FromPort": HTTPS,
+        "ToPort": HTTPS,
+        "PrefixListIds": [{"PrefixListId": s3_prefix_list_id, "Description": "memory image upload (pre-signed S3)"}],
+    }
     if groups:
         permission["UserIdGroupPairs"] = [{"GroupId": g, "Description": "SSM interface endpoint"} for g in groups]
     return [permission]
@@ -84,7 +91,8 @@ def capture_egress(s3_prefix_list_id: str, endpoint_group_ids: Iterable[str]) ->
 
 def s3_prefix_list(ec2: Any, region: str) -> str:
     lists = ec2.describe_managed_prefix_lists(
-        Filters=[{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{region}.s3"]}])["PrefixLists"]
+        Filters=[{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{region}.s3"]}]
+    )["PrefixLists"]
     if not lists:
         raise CapturePathUnavailable(f"region {region} has no S3 managed prefix list")
     return str(lists[0]["PrefixListId"])
@@ -93,15 +101,17 @@ def s3_prefix_list(ec2: Any, region: str) -> str:
 def ssm_endpoint_groups(ec2: Any, vpc_id: str, region: str) -> list[str]:
     """Security groups of the VPC's SSM interface endpoints; all three services must be there."""
     services = [f"com.amazonaws.{region}.{name}" for name in SSM_ENDPOINT_SERVICES]
-    endpoints = ec2.describe_vpc_endpoints(Filters=[
-        {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "service-name", "Values": services}])["VpcEndpoints"]
+    endpoints = ec2.describe_vpc_endpoints(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "service-name", "Values": services}]
+    )["VpcEndpoints"]
     live = [e for e in endpoints if str(e.get("State", "available")).lower() in ("available", "pending")]
     missing = sorted(set(services) - {e["ServiceName"] for e in live})
     if missing:
         raise CapturePathUnavailable(
             f"VPC {vpc_id} has no interface endpoint for {', '.join(m.rsplit('.', 1)[-1] for m in missing)}: "
             "a contained instance can reach SSM only through them, and opening HTTPS to the internet "
-            "would undo its containment")
+            "would undo its containment"
+        )
     return sorted({g["GroupId"] for e in live for g in e.get("Groups", [])})
 
 
@@ -112,13 +122,16 @@ def _instance(ec2: Any, instance_id: str) -> dict[str, Any]:
 
 def _interfaces(instance: Mapping[str, Any]) -> dict[str, tuple[str, tuple[str, ...]]]:
     """eni -> (vpc, groups) for every interface of the instance."""
-    return {eni["NetworkInterfaceId"]: (eni["VpcId"], tuple(g["GroupId"] for g in eni.get("Groups", [])))
-            for eni in instance.get("NetworkInterfaces", [])}
+    return {
+        eni["NetworkInterfaceId"]: (eni["VpcId"], tuple(g["GroupId"] for g in eni.get("Groups", [])))
+        for eni in instance.get("NetworkInterfaces", [])
+    }
 
 
 def _find_groups(ec2: Any, name: str, vpcs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    found = ec2.describe_security_groups(Filters=[
-        {"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": list(vpcs)}])["SecurityGroups"]
+    found = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": list(vpcs)}]
+    )["SecurityGroups"]
     return {g["VpcId"]: g for g in found}
 
 
@@ -128,7 +141,8 @@ def _tags(group: Mapping[str, Any]) -> dict[str, str]:
 
 def _profile_association(ec2: Any, instance_id: str) -> tuple[str, str] | None:
     associations = ec2.describe_iam_instance_profile_associations(
-        Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"]
     current = [a for a in associations if a.get("State") in ("associated", "associating")]
     if not current:
         return None
@@ -155,7 +169,7 @@ def remembered_groups(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     for key in tags:
         if not key.startswith(ORIGINAL_GROUPS_TAG):
             continue
-        eni = key[len(ORIGINAL_GROUPS_TAG):].split(":", 1)[0]
+        eni = key[len(ORIGINAL_GROUPS_TAG) :].split(":", 1)[0]
         if eni in found:
             continue
         value = unchunked_tag(tags, ORIGINAL_GROUPS_TAG + eni)
@@ -172,8 +186,11 @@ def _usable(record: Sequence[str]) -> bool:
     return bool(record) and len(set(record)) == len(record) and all(SECURITY_GROUP_ID.fullmatch(g) for g in record)
 
 
-def original_groups(interfaces: Mapping[str, tuple[str, tuple[str, ...]]], capture_ids: Iterable[str],
-                    remembered: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+def original_groups(
+    interfaces: Mapping[str, tuple[str, tuple[str, ...]]],
+    capture_ids: Iterable[str],
+    remembered: Mapping[str, tuple[str, ...]],
+) -> dict[str, tuple[str, ...]]:
     """eni -> the groups closing puts back: the record while it is on the capture group, else its groups now."""
     capture = set(capture_ids)
     originals: dict[str, tuple[str, ...]] = {}
@@ -197,8 +214,9 @@ class CaptureTags:
     stale: tuple[str, ...]
 
 
-def plan_capture_tags(group: str, existing: Mapping[str, str], originals: Mapping[str, Sequence[str]],
-                      original_profile: str) -> CaptureTags:
+def plan_capture_tags(
+    group: str, existing: Mapping[str, str], originals: Mapping[str, Sequence[str]], original_profile: str
+) -> CaptureTags:
     """What the group's tags must become to remember `originals` (its VPC's interfaces) and the profile.
 
     Raises CapturePathUnavailable when that exceeds EC2's limits, which the caller checks before its
@@ -229,22 +247,28 @@ def plan_capture_tags(group: str, existing: Mapping[str, str], originals: Mappin
     if too_long:
         raise CapturePathUnavailable(
             f"capture group {group}: tag {too_long[0][:80]!r} exceeds EC2's {MAX_TAG_KEY_CHARS} characters per key "
-            f"or {MAX_TAG_VALUE_CHARS} per value")
+            f"or {MAX_TAG_VALUE_CHARS} per value"
+        )
     needed = counted_tags(set(existing) | set(wanted))
     if needed > MAX_TAGS_PER_RESOURCE:
         sizes = ", ".join(f"{eni}: {len(groups)}" for eni, groups in sorted(originals.items()))
         raise CapturePathUnavailable(
             f"capture group {group} would need {needed} tags to remember the original security groups of "
             f"{len(originals)} interfaces (groups per interface: {sizes}) and EC2 allows {MAX_TAGS_PER_RESOURCE} "
-            "per security group; nothing was changed")
+            "per security group; nothing was changed"
+        )
     return CaptureTags(write={k: v for k, v in wanted.items() if existing.get(k) != v}, stale=tuple(stale))
 
 
 # ---------------------------------------------------------------------------------------------
 # The capture group's rules.
 
-_RULE_TARGETS = {"IpRanges": "CidrIp", "Ipv6Ranges": "CidrIpv6", "PrefixListIds": "PrefixListId",
-                 "UserIdGroupPairs": "GroupId"}
+_RULE_TARGETS = {
+    "IpRanges": "CidrIp",
+    "Ipv6Ranges": "CidrIpv6",
+    "PrefixListIds": "PrefixListId",
+    "UserIdGroupPairs": "GroupId",
+}
 _Rule = tuple[str, Any, Any, str, str]  # protocol, from port, to port, kind of target, target
 
 
@@ -318,22 +342,34 @@ def open_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -
         original_profile = next((p for g in existing.values() if (p := _tags(g).get(ORIGINAL_PROFILE_TAG))), "")
 
     creation_tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE, "Name": name, CAPTURE_INSTANCE_TAG: instance_id}
-    plans = {vpc: plan_capture_tags(
-        existing[vpc]["GroupId"] if vpc in existing else f"{name} in {vpc}",
-        _tags(existing[vpc]) if vpc in existing else creation_tags,
-        {eni: originals[eni] for eni, (eni_vpc, _) in interfaces.items() if eni_vpc == vpc},
-        original_profile) for vpc in vpcs}
+    plans = {
+        vpc: plan_capture_tags(
+            existing[vpc]["GroupId"] if vpc in existing else f"{name} in {vpc}",
+            _tags(existing[vpc]) if vpc in existing else creation_tags,
+            {eni: originals[eni] for eni, (eni_vpc, _) in interfaces.items() if eni_vpc == vpc},
+            original_profile,
+        )
+        for vpc in vpcs
+    }
 
     groups: dict[str, str] = {}
     for vpc in vpcs:
         if vpc in existing:
             group = existing[vpc]
         else:
-            group_id = str(ec2.create_security_group(
-                GroupName=name, VpcId=vpc,
-                Description="irforensics memory capture: HTTPS egress to S3 and SSM endpoints only, no ingress",
-                TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-                    {"Key": k, "Value": v} for k, v in creation_tags.items()]}])["GroupId"])
+            group_id = str(
+                ec2.create_security_group(
+                    GroupName=name,
+                    VpcId=vpc,
+                    Description="irforensics memory capture: HTTPS egress to S3 and SSM endpoints only, no ingress",
+                    TagSpecifications=[
+                        {
+                            "ResourceType": "security-group",
+                            "Tags": [{"Key": k, "Value": v} for k, v in creation_tags.items()],
+                        }
+                    ],
+                )["GroupId"]
+            )
             group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
         # Its rules are settled before any interface can use the group.
         _enforce_rules(ec2, group, egress[vpc])
@@ -345,13 +381,17 @@ def open_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -
             ec2.delete_tags(Resources=[groups[vpc]], Tags=[{"Key": k} for k in plan.stale])
 
     if profile is not None and profile[1] == isolation_profile:
-        ec2.replace_iam_instance_profile_association(AssociationId=profile[0],
-                                                     IamInstanceProfile={"Name": acquisition})
+        ec2.replace_iam_instance_profile_association(AssociationId=profile[0], IamInstanceProfile={"Name": acquisition})
     for eni, (vpc, current) in interfaces.items():
         if current != (groups[vpc],):
             ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[groups[vpc]])
-    return CapturePath(opened=True, reason="HTTPS egress to S3 and the SSM endpoints only, for the capture",
-                       groups=groups, interfaces=originals, original_profile=original_profile)
+    return CapturePath(
+        opened=True,
+        reason="HTTPS egress to S3 and the SSM endpoints only, for the capture",
+        groups=groups,
+        interfaces=originals,
+        original_profile=original_profile,
+    )
 
 
 def close_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -> list[str]:
@@ -381,8 +421,9 @@ def close_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) 
             changes.append(f"{eni}: groups back to {','.join(originals[eni])}")
     profile = _profile_association(ec2, instance_id)
     if original_profile and profile is not None and profile[1] == naming.acquisition_profile(prefix, region):
-        ec2.replace_iam_instance_profile_association(AssociationId=profile[0],
-                                                     IamInstanceProfile={"Name": original_profile})
+        ec2.replace_iam_instance_profile_association(
+            AssociationId=profile[0], IamInstanceProfile={"Name": original_profile}
+        )
         changes.append(f"instance profile back to {original_profile}")
     for group_id in sorted(capture_ids):
         try:

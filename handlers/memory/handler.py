@@ -59,11 +59,13 @@ class MemorySettings:
         if not 120 <= timeout <= 3600 - capture.URL_MARGIN_SECONDS:
             raise RuntimeError(f"IRF_MEMORY_CAPTURE_TIMEOUT_SECONDS must be 120..{3600 - capture.URL_MARGIN_SECONDS}")
         return cls(
-            settings=settings, region=region,
+            settings=settings,
+            region=region,
             modules_bucket=env.get("IRF_MODULES_BUCKET")
             or naming.modules_bucket(settings.prefix, settings.security_account, region),
             lime_factory_arn=env.get("IRF_LIME_FACTORY_STATE_MACHINE_ARN", ""),
-            capture_timeout_seconds=timeout)
+            capture_timeout_seconds=timeout,
+        )
 
 
 def _require(event: Mapping[str, Any], *names: str) -> list[Any]:
@@ -114,8 +116,11 @@ def open_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Contain mode: HTTPS to S3 and SSM only, acquisition profile. {"Opened", "Reason"}."""
     case_id, instance_id, account, region = _target(event)
     if event.get("Action") != ACTION_CONTAIN:
-        return {"Opened": False, "Reason": "not contained: the instance keeps its own network and profile",
-                "Refused": False}
+        return {
+            "Opened": False,
+            "Reason": "not contained: the instance keeps its own network and profile",
+            "Refused": False,
+        }
     config = MemorySettings.from_env()
     ec2 = _member(config, account, region, case_id).client("ec2", config=BOTO_CONFIG)
     try:
@@ -123,7 +128,8 @@ def open_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except capture_path.CapturePathUnavailable as exc:
         return {"Opened": False, "Reason": str(exc), "Refused": True}
     _evidence(config, _forensic(config, case_id), case_id).custody(
-        "memory-capture-path-opened", {"InstanceId": instance_id, **path.to_event()}, actor=ACTOR)
+        "memory-capture-path-opened", {"InstanceId": instance_id, **path.to_event()}, actor=ACTOR
+    )
     return {"Opened": True, "Reason": path.reason, "Refused": False}
 
 
@@ -137,7 +143,8 @@ def close_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
     changes = capture_path.close_capture_path(ec2, instance_id, prefix=config.settings.prefix, region=region)
     if changes:
         _evidence(config, _forensic(config, case_id), case_id).custody(
-            "memory-capture-path-closed", {"InstanceId": instance_id, "Changes": changes}, actor=ACTOR)
+            "memory-capture-path-closed", {"InstanceId": instance_id, "Changes": changes}, actor=ACTOR
+        )
     return {"Closed": True, "Changes": changes}
 
 
@@ -146,8 +153,9 @@ def close_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _agent_state(ssm: Any, instance_id: str) -> dict[str, Any] | None:
-    found = ssm.describe_instance_information(
-        Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])["InstanceInformationList"]
+    found = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])[
+        "InstanceInformationList"
+    ]
     return dict(found[0]) if found else None
 
 
@@ -158,18 +166,25 @@ def discover_kernel(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
     agent = _agent_state(ssm, instance_id)
     if agent is None:
-        return {"Capturable": False, "Reason": f"no SSM agent is registered for {instance_id} in {account}/{region}: "
-                                               "memory cannot be captured without Run Command"}
+        return {
+            "Capturable": False,
+            "Reason": f"no SSM agent is registered for {instance_id} in {account}/{region}: "
+            "memory cannot be captured without Run Command",
+        }
     if agent.get("PlatformType", "Linux") != "Linux":
         return {"Capturable": False, "Reason": f"{instance_id} runs {agent.get('PlatformType')}: LiME is Linux only"}
     if agent.get("PingStatus") != "Online":
         if event.get("Action") == ACTION_CONTAIN:
             # The agent reconnects once the capture path is open; that takes a poll or two.
             raise NotReady(f"SSM agent of {instance_id} is {agent.get('PingStatus')}; waiting for it to reconnect")
-        return {"Capturable": False, "Reason": f"the SSM agent of {instance_id} is {agent.get('PingStatus')}, "
-                                               "not Online"}
+        return {
+            "Capturable": False,
+            "Reason": f"the SSM agent of {instance_id} is {agent.get('PingStatus')}, not Online",
+        }
     command = ssm.send_command(
-        InstanceIds=[instance_id], DocumentName=RUN_SHELL_SCRIPT, TimeoutSeconds=DISCOVERY_TIMEOUT_SECONDS * 2,
+        InstanceIds=[instance_id],
+        DocumentName=RUN_SHELL_SCRIPT,
+        TimeoutSeconds=DISCOVERY_TIMEOUT_SECONDS * 2,
         Comment=f"irforensics kernel discovery {case_id}"[:100],
         Parameters={"commands": capture.discovery_commands(), "executionTimeout": [str(DISCOVERY_TIMEOUT_SECONDS)]},
     )["Command"]
@@ -197,13 +212,19 @@ def discovery_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if status in PENDING:
         raise NotReady(f"kernel discovery on {instance_id} is {status}")
     if status != "Success":
-        raise AcquisitionFailed(f"kernel discovery on {instance_id} ended {status}: "
-                                f"{invocation.get('StandardErrorContent', '')[:300]}")
+        raise AcquisitionFailed(
+            f"kernel discovery on {instance_id} ended {status}: {invocation.get('StandardErrorContent', '')[:300]}"
+        )
     info = kernel.parse_discovery(invocation.get("StandardOutputContent", ""))
     loadable, reason = kernel.can_load_module(info)
     logger.info("kernel discovered", extra={"kernel": info.to_event(), "loadable": loadable})
-    return {"Kernel": info.to_event(), "Loadable": loadable, "Reason": reason, "Prefix": kernel.module_prefix(info),
-            "Describe": info.describe()}
+    return {
+        "Kernel": info.to_event(),
+        "Loadable": loadable,
+        "Reason": reason,
+        "Prefix": kernel.module_prefix(info),
+        "Describe": info.describe(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,9 +261,16 @@ def check_module(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s3 = _modules_s3(config)
     prefix = kernel.module_prefix(info)
     missing = [name for name in kernel.MODULE_FILES if not _exists(s3, config.modules_bucket, prefix + name)]
-    return {"ModuleAvailable": not missing, "Prefix": prefix, "Missing": missing,
-            "Reason": (f"no module for {info.describe()}: missing {', '.join(missing)} in "
-                       f"s3://{config.modules_bucket}/{prefix}") if missing else "module and symbols present"}
+    return {
+        "ModuleAvailable": not missing,
+        "Prefix": prefix,
+        "Missing": missing,
+        "Reason": (
+            f"no module for {info.describe()}: missing {', '.join(missing)} in s3://{config.modules_bucket}/{prefix}"
+        )
+        if missing
+        else "module and symbols present",
+    }
 
 
 def _execution_name(info: KernelInfo, case_id: str) -> str:
@@ -261,11 +289,18 @@ def request_module_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise ModuleUnavailable(reason)
     if not config.lime_factory_arn:
         raise ModuleUnavailable("no LimeFactory state machine is configured (IRF_LIME_FACTORY_STATE_MACHINE_ARN)")
-    build = {"Distro": info.distro, "DistroVersion": info.distro_version, "KernelRelease": info.kernel_release,
-             "Arch": info.arch}
+    build = {
+        "Distro": info.distro,
+        "DistroVersion": info.distro_version,
+        "KernelRelease": info.kernel_release,
+        "Arch": info.arch,
+    }
     sfn = lambda_session(config.region).client("stepfunctions", config=BOTO_CONFIG)
-    started = sfn.start_execution(stateMachineArn=config.lime_factory_arn, name=_execution_name(info, str(case_id)),
-                                  input=json.dumps({"Builds": [build], "RequestedBy": str(case_id)}))
+    started = sfn.start_execution(
+        stateMachineArn=config.lime_factory_arn,
+        name=_execution_name(info, str(case_id)),
+        input=json.dumps({"Builds": [build], "RequestedBy": str(case_id)}),
+    )
     logger.info("module build requested", extra={"build": build, "execution": started["executionArn"]})
     return {"ExecutionArn": started["executionArn"]}
 
@@ -299,32 +334,64 @@ def start_capture(event: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = capture.plan_parts(info.memory_bytes)
     timeout = config.capture_timeout_seconds
     module_url, upload = capture.presign_capture(
-        evidence_s3, config.settings.evidence_bucket, key, config.modules_bucket, prefix + kernel.MODULE_FILE,
-        plan.part_count, timeout + capture.URL_MARGIN_SECONDS, module_s3_client=modules, part_size=plan.part_size,
-        metadata={"source": f"ec2:{account}:{region}:{instance_id}", "tool": TOOL[:256], "acquired-at": isotime(),
-                  "kernel": info.describe()[:256]})
+        evidence_s3,
+        config.settings.evidence_bucket,
+        key,
+        config.modules_bucket,
+        prefix + kernel.MODULE_FILE,
+        plan.part_count,
+        timeout + capture.URL_MARGIN_SECONDS,
+        module_s3_client=modules,
+        part_size=plan.part_size,
+        metadata={
+            "source": f"ec2:{account}:{region}:{instance_id}",
+            "tool": TOOL[:256],
+            "acquired-at": isotime(),
+            "kernel": info.describe()[:256],
+        },
+    )
     port = 20000 + secrets.randbelow(40000)
-    commands = capture.capture_commands(module_url, upload, module_sha256=digest, timeout_seconds=timeout, port=port,
-                                        case_id=case_id, instance_id=instance_id)
+    commands = capture.capture_commands(
+        module_url,
+        upload,
+        module_sha256=digest,
+        timeout_seconds=timeout,
+        port=port,
+        case_id=case_id,
+        instance_id=instance_id,
+    )
     ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
     try:
         command = ssm.send_command(
-            InstanceIds=[instance_id], DocumentName=RUN_SHELL_SCRIPT, TimeoutSeconds=300,
+            InstanceIds=[instance_id],
+            DocumentName=RUN_SHELL_SCRIPT,
+            TimeoutSeconds=300,
             Comment=f"irforensics memory capture {case_id}"[:100],
-            Parameters={"commands": commands, "executionTimeout": [str(timeout + 60)]})["Command"]
+            Parameters={"commands": commands, "executionTimeout": [str(timeout + 60)]},
+        )["Command"]
     except Exception:
         evidence_s3.abort_multipart_upload(Bucket=upload.bucket, Key=key, UploadId=upload.upload_id)
         raise
-    _evidence(config, forensic, case_id).custody("memory-capture-started", {
-        "InstanceId": instance_id, "Kernel": info.to_event(), "Module": f"s3://{config.modules_bucket}/{prefix}",
-        "ModuleSha256": digest, "CommandId": command["CommandId"], "Upload": upload.to_event()}, actor=ACTOR)
+    _evidence(config, forensic, case_id).custody(
+        "memory-capture-started",
+        {
+            "InstanceId": instance_id,
+            "Kernel": info.to_event(),
+            "Module": f"s3://{config.modules_bucket}/{prefix}",
+            "ModuleSha256": digest,
+            "CommandId": command["CommandId"],
+            "Upload": upload.to_event(),
+        },
+        actor=ACTOR,
+    )
     return {"CommandId": command["CommandId"], **upload.to_event()}
 
 
 def _abort(s3: Any, capture_event: Mapping[str, Any]) -> None:
     try:
-        s3.abort_multipart_upload(Bucket=capture_event["Bucket"], Key=capture_event["Key"],
-                                  UploadId=capture_event["UploadId"])
+        s3.abort_multipart_upload(
+            Bucket=capture_event["Bucket"], Key=capture_event["Key"], UploadId=capture_event["UploadId"]
+        )
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "NoSuchUpload":
             raise
@@ -332,8 +399,9 @@ def _abort(s3: Any, capture_event: Mapping[str, Any]) -> None:
 
 def _uploaded_parts(s3: Any, capture_event: Mapping[str, Any]) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
-    for page in s3.get_paginator("list_parts").paginate(Bucket=capture_event["Bucket"], Key=capture_event["Key"],
-                                                        UploadId=capture_event["UploadId"]):
+    for page in s3.get_paginator("list_parts").paginate(
+        Bucket=capture_event["Bucket"], Key=capture_event["Key"], UploadId=capture_event["UploadId"]
+    ):
         parts.extend(page.get("Parts", []))
     return sorted(parts, key=lambda p: int(p["PartNumber"]))
 
@@ -346,14 +414,19 @@ def complete_upload(s3: Any, capture_event: Mapping[str, Any], report: capture.C
     uploaded = _uploaded_parts(s3, capture_event)
     held = [(int(p["PartNumber"]), str(p["ETag"]).strip('"')) for p in uploaded]
     if held != list(report.parts):
-        return (f"the parts in S3 ({len(held)}) differ from the {len(report.parts)} the instance reported; "
-                "upload not completed")
+        return (
+            f"the parts in S3 ({len(held)}) differ from the {len(report.parts)} the instance reported; "
+            "upload not completed"
+        )
     held_size = sum(int(p["Size"]) for p in uploaded)
     if held_size != report.size:
         return f"S3 holds {held_size} bytes but the instance streamed {report.size}; upload not completed"
     s3.complete_multipart_upload(
-        Bucket=capture_event["Bucket"], Key=capture_event["Key"], UploadId=capture_event["UploadId"],
-        MultipartUpload={"Parts": [{"PartNumber": int(p["PartNumber"]), "ETag": p["ETag"]} for p in uploaded]})
+        Bucket=capture_event["Bucket"],
+        Key=capture_event["Key"],
+        UploadId=capture_event["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": int(p["PartNumber"]), "ETag": p["ETag"]} for p in uploaded]},
+    )
     return None
 
 
@@ -382,18 +455,40 @@ def capture_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
     reason = report.reason if not report.acquired else complete_upload(s3, capture_event, report)
     if reason is not None:
         _abort(s3, capture_event)
-        store.custody("memory-not-acquired", {"InstanceId": instance_id, "CommandId": command_id,
-                                              "CommandStatus": status, "Reason": reason}, actor=ACTOR)
+        store.custody(
+            "memory-not-acquired",
+            {"InstanceId": instance_id, "CommandId": command_id, "CommandStatus": status, "Reason": reason},
+            actor=ACTOR,
+        )
         return not_acquired(f"memory capture failed: {reason}")
     size = int(s3.head_object(Bucket=capture_event["Bucket"], Key=key)["ContentLength"])
     if size != report.size:
         return not_acquired(f"the memory image holds {size} bytes, the instance streamed {report.size}")
-    store.put_bytes(digest_key(key), digest_line(report.sha256, key), source=f"ec2:{account}:{region}:{instance_id}",
-                    tool=TOOL, content_type="text/plain")
-    store.custody("memory-acquired", {"InstanceId": instance_id, "Key": key, "Sha256": report.sha256, "Size": size,
-                                      "Parts": len(report.parts), "CommandId": command_id,
-                                      "Sha256ComputedBy": "sha256sum on the instance, over the LiME stream"},
-                  actor=ACTOR)
+    store.put_bytes(
+        digest_key(key),
+        digest_line(report.sha256, key),
+        source=f"ec2:{account}:{region}:{instance_id}",
+        tool=TOOL,
+        content_type="text/plain",
+    )
+    store.custody(
+        "memory-acquired",
+        {
+            "InstanceId": instance_id,
+            "Key": key,
+            "Sha256": report.sha256,
+            "Size": size,
+            "Parts": len(report.parts),
+            "CommandId": command_id,
+            "Sha256ComputedBy": "sha256sum on the instance, over the LiME stream",
+        },
+        actor=ACTOR,
+    )
     logger.info("memory acquired", extra={"key": key, "size": size, "sha256": report.sha256})
-    return {"Acquired": True, "Reason": "LiME dump streamed to the evidence bucket", "Key": key,
-            "Sha256": report.sha256, "Size": size}
+    return {
+        "Acquired": True,
+        "Reason": "LiME dump streamed to the evidence bucket",
+        "Key": key,
+        "Sha256": report.sha256,
+        "Size": size,
+    }

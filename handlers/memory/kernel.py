@@ -42,18 +42,28 @@ class KernelInfo:
     memory_bytes: int | None = None  # MemTotal
 
     def to_event(self) -> dict[str, Any]:
-        return {"Distro": self.distro, "DistroVersion": self.distro_version, "KernelRelease": self.kernel_release,
-                "Arch": self.arch, "SecureBoot": self.secure_boot, "Lockdown": self.lockdown,
-                "MemoryBytes": self.memory_bytes}
+        return {
+            "Distro": self.distro,
+            "DistroVersion": self.distro_version,
+            "KernelRelease": self.kernel_release,
+            "Arch": self.arch,
+            "SecureBoot": self.secure_boot,
+            "Lockdown": self.lockdown,
+            "MemoryBytes": self.memory_bytes,
+        }
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> KernelInfo:
         memory = event.get("MemoryBytes")
         return cls(
-            distro=check_distro(str(event["Distro"])), distro_version=check_distro_version(str(event["DistroVersion"])),
-            kernel_release=check_release(str(event["KernelRelease"])), arch=check_arch(str(event["Arch"])),
-            secure_boot=event.get("SecureBoot"), lockdown=str(event.get("Lockdown", "none")),
-            memory_bytes=int(memory) if memory is not None else None)
+            distro=check_distro(str(event["Distro"])),
+            distro_version=check_distro_version(str(event["DistroVersion"])),
+            kernel_release=check_release(str(event["KernelRelease"])),
+            arch=check_arch(str(event["Arch"])),
+            secure_boot=event.get("SecureBoot"),
+            lockdown=str(event.get("Lockdown", "none")),
+            memory_bytes=int(memory) if memory is not None else None,
+        )
 
     def describe(self) -> str:
         return f"{self.distro} {self.distro_version} kernel {self.kernel_release} ({self.arch})"
@@ -74,8 +84,9 @@ def check_arch(arch: str) -> str:
     if arch == "arm64":  # Debian's name for the same architecture
         arch = "aarch64"
     if arch not in ARCHITECTURES:
-        raise DiscoveryUnreadable(f"architecture {arch[:40]!r} is not one the LimeFactory builds for "
-                                  f"({', '.join(ARCHITECTURES)})")
+        raise DiscoveryUnreadable(
+            f"architecture {arch[:40]!r} is not one the LimeFactory builds for ({', '.join(ARCHITECTURES)})"
+        )
     return arch
 
 
@@ -193,7 +204,8 @@ def parse_discovery(output: str) -> KernelInfo:
     if secure_boot is None:
         secure_boot = parse_efivar_secure_boot(sections.get("efivar-secureboot", ""))
     return KernelInfo(
-        distro=distro, distro_version=version,
+        distro=distro,
+        distro_version=version,
         kernel_release=parse_uname_release(sections["uname-r"]),
         arch=parse_uname_machine(sections["uname-m"]),
         secure_boot=secure_boot,
@@ -217,11 +229,14 @@ def is_buildable(info: KernelInfo) -> tuple[bool, str]:
 def can_load_module(info: KernelInfo) -> tuple[bool, str]:
     """Whether this kernel would load our (unsigned) LiME module; the reason either way."""
     if info.secure_boot:
-        return False, ("Secure Boot is enabled: the kernel loads only modules signed by an enrolled key, "
-                       "and LiME modules are not signed; memory was not captured")
+        return False, (
+            "Secure Boot is enabled: the kernel loads only modules signed by an enrolled key, "
+            "and LiME modules are not signed; memory was not captured"
+        )
     if info.lockdown != "none":
-        return False, (f"kernel lockdown is in {info.lockdown} mode: it refuses unsigned modules; "
-                       "memory was not captured")
+        return False, (
+            f"kernel lockdown is in {info.lockdown} mode: it refuses unsigned modules; memory was not captured"
+        )
     if info.arch not in ARCHITECTURES:
         return False, f"architecture {info.arch} is not supported"
     return True, f"{info.describe()} allows loading an unsigned module (Secure Boot off, lockdown none)"

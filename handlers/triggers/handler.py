@@ -57,12 +57,10 @@ class TriggerSettings:
         env = os.environ if env is None else env
         arn = env.get("IRF_RESPONSE_STATE_MACHINE_ARN", "")
         if not arn:
-            raise RuntimeError("Lambda environment is missing IRF_RESPONSE_STATE_MACHINE_ARN "
-                               "(set by SecurityAccount)")
+            raise RuntimeError("Lambda environment is missing IRF_RESPONSE_STATE_MACHINE_ARN (set by SecurityAccount)")
         actions = json.loads(env.get("IRF_SECURITYHUB_ACTIONS") or "{}")
         if not isinstance(actions, dict) or not all(v in ACTIONS for v in actions.values()):
-            raise RuntimeError(f"IRF_SECURITYHUB_ACTIONS must map action ARNs to one of {ACTIONS}, "
-                               f"got {actions!r}")
+            raise RuntimeError(f"IRF_SECURITYHUB_ACTIONS must map action ARNs to one of {ACTIONS}, got {actions!r}")
         return cls(
             state_machine_arn=arn,
             guardduty_contain_severity=float(env.get("IRF_GUARDDUTY_CONTAIN_SEVERITY") or 8.0),
@@ -81,52 +79,77 @@ def event_epoch(event: Mapping[str, Any], now: Callable[[], float] = time.time) 
     return int(now())
 
 
-def execution_name(request: Mapping[str, Any], epoch_seconds: int,
-                   window_seconds: int = DEDUP_WINDOW_SECONDS) -> str:
+def execution_name(request: Mapping[str, Any], epoch_seconds: int, window_seconds: int = DEDUP_WINDOW_SECONDS) -> str:
     bucket = epoch_seconds // window_seconds
     raw = f"{request['InstanceId']}-{request['Account']}-{request['Region']}-{bucket}"
     return _NAME_UNSAFE.sub("-", raw)[:MAX_EXECUTION_NAME]
 
 
-def start_response(sfn: Any, state_machine_arn: str, request: Mapping[str, Any], *,
-                   epoch_seconds: int) -> dict[str, str]:
+def start_response(
+    sfn: Any, state_machine_arn: str, request: Mapping[str, Any], *, epoch_seconds: int
+) -> dict[str, str]:
     """Start one response execution; a refused duplicate name counts as already started."""
     name = execution_name(request, epoch_seconds)
-    outcome = {"InstanceId": str(request["InstanceId"]), "Account": str(request["Account"]),
-               "Region": str(request["Region"]), "Action": str(request["Action"]), "ExecutionName": name}
+    outcome = {
+        "InstanceId": str(request["InstanceId"]),
+        "Account": str(request["Account"]),
+        "Region": str(request["Region"]),
+        "Action": str(request["Action"]),
+        "ExecutionName": name,
+    }
     try:
-        started = sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
-                                      input=json.dumps(request, sort_keys=True))
+        started = sfn.start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(request, sort_keys=True)
+        )
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
             raise
         # Execution ARNs are the state machine's ARN with the execution name appended.
         arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
-        logger.info("response already started for this instance in this window; not starting another",
-                    execution_name=name, execution_arn=arn, instance_id=request["InstanceId"])
+        logger.info(
+            "response already started for this instance in this window; not starting another",
+            execution_name=name,
+            execution_arn=arn,
+            instance_id=request["InstanceId"],
+        )
         return {**outcome, "ExecutionArn": arn, "Status": "already-started"}
-    logger.info("response started", execution_name=name, execution_arn=started["executionArn"],
-                instance_id=request["InstanceId"], action=request["Action"], trigger=request.get("Trigger"))
+    logger.info(
+        "response started",
+        execution_name=name,
+        execution_arn=started["executionArn"],
+        instance_id=request["InstanceId"],
+        action=request["Action"],
+        trigger=request.get("Trigger"),
+    )
     return {**outcome, "ExecutionArn": started["executionArn"], "Status": "started"}
 
 
-def _start_all(event: Mapping[str, Any], requests: list[dict[str, Any]], settings: TriggerSettings,
-               sfn: Any | None) -> dict[str, Any]:
+def _start_all(
+    event: Mapping[str, Any], requests: list[dict[str, Any]], settings: TriggerSettings, sfn: Any | None
+) -> dict[str, Any]:
     client = sfn or lambda_session().client("stepfunctions", config=BOTO_CONFIG)
     epoch = event_epoch(event)
-    return {"Responses": [start_response(client, settings.state_machine_arn, request, epoch_seconds=epoch)
-                          for request in requests]}
+    return {
+        "Responses": [
+            start_response(client, settings.state_machine_arn, request, epoch_seconds=epoch) for request in requests
+        ]
+    }
 
 
 def _ignored(event: Mapping[str, Any], exc: InvalidInput) -> dict[str, Any]:
     # Not an error: EventBridge would only retry an event that can never start a response.
-    logger.warning("event ignored: it does not name an instance to respond to",
-                   event_id=event.get("id"), detail_type=event.get("detail-type"), reason=str(exc))
+    logger.warning(
+        "event ignored: it does not name an instance to respond to",
+        event_id=event.get("id"),
+        detail_type=event.get("detail-type"),
+        reason=str(exc),
+    )
     return {"Responses": [], "Ignored": str(exc)}
 
 
-def on_tag_change(event: dict[str, Any], context: Any = None, *, settings: TriggerSettings | None = None,
-                  sfn: Any | None = None) -> dict[str, Any]:
+def on_tag_change(
+    event: dict[str, Any], context: Any = None, *, settings: TriggerSettings | None = None, sfn: Any | None = None
+) -> dict[str, Any]:
     settings = settings or TriggerSettings.from_env()
     try:
         request = input_from_tag_event(event)
@@ -135,8 +158,9 @@ def on_tag_change(event: dict[str, Any], context: Any = None, *, settings: Trigg
     return _start_all(event, [request], settings, sfn)
 
 
-def on_guardduty_finding(event: dict[str, Any], context: Any = None, *,
-                         settings: TriggerSettings | None = None, sfn: Any | None = None) -> dict[str, Any]:
+def on_guardduty_finding(
+    event: dict[str, Any], context: Any = None, *, settings: TriggerSettings | None = None, sfn: Any | None = None
+) -> dict[str, Any]:
     settings = settings or TriggerSettings.from_env()
     try:
         request = input_from_guardduty(event, contain_severity=settings.guardduty_contain_severity)
@@ -145,8 +169,9 @@ def on_guardduty_finding(event: dict[str, Any], context: Any = None, *,
     return _start_all(event, [request], settings, sfn)
 
 
-def on_securityhub_action(event: dict[str, Any], context: Any = None, *,
-                          settings: TriggerSettings | None = None, sfn: Any | None = None) -> dict[str, Any]:
+def on_securityhub_action(
+    event: dict[str, Any], context: Any = None, *, settings: TriggerSettings | None = None, sfn: Any | None = None
+) -> dict[str, Any]:
     settings = settings or TriggerSettings.from_env()
     try:
         requests = input_from_securityhub(event, settings.securityhub_actions)

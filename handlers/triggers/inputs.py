@@ -21,8 +21,13 @@ from handlers.triggers.patterns import SECURITYHUB_EC2_RESOURCE
 
 logger = Logger(service="irforensics")
 
-__all__ = ["MAX_FINDING_CHARS", "input_from_guardduty", "input_from_securityhub", "input_from_tag_event",
-           "parse_instance_arn"]
+__all__ = [
+    "MAX_FINDING_CHARS",
+    "input_from_guardduty",
+    "input_from_securityhub",
+    "input_from_tag_event",
+    "parse_instance_arn",
+]
 INSTANCE_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):ec2:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):instance/(?P<instance>i-[0-9a-f]+)$"
 )
@@ -37,12 +42,19 @@ def _checked(request: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
-def _request(instance_id: str, account: str, region: str, action: str, trigger: str,
-             finding: str) -> dict[str, Any]:
-    return _checked({
-        "InstanceId": instance_id, "Account": account, "Region": region, "Action": action,
-        "RetainArtefacts": True, "DryRun": False, "Trigger": trigger, "Finding": _finding_text(finding),
-    })
+def _request(instance_id: str, account: str, region: str, action: str, trigger: str, finding: str) -> dict[str, Any]:
+    return _checked(
+        {
+            "InstanceId": instance_id,
+            "Account": account,
+            "Region": region,
+            "Action": action,
+            "RetainArtefacts": True,
+            "DryRun": False,
+            "Trigger": trigger,
+            "Finding": _finding_text(finding),
+        }
+    )
 
 
 def _mapping(value: Any, field: str) -> Mapping[str, Any]:
@@ -69,12 +81,16 @@ def input_from_tag_event(event: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidInput({f"detail.tags.{INCIDENT_TAG}": action_error(action)})
     arns = [arn for arn in event.get("resources") or [] if isinstance(arn, str) and INSTANCE_ARN.match(arn)]
     if len(arns) != 1:
-        raise InvalidInput({"resources": f"must name exactly one EC2 instance, "
-                                         f"got {shown(event.get('resources'))}"})
+        raise InvalidInput({"resources": f"must name exactly one EC2 instance, got {shown(event.get('resources'))}"})
     account, region, instance_id = parse_instance_arn(arns[0])
-    return _request(instance_id, account, region, str(action), "tag",
-                    f"Tag {INCIDENT_TAG}={action} set on {instance_id} "
-                    f"(event {event.get('id', '?')} at {event.get('time', '?')})")
+    return _request(
+        instance_id,
+        account,
+        region,
+        str(action),
+        "tag",
+        f"Tag {INCIDENT_TAG}={action} set on {instance_id} (event {event.get('id', '?')} at {event.get('time', '?')})",
+    )
 
 
 def input_from_guardduty(event: Mapping[str, Any], *, contain_severity: float) -> dict[str, Any]:
@@ -82,8 +98,13 @@ def input_from_guardduty(event: Mapping[str, Any], *, contain_severity: float) -
     detail = _mapping(event.get("detail"), "detail")
     resource = _mapping(detail.get("resource"), "detail.resource")
     if resource.get("resourceType") != "Instance":
-        raise InvalidInput({"detail.resource.resourceType":
-                            f"must be Instance (an EC2 finding), got {shown(resource.get('resourceType'))}"})
+        raise InvalidInput(
+            {
+                "detail.resource.resourceType": (
+                    f"must be Instance (an EC2 finding), got {shown(resource.get('resourceType'))}"
+                )
+            }
+        )
     instance = _mapping(resource.get("instanceDetails"), "detail.resource.instanceDetails")
     severity = detail.get("severity")
     if isinstance(severity, bool) or not isinstance(severity, int | float):
@@ -92,8 +113,11 @@ def input_from_guardduty(event: Mapping[str, Any], *, contain_severity: float) -
     # In a delegated-administrator setup the event arrives in the security account; the
     # finding's own accountId and region say where the instance is.
     return _request(
-        str(instance.get("instanceId", "")), str(detail.get("accountId", "")), str(detail.get("region", "")),
-        action, "guardduty",
+        str(instance.get("instanceId", "")),
+        str(detail.get("accountId", "")),
+        str(detail.get("region", "")),
+        action,
+        "guardduty",
         f"GuardDuty {detail.get('type', '?')} severity {float(severity):g} finding {detail.get('id', '?')}",
     )
 
@@ -102,9 +126,13 @@ def input_from_securityhub(event: Mapping[str, Any], action_map: Mapping[str, st
     """A Security Hub custom action -> one input per distinct EC2 instance among the findings."""
     chosen = [action_map[arn] for arn in event.get("resources") or [] if arn in action_map]
     if len(chosen) != 1:
-        raise InvalidInput({"resources": f"must name exactly one configured custom action "
-                                         f"({', '.join(sorted(action_map)) or 'none configured'}), "
-                                         f"got {shown(event.get('resources'))}"})
+        raise InvalidInput(
+            {
+                "resources": f"must name exactly one configured custom action "
+                f"({', '.join(sorted(action_map)) or 'none configured'}), "
+                f"got {shown(event.get('resources'))}"
+            }
+        )
     action = chosen[0]
     detail = _mapping(event.get("detail"), "detail")
     findings = detail.get("findings")
@@ -119,15 +147,22 @@ def input_from_securityhub(event: Mapping[str, Any], action_map: Mapping[str, st
             if not isinstance(resource, Mapping):
                 continue
             if resource.get("Type") != SECURITYHUB_EC2_RESOURCE:
-                logger.info("Security Hub resource is not an EC2 instance; skipped",
-                            resource_type=resource.get("Type"), resource_id=resource.get("Id"),
-                            finding_id=finding.get("Id"))
+                logger.info(
+                    "Security Hub resource is not an EC2 instance; skipped",
+                    resource_type=resource.get("Type"),
+                    resource_id=resource.get("Id"),
+                    finding_id=finding.get("Id"),
+                )
                 continue
             account, region, instance_id = parse_instance_arn(resource.get("Id"))
             key = (account, region, instance_id)
             if key not in inputs:
                 inputs[key] = _request(
-                    instance_id, account, region, action, "securityhub",
+                    instance_id,
+                    account,
+                    region,
+                    action,
+                    "securityhub",
                     f"Security Hub {detail.get('actionName', 'custom action')}: "
                     f"{finding.get('Title', '?')} finding {finding.get('Id', '?')}",
                 )

@@ -21,10 +21,8 @@ SECURITYHUB_EC2_RESOURCE = "AwsEc2Instance"
 
 # Security Hub custom actions: id (<= 20 alphanumerics) -> (name (< 20 chars), description, Action).
 SECURITYHUB_ACTIONS: dict[str, tuple[str, str, str]] = {
-    "IrfForensicAnalysis": ("Forensic analysis", "Acquire and examine the EC2 instance; keep it serving",
-                            "Analyze"),
-    "IrfContainAnalyze": ("Contain and analyze", "Isolate the EC2 instance, then acquire and examine it",
-                          "Contain"),
+    "IrfForensicAnalysis": ("Forensic analysis", "Acquire and examine the EC2 instance; keep it serving", "Analyze"),
+    "IrfContainAnalyze": ("Contain and analyze", "Isolate the EC2 instance, then acquire and examine it", "Contain"),
 }
 
 _ACTION_ARN = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+:\d{12}:action/custom/[A-Za-z0-9]{1,20}$")
@@ -76,8 +74,10 @@ def securityhub_action_pattern(action_arns: Sequence[str]) -> dict[str, Any]:
     arns = list(action_arns)
     bad = [arn for arn in arns if not isinstance(arn, str) or not _ACTION_ARN.match(arn)]
     if not arns or bad:
-        raise ValueError(f"Security Hub custom action ARNs must look like "
-                         f"arn:aws:securityhub:<region>:<account>:action/custom/<Id>, got {arns!r}")
+        raise ValueError(
+            f"Security Hub custom action ARNs must look like "
+            f"arn:aws:securityhub:<region>:<account>:action/custom/<Id>, got {arns!r}"
+        )
     return {
         "source": ["aws.securityhub"],
         "detail-type": [SECURITYHUB_ACTION_DETAIL_TYPE],
@@ -94,8 +94,10 @@ def securityhub_action_arn(account: str, region: str, action_id: str, partition:
 
 def securityhub_action_map(account: str, region: str, partition: str = "aws") -> dict[str, str]:
     """Custom action ARN -> Action, for the Security Hub trigger's configuration."""
-    return {securityhub_action_arn(account, region, action_id, partition): action
-            for action_id, (_name, _description, action) in SECURITYHUB_ACTIONS.items()}
+    return {
+        securityhub_action_arn(account, region, action_id, partition): action
+        for action_id, (_name, _description, action) in SECURITYHUB_ACTIONS.items()
+    }
 
 
 # --- Local matcher ---------------------------------------------------------------------------

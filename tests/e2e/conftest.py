@@ -30,12 +30,18 @@ from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT
 from irf.sandbox import LocalCloud, cloud_context
 from tests.e2e.helpers import auto_scaling_group
 
-FINDS_THE_BYTES = ("moto gap: EBS direct reads only StartSnapshot snapshots, so the simulation follows the "
-                   "forensic copy back to one (irf.sandbox.lineage_block_source); on AWS nothing does this")
-READS_THE_COPY = ("moto gap: on AWS the forensic automation role reads the forensic copy with the EBS direct "
-                  "APIs; the simulation reads the snapshot holding the same bytes")
-EXAMINES_ON_THE_INSTANCE = ("moto runs no SSM commands: the examination runs in process; on AWS it runs on the "
-                            "analysis instance with the analysis role")
+FINDS_THE_BYTES = (
+    "moto gap: EBS direct reads only StartSnapshot snapshots, so the simulation follows the "
+    "forensic copy back to one (irf.sandbox.lineage_block_source); on AWS nothing does this"
+)
+READS_THE_COPY = (
+    "moto gap: on AWS the forensic automation role reads the forensic copy with the EBS direct "
+    "APIs; the simulation reads the snapshot holding the same bytes"
+)
+EXAMINES_ON_THE_INSTANCE = (
+    "moto runs no SSM commands: the examination runs in process; on AWS it runs on the "
+    "analysis instance with the analysis role"
+)
 
 
 class _ReadsAsForensicCopy:
@@ -123,19 +129,21 @@ class KilledMidImaging:
 
 def world_faults() -> list[faults.Fault]:
     """Throttling the responses must absorb (botocore retries with backoff), in the calls that matter."""
-    return [faults.throttling("ec2", "CreateSnapshots", times=2, account=MEMBER_ACCOUNT),
-            faults.throttling("ec2", "ModifyNetworkInterfaceAttribute", times=1, account=MEMBER_ACCOUNT),
-            faults.throttling("ec2", "CopySnapshot", times=1, account=FORENSIC_ACCOUNT),
-            faults.throttling("s3", "UploadPart", times=2, account=FORENSIC_ACCOUNT),
-            faults.throttling("dynamodb", "TransactWriteItems", times=1)]
+    return [
+        faults.throttling("ec2", "CreateSnapshots", times=2, account=MEMBER_ACCOUNT),
+        faults.throttling("ec2", "ModifyNetworkInterfaceAttribute", times=1, account=MEMBER_ACCOUNT),
+        faults.throttling("ec2", "CopySnapshot", times=1, account=FORENSIC_ACCOUNT),
+        faults.throttling("s3", "UploadPart", times=2, account=FORENSIC_ACCOUNT),
+        faults.throttling("dynamodb", "TransactWriteItems", times=1),
+    ]
 
 
 def raw_volume_sha256(image: Path) -> str:
     """The sha256 of the whole volume holding `image` from byte 0: the file, then zeros to a whole GiB."""
     digest = hashlib.sha256(image.read_bytes())
     size = image.stat().st_size
-    padding = -(-size // 1024 ** 3) * 1024 ** 3 - size
-    zeros = bytes(1024 ** 2)
+    padding = -(-size // 1024**3) * 1024**3 - size
+    zeros = bytes(1024**2)
     while padding:
         step = min(padding, len(zeros))
         digest.update(zeros[:step])
@@ -151,26 +159,42 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     out = tmp_path_factory.mktemp("cases")
     cloud = LocalCloud(examination_notes=simulate.SIMULATION_NOTES)
     with tempfile.TemporaryDirectory() as work, cloud_context(cloud), ExitStack() as recording:
-        incidents = {"contain": simulate.build_incident(cloud, Path(work), name="web"),
-                     "analyze": simulate.build_incident(cloud, Path(work), name="shop")}
-        capacity = {action: auto_scaling_group(cloud, incident)["DesiredCapacity"]
-                    for action, incident in incidents.items()}
-        sources = {incident.tier.root_volume_id: raw_volume_sha256(Path(work) / name / "root.ext4")
-                   for name, incident in (("web", incidents["contain"]), ("shop", incidents["analyze"]))}
-        sources |= {incident.tier.data_volume_id: raw_volume_sha256(Path(work) / name / "data.xfs")
-                    for name, incident in (("web", incidents["contain"]), ("shop", incidents["analyze"]))}
+        incidents = {
+            "contain": simulate.build_incident(cloud, Path(work), name="web"),
+            "analyze": simulate.build_incident(cloud, Path(work), name="shop"),
+        }
+        capacity = {
+            action: auto_scaling_group(cloud, incident)["DesiredCapacity"] for action, incident in incidents.items()
+        }
+        sources = {
+            incident.tier.root_volume_id: raw_volume_sha256(Path(work) / name / "root.ext4")
+            for name, incident in (("web", incidents["contain"]), ("shop", incidents["analyze"]))
+        }
+        sources |= {
+            incident.tier.data_volume_id: raw_volume_sha256(Path(work) / name / "data.xfs")
+            for name, incident in (("web", incidents["contain"]), ("shop", incidents["analyze"]))
+        }
         _attributed_like_aws(recording)
         calls = recording.enter_context(api_calls.record_api_calls())
         killed = KilledMidImaging()
         recording.enter_context(mock.patch.object(acquisition_handler, "image_snapshot", killed))
         injector = recording.enter_context(faults.injected(*world_faults()))
-        executions = {action: simulate.trigger_by_tag(cloud, incident, action)
-                      for action, incident in incidents.items()}
+        executions = {
+            action: simulate.trigger_by_tag(cloud, incident, action) for action, incident in incidents.items()
+        }
         results = {}
         for action, arn in executions.items():
             execution = cloud.wait(arn, timeout_seconds=600)
             results[action] = simulate.collect(cloud, execution, incidents[action], action, out, [])
         recording.close()
-        yield {"cloud": cloud, "incidents": incidents, "results": results, "capacity": capacity,
-               "executions": executions, "api_calls": list(calls), "injected": list(injector.injected),
-               "killed_imaging": killed, "source_sha256": sources}
+        yield {
+            "cloud": cloud,
+            "incidents": incidents,
+            "results": results,
+            "capacity": capacity,
+            "executions": executions,
+            "api_calls": list(calls),
+            "injected": list(injector.injected),
+            "killed_imaging": killed,
+            "source_sha256": sources,
+        }

@@ -9,5 +9,8 @@ from irf.sandbox import LocalCloud
 
 def auto_scaling_group(cloud: LocalCloud, incident: simulate.Incident) -> dict[str, Any]:
     autoscaling = cloud.session(MEMBER_ACCOUNT).client("autoscaling")
-    return dict(autoscaling.describe_auto_scaling_groups(
-        AutoScalingGroupNames=[incident.tier.auto_scaling_group])["AutoScalingGroups"][0])
+    return dict(
+        autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[incident.tier.auto_scaling_group])[
+            "AutoScalingGroups"
+        ][0]
+    )

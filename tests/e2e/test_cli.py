@@ -29,9 +29,13 @@ from irf import cli, scenarios
 from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from irf.sandbox import LocalCloud, cloud_context
 
-ENV = {"IRF_PREFIX": PREFIX, "IRF_FORENSIC_ACCOUNT": FORENSIC_ACCOUNT, "IRF_FORENSIC_REGION": REGION,
-       # Wide enough that rich never folds a case id in a table.
-       "COLUMNS": "250"}
+ENV = {
+    "IRF_PREFIX": PREFIX,
+    "IRF_FORENSIC_ACCOUNT": FORENSIC_ACCOUNT,
+    "IRF_FORENSIC_REGION": REGION,
+    # Wide enough that rich never folds a case id in a table.
+    "COLUMNS": "250",
+}
 # The consoles are made when irf.cli is imported, before any runner sets COLUMNS.
 cli.console.width = 250
 cli.err.width = 250
@@ -70,14 +74,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         member = cloud.session(MEMBER_ACCOUNT)
         tier = scenarios.build_web_tier(member, prefix=PREFIX, isolation_profile=False)
         group = member.client("autoscaling").describe_auto_scaling_groups(
-            AutoScalingGroupNames=[tier.auto_scaling_group])["AutoScalingGroups"][0]
+            AutoScalingGroupNames=[tier.auto_scaling_group]
+        )["AutoScalingGroups"][0]
         peer = next(i["InstanceId"] for i in group["Instances"] if i["InstanceId"] != tier.instance_id)
         yield Sandbox(cloud=cloud, tier=tier, peer_instance_id=peer)
 
 
 def _respond(sandbox: Sandbox, *extra: str) -> Responded:
-    result = irf("respond", sandbox.tier.instance_id, "--account", MEMBER_ACCOUNT, "--region", REGION, "--wait",
-                 *POLL, *extra)
+    result = irf(
+        "respond", sandbox.tier.instance_id, "--account", MEMBER_ACCOUNT, "--region", REGION, "--wait", *POLL, *extra
+    )
     found = FINAL_LINE.search(result.stdout)
     return Responded(result=result, case_id=found.group(1) if found else "")
 
@@ -95,15 +101,19 @@ def failed_contain_case(sandbox: Sandbox, dry_run_case: Responded) -> Responded:
 def _interface_groups(sandbox: Sandbox) -> dict[str, list[str]]:
     ec2 = sandbox.cloud.session(MEMBER_ACCOUNT).client("ec2")
     interfaces = ec2.describe_network_interfaces(
-        NetworkInterfaceIds=[sandbox.tier.primary_eni_id, sandbox.tier.secondary_eni_id])["NetworkInterfaces"]
+        NetworkInterfaceIds=[sandbox.tier.primary_eni_id, sandbox.tier.secondary_eni_id]
+    )["NetworkInterfaces"]
     return {eni["NetworkInterfaceId"]: sorted(g["GroupId"] for g in eni["Groups"]) for eni in interfaces}
 
 
 def _deny_all_group(sandbox: Sandbox) -> str:
     ec2 = sandbox.cloud.session(MEMBER_ACCOUNT).client("ec2")
-    found = ec2.describe_security_groups(Filters=[
-        {"Name": "group-name", "Values": [naming.isolation_group_names(PREFIX)[1]]},
-        {"Name": "vpc-id", "Values": [sandbox.tier.vpc_id]}])["SecurityGroups"]
+    found = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "group-name", "Values": [naming.isolation_group_names(PREFIX)[1]]},
+            {"Name": "vpc-id", "Values": [sandbox.tier.vpc_id]},
+        ]
+    )["SecurityGroups"]
     return str(found[0]["GroupId"])
 
 
@@ -116,12 +126,21 @@ def _custody(result: Result) -> list[tuple[int, str]]:
 def test_no_credentials_exits_4_with_a_one_line_hint(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("")
-    result = irf("cases", env={
-        "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None,
-        "AWS_SHARED_CREDENTIALS_FILE": str(empty), "AWS_CONFIG_FILE": str(empty),
-        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None,
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI": None, "AWS_WEB_IDENTITY_TOKEN_FILE": None,
-    })
+    result = irf(
+        "cases",
+        env={
+            "AWS_ACCESS_KEY_ID": None,
+            "AWS_SECRET_ACCESS_KEY": None,
+            "AWS_SESSION_TOKEN": None,
+            "AWS_PROFILE": None,
+            "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+            "AWS_CONFIG_FILE": str(empty),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": None,
+            "AWS_WEB_IDENTITY_TOKEN_FILE": None,
+        },
+    )
 
     assert result.exit_code == cli.EXIT_NO_CREDENTIALS
     assert result.stderr.strip().splitlines() == [f"irf: {cli.NO_CREDENTIALS}"]
@@ -161,8 +180,10 @@ def test_respond_dry_run_waits_for_success_and_prints_the_case(sandbox: Sandbox,
     assert entered[:4] == ["ValidateInput", "Init", "CheckTarget", "OpenCase"]
     assert entered.index("Protect") < entered.index("NothingAcquired") < entered.index("CloseCase")
     # A dry run changes nothing: the instance keeps its groups and carries no incident tags.
-    assert _interface_groups(sandbox) == {sandbox.tier.primary_eni_id: [sandbox.tier.web_group_id],
-                                          sandbox.tier.secondary_eni_id: [sandbox.tier.admin_group_id]}
+    assert _interface_groups(sandbox) == {
+        sandbox.tier.primary_eni_id: [sandbox.tier.web_group_id],
+        sandbox.tier.secondary_eni_id: [sandbox.tier.admin_group_id],
+    }
     ec2 = sandbox.cloud.session(MEMBER_ACCOUNT).client("ec2")
     instance = ec2.describe_instances(InstanceIds=[sandbox.tier.instance_id])["Reservations"][0]["Instances"][0]
     assert not [t for t in instance.get("Tags", []) if t["Key"].startswith("SecurityIncident")]
@@ -172,17 +193,37 @@ def test_respond_for_an_instance_with_an_open_case_starts_nothing_new(sandbox: S
     security = sandbox.cloud.session(SECURITY_ACCOUNT)
     store = CaseStore(security.client("dynamodb"), naming.case_table(PREFIX))
     # What a tag trigger a moment earlier leaves behind: the open case and its lock.
-    opened = store.open_case(CaseRequest(instance_id=sandbox.peer_instance_id, account=MEMBER_ACCOUNT, region=REGION,
-                                         action=ACTION_ANALYZE, trigger="tag"),
-                             now_epoch=1_700_000_000, now_iso="2023-11-14T22:13:20.000000Z")
+    opened = store.open_case(
+        CaseRequest(
+            instance_id=sandbox.peer_instance_id,
+            account=MEMBER_ACCOUNT,
+            region=REGION,
+            action=ACTION_ANALYZE,
+            trigger="tag",
+        ),
+        now_epoch=1_700_000_000,
+        now_iso="2023-11-14T22:13:20.000000Z",
+    )
     cases_before = len(store.recent_cases(limit=1000))
 
-    result = irf("respond", sandbox.peer_instance_id, "--account", MEMBER_ACCOUNT, "--region", REGION,
-                 "--action", "contain", "--wait", *POLL)
+    result = irf(
+        "respond",
+        sandbox.peer_instance_id,
+        "--account",
+        MEMBER_ACCOUNT,
+        "--region",
+        REGION,
+        "--action",
+        "contain",
+        "--wait",
+        *POLL,
+    )
 
     assert result.exit_code == 0, result.output
-    assert (f"instance {sandbox.peer_instance_id} already has open case {opened.case_id}; nothing new started"
-            in result.stdout)
+    assert (
+        f"instance {sandbox.peer_instance_id} already has open case {opened.case_id}; nothing new started"
+        in result.stdout
+    )
     assert len(store.recent_cases(limit=1000)) == cases_before
     ec2 = sandbox.cloud.session(MEMBER_ACCOUNT).client("ec2")
     peer = ec2.describe_instances(InstanceIds=[sandbox.peer_instance_id])["Reservations"][0]["Instances"][0]
@@ -195,8 +236,12 @@ def test_status_shows_the_case_record_and_its_custody_events(dry_run_case: Respo
     assert result.exit_code == 0, result.output
     assert re.search(r"status\s+│?\s*closed", result.stdout)
     assert sandbox.tier.instance_id in result.stdout
-    assert _custody(result) == [(1, "case-opened"), (2, "protection-dry-run"), (3, "evidence-acquired"),
-                                (4, "case-closed")]
+    assert _custody(result) == [
+        (1, "case-opened"),
+        (2, "protection-dry-run"),
+        (3, "evidence-acquired"),
+        (4, "case-closed"),
+    ]
 
 
 def test_status_of_an_unknown_case_exits_3() -> None:
@@ -205,19 +250,23 @@ def test_status_of_an_unknown_case_exits_3() -> None:
     assert result.exit_code == cli.EXIT_NOT_FOUND
     assert result.stderr.strip() == (
         "irf: case 333333333333-i-0123456789abcdef0-eu-west-1-1 does not exist "
-        f"(no record in case table {naming.case_table(PREFIX)})")
+        f"(no record in case table {naming.case_table(PREFIX)})"
+    )
 
 
 def test_commands_with_a_prefix_nobody_deployed_exit_3(sandbox: Sandbox) -> None:
     before = sandbox.executions()
 
-    responded = irf("respond", sandbox.tier.instance_id, "--account", MEMBER_ACCOUNT, "--region", REGION,
-                    "--prefix", "nobody")
+    responded = irf(
+        "respond", sandbox.tier.instance_id, "--account", MEMBER_ACCOUNT, "--region", REGION, "--prefix", "nobody"
+    )
     listed = irf("cases", "--prefix", "nobody")
 
     assert responded.exit_code == cli.EXIT_NOT_FOUND
-    assert "response state machine arn:aws:states:eu-west-1:123456789012:stateMachine:nobody-ir-response not found" \
+    assert (
+        "response state machine arn:aws:states:eu-west-1:123456789012:stateMachine:nobody-ir-response not found"
         in responded.stderr
+    )
     assert listed.exit_code == cli.EXIT_NOT_FOUND
     assert "case table nobody-ir-cases not found" in listed.stderr
     assert sandbox.executions() == before
@@ -229,28 +278,43 @@ def test_cases_lists_recent_cases_in_a_table(dry_run_case: Responded, sandbox: S
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if dry_run_case.case_id in line)
     assert [cell.strip() for cell in row.strip("│ ").split("│")][:4] == [
-        dry_run_case.case_id, "closed", "Analyze (dry run)", sandbox.tier.instance_id]
+        dry_run_case.case_id,
+        "closed",
+        "Analyze (dry run)",
+        sandbox.tier.instance_id,
+    ]
 
 
 def test_report_of_a_dry_run_case_exits_3_and_says_why(dry_run_case: Responded, tmp_path: Path) -> None:
     result = irf("report", dry_run_case.case_id, "--out", str(tmp_path / "report"))
 
     assert result.exit_code == cli.EXIT_NOT_FOUND
-    assert result.stderr.strip() == (f"irf: case {dry_run_case.case_id} has no report: the case is closed: "
-                                     "evidence acquired; it was a dry run, which examines nothing")
+    assert result.stderr.strip() == (
+        f"irf: case {dry_run_case.case_id} has no report: the case is closed: "
+        "evidence acquired; it was a dry run, which examines nothing"
+    )
     assert not (tmp_path / "report").exists()
 
 
 def test_release_of_a_case_that_contained_nothing_exits_3(dry_run_case: Responded, sandbox: Sandbox) -> None:
-    result = irf("release", sandbox.tier.instance_id, "--case", dry_run_case.case_id, "--account", MEMBER_ACCOUNT,
-                 "--region", REGION)
+    result = irf(
+        "release",
+        sandbox.tier.instance_id,
+        "--case",
+        dry_run_case.case_id,
+        "--account",
+        MEMBER_ACCOUNT,
+        "--region",
+        REGION,
+    )
 
     assert result.exit_code == cli.EXIT_NOT_FOUND
     assert f"case {dry_run_case.case_id} has no containment record" in result.stderr
 
 
 def test_respond_that_fails_exits_1_with_error_and_cause_and_leaves_the_instance_contained(
-        failed_contain_case: Responded, sandbox: Sandbox) -> None:
+    failed_contain_case: Responded, sandbox: Sandbox
+) -> None:
     result = failed_contain_case.result
 
     assert result.exit_code == cli.EXIT_RESPONSE_FAILED, result.output
@@ -258,12 +322,15 @@ def test_respond_that_fails_exits_1_with_error_and_cause_and_leaves_the_instance
     error = result.stderr.strip()
     assert len(error.splitlines()) == 1
     # The simulation has no bytes for volumes that were not made from a snapshot it wrote.
-    failed_volume = re.match(r"irf: response FAILED: RuntimeError: volume (vol-\w+) was not created from a snapshot",
-                             error)
+    failed_volume = re.match(
+        r"irf: response FAILED: RuntimeError: volume (vol-\w+) was not created from a snapshot", error
+    )
     assert failed_volume and failed_volume.group(1) in (sandbox.tier.root_volume_id, sandbox.tier.data_volume_id)
     deny_all = _deny_all_group(sandbox)
-    assert _interface_groups(sandbox) == {sandbox.tier.primary_eni_id: [deny_all],
-                                          sandbox.tier.secondary_eni_id: [deny_all]}
+    assert _interface_groups(sandbox) == {
+        sandbox.tier.primary_eni_id: [deny_all],
+        sandbox.tier.secondary_eni_id: [deny_all],
+    }
 
 
 def test_status_of_a_failed_case_shows_containment_and_the_failure(failed_contain_case: Responded) -> None:
@@ -280,20 +347,30 @@ def test_report_of_a_failed_case_exits_3_with_what_failed(failed_contain_case: R
     result = irf("report", failed_contain_case.case_id)
 
     assert result.exit_code == cli.EXIT_NOT_FOUND
-    assert re.fullmatch(rf"irf: case {failed_contain_case.case_id} has no report: the case is failed: "
-                        r"RuntimeError at acquire: volume vol-\w+ was not created from a snapshot; "
-                        r"the simulation has no bytes for it; the instance is contained", result.stderr.strip())
+    assert re.fullmatch(
+        rf"irf: case {failed_contain_case.case_id} has no report: the case is failed: "
+        r"RuntimeError at acquire: volume vol-\w+ was not created from a snapshot; "
+        r"the simulation has no bytes for it; the instance is contained",
+        result.stderr.strip(),
+    )
 
 
 def test_report_downloads_every_report_file_checked_against_its_recorded_sha256(
-        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     case_id = f"{MEMBER_ACCOUNT}-i-0123456789abcdef0-{REGION}-1700000000"
     s3 = sandbox.cloud.session(FORENSIC_ACCOUNT).client("s3")
     # What the analysis instance writes at the end of an examination.
     store = EvidenceStore(s3, EVIDENCE_BUCKET, case_id)
-    written = {name: store.put_bytes(report_key(case_id, name), f"{name} of {case_id}\n".encode(),
-                                     source="examination", tool="irforensics-examination-runner")
-               for name in ("report.html", "report.md", "report.json")}
+    written = {
+        name: store.put_bytes(
+            report_key(case_id, name),
+            f"{name} of {case_id}\n".encode(),
+            source="examination",
+            tool="irforensics-examination-runner",
+        )
+        for name in ("report.html", "report.md", "report.json")
+    }
     opened: list[str] = []
     monkeypatch.setattr(cli, "open_report", opened.append)
     out = tmp_path / "report"
@@ -313,8 +390,12 @@ def test_report_whose_bytes_differ_from_the_recorded_sha256_is_not_saved(sandbox
     case_id = f"{MEMBER_ACCOUNT}-i-0123456789abcdef1-{REGION}-1700000000"
     s3 = sandbox.cloud.session(FORENSIC_ACCOUNT).client("s3")
     recorded = hashlib.sha256(b"the report as examined").hexdigest()
-    s3.put_object(Bucket=EVIDENCE_BUCKET, Key=report_key(case_id, "report.html"), Body=b"a different report",
-                  Metadata={"sha256": recorded})
+    s3.put_object(
+        Bucket=EVIDENCE_BUCKET,
+        Key=report_key(case_id, "report.html"),
+        Body=b"a different report",
+        Metadata={"sha256": recorded},
+    )
 
     result = irf("report", case_id, "--out", str(tmp_path / "report"))
 
@@ -324,11 +405,20 @@ def test_report_whose_bytes_differ_from_the_recorded_sha256_is_not_saved(sandbox
 
 
 def test_release_after_contain_puts_every_interface_back_on_its_groups(
-        failed_contain_case: Responded, sandbox: Sandbox) -> None:
+    failed_contain_case: Responded, sandbox: Sandbox
+) -> None:
     assert failed_contain_case.case_id
     contained = _interface_groups(sandbox)
-    args = ["release", sandbox.tier.instance_id, "--case", failed_contain_case.case_id, "--account",
-            MEMBER_ACCOUNT, "--region", REGION]
+    args = [
+        "release",
+        sandbox.tier.instance_id,
+        "--case",
+        failed_contain_case.case_id,
+        "--account",
+        MEMBER_ACCOUNT,
+        "--region",
+        REGION,
+    ]
 
     planned = irf(*args, "--dry-run")
 
@@ -339,31 +429,50 @@ def test_release_after_contain_puts_every_interface_back_on_its_groups(
     released = irf(*args)
 
     assert released.exit_code == 0, released.output
-    assert _interface_groups(sandbox) == {sandbox.tier.primary_eni_id: [sandbox.tier.web_group_id],
-                                          sandbox.tier.secondary_eni_id: [sandbox.tier.admin_group_id]}
+    assert _interface_groups(sandbox) == {
+        sandbox.tier.primary_eni_id: [sandbox.tier.web_group_id],
+        sandbox.tier.secondary_eni_id: [sandbox.tier.admin_group_id],
+    }
     for eni in (sandbox.tier.primary_eni_id, sandbox.tier.secondary_eni_id):
         assert re.search(rf"interface-groups\s*│\s*{eni}\s*│", released.stdout)
     ec2 = sandbox.cloud.session(MEMBER_ACCOUNT).client("ec2")
     associations = ec2.describe_iam_instance_profile_associations(
-        Filters=[{"Name": "instance-id", "Values": [sandbox.tier.instance_id]},
-                 {"Name": "state", "Values": ["associated"]}])["IamInstanceProfileAssociations"]
-    assert [a["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1] for a in associations] == [
-        sandbox.tier.instance_profile]
+        Filters=[
+            {"Name": "instance-id", "Values": [sandbox.tier.instance_id]},
+            {"Name": "state", "Values": ["associated"]},
+        ]
+    )["IamInstanceProfileAssociations"]
+    assert [a["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1] for a in associations] == [sandbox.tier.instance_profile]
     s3 = sandbox.cloud.session(FORENSIC_ACCOUNT).client("s3")
-    custody = [o["Key"].rsplit("/", 1)[-1] for o in s3.list_objects_v2(
-        Bucket=EVIDENCE_BUCKET, Prefix=f"{failed_contain_case.case_id}/custody/")["Contents"]]
+    custody = [
+        o["Key"].rsplit("/", 1)[-1]
+        for o in s3.list_objects_v2(Bucket=EVIDENCE_BUCKET, Prefix=f"{failed_contain_case.case_id}/custody/")[
+            "Contents"
+        ]
+    ]
     assert any(k.endswith("-release-dry-run.json") for k in custody)
     assert any(k.endswith("-released.json") for k in custody)
 
 
 def test_release_naming_another_instance_than_the_case_contained_exits_2(
-        failed_contain_case: Responded, sandbox: Sandbox) -> None:
-    result = irf("release", sandbox.peer_instance_id, "--case", failed_contain_case.case_id, "--account",
-                 MEMBER_ACCOUNT, "--region", REGION)
+    failed_contain_case: Responded, sandbox: Sandbox
+) -> None:
+    result = irf(
+        "release",
+        sandbox.peer_instance_id,
+        "--case",
+        failed_contain_case.case_id,
+        "--account",
+        MEMBER_ACCOUNT,
+        "--region",
+        REGION,
+    )
 
     assert result.exit_code == cli.EXIT_BAD_INPUT
-    assert result.stderr.strip() == (f"irf: invalid input: InstanceId: case {failed_contain_case.case_id} "
-                                     f"contained {sandbox.tier.instance_id}, not {sandbox.peer_instance_id}")
+    assert result.stderr.strip() == (
+        f"irf: invalid input: InstanceId: case {failed_contain_case.case_id} "
+        f"contained {sandbox.tier.instance_id}, not {sandbox.peer_instance_id}"
+    )
 
 
 def _lime_factory_runs(sandbox: Sandbox) -> list[str]:
@@ -387,8 +496,7 @@ def test_build_modules_builds_each_kernel_and_the_modules_land_in_the_bucket(san
 
 def test_build_modules_names_every_bad_kernel_and_starts_nothing(sandbox: Sandbox) -> None:
     before = _lime_factory_runs(sandbox)
-    result = irf("build-modules", "amzn:2", "centos:7:3.10.0-1160.el7.x86_64:x86_64",
-                 "amzn:2023:$(reboot):x86_64")
+    result = irf("build-modules", "amzn:2", "centos:7:3.10.0-1160.el7.x86_64:x86_64", "amzn:2023:$(reboot):x86_64")
     assert result.exit_code == 2, result.output
     for named in ("amzn:2", "centos:7", "$(reboot)", "no build recipe for centos 7"):
         assert named in result.output, named

@@ -30,9 +30,13 @@ def _described(world: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_the_worlds_incidents_ran_at_the_same_time_into_separate_complete_cases(world: dict[str, Any]) -> None:
     actions = sorted(world["incidents"])
-    run = simulate.ConcurrentRun(incidents=[world["incidents"][a] for a in actions],
-                                 results=[world["results"][a] for a in actions], seconds=0.0, problems=[],
-                                 executions=_described(world))
+    run = simulate.ConcurrentRun(
+        incidents=[world["incidents"][a] for a in actions],
+        results=[world["results"][a] for a in actions],
+        seconds=0.0,
+        problems=[],
+        executions=_described(world),
+    )
     assert run.overlapped, "the two responses did not run at the same time"
     assert simulate.separation_problems(run.incidents, run.results) == []
     assert len({i.memory_sha256 for i in run.incidents}) == len(actions)

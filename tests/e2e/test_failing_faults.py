@@ -47,37 +47,48 @@ def _small_instance(cloud: LocalCloud, name: str, work: Path) -> str:
     image.write_bytes(hashlib.sha512(name.encode()).digest() * 4096)
     snapshot = disk_content.write_snapshot(member.client("ebs"), image, description=f"{name} disk")
     ec2 = member.client("ec2")
-    return str(ec2.run_instances(
-        ImageId=scenarios.AMI, MinCount=1, MaxCount=1, InstanceType="t3.small",
-        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot, "VolumeSize": 1,
-                                                                 "DeleteOnTermination": True}}],
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
-    )["Instances"][0]["InstanceId"])
+    return str(
+        ec2.run_instances(
+            ImageId=scenarios.AMI,
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.small",
+            BlockDeviceMappings=[
+                {
+                    "DeviceName": "/dev/xvda",
+                    "Ebs": {"SnapshotId": snapshot, "VolumeSize": 1, "DeleteOnTermination": True},
+                }
+            ],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+        )["Instances"][0]["InstanceId"]
+    )
 
 
 def _contained(cloud: LocalCloud, instance_id: str) -> bool:
     _, deny_all = naming.isolation_group_names(PREFIX)
     ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
     groups = {g["GroupId"]: g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
-    interfaces = ec2.describe_network_interfaces(Filters=[
-        {"Name": "attachment.instance-id", "Values": [instance_id]}])["NetworkInterfaces"]
-    return bool(interfaces) and all([groups[g["GroupId"]] for g in eni["Groups"]] == [deny_all]
-                                    for eni in interfaces)
+    interfaces = ec2.describe_network_interfaces(Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])[
+        "NetworkInterfaces"
+    ]
+    return bool(interfaces) and all([groups[g["GroupId"]] for g in eni["Groups"]] == [deny_all] for eni in interfaces)
 
 
 def _notifications(cloud: LocalCloud, case_id: str) -> list[str]:
     [topic] = [r.id for r in cloud.deployer.find("aws:sns/topic:Topic") if r.account == SECURITY_ACCOUNT]
     sent = sns_backends[SECURITY_ACCOUNT][REGION].topics[topic].sent_notifications
-    return [attributes["stage"]["Value"] for _, _, _, attributes, _ in sent
-            if attributes and attributes.get("case_id", {}).get("Value") == case_id]
+    return [
+        attributes["stage"]["Value"]
+        for _, _, _, attributes, _ in sent
+        if attributes and attributes.get("case_id", {}).get("Value") == case_id
+    ]
 
 
 def _evidence_intact(cloud: LocalCloud, case_id: str) -> list[str]:
     """Versioning and Object Lock on; every object of the case in exactly one locked version."""
     s3 = cloud.session(FORENSIC_ACCOUNT).client("s3")
     assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
-    assert s3.get_object_lock_configuration(Bucket=BUCKET)["ObjectLockConfiguration"]["ObjectLockEnabled"] == \
-        "Enabled"
+    assert s3.get_object_lock_configuration(Bucket=BUCKET)["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
     listed = s3.list_object_versions(Bucket=BUCKET, Prefix=f"{case_id}/")
     assert not listed.get("DeleteMarkers")
     versions = listed.get("Versions", [])
@@ -109,12 +120,15 @@ def _failed_case(cloud: LocalCloud, instance_id: str) -> dict[str, Any]:
 
 
 def _respond(cloud: LocalCloud, instance_id: str, action: str = "Analyze") -> dict[str, Any]:
-    return cloud.run_response({"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION,
-                               "Action": action, "WaitSeconds": 0}, timeout_seconds=300)
+    return cloud.run_response(
+        {"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": action, "WaitSeconds": 0},
+        timeout_seconds=300,
+    )
 
 
-def _assert_failure_handled(cloud: LocalCloud, instance_id: str, execution: dict[str, Any], stage: str,
-                            error: str, cause: str) -> list[str]:
+def _assert_failure_handled(
+    cloud: LocalCloud, instance_id: str, execution: dict[str, Any], stage: str, error: str, cause: str
+) -> list[str]:
     assert (execution["status"], execution["error"]) == ("FAILED", error), execution
     assert cause in execution["cause"]
     assert _contained(cloud, instance_id)
@@ -129,8 +143,9 @@ def _assert_failure_handled(cloud: LocalCloud, instance_id: str, execution: dict
     return keys
 
 
-def test_access_denied_mid_flow_fails_the_response_with_the_instance_contained(cloud: LocalCloud,
-                                                                                tmp_path: Path) -> None:
+def test_access_denied_mid_flow_fails_the_response_with_the_instance_contained(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
     instance_id = _small_instance(cloud, "denied", tmp_path)
     denied = faults.access_denied("ec2", "CopySnapshot", account=FORENSIC_ACCOUNT)
     with faults.injected(denied) as injector:
@@ -152,8 +167,9 @@ def _snapshots_never_complete() -> Iterator[None]:
         yield
 
 
-def test_a_snapshot_that_never_completes_ends_the_bounded_wait_and_fails_contained(cloud: LocalCloud,
-                                                                                    tmp_path: Path) -> None:
+def test_a_snapshot_that_never_completes_ends_the_bounded_wait_and_fails_contained(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
     instance_id = _small_instance(cloud, "stuck", tmp_path)
     with _snapshots_never_complete():
         execution = _respond(cloud, instance_id)
@@ -162,21 +178,36 @@ def test_a_snapshot_that_never_completes_ends_the_bounded_wait_and_fails_contain
 
 
 def test_an_analysis_instance_that_cannot_start_fails_the_case_after_the_evidence_is_safe(
-        cloud: LocalCloud, tmp_path: Path) -> None:
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
     instance_id = _small_instance(cloud, "nocapacity", tmp_path)
-    no_capacity = faults.Fault("ec2", "RunInstances", "InsufficientInstanceCapacity",
-                               "We currently do not have sufficient capacity in the Availability Zone you "
-                               "requested (injected)", status=500, times=None, account=FORENSIC_ACCOUNT)
+    no_capacity = faults.Fault(
+        "ec2",
+        "RunInstances",
+        "InsufficientInstanceCapacity",
+        "We currently do not have sufficient capacity in the Availability Zone you requested (injected)",
+        status=500,
+        times=None,
+        account=FORENSIC_ACCOUNT,
+    )
     with faults.injected(no_capacity), faults.backoff_recorded():
         execution = _respond(cloud, instance_id)
-    keys = _assert_failure_handled(cloud, instance_id, execution, "examine", "ExaminationFailed",
-                                   "InsufficientInstanceCapacity")
+    keys = _assert_failure_handled(
+        cloud, instance_id, execution, "examine", "ExaminationFailed", "InsufficientInstanceCapacity"
+    )
     # The disk was acquired and verified before the examination was attempted: it stays evidence.
     ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
-    [volume] = [m["Ebs"]["VolumeId"] for m in ec2.describe_instances(InstanceIds=[instance_id])[
-        "Reservations"][0]["Instances"][0]["BlockDeviceMappings"]]
+    [volume] = [
+        m["Ebs"]["VolumeId"]
+        for m in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+            "BlockDeviceMappings"
+        ]
+    ]
     assert any(k.endswith(f"/disk/{volume}.img") for k in keys)
     assert any(k.endswith(f"/disk/{volume}.img.sha256") for k in keys)
-    analysis = cloud.session(FORENSIC_ACCOUNT).client("ec2").describe_instances(Filters=[
-        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+    analysis = (
+        cloud.session(FORENSIC_ACCOUNT)
+        .client("ec2")
+        .describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+    )
     assert not analysis, "no analysis instance may be left running"

@@ -25,24 +25,31 @@ BUCKET = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
 
 # --- absorbed by the world's responses --------------------------------------------------------
 
+
 def test_every_injected_throttle_happened_and_both_responses_still_succeeded(world: dict[str, Any]) -> None:
     injected = Counter((i.service, i.operation) for i in world["injected"])
     assert injected == {(f.service, f.operation): f.times for f in world_faults()}
     assert {action: result.status for action, result in world["results"].items()} == {
-        "contain": "SUCCEEDED", "analyze": "SUCCEEDED"}
+        "contain": "SUCCEEDED",
+        "analyze": "SUCCEEDED",
+    }
 
 
 def _failed_lambda_errors(cloud: LocalCloud, execution_arn: str) -> list[str]:
-    return [event[key]["error"] for event in cloud.history(execution_arn)
-            for key in ("lambdaFunctionFailedEventDetails", "taskFailedEventDetails") if key in event]
+    return [
+        event[key]["error"]
+        for event in cloud.history(execution_arn)
+        for key in ("lambdaFunctionFailedEventDetails", "taskFailedEventDetails")
+        if key in event
+    ]
 
 
 def test_imaging_stopped_by_a_lambda_timeout_resumed_at_its_checkpoint_with_the_volumes_bytes(
-        world: dict[str, Any]) -> None:
+    world: dict[str, Any],
+) -> None:
     killed = world["killed_imaging"]
     assert killed.killed and killed.invocations == 2
-    errors = [error for arn in world["executions"].values()
-              for error in _failed_lambda_errors(world["cloud"], arn)]
+    errors = [error for arn in world["executions"].values() for error in _failed_lambda_errors(world["cloud"], arn)]
     assert errors.count("Sandbox.Timedout") == 1, errors
     # The image of that volume is the volume, byte for byte, and says it took the extra invocations.
     key = killed.location.removeprefix(f"s3://{BUCKET}/")

@@ -108,31 +108,35 @@ def _managed_document(arn: str, deployed: Sequence[DeployedResource]) -> dict[st
     return _document(found[0].outputs["policy"])
 
 
-def role_policies(deployed: Sequence[DeployedResource], *,
-                  aws_managed: bool = True) -> dict[str, list[dict[str, Any]]]:
+def role_policies(deployed: Sequence[DeployedResource], *, aws_managed: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Role ARN -> the identity policy documents the program gave it (inline and attached)."""
     roles = {(r.account, r.outputs["name"]): r.outputs["arn"] for r in deployed if r.type == "aws:iam/role:Role"}
     policies: dict[str, list[dict[str, Any]]] = {arn: [] for arn in roles.values()}
     for resource in deployed:
         if resource.type == "aws:iam/rolePolicy:RolePolicy":
-            policies[roles[(resource.account, resource.outputs["role"])]].append(
-                _document(resource.outputs["policy"]))
+            policies[roles[(resource.account, resource.outputs["role"])]].append(_document(resource.outputs["policy"]))
         elif resource.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment" and (
-                aws_managed or not resource.outputs["policyArn"].startswith("arn:aws:iam::aws:policy/")):
+            aws_managed or not resource.outputs["policyArn"].startswith("arn:aws:iam::aws:policy/")
+        ):
             policies[roles[(resource.account, resource.outputs["role"])]].append(
-                _managed_document(resource.outputs["policyArn"], deployed))
+                _managed_document(resource.outputs["policyArn"], deployed)
+            )
     return policies
 
 
 def _customer_documents(deployed: Sequence[DeployedResource]) -> list[tuple[str, dict[str, Any]]]:
     """Every identity policy document the program wrote (AWS managed ones are AWS's, not ours)."""
-    found = [(r.name, _document(r.outputs["policy"])) for r in deployed
-             if r.type in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")]
+    found = [
+        (r.name, _document(r.outputs["policy"]))
+        for r in deployed
+        if r.type in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
+    ]
     assert found, "the program deployed no identity policies"
     return found
 
 
 # --- what S3, SNS and DynamoDB do with the caller's permissions (AWS docs) ------------------------
+
 
 def _encryption(deployed: Sequence[DeployedResource]) -> dict[str, tuple[str, Any]]:
     """Resource (bucket name, topic ARN, table name) -> (service, its KMS key / bucket-key flag)."""
@@ -150,10 +154,15 @@ def _encryption(deployed: Sequence[DeployedResource]) -> dict[str, tuple[str, An
     return keys
 
 
-S3_KEY_USE = {"PutObject": ("kms:GenerateDataKey",), "CreateMultipartUpload": ("kms:GenerateDataKey",),
-              # Multipart uploads to SSE-KMS need Decrypt too: S3 decrypts the data key for each part.
-              "UploadPart": ("kms:Decrypt",), "CompleteMultipartUpload": ("kms:Decrypt",),
-              "GetObject": ("kms:Decrypt",), "CopyObject": ("kms:GenerateDataKey",)}
+S3_KEY_USE = {
+    "PutObject": ("kms:GenerateDataKey",),
+    "CreateMultipartUpload": ("kms:GenerateDataKey",),
+    # Multipart uploads to SSE-KMS need Decrypt too: S3 decrypts the data key for each part.
+    "UploadPart": ("kms:Decrypt",),
+    "CompleteMultipartUpload": ("kms:Decrypt",),
+    "GetObject": ("kms:Decrypt",),
+    "CopyObject": ("kms:GenerateDataKey",),
+}
 
 
 def key_aliases(deployed: Sequence[DeployedResource]) -> dict[str, tuple[str, ...]]:
@@ -165,12 +174,18 @@ def key_aliases(deployed: Sequence[DeployedResource]) -> dict[str, tuple[str, ..
     return {key: tuple(sorted(names)) for key, names in aliases.items()}
 
 
-def implicit_key_use(call: ApiCall, keys: Mapping[str, tuple[str, Any]],
-                     aliases: Mapping[str, tuple[str, ...]]) -> list[Authorization]:
-    return [Authorization(need.action, need.resources,
-                          {**need.context, "kms:RequestAlias": None,
-                           "kms:ResourceAliases": aliases.get(need.resources[0], ())}, implicit=need.implicit)
-            for need in _service_key_use(call, keys)]
+def implicit_key_use(
+    call: ApiCall, keys: Mapping[str, tuple[str, Any]], aliases: Mapping[str, tuple[str, ...]]
+) -> list[Authorization]:
+    return [
+        Authorization(
+            need.action,
+            need.resources,
+            {**need.context, "kms:RequestAlias": None, "kms:ResourceAliases": aliases.get(need.resources[0], ())},
+            implicit=need.implicit,
+        )
+        for need in _service_key_use(call, keys)
+    ]
 
 
 def _service_key_use(call: ApiCall, keys: Mapping[str, tuple[str, Any]]) -> list[Authorization]:
@@ -180,19 +195,29 @@ def _service_key_use(call: ApiCall, keys: Mapping[str, tuple[str, Any]]) -> list
         context_arn = f"arn:aws:s3:::{bucket}" if bucket_key else f"arn:aws:s3:::{bucket}/{call.params.get('Key')}"
         region = key_arn.split(":")[3]
         context = {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": context_arn}
-        return [Authorization(action, (key_arn,), context, implicit=f"SSE-KMS of {bucket}")
-                for action in S3_KEY_USE[call.api]]
+        return [
+            Authorization(action, (key_arn,), context, implicit=f"SSE-KMS of {bucket}")
+            for action in S3_KEY_USE[call.api]
+        ]
     if call.operation == "sns:Publish" and call.params.get("TopicArn") in keys:
         key_arn = keys[call.params["TopicArn"]][1]
         context = {"kms:ViaService": f"sns.{call.region}.amazonaws.com"}
-        return [Authorization(action, (key_arn,), context, implicit="encrypted topic")
-                for action in ("kms:GenerateDataKey", "kms:Decrypt")]
+        return [
+            Authorization(action, (key_arn,), context, implicit="encrypted topic")
+            for action in ("kms:GenerateDataKey", "kms:Decrypt")
+        ]
     if call.service == "dynamodb":
         tables = {r.rsplit("/", 1)[-1] for need in call.authorizations for r in need.resources}
-        return [Authorization("kms:Decrypt", (keys[table][1],),
-                              {"kms:ViaService": f"dynamodb.{call.region}.amazonaws.com"},
-                              implicit="table encrypted with a customer managed key")
-                for table in sorted(tables) if table in keys]
+        return [
+            Authorization(
+                "kms:Decrypt",
+                (keys[table][1],),
+                {"kms:ViaService": f"dynamodb.{call.region}.amazonaws.com"},
+                implicit="table encrypted with a customer managed key",
+            )
+            for table in sorted(tables)
+            if table in keys
+        ]
     return []
 
 
@@ -213,15 +238,18 @@ def disallowed(policies: Mapping[str, Sequence[Mapping[str, Any]]], found: Itera
     failures = []
     for check in found:
         if check.role_arn not in policies:
-            failures.append(f"{check.call.function}: {check.need.action} by {check.role_arn}, a role the program "
-                            "did not deploy")
+            failures.append(
+                f"{check.call.function}: {check.need.action} by {check.role_arn}, a role the program did not deploy"
+            )
             continue
         decision = evaluate(policies[check.role_arn], check.need.action, check.need.resources, check.need.context)
         if not decision.allowed:
             why = f"denied by {', '.join(decision.denied_by)}" if decision.denied_by else "no statement allows it"
             implicit = f" ({check.need.implicit})" if check.need.implicit else ""
-            failures.append(f"{check.call.function}: {check.need.action} on {list(check.need.resources) or '?'} "
-                            f"by {check.role_arn.rsplit('/', 1)[-1]}{implicit}: {why}")
+            failures.append(
+                f"{check.call.function}: {check.need.action} on {list(check.need.resources) or '?'} "
+                f"by {check.role_arn.rsplit('/', 1)[-1]}{implicit}: {why}"
+            )
     return sorted(set(failures))
 
 
@@ -241,26 +269,40 @@ def unused_grants(policies: Mapping[str, Sequence[Mapping[str, Any]]], found: Se
                     if excepted(role, action):
                         continue
                     if not any(matches(action, needed, ignore_case=True) for needed in used[role]):
-                        unused.append(f"{role.rsplit('/', 1)[-1]}: {statement.get('Sid')} allows {action}, "
-                                      "never called")
+                        unused.append(
+                            f"{role.rsplit('/', 1)[-1]}: {statement.get('Sid')} allows {action}, never called"
+                        )
     return sorted(set(unused))
 
 
 # --- (a) and (b): the recorded calls against the policies -----------------------------------------
 
+
 @pytest.fixture(scope="module")
 def recorded(world: dict[str, Any]) -> dict[str, Any]:
     deployed = world["cloud"].deployer.deployed
     calls = checked_calls(world["api_calls"])
-    return {"policies": role_policies(deployed), "calls": calls, "checks": checks(calls, deployed),
-            "deployed": deployed, "written": role_policies(deployed, aws_managed=False)}
+    return {
+        "policies": role_policies(deployed),
+        "calls": calls,
+        "checks": checks(calls, deployed),
+        "deployed": deployed,
+        "written": role_policies(deployed, aws_managed=False),
+    }
 
 
-def test_the_recorder_saw_both_responses_through_the_roles_that_act_on_aws(world: dict[str, Any],
-                                                                              recorded: dict[str, Any]) -> None:
+def test_the_recorder_saw_both_responses_through_the_roles_that_act_on_aws(
+    world: dict[str, Any], recorded: dict[str, Any]
+) -> None:
     roles = {c.role_arn.rsplit("/", 1)[-1] for c in recorded["calls"]}
-    assert {"acme-ir-responder-eu-west-1", "acme-ir-forensic-automation", "acme-ir-lambda-contain",
-            "acme-ir-lambda-protect", "acme-ir-lambda-open-case", "acme-ir-analysis"} <= roles, roles
+    assert {
+        "acme-ir-responder-eu-west-1",
+        "acme-ir-forensic-automation",
+        "acme-ir-lambda-contain",
+        "acme-ir-lambda-protect",
+        "acme-ir-lambda-open-case",
+        "acme-ir-analysis",
+    } <= roles, roles
     functions = {c.function for c in world["api_calls"]}
     assert {"acme-ir-contain", "acme-ir-protect", "acme-ir-image-volume"} <= functions, functions
     # Presigned URLs are recorded as calls of their signer: the capture's module download and uploads.
@@ -272,26 +314,38 @@ def test_the_recorder_saw_both_responses_through_the_roles_that_act_on_aws(world
 def test_every_recorded_call_is_allowed_by_its_roles_policies(recorded: dict[str, Any]) -> None:
     failures = disallowed(recorded["policies"], recorded["checks"])
     assert not failures, "calls that would fail with AccessDenied on AWS:\n" + "\n".join(failures)
-    assumed = sorted({f"{c.role_arn.rsplit('/', 1)[-1]} {c.need.action}: {condition}"
-                      for c in recorded["checks"]
-                      for condition in evaluate(recorded["policies"][c.role_arn], c.need.action, c.need.resources,
-                                                c.need.context).assumed_conditions})
-    print("\ncondition-dependent grants (conditions assumed to hold, not evaluated):\n"
-          + ("\n".join(assumed) or "none"))
+    assumed = sorted(
+        {
+            f"{c.role_arn.rsplit('/', 1)[-1]} {c.need.action}: {condition}"
+            for c in recorded["checks"]
+            for condition in evaluate(
+                recorded["policies"][c.role_arn], c.need.action, c.need.resources, c.need.context
+            ).assumed_conditions
+        }
+    )
+    print(
+        "\ncondition-dependent grants (conditions assumed to hold, not evaluated):\n" + ("\n".join(assumed) or "none")
+    )
 
 
 def test_every_allowed_action_is_called_or_a_deliberate_exception(recorded: dict[str, Any]) -> None:
     # AWS managed policies attached for an instance's SSM agent are AWS's; only what we wrote is checked.
     unused = unused_grants(recorded["written"], recorded["checks"])
-    assert not unused, "allowed but never called (remove, or add to DELIBERATE_EXCEPTIONS with why):\n" + \
-        "\n".join(unused)
+    assert not unused, "allowed but never called (remove, or add to DELIBERATE_EXCEPTIONS with why):\n" + "\n".join(
+        unused
+    )
 
 
 def test_every_deliberate_exception_is_granted_and_really_not_called(recorded: dict[str, Any]) -> None:
     called = {(_short(c.role_arn), c.need.action) for c in recorded["checks"]}
-    granted = {(_short(role), action) for role, documents in recorded["written"].items() for policy in documents
-               for s in policy.get("Statement", []) if s.get("Effect") == "Allow"
-               for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    granted = {
+        (_short(role), action)
+        for role, documents in recorded["written"].items()
+        for policy in documents
+        for s in policy.get("Statement", [])
+        if s.get("Effect") == "Allow"
+        for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
     stale = []
     for key in DELIBERATE_EXCEPTIONS:
         role, _, action = key.rpartition(" ")
@@ -326,14 +380,20 @@ NO_RESOURCE_LEVEL_PERMISSIONS: dict[str, str] = {
 
 
 def _allow_statements(deployed: Sequence[DeployedResource]) -> list[tuple[str, dict[str, Any]]]:
-    return [(name, s) for name, document in _customer_documents(deployed)
-            for s in document.get("Statement", []) if s.get("Effect") == "Allow"]
+    return [
+        (name, s)
+        for name, document in _customer_documents(deployed)
+        for s in document.get("Statement", [])
+        if s.get("Effect") == "Allow"
+    ]
 
 
 def test_no_policy_allows_every_action(recorded: dict[str, Any]) -> None:
-    broad = [f"{name}: {s.get('Sid')}" for name, s in _allow_statements(recorded["deployed"])
-             if "NotAction" in s or any(a == "*" for a in (s["Action"] if isinstance(s["Action"], list)
-                                                           else [s["Action"]]))]
+    broad = [
+        f"{name}: {s.get('Sid')}"
+        for name, s in _allow_statements(recorded["deployed"])
+        if "NotAction" in s or any(a == "*" for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+    ]
     assert not broad, broad
 
 
@@ -344,29 +404,54 @@ def test_resource_star_is_granted_only_where_aws_has_no_resource_level_permissio
         if "*" not in (resources if isinstance(resources, list) else [resources]):
             continue
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        unscoped += [f"{name}: {statement.get('Sid')} {action}" for action in actions
-                     if not any(matches(pattern, action, ignore_case=True)
-                                for pattern in NO_RESOURCE_LEVEL_PERMISSIONS)]
+        unscoped += [
+            f"{name}: {statement.get('Sid')} {action}"
+            for action in actions
+            if not any(matches(pattern, action, ignore_case=True) for pattern in NO_RESOURCE_LEVEL_PERMISSIONS)
+        ]
     assert not unscoped, "Resource '*' on resource-scoped actions:\n" + "\n".join(unscoped)
 
 
 # --- the evaluator itself, and that drift fails the check ------------------------------------------
 
-RESPONDER_LIKE = {"Version": "2012-10-17", "Statement": [
-    {"Sid": "DescribeWorkload", "Effect": "Allow", "Action": ["ec2:Describe*"], "Resource": "*"},
-    {"Sid": "ContainInstance", "Effect": "Allow", "Action": ["ec2:ModifyNetworkInterfaceAttribute"],
-     "Resource": ["arn:aws:ec2:eu-west-1:333333333333:network-interface/*"]},
-    {"Sid": "DeleteOwnSnapshots", "Effect": "Allow", "Action": ["ec2:DeleteSnapshot"],
-     "Resource": "arn:aws:ec2:eu-west-1::snapshot/*",
-     "Condition": {"StringEquals": {"aws:ResourceTag/ManagedBy": "irforensics"}}},
-    {"Sid": "PassIsolationRole", "Effect": "Allow", "Action": ["iam:PassRole"],
-     "Resource": "arn:aws:iam::333333333333:role/acme-ir-isolation-*",
-     "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
-    {"Sid": "KeepRolesIntact", "Effect": "Deny", "Action": "iam:PutRolePolicy",
-     "Resource": "arn:aws:iam::333333333333:role/acme-ir-*"},
-    {"Sid": "RevokeSessions", "Effect": "Allow", "Action": "iam:PutRolePolicy",
-     "Resource": "arn:aws:iam::333333333333:role/*"},
-]}
+RESPONDER_LIKE = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "DescribeWorkload", "Effect": "Allow", "Action": ["ec2:Describe*"], "Resource": "*"},
+        {
+            "Sid": "ContainInstance",
+            "Effect": "Allow",
+            "Action": ["ec2:ModifyNetworkInterfaceAttribute"],
+            "Resource": ["arn:aws:ec2:eu-west-1:333333333333:network-interface/*"],
+        },
+        {
+            "Sid": "DeleteOwnSnapshots",
+            "Effect": "Allow",
+            "Action": ["ec2:DeleteSnapshot"],
+            "Resource": "arn:aws:ec2:eu-west-1::snapshot/*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/ManagedBy": "irforensics"}},
+        },
+        {
+            "Sid": "PassIsolationRole",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": "arn:aws:iam::333333333333:role/acme-ir-isolation-*",
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        },
+        {
+            "Sid": "KeepRolesIntact",
+            "Effect": "Deny",
+            "Action": "iam:PutRolePolicy",
+            "Resource": "arn:aws:iam::333333333333:role/acme-ir-*",
+        },
+        {
+            "Sid": "RevokeSessions",
+            "Effect": "Allow",
+            "Action": "iam:PutRolePolicy",
+            "Resource": "arn:aws:iam::333333333333:role/*",
+        },
+    ],
+}
 ENI = "arn:aws:ec2:eu-west-1:333333333333:network-interface/eni-0abc"
 
 
@@ -375,8 +460,9 @@ def test_the_evaluator_allows_what_a_statement_grants_and_denies_everything_else
     assert evaluate(policies, "ec2:DescribeInstances", ["*"]).allowed_by == ("DescribeWorkload",)
     assert evaluate(policies, "EC2:describeVolumes", ["*"]).allowed  # action names are case-insensitive
     assert evaluate(policies, "ec2:ModifyNetworkInterfaceAttribute", [ENI]).allowed
-    assert not evaluate(policies, "ec2:ModifyNetworkInterfaceAttribute",
-                        [ENI.replace("333333333333", "444444444444")]).allowed  # another account
+    assert not evaluate(
+        policies, "ec2:ModifyNetworkInterfaceAttribute", [ENI.replace("333333333333", "444444444444")]
+    ).allowed  # another account
     assert not evaluate(policies, "ec2:ModifyInstanceAttribute", [ENI]).allowed  # implicit deny
     assert not evaluate(policies, "ec2:TerminateInstances").allowed
 
@@ -389,7 +475,8 @@ def test_the_evaluator_applies_conditions_it_can_and_reports_those_it_cannot() -
     assert not evaluate(policies, "ec2:DeleteSnapshot", snapshot, owners).allowed  # the owner's snapshot
     unknown = evaluate(policies, "ec2:DeleteSnapshot", snapshot)
     assert unknown.allowed and unknown.assumed_conditions == (
-        "DeleteOwnSnapshots: StringEquals aws:ResourceTag/ManagedBy",)
+        "DeleteOwnSnapshots: StringEquals aws:ResourceTag/ManagedBy",
+    )
     isolation = ["arn:aws:iam::333333333333:role/acme-ir-isolation-eu-west-1"]
     assert evaluate(policies, "iam:PassRole", isolation, {"iam:PassedToService": "ec2.amazonaws.com"}).allowed
     assert not evaluate(policies, "iam:PassRole", isolation, {"iam:PassedToService": "lambda.amazonaws.com"}).allowed

@@ -35,12 +35,14 @@ def _member_snapshot(cloud: LocalCloud, instance_id: str) -> dict[str, Any]:
     enis = ec2.describe_network_interfaces(Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])
     snapshots = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
     return {
-        "groups": sorted((e["NetworkInterfaceId"], tuple(g["GroupId"] for g in e["Groups"]))
-                         for e in enis["NetworkInterfaces"]),
+        "groups": sorted(
+            (e["NetworkInterfaceId"], tuple(g["GroupId"] for g in e["Groups"])) for e in enis["NetworkInterfaces"]
+        ),
         "profile": instance.get("IamInstanceProfile", {}).get("Arn"),
         "tags": sorted((t["Key"], t["Value"]) for t in instance.get("Tags", [])),
         "protection": ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")[
-            "DisableApiTermination"]["Value"],
+            "DisableApiTermination"
+        ]["Value"],
         "snapshots": sorted(s["SnapshotId"] for s in snapshots),
     }
 
@@ -49,13 +51,23 @@ def test_bad_input_fails_at_the_first_state_naming_every_field_and_touches_nothi
     cloud: LocalCloud = world["cloud"]
     instance_id = world["incidents"]["analyze"].instance_id
     before = _member_snapshot(cloud, instance_id)
-    execution = cloud.run_response({"InstanceId": instance_id, "Account": "33333333333", "Region": "eu-west-1",
-                                    "Action": "contain", "RetainArtefacts": "maybe"})
+    execution = cloud.run_response(
+        {
+            "InstanceId": instance_id,
+            "Account": "33333333333",
+            "Region": "eu-west-1",
+            "Action": "contain",
+            "RetainArtefacts": "maybe",
+        }
+    )
     assert execution["status"] == "FAILED" and execution["error"] == "InvalidInput"
     for field in ("Account", "Action", "RetainArtefacts"):
         assert field in execution["cause"]
-    states = [e["stateEnteredEventDetails"]["name"] for e in cloud.history(execution["executionArn"])
-              if "stateEnteredEventDetails" in e]
+    states = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in cloud.history(execution["executionArn"])
+        if "stateEnteredEventDetails" in e
+    ]
     assert states == ["ValidateInput", "Rejected"]
     assert _member_snapshot(cloud, instance_id) == before
 
@@ -64,12 +76,16 @@ def test_a_second_request_for_an_instance_with_an_open_case_starts_nothing(world
     cloud: LocalCloud = world["cloud"]
     tier = world["incidents"]["contain"].tier
     store = CaseStore(cloud.session(SECURITY_ACCOUNT).client("dynamodb"), naming.case_table(PREFIX))
-    held = store.open_case(CaseRequest(instance_id=tier.instance_id, account=MEMBER_ACCOUNT, region=REGION,
-                                       case_id="INC-OPEN-0001"), now_epoch=1, now_iso="2026-11-23T00:00:00Z")
+    held = store.open_case(
+        CaseRequest(instance_id=tier.instance_id, account=MEMBER_ACCOUNT, region=REGION, case_id="INC-OPEN-0001"),
+        now_epoch=1,
+        now_iso="2026-11-23T00:00:00Z",
+    )
     assert held.created
     before = _member_snapshot(cloud, tier.instance_id)
-    execution = cloud.run_response({"InstanceId": tier.instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION,
-                                    "Action": "Contain"})
+    execution = cloud.run_response(
+        {"InstanceId": tier.instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": "Contain"}
+    )
     assert execution["status"] == "SUCCEEDED"
     output = json.loads(execution["output"])
     assert (output["CaseId"], output["Created"]) == ("INC-OPEN-0001", False)
@@ -78,7 +94,8 @@ def test_a_second_request_for_an_instance_with_an_open_case_starts_nothing(world
 
 
 def test_a_failure_mid_acquisition_leaves_the_instance_contained_and_the_case_saying_what_failed(
-        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cloud: LocalCloud = world["cloud"]
 
     def broken_reader(session: Any, snapshot_id: str) -> Any:
@@ -87,8 +104,15 @@ def test_a_failure_mid_acquisition_leaves_the_instance_contained_and_the_case_sa
     with tempfile.TemporaryDirectory() as work:
         incident = simulate.build_incident(cloud, Path(work), name="fault")
     monkeypatch.setattr(acquisition_handler, "BLOCK_SOURCE_FACTORY", broken_reader)
-    execution = cloud.run_response({"InstanceId": incident.instance_id, "Account": MEMBER_ACCOUNT,
-                                    "Region": REGION, "Action": "Analyze", "WaitSeconds": 0})
+    execution = cloud.run_response(
+        {
+            "InstanceId": incident.instance_id,
+            "Account": MEMBER_ACCOUNT,
+            "Region": REGION,
+            "Action": "Analyze",
+            "WaitSeconds": 0,
+        }
+    )
     assert execution["status"] == "FAILED" and execution["error"] == "AcquisitionFailed"
     assert "injected fault" in execution["cause"]
 
@@ -96,8 +120,9 @@ def test_a_failure_mid_acquisition_leaves_the_instance_contained_and_the_case_sa
     _, deny_all = naming.isolation_group_names(PREFIX)
     ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
     groups = {g["GroupId"]: g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
-    for eni in ec2.describe_network_interfaces(Filters=[
-            {"Name": "attachment.instance-id", "Values": [incident.instance_id]}])["NetworkInterfaces"]:
+    for eni in ec2.describe_network_interfaces(
+        Filters=[{"Name": "attachment.instance-id", "Values": [incident.instance_id]}]
+    )["NetworkInterfaces"]:
         assert [groups[g["GroupId"]] for g in eni["Groups"]] == [deny_all]
 
     store = CaseStore(cloud.session(SECURITY_ACCOUNT).client("dynamodb"), naming.case_table(PREFIX))
@@ -107,15 +132,17 @@ def test_a_failure_mid_acquisition_leaves_the_instance_contained_and_the_case_sa
     s3 = cloud.session(FORENSIC_ACCOUNT).client("s3")
     bucket = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{case_id}/custody/")["Contents"]]
-    failure = json.loads(s3.get_object(Bucket=bucket, Key=next(k for k in keys if k.endswith("-failure.json")))[
-        "Body"].read())
+    failure = json.loads(
+        s3.get_object(Bucket=bucket, Key=next(k for k in keys if k.endswith("-failure.json")))["Body"].read()
+    )
     assert failure["detail"]["error"] == "AcquisitionFailed" and failure["detail"]["stage"] == "acquire"
     assert store.open_case_for(MEMBER_ACCOUNT, REGION, incident.instance_id) is None
 
 
 def _states_entered(cloud: LocalCloud, execution_arn: str) -> list[str]:
-    return [e["stateEnteredEventDetails"]["name"] for e in cloud.history(execution_arn)
-            if "stateEnteredEventDetails" in e]
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in cloud.history(execution_arn) if "stateEnteredEventDetails" in e
+    ]
 
 
 def _terminated_instance(cloud: LocalCloud) -> str:
@@ -126,49 +153,78 @@ def _terminated_instance(cloud: LocalCloud) -> str:
 
 
 REFUSED_TARGETS = {
-    "nonexistent instance": (lambda cloud: "i-0123456789abcdef0", MEMBER_ACCOUNT, REGION, "InstanceNotFound",
-                             "does not exist in this account and region"),
-    "terminated instance": (_terminated_instance, MEMBER_ACCOUNT, REGION, "InstanceNotFound",
-                            "is terminated: its memory is gone"),
-    "account without a responder": (lambda cloud: "i-0123456789abcdef0", "444444444444", REGION,
-                                    "ResponderUnavailable",
-                                    "cannot assume arn:aws:iam::444444444444:role/acme-ir-responder-eu-west-1"),
-    "region without a responder": (lambda cloud: "i-0123456789abcdef0", MEMBER_ACCOUNT, "us-east-1",
-                                   "ResponderUnavailable", "role/acme-ir-responder-us-east-1"),
+    "nonexistent instance": (
+        lambda cloud: "i-0123456789abcdef0",
+        MEMBER_ACCOUNT,
+        REGION,
+        "InstanceNotFound",
+        "does not exist in this account and region",
+    ),
+    "terminated instance": (
+        _terminated_instance,
+        MEMBER_ACCOUNT,
+        REGION,
+        "InstanceNotFound",
+        "is terminated: its memory is gone",
+    ),
+    "account without a responder": (
+        lambda cloud: "i-0123456789abcdef0",
+        "444444444444",
+        REGION,
+        "ResponderUnavailable",
+        "cannot assume arn:aws:iam::444444444444:role/acme-ir-responder-eu-west-1",
+    ),
+    "region without a responder": (
+        lambda cloud: "i-0123456789abcdef0",
+        MEMBER_ACCOUNT,
+        "us-east-1",
+        "ResponderUnavailable",
+        "role/acme-ir-responder-us-east-1",
+    ),
 }
 
 
 @pytest.mark.parametrize("target", sorted(REFUSED_TARGETS))
-def test_a_target_that_cannot_be_responded_to_is_refused_before_any_case_opens(world: dict[str, Any],
-                                                                                 target: str) -> None:
+def test_a_target_that_cannot_be_responded_to_is_refused_before_any_case_opens(
+    world: dict[str, Any], target: str
+) -> None:
     cloud: LocalCloud = world["cloud"]
     make_instance, account, region, error, cause = REFUSED_TARGETS[target]
     instance_id = make_instance(cloud)
     store = CaseStore(cloud.session(SECURITY_ACCOUNT).client("dynamodb"), naming.case_table(PREFIX))
     cases_before = store.recent_cases()
-    execution = cloud.run_response({"InstanceId": instance_id, "Account": account, "Region": region,
-                                    "Action": "Contain", "WaitSeconds": 0})
+    execution = cloud.run_response(
+        {"InstanceId": instance_id, "Account": account, "Region": region, "Action": "Contain", "WaitSeconds": 0}
+    )
     assert (execution["status"], execution["error"]) == ("FAILED", error), execution
     assert cause in execution["cause"]
-    assert _states_entered(cloud, execution["executionArn"]) == ["ValidateInput", "Init", "CheckTarget",
-                                                                  "TargetRejected"]
+    assert _states_entered(cloud, execution["executionArn"]) == [
+        "ValidateInput",
+        "Init",
+        "CheckTarget",
+        "TargetRejected",
+    ]
     # No case was opened, so no evidence prefix, no containment: nothing anywhere changed.
     assert store.recent_cases() == cases_before
     assert store.open_case_for(account, region, instance_id) is None
 
 
 def test_an_instance_store_instance_is_contained_and_its_case_says_why_no_disk_was_acquired(
-        world: dict[str, Any]) -> None:
+    world: dict[str, Any],
+) -> None:
     cloud: LocalCloud = world["cloud"]
     ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
     instance_id = str(ec2.run_instances(ImageId=scenarios.AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
     for mapping in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
-            "BlockDeviceMappings"]:
+        "BlockDeviceMappings"
+    ]:
         ec2.detach_volume(VolumeId=mapping["Ebs"]["VolumeId"], InstanceId=instance_id)
     # moto launches no instance-store instances: say so on the model, as EC2 would describe it.
     ec2_backends[MEMBER_ACCOUNT][REGION].get_instance(instance_id).root_device_type = "instance-store"
-    execution = cloud.run_response({"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION,
-                                    "Action": "Contain", "WaitSeconds": 0}, timeout_seconds=300)
+    execution = cloud.run_response(
+        {"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": "Contain", "WaitSeconds": 0},
+        timeout_seconds=300,
+    )
     assert execution["status"] == "SUCCEEDED", execution
     states = _states_entered(cloud, execution["executionArn"])
     assert "NoDisks" in states and "CreateSnapshots" not in states and "ImageVolumes" not in states

@@ -35,8 +35,7 @@ def _instance(world: dict[str, Any], action: str) -> dict[str, Any]:
 
 
 def _attribute(world: dict[str, Any], action: str, name: str) -> Any:
-    answer = _ec2(world).describe_instance_attribute(InstanceId=world["incidents"][action].instance_id,
-                                                     Attribute=name)
+    answer = _ec2(world).describe_instance_attribute(InstanceId=world["incidents"][action].instance_id, Attribute=name)
     return next(v for k, v in answer.items() if k not in ("InstanceId", "ResponseMetadata"))["Value"]
 
 
@@ -47,19 +46,28 @@ def test_the_response_succeeds_and_writes_the_evidence_layout(world: dict[str, A
     case = result.case_dir
     assert case.name == result.case_id and result.case_id.startswith(f"{MEMBER_ACCOUNT}-{result.instance_id}-")
     containment = "containment/" if action == "contain" else "containment/protect-"
-    for path in (f"{containment}before.json", f"{containment}after.json", "manifest.json", "analysis/bodyfile",
-                 "analysis/timeline.csv", "analysis/yara.json", "report/report.html", "report/report.md",
-                 "report/report.json"):
+    for path in (
+        f"{containment}before.json",
+        f"{containment}after.json",
+        "manifest.json",
+        "analysis/bodyfile",
+        "analysis/timeline.csv",
+        "analysis/yara.json",
+        "report/report.html",
+        "report/report.md",
+        "report/report.json",
+    ):
         assert (case / path).is_file(), path
     assert len(list((case / "disk").glob("*.img"))) == 2
     first_steps = "contained" if action == "contain" else "protected"
     assert [p.name.split("-", 1)[1] for p in sorted((case / "custody").glob("*.json"))][:2] == [
-        "case-opened.json", f"{first_steps}.json"]
+        "case-opened.json",
+        f"{first_steps}.json",
+    ]
 
 
 @pytest.mark.parametrize("action", ["contain", "analyze"])
-def test_every_image_digest_equals_the_sha256_of_the_image_and_the_manifest(world: dict[str, Any],
-                                                                             action: str) -> None:
+def test_every_image_digest_equals_the_sha256_of_the_image_and_the_manifest(world: dict[str, Any], action: str) -> None:
     result: simulate.SimulationResult = world["results"][action]
     manifest = {a["key"]: a for a in result.artefacts}
     for image in sorted((result.case_dir / "disk").glob("*.img")):
@@ -77,8 +85,12 @@ def test_memory_is_captured_after_isolation_and_its_digest_matches(world: dict[s
     assert (recorded, name) == (hashlib.sha256(image.read_bytes()).hexdigest(), image.name)
     assert image.read_bytes()[:4] == b"EMiL"  # LiME header magic, little-endian 0x4C694D45
     events = [p.name.split("-", 1)[1] for p in sorted((result.case_dir / "custody").glob("*.json"))]
-    assert events.index("contained.json") < events.index("memory-capture-path-opened.json") < events.index(
-        "memory-acquired.json") < events.index("memory-capture-path-closed.json")
+    assert (
+        events.index("contained.json")
+        < events.index("memory-capture-path-opened.json")
+        < events.index("memory-acquired.json")
+        < events.index("memory-capture-path-closed.json")
+    )
 
 
 def test_the_planted_files_are_in_the_timeline_and_the_reports_findings(world: dict[str, Any]) -> None:
@@ -92,8 +104,12 @@ def test_the_planted_files_are_in_the_timeline_and_the_reports_findings(world: d
         assert path in timeline, path
         assert path in reported, path
     finding_paths = {f["path"] for f in result.findings}
-    assert {"/var/www/html/uploads/.cache.php", "/etc/cron.d/sysupdate", "/root/.ssh/authorized_keys",
-            "/tmp/.X11-unix/kworkerd"} <= finding_paths
+    assert {
+        "/var/www/html/uploads/.cache.php",
+        "/etc/cron.d/sysupdate",
+        "/root/.ssh/authorized_keys",
+        "/tmp/.X11-unix/kworkerd",
+    } <= finding_paths
 
 
 def test_the_report_says_what_was_simulated(world: dict[str, Any]) -> None:
@@ -109,8 +125,9 @@ def test_contain_leaves_every_interface_on_the_no_rule_group(world: dict[str, An
     _, deny_all = naming.isolation_group_names(PREFIX)
     groups = {g["GroupId"]: g for g in _ec2(world).describe_security_groups()["SecurityGroups"]}
     assert len(instance["NetworkInterfaces"]) == 2
-    for eni in _ec2(world).describe_network_interfaces(Filters=[
-            {"Name": "attachment.instance-id", "Values": [instance["InstanceId"]]}])["NetworkInterfaces"]:
+    for eni in _ec2(world).describe_network_interfaces(
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance["InstanceId"]]}]
+    )["NetworkInterfaces"]:
         assert [groups[g["GroupId"]]["GroupName"] for g in eni["Groups"]] == [deny_all]
         group = groups[eni["Groups"][0]["GroupId"]]
         assert group["IpPermissions"] == [] and group["IpPermissionsEgress"] == []
@@ -130,7 +147,8 @@ def test_contain_swaps_the_profile_protects_the_instance_and_frees_its_address(w
 
 
 def test_contain_takes_the_instance_out_of_its_group_and_target_groups_and_the_service_keeps_capacity(
-        world: dict[str, Any]) -> None:
+    world: dict[str, Any],
+) -> None:
     cloud, incident = world["cloud"], world["incidents"]["contain"]
     group = auto_scaling_group(cloud, incident)
     assert incident.instance_id not in {i["InstanceId"] for i in group["Instances"]}
@@ -159,6 +177,7 @@ def test_the_cases_are_closed_and_the_forensic_copies_are_kept(world: dict[str, 
     for result in world["results"].values():
         item = table.get_item(TableName=naming.case_table(PREFIX), Key={"Pk": {"S": f"CASE#{result.case_id}"}})
         assert item["Item"]["Status"]["S"] == "closed"
-        copies = forensic.describe_snapshots(OwnerIds=["self"], Filters=[
-            {"Name": f"tag:{CASE_TAG}", "Values": [result.case_id]}])["Snapshots"]
+        copies = forensic.describe_snapshots(
+            OwnerIds=["self"], Filters=[{"Name": f"tag:{CASE_TAG}", "Values": [result.case_id]}]
+        )["Snapshots"]
         assert len(copies) == 2 and all(c["Encrypted"] for c in copies)

@@ -39,18 +39,27 @@ def presigned(aws: None) -> tuple[str, PresignedMultipartUpload]:
     forensic = account_session(FORENSIC_ACCOUNT, REGION)
     s3: Any = forensic.client("s3", config=PRESIGN_CONFIG)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return capture.presign_capture(s3, BUCKET, KEY, MODULES, "amzn-2023/6.1.0/x86_64/lime.ko", 12,
-                                   TIMEOUT + capture.URL_MARGIN_SECONDS)
+    return capture.presign_capture(
+        s3, BUCKET, KEY, MODULES, "amzn-2023/6.1.0/x86_64/lime.ko", 12, TIMEOUT + capture.URL_MARGIN_SECONDS
+    )
 
 
 def commands_for(presigned: tuple[str, PresignedMultipartUpload]) -> list[str]:
     url, upload = presigned
-    return capture.capture_commands(url, upload, module_sha256=SHA, timeout_seconds=TIMEOUT, port=45123,
-                                    case_id="case-1", instance_id="i-0123456789abcdef0")
+    return capture.capture_commands(
+        url,
+        upload,
+        module_sha256=SHA,
+        timeout_seconds=TIMEOUT,
+        port=45123,
+        case_id="case-1",
+        instance_id="i-0123456789abcdef0",
+    )
 
 
 def test_presigning_starts_one_multipart_upload_with_a_sigv4_url_per_part(
-        presigned: tuple[str, PresignedMultipartUpload]) -> None:
+    presigned: tuple[str, PresignedMultipartUpload],
+) -> None:
     url, upload = presigned
     uploads = account_session(FORENSIC_ACCOUNT, REGION).client("s3").list_multipart_uploads(Bucket=BUCKET)["Uploads"]
     assert [(u["Key"], u["UploadId"]) for u in uploads] == [(KEY, upload.upload_id)]
@@ -63,7 +72,8 @@ def test_presigning_starts_one_multipart_upload_with_a_sigv4_url_per_part(
 
 
 def test_every_url_in_the_command_expires_within_the_capture_timeout_plus_margin(
-        presigned: tuple[str, PresignedMultipartUpload]) -> None:
+    presigned: tuple[str, PresignedMultipartUpload],
+) -> None:
     text = "\n".join(commands_for(presigned))
     expiries = [int(v) for v in re.findall(r"X-Amz-Expires=(\d+)", text)]
     assert expiries and all(v <= TIMEOUT + capture.URL_MARGIN_SECONDS for v in expiries)
@@ -71,8 +81,15 @@ def test_every_url_in_the_command_expires_within_the_capture_timeout_plus_margin
 
 def test_the_command_holds_no_credentials(presigned: tuple[str, PresignedMultipartUpload]) -> None:
     text = "\n".join(commands_for(presigned))
-    for forbidden in ("AWS_SECRET", "aws_secret_access_key", "AWS_ACCESS_KEY_ID", "SecretAccessKey",
-                      "aws configure", "aws s3", "AWS_SESSION_TOKEN"):
+    for forbidden in (
+        "AWS_SECRET",
+        "aws_secret_access_key",
+        "AWS_ACCESS_KEY_ID",
+        "SecretAccessKey",
+        "aws configure",
+        "aws s3",
+        "AWS_SESSION_TOKEN",
+    ):
         assert forbidden.lower() not in text.lower()
     # A long-term access key id (AKIA...) must never sign anything the instance gets.
     assert not re.search(r"AKIA[0-9A-Z]{12,}", text)
@@ -84,8 +101,11 @@ def test_no_compiler_package_manager_or_other_host_is_used(presigned: tuple[str,
     invoked = re.findall(r"(?:^|[\s;|&(])(gcc|cc|make|yum|dnf|apt|apt-get|pip3?|git|wget)\s", text, re.MULTILINE)
     assert invoked == []
     hosts = set(re.findall(r"https://([^/'\s]+)", text))
-    assert hosts <= {f"{BUCKET}.s3.{REGION}.amazonaws.com", f"{MODULES}.s3.{REGION}.amazonaws.com",
-                     f"{MODULES}.s3.amazonaws.com"}
+    assert hosts <= {
+        f"{BUCKET}.s3.{REGION}.amazonaws.com",
+        f"{MODULES}.s3.{REGION}.amazonaws.com",
+        f"{MODULES}.s3.amazonaws.com",
+    }
 
 
 def test_every_network_call_and_the_whole_run_are_bounded(presigned: tuple[str, PresignedMultipartUpload]) -> None:
@@ -101,16 +121,18 @@ def test_every_network_call_and_the_whole_run_are_bounded(presigned: tuple[str, 
 
 
 def test_lime_is_removed_by_an_exit_trap_and_listens_on_loopback_only(
-        presigned: tuple[str, PresignedMultipartUpload]) -> None:
+    presigned: tuple[str, PresignedMultipartUpload],
+) -> None:
     script = capture.script_from_commands(commands_for(presigned))
-    cleanup = script[script.index("cleanup() {"):script.index("trap cleanup EXIT")]
+    cleanup = script[script.index("cleanup() {") : script.index("trap cleanup EXIT")]
     assert "rmmod lime" in cleanup and "trap cleanup EXIT" in script
     assert 'insmod "$WORK/lime.ko" "path=tcp:$PORT" localhostonly=1 format=lime' in script
     assert "/dev/shm" in script
 
 
-def test_generated_shell_is_syntactically_valid_for_bash_and_sh(presigned: tuple[str, PresignedMultipartUpload],
-                                                               tmp_path: Path) -> None:
+def test_generated_shell_is_syntactically_valid_for_bash_and_sh(
+    presigned: tuple[str, PresignedMultipartUpload], tmp_path: Path
+) -> None:
     commands = commands_for(presigned)
     inner, outer = tmp_path / "inner.sh", tmp_path / "outer.sh"
     inner.write_text(capture.script_from_commands(commands))
@@ -124,7 +146,8 @@ def test_generated_shell_is_syntactically_valid_for_bash_and_sh(presigned: tuple
 
 
 def test_compact_part_lines_rebuild_urls_that_sign_the_same_request(
-        presigned: tuple[str, PresignedMultipartUpload]) -> None:
+    presigned: tuple[str, PresignedMultipartUpload],
+) -> None:
     _, upload = presigned
     base, lines = capture.compact_part_urls(upload.part_urls)
     assert len(lines) == len(upload.part_urls)
@@ -143,8 +166,10 @@ def test_part_plan_grows_parts_not_their_number() -> None:
 
 
 def test_result_lines_are_checked_field_by_field() -> None:
-    good = 'noise\nIRFORENSICS-RESULT {"Acquired":true,"Sha256":"' + SHA + '","Size":10,"PartSize":5,' \
-           '"Parts":[[1,"e1"],[2,"e2"]]}\n'
+    good = (
+        'noise\nIRFORENSICS-RESULT {"Acquired":true,"Sha256":"' + SHA + '","Size":10,"PartSize":5,'
+        '"Parts":[[1,"e1"],[2,"e2"]]}\n'
+    )
     report = capture.parse_capture_output(good)
     assert (report.acquired, report.size, report.parts) == (True, 10, ((1, "e1"), (2, "e2")))
     refused = capture.parse_capture_output('IRFORENSICS-RESULT {"Acquired":false,"Reason":"downloading failed"}')
@@ -195,7 +220,8 @@ def _tool(folder: Path, name: str, text: str) -> None:
 
 
 def test_the_capture_script_streams_hashes_splits_and_uploads_a_lime_dump(
-        presigned: tuple[str, PresignedMultipartUpload], tmp_path: Path) -> None:
+    presigned: tuple[str, PresignedMultipartUpload], tmp_path: Path
+) -> None:
     url, upload = presigned
     image, module, store, bin_dir = tmp_path / "mem.lime", tmp_path / "lime.ko", tmp_path / "s3", tmp_path / "bin"
     store.mkdir()
@@ -212,11 +238,20 @@ def test_the_capture_script_streams_hashes_splits_and_uploads_a_lime_dump(
         port = probe.getsockname()[1]
     small = dataclasses.replace(upload, part_size=512 * 1024)
     script = tmp_path / "capture.sh"
-    script.write_text(capture.capture_script(url, small, module_sha256=hashlib.sha256(module.read_bytes()).hexdigest(),
-                                             timeout_seconds=300, port=port))
+    script.write_text(
+        capture.capture_script(
+            url, small, module_sha256=hashlib.sha256(module.read_bytes()).hexdigest(), timeout_seconds=300, port=port
+        )
+    )
     log = tmp_path / "log"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_IMAGE": str(image),
-           "FAKE_S3": str(store), "FAKE_MODULE": str(module)}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_LOG": str(log),
+        "FAKE_IMAGE": str(image),
+        "FAKE_S3": str(store),
+        "FAKE_MODULE": str(module),
+    }
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
 
     report = capture.parse_capture_output(done.stdout)
@@ -235,7 +270,8 @@ def test_the_capture_script_streams_hashes_splits_and_uploads_a_lime_dump(
 
 
 def test_a_module_with_the_wrong_digest_is_refused_before_loading(
-        presigned: tuple[str, PresignedMultipartUpload], tmp_path: Path) -> None:
+    presigned: tuple[str, PresignedMultipartUpload], tmp_path: Path
+) -> None:
     url, upload = presigned
     bin_dir, module, log = tmp_path / "bin", tmp_path / "lime.ko", tmp_path / "log"
     bin_dir.mkdir()

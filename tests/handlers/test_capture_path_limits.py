@@ -52,24 +52,33 @@ def ec2_with_tag_lengths(ec2_like_aws: None) -> Iterator[None]:
     yield
 
 
-def contained_instance(session: boto3.Session, *, interfaces: int,
-                       groups_per_interface: int = GROUPS_PER_INTERFACE) -> dict[str, Any]:
+def contained_instance(
+    session: boto3.Session, *, interfaces: int, groups_per_interface: int = GROUPS_PER_INTERFACE
+) -> dict[str, Any]:
     """An instance with the isolation profile, in a VPC with SSM endpoints, whose every interface holds
     its own `groups_per_interface` groups (an interface attached after containment keeps its groups)."""
     ec2, vpc, subnet, endpoint_group = capture_network(session, "10.7")
 
     def groups(index: int) -> list[str]:
-        return [ec2.create_security_group(GroupName=f"workload-{index}-{n}", Description="w", VpcId=vpc)["GroupId"]
-                for n in range(groups_per_interface)]
+        return [
+            ec2.create_security_group(GroupName=f"workload-{index}-{n}", Description="w", VpcId=vpc)["GroupId"]
+            for n in range(groups_per_interface)
+        ]
 
-    instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, NetworkInterfaces=[
-        {"DeviceIndex": 0, "SubnetId": subnet, "Groups": groups(0)}])["Instances"][0]["InstanceId"]
+    instance = ec2.run_instances(
+        ImageId=AMI,
+        MinCount=1,
+        MaxCount=1,
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": groups(0)}],
+    )["Instances"][0]["InstanceId"]
     for index in range(1, interfaces):
         eni = ec2.create_network_interface(SubnetId=subnet, Groups=groups(index))["NetworkInterface"]
-        ec2.attach_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=instance,
-                                     DeviceIndex=index)
-    ec2.associate_iam_instance_profile(InstanceId=instance,
-                                       IamInstanceProfile={"Name": naming.isolation_profile(PREFIX, REGION)})
+        ec2.attach_network_interface(
+            NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=instance, DeviceIndex=index
+        )
+    ec2.associate_iam_instance_profile(
+        InstanceId=instance, IamInstanceProfile={"Name": naming.isolation_profile(PREFIX, REGION)}
+    )
     return {"ec2": ec2, "vpc": vpc, "instance": instance, "endpoint_group": endpoint_group}
 
 
@@ -79,8 +88,11 @@ def interface_groups(ec2: Any, instance: str) -> dict[str, tuple[str, ...]]:
 
 
 def capture_groups(ec2: Any, instance: str) -> list[dict[str, Any]]:
-    return list(ec2.describe_security_groups(Filters=[
-        {"Name": "group-name", "Values": [capture_path.capture_group_name(PREFIX, instance)]}])["SecurityGroups"])
+    return list(
+        ec2.describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": [capture_path.capture_group_name(PREFIX, instance)]}]
+        )["SecurityGroups"]
+    )
 
 
 def tags_of(group: dict[str, Any]) -> dict[str, str]:
@@ -103,8 +115,10 @@ def test_a_chunked_value_round_trips_whatever_its_length(length: int) -> None:
     assert all(len(v) <= MAX_TAG_VALUE_CHARS for v in tags.values())
     assert len(tags) == max(1, -(-length // MAX_TAG_VALUE_CHARS))
     shuffled = dict(random.Random(1).sample(sorted(tags.items()), len(tags)))
-    assert unchunked_tag(shuffled | {"irforensics:test-other:00": "x", "irforensics:testing": "y"},
-                         "irforensics:test") == value
+    assert (
+        unchunked_tag(shuffled | {"irforensics:test-other:00": "x", "irforensics:testing": "y"}, "irforensics:test")
+        == value
+    )
 
 
 def test_chunks_are_joined_by_number_past_the_hundredth() -> None:
@@ -125,13 +139,16 @@ def test_sixteen_groups_are_remembered_in_two_tags_within_ec2s_limits_and_read_b
     assert all(len(k) <= MAX_TAG_KEY_CHARS and len(v) <= MAX_TAG_VALUE_CHARS for k, v in tags.items())
     other = capture_path.record_tags("eni-0fedcba9876543210", groups[:3])
     assert capture_path.remembered_groups({**tags, **other, "Name": "x"}) == {
-        eni: groups, "eni-0fedcba9876543210": groups[:3]}
+        eni: groups,
+        "eni-0fedcba9876543210": groups[:3],
+    }
 
 
 def test_a_record_written_before_chunking_is_still_read() -> None:
     legacy = {ORIGINAL_GROUPS_TAG + "eni-0123456789abcdef0": "sg-0123456789abcdef0,sg-00000000000000001"}
     assert capture_path.remembered_groups(legacy) == {
-        "eni-0123456789abcdef0": ("sg-0123456789abcdef0", "sg-00000000000000001")}
+        "eni-0123456789abcdef0": ("sg-0123456789abcdef0", "sg-00000000000000001")
+    }
 
 
 def test_the_tag_plan_fills_a_group_exactly_and_refuses_one_interface_more() -> None:
@@ -150,7 +167,8 @@ def test_the_tag_plan_fills_a_group_exactly_and_refuses_one_interface_more() -> 
 
 
 def test_interfaces_with_sixteen_groups_each_go_back_to_exactly_their_groups(
-        ec2_with_tag_lengths: None, member: boto3.Session) -> None:
+    ec2_with_tag_lengths: None, member: boto3.Session
+) -> None:
     world = contained_instance(member, interfaces=3)
     ec2, instance = world["ec2"], world["instance"]
     before = interface_groups(ec2, instance)
@@ -179,7 +197,8 @@ def test_interfaces_with_sixteen_groups_each_go_back_to_exactly_their_groups(
 
 
 def test_a_record_over_ec2s_tag_limit_is_refused_before_anything_changes(
-        ec2_with_tag_lengths: None, member: boto3.Session) -> None:
+    ec2_with_tag_lengths: None, member: boto3.Session
+) -> None:
     world = contained_instance(member, interfaces=INTERFACES_THAT_FIT + 1)
     ec2, instance = world["ec2"], world["instance"]
     before = interface_groups(ec2, instance)
@@ -197,41 +216,60 @@ def test_a_record_over_ec2s_tag_limit_is_refused_before_anything_changes(
 
 
 def test_a_capture_group_left_with_all_egress_by_an_interrupted_open_is_narrowed_before_use(
-        ec2_with_tag_lengths: None, member: boto3.Session) -> None:
+    ec2_with_tag_lengths: None, member: boto3.Session
+) -> None:
     world = contained_instance(member, interfaces=1, groups_per_interface=1)
     ec2, instance = world["ec2"], world["instance"]
     # What an open cut off right after CreateSecurityGroup leaves: the group, EC2's allow-all egress.
     left = ec2.create_security_group(
-        GroupName=capture_path.capture_group_name(PREFIX, instance), VpcId=world["vpc"], Description="c",
-        TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-            {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE}]}])["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=left, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        GroupName=capture_path.capture_group_name(PREFIX, instance),
+        VpcId=world["vpc"],
+        Description="c",
+        TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE}]}
+        ],
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=left,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
 
     opened = open_capture_path(ec2, instance, prefix=PREFIX, region=REGION)
 
     assert opened.groups[world["vpc"]] == left
     group = ec2.describe_security_groups(GroupIds=[left])["SecurityGroups"][0]
     assert group["IpPermissions"] == []
-    assert [(r["IpProtocol"], r.get("FromPort"), r.get("ToPort"), r.get("IpRanges"), r.get("Ipv6Ranges"))
-            for r in group["IpPermissionsEgress"]] == [("tcp", 443, 443, [], [])]
+    assert [
+        (r["IpProtocol"], r.get("FromPort"), r.get("ToPort"), r.get("IpRanges"), r.get("Ipv6Ranges"))
+        for r in group["IpPermissionsEgress"]
+    ] == [("tcp", 443, 443, [], [])]
     rule = group["IpPermissionsEgress"][0]
     assert [p["GroupId"] for p in rule["UserIdGroupPairs"]] == [world["endpoint_group"]]
     assert len(rule["PrefixListIds"]) == 1
 
 
 def test_a_stale_record_of_an_interface_not_on_the_capture_group_is_replaced_by_its_groups_now(
-        ec2_with_tag_lengths: None, member: boto3.Session) -> None:
+    ec2_with_tag_lengths: None, member: boto3.Session
+) -> None:
     world = contained_instance(member, interfaces=1, groups_per_interface=1)
     ec2, instance = world["ec2"], world["instance"]
     before = interface_groups(ec2, instance)
     (eni,) = before
     stale = ec2.create_security_group(
-        GroupName=capture_path.capture_group_name(PREFIX, instance), VpcId=world["vpc"], Description="c",
-        TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-            {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
-            *({"Key": k, "Value": v} for k, v in capture_path.record_tags(eni, sixteen_groups(7)).items()),
-            {"Key": ORIGINAL_GROUPS_TAG + "eni-00000000000000000", "Value": "sg-00000000000000000"}]}])["GroupId"]
+        GroupName=capture_path.capture_group_name(PREFIX, instance),
+        VpcId=world["vpc"],
+        Description="c",
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [
+                    {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
+                    *({"Key": k, "Value": v} for k, v in capture_path.record_tags(eni, sixteen_groups(7)).items()),
+                    {"Key": ORIGINAL_GROUPS_TAG + "eni-00000000000000000", "Value": "sg-00000000000000000"},
+                ],
+            }
+        ],
+    )["GroupId"]
 
     opened = open_capture_path(ec2, instance, prefix=PREFIX, region=REGION)
 
@@ -244,7 +282,8 @@ def test_a_stale_record_of_an_interface_not_on_the_capture_group_is_replaced_by_
 
 
 def test_closing_with_a_record_that_lost_a_chunk_moves_no_interface(
-        ec2_with_tag_lengths: None, member: boto3.Session) -> None:
+    ec2_with_tag_lengths: None, member: boto3.Session
+) -> None:
     world = contained_instance(member, interfaces=2)
     ec2, instance = world["ec2"], world["instance"]
     before = interface_groups(ec2, instance)
@@ -260,16 +299,26 @@ def test_closing_with_a_record_that_lost_a_chunk_moves_no_interface(
 
 
 def test_a_capture_group_left_by_the_previous_release_with_one_tag_per_interface_still_closes(
-        ec2_with_tag_lengths: None, member: boto3.Session) -> None:
+    ec2_with_tag_lengths: None, member: boto3.Session
+) -> None:
     world = contained_instance(member, interfaces=1, groups_per_interface=3)
     ec2, instance = world["ec2"], world["instance"]
     before = interface_groups(ec2, instance)
     (eni,) = before
     group_id = ec2.create_security_group(
-        GroupName=capture_path.capture_group_name(PREFIX, instance), VpcId=world["vpc"], Description="c",
-        TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-            {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
-            {"Key": ORIGINAL_GROUPS_TAG + eni, "Value": ",".join(before[eni])}]}])["GroupId"]
+        GroupName=capture_path.capture_group_name(PREFIX, instance),
+        VpcId=world["vpc"],
+        Description="c",
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [
+                    {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
+                    {"Key": ORIGINAL_GROUPS_TAG + eni, "Value": ",".join(before[eni])},
+                ],
+            }
+        ],
+    )["GroupId"]
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[group_id])
 
     assert dict(open_capture_path(ec2, instance, prefix=PREFIX, region=REGION).interfaces) == before

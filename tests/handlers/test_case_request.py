@@ -11,7 +11,11 @@ GOOD = {"InstanceId": "i-0abc1234def567890", "Account": "111122223333", "Region"
 def test_seed_compatible_input_is_accepted_with_defaults() -> None:
     request = parse_request({**GOOD, "CaseId": "INC456789", "RetainArtefacts": "true"})
     assert (request.action, request.retain_artefacts, request.dry_run, request.case_id) == (
-        "Analyze", True, False, "INC456789")
+        "Analyze",
+        True,
+        False,
+        "INC456789",
+    )
 
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("false", False), (True, True), (False, False)])
@@ -21,8 +25,16 @@ def test_retain_artefacts_accepts_strings_and_booleans(value: object, expected: 
 
 def test_every_bad_field_is_named_at_once() -> None:
     with pytest.raises(InvalidInput) as caught:
-        parse_request({"InstanceId": "i-xyz", "Account": "1234567890123", "Region": "Europe",
-                       "Action": "contain", "RetainArtefacts": "yes", "Colour": "red"})
+        parse_request(
+            {
+                "InstanceId": "i-xyz",
+                "Account": "1234567890123",
+                "Region": "Europe",
+                "Action": "contain",
+                "RetainArtefacts": "yes",
+                "Colour": "red",
+            }
+        )
     assert set(caught.value.fields) == {"InstanceId", "Account", "Region", "Action", "RetainArtefacts", "Colour"}
     assert "1234567890123" in str(caught.value)
     assert "case-sensitive" in caught.value.fields["Action"]

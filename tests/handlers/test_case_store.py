@@ -13,8 +13,12 @@ REQUEST = CaseRequest(instance_id="i-0abc1234def567890", account="333333333333",
 @pytest.fixture
 def store(aws: None) -> CaseStore:
     db = boto3.client("dynamodb")
-    db.create_table(TableName=TABLE, AttributeDefinitions=[{"AttributeName": "Pk", "AttributeType": "S"}],
-                    KeySchema=[{"AttributeName": "Pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+    db.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "Pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "Pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     return CaseStore(db, TABLE)
 
 
@@ -42,8 +46,9 @@ def test_closing_a_case_lets_the_instance_get_a_new_one(store: CaseStore) -> Non
 
 
 def test_a_given_case_id_is_used_and_never_reopened(store: CaseStore) -> None:
-    request = CaseRequest(instance_id=REQUEST.instance_id, account=REQUEST.account, region=REQUEST.region,
-                          case_id="INC456789")
+    request = CaseRequest(
+        instance_id=REQUEST.instance_id, account=REQUEST.account, region=REQUEST.region, case_id="INC456789"
+    )
     opened = store.open_case(request, now_epoch=1, now_iso="t1")
     assert opened.case_id == "INC456789"
     store.close_case("INC456789", status=FAILED, now_iso="t2")

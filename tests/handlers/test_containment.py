@@ -73,47 +73,68 @@ def contained(ec2_like_aws_for_class: None) -> Iterator[Contained]:
 
 def isolation_groups(session: boto3.Session, vpc_id: str) -> dict[str, dict[str, Any]]:
     names = naming.isolation_group_names(PREFIX)
-    found = session.client("ec2").describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": list(names)}])["SecurityGroups"]
+    found = session.client("ec2").describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": list(names)}]
+    )["SecurityGroups"]
     return {g["GroupName"]: g for g in found}
 
 
 def interface_groups(session: boto3.Session, instance_id: str) -> dict[str, list[str]]:
     enis = session.client("ec2").describe_network_interfaces(
-        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])["NetworkInterfaces"]
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    )["NetworkInterfaces"]
     return {e["NetworkInterfaceId"]: [g["GroupId"] for g in e["Groups"]] for e in enis}
 
 
 def registered_targets(session: boto3.Session, target_group_arn: str) -> set[tuple[str, int]]:
     health = session.client("elbv2").describe_target_health(TargetGroupArn=target_group_arn)
-    return {(t["Target"]["Id"], t["Target"]["Port"]) for t in health["TargetHealthDescriptions"]
-            if t["TargetHealth"]["State"] != "draining"}
+    return {
+        (t["Target"]["Id"], t["Target"]["Port"])
+        for t in health["TargetHealthDescriptions"]
+        if t["TargetHealth"]["State"] != "draining"
+    }
 
 
 def world(session: boto3.Session, tier: WebTier) -> dict[str, Any]:
     """Everything containment could touch in the account, as describe calls report it."""
     ec2, iam = session.client("ec2"), session.client("iam")
     groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [tier.vpc_id]}])["SecurityGroups"]
-    asg = session.client("autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[tier.auto_scaling_group])["AutoScalingGroups"][0]
-    return json.loads(json.dumps({
-        "instance": describe_instance_state(session, tier.instance_id).to_dict(),
-        "interfaces": interface_groups(session, tier.instance_id),
-        "groups": sorted(groups, key=lambda g: g["GroupId"]),
-        "asg": {"desired": asg["DesiredCapacity"], "instances": sorted(i["InstanceId"] for i in asg["Instances"])},
-        "targets": {arn: sorted(registered_targets(session, arn))
-                    for arn in (tier.target_group_arn, tier.admin_target_group_arn)},
-        "addresses": ec2.describe_addresses()["Addresses"],
-        "role_policies": iam.list_role_policies(RoleName=tier.role_name)["PolicyNames"],
-        "tags": ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [tier.instance_id]}])["Tags"],
-    }, default=str, sort_keys=True))
+    asg = session.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[tier.auto_scaling_group])[
+        "AutoScalingGroups"
+    ][0]
+    return json.loads(
+        json.dumps(
+            {
+                "instance": describe_instance_state(session, tier.instance_id).to_dict(),
+                "interfaces": interface_groups(session, tier.instance_id),
+                "groups": sorted(groups, key=lambda g: g["GroupId"]),
+                "asg": {
+                    "desired": asg["DesiredCapacity"],
+                    "instances": sorted(i["InstanceId"] for i in asg["Instances"]),
+                },
+                "targets": {
+                    arn: sorted(registered_targets(session, arn))
+                    for arn in (tier.target_group_arn, tier.admin_target_group_arn)
+                },
+                "addresses": ec2.describe_addresses()["Addresses"],
+                "role_policies": iam.list_role_policies(RoleName=tier.role_name)["PolicyNames"],
+                "tags": ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [tier.instance_id]}])["Tags"],
+            },
+            default=str,
+            sort_keys=True,
+        )
+    )
 
 
 def comparable(state: InstanceState) -> InstanceState:
     """What release must restore: association ids are new by nature, incident tags are meant to go."""
     profile = replace(state.profile, association_id="") if state.profile else None
-    return replace(state, profile=profile, addresses=tuple(replace(a, association_id="") for a in state.addresses),
-                   tags={k: v for k, v in state.tags.items() if k not in (INCIDENT_TAG, CASE_TAG)})
+    return replace(
+        state,
+        profile=profile,
+        addresses=tuple(replace(a, association_id="") for a in state.addresses),
+        tags={k: v for k, v in state.tags.items() if k not in (INCIDENT_TAG, CASE_TAG)},
+    )
 
 
 class TestAContainedWebTier:
@@ -142,8 +163,12 @@ class TestAContainedWebTier:
         groups = isolation_groups(member, tier.vpc_id)
         tracked, deny = groups[tracked_name]["GroupId"], groups[deny_name]["GroupId"]
         steps = [(c.resource, c.new) for c in contained.record.changes if c.what == "interface-groups"]
-        assert steps == [(tier.primary_eni_id, [tracked]), (tier.secondary_eni_id, [tracked]),
-                         (tier.primary_eni_id, [deny]), (tier.secondary_eni_id, [deny])]
+        assert steps == [
+            (tier.primary_eni_id, [tracked]),
+            (tier.secondary_eni_id, [tracked]),
+            (tier.primary_eni_id, [deny]),
+            (tier.secondary_eni_id, [deny]),
+        ]
         assert all({"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE} in g["Tags"] for g in groups.values())
         for direction in ("IpPermissions", "IpPermissionsEgress"):
             rules = groups[tracked_name][direction]
@@ -153,15 +178,15 @@ class TestAContainedWebTier:
     def test_the_network_was_isolated_before_anything_else_changed(self, contained: Contained) -> None:
         kinds = [c.what for c in contained.record.changes if not c.what.startswith("isolation-group")]
         last_network = max(i for i, k in enumerate(kinds) if k == "interface-groups")
-        assert set(kinds[:last_network + 1]) == {"incident-tags", "interface-groups"}
+        assert set(kinds[: last_network + 1]) == {"incident-tags", "interface-groups"}
 
     def test_the_instance_left_its_auto_scaling_group_which_kept_its_capacity(self, contained: Contained) -> None:
         member, tier = contained.session, contained.tier
         autoscaling = member.client("autoscaling")
-        group = autoscaling.describe_auto_scaling_groups(
-            AutoScalingGroupNames=[tier.auto_scaling_group])["AutoScalingGroups"][0]
-        assert autoscaling.describe_auto_scaling_instances(
-            InstanceIds=[tier.instance_id])["AutoScalingInstances"] == []
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[tier.auto_scaling_group])[
+            "AutoScalingGroups"
+        ][0]
+        assert autoscaling.describe_auto_scaling_instances(InstanceIds=[tier.instance_id])["AutoScalingInstances"] == []
         assert contained.original.auto_scaling is not None
         desired = 2  # one peer plus the suspect, attached in the scenario
         assert group["DesiredCapacity"] == desired
@@ -173,44 +198,57 @@ class TestAContainedWebTier:
         for arn in (tier.target_group_arn, tier.admin_target_group_arn):
             assert tier.instance_id not in {t for t, _ in registered_targets(member, arn)}
         assert {(t.target_group_arn, t.port) for t in contained.record.before.target_groups} == {
-            (tier.target_group_arn, 80), (tier.admin_target_group_arn, tier.admin_port)}
+            (tier.target_group_arn, 80),
+            (tier.admin_target_group_arn, tier.admin_port),
+        }
 
     def test_the_elastic_ip_is_disassociated_and_its_allocation_kept(self, contained: Contained) -> None:
         member, tier = contained.session, contained.tier
         address = member.client("ec2").describe_addresses(AllocationIds=[tier.allocation_id])["Addresses"][0]
         assert not address.get("AssociationId")
         assert [(a.allocation_id, a.eni_id, a.public_ip) for a in contained.record.before.addresses] == [
-            (tier.allocation_id, tier.primary_eni_id, tier.public_ip)]
+            (tier.allocation_id, tier.primary_eni_id, tier.public_ip)
+        ]
 
     def test_the_profile_is_replaced_and_issued_credentials_are_revoked(self, contained: Contained) -> None:
         member, tier = contained.session, contained.tier
         association = member.client("ec2").describe_iam_instance_profile_associations(
-            Filters=[{"Name": "instance-id", "Values": [tier.instance_id]}])["IamInstanceProfileAssociations"]
+            Filters=[{"Name": "instance-id", "Values": [tier.instance_id]}]
+        )["IamInstanceProfileAssociations"]
         assert [a["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1] for a in association] == [
-            naming.isolation_profile(PREFIX, "eu-west-1")]
+            naming.isolation_profile(PREFIX, "eu-west-1")
+        ]
         policy = member.client("iam").get_role_policy(
-            RoleName=tier.role_name, PolicyName=f"{PREFIX}-revoke-{tier.instance_id}")["PolicyDocument"]
+            RoleName=tier.role_name, PolicyName=f"{PREFIX}-revoke-{tier.instance_id}"
+        )["PolicyDocument"]
         statement = (json.loads(policy) if isinstance(policy, str) else policy)["Statement"][0]
         assert statement["Effect"] == "Deny" and statement["Action"] == "*" and statement["Resource"] == "*"
         assert statement["Condition"]["DateLessThan"] == {"aws:TokenIssueTime": "2025-03-14T09:26:53Z"}
         assert statement["Condition"]["StringEquals"] == {
-            "ec2:SourceInstanceARN": f"arn:aws:ec2:eu-west-1:333333333333:instance/{tier.instance_id}"}
+            "ec2:SourceInstanceARN": f"arn:aws:ec2:eu-west-1:333333333333:instance/{tier.instance_id}"
+        }
         assert [(r.role, r.issued_before) for r in contained.record.revocations] == [
-            (tier.role_name, "2025-03-14T09:26:53Z")]
+            (tier.role_name, "2025-03-14T09:26:53Z")
+        ]
 
     def test_the_instance_and_every_volume_are_protected(self, contained: Contained) -> None:
         member, tier = contained.session, contained.tier
         ec2 = member.client("ec2")
         attribute = ec2.describe_instance_attribute
-        assert attribute(InstanceId=tier.instance_id, Attribute="disableApiTermination")[
-            "DisableApiTermination"] == {"Value": True}
+        assert attribute(InstanceId=tier.instance_id, Attribute="disableApiTermination")["DisableApiTermination"] == {
+            "Value": True
+        }
         assert attribute(InstanceId=tier.instance_id, Attribute="instanceInitiatedShutdownBehavior")[
-            "InstanceInitiatedShutdownBehavior"] == {"Value": "stop"}
+            "InstanceInitiatedShutdownBehavior"
+        ] == {"Value": "stop"}
         assert contained.original.shutdown_behavior == "terminate"
         mappings = ec2.describe_instances(InstanceIds=[tier.instance_id])["Reservations"][0]["Instances"][0][
-            "BlockDeviceMappings"]
+            "BlockDeviceMappings"
+        ]
         assert {m["Ebs"]["VolumeId"]: m["Ebs"]["DeleteOnTermination"] for m in mappings} == {
-            tier.root_volume_id: False, tier.data_volume_id: False}
+            tier.root_volume_id: False,
+            tier.data_volume_id: False,
+        }
         with pytest.raises(ClientError, match="OperationNotPermitted"):
             ec2.terminate_instances(InstanceIds=[tier.instance_id])
 
@@ -247,23 +285,32 @@ class TestAContainedWebTier:
         member, tier, record = contained.session, contained.tier, contained.record
         tracked_name, deny_name = naming.isolation_group_names(PREFIX)
         groups = isolation_groups(member, tier.vpc_id)
-        isolation = Isolation(case_id=CASE, groups={tier.vpc_id: IsolationGroups(
-            tier.vpc_id, groups[tracked_name]["GroupId"], groups[deny_name]["GroupId"])},
-            profile_name=naming.isolation_profile(PREFIX, "eu-west-1"), revocation_policy="p",
-            original_roles=(tier.role_name,), revoked_roles=frozenset({tier.role_name}))
+        isolation = Isolation(
+            case_id=CASE,
+            groups={
+                tier.vpc_id: IsolationGroups(tier.vpc_id, groups[tracked_name]["GroupId"], groups[deny_name]["GroupId"])
+            },
+            profile_name=naming.isolation_profile(PREFIX, "eu-west-1"),
+            revocation_policy="p",
+            original_roles=(tier.role_name,),
+            revoked_roles=frozenset({tier.role_name}),
+        )
 
         assert plan_containment(record.after, isolation) == []
         assert [c.what for c in plan_containment(record.before, isolation)].count("interface-groups") == 4
 
 
 def test_isolation_groups_are_reused_for_a_second_instance_of_the_vpc(member: boto3.Session, tier: WebTier) -> None:
-    other = member.client("ec2").run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=tier.subnet_ids[1],
-                                               SecurityGroupIds=[tier.web_group_id])["Instances"][0]["InstanceId"]
+    other = member.client("ec2").run_instances(
+        ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=tier.subnet_ids[1], SecurityGroupIds=[tier.web_group_id]
+    )["Instances"][0]["InstanceId"]
     contain(member, tier.instance_id)
     deny = isolation_groups(member, tier.vpc_id)[naming.isolation_group_names(PREFIX)[1]]
     # Someone "fixes" the isolation group; the next containment empties it again.
-    member.client("ec2").authorize_security_group_ingress(GroupId=deny["GroupId"], IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "203.0.113.0/24"}]}])
+    member.client("ec2").authorize_security_group_ingress(
+        GroupId=deny["GroupId"],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "203.0.113.0/24"}]}],
+    )
 
     record = contain(member, other, case_id="333333333333-case-2")
 
@@ -283,9 +330,18 @@ def test_dry_run_reports_what_a_real_run_does_and_changes_nothing(member: boto3.
     assert world(member, tier) == untouched
     assert planned.dry_run and planned.after == planned.before
     assert {c.what for c in planned.changes} >= {
-        "isolation-group", "interface-groups", "instance-profile", "credential-revocation", "auto-scaling",
-        "termination-protection", "shutdown-behavior", "delete-on-termination", "target-registration",
-        "elastic-ip", "incident-tags"}
+        "isolation-group",
+        "interface-groups",
+        "instance-profile",
+        "credential-revocation",
+        "auto-scaling",
+        "termination-protection",
+        "shutdown-behavior",
+        "delete-on-termination",
+        "target-registration",
+        "elastic-ip",
+        "incident-tags",
+    }
 
     done = contain(member, tier.instance_id)
 
@@ -308,7 +364,9 @@ def test_release_restores_the_original_state(member: boto3.Session, tier: WebTie
     restored = describe_instance_state(member, tier.instance_id)
     assert comparable(restored) == comparable(original)
     assert interface_groups(member, tier.instance_id) == {
-        tier.primary_eni_id: [tier.web_group_id], tier.secondary_eni_id: [tier.admin_group_id]}
+        tier.primary_eni_id: [tier.web_group_id],
+        tier.secondary_eni_id: [tier.admin_group_id],
+    }
     assert member.client("iam").list_role_policies(RoleName=tier.role_name)["PolicyNames"] == ["read-app-bucket"]
     raw = member.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [tier.instance_id]}])["Tags"]
     assert not [t for t in raw if t["Key"].startswith(BOOKKEEPING_TAG) or t["Key"] in (INCIDENT_TAG, CASE_TAG)]
@@ -325,7 +383,12 @@ def test_escalating_from_analyze_to_contain_keeps_the_original_before(member: bo
     assert after.tags[INCIDENT_TAG] == "Analyze" and after.tags[CASE_TAG] == CASE
     # Analyze mode keeps the workload serving: network, profile, Auto Scaling and targets untouched.
     assert (after.interfaces, after.profile, after.addresses, after.auto_scaling, after.target_groups) == (
-        original.interfaces, original.profile, original.addresses, original.auto_scaling, original.target_groups)
+        original.interfaces,
+        original.profile,
+        original.addresses,
+        original.auto_scaling,
+        original.target_groups,
+    )
     assert (protected.before, protected.after) == (original, after)
     assert protect_instance(member, tier.instance_id, CASE, sleep=no_sleep, clock=clock).changes == []
 
@@ -337,7 +400,8 @@ def test_escalating_from_analyze_to_contain_keeps_the_original_before(member: bo
 
 
 def test_unknown_instance_raises_instance_not_found_and_touches_nothing(
-        ec2_like_aws: None, member: boto3.Session) -> None:
+    ec2_like_aws: None, member: boto3.Session
+) -> None:
     ec2 = member.client("ec2")
     bystander = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     untouched = (ec2.describe_security_groups()["SecurityGroups"], describe_instance_state(member, bystander))

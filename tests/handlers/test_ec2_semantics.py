@@ -17,8 +17,9 @@ def two_interface_instance(session: boto3.Session) -> tuple[str, str, str, str, 
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
     web = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
     admin = ec2.create_security_group(GroupName="admin", Description="admin", VpcId=vpc)["GroupId"]
-    instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet,
-                                 SecurityGroupIds=[web])["Instances"][0]
+    instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet, SecurityGroupIds=[web])[
+        "Instances"
+    ][0]
     primary = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
     secondary = ec2.create_network_interface(SubnetId=subnet, Groups=[admin])["NetworkInterface"]["NetworkInterfaceId"]
     ec2.attach_network_interface(NetworkInterfaceId=secondary, InstanceId=instance["InstanceId"], DeviceIndex=1)
@@ -81,22 +82,33 @@ def test_the_structured_shutdown_behaviour_form_fails_loudly_and_changes_nothing
         ec2.modify_instance_attribute(InstanceId=instance_id, InstanceInitiatedShutdownBehavior={"Value": "stop"})
 
     assert groups_of(member, primary) == [web]
-    ec2.modify_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior",
-                                  Value="terminate")
+    ec2.modify_instance_attribute(
+        InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior", Value="terminate"
+    )
     assert ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")[
-        "InstanceInitiatedShutdownBehavior"] == {"Value": "terminate"}
+        "InstanceInitiatedShutdownBehavior"
+    ] == {"Value": "terminate"}
 
 
 def test_detaching_from_an_auto_scaling_group_deregisters_from_its_target_groups(member: boto3.Session) -> None:
     ec2, elbv2, autoscaling = member.client("ec2"), member.client("elbv2"), member.client("autoscaling")
     instance_id, *_ = two_interface_instance(member)
     instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-    target_group = elbv2.create_target_group(Name="tg", Protocol="HTTP", Port=80, VpcId=instance["VpcId"],
-                                             TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    target_group = elbv2.create_target_group(
+        Name="tg", Protocol="HTTP", Port=80, VpcId=instance["VpcId"], TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
     autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="asg", MinSize=0, MaxSize=2, DesiredCapacity=0, TargetGroupARNs=[target_group],
-        VPCZoneIdentifier=instance["SubnetId"], LaunchConfigurationName=autoscaling.create_launch_configuration(
-            LaunchConfigurationName="lc", ImageId=AMI, InstanceType="t3.micro") and "lc")
+        AutoScalingGroupName="asg",
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=0,
+        TargetGroupARNs=[target_group],
+        VPCZoneIdentifier=instance["SubnetId"],
+        LaunchConfigurationName=autoscaling.create_launch_configuration(
+            LaunchConfigurationName="lc", ImageId=AMI, InstanceType="t3.micro"
+        )
+        and "lc",
+    )
     autoscaling.attach_instances(AutoScalingGroupName="asg", InstanceIds=[instance_id])
 
     def targets() -> list[str]:
@@ -104,6 +116,7 @@ def test_detaching_from_an_auto_scaling_group_deregisters_from_its_target_groups
         return [t["Target"]["Id"] for t in health]
 
     assert targets() == [instance_id]
-    autoscaling.detach_instances(AutoScalingGroupName="asg", InstanceIds=[instance_id],
-                                 ShouldDecrementDesiredCapacity=True)
+    autoscaling.detach_instances(
+        AutoScalingGroupName="asg", InstanceIds=[instance_id], ShouldDecrementDesiredCapacity=True
+    )
     assert targets() == []

@@ -17,8 +17,9 @@ CASE = "333333333333-i-0abc1234def567890-eu-west-1-1700000000"
 @pytest.fixture
 def store(aws: None) -> EvidenceStore:
     s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
-                     ObjectLockEnabledForBucket=True)
+    s3.create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}, ObjectLockEnabledForBucket=True
+    )
     return EvidenceStore(s3, BUCKET, CASE)
 
 
@@ -53,8 +54,7 @@ def test_writes_outside_the_case_prefix_are_refused(store: EvidenceStore) -> Non
 
 def test_custody_events_get_increasing_sequence_numbers(store: EvidenceStore) -> None:
     keys = [store.custody(name, {"n": n}, actor="pytest") for n, name in enumerate(["opened", "contained", "imaged"])]
-    assert [k.rsplit("/", 1)[-1] for k in keys] == ["000001-opened.json", "000002-contained.json",
-                                                     "000003-imaged.json"]
+    assert [k.rsplit("/", 1)[-1] for k in keys] == ["000001-opened.json", "000002-contained.json", "000003-imaged.json"]
     record = json.loads(store.s3.get_object(Bucket=BUCKET, Key=keys[1])["Body"].read())
     assert record["seq"] == 2 and record["event"] == "contained" and record["detail"] == {"n": 1}
 
@@ -64,8 +64,9 @@ def test_manifest_lists_every_artefact_with_size_and_sha256(store: EvidenceStore
     image_key = evidence.disk_image_key(CASE, "vol-1")
     store.s3.put_object(Bucket=BUCKET, Key=image_key, Body=b"\0" * 4096)
     digest = hashlib.sha256(b"\0" * 4096).hexdigest()
-    store.put_bytes(evidence.digest_key(image_key), evidence.digest_line(digest, image_key), source="vol-1",
-                    tool="irforensics")
+    store.put_bytes(
+        evidence.digest_key(image_key), evidence.digest_line(digest, image_key), source="vol-1", tool="irforensics"
+    )
     manifest = store.write_manifest({"memory": {"Acquired": False}})
     entries = {a["key"]: a for a in manifest["artefacts"]}
     assert entries[image_key]["sha256"] == digest and entries[image_key]["size"] == 4096

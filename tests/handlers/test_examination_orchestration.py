@@ -69,13 +69,21 @@ class ForensicLike:
         return self.clients[service]
 
     def launch(self, case_id: str = "", attempt: str = "execution-1") -> Any:
-        return launch_analysis_instance(self.client("ec2"), self.client("ssm"), self.client("s3"), self.client("kms"),
-                                        prefix=PREFIX, bucket=BUCKET, case_id=case_id or self.case_id,
-                                        attempt=attempt)
+        return launch_analysis_instance(
+            self.client("ec2"),
+            self.client("ssm"),
+            self.client("s3"),
+            self.client("kms"),
+            prefix=PREFIX,
+            bucket=BUCKET,
+            case_id=case_id or self.case_id,
+            attempt=attempt,
+        )
 
     def case_instances(self, case_id: str = "") -> list[str]:
         reservations = self.client("ec2").describe_instances(
-            Filters=[{"Name": f"tag:{CASE_TAG}", "Values": [case_id or self.case_id]}])["Reservations"]
+            Filters=[{"Name": f"tag:{CASE_TAG}", "Values": [case_id or self.case_id]}]
+        )["Reservations"]
         return [i["InstanceId"] for r in reservations for i in r["Instances"]]
 
     def instance(self, instance_id: str) -> dict[str, Any]:
@@ -116,43 +124,81 @@ def forensic_like(forensic: boto3.Session) -> ForensicLike:
     ec2, iam, ssm, kms, s3 = (forensic.client(s) for s in ("ec2", "iam", "ssm", "kms", "s3"))
     # The toolset build VPC, with a subnet and group of its own, must never be picked.
     build = ec2.create_vpc(CidrBlock="10.78.0.0/16", TagSpecifications=_tag_spec("vpc", f"{PREFIX}-ir-toolset-build"))
-    ec2.create_subnet(VpcId=build["Vpc"]["VpcId"], CidrBlock="10.78.0.0/20", AvailabilityZone=f"{REGION}a",
-                      TagSpecifications=_tag_spec("subnet", f"{PREFIX}-ir-toolset-build"))
-    vpc_id = ec2.create_vpc(CidrBlock="10.77.0.0/16",
-                            TagSpecifications=_tag_spec("vpc", f"{PREFIX}-ir-analysis"))["Vpc"]["VpcId"]
+    ec2.create_subnet(
+        VpcId=build["Vpc"]["VpcId"],
+        CidrBlock="10.78.0.0/20",
+        AvailabilityZone=f"{REGION}a",
+        TagSpecifications=_tag_spec("subnet", f"{PREFIX}-ir-toolset-build"),
+    )
+    vpc_id = ec2.create_vpc(CidrBlock="10.77.0.0/16", TagSpecifications=_tag_spec("vpc", f"{PREFIX}-ir-analysis"))[
+        "Vpc"
+    ]["VpcId"]
     subnets = []
     for n, zone in enumerate(("b", "a")):
         az = f"{REGION}{zone}"
-        subnets.append(ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.77.{16 * n}.0/20", AvailabilityZone=az,
-                                         TagSpecifications=_tag_spec("subnet", f"{PREFIX}-ir-analysis-{az}"),
-                                         )["Subnet"]["SubnetId"])
-    ec2.create_security_group(GroupName="endpoints", Description="endpoints", VpcId=vpc_id,
-                              TagSpecifications=_tag_spec("security-group", f"{PREFIX}-ir-analysis-endpoints"))
+        subnets.append(
+            ec2.create_subnet(
+                VpcId=vpc_id,
+                CidrBlock=f"10.77.{16 * n}.0/20",
+                AvailabilityZone=az,
+                TagSpecifications=_tag_spec("subnet", f"{PREFIX}-ir-analysis-{az}"),
+            )["Subnet"]["SubnetId"]
+        )
+    ec2.create_security_group(
+        GroupName="endpoints",
+        Description="endpoints",
+        VpcId=vpc_id,
+        TagSpecifications=_tag_spec("security-group", f"{PREFIX}-ir-analysis-endpoints"),
+    )
     group_id = ec2.create_security_group(
-        GroupName="analysis", Description="analysis", VpcId=vpc_id,
-        TagSpecifications=_tag_spec("security-group", f"{PREFIX}-ir-analysis-instances"))["GroupId"]
-    iam.create_role(RoleName=naming.analysis_profile(PREFIX), AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
+        GroupName="analysis",
+        Description="analysis",
+        VpcId=vpc_id,
+        TagSpecifications=_tag_spec("security-group", f"{PREFIX}-ir-analysis-instances"),
+    )["GroupId"]
+    iam.create_role(
+        RoleName=naming.analysis_profile(PREFIX),
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )
     iam.create_instance_profile(InstanceProfileName=naming.analysis_profile(PREFIX))
-    iam.add_role_to_instance_profile(InstanceProfileName=naming.analysis_profile(PREFIX),
-                                     RoleName=naming.analysis_profile(PREFIX))
+    iam.add_role_to_instance_profile(
+        InstanceProfileName=naming.analysis_profile(PREFIX), RoleName=naming.analysis_profile(PREFIX)
+    )
     key_arn = kms.create_key(Description="evidence")["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName=naming.forensic_key_alias(PREFIX), TargetKeyId=key_arn)
     volume = ec2.create_volume(Size=30, AvailabilityZone=f"{REGION}a")
     snapshot = ec2.create_snapshot(VolumeId=volume["VolumeId"])
-    image_id = ec2.register_image(Name=f"{PREFIX}-ir-toolset-1", RootDeviceName="/dev/xvda", BlockDeviceMappings=[
-        {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot["SnapshotId"], "VolumeSize": 30}}])["ImageId"]
+    image_id = ec2.register_image(
+        Name=f"{PREFIX}-ir-toolset-1",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[
+            {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot["SnapshotId"], "VolumeSize": 30}}
+        ],
+    )["ImageId"]
     ssm.put_parameter(Name=naming.toolset_ami_parameter(PREFIX), Type="String", Value=image_id)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return ForensicLike(session=forensic, vpc_id=vpc_id, subnet_ids=tuple(subnets), group_id=group_id,
-                        key_arn=key_arn, image_id=image_id)
+    return ForensicLike(
+        session=forensic,
+        vpc_id=vpc_id,
+        subnet_ids=tuple(subnets),
+        group_id=group_id,
+        key_arn=key_arn,
+        image_id=image_id,
+    )
 
 
 @pytest.fixture
 def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    settings = Settings(prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT,
-                        forensic_region=REGION)
+    settings = Settings(
+        prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT, forensic_region=REGION
+    )
     for key, value in settings.to_env().items():
         monkeypatch.setenv(key, value)
     return settings
@@ -160,7 +206,8 @@ def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 def root_volume(forensic_account: ForensicLike, instance_id: str) -> dict[str, Any]:
     [volume] = forensic_account.client("ec2").describe_volumes(
-        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])["Volumes"]
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    )["Volumes"]
     return dict(volume)
 
 
@@ -180,8 +227,7 @@ def test_a_missing_analysis_network_says_to_deploy_the_forensic_stack(forensic_a
         find_analysis_network(forensic_account.client("ec2"), "another-prefix")
 
 
-def test_analysis_instance_has_no_public_address_and_sits_in_an_analysis_subnet(
-        forensic_account: ForensicLike) -> None:
+def test_analysis_instance_has_no_public_address_and_sits_in_an_analysis_subnet(forensic_account: ForensicLike) -> None:
     launched = forensic_account.launch()
     instance = forensic_account.instance(launched.instance_id)
     assert instance["SubnetId"] in forensic_account.subnet_ids and instance["VpcId"] == forensic_account.vpc_id
@@ -193,13 +239,15 @@ def test_analysis_instance_has_no_public_address_and_sits_in_an_analysis_subnet(
 
 
 def test_analysis_instance_runs_with_the_analysis_profile_imdsv2_and_terminates_on_shutdown(
-        forensic_account: ForensicLike) -> None:
+    forensic_account: ForensicLike,
+) -> None:
     launched = forensic_account.launch()
     instance = forensic_account.instance(launched.instance_id)
     assert instance["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{naming.analysis_profile(PREFIX)}")
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     shutdown = forensic_account.client("ec2").describe_instance_attribute(
-        InstanceId=launched.instance_id, Attribute="instanceInitiatedShutdownBehavior")
+        InstanceId=launched.instance_id, Attribute="instanceInitiatedShutdownBehavior"
+    )
     assert shutdown["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
 
 
@@ -266,7 +314,8 @@ def test_a_case_without_disk_images_launches_nothing(forensic_account: ForensicL
 
 
 def test_launch_handler_records_the_launch_in_the_chain_of_custody(
-        forensic_account: ForensicLike, lambda_environment: Settings) -> None:
+    forensic_account: ForensicLike, lambda_environment: Settings
+) -> None:
     event = {"CaseId": forensic_account.case_id, "Attempt": "execution-1"}
     answer = examination_handler.launch_analysis_instance(event, None)
     assert set(answer) == {"InstanceId", "LaunchedAt"}
@@ -279,7 +328,8 @@ def test_launch_handler_records_the_launch_in_the_chain_of_custody(
 
 
 def test_launch_handler_fails_with_toolset_not_built_while_the_parameter_is_unset(
-        unbuilt_toolset: ForensicLike, lambda_environment: Settings) -> None:
+    unbuilt_toolset: ForensicLike, lambda_environment: Settings
+) -> None:
     with pytest.raises(ToolsetNotBuilt):
         examination_handler.launch_analysis_instance({"CaseId": unbuilt_toolset.case_id}, None)
     assert unbuilt_toolset.case_instances() == []
@@ -307,7 +357,8 @@ def test_readiness_refuses_an_instance_of_another_case(forensic_account: Forensi
 
 
 def test_ready_handler_answers_once_the_instance_runs(
-        forensic_account: ForensicLike, lambda_environment: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    forensic_account: ForensicLike, lambda_environment: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(examination_handler, "EXAMINATION_EXECUTOR", InProcessExaminationExecutor())
     launched = forensic_account.launch()
     event = {"CaseId": forensic_account.case_id, "InstanceId": launched.instance_id}
@@ -319,8 +370,14 @@ def test_ready_handler_answers_once_the_instance_runs(
 
 
 def order(instance_id: str, case_id: str = CASE, **extra: Any) -> ExaminationOrder:
-    return ExaminationOrder(case_id=case_id, instance_id=instance_id, bucket=BUCKET, region=REGION,
-                            log_group=f"/{PREFIX}/irforensics/examination", **extra)
+    return ExaminationOrder(
+        case_id=case_id,
+        instance_id=instance_id,
+        bucket=BUCKET,
+        region=REGION,
+        log_group=f"/{PREFIX}/irforensics/examination",
+        **extra,
+    )
 
 
 def test_examination_command_runs_the_remote_examination_and_holds_no_credentials() -> None:
@@ -330,23 +387,29 @@ def test_examination_command_runs_the_remote_examination_and_holds_no_credential
     assert commands[-1] == (
         f"python3.11 -m handlers.examination.remote --region {REGION} --bucket {BUCKET} --case-id {CASE} "
         "--work-dir /var/lib/irforensics/cases --incident-start 2024-06-01T00:00:00+00:00 "
-        "--incident-end 2024-06-02T00:00:00+00:00")
+        "--incident-end 2024-06-02T00:00:00+00:00"
+    )
     text = "\n".join(commands).lower()
     assert not any(secret in text for secret in ("aws_access_key", "aws_secret", "session_token", "akia", "asia"))
 
 
 def test_a_case_id_that_could_break_out_of_the_command_is_refused() -> None:
     with pytest.raises(InvalidInput, match="CaseId"):
-        examination_commands(ExaminationOrder(case_id="x; curl evil", instance_id="i-0123456789abcdef0",
-                                              bucket=BUCKET, region=REGION, log_group="/x"))
+        examination_commands(
+            ExaminationOrder(
+                case_id="x; curl evil", instance_id="i-0123456789abcdef0", bucket=BUCKET, region=REGION, log_group="/x"
+            )
+        )
 
 
 def test_ssm_command_goes_to_the_instance_with_a_time_limit_and_cloudwatch_output(
-        forensic_account: ForensicLike) -> None:
+    forensic_account: ForensicLike,
+) -> None:
     launched = forensic_account.launch()
     sent: list[dict[str, Any]] = []
-    forensic_account.session.events.register("provide-client-params.ssm.SendCommand",
-                                             lambda params, **_: sent.append(dict(params)))
+    forensic_account.session.events.register(
+        "provide-client-params.ssm.SendCommand", lambda params, **_: sent.append(dict(params))
+    )
     executor = SsmExaminationExecutor()
     command_id = executor.start(forensic_account.session, order(launched.instance_id, forensic_account.case_id))
     [command] = forensic_account.client("ssm").list_commands(CommandId=command_id)["Commands"]
@@ -356,8 +419,10 @@ def test_ssm_command_goes_to_the_instance_with_a_time_limit_and_cloudwatch_outpu
     [request] = sent
     # (moto lists every instance of the account under the command; the request names one.)
     assert request["InstanceIds"] == [launched.instance_id]
-    assert request["CloudWatchOutputConfig"] == {"CloudWatchOutputEnabled": True,
-                                                 "CloudWatchLogGroupName": f"/{PREFIX}/irforensics/examination"}
+    assert request["CloudWatchOutputConfig"] == {
+        "CloudWatchOutputEnabled": True,
+        "CloudWatchLogGroupName": f"/{PREFIX}/irforensics/examination",
+    }
     assert "OutputS3BucketName" not in request
     credentials = forensic_account.session.get_credentials()
     assert credentials.secret_key not in json.dumps(request) and credentials.token not in json.dumps(request)
@@ -394,15 +459,18 @@ def test_a_failed_command_fails_with_the_tail_of_its_stderr() -> None:
     stderr = "x" * 5000 + "examination failed: EvidenceDigestMismatch: vol-0aaa.img does not match"
     expected = r"ended TimedOut: x+examination failed: EvidenceDigestMismatch"
     with pytest.raises(ExaminationFailed, match=expected) as info:
-        examination_result(CommandOutcome(status="TimedOut", stderr=stderr), instance_id="i-0123456789abcdef0",
-                           report_exists=False)
+        examination_result(
+            CommandOutcome(status="TimedOut", stderr=stderr), instance_id="i-0123456789abcdef0", report_exists=False
+        )
     assert len(str(info.value)) < 2200
 
 
 def test_incident_window_needs_both_ends_in_order() -> None:
     assert incident_window({}) == (None, None)
     assert incident_window({"IncidentStart": "2024-06-01T00:00:00Z", "IncidentEnd": "2024-06-02T00:00:00Z"}) == (
-        datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 6, 2, tzinfo=UTC))
+        datetime(2024, 6, 1, tzinfo=UTC),
+        datetime(2024, 6, 2, tzinfo=UTC),
+    )
     with pytest.raises(InvalidInput, match="both"):
         incident_window({"IncidentStart": "2024-06-01T00:00:00Z"})
     with pytest.raises(InvalidInput, match="ends before it starts"):
@@ -418,8 +486,7 @@ def state_of(forensic_account: ForensicLike, instance_id: str) -> str:
     return str(forensic_account.instance(instance_id)["State"]["Name"])
 
 
-def test_termination_ends_the_case_instance_and_a_second_call_changes_nothing(
-        forensic_account: ForensicLike) -> None:
+def test_termination_ends_the_case_instance_and_a_second_call_changes_nothing(forensic_account: ForensicLike) -> None:
     launched = forensic_account.launch()
     ec2 = forensic_account.client("ec2")
     first = terminate_analysis_instances(ec2, forensic_account.case_id, launched.instance_id)
@@ -442,22 +509,29 @@ def test_termination_of_an_unknown_instance_id_counts_as_already_gone(forensic_a
 
 
 def test_termination_never_touches_an_instance_that_is_not_this_cases_analysis_instance(
-        forensic_account: ForensicLike) -> None:
+    forensic_account: ForensicLike,
+) -> None:
     ec2 = forensic_account.client("ec2")
-    other = ec2.run_instances(ImageId=forensic_account.image_id, MinCount=1, MaxCount=1,
-                              SubnetId=forensic_account.subnet_ids[0])["Instances"][0]["InstanceId"]
+    other = ec2.run_instances(
+        ImageId=forensic_account.image_id, MinCount=1, MaxCount=1, SubnetId=forensic_account.subnet_ids[0]
+    )["Instances"][0]["InstanceId"]
     with pytest.raises(InvalidInput, match="not an analysis instance"):
         terminate_analysis_instances(ec2, forensic_account.case_id, other)
     assert state_of(forensic_account, other) == "running"
 
 
 def test_terminate_handler_records_the_termination_once(
-        forensic_account: ForensicLike, lambda_environment: Settings) -> None:
+    forensic_account: ForensicLike, lambda_environment: Settings
+) -> None:
     launched = forensic_account.launch()
     event = {"CaseId": forensic_account.case_id, "InstanceId": launched.instance_id}
     assert examination_handler.terminate_analysis_instance(event, None) == {
-        "Terminated": [launched.instance_id], "AlreadyGone": []}
+        "Terminated": [launched.instance_id],
+        "AlreadyGone": [],
+    }
     assert examination_handler.terminate_analysis_instance(event, None) == {
-        "Terminated": [], "AlreadyGone": [launched.instance_id]}
+        "Terminated": [],
+        "AlreadyGone": [launched.instance_id],
+    }
     store = EvidenceStore(forensic_account.client("s3"), BUCKET, forensic_account.case_id)
     assert [key.rsplit("/", 1)[-1] for key in store.keys("custody/")] == ["000001-analysis-instance-terminated.json"]

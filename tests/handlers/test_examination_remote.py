@@ -49,21 +49,46 @@ def case_id_for(n: int) -> str:
     return f"{MEMBER_ACCOUNT}-{INSTANCE}-{REGION}-{1717210800 + n}"
 
 
-def plant_case(s3: Any, case_id: str, image: bytes, *, recorded_sha256: str | None = None,
-               with_digest: bool = True) -> EvidenceStore:
+def plant_case(
+    s3: Any, case_id: str, image: bytes, *, recorded_sha256: str | None = None, with_digest: bool = True
+) -> EvidenceStore:
     """A case as acquisition leaves it: custody, containment records, one disk image with its digest, manifest."""
     store = EvidenceStore(s3, BUCKET, case_id)
-    store.custody("case-opened", {"request": {"instance_id": INSTANCE, "account": MEMBER_ACCOUNT, "region": REGION,
-                                              "trigger": "tag", "action": "Contain"}}, actor="test")
-    store.put_json(containment_key(case_id, "before"), {"InstanceId": INSTANCE, "SecurityGroups": ["sg-0web"]},
-                   source="ec2", tool="test")
-    store.put_json(containment_key(case_id, "after"), {"InstanceId": INSTANCE, "SecurityGroups": ["sg-0isolation"]},
-                   source="ec2", tool="test")
+    store.custody(
+        "case-opened",
+        {
+            "request": {
+                "instance_id": INSTANCE,
+                "account": MEMBER_ACCOUNT,
+                "region": REGION,
+                "trigger": "tag",
+                "action": "Contain",
+            }
+        },
+        actor="test",
+    )
+    store.put_json(
+        containment_key(case_id, "before"),
+        {"InstanceId": INSTANCE, "SecurityGroups": ["sg-0web"]},
+        source="ec2",
+        tool="test",
+    )
+    store.put_json(
+        containment_key(case_id, "after"),
+        {"InstanceId": INSTANCE, "SecurityGroups": ["sg-0isolation"]},
+        source="ec2",
+        tool="test",
+    )
     key = disk_image_key(case_id, VOLUME)
     store.put_bytes(key, image, source=f"ebs-snapshot volume:{VOLUME}", tool="test")
     if with_digest:
-        store.put_bytes(digest_key(key), digest_line(recorded_sha256 or sha256_hex(image), key), source=key,
-                        tool="test", content_type="text/plain")
+        store.put_bytes(
+            digest_key(key),
+            digest_line(recorded_sha256 or sha256_hex(image), key),
+            source=key,
+            tool="test",
+            content_type="text/plain",
+        )
     store.custody("disk-image-written", {"Key": key, "Sha256": sha256_hex(image)}, actor="test")
     store.write_manifest({"memory": {"Acquired": False, "Reason": "not acquired: test"}})
     return store
@@ -112,16 +137,20 @@ def examined(evidence: Evidence, tmp_path_factory: pytest.TempPathFactory) -> Ex
         work = tmp_path_factory.mktemp("work")
         done = examine_from_bucket(s3, BUCKET, case_id, work, incident_window=evidence.tree.incident_window)
         again = examine_from_bucket(s3, BUCKET, case_id, work / "again")
-        objects = {key: (body(s3, key), dict(s3.head_object(Bucket=BUCKET, Key=key)["Metadata"]))
-                   for key in keys_under(s3, case_id, "analysis") + keys_under(s3, case_id, "report")}
+        objects = {
+            key: (body(s3, key), dict(s3.head_object(Bucket=BUCKET, Key=key)["Metadata"]))
+            for key in keys_under(s3, case_id, "analysis") + keys_under(s3, case_id, "report")
+        }
     return Examined(case_id=case_id, done=done, again=again, work=work, objects=objects)
 
 
 def test_examination_writes_timeline_and_report_into_the_case(examined: Examined) -> None:
     case_id = examined.case_id
     analysis = examined.keys_under("analysis")
-    assert {f"{case_id}/analysis/{name}" for name in ("bodyfile", "timeline.csv", "yara.json", "findings.json",
-                                                      "examination.json", "verification.json")} <= set(analysis)
+    assert {
+        f"{case_id}/analysis/{name}"
+        for name in ("bodyfile", "timeline.csv", "yara.json", "findings.json", "examination.json", "verification.json")
+    } <= set(analysis)
     assert examined.keys_under("report") == [f"{case_id}/report/report.{ext}" for ext in ("html", "json", "md")]
     assert examined.done.report == f"{case_id}/report/report.html"
     assert set(examined.done.uploaded) == set(analysis) | set(examined.keys_under("report"))
@@ -147,8 +176,9 @@ def test_every_upload_carries_the_sha256_of_its_bytes(examined: Examined) -> Non
         assert metadata["sha256"] == hashlib.sha256(data).hexdigest(), key
 
 
-def test_image_is_checked_against_its_acquisition_digest_before_examination(examined: Examined,
-                                                                           evidence: Evidence) -> None:
+def test_image_is_checked_against_its_acquisition_digest_before_examination(
+    examined: Examined, evidence: Evidence
+) -> None:
     key = disk_image_key(examined.case_id, VOLUME)
     assert examined.done.verified == {key: sha256_hex(evidence.image)}
     record = json.loads(examined.body(f"{examined.case_id}/analysis/verification.json"))
@@ -188,7 +218,8 @@ def test_an_image_without_its_digest_is_refused(s3: Any, evidence: Evidence, tmp
 
 
 def test_command_line_exits_non_zero_and_says_why_on_a_tampered_image(
-        s3: Any, evidence: Evidence, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s3: Any, evidence: Evidence, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     case_id = case_id_for(4)
     plant_case(s3, case_id, evidence.image, recorded_sha256="0" * 64)
     code = main(["--bucket", BUCKET, "--case-id", case_id, "--work-dir", str(tmp_path)], s3=s3)

@@ -48,12 +48,21 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     disk = work / "case" / "disk"
     disk.mkdir(parents=True)
     ext4 = build_ext4_image(tree, work / "ext4.img")
-    images = [DiskImage(wrap_in_gpt(ext4, disk / "vol-0aaa.img"), "vol-0aaa"),
-              DiskImage(build_xfs_image(tree, disk / "vol-0bbb.img"), "vol-0bbb")]
+    images = [
+        DiskImage(wrap_in_gpt(ext4, disk / "vol-0aaa.img"), "vol-0aaa"),
+        DiskImage(build_xfs_image(tree, disk / "vol-0bbb.img"), "vol-0bbb"),
+    ]
     before = {image.volume_id: sha256(image.path) for image in images}
     result = examine_case(images, None, work / "case", incident_window=tree.incident_window)
-    return {"tree": tree, "images": images, "before": before, "result": result, "analysis": work / "case" / "analysis",
-            "ext4": ext4, "work": work}
+    return {
+        "tree": tree,
+        "images": images,
+        "before": before,
+        "result": result,
+        "analysis": work / "case" / "analysis",
+        "ext4": ext4,
+        "work": work,
+    }
 
 
 def test_images_are_byte_identical_after_examination(case: dict[str, Any]) -> None:
@@ -64,7 +73,9 @@ def test_images_are_byte_identical_after_examination(case: dict[str, Any]) -> No
 def test_every_file_system_of_every_image_is_examined(case: dict[str, Any]) -> None:
     result: ExaminationResult = case["result"]
     assert [(fs.prefix, fs.fstype, fs.tool, fs.error) for fs in result.filesystems] == [
-        ("/vol-0aaa/p1", "ext4", "fls", ""), ("/vol-0bbb/p0", "xfs", "libfsxfs", "")]
+        ("/vol-0aaa/p1", "ext4", "fls", ""),
+        ("/vol-0bbb/p0", "xfs", "libfsxfs", ""),
+    ]
     assert all(fs.entries > 30 for fs in result.filesystems)
 
 
@@ -100,8 +111,14 @@ def test_findings_json_lists_every_planted_file_on_both_disks(case: dict[str, An
 
 def test_clean_files_are_not_findings(case: dict[str, Any]) -> None:
     listed = {f.path for f in case["result"].findings}
-    assert not listed & {"/etc/passwd", "/etc/crontab", "/var/www/html/index.html", "/home/deploy/.ssh/authorized_keys",
-                         "/etc/cron.d/e2scrub_all", "/usr/sbin/nginx"}
+    assert not listed & {
+        "/etc/passwd",
+        "/etc/crontab",
+        "/var/www/html/index.html",
+        "/home/deploy/.ssh/authorized_keys",
+        "/etc/cron.d/e2scrub_all",
+        "/usr/sbin/nginx",
+    }
 
 
 def test_yara_json_names_the_rules_and_lists_the_matches(case: dict[str, Any]) -> None:
@@ -130,17 +147,31 @@ def test_what_was_written_reads_back_for_the_report(case: dict[str, Any]) -> Non
     assert loaded.incident_window == result.incident_window
 
 
-def test_the_command_line_examines_a_case_folder_with_an_mbr_disk(case: dict[str, Any],
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_examines_a_case_folder_with_an_mbr_disk(
+    case: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = case["work"] / "cli-case"
     (folder / "disk").mkdir(parents=True)
     (folder / "memory").mkdir()
     image = wrap_in_mbr(case["ext4"], folder / "disk" / "vol-0ccc.img")
     (folder / "memory" / "i-0abc.lime").write_bytes(b"EMiL" + b"\x00" * 60)
     digest = sha256(image)
-    code = main(["--case-dir", str(folder), "--image", "disk/vol-0ccc.img", "--memory", "memory/i-0abc.lime",
-                 "--memory-not-analysable", "synthetic memory image has no kernel",
-                 "--incident-start", "2024-06-01T02:00:00Z", "--incident-end", "2024-06-01T09:00:00Z"])
+    code = main(
+        [
+            "--case-dir",
+            str(folder),
+            "--image",
+            "disk/vol-0ccc.img",
+            "--memory",
+            "memory/i-0abc.lime",
+            "--memory-not-analysable",
+            "synthetic memory image has no kernel",
+            "--incident-start",
+            "2024-06-01T02:00:00Z",
+            "--incident-end",
+            "2024-06-01T09:00:00Z",
+        ]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["memory"] == "not analysed: synthetic memory image has no kernel"
@@ -160,14 +191,19 @@ def test_a_partition_without_a_file_system_is_reported_and_the_rest_examined(cas
     with data.open("wb") as handle:
         handle.truncate(case["ext4"].stat().st_size)
     copy_sparse(case["ext4"], data, 0)
-    result = examine_case([DiskImage(swap_like, "vol-0ddd"), DiskImage(data, "vol-0eee")], None, work / "mixed",
-                          incident_window=None)
+    result = examine_case(
+        [DiskImage(swap_like, "vol-0ddd"), DiskImage(data, "vol-0eee")], None, work / "mixed", incident_window=None
+    )
     [blank_fs, data_fs] = result.filesystems
     assert blank_fs.prefix == "/vol-0ddd/p1"
     assert "no file system The Sleuth Kit or libfsxfs recognises" in blank_fs.error
     assert (data_fs.prefix, data_fs.error, data_fs.fstype) == ("/vol-0eee/p0", "", "ext4")
     assert json.loads((work / "mixed" / "analysis" / "findings.json").read_text())["skipped_rules"] == [
-        "web-root", "cron", "authorized-keys", "setuid"]
+        "web-root",
+        "cron",
+        "authorized-keys",
+        "setuid",
+    ]
 
 
 def test_two_images_with_the_same_volume_id_are_refused(case: dict[str, Any], tmp_path: Path) -> None:

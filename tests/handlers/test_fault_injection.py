@@ -16,8 +16,10 @@ from irf.scenarios import AMI, build_web_tier
 
 def test_a_throttled_call_is_retried_by_botocore_and_succeeds(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name=REGION, config=BOTO_CONFIG)
-    with faults.injected(faults.throttling("ec2", "DescribeRegions", times=3)) as injector, \
-            faults.backoff_recorded() as delays:
+    with (
+        faults.injected(faults.throttling("ec2", "DescribeRegions", times=3)) as injector,
+        faults.backoff_recorded() as delays,
+    ):
         regions = ec2.describe_regions()["Regions"]
     assert regions
     assert [(i.operation, i.code) for i in injector.injected] == [("DescribeRegions", "RequestLimitExceeded")] * 3
@@ -25,20 +27,29 @@ def test_a_throttled_call_is_retried_by_botocore_and_succeeds(aws: None) -> None
     assert len(delays) == 3 and all(0 <= d <= 20 for d in delays)
 
 
-@pytest.mark.parametrize(("service", "operation", "call"), [
-    ("s3", "PutObject",
-     lambda s: s.client("s3", config=BOTO_CONFIG).put_object(Bucket="irf-faults", Key="k", Body=b"x")),
-    ("dynamodb", "DescribeTable",
-     lambda s: s.client("dynamodb", config=BOTO_CONFIG).describe_table(TableName="t")),
-    ("sts", "GetCallerIdentity", lambda s: s.client("sts", config=BOTO_CONFIG).get_caller_identity()),
-])
-def test_each_wire_protocol_carries_the_throttle_that_botocore_retries(aws: None, service: str, operation: str,
-                                                                        call: object) -> None:
+@pytest.mark.parametrize(
+    ("service", "operation", "call"),
+    [
+        (
+            "s3",
+            "PutObject",
+            lambda s: s.client("s3", config=BOTO_CONFIG).put_object(Bucket="irf-faults", Key="k", Body=b"x"),
+        ),
+        ("dynamodb", "DescribeTable", lambda s: s.client("dynamodb", config=BOTO_CONFIG).describe_table(TableName="t")),
+        ("sts", "GetCallerIdentity", lambda s: s.client("sts", config=BOTO_CONFIG).get_caller_identity()),
+    ],
+)
+def test_each_wire_protocol_carries_the_throttle_that_botocore_retries(
+    aws: None, service: str, operation: str, call: object
+) -> None:
     session = boto3.Session(region_name=REGION)
     session.client("s3").create_bucket(Bucket="irf-faults", CreateBucketConfiguration={"LocationConstraint": REGION})
-    session.client("dynamodb").create_table(TableName="t", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-                                            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-                                            BillingMode="PAY_PER_REQUEST")
+    session.client("dynamodb").create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     with faults.injected(faults.throttling(service, operation, times=1)) as injector, faults.backoff_recorded():
         call(session)  # type: ignore[operator]
     assert len(injector.injected) == 1
@@ -65,22 +76,37 @@ def test_a_fault_with_a_budget_stops_after_it_and_a_fault_for_every_call_does_no
     assert len(injector.injected) == 3
 
 
-def test_containment_completes_under_throttling_of_its_network_and_profile_calls(ec2_like_aws: None,
-                                                                                 member: boto3.Session) -> None:
+def test_containment_completes_under_throttling_of_its_network_and_profile_calls(
+    ec2_like_aws: None, member: boto3.Session
+) -> None:
     tier = build_web_tier(member, prefix="acme")
-    throttles = [faults.throttling("ec2", operation, times=2) for operation in (
-        "ModifyNetworkInterfaceAttribute", "DescribeInstances", "ReplaceIamInstanceProfileAssociation")]
+    throttles = [
+        faults.throttling("ec2", operation, times=2)
+        for operation in (
+            "ModifyNetworkInterfaceAttribute",
+            "DescribeInstances",
+            "ReplaceIamInstanceProfileAssociation",
+        )
+    ]
     throttles.append(faults.throttling("autoscaling", "DetachInstances", times=1))
     with faults.injected(*throttles) as injector, faults.backoff_recorded() as delays:
-        record = contain_instance(member, tier.instance_id, "333333333333-case-throttled", prefix="acme",
-                                  sleep=lambda seconds: None)
+        record = contain_instance(
+            member, tier.instance_id, "333333333333-case-throttled", prefix="acme", sleep=lambda seconds: None
+        )
     assert {(i.service, i.operation) for i in injector.injected} == {
-        ("ec2", "ModifyNetworkInterfaceAttribute"), ("ec2", "DescribeInstances"),
-        ("ec2", "ReplaceIamInstanceProfileAssociation"), ("autoscaling", "DetachInstances")}
+        ("ec2", "ModifyNetworkInterfaceAttribute"),
+        ("ec2", "DescribeInstances"),
+        ("ec2", "ReplaceIamInstanceProfileAssociation"),
+        ("autoscaling", "DetachInstances"),
+    }
     assert len(injector.injected) == len(delays) == 7
-    deny_all = {g["GroupId"] for g in member.client("ec2").describe_security_groups()["SecurityGroups"]
-                if g["GroupName"] == naming.isolation_group_names("acme")[1]}
-    for eni in member.client("ec2").describe_network_interfaces(Filters=[
-            {"Name": "attachment.instance-id", "Values": [tier.instance_id]}])["NetworkInterfaces"]:
+    deny_all = {
+        g["GroupId"]
+        for g in member.client("ec2").describe_security_groups()["SecurityGroups"]
+        if g["GroupName"] == naming.isolation_group_names("acme")[1]
+    }
+    for eni in member.client("ec2").describe_network_interfaces(
+        Filters=[{"Name": "attachment.instance-id", "Values": [tier.instance_id]}]
+    )["NetworkInterfaces"]:
         assert {g["GroupId"] for g in eni["Groups"]} == deny_all
     assert record.after.interfaces and not record.dry_run

@@ -52,8 +52,14 @@ def put_snapshot(ebs: Any, blocks: dict[int, bytes], *, wrong_checksum_at: int |
     for index in sorted(blocks):
         data = blocks[index]
         digest = hashlib.sha256(data if index != wrong_checksum_at else data + b"!").digest()
-        ebs.put_snapshot_block(SnapshotId=snapshot_id, BlockIndex=index, BlockData=data, DataLength=len(data),
-                               Checksum=base64.b64encode(digest).decode(), ChecksumAlgorithm="SHA256")
+        ebs.put_snapshot_block(
+            SnapshotId=snapshot_id,
+            BlockIndex=index,
+            BlockData=data,
+            DataLength=len(data),
+            Checksum=base64.b64encode(digest).decode(),
+            ChecksumAlgorithm="SHA256",
+        )
     ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=len(blocks))
     return snapshot_id
 
@@ -93,7 +99,8 @@ def evidence_bucket(aws: None) -> Any:
 
 
 def test_ebs_snapshot_is_imaged_to_s3_byte_for_byte_across_many_invocations(
-        evidence_bucket: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    evidence_bucket: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_aws_ebs_block_size(monkeypatch)
     # moto spools every S3 object over 5 MiB to disk; a 1 GiB image is quicker kept in memory.
     monkeypatch.setenv("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(2 * GIB))
@@ -104,8 +111,9 @@ def test_ebs_snapshot_is_imaged_to_s3_byte_for_byte_across_many_invocations(
     key = f"{CASE}/disk/vol-0123456789abcdef0.img"
     sink = S3MultipartSink(evidence_bucket, BUCKET, key, source=f"ebs-snapshot:{snapshot_id}")
 
-    state, calls = run_to_completion(EbsDirectBlockSource(ebs, snapshot_id), sink,
-                                     part_size=64 * MIB, max_blocks=3 * 128, workers=4)
+    state, calls = run_to_completion(
+        EbsDirectBlockSource(ebs, snapshot_id), sink, part_size=64 * MIB, max_blocks=3 * 128, workers=4
+    )
 
     expected = hashlib.sha256()
     body = evidence_bucket.get_object(Bucket=BUCKET, Key=key)["Body"]
@@ -126,12 +134,14 @@ def test_ebs_snapshot_is_imaged_to_s3_byte_for_byte_across_many_invocations(
 
 
 def test_a_block_whose_checksum_does_not_match_stops_the_imaging(
-        evidence_bucket: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    evidence_bucket: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_aws_ebs_block_size(monkeypatch)
     ebs = boto3.client("ebs", region_name="eu-west-1")
     rng = random.Random(1)
-    snapshot_id = put_snapshot(ebs, {3: rng.randbytes(EBS_BLOCK_SIZE), 5: rng.randbytes(EBS_BLOCK_SIZE)},
-                               wrong_checksum_at=5)
+    snapshot_id = put_snapshot(
+        ebs, {3: rng.randbytes(EBS_BLOCK_SIZE), 5: rng.randbytes(EBS_BLOCK_SIZE)}, wrong_checksum_at=5
+    )
     source = EbsDirectBlockSource(ebs, snapshot_id)
     assert len(source.read(3, "")) == EBS_BLOCK_SIZE
     with pytest.raises(AcquisitionFailed, match="block 5: checksum mismatch"):
@@ -142,7 +152,8 @@ def test_a_block_whose_checksum_does_not_match_stops_the_imaging(
 
 
 def test_ebs_source_lists_from_a_starting_block_and_reports_the_volume_geometry(
-        aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_aws_ebs_block_size(monkeypatch)
     ebs = boto3.client("ebs", region_name="eu-west-1")
     snapshot_id = put_snapshot(ebs, {i: bytes([i]) * EBS_BLOCK_SIZE for i in (9, 2, 40)})
@@ -164,8 +175,9 @@ def test_resuming_at_every_part_boundary_gives_the_same_bytes_and_digest(tmp_pat
         state, calls = run_to_completion(source, sink, part_size=part, max_blocks=stop_after * 4, workers=3)
         assert state.sha256 == reference
         assert (tmp_path / f"run{stop_after}" / "volume.img").read_bytes() == volume
-        assert (tmp_path / f"run{stop_after}" / "volume.img.sha256").read_bytes() == digest_line(reference,
-                                                                                                 "volume.img")
+        assert (tmp_path / f"run{stop_after}" / "volume.img.sha256").read_bytes() == digest_line(
+            reference, "volume.img"
+        )
         assert calls == -(-10 // stop_after) + 1  # streaming calls, then the finishing call
 
 
@@ -184,8 +196,13 @@ def test_time_budget_stops_at_a_part_boundary_and_the_state_stays_small(tmp_path
     block = 4096
     make_sparse_file(tmp_path / "v.raw", 40 * block, block, list(range(40)), seed=2)
     ticks = iter(range(0, 10_000, 10))
-    state = image_snapshot(FileBlockSource(tmp_path / "v.raw", block), FileSink(tmp_path / "v.img"),
-                           part_size=4 * block, max_seconds=25, clock=lambda: float(next(ticks)))
+    state = image_snapshot(
+        FileBlockSource(tmp_path / "v.raw", block),
+        FileSink(tmp_path / "v.img"),
+        part_size=4 * block,
+        max_seconds=25,
+        clock=lambda: float(next(ticks)),
+    )
     assert not state.done
     assert 0 < state.next_block < 40 and state.next_block % 4 == 0
     assert state.bytes_written == state.next_block * block
@@ -196,8 +213,9 @@ def test_resuming_with_a_state_for_another_source_is_refused(tmp_path: Path) -> 
     block = 4096
     make_sparse_file(tmp_path / "a.raw", 16 * block, block, [1], seed=1)
     make_sparse_file(tmp_path / "b.raw", 16 * block, block, [1], seed=2)
-    state = image_snapshot(FileBlockSource(tmp_path / "a.raw", block), FileSink(tmp_path / "a.img"),
-                           part_size=4 * block, max_blocks=1)
+    state = image_snapshot(
+        FileBlockSource(tmp_path / "a.raw", block), FileSink(tmp_path / "a.img"), part_size=4 * block, max_blocks=1
+    )
     with pytest.raises(AcquisitionFailed, match="imaging state is for"):
         image_snapshot(FileBlockSource(tmp_path / "b.raw", block), FileSink(tmp_path / "a.img"), state)
 
@@ -224,14 +242,16 @@ def test_repeating_the_final_step_after_it_succeeded_changes_nothing(tmp_path: P
 
 
 def test_an_upload_holding_a_part_this_imager_did_not_write_is_not_completed(
-        tmp_path: Path, evidence_bucket: Any) -> None:
+    tmp_path: Path, evidence_bucket: Any
+) -> None:
     key = f"{CASE}/disk/vol-tampered.img"
     source, sink, _ = _small_s3_run(tmp_path, evidence_bucket, key)
     state = None
     while state is None or state.next_block < state.total_blocks:
         state = image_snapshot(source, sink, state, part_size=5 * MIB)
-    evidence_bucket.upload_part(Bucket=BUCKET, Key=key, UploadId=state.upload_id, PartNumber=2,
-                                Body=b"\x01" * (5 * MIB))
+    evidence_bucket.upload_part(
+        Bucket=BUCKET, Key=key, UploadId=state.upload_id, PartNumber=2, Body=b"\x01" * (5 * MIB)
+    )
     with pytest.raises(AcquisitionFailed, match="not exactly"):
         image_snapshot(source, sink, state)
     assert "Contents" not in evidence_bucket.list_objects_v2(Bucket=BUCKET, Prefix=key)

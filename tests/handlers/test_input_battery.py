@@ -111,27 +111,46 @@ def make_network(session: boto3.Session, *, subnets: int = 1, groups: int = 1) -
     ec2 = session.client("ec2")
     n = next(_networks)
     vpc_id = ec2.create_vpc(CidrBlock=f"10.{n}.0.0/16")["Vpc"]["VpcId"]
-    subnet_ids = tuple(ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.{n}.{i}.0/24",
-                                         AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"] for i in range(subnets))
+    subnet_ids = tuple(
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.{n}.{i}.0/24", AvailabilityZone=f"{REGION}a")["Subnet"][
+            "SubnetId"
+        ]
+        for i in range(subnets)
+    )
     group_ids = []
     for i in range(groups):
         group = ec2.create_security_group(GroupName=f"app-{n}-{i}", Description="app", VpcId=vpc_id)["GroupId"]
-        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 443 + i, "ToPort": 443 + i, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        ec2.authorize_security_group_ingress(
+            GroupId=group,
+            IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 443 + i, "ToPort": 443 + i, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+            ],
+        )
         group_ids.append(group)
     return Network(vpc_id, subnet_ids, tuple(group_ids))
 
 
-def launch(session: boto3.Session, network: Network, *, tags: dict[str, str] | None = None,
-           devices: list[str] | None = None) -> str:
-    tag_specs: Any = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}] \
-        if tags else []
-    mappings: Any = [{"DeviceName": d, "Ebs": {"VolumeSize": 1, "DeleteOnTermination": True}}
-                     for d in (devices or ["/dev/xvda"])]
-    return str(session.client("ec2").run_instances(
-        ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="m5.4xlarge", SubnetId=network.subnet_ids[0],
-        SecurityGroupIds=[network.group_ids[0]], BlockDeviceMappings=mappings, TagSpecifications=tag_specs,
-    )["Instances"][0]["InstanceId"])
+def launch(
+    session: boto3.Session, network: Network, *, tags: dict[str, str] | None = None, devices: list[str] | None = None
+) -> str:
+    tag_specs: Any = (
+        [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}] if tags else []
+    )
+    mappings: Any = [
+        {"DeviceName": d, "Ebs": {"VolumeSize": 1, "DeleteOnTermination": True}} for d in (devices or ["/dev/xvda"])
+    ]
+    return str(
+        session.client("ec2").run_instances(
+            ImageId=AMI,
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="m5.4xlarge",
+            SubnetId=network.subnet_ids[0],
+            SecurityGroupIds=[network.group_ids[0]],
+            BlockDeviceMappings=mappings,
+            TagSpecifications=tag_specs,
+        )["Instances"][0]["InstanceId"]
+    )
 
 
 def contain(session: boto3.Session, instance_id: Any, case_id: Any = CASE, **kwargs: Any) -> ContainmentRecord:
@@ -151,7 +170,9 @@ def snapshot_volumes(session: boto3.Session, instance_id: Any, case_id: Any = CA
 
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
-    "contain_instance": contain, "protect_instance": protect, "take_snapshot_set": take_set,
+    "contain_instance": contain,
+    "protect_instance": protect,
+    "take_snapshot_set": take_set,
     "snapshot_volumes": snapshot_volumes,
 }
 
@@ -161,20 +182,35 @@ def world(session: boto3.Session) -> Any:
     ec2, iam = session.client("ec2"), session.client("iam")
     instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
     live = [i["InstanceId"] for i in instances if i["State"]["Name"] != "terminated"]
-    attributes = {i: [{k: v for k, v in ec2.describe_instance_attribute(InstanceId=i, Attribute=a).items()
-                       if k != "ResponseMetadata"}
-                      for a in ("disableApiTermination", "instanceInitiatedShutdownBehavior")] for i in live}
+    attributes = {
+        i: [
+            {
+                k: v
+                for k, v in ec2.describe_instance_attribute(InstanceId=i, Attribute=a).items()
+                if k != "ResponseMetadata"
+            }
+            for a in ("disableApiTermination", "instanceInitiatedShutdownBehavior")
+        ]
+        for i in live
+    }
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"]]
-    return json.loads(json.dumps({
-        "instances": instances, "attributes": attributes,
-        "interfaces": ec2.describe_network_interfaces()["NetworkInterfaces"],
-        "groups": ec2.describe_security_groups()["SecurityGroups"],
-        "snapshots": ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"],
-        "volumes": ec2.describe_volumes()["Volumes"],
-        "tags": ec2.describe_tags(MaxResults=1000)["Tags"],
-        "profiles": ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"],
-        "role_policies": {r: iam.list_role_policies(RoleName=r)["PolicyNames"] for r in roles},
-    }, default=str, sort_keys=True))
+    return json.loads(
+        json.dumps(
+            {
+                "instances": instances,
+                "attributes": attributes,
+                "interfaces": ec2.describe_network_interfaces()["NetworkInterfaces"],
+                "groups": ec2.describe_security_groups()["SecurityGroups"],
+                "snapshots": ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"],
+                "volumes": ec2.describe_volumes()["Volumes"],
+                "tags": ec2.describe_tags(MaxResults=1000)["Tags"],
+                "profiles": ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"],
+                "role_policies": {r: iam.list_role_policies(RoleName=r)["PolicyNames"] for r in roles},
+            },
+            default=str,
+            sort_keys=True,
+        )
+    )
 
 
 @contextmanager
@@ -198,28 +234,39 @@ def changing(calls: list[str]) -> list[str]:
 
 def interface_groups(session: boto3.Session, instance_id: str) -> dict[str, list[str]]:
     enis = session.client("ec2").describe_network_interfaces(
-        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])["NetworkInterfaces"]
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    )["NetworkInterfaces"]
     return {e["NetworkInterfaceId"]: sorted(g["GroupId"] for g in e["Groups"]) for e in enis}
 
 
 def isolation_groups(session: boto3.Session, vpc_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     tracked_name, deny_name = naming.isolation_group_names(PREFIX)
-    found: dict[str, Any] = {g["GroupName"]: g for g in session.client("ec2").describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": [vpc_id]},
-        {"Name": "group-name", "Values": [tracked_name, deny_name]}])["SecurityGroups"]}
+    found: dict[str, Any] = {
+        g["GroupName"]: g
+        for g in session.client("ec2").describe_security_groups(
+            Filters=[
+                {"Name": "vpc-id", "Values": [vpc_id]},
+                {"Name": "group-name", "Values": [tracked_name, deny_name]},
+            ]
+        )["SecurityGroups"]
+    }
     return found[tracked_name], found[deny_name]
 
 
 def instance_tags(session: boto3.Session, instance_id: str) -> dict[str, str]:
     raw = session.client("ec2").describe_tags(
-        Filters=[{"Name": "resource-id", "Values": [instance_id]}], MaxResults=1000)["Tags"]
+        Filters=[{"Name": "resource-id", "Values": [instance_id]}], MaxResults=1000
+    )["Tags"]
     return {t["Key"]: t["Value"] for t in raw}
 
 
 def own_tags(session: boto3.Session, instance_id: str) -> dict[str, str]:
     """The instance's tags minus what containment adds (bookkeeping and the incident tags)."""
-    return {k: v for k, v in instance_tags(session, instance_id).items()
-            if not k.startswith(BOOKKEEPING_TAG) and k not in (INCIDENT_TAG, CASE_TAG)}
+    return {
+        k: v
+        for k, v in instance_tags(session, instance_id).items()
+        if not k.startswith(BOOKKEEPING_TAG) and k not in (INCIDENT_TAG, CASE_TAG)
+    }
 
 
 def assert_within_ec2_tag_limits(tags: dict[str, str]) -> None:
@@ -234,9 +281,19 @@ def assert_within_ec2_tag_limits(tags: dict[str, str]) -> None:
 
 
 def test_parse_request_names_every_bad_field_at_once() -> None:
-    bad = {"InstanceId": "i-XYZ", "Account": "12345678901", "Region": "mars-north-1", "Action": "contain",
-           "RetainArtefacts": "yes", "DryRun": 1, "CaseId": "../../etc", "Trigger": "pager", "WaitSeconds": "30",
-           "Finding": ["not", "text"], "instanceid": "i-0abc1234def567890"}
+    bad = {
+        "InstanceId": "i-XYZ",
+        "Account": "12345678901",
+        "Region": "mars-north-1",
+        "Action": "contain",
+        "RetainArtefacts": "yes",
+        "DryRun": 1,
+        "CaseId": "../../etc",
+        "Trigger": "pager",
+        "WaitSeconds": "30",
+        "Finding": ["not", "text"],
+        "instanceid": "i-0abc1234def567890",
+    }
 
     with pytest.raises(InvalidInput) as caught:
         parse_request(bad)
@@ -248,10 +305,21 @@ def test_parse_request_names_every_bad_field_at_once() -> None:
     assert all(f"{field}:" in str(caught.value) for field in bad)
 
 
-@pytest.mark.parametrize("instance_id", [
-    "i-123", "i-0ABC1234DEF567890", "0abc1234def567890", "i-0abc1234def5678901", "i-0abc1234def56789g",
-    "i-0abc1234def567890\n", " i-0abc1234def567890", 1234567890, ["i-0abc1234def567890"], {"id": "i-0abc"},
-])
+@pytest.mark.parametrize(
+    "instance_id",
+    [
+        "i-123",
+        "i-0ABC1234DEF567890",
+        "0abc1234def567890",
+        "i-0abc1234def5678901",
+        "i-0abc1234def56789g",
+        "i-0abc1234def567890\n",
+        " i-0abc1234def567890",
+        1234567890,
+        ["i-0abc1234def567890"],
+        {"id": "i-0abc"},
+    ],
+)
 def test_an_instance_id_of_the_wrong_shape_or_type_is_named(instance_id: Any) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_request({**GOOD, "InstanceId": instance_id})
@@ -259,8 +327,19 @@ def test_an_instance_id_of_the_wrong_shape_or_type_is_named(instance_id: Any) ->
     assert "EC2 instance id" in caught.value.fields["InstanceId"]
 
 
-@pytest.mark.parametrize("account", ["12345678901", "1234567890123", 111122223333, "11112222333a",
-                                     "111122223333\n", "1111-2222-3333", "\uff11" * 12, "\u0661" * 12])
+@pytest.mark.parametrize(
+    "account",
+    [
+        "12345678901",
+        "1234567890123",
+        111122223333,
+        "11112222333a",
+        "111122223333\n",
+        "1111-2222-3333",
+        "\uff11" * 12,
+        "\u0661" * 12,
+    ],
+)
 def test_an_account_id_that_is_not_twelve_digits_is_named(account: Any) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_request({**GOOD, "Account": account})
@@ -268,8 +347,10 @@ def test_an_account_id_that_is_not_twelve_digits_is_named(account: Any) -> None:
     assert "12-digit" in caught.value.fields["Account"]
 
 
-@pytest.mark.parametrize("region", ["Europe", "eu-west-1a", "EU-WEST-1", "eu-west-1\n", "eu_west_1",
-                                    "zz-nowhere-1", "eu-west-9", "us-east-7", 1])
+@pytest.mark.parametrize(
+    "region",
+    ["Europe", "eu-west-1a", "EU-WEST-1", "eu-west-1\n", "eu_west_1", "zz-nowhere-1", "eu-west-9", "us-east-7", 1],
+)
 def test_a_region_that_is_not_a_region_is_named(region: Any) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_request({**GOOD, "Region": region})
@@ -282,8 +363,17 @@ def test_regions_of_every_partition_are_accepted(region: str) -> None:
     assert parse_request({**GOOD, "Region": region}).region == region
 
 
-@pytest.mark.parametrize("action, meant", [("contain", "Contain"), ("ANALYZE", "Analyze"), (" Contain", "Contain"),
-                                           ("analyse", None), ("Quarantine", None), (True, None)])
+@pytest.mark.parametrize(
+    "action, meant",
+    [
+        ("contain", "Contain"),
+        ("ANALYZE", "Analyze"),
+        (" Contain", "Contain"),
+        ("analyse", None),
+        ("Quarantine", None),
+        (True, None),
+    ],
+)
 def test_a_wrong_case_action_is_refused_and_the_exact_value_named(action: Any, meant: str | None) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_request({**GOOD, "Action": action})
@@ -307,16 +397,45 @@ def test_missing_required_fields_are_each_named() -> None:
 
 
 def test_null_optional_fields_take_their_defaults() -> None:
-    request = parse_request({**GOOD, "Action": None, "CaseId": None, "RetainArtefacts": None, "DryRun": None,
-                             "Trigger": None, "WaitSeconds": None, "Finding": None})
-    assert (request.action, request.case_id, request.retain_artefacts, request.dry_run, request.trigger,
-            request.wait_seconds, request.finding) == ("Analyze", None, True, False, "manual", 30, "")
+    request = parse_request(
+        {
+            **GOOD,
+            "Action": None,
+            "CaseId": None,
+            "RetainArtefacts": None,
+            "DryRun": None,
+            "Trigger": None,
+            "WaitSeconds": None,
+            "Finding": None,
+        }
+    )
+    assert (
+        request.action,
+        request.case_id,
+        request.retain_artefacts,
+        request.dry_run,
+        request.trigger,
+        request.wait_seconds,
+        request.finding,
+    ) == ("Analyze", None, True, False, "manual", 30, "")
 
 
-@pytest.mark.parametrize("field, value", [("WaitSeconds", 3601), ("WaitSeconds", -1), ("WaitSeconds", 2.5),
-                                          ("WaitSeconds", True), ("DryRun", "no"), ("DryRun", 0),
-                                          ("RetainArtefacts", []), ("Finding", "x" * 2049), ("CaseId", "a" * 129),
-                                          ("CaseId", "case\n"), ("CaseId", 42)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("WaitSeconds", 3601),
+        ("WaitSeconds", -1),
+        ("WaitSeconds", 2.5),
+        ("WaitSeconds", True),
+        ("DryRun", "no"),
+        ("DryRun", 0),
+        ("RetainArtefacts", []),
+        ("Finding", "x" * 2049),
+        ("CaseId", "a" * 129),
+        ("CaseId", "case\n"),
+        ("CaseId", 42),
+    ],
+)
 def test_optional_fields_of_the_wrong_type_or_range_are_named(field: str, value: Any) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_request({**GOOD, field: value})
@@ -359,7 +478,8 @@ def trigger_settings(sfn: Any) -> TriggerSettings:
     arn = sfn.create_state_machine(
         name=f"acme-ir-response-{next(_machines)}",
         definition=json.dumps({"StartAt": "Respond", "States": {"Respond": {"Type": "Pass", "End": True}}}),
-        roleArn=f"arn:aws:iam::{SECURITY_ACCOUNT}:role/acme-ir-response")["stateMachineArn"]
+        roleArn=f"arn:aws:iam::{SECURITY_ACCOUNT}:role/acme-ir-response",
+    )["stateMachineArn"]
     return TriggerSettings(state_machine_arn=arn, guardduty_contain_severity=8.0)
 
 
@@ -369,7 +489,8 @@ def executions(sfn: Any, settings: TriggerSettings) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("value, meant", [("contain", "Contain"), ("ANALYZE", "Analyze"), ("CONTAIN ", "Contain")])
 def test_a_wrong_case_incident_tag_starts_nothing_and_names_the_value_meant(
-        sfn: Any, trigger_settings: TriggerSettings, value: str, meant: str) -> None:
+    sfn: Any, trigger_settings: TriggerSettings, value: str, meant: str
+) -> None:
     event = load("tag_change_wrong_case")
     event["detail"]["tags"][INCIDENT_TAG] = value
 
@@ -393,8 +514,10 @@ def test_a_nonexistent_instance_is_refused_before_any_change(account: boto3.Sess
     untouched = world(account)
 
     for name, operation in OPERATIONS.items():
-        with recorded_calls(account) as calls, pytest.raises(InstanceNotFound,
-                                                             match="i-0123456789abcdef0 does not exist"):
+        with (
+            recorded_calls(account) as calls,
+            pytest.raises(InstanceNotFound, match="i-0123456789abcdef0 does not exist"),
+        ):
             operation(account, "i-0123456789abcdef0")
         assert calls and changing(calls) == [], name
 
@@ -416,8 +539,9 @@ def test_a_terminated_instance_is_refused_before_any_change(account: boto3.Sessi
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 @pytest.mark.parametrize("instance_id", ["", "i-xyz", "i-0123456789abcdef0\n", None])
-def test_a_malformed_instance_id_is_refused_without_any_call(account: boto3.Session, operation: str,
-                                                               instance_id: Any) -> None:
+def test_a_malformed_instance_id_is_refused_without_any_call(
+    account: boto3.Session, operation: str, instance_id: Any
+) -> None:
     with recorded_calls(account) as calls, pytest.raises(InvalidInput) as caught:
         OPERATIONS[operation](account, instance_id)
     assert set(caught.value.fields) == {"InstanceId"}
@@ -426,8 +550,7 @@ def test_a_malformed_instance_id_is_refused_without_any_call(account: boto3.Sess
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 @pytest.mark.parametrize("case_id", ["", "../other-case", "c" * 129, None])
-def test_a_malformed_case_id_is_refused_without_any_call(account: boto3.Session, operation: str,
-                                                           case_id: Any) -> None:
+def test_a_malformed_case_id_is_refused_without_any_call(account: boto3.Session, operation: str, case_id: Any) -> None:
     with recorded_calls(account) as calls, pytest.raises(InvalidInput) as caught:
         OPERATIONS[operation](account, "i-0123456789abcdef0", case_id)
     assert set(caught.value.fields) == {"CaseId"}
@@ -449,7 +572,8 @@ def boots_from_instance_store(instance_id: str) -> None:
 def detach_every_volume(session: boto3.Session, instance_id: str) -> None:
     ec2 = session.client("ec2")
     for mapping in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
-            "BlockDeviceMappings"]:
+        "BlockDeviceMappings"
+    ]:
         ec2.detach_volume(VolumeId=mapping["Ebs"]["VolumeId"], InstanceId=instance_id)
 
 
@@ -483,12 +607,16 @@ def test_an_instance_store_root_is_reported_as_not_acquirable_by_snapshot(accoun
     assert taken.to_event()["NotAcquired"] == taken.not_acquired
 
 
-def test_an_instance_store_root_with_an_ebs_data_volume_gets_that_volume_and_the_reason(
-        account: boto3.Session) -> None:
+def test_an_instance_store_root_with_an_ebs_data_volume_gets_that_volume_and_the_reason(account: boto3.Session) -> None:
     instance_id = launch(account, make_network(account), devices=["/dev/xvda", "/dev/sdf"])
     ec2 = account.client("ec2")
-    root = next(m["Ebs"]["VolumeId"] for m in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
-        "Instances"][0]["BlockDeviceMappings"] if m["DeviceName"] == "/dev/xvda")
+    root = next(
+        m["Ebs"]["VolumeId"]
+        for m in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+            "BlockDeviceMappings"
+        ]
+        if m["DeviceName"] == "/dev/xvda"
+    )
     ec2.detach_volume(VolumeId=root, InstanceId=instance_id)
     boots_from_instance_store(instance_id)
 
@@ -515,8 +643,11 @@ def test_an_instance_without_volumes_is_still_contained(account: boto3.Session) 
 # ---------------------------------------------------------------------------------------------
 # 4. Thirty volumes: one crash-consistent set, every snapshot tagged, containment unaffected.
 
-THIRTY_DEVICES = ["/dev/xvda", *(f"/dev/sd{c}" for c in string.ascii_lowercase[5:]),
-                  *(f"/dev/xvd{c}" for c in "bcdefghi")]
+THIRTY_DEVICES = [
+    "/dev/xvda",
+    *(f"/dev/sd{c}" for c in string.ascii_lowercase[5:]),
+    *(f"/dev/xvd{c}" for c in "bcdefghi"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -527,11 +658,16 @@ def thirty(account: boto3.Session) -> tuple[Network, str]:
 
 
 def test_thirty_volumes_are_snapshotted_in_one_call_and_every_snapshot_is_tagged(
-        account: boto3.Session, thirty: tuple[Network, str]) -> None:
+    account: boto3.Session, thirty: tuple[Network, str]
+) -> None:
     _, instance_id = thirty
     ec2 = account.client("ec2")
-    attached = {m["Ebs"]["VolumeId"]: m["DeviceName"] for m in ec2.describe_instances(
-        InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"]}
+    attached = {
+        m["Ebs"]["VolumeId"]: m["DeviceName"]
+        for m in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+            "BlockDeviceMappings"
+        ]
+    }
 
     with recorded_calls(account) as calls:
         taken = take_set(account, instance_id)
@@ -551,8 +687,9 @@ def test_thirty_volumes_are_snapshotted_in_one_call_and_every_snapshot_is_tagged
     assert changing(again) == []
 
 
-def test_containment_of_thirty_volumes_keeps_every_one_of_them(account: boto3.Session,
-                                                                thirty: tuple[Network, str]) -> None:
+def test_containment_of_thirty_volumes_keeps_every_one_of_them(
+    account: boto3.Session, thirty: tuple[Network, str]
+) -> None:
     network, instance_id = thirty
 
     record = contain(account, instance_id)
@@ -584,17 +721,22 @@ def eight(account: boto3.Session) -> EightInterfaces:
     instance_id = launch(account, network)
     for index in range(1, 8):
         groups = [network.group_ids[(index + k) % 4] for k in range(1 + index % 3)]
-        eni = ec2.create_network_interface(SubnetId=network.subnet_ids[index % 3], Groups=groups,
-                                           SecondaryPrivateIpAddressCount=2 if index % 2 else 0,
-                                           Description=f"interface {index}")["NetworkInterface"]
-        ec2.attach_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=instance_id,
-                                     DeviceIndex=index)
+        eni = ec2.create_network_interface(
+            SubnetId=network.subnet_ids[index % 3],
+            Groups=groups,
+            SecondaryPrivateIpAddressCount=2 if index % 2 else 0,
+            Description=f"interface {index}",
+        )["NetworkInterface"]
+        ec2.attach_network_interface(
+            NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=instance_id, DeviceIndex=index
+        )
     original = interface_groups(account, instance_id)
     return EightInterfaces(network, instance_id, original, contain(account, instance_id))
 
 
 def test_every_one_of_eight_interfaces_is_isolated_and_its_groups_recorded(
-        account: boto3.Session, eight: EightInterfaces) -> None:
+    account: boto3.Session, eight: EightInterfaces
+) -> None:
     tracked, deny = (g["GroupId"] for g in isolation_groups(account, eight.network.vpc_id))
     assert len(eight.original) == 8 and len({tuple(g) for g in eight.original.values()}) > 2
     assert interface_groups(account, eight.instance_id) == {eni: [deny] for eni in eight.original}
@@ -618,8 +760,9 @@ def test_containing_eight_interfaces_again_changes_nothing(account: boto3.Sessio
     assert world(account) == untouched
 
 
-def test_release_gives_each_of_eight_interfaces_its_own_groups_back(account: boto3.Session,
-                                                                     eight: EightInterfaces) -> None:
+def test_release_gives_each_of_eight_interfaces_its_own_groups_back(
+    account: boto3.Session, eight: EightInterfaces
+) -> None:
     # Runs after the two tests above (pytest keeps file order): it ends the shared scenario.
     release_instance(account, eight.instance_id, eight.record, sleep=no_sleep)
 
@@ -635,14 +778,18 @@ def test_an_instance_in_an_ipv6_only_subnet_is_contained_with_no_egress_at_all(a
     ec2 = account.client("ec2")
     vpc_id = ec2.create_vpc(CidrBlock="10.251.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
     vpc_v6 = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
-    subnet = ec2.create_subnet(VpcId=vpc_id, Ipv6Native=True, AvailabilityZone=f"{REGION}a",
-                               Ipv6CidrBlock=vpc_v6.replace("00::/56", "01::/64"))["Subnet"]
+    subnet = ec2.create_subnet(
+        VpcId=vpc_id, Ipv6Native=True, AvailabilityZone=f"{REGION}a", Ipv6CidrBlock=vpc_v6.replace("00::/56", "01::/64")
+    )["Subnet"]
     assert subnet["Ipv6Native"] and not subnet.get("CidrBlock")
     web = ec2.create_security_group(GroupName="v6-web", Description="web", VpcId=vpc_id)["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=web, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
-    instance_id = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"],
-                                    SecurityGroupIds=[web], Ipv6AddressCount=1)["Instances"][0]["InstanceId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=web,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}],
+    )
+    instance_id = ec2.run_instances(
+        ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"], SecurityGroupIds=[web], Ipv6AddressCount=1
+    )["Instances"][0]["InstanceId"]
 
     record = contain(account, instance_id)
 
@@ -736,7 +883,8 @@ def full(account: boto3.Session) -> FullInstance:
 
 
 def test_an_instance_with_fifty_tags_is_still_isolated_and_the_record_says_what_was_left_out(
-        account: boto3.Session, full: FullInstance) -> None:
+    account: boto3.Session, full: FullInstance
+) -> None:
     deny = isolation_groups(account, full.network.vpc_id)[1]["GroupId"]
     assert list(interface_groups(account, full.instance_id).values()) == [[deny]]
     state = describe_instance_state(account, full.instance_id)
@@ -783,14 +931,16 @@ def test_protecting_a_full_instance_works_and_leaves_its_tags_alone(account: bot
     assert record.notes and protect(account, instance_id).changes == []
 
 
-def test_release_of_a_full_instance_restores_its_groups_and_tags_exactly(account: boto3.Session,
-                                                                          full: FullInstance) -> None:
+def test_release_of_a_full_instance_restores_its_groups_and_tags_exactly(
+    account: boto3.Session, full: FullInstance
+) -> None:
     # Runs after the tests above that read the contained state (file order).
     release_instance(account, full.instance_id, full.record, sleep=no_sleep)
 
     state = describe_instance_state(account, full.instance_id)
     assert interface_groups(account, full.instance_id) == {
-        full.record.before.interfaces[0].eni_id: [full.network.group_ids[0]]}
+        full.record.before.interfaces[0].eni_id: [full.network.group_ids[0]]
+    }
     assert instance_tags(account, full.instance_id) == full.original
     assert (state.termination_protection, state.shutdown_behavior) == (False, "stop")
 
@@ -814,12 +964,12 @@ def test_the_same_tag_event_five_times_starts_one_execution(sfn: Any, trigger_se
     assert (started["name"], started["executionArn"]) == (responses[0]["ExecutionName"], responses[0]["ExecutionArn"])
 
 
-def test_the_same_guardduty_finding_five_times_starts_one_execution(sfn: Any,
-                                                                    trigger_settings: TriggerSettings) -> None:
+def test_the_same_guardduty_finding_five_times_starts_one_execution(
+    sfn: Any, trigger_settings: TriggerSettings
+) -> None:
     finding = load("guardduty_backdoor_high")
 
-    answers = [on_guardduty_finding(copy.deepcopy(finding), None, settings=trigger_settings, sfn=sfn)
-               for _ in range(5)]
+    answers = [on_guardduty_finding(copy.deepcopy(finding), None, settings=trigger_settings, sfn=sfn) for _ in range(5)]
 
     assert len({a["Responses"][0]["ExecutionName"] for a in answers}) == 1
     assert len(executions(sfn, trigger_settings)) == 1
@@ -843,14 +993,16 @@ def test_execution_names_are_equal_for_redeliveries_and_differ_per_instance() ->
     assert _name_of(other, input_from_tag_event(other)) != name
     assert _name_of(elsewhere, input_from_tag_event(elsewhere)) != name
     finding = load("guardduty_backdoor_high")
-    guardduty = {_name_of(finding, input_from_guardduty(copy.deepcopy(finding), contain_severity=8.0))
-                 for _ in range(5)}
+    guardduty = {
+        _name_of(finding, input_from_guardduty(copy.deepcopy(finding), contain_severity=8.0)) for _ in range(5)
+    }
     assert len(guardduty) == 1
 
 
 @pytest.mark.parametrize("planted", ["not base64 at all!", "aGVsbG8=", "eJwrSS0uAQAEXQHB"])
-def test_a_planted_unreadable_containment_record_does_not_stop_containment(account: boto3.Session,
-                                                                           planted: str) -> None:
+def test_a_planted_unreadable_containment_record_does_not_stop_containment(
+    account: boto3.Session, planted: str
+) -> None:
     # Anyone with ec2:CreateTags on the instance can write the bookkeeping tags before we arrive.
     network = make_network(account)
     instance_id = launch(account, network, tags={"irforensics:containment:before:00": planted})

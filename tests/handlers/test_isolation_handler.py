@@ -20,8 +20,12 @@ CASE = f"{MEMBER_ACCOUNT}-handler-case-1"
 
 @pytest.fixture
 def bucket(forensic: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> str:
-    for key, value in {"IRF_PREFIX": PREFIX, "IRF_SECURITY_ACCOUNT": SECURITY_ACCOUNT,
-                       "IRF_FORENSIC_ACCOUNT": FORENSIC_ACCOUNT, "IRF_FORENSIC_REGION": REGION}.items():
+    for key, value in {
+        "IRF_PREFIX": PREFIX,
+        "IRF_SECURITY_ACCOUNT": SECURITY_ACCOUNT,
+        "IRF_FORENSIC_ACCOUNT": FORENSIC_ACCOUNT,
+        "IRF_FORENSIC_REGION": REGION,
+    }.items():
         monkeypatch.setenv(key, value)
     name = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
     forensic.client("s3").create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -51,17 +55,25 @@ def groups_per_interface(document: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def test_contain_writes_the_before_and_after_state_to_the_evidence_bucket(
-        forensic: boto3.Session, bucket: str, tier: WebTier) -> None:
+    forensic: boto3.Session, bucket: str, tier: WebTier
+) -> None:
     answer = handler.contain(event(tier), None)
 
-    assert answer == {"CaseId": CASE, "InstanceId": tier.instance_id, "Contained": True,
-                      "Changes": answer["Changes"], "Before": containment_key(CASE, "before"),
-                      "After": containment_key(CASE, "after")}
+    assert answer == {
+        "CaseId": CASE,
+        "InstanceId": tier.instance_id,
+        "Contained": True,
+        "Changes": answer["Changes"],
+        "Before": containment_key(CASE, "before"),
+        "After": containment_key(CASE, "after"),
+    }
     assert answer["Changes"] > 10
     before = evidence(forensic, bucket, answer["Before"])
     after = evidence(forensic, bucket, answer["After"])
-    assert groups_per_interface(before) == {tier.primary_eni_id: [tier.web_group_id],
-                                            tier.secondary_eni_id: [tier.admin_group_id]}
+    assert groups_per_interface(before) == {
+        tier.primary_eni_id: [tier.web_group_id],
+        tier.secondary_eni_id: [tier.admin_group_id],
+    }
     isolated = {groups[0] for groups in groups_per_interface(after).values()}
     assert len(isolated) == 1 and all(len(g) == 1 for g in groups_per_interface(after).values())
     assert after["state"]["auto_scaling"] is None and after["state"]["addresses"] == []
@@ -72,7 +84,8 @@ def test_contain_writes_the_before_and_after_state_to_the_evidence_bucket(
 
 
 def test_a_retried_contain_writes_the_same_evidence_and_changes_nothing(
-        forensic: boto3.Session, bucket: str, tier: WebTier) -> None:
+    forensic: boto3.Session, bucket: str, tier: WebTier
+) -> None:
     first = handler.contain(event(tier), None)
     before = evidence(forensic, bucket, first["Before"])
 
@@ -84,7 +97,8 @@ def test_a_retried_contain_writes_the_same_evidence_and_changes_nothing(
 
 
 def test_a_dry_run_writes_no_state_only_the_planned_changes(
-        forensic: boto3.Session, bucket: str, tier: WebTier) -> None:
+    forensic: boto3.Session, bucket: str, tier: WebTier
+) -> None:
     answer = handler.contain(event(tier, DryRun=True), None)
 
     assert answer["Contained"] is False and answer["Before"] is None and answer["After"] is None
@@ -94,7 +108,8 @@ def test_a_dry_run_writes_no_state_only_the_planned_changes(
 
 
 def test_protect_keeps_the_instance_serving_and_writes_its_state(
-        forensic: boto3.Session, bucket: str, tier: WebTier) -> None:
+    forensic: boto3.Session, bucket: str, tier: WebTier
+) -> None:
     answer = handler.protect(event(tier, Action="Analyze"), None)
 
     after = evidence(forensic, bucket, answer["After"])["state"]
@@ -104,26 +119,33 @@ def test_protect_keeps_the_instance_serving_and_writes_its_state(
 
 
 def test_release_restores_the_groups_recorded_in_the_evidence(
-        member: boto3.Session, forensic: boto3.Session, bucket: str, tier: WebTier) -> None:
+    member: boto3.Session, forensic: boto3.Session, bucket: str, tier: WebTier
+) -> None:
     handler.contain(event(tier), None)
 
     answer = handler.release(event(tier), None)
 
     assert answer["Released"] is True and answer["Changes"] > 0
-    enis = member.client("ec2").describe_network_interfaces(NetworkInterfaceIds=[
-        tier.primary_eni_id, tier.secondary_eni_id])["NetworkInterfaces"]
+    enis = member.client("ec2").describe_network_interfaces(
+        NetworkInterfaceIds=[tier.primary_eni_id, tier.secondary_eni_id]
+    )["NetworkInterfaces"]
     assert {e["NetworkInterfaceId"]: [g["GroupId"] for g in e["Groups"]] for e in enis} == {
-        tier.primary_eni_id: [tier.web_group_id], tier.secondary_eni_id: [tier.admin_group_id]}
+        tier.primary_eni_id: [tier.web_group_id],
+        tier.secondary_eni_id: [tier.admin_group_id],
+    }
     assert any(k.endswith("-released.json") for k in evidence_keys(forensic, bucket))
 
 
 def test_an_event_without_a_case_id_is_rejected_before_anything_is_touched(
-        member: boto3.Session, forensic: boto3.Session, bucket: str, tier: WebTier) -> None:
+    member: boto3.Session, forensic: boto3.Session, bucket: str, tier: WebTier
+) -> None:
     tags = member.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [tier.instance_id]}])
 
     with pytest.raises(InvalidInput, match="CaseId"):
         handler.contain({"InstanceId": tier.instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION}, None)
 
-    assert member.client("ec2").describe_tags(
-        Filters=[{"Name": "resource-id", "Values": [tier.instance_id]}])["Tags"] == tags["Tags"]
+    assert (
+        member.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [tier.instance_id]}])["Tags"]
+        == tags["Tags"]
+    )
     assert forensic.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

@@ -16,12 +16,15 @@ def sample(name: str) -> str:
     return (SAMPLES / name).read_text()
 
 
-@pytest.mark.parametrize(("name", "distro"), [
-    ("amzn2-x86_64.os-release", ("amzn", "2")),
-    ("al2023.os-release", ("amzn", "2023")),
-    ("ubuntu-22.04.os-release", ("ubuntu", "22.04")),
-    ("ubuntu-24.04.os-release", ("ubuntu", "24.04")),
-])
+@pytest.mark.parametrize(
+    ("name", "distro"),
+    [
+        ("amzn2-x86_64.os-release", ("amzn", "2")),
+        ("al2023.os-release", ("amzn", "2023")),
+        ("ubuntu-22.04.os-release", ("ubuntu", "22.04")),
+        ("ubuntu-24.04.os-release", ("ubuntu", "24.04")),
+    ],
+)
 def test_os_release_of_each_supported_distribution_names_it(name: str, distro: tuple[str, str]) -> None:
     assert kernel.distro_of(kernel.parse_os_release(sample(name))) == distro
 
@@ -32,10 +35,16 @@ def test_os_release_values_are_unquoted_like_the_shell_does() -> None:
     assert kernel.parse_os_release(sample("ubuntu-24.04.os-release"))["VERSION_CODENAME"] == "noble"
 
 
-@pytest.mark.parametrize("release", [
-    "5.10.228-219.884.amzn2.x86_64", "4.14.355-275.570.amzn2.aarch64", "6.1.119-129.201.amzn2023.x86_64",
-    "6.8.0-1018-aws", "5.15.0-1072-aws",
-])
+@pytest.mark.parametrize(
+    "release",
+    [
+        "5.10.228-219.884.amzn2.x86_64",
+        "4.14.355-275.570.amzn2.aarch64",
+        "6.1.119-129.201.amzn2023.x86_64",
+        "6.8.0-1018-aws",
+        "5.15.0-1072-aws",
+    ],
+)
 def test_real_uname_releases_are_accepted_verbatim(release: str) -> None:
     assert kernel.parse_uname_release(release + "\n") == release
 
@@ -73,8 +82,7 @@ def test_lockdown_reports_the_bracketed_mode_and_none_when_absent() -> None:
 
 def test_amazon_linux_2_on_x86_is_loadable_and_keyed_by_distro_release_and_arch() -> None:
     info = kernel.parse_discovery(sample("amzn2-x86_64.discovery.txt"))
-    assert info == KernelInfo("amzn", "2", "5.10.228-219.884.amzn2.x86_64", "x86_64", None, "none",
-                              3964336 * 1024)
+    assert info == KernelInfo("amzn", "2", "5.10.228-219.884.amzn2.x86_64", "x86_64", None, "none", 3964336 * 1024)
     assert kernel.module_prefix(info) == "amzn-2/5.10.228-219.884.amzn2.x86_64/x86_64/"
     assert kernel.can_load_module(info)[0] is True
 

@@ -18,8 +18,10 @@ def test_ranges_round_trip_with_inclusive_end_addresses(tmp_path: Path) -> None:
     written = lime.write_lime(path, ranges)
     assert written == path.stat().st_size == 2 * 32 + 100 + 768
     back = lime.read_lime(path)
-    assert [(r.start, r.end, r.data) for r in back] == [(0x1000, 0x1063, b"a" * 100),
-                                                         (0x100000, 0x1002FF, bytes(range(256)) * 3)]
+    assert [(r.start, r.end, r.data) for r in back] == [
+        (0x1000, 0x1063, b"a" * 100),
+        (0x100000, 0x1002FF, bytes(range(256)) * 3),
+    ]
 
 
 def test_header_is_little_endian_emil_version_one_and_eight_reserved_bytes(tmp_path: Path) -> None:

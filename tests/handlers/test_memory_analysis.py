@@ -22,8 +22,9 @@ LIME_LIKE = b"EMiL\x01\x00\x00\x00" + (0x1000).to_bytes(8, "little") + (0x1FFF).
 def symbols(tmp_path: Path) -> Path:
     folder = tmp_path / "amzn" / "6.1.90-99.173.amzn2023.x86_64" / "x86_64"
     folder.mkdir(parents=True)
-    (folder / "vmlinux-6.1.90.json").write_text('{"metadata": {"format": "6.2.0"}, "symbols": {}, "user_types": {}, '
-                                                '"base_types": {}, "enums": {}}')
+    (folder / "vmlinux-6.1.90.json").write_text(
+        '{"metadata": {"format": "6.2.0"}, "symbols": {}, "user_types": {}, "base_types": {}, "enums": {}}'
+    )
     return tmp_path / "amzn"
 
 
@@ -57,7 +58,8 @@ def test_symbol_tables_are_found_in_the_lime_factory_layout(symbols: Path) -> No
 
 
 def test_volatility_on_a_file_that_is_not_memory_is_a_typed_failure_without_output(
-        tmp_path: Path, symbols: Path) -> None:
+    tmp_path: Path, symbols: Path
+) -> None:
     image = tmp_path / "i-0abc.lime"
     image.write_bytes(LIME_LIKE + os.urandom(64 * 1024))
     result = analyse_memory(image, symbols, tmp_path / "volatility", plugins=("linux.pslist",), timeout_seconds=120)
@@ -72,15 +74,22 @@ def test_volatility_on_a_file_that_is_not_memory_is_a_typed_failure_without_outp
 def test_a_volatility_that_is_not_installed_is_a_failure_not_a_crash(tmp_path: Path, symbols: Path) -> None:
     image = tmp_path / "i-0abc.lime"
     image.write_bytes(LIME_LIKE)
-    result = analyse_memory(image, symbols, tmp_path / "volatility", plugins=("linux.bash",),
-                            command=[str(tmp_path / "no-such-vol")])
+    result = analyse_memory(
+        image, symbols, tmp_path / "volatility", plugins=("linux.bash",), command=[str(tmp_path / "no-such-vol")]
+    )
     assert result.status == NOT_ANALYSED
     assert result.plugins[0].error.endswith("is not installed")
 
 
 def test_memory_analysis_round_trips_through_its_json_form() -> None:
-    analysed = MemoryAnalysis(status=ANALYSED, image="i-0abc.lime", plugins=[
-        PluginRun("linux.pslist", True, "linux.pslist.json", 112), PluginRun("linux.malfind", False, error="exit 1")])
+    analysed = MemoryAnalysis(
+        status=ANALYSED,
+        image="i-0abc.lime",
+        plugins=[
+            PluginRun("linux.pslist", True, "linux.pslist.json", 112),
+            PluginRun("linux.malfind", False, error="exit 1"),
+        ],
+    )
     assert MemoryAnalysis.from_dict(analysed.to_dict()) == analysed
     assert analysed.summary == "analysed: linux.pslist"
     assert analysed.to_dict()["summary"] == "analysed: linux.pslist"

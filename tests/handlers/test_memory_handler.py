@@ -41,8 +41,11 @@ MODULE_BYTES = b"\x7fELF lime.ko built by the LimeFactory (test bytes)"
 def publish_module(s3: Any, info: kernel.KernelInfo, *, with_symbols: bool = True) -> str:
     prefix = kernel.module_prefix(info)
     s3.put_object(Bucket=MODULES, Key=prefix + kernel.MODULE_FILE, Body=MODULE_BYTES)
-    s3.put_object(Bucket=MODULES, Key=prefix + kernel.BUILD_FILE, Body=json.dumps({"files": {
-        kernel.MODULE_FILE: {"sha256": hashlib.sha256(MODULE_BYTES).hexdigest()}}}).encode())
+    s3.put_object(
+        Bucket=MODULES,
+        Key=prefix + kernel.BUILD_FILE,
+        Body=json.dumps({"files": {kernel.MODULE_FILE: {"sha256": hashlib.sha256(MODULE_BYTES).hexdigest()}}}).encode(),
+    )
     if with_symbols:
         s3.put_object(Bucket=MODULES, Key=prefix + kernel.SYMBOLS_FILE, Body=b"\xfd7zXZ isf")
     return prefix
@@ -56,8 +59,9 @@ def launch(member: boto3.Session) -> str:
 @pytest.fixture(scope="module")
 def moto_accounts() -> Iterator[dict[str, Any]]:
     """One moto for the module (EC2's semantics, the simulated agent, both buckets); tests differ by instance."""
-    settings = Settings(prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT,
-                        forensic_region=REGION)
+    settings = Settings(
+        prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT, forensic_region=REGION
+    )
     with pytest.MonkeyPatch.context() as patches, mock_aws(), SimulatedAgent().installed() as agent:
         for key, value in {**local_aws.FAKE_CREDENTIALS, **settings.to_env(), "AWS_REGION": REGION}.items():
             patches.setenv(key, value)
@@ -82,8 +86,14 @@ def uploads_of(env: dict[str, Any]) -> list[Any]:
 
 
 def target(env: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"CaseId": env["case"], "InstanceId": env["instance"], "Account": MEMBER_ACCOUNT, "Region": REGION,
-            "Action": "Analyze", **extra}
+    return {
+        "CaseId": env["case"],
+        "InstanceId": env["instance"],
+        "Account": MEMBER_ACCOUNT,
+        "Region": REGION,
+        "Action": "Analyze",
+        **extra,
+    }
 
 
 def custody(env: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -109,7 +119,8 @@ def test_an_offline_agent_is_refused_in_analyze_mode_and_waited_for_when_contain
 
 def test_discovery_reads_the_kernel_of_the_instance(env: dict[str, Any]) -> None:
     env["agent"].agents[env["instance"]] = AgentBehaviour(
-        discovery=(SAMPLES / "al2023-aarch64.discovery.txt").read_text())
+        discovery=(SAMPLES / "al2023-aarch64.discovery.txt").read_text()
+    )
     sent = handler.discover_kernel(target(env), None)
     assert sent["Capturable"] is True
     result = handler.discovery_result(target(env, CommandId=sent["CommandId"]), None)
@@ -120,7 +131,8 @@ def test_discovery_reads_the_kernel_of_the_instance(env: dict[str, Any]) -> None
 
 def test_a_secure_boot_host_is_discovered_as_not_loadable(env: dict[str, Any]) -> None:
     env["agent"].agents[env["instance"]] = AgentBehaviour(
-        discovery=(SAMPLES / "ubuntu-24.04-x86_64-secureboot.discovery.txt").read_text())
+        discovery=(SAMPLES / "ubuntu-24.04-x86_64-secureboot.discovery.txt").read_text()
+    )
     sent = handler.discover_kernel(target(env), None)
     result = handler.discovery_result(target(env, CommandId=sent["CommandId"]), None)
     assert result["Loadable"] is False and "Secure Boot" in result["Reason"]
@@ -142,8 +154,9 @@ def test_a_missing_module_or_symbol_table_is_reported_as_unavailable(env: dict[s
     assert answer["ModuleAvailable"] is True and answer["Prefix"] == kernel.module_prefix(info)
 
 
-def test_capture_completes_the_upload_from_the_reported_parts_and_records_the_digest(env: dict[str, Any],
-                                                                                      tmp_path: Path) -> None:
+def test_capture_completes_the_upload_from_the_reported_parts_and_records_the_digest(
+    env: dict[str, Any], tmp_path: Path
+) -> None:
     info = kernel_of("amzn2-x86_64.discovery.txt")
     publish_module(env["modules"], info)
     image = tmp_path / "mem.lime"
@@ -156,8 +169,13 @@ def test_capture_completes_the_upload_from_the_reported_parts_and_records_the_di
     result = handler.capture_result(target(env, Capture=started), None)
 
     data = image.read_bytes()
-    assert result == {"Acquired": True, "Reason": "LiME dump streamed to the evidence bucket", "Key": started["Key"],
-                      "Sha256": hashlib.sha256(data).hexdigest(), "Size": len(data)}
+    assert result == {
+        "Acquired": True,
+        "Reason": "LiME dump streamed to the evidence bucket",
+        "Key": started["Key"],
+        "Sha256": hashlib.sha256(data).hexdigest(),
+        "Size": len(data),
+    }
     stored = env["evidence"].get_object(Bucket=BUCKET, Key=started["Key"])["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == result["Sha256"]
     assert lime.is_synthetic(lime.read_lime_from(io.BytesIO(stored)))
@@ -209,8 +227,13 @@ def capture_network(member: boto3.Session, cidr_prefix: str) -> tuple[Any, str, 
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.1.0/24")["Subnet"]["SubnetId"]
     endpoint_group = ec2.create_security_group(GroupName="endpoints", Description="e", VpcId=vpc)["GroupId"]
     for service in capture_path.SSM_ENDPOINT_SERVICES:
-        ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.{service}",
-                                VpcEndpointType="Interface", SubnetIds=[subnet], SecurityGroupIds=[endpoint_group])
+        ec2.create_vpc_endpoint(
+            VpcId=vpc,
+            ServiceName=f"com.amazonaws.{REGION}.{service}",
+            VpcEndpointType="Interface",
+            SubnetIds=[subnet],
+            SecurityGroupIds=[endpoint_group],
+        )
     for name in (naming.isolation_profile(PREFIX, REGION), naming.acquisition_profile(PREFIX, REGION)):
         iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
         iam.create_instance_profile(InstanceProfileName=name)
@@ -222,10 +245,12 @@ def isolated_instance(member: boto3.Session) -> dict[str, Any]:
     """A contained instance in a VPC with SSM interface endpoints: deny-all group, isolation profile."""
     ec2, vpc, subnet, endpoint_group = capture_network(member, "10.9")
     deny_all = ec2.create_security_group(GroupName="acme-ir-isolation-deny-all", Description="d", VpcId=vpc)["GroupId"]
-    instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet,
-                                 SecurityGroupIds=[deny_all])["Instances"][0]["InstanceId"]
-    ec2.associate_iam_instance_profile(InstanceId=instance,
-                                       IamInstanceProfile={"Name": naming.isolation_profile(PREFIX, REGION)})
+    instance = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet, SecurityGroupIds=[deny_all])[
+        "Instances"
+    ][0]["InstanceId"]
+    ec2.associate_iam_instance_profile(
+        InstanceId=instance, IamInstanceProfile={"Name": naming.isolation_profile(PREFIX, REGION)}
+    )
     return {"ec2": ec2, "vpc": vpc, "instance": instance, "deny_all": deny_all, "endpoint_group": endpoint_group}
 
 
@@ -235,18 +260,19 @@ def interface_groups(ec2: Any, instance: str) -> list[list[str]]:
 
 
 def profile_name(ec2: Any, instance: str) -> str:
-    found = ec2.describe_iam_instance_profile_associations(
-        Filters=[{"Name": "instance-id", "Values": [instance]}])["IamInstanceProfileAssociations"]
+    found = ec2.describe_iam_instance_profile_associations(Filters=[{"Name": "instance-id", "Values": [instance]}])[
+        "IamInstanceProfileAssociations"
+    ]
     current = next(a for a in found if a["State"] == "associated")
     return str(current["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1])
 
 
-def test_the_capture_path_allows_only_https_to_s3_and_ssm_endpoints_and_is_removed_after(
-        env: dict[str, Any]) -> None:
+def test_the_capture_path_allows_only_https_to_s3_and_ssm_endpoints_and_is_removed_after(env: dict[str, Any]) -> None:
     world = isolated_instance(env["member"])
     ec2, instance = world["ec2"], world["instance"]
     s3_list = ec2.describe_managed_prefix_lists(
-        Filters=[{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{REGION}.s3"]}])["PrefixLists"][0]
+        Filters=[{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{REGION}.s3"]}]
+    )["PrefixLists"][0]
 
     opened = handler.open_path(target(env, InstanceId=instance, Action="Contain"), None)
 
@@ -268,8 +294,9 @@ def test_the_capture_path_allows_only_https_to_s3_and_ssm_endpoints_and_is_remov
     assert closed["Closed"] is True and closed["Changes"]
     assert interface_groups(ec2, instance) == [[world["deny_all"]]]
     assert profile_name(ec2, instance) == naming.isolation_profile(PREFIX, REGION)
-    left = ec2.describe_security_groups(Filters=[{"Name": "group-name",
-                                                  "Values": [capture_path.capture_group_name(PREFIX, instance)]}])
+    left = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [capture_path.capture_group_name(PREFIX, instance)]}]
+    )
     assert left["SecurityGroups"] == []
     assert {"memory-capture-path-opened", "memory-capture-path-closed"} <= set(custody(env))
     assert handler.close_path(target(env, InstanceId=instance, Action="Contain"), None)["Changes"] == []
@@ -286,4 +313,7 @@ def test_without_ssm_endpoints_the_capture_path_is_refused_and_nothing_changes(e
 
 def test_analyze_mode_opens_no_path(env: dict[str, Any]) -> None:
     assert handler.open_path(target(env), None) == {
-        "Opened": False, "Reason": "not contained: the instance keeps its own network and profile", "Refused": False}
+        "Opened": False,
+        "Reason": "not contained: the instance keeps its own network and profile",
+        "Refused": False,
+    }

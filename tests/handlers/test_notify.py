@@ -25,8 +25,12 @@ from irf.local_aws import REGION
 WEBHOOK = "https://hooks.slack.com/services/T0IRF0000/B0IRF0000/s3cr3tT0k3nV4lu3xyz"
 CASE: dict[str, Any] = {
     "CaseId": "333333333333-i-0abc1234def567890-eu-west-1-1715679067",
-    "InstanceId": "i-0abc1234def567890", "Account": "333333333333", "Region": "eu-west-1",
-    "Action": "Contain", "Trigger": "guardduty", "DryRun": False,
+    "InstanceId": "i-0abc1234def567890",
+    "Account": "333333333333",
+    "Region": "eu-west-1",
+    "Action": "Contain",
+    "Trigger": "guardduty",
+    "DryRun": False,
     "Finding": "GuardDuty Backdoor:EC2/C&CActivity.B severity 8 finding a4c7b2e9d1f04e3a8b6c5d7e9f0a1b2c",
 }
 DISK_SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -38,26 +42,57 @@ def stage_case(stage: str) -> dict[str, Any]:
     case_id = CASE["CaseId"]
     by_stage: dict[str, dict[str, Any]] = {
         "opened": {**CASE, "CaseIdGiven": None},
-        "contained": {**CASE, "Contained": True, "Changes": 7,
-                      "Before": f"{case_id}/containment/before.json", "After": f"{case_id}/containment/after.json"},
+        "contained": {
+            **CASE,
+            "Contained": True,
+            "Changes": 7,
+            "Before": f"{case_id}/containment/before.json",
+            "After": f"{case_id}/containment/after.json",
+        },
         # finalize_case sends no InstanceId: it comes from the generated case id.
-        "acquired": {"CaseId": case_id, "Images": [
-            {"Done": True, "Key": f"{case_id}/disk/vol-0a1b2c3d4e5f60718.img", "Sha256": DISK_SHA,
-             "Size": 8589934592}],
-            "Memory": {"Acquired": True, "Key": f"{case_id}/memory/i-0abc1234def567890.lime",
-                       "Sha256": MEMORY_SHA, "Size": 4294967296},
-            "Manifest": f"s3://acme-ir-artifacts-222222222222-eu-west-1/{case_id}/manifest.json"},
-        "examined": {**CASE,
-                     "ReportUrl": f"s3://acme-ir-artifacts-222222222222-eu-west-1/{case_id}/report/report.html"},
+        "acquired": {
+            "CaseId": case_id,
+            "Images": [
+                {
+                    "Done": True,
+                    "Key": f"{case_id}/disk/vol-0a1b2c3d4e5f60718.img",
+                    "Sha256": DISK_SHA,
+                    "Size": 8589934592,
+                }
+            ],
+            "Memory": {
+                "Acquired": True,
+                "Key": f"{case_id}/memory/i-0abc1234def567890.lime",
+                "Sha256": MEMORY_SHA,
+                "Size": 4294967296,
+            },
+            "Manifest": f"s3://acme-ir-artifacts-222222222222-eu-west-1/{case_id}/manifest.json",
+        },
+        "examined": {
+            **CASE,
+            "ReportUrl": f"s3://acme-ir-artifacts-222222222222-eu-west-1/{case_id}/report/report.html",
+        },
         # record_failure sends the custody failure record.
-        "failed": {"CaseId": case_id, "error": "AcquisitionFailed", "stage": "ImageVolumes",
-                   "cause": json.dumps({"errorType": "AcquisitionFailed",
-                                        "errorMessage": "snapshot snap-0123456789abcdef0 failed: error state",
-                                        "stackTrace": ["  File \"handler.py\", line 1"]}),
-                   "contained_after_failure": {"CaseId": case_id, "Contained": True, "Changes": 0}},
+        "failed": {
+            "CaseId": case_id,
+            "error": "AcquisitionFailed",
+            "stage": "ImageVolumes",
+            "cause": json.dumps(
+                {
+                    "errorType": "AcquisitionFailed",
+                    "errorMessage": "snapshot snap-0123456789abcdef0 failed: error state",
+                    "stackTrace": ['  File "handler.py", line 1'],
+                }
+            ),
+            "contained_after_failure": {"CaseId": case_id, "Contained": True, "Changes": 0},
+        },
         # open_case sends the case that is already open.
-        "duplicate": {"CaseId": "333333333333-i-0abc1234def567890-eu-west-1-1715670000",
-                      "InstanceId": "i-0abc1234def567890", "Account": "333333333333", "Region": "eu-west-1"},
+        "duplicate": {
+            "CaseId": "333333333333-i-0abc1234def567890-eu-west-1-1715670000",
+            "InstanceId": "i-0abc1234def567890",
+            "Account": "333333333333",
+            "Region": "eu-west-1",
+        },
     }
     return by_stage[stage]
 
@@ -107,6 +142,7 @@ def everything_logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFi
 
 
 # --- format_message ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_stage_has_a_short_subject_naming_the_instance(stage):
@@ -187,6 +223,7 @@ def test_unknown_stage_and_missing_case_id_are_refused():
 
 # --- SNS --------------------------------------------------------------------------------------
 
+
 def test_notify_publishes_the_stage_message_to_the_topic(topic_with_queue):
     sns, topic_arn, sqs, queue_url = topic_with_queue
     delivery = notify("examined", stage_case("examined"), sns_client=sns, topic_arn=topic_arn)
@@ -224,14 +261,22 @@ def test_notify_sends_to_sns_and_slack_when_both_are_configured(topic_with_queue
     sns, topic_arn, sqs, queue_url = topic_with_queue
     secrets, secret_arn = slack_secret
     slack = FakeSlack()
-    delivery = notify("opened", CASE, sns_client=sns, topic_arn=topic_arn,
-                      secrets_client=secrets, slack_secret_arn=secret_arn, slack_post=slack)
+    delivery = notify(
+        "opened",
+        CASE,
+        sns_client=sns,
+        topic_arn=topic_arn,
+        secrets_client=secrets,
+        slack_secret_arn=secret_arn,
+        slack_post=slack,
+    )
     assert delivery.slack_posted is True
     assert len(received(sqs, queue_url)) == 1
     assert [url for url, _ in slack.posts] == [WEBHOOK]
 
 
 # --- Slack ------------------------------------------------------------------------------------
+
 
 def test_slack_gets_the_message_from_the_url_in_secrets_manager(slack_secret, caplog, capsys):
     secrets, secret_arn = slack_secret
@@ -292,7 +337,6 @@ def test_a_secret_that_is_not_an_https_url_is_never_posted_or_logged(aws, caplog
         assert post_slack(secrets, arn, format_message("opened", CASE), post=slack) is False
     assert slack.posts == []
     assert "s3cr3tT0k3n" not in everything_logged(caplog, capsys)
-
 
 
 class _Webhook(http.server.BaseHTTPRequestHandler):

@@ -24,8 +24,12 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("partitions")
     tree = build_compromised_webserver_tree(work / "tree", INCIDENT)
     ext4 = build_ext4_image(tree, work / "ext4.img", size_mib=16)
-    return {"ext4": ext4, "gpt": wrap_in_gpt(ext4, work / "gpt.img"), "mbr": wrap_in_mbr(ext4, work / "mbr.img"),
-            "xfs": build_xfs_image(tree, work / "xfs.img")}
+    return {
+        "ext4": ext4,
+        "gpt": wrap_in_gpt(ext4, work / "gpt.img"),
+        "mbr": wrap_in_mbr(ext4, work / "mbr.img"),
+        "xfs": build_xfs_image(tree, work / "xfs.img"),
+    }
 
 
 def test_gpt_image_lists_one_linux_partition_at_one_mebibyte(images: dict[str, Path]) -> None:
@@ -74,15 +78,16 @@ Units are in 512-byte sectors
 007:  001:000   0000413696   0000819199   0000405504   Linux (0x83)
 """
     partitions = parse_mmls(output)
-    assert [(p.number, p.offset_bytes) for p in partitions] == [
-        (1, 2048 * 512), (2, 206848 * 512), (5, 413696 * 512)]
+    assert [(p.number, p.offset_bytes) for p in partitions] == [(1, 2048 * 512), (2, 206848 * 512), (5, 413696 * 512)]
     assert partitions[2].description == "DOS Partition Table: Linux (0x83)"
 
 
 def test_mmls_sector_size_is_taken_from_its_units_line() -> None:
-    output = ("GUID Partition Table (EFI)\nOffset Sector: 0\nUnits are in 4096-byte sectors\n\n"
-              "      Slot      Start        End          Length       Description\n"
-              "004:  000       0000000256   0000002303   0000002048   Linux filesystem\n")
+    output = (
+        "GUID Partition Table (EFI)\nOffset Sector: 0\nUnits are in 4096-byte sectors\n\n"
+        "      Slot      Start        End          Length       Description\n"
+        "004:  000       0000000256   0000002303   0000002048   Linux filesystem\n"
+    )
     [partition] = parse_mmls(output)
     assert (partition.sector_size, partition.offset_bytes, partition.offset_sectors) == (4096, 256 * 4096, 256)
 

@@ -37,19 +37,28 @@ def allow_copying_shared_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
 
     original = EBSBackend.copy_snapshot
 
-    def copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str,
-                      kms_key_id: str | None) -> Snapshot:
+    def copy_snapshot(
+        self: Any, source_snapshot_id: str, source_region: str, description: str, kms_key_id: str | None
+    ) -> Snapshot:
         if source_snapshot_id in ec2_backends[self.account_id][source_region].snapshots:
             return original(self, source_snapshot_id, source_region, description, kms_key_id)
         for account in list(ec2_backends.keys()):
             source = ec2_backends[account][source_region].snapshots.get(source_snapshot_id)
             if source is None:
                 continue
-            if self.account_id not in source.create_volume_permission_userids and \
-                    "all" not in source.create_volume_permission_groups:
+            if (
+                self.account_id not in source.create_volume_permission_userids
+                and "all" not in source.create_volume_permission_groups
+            ):
                 break
-            copy = Snapshot(self, random_snapshot_id(), volume=source.volume, description=description,
-                            encrypted=source.encrypted, kms_key_id=kms_key_id)
+            copy = Snapshot(
+                self,
+                random_snapshot_id(),
+                volume=source.volume,
+                description=description,
+                encrypted=source.encrypted,
+                kms_key_id=kms_key_id,
+            )
             self.snapshots[copy.id] = copy
             return copy
         raise InvalidSnapshotIdError()
@@ -105,10 +114,12 @@ def launch_suspect(session: boto3.Session, member_key_arn: str | None = None) ->
         {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 4, "Encrypted": True}},
     ]
     if member_key_arn:
-        mappings.append({"DeviceName": "/dev/sdg", "Ebs": {"VolumeSize": 2, "Encrypted": True,
-                                                            "KmsKeyId": member_key_arn}})
-    reservation = ec2.run_instances(ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1, InstanceType="t3.micro",
-                                    BlockDeviceMappings=mappings)
+        mappings.append(
+            {"DeviceName": "/dev/sdg", "Ebs": {"VolumeSize": 2, "Encrypted": True, "KmsKeyId": member_key_arn}}
+        )
+    reservation = ec2.run_instances(
+        ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1, InstanceType="t3.micro", BlockDeviceMappings=mappings
+    )
     return str(reservation["Instances"][0]["InstanceId"])
 
 
@@ -169,13 +180,15 @@ def test_progress_lists_pending_snapshots_and_an_error_names_the_snapshot(member
 
 
 def test_unshareable_snapshots_are_reencrypted_with_the_member_key_and_shared_once_complete(
-        member: boto3.Session) -> None:
+    member: boto3.Session,
+) -> None:
     key_arn = make_key(member, "alias/acme-ebs")
     ec2 = member.client("ec2")
     refs = snapshots.snapshot_volumes(ec2, launch_suspect(member, key_arn), CASE)
     by_device = {r.device_name: r for r in refs}
 
     from moto.ec2.models import ec2_backends
+
     backend = ec2_backends[MEMBER_ACCOUNT][REGION]
     original_copy = backend.copy_snapshot
 
@@ -213,7 +226,8 @@ def test_unshareable_snapshots_are_reencrypted_with_the_member_key_and_shared_on
 
 
 def test_forensic_copies_use_the_forensic_key_carry_their_lineage_and_are_made_once(
-        member: boto3.Session, forensic: boto3.Session) -> None:
+    member: boto3.Session, forensic: boto3.Session
+) -> None:
     member_key = make_key(member, "alias/acme-ebs")
     forensic_key = make_key(forensic, "alias/acme-forensic")
     member_ec2, forensic_ec2 = member.client("ec2"), forensic.client("ec2")
@@ -235,7 +249,8 @@ def test_forensic_copies_use_the_forensic_key_carry_their_lineage_and_are_made_o
 
 
 def test_a_snapshot_not_shared_with_the_forensic_account_cannot_be_copied(
-        member: boto3.Session, forensic: boto3.Session) -> None:
+    member: boto3.Session, forensic: boto3.Session
+) -> None:
     forensic_key = make_key(forensic, "alias/acme-forensic")
     refs = snapshots.snapshot_volumes(member.client("ec2"), launch_suspect(member), CASE)
     unshared = [SnapshotRef(**{**r.__dict__, "shareable_snapshot_id": r.snapshot_id}) for r in refs]
@@ -251,9 +266,11 @@ def _stubbed_ec2() -> tuple[Any, Stubber]:
 def test_lock_applies_the_retention_and_reports_the_expiry() -> None:
     ec2, stub = _stubbed_ec2()
     expires = datetime.datetime(2027, 1, 1, tzinfo=datetime.UTC)
-    stub.add_response("lock_snapshot", {"SnapshotId": "snap-0aaa", "LockState": "governance", "LockDuration": 365,
-                                        "LockExpiresOn": expires},
-                      {"SnapshotId": "snap-0aaa", "LockMode": "governance", "LockDuration": 365})
+    stub.add_response(
+        "lock_snapshot",
+        {"SnapshotId": "snap-0aaa", "LockState": "governance", "LockDuration": 365, "LockExpiresOn": expires},
+        {"SnapshotId": "snap-0aaa", "LockMode": "governance", "LockDuration": 365},
+    )
     with stub:
         [result] = snapshots.lock_snapshots(ec2, ["snap-0aaa"], 365)
     stub.assert_no_pending_responses()
@@ -262,8 +279,11 @@ def test_lock_applies_the_retention_and_reports_the_expiry() -> None:
 
 def test_compliance_mode_is_passed_through() -> None:
     ec2, stub = _stubbed_ec2()
-    stub.add_response("lock_snapshot", {"SnapshotId": "snap-0aaa", "LockState": "compliance-cooloff"},
-                      {"SnapshotId": "snap-0aaa", "LockMode": "compliance", "LockDuration": 30})
+    stub.add_response(
+        "lock_snapshot",
+        {"SnapshotId": "snap-0aaa", "LockState": "compliance-cooloff"},
+        {"SnapshotId": "snap-0aaa", "LockMode": "compliance", "LockDuration": 30},
+    )
     with stub:
         [result] = snapshots.lock_snapshots(ec2, ["snap-0aaa"], 30, mode="compliance")
     assert result.locked and result.detail.startswith("compliance-cooloff")
@@ -271,8 +291,11 @@ def test_compliance_mode_is_passed_through() -> None:
 
 def test_an_endpoint_without_snapshot_lock_is_reported_as_not_locked() -> None:
     ec2, stub = _stubbed_ec2()
-    stub.add_client_error("lock_snapshot", service_error_code="InvalidAction",
-                          service_message="The action LockSnapshot is not valid for this web service.")
+    stub.add_client_error(
+        "lock_snapshot",
+        service_error_code="InvalidAction",
+        service_message="The action LockSnapshot is not valid for this web service.",
+    )
     with stub:
         [result] = snapshots.lock_snapshots(ec2, ["snap-0bbb"], 365)
     assert not result.locked and result.detail.startswith("lock skipped: InvalidAction")
@@ -294,8 +317,7 @@ def test_a_lock_refused_for_another_reason_fails_the_acquisition() -> None:
         snapshots.lock_snapshots(ec2, ["snap-0ccc"], 365)
 
 
-def test_cleanup_deletes_only_this_cases_intermediate_snapshots(
-        member: boto3.Session, forensic: boto3.Session) -> None:
+def test_cleanup_deletes_only_this_cases_intermediate_snapshots(member: boto3.Session, forensic: boto3.Session) -> None:
     member_key = make_key(member, "alias/acme-ebs")
     forensic_key = make_key(forensic, "alias/acme-forensic")
     ec2 = member.client("ec2")
@@ -305,8 +327,9 @@ def test_cleanup_deletes_only_this_cases_intermediate_snapshots(
     copies = snapshots.copy_into_forensic_account(forensic.client("ec2"), shared, forensic_key, CASE, REGION)
     other_case = snapshots.snapshot_volumes(ec2, instance_id, "another-case")
     volume = refs[0].volume_id
-    unrelated = ec2.create_snapshot(VolumeId=volume, TagSpecifications=[
-        {"ResourceType": "snapshot", "Tags": [{"Key": CASE_TAG, "Value": CASE}]}])["SnapshotId"]
+    unrelated = ec2.create_snapshot(
+        VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": CASE_TAG, "Value": CASE}]}]
+    )["SnapshotId"]
     kept = refs[0].snapshot_id
 
     deleted = snapshots.cleanup_intermediate(ec2, CASE, keep={kept})

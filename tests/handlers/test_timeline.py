@@ -40,8 +40,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> PlantedTree:
 def bodyfiles(tree: PlantedTree, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[BodyfileEntry]]:
     work = tmp_path_factory.mktemp("timeline-images")
     ext4 = build_ext4_image(tree, work / "vol-ext4.img")
-    images = {"ext4": (ext4, "ext4"), "gpt": (wrap_in_gpt(ext4, work / "vol-gpt.img"), "ext4"),
-              "xfs": (build_xfs_image(tree, work / "vol-xfs.img"), "xfs")}
+    images = {
+        "ext4": (ext4, "ext4"),
+        "gpt": (wrap_in_gpt(ext4, work / "vol-gpt.img"), "ext4"),
+        "xfs": (build_xfs_image(tree, work / "vol-xfs.img"), "xfs"),
+    }
     found = {}
     for name, (image, fstype) in images.items():
         [partition] = list_partitions(image)
@@ -51,19 +54,28 @@ def bodyfiles(tree: PlantedTree, tmp_path_factory: pytest.TempPathFactory) -> di
 
 @pytest.mark.parametrize("image", ["ext4", "gpt", "xfs"])
 def test_timeline_has_every_planted_file_with_its_mac_times(
-        image: str, tree: PlantedTree, bodyfiles: dict[str, list[BodyfileEntry]]) -> None:
+    image: str, tree: PlantedTree, bodyfiles: dict[str, list[BodyfileEntry]]
+) -> None:
     by_path = {entry.path: entry for entry in bodyfiles[image]}
     for planted in tree.planted:
         entry = by_path[planted.path]
         assert (entry.mtime, entry.atime, entry.ctime, entry.crtime) == (
-            planted.mtime, planted.atime, planted.ctime, planted.crtime), planted.path
+            planted.mtime,
+            planted.atime,
+            planted.ctime,
+            planted.crtime,
+        ), planted.path
         assert (entry.uid, entry.gid, entry.size) == (
-            planted.uid, planted.gid, (tree.root / planted.path.lstrip("/")).stat().st_size)
+            planted.uid,
+            planted.gid,
+            (tree.root / planted.path.lstrip("/")).stat().st_size,
+        )
 
 
 @pytest.mark.parametrize("image", ["ext4", "gpt", "xfs"])
-def test_old_files_keep_their_old_times(image: str, tree: PlantedTree,
-                                        bodyfiles: dict[str, list[BodyfileEntry]]) -> None:
+def test_old_files_keep_their_old_times(
+    image: str, tree: PlantedTree, bodyfiles: dict[str, list[BodyfileEntry]]
+) -> None:
     passwd = next(entry for entry in bodyfiles[image] if entry.path == "/etc/passwd")
     assert passwd.mtime == tree.entries["/etc/passwd"].mtime
     assert passwd.atime == tree.entries["/etc/passwd"].atime
@@ -77,13 +89,16 @@ def test_paths_carry_the_volume_and_partition_prefix(bodyfiles: dict[str, list[B
 
 
 def test_xfs_walker_writes_what_the_sleuth_kit_writes_for_the_same_tree(
-        bodyfiles: dict[str, list[BodyfileEntry]]) -> None:
+    bodyfiles: dict[str, list[BodyfileEntry]],
+) -> None:
     def comparable(entries: list[BodyfileEntry]) -> dict[str, tuple[object, ...]]:
         # Inode numbers and directory sizes are the file system's own; lost+found and TSK's virtual
         # $OrphanFiles exist only in ext4.
-        return {e.path: (e.mode, e.uid, e.gid, None if e.is_directory else e.size, e.atime, e.mtime, e.ctime,
-                         e.crtime)
-                for e in entries if e.path not in ("/lost+found", "/$OrphanFiles")}
+        return {
+            e.path: (e.mode, e.uid, e.gid, None if e.is_directory else e.size, e.atime, e.mtime, e.ctime, e.crtime)
+            for e in entries
+            if e.path not in ("/lost+found", "/$OrphanFiles")
+        }
 
     assert comparable(bodyfiles["xfs"]) == comparable(bodyfiles["ext4"])
 
@@ -97,15 +112,19 @@ def test_suid_and_sticky_bits_appear_in_the_mode_string(bodyfiles: dict[str, lis
 
 
 def test_mactime_csv_lists_the_web_shell_at_its_creation_time(
-        bodyfiles: dict[str, list[BodyfileEntry]], tmp_path: Path) -> None:
+    bodyfiles: dict[str, list[BodyfileEntry]], tmp_path: Path
+) -> None:
     bodyfile = tmp_path / "bodyfile"
     bodyfile.write_text(format_bodyfile(bodyfiles["gpt"] + bodyfiles["xfs"]))
     write_timeline(bodyfile, tmp_path / "timeline.csv")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "timeline.csv").read_text())))
-    shell_rows = {(row["File Name"], row["Date"], row["Type"])
-                  for row in rows if row["File Name"].endswith(".cache.php")}
-    assert shell_rows == {("/vol-gpt/p1/var/www/html/uploads/.cache.php", "2024-06-01T03:02:00Z", "macb"),
-                          ("/vol-xfs/p0/var/www/html/uploads/.cache.php", "2024-06-01T03:02:00Z", "macb")}
+    shell_rows = {
+        (row["File Name"], row["Date"], row["Type"]) for row in rows if row["File Name"].endswith(".cache.php")
+    }
+    assert shell_rows == {
+        ("/vol-gpt/p1/var/www/html/uploads/.cache.php", "2024-06-01T03:02:00Z", "macb"),
+        ("/vol-xfs/p0/var/www/html/uploads/.cache.php", "2024-06-01T03:02:00Z", "macb"),
+    }
 
 
 def test_bodyfile_lines_round_trip_even_with_a_pipe_in_the_name() -> None:

@@ -40,16 +40,20 @@ def sfn(aws: None) -> Any:
 @pytest.fixture
 def settings(sfn: Any) -> TriggerSettings:
     arn = sfn.create_state_machine(
-        name="acme-ir-response", definition=json.dumps(PASS_ONLY),
-        roleArn=f"arn:aws:iam::{SECURITY_ACCOUNT}:role/acme-ir-response")["stateMachineArn"]
-    return TriggerSettings(state_machine_arn=arn, guardduty_contain_severity=8.0,
-                           securityhub_actions=securityhub_action_map(SECURITY_ACCOUNT, REGION))
+        name="acme-ir-response",
+        definition=json.dumps(PASS_ONLY),
+        roleArn=f"arn:aws:iam::{SECURITY_ACCOUNT}:role/acme-ir-response",
+    )["stateMachineArn"]
+    return TriggerSettings(
+        state_machine_arn=arn,
+        guardduty_contain_severity=8.0,
+        securityhub_actions=securityhub_action_map(SECURITY_ACCOUNT, REGION),
+    )
 
 
 def executions(sfn: Any, settings: TriggerSettings) -> list[dict[str, Any]]:
     found = sfn.list_executions(stateMachineArn=settings.state_machine_arn)["executions"]
-    return [{**e, "input": json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])}
-            for e in found]
+    return [{**e, "input": json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])} for e in found]
 
 
 def test_contain_tag_starts_one_execution_with_the_contract_input(sfn, settings):
@@ -59,7 +63,12 @@ def test_contain_tag_starts_one_execution_with_the_contract_input(sfn, settings)
     assert result["Responses"][0]["Status"] == "started"
     request = parse_request(started["input"])
     assert (request.instance_id, request.account, request.region, request.action, request.trigger) == (
-        "i-0abc1234def567890", "333333333333", "eu-west-1", "Contain", "tag")
+        "i-0abc1234def567890",
+        "333333333333",
+        "eu-west-1",
+        "Contain",
+        "tag",
+    )
 
 
 def test_two_identical_tag_events_start_exactly_one_execution(sfn, settings):
@@ -102,8 +111,7 @@ def test_wrong_case_tag_starts_nothing_and_says_why(sfn, settings):
     assert executions(sfn, settings) == []
 
 
-def test_high_guardduty_finding_starts_a_contain_execution_from_the_lambda_environment(
-        sfn, settings, monkeypatch):
+def test_high_guardduty_finding_starts_a_contain_execution_from_the_lambda_environment(sfn, settings, monkeypatch):
     for key, value in settings.to_env().items():
         monkeypatch.setenv(key, value)
     on_guardduty_finding(load("guardduty_backdoor_high"), None)
@@ -157,7 +165,8 @@ def test_event_time_is_used_so_a_redelivery_lands_in_the_same_window():
 
 def test_settings_refuse_an_action_map_with_a_bad_action():
     with pytest.raises(RuntimeError, match="IRF_SECURITYHUB_ACTIONS"):
-        TriggerSettings.from_env({"IRF_RESPONSE_STATE_MACHINE_ARN": "arn:x",
-                                  "IRF_SECURITYHUB_ACTIONS": json.dumps({"arn:y": "contain"})})
+        TriggerSettings.from_env(
+            {"IRF_RESPONSE_STATE_MACHINE_ARN": "arn:x", "IRF_SECURITYHUB_ACTIONS": json.dumps({"arn:y": "contain"})}
+        )
     with pytest.raises(RuntimeError, match="IRF_RESPONSE_STATE_MACHINE_ARN"):
         TriggerSettings.from_env({})

@@ -146,7 +146,9 @@ def test_security_hub_action_gives_one_request_per_distinct_instance():
     event["detail"]["findings"] += [same_instance, other]
     requests = input_from_securityhub(event, ACTIONS)
     assert [(r["Account"], r["Region"], r["InstanceId"]) for r in requests] == [
-        (MEMBER, REGION, INSTANCE), ("444444444444", "eu-central-1", "i-0fedcba9876543210")]
+        (MEMBER, REGION, INSTANCE),
+        ("444444444444", "eu-central-1", "i-0fedcba9876543210"),
+    ]
     for request in requests:
         parse_request(request)
 
@@ -166,11 +168,13 @@ def test_security_hub_action_that_is_not_ours_is_refused():
 
 
 def test_every_sample_that_a_pattern_matches_gives_valid_inputs():
-    produced = [input_from_tag_event(load("tag_change_contain")),
-                input_from_tag_event(load("tag_change_analyze")),
-                input_from_guardduty(load("guardduty_backdoor_high"), contain_severity=8.0),
-                input_from_guardduty(load("guardduty_low"), contain_severity=8.0),
-                *input_from_securityhub(load("securityhub_custom_action"), ACTIONS)]
+    produced = [
+        input_from_tag_event(load("tag_change_contain")),
+        input_from_tag_event(load("tag_change_analyze")),
+        input_from_guardduty(load("guardduty_backdoor_high"), contain_severity=8.0),
+        input_from_guardduty(load("guardduty_low"), contain_severity=8.0),
+        *input_from_securityhub(load("securityhub_custom_action"), ACTIONS),
+    ]
     for request in produced:
         assert parse_request(request).trigger in ("tag", "guardduty", "securityhub")
         assert json.loads(json.dumps(request)) == request

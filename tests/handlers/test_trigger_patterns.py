@@ -38,6 +38,7 @@ def security_hub_pattern() -> dict[str, Any]:
 
 # --- our patterns against the sample events -----------------------------------------------------
 
+
 def test_tag_pattern_delivers_every_change_of_the_incident_tag_and_nothing_else():
     matched = {name for name, event in all_events().items() if matches(tag_change_pattern(), event)}
     assert matched == {"tag_change_contain", "tag_change_analyze", "tag_change_wrong_case"}
@@ -121,8 +122,9 @@ def test_security_hub_pattern_ignores_another_teams_custom_action():
 
 def test_security_hub_pattern_ignores_an_action_on_findings_without_an_instance():
     event = load("securityhub_custom_action")
-    event["detail"]["findings"] = [f for f in event["detail"]["findings"]
-                                   if f["Resources"][0]["Type"] != "AwsEc2Instance"]
+    event["detail"]["findings"] = [
+        f for f in event["detail"]["findings"] if f["Resources"][0]["Type"] != "AwsEc2Instance"
+    ]
     assert len(event["detail"]["findings"]) == 1
     assert not matches(security_hub_pattern(), event)
 
@@ -140,8 +142,7 @@ def test_patterns_are_plain_json_for_eventbridge():
         assert json.loads(json.dumps(pattern)) == pattern
 
 
-@pytest.mark.parametrize(("severity", "prefixes"), [(11, DEFAULT_PREFIXES), (-1, DEFAULT_PREFIXES),
-                                                    (7, []), (7, [""])])
+@pytest.mark.parametrize(("severity", "prefixes"), [(11, DEFAULT_PREFIXES), (-1, DEFAULT_PREFIXES), (7, []), (7, [""])])
 def test_guardduty_pattern_refuses_bad_configuration(severity, prefixes):
     with pytest.raises(ValueError):
         guardduty_pattern(severity, prefixes)
@@ -168,8 +169,14 @@ RULER_EVENT: dict[str, Any] = {
     "time": "2017-10-02T16:24:49Z",
     "region": "us-east-1",
     "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"],
-    "detail": {"c-count": 5, "d-count": 3, "x-limit": 301.8, "source-ip": "10.0.0.33",
-               "instance-id": "i-000000aaaaaa00000", "state": "running"},
+    "detail": {
+        "c-count": 5,
+        "d-count": 3,
+        "x-limit": 301.8,
+        "source-ip": "10.0.0.33",
+        "instance-id": "i-000000aaaaaa00000",
+        "state": "running",
+    },
 }
 
 
@@ -180,22 +187,31 @@ def ruler_event(**detail: Any) -> dict[str, Any]:
 
 
 def test_documented_simple_match_ignores_fields_the_pattern_does_not_name():
-    pattern = {"detail-type": ["EC2 Instance State-change Notification"],
-               "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"],
-               "detail": {"state": ["initializing", "running"]}}
+    pattern = {
+        "detail-type": ["EC2 Instance State-change Notification"],
+        "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"],
+        "detail": {"state": ["initializing", "running"]},
+    }
     assert matches(pattern, RULER_EVENT)
     assert matches(pattern, ruler_event(state="initializing"))
     assert not matches(pattern, ruler_event(state="stopped"))
 
 
 def test_documented_array_match_needs_a_non_empty_intersection():
-    pattern = {"resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f",
-                             "arn:aws:ec2:us-east-1:111122223333:instance/i-b188560f",
-                             "arn:aws:ec2:us-east-1:444455556666:instance/i-b188560f"]}
-    event = {"resources": [
-        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:eb56d16b-bbf0-401d-b893-d5978ed4a025:"
-        "autoScalingGroupName/ASGTerminate",
-        "arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f"]}
+    pattern = {
+        "resources": [
+            "arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f",
+            "arn:aws:ec2:us-east-1:111122223333:instance/i-b188560f",
+            "arn:aws:ec2:us-east-1:444455556666:instance/i-b188560f",
+        ]
+    }
+    event = {
+        "resources": [
+            "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:eb56d16b-bbf0-401d-b893-d5978ed4a025:"
+            "autoScalingGroupName/ASGTerminate",
+            "arn:aws:ec2:us-east-1:123456789012:instance/i-b188560f",
+        ]
+    }
     assert matches(pattern, event)
     assert not matches(pattern, {"resources": event["resources"][:1]})
 
@@ -236,9 +252,13 @@ def test_documented_anything_but_prefix():
 
 
 def test_documented_numeric_match_on_every_field():
-    pattern = {"detail": {"c-count": [{"numeric": [">", 0, "<=", 5]}],
-                          "d-count": [{"numeric": ["<", 10]}],
-                          "x-limit": [{"numeric": ["=", 3.018e2]}]}}
+    pattern = {
+        "detail": {
+            "c-count": [{"numeric": [">", 0, "<=", 5]}],
+            "d-count": [{"numeric": ["<", 10]}],
+            "x-limit": [{"numeric": ["=", 3.018e2]}],
+        }
+    }
     assert matches(pattern, RULER_EVENT)
     assert not matches(pattern, ruler_event(**{"c-count": 0}))
     assert not matches(pattern, ruler_event(**{"c-count": 6}))
@@ -255,15 +275,23 @@ def test_numeric_match_only_applies_to_json_numbers():
 
 def test_documented_exists_true():
     pattern = {"detail": {"state": [{"exists": True}]}}
-    event = {"version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602",
-             "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
-             "account": "123456789012", "time": "2015-11-11T21:29:54Z", "region": "us-east-1",
-             "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],
-             "detail": {"instance-id": "i-abcd1111", "state": "pending"}}
+    event = {
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2015-11-11T21:29:54Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],
+        "detail": {"instance-id": "i-abcd1111", "state": "pending"},
+    }
     assert matches(pattern, event)
-    no_state = {"detail-type": ["EC2 Instance State-change Notification"],
-                "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-02ebd4584a2ebd341"],
-                "detail": {"c-count": {"c1": 100}}}
+    no_state = {
+        "detail-type": ["EC2 Instance State-change Notification"],
+        "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-02ebd4584a2ebd341"],
+        "detail": {"c-count": {"c1": 100}},
+    }
     assert not matches(pattern, no_state)
 
 
@@ -272,7 +300,8 @@ def test_documented_exists_false_only_sees_leaf_nodes():
     without: dict[str, Any] = {
         "detail-type": ["EC2 Instance State-change Notification"],
         "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-000000aaaaaa00000"],
-        "detail": {"state": ["initializing", "running"]}}
+        "detail": {"state": ["initializing", "running"]},
+    }
     assert matches(pattern, without)
     # c-count is an object, not a leaf: exists matching does not see it.
     with_object = copy.deepcopy(without)
@@ -282,24 +311,36 @@ def test_documented_exists_false_only_sees_leaf_nodes():
 
 
 def test_documented_complex_example():
-    pattern = {"time": [{"prefix": "2017-10-02"}],
-               "detail": {"state": [{"anything-but": "initializing"}],
-                          "c-count": [{"numeric": [">", 0, "<=", 5]}],
-                          "d-count": [{"numeric": ["<", 10]}],
-                          "x-limit": [{"anything-but": [100, 200, 300]}]}}
+    pattern = {
+        "time": [{"prefix": "2017-10-02"}],
+        "detail": {
+            "state": [{"anything-but": "initializing"}],
+            "c-count": [{"numeric": [">", 0, "<=", 5]}],
+            "d-count": [{"numeric": ["<", 10]}],
+            "x-limit": [{"anything-but": [100, 200, 300]}],
+        },
+    }
     assert matches(pattern, RULER_EVENT)
     assert not matches(pattern, ruler_event(**{"x-limit": 300}))
 
 
 def test_documented_arrays_of_objects_match_within_one_element():
-    event = {"employees": [{"firstName": "John", "lastName": "Doe"},
-                           {"firstName": "Anna", "lastName": "Smith"},
-                           {"firstName": "Peter", "lastName": "Jones"}]}
+    event = {
+        "employees": [
+            {"firstName": "John", "lastName": "Doe"},
+            {"firstName": "Anna", "lastName": "Smith"},
+            {"firstName": "Peter", "lastName": "Jones"},
+        ]
+    }
     assert matches({"employees": {"firstName": ["Anna"]}}, event)
     assert matches({"employees": {"firstName": ["Anna"], "lastName": ["Smith"]}}, event)
     assert not matches({"employees": {"firstName": ["Anna"], "lastName": ["Jones"]}}, event)
-    nested = {"employees": [[{"firstName": "John", "lastName": "Doe"}, {"firstName": "Anna", "lastName": "Smith"}],
-                            [{"firstName": "Peter", "lastName": "Jones"}]]}
+    nested = {
+        "employees": [
+            [{"firstName": "John", "lastName": "Doe"}, {"firstName": "Anna", "lastName": "Smith"}],
+            [{"firstName": "Peter", "lastName": "Jones"}],
+        ]
+    }
     assert matches({"employees": {"firstName": ["Peter"]}}, nested)
 
 
@@ -311,8 +352,9 @@ def test_exact_match_is_type_sensitive():
     assert matches({"LastName": [""]}, {"LastName": ""})
 
 
-@pytest.mark.parametrize("operator", [{"suffix": ".png"}, {"wildcard": "*/lib/*"}, {"cidr": "10.0.0.0/24"},
-                                      {"equals-ignore-case": "alice"}])
+@pytest.mark.parametrize(
+    "operator", [{"suffix": ".png"}, {"wildcard": "*/lib/*"}, {"cidr": "10.0.0.0/24"}, {"equals-ignore-case": "alice"}]
+)
 def test_matcher_refuses_operators_outside_its_subset(operator):
     with pytest.raises(ValueError, match="not in the subset"):
         matches({"field": [operator]}, {"field": "x"})

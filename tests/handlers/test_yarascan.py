@@ -36,8 +36,10 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[PlantedTree, dict[
     work = tmp_path_factory.mktemp("yara")
     tree = build_compromised_webserver_tree(work / "tree", INCIDENT)
     ext4 = build_ext4_image(tree, work / "ext4.img")
-    return tree, {"gpt": (wrap_in_gpt(ext4, work / "vol-gpt.img"), "ext4"),
-                  "xfs": (build_xfs_image(tree, work / "vol-xfs.img"), "xfs")}
+    return tree, {
+        "gpt": (wrap_in_gpt(ext4, work / "vol-gpt.img"), "ext4"),
+        "xfs": (build_xfs_image(tree, work / "vol-xfs.img"), "xfs"),
+    }
 
 
 def scan(image: Path, fstype: str, **options: Any) -> YaraScan:
@@ -54,8 +56,7 @@ def scans(images: tuple[PlantedTree, dict[str, tuple[Path, str]]]) -> dict[str, 
     return {name: scan(image, fstype) for name, (image, fstype) in images[1].items()}
 
 
-def test_yara_finds_the_web_shells_cron_downloader_miner_and_reverse_shell_in_ext4(
-        scans: dict[str, YaraScan]) -> None:
+def test_yara_finds_the_web_shells_cron_downloader_miner_and_reverse_shell_in_ext4(scans: dict[str, YaraScan]) -> None:
     assert {(hit.rule, hit.path) for hit in scans["gpt"].hits} == EXPECTED_HITS
     assert {hit.filesystem for hit in scans["gpt"].hits} == {"/vol-gpt/p1"}
 
@@ -65,8 +66,9 @@ def test_yara_reads_xfs_files_through_libfsxfs_and_finds_the_same(scans: dict[st
     assert {hit.filesystem for hit in scans["xfs"].hits} == {"/vol-xfs/p0"}
 
 
-def test_every_regular_file_is_scanned(images: tuple[PlantedTree, dict[str, tuple[Path, str]]],
-                                       scans: dict[str, YaraScan]) -> None:
+def test_every_regular_file_is_scanned(
+    images: tuple[PlantedTree, dict[str, tuple[Path, str]]], scans: dict[str, YaraScan]
+) -> None:
     tree = images[0]
     regular_files = [p for p in tree.root.rglob("*") if p.is_file()]
     assert scans["gpt"].files_scanned == scans["xfs"].files_scanned == len(regular_files)
@@ -74,8 +76,7 @@ def test_every_regular_file_is_scanned(images: tuple[PlantedTree, dict[str, tupl
 
 
 def test_a_hit_records_the_offset_of_each_matched_string(scans: dict[str, YaraScan]) -> None:
-    hit = next(h for h in scans["xfs"].hits
-               if h.rule == "php_webshell_command_exec" and h.path.endswith(".cache.php"))
+    hit = next(h for h in scans["xfs"].hits if h.rule == "php_webshell_command_exec" and h.path.endswith(".cache.php"))
     assert hit.tags == ["webshell", "php"]
     assert hit.meta["severity"] == "critical"
     exec_offsets = [s.offset for s in hit.strings if s.identifier == "$exec"]
@@ -84,7 +85,8 @@ def test_a_hit_records_the_offset_of_each_matched_string(scans: dict[str, YaraSc
 
 
 def test_files_above_the_size_cap_are_recorded_as_skipped(
-        images: tuple[PlantedTree, dict[str, tuple[Path, str]]]) -> None:
+    images: tuple[PlantedTree, dict[str, tuple[Path, str]]],
+) -> None:
     image, fstype = images[1]["gpt"]
     result = scan(image, fstype, max_file_bytes=100)
     skipped = {s["path"] for s in result.skipped}

@@ -30,8 +30,7 @@ def one(resources: Iterable[RegisteredResource], type_token: str, name_contains:
     """The single resource of a type whose logical name contains `name_contains`."""
     found = [res for res in resources_of(resources, type_token) if name_contains in res.name]
     if len(found) != 1:
-        raise AssertionError(f"expected one {type_token} named *{name_contains}*, "
-                             f"found {[res.name for res in found]}")
+        raise AssertionError(f"expected one {type_token} named *{name_contains}*, found {[res.name for res in found]}")
     return found[0]
 
 
@@ -116,8 +115,7 @@ def grants(statement: Statement, action: str) -> bool:
 
 
 def allowed_actions(statements_: Iterable[Statement]) -> list[str]:
-    return [action for statement in statements_ if statement.get("Effect") == "Allow"
-            for action in actions(statement)]
+    return [action for statement in statements_ if statement.get("Effect") == "Allow" for action in actions(statement)]
 
 
 def sid(statements_: Iterable[Statement], name: str) -> Statement:

@@ -16,8 +16,11 @@ BASE: dict[str, Any] = {"prefix": "acme", "securityAccount": SECURITY, "forensic
 
 
 def member(account: str = MEMBER, region: str = REGION, role: str | None = None) -> dict[str, str]:
-    return {"account": account, "region": region,
-            "deploymentRoleArn": role or f"arn:aws:iam::{account}:role/PulumiDeploy"}
+    return {
+        "account": account,
+        "region": region,
+        "deploymentRoleArn": role or f"arn:aws:iam::{account}:role/PulumiDeploy",
+    }
 
 
 def config_error(stack: str = "forensic", region: str | None = REGION, **raw: Any) -> ConfigError:
@@ -126,12 +129,15 @@ def test_glacier_transition_must_come_before_the_end_of_retention():
     assert (error.key, error.value) == ("glacierAfterDays", 30)
 
 
-@pytest.mark.parametrize("azs, why", [
-    (["eu-west-1a"], "two or more"),
-    (["eu-west-1a", "eu-west-1a"], "distinct"),
-    (["eu-west-1a", "us-east-1a"], "not in region eu-west-1"),
-    ("eu-west-1a,eu-west-1b", "list"),
-])
+@pytest.mark.parametrize(
+    "azs, why",
+    [
+        (["eu-west-1a"], "two or more"),
+        (["eu-west-1a", "eu-west-1a"], "distinct"),
+        (["eu-west-1a", "us-east-1a"], "not in region eu-west-1"),
+        ("eu-west-1a,eu-west-1b", "list"),
+    ],
+)
 def test_analysis_zones_must_be_two_or_more_distinct_zones_of_the_region(azs, why):
     error = config_error(analysisAzs=azs)
     assert error.key == "analysisAzs" and why in str(error)
@@ -159,8 +165,7 @@ def test_a_member_region_is_checked():
 
 
 def test_a_member_deployment_role_must_live_in_that_member_account():
-    error = config_error(stack="security",
-                         members=[member(role=f"arn:aws:iam::{FORENSIC}:role/PulumiDeploy")])
+    error = config_error(stack="security", members=[member(role=f"arn:aws:iam::{FORENSIC}:role/PulumiDeploy")])
     assert error.key == "members[0].deploymentRoleArn"
     assert MEMBER in str(error)
 

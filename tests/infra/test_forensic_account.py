@@ -38,9 +38,16 @@ FORENSIC = "222222222222"
 REGION = "eu-west-1"
 AZS = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 CONFIG = {
-    "prefix": PREFIX, "securityAccount": SECURITY, "forensicAccount": FORENSIC,
-    "objectLockMode": "GOVERNANCE", "retentionDays": 400, "glacierAfterDays": 45, "logRetentionDays": 30,
-    "analysisAzs": AZS, "analysisVpcCidr": "10.77.0.0/16", "buildVpcCidr": "10.78.0.0/16",
+    "prefix": PREFIX,
+    "securityAccount": SECURITY,
+    "forensicAccount": FORENSIC,
+    "objectLockMode": "GOVERNANCE",
+    "retentionDays": 400,
+    "glacierAfterDays": 45,
+    "logRetentionDays": 30,
+    "analysisAzs": AZS,
+    "analysisVpcCidr": "10.77.0.0/16",
+    "buildVpcCidr": "10.78.0.0/16",
 }
 EVIDENCE = naming.evidence_bucket(PREFIX, FORENSIC, REGION)
 EVIDENCE_ARN = f"arn:aws:s3:::{EVIDENCE}"
@@ -50,8 +57,13 @@ SUBNET = "aws:ec2/subnet:Subnet"
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 INTERNET = ("0.0.0.0/0", "::/0")
-DESTRUCTIVE = ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention",
-               "s3:PutBucketObjectLockConfiguration")
+DESTRUCTIVE = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObjectRetention",
+    "s3:BypassGovernanceRetention",
+    "s3:PutBucketObjectLockConfiguration",
+)
 
 
 def run_forensic(**overrides: object) -> list[RegisteredResource]:
@@ -89,6 +101,7 @@ def role_policy(stack: list[RegisteredResource], role_logical_name: str) -> list
 
 # -- evidence storage --------------------------------------------------------------------------
 
+
 def test_evidence_bucket_is_object_locked_with_the_configured_mode_and_days(stack):
     bucket = one(stack, BUCKET, "evidence")
     assert bucket.inputs["bucket"] == EVIDENCE
@@ -110,8 +123,10 @@ def test_every_bucket_blocks_all_public_access(stack):
     assert len(buckets) >= 3
     for bucket in buckets:
         flags = blocks[bucket.id].inputs
-        assert [flags.get(flag) for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                             "restrictPublicBuckets")] == [True] * 4, bucket.name
+        assert [
+            flags.get(flag)
+            for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        ] == [True] * 4, bucket.name
 
 
 def test_every_kms_key_rotates(stack):
@@ -121,8 +136,9 @@ def test_every_kms_key_rotates(stack):
 
 
 def test_evidence_bucket_encrypts_with_the_forensic_key_and_a_bucket_key(stack):
-    encryption = by_bucket(stack, "aws:s3/bucketServerSideEncryptionConfiguration:"
-                                  "BucketServerSideEncryptionConfiguration")
+    encryption = by_bucket(
+        stack, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
     [rule] = encryption[EVIDENCE].inputs["rules"]
     assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn(stack)}
     assert rule["bucketKeyEnabled"] is True
@@ -143,8 +159,10 @@ def test_evidence_policy_denies_puts_that_ask_for_other_encryption_but_not_puts_
     algorithm = sid(evidence, "DenyEncryptionOtherThanKms")
     assert algorithm["Effect"] == "Deny" and actions(algorithm) == ["s3:PutObject"]
     # The Null test makes the deny apply only when the header is sent: writers rely on the default.
-    assert algorithm["Condition"] == {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
-                                      "Null": {"s3:x-amz-server-side-encryption": "false"}}
+    assert algorithm["Condition"] == {
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+        "Null": {"s3:x-amz-server-side-encryption": "false"},
+    }
     key = sid(evidence, "DenyOtherKmsKeys")
     header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
     assert key["Condition"] == {"StringNotEquals": {header: key_arn(stack)}, "Null": {header: "false"}}
@@ -163,11 +181,14 @@ def test_evidence_access_is_logged_to_a_separate_sse_s3_bucket_that_s3_logging_m
     log_bucket = naming.access_log_bucket(PREFIX, FORENSIC, REGION)
     logging = by_bucket(stack, "aws:s3/bucketLogging:BucketLogging")[EVIDENCE]
     assert logging.inputs["targetBucket"] == log_bucket != EVIDENCE
-    encryption = by_bucket(stack, "aws:s3/bucketServerSideEncryptionConfiguration:"
-                                  "BucketServerSideEncryptionConfiguration")[log_bucket]
+    encryption = by_bucket(
+        stack, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )[log_bucket]
     assert encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
-    delivery = sid(statements_of(policy_of(by_bucket(stack, "aws:s3/bucketPolicy:BucketPolicy")[log_bucket])),
-                   "S3ServerAccessLogDelivery")
+    delivery = sid(
+        statements_of(policy_of(by_bucket(stack, "aws:s3/bucketPolicy:BucketPolicy")[log_bucket])),
+        "S3ServerAccessLogDelivery",
+    )
     assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
     assert actions(delivery) == ["s3:PutObject"]
     assert EVIDENCE_ARN in delivery["Condition"]["ArnLike"]["aws:SourceArn"]
@@ -187,13 +208,17 @@ def test_evidence_moves_to_glacier_then_expires_after_retention_and_abandoned_up
 
 # -- audit trail --------------------------------------------------------------------------------
 
+
 def test_trail_is_multi_region_validated_and_records_data_events_on_evidence(stack):
     trail = one(stack, "aws:cloudtrail/trail:Trail")
     assert trail.inputs["isMultiRegionTrail"] is True
     assert trail.inputs["enableLogFileValidation"] is True
     assert trail.inputs["s3BucketName"] == naming.trail_bucket(PREFIX, FORENSIC, REGION)
-    data = [selector for selector in trail.inputs["advancedEventSelectors"]
-            if {"field": "eventCategory", "equals": ["Data"]} in selector["fieldSelectors"]]
+    data = [
+        selector
+        for selector in trail.inputs["advancedEventSelectors"]
+        if {"field": "eventCategory", "equals": ["Data"]} in selector["fieldSelectors"]
+    ]
     assert len(data) == 1
     fields = {item["field"]: item for item in data[0]["fieldSelectors"]}
     assert fields["resources.type"]["equals"] == ["AWS::S3::Object"]
@@ -206,26 +231,34 @@ def test_trail_bucket_lets_only_this_trail_deliver(stack):
     write = sid(policy, "CloudTrailWrite")
     assert write["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
     assert write["Condition"]["StringEquals"]["aws:SourceArn"] == (
-        f"arn:aws:cloudtrail:{REGION}:{FORENSIC}:trail/{one(stack, 'aws:cloudtrail/trail:Trail').inputs['name']}")
+        f"arn:aws:cloudtrail:{REGION}:{FORENSIC}:trail/{one(stack, 'aws:cloudtrail/trail:Trail').inputs['name']}"
+    )
 
 
 # -- analysis network ---------------------------------------------------------------------------
 
+
 def test_analysis_vpc_has_no_internet_nat_or_egress_only_gateway(stack):
     vpc_id = analysis_vpc_id(stack)
     subnet_ids = {subnet.id for subnet in analysis_subnets(stack)}
-    for type_token in ("aws:ec2/internetGateway:InternetGateway",
-                       "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway",
-                       "aws:ec2/internetGatewayAttachment:InternetGatewayAttachment"):
+    for type_token in (
+        "aws:ec2/internetGateway:InternetGateway",
+        "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway",
+        "aws:ec2/internetGatewayAttachment:InternetGatewayAttachment",
+    ):
         assert [res.name for res in resources_of(stack, type_token) if res.inputs.get("vpcId") == vpc_id] == []
-    assert [res.name for res in resources_of(stack, "aws:ec2/natGateway:NatGateway")
-            if res.inputs.get("subnetId") in subnet_ids] == []
+    assert [
+        res.name
+        for res in resources_of(stack, "aws:ec2/natGateway:NatGateway")
+        if res.inputs.get("subnetId") in subnet_ids
+    ] == []
 
 
 def test_no_route_in_the_analysis_vpc_leads_to_the_internet(stack):
     vpc_id = analysis_vpc_id(stack)
-    tables = [table for table in resources_of(stack, "aws:ec2/routeTable:RouteTable")
-              if table.inputs.get("vpcId") == vpc_id]
+    tables = [
+        table for table in resources_of(stack, "aws:ec2/routeTable:RouteTable") if table.inputs.get("vpcId") == vpc_id
+    ]
     assert len(tables) >= 1
     table_ids = {table.id for table in tables}
     for table in tables:
@@ -233,24 +266,32 @@ def test_no_route_in_the_analysis_vpc_leads_to_the_internet(stack):
     routes = resources_of(stack, "aws:ec2/route:Route")
     assert [route.name for route in routes if route.inputs.get("routeTableId") in table_ids] == []
     # Every subnet of the analysis VPC is associated with one of those local-only tables.
-    associations = {res.inputs["subnetId"]: res.inputs["routeTableId"]
-                    for res in resources_of(stack, "aws:ec2/routeTableAssociation:RouteTableAssociation")}
+    associations = {
+        res.inputs["subnetId"]: res.inputs["routeTableId"]
+        for res in resources_of(stack, "aws:ec2/routeTableAssociation:RouteTableAssociation")
+    }
     assert all(associations[subnet.id] in table_ids for subnet in analysis_subnets(stack))
     # The scan sees routes at all: the build VPC's way out is there, and it is not analysis.
-    internet_routes = [route for route in routes
-                       if {route.inputs.get("destinationCidrBlock"), route.inputs.get("destinationIpv6CidrBlock")}
-                       & set(INTERNET)]
+    internet_routes = [
+        route
+        for route in routes
+        if {route.inputs.get("destinationCidrBlock"), route.inputs.get("destinationIpv6CidrBlock")} & set(INTERNET)
+    ]
     assert internet_routes and all("analysis" not in route.name for route in internet_routes)
 
 
 def test_analysis_vpc_reaches_s3_through_a_gateway_and_aws_apis_through_private_interface_endpoints(stack):
     vpc_id = analysis_vpc_id(stack)
-    endpoints = {res.inputs["serviceName"]: res for res in resources_of(stack, ENDPOINT)
-                 if res.inputs.get("vpcId") == vpc_id}
+    endpoints = {
+        res.inputs["serviceName"]: res for res in resources_of(stack, ENDPOINT) if res.inputs.get("vpcId") == vpc_id
+    }
     s3 = endpoints.pop(f"com.amazonaws.{REGION}.s3")
     assert s3.inputs["vpcEndpointType"] == "Gateway"
-    tables = {table.id for table in resources_of(stack, "aws:ec2/routeTable:RouteTable")
-              if table.inputs.get("vpcId") == vpc_id}
+    tables = {
+        table.id
+        for table in resources_of(stack, "aws:ec2/routeTable:RouteTable")
+        if table.inputs.get("vpcId") == vpc_id
+    }
     assert set(s3.inputs["routeTableIds"]) == tables
     assert set(endpoints) == {f"com.amazonaws.{REGION}.{service}" for service in INTERFACE_ENDPOINT_SERVICES}
     assert set(INTERFACE_ENDPOINT_SERVICES) == {"ssm", "ssmmessages", "ec2messages", "kms", "logs", "sts"}
@@ -272,14 +313,15 @@ def test_analysis_subnets_span_every_configured_zone_and_give_no_public_addresse
     vpc = ipaddress.IPv4Network(one(stack, VPC, "analysis").inputs["cidrBlock"])
     networks = [ipaddress.IPv4Network(subnet.inputs["cidrBlock"]) for subnet in subnets]
     assert all(network.subnet_of(vpc) for network in networks)
-    assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1 :])
 
 
 def test_analysis_instances_accept_nothing_and_speak_only_https(stack):
     group = one(stack, "aws:ec2/securityGroup:SecurityGroup", "analysis-sg")
     assert group.inputs["ingress"] == []
     assert {(rule["protocol"], rule["fromPort"], rule["toPort"]) for rule in group.inputs["egress"]} == {
-        ("tcp", 443, 443)}
+        ("tcp", 443, 443)
+    }
     cidrs = [cidr for rule in group.inputs["egress"] for cidr in rule.get("cidrBlocks", [])]
     assert cidrs == ["10.77.0.0/16"]
     default = one(stack, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "analysis")
@@ -306,16 +348,28 @@ def test_toolset_builds_in_its_own_vpc_with_internet_and_publishes_the_ami_to_th
     [target] = distribution.inputs["distributions"]
     assert target["region"] == REGION
     assert [item["parameterName"] for item in target["ssmParameterConfigurations"]] == [
-        naming.toolset_ami_parameter(PREFIX)]
+        naming.toolset_ami_parameter(PREFIX)
+    ]
 
 
 def test_toolset_component_installs_every_forensic_tool_and_checks_them():
     document = yaml.safe_load(toolset_component_document("acme-ir-toolset-bucket"))
-    phases = {phase["name"]: [command for step in phase["steps"] for command in step["inputs"]["commands"]]
-              for phase in document["phases"]}
+    phases = {
+        phase["name"]: [command for step in phase["steps"] for command in step["inputs"]["commands"]]
+        for phase in document["phases"]
+    }
     build = "\n".join(phases["build"])
-    for needle in ("sleuthkit", "xfsprogs", "volatility3", "yara-python", "libfsxfs-python",
-                   "dwarf2json", "go build", "s3://acme-ir-toolset-bucket/", "/opt/irforensics[forensics]"):
+    for needle in (
+        "sleuthkit",
+        "xfsprogs",
+        "volatility3",
+        "yara-python",
+        "libfsxfs-python",
+        "dwarf2json",
+        "go build",
+        "s3://acme-ir-toolset-bucket/",
+        "/opt/irforensics[forensics]",
+    ):
         assert needle in build, needle
     validate = "\n".join(phases["validate"])
     for needle in ("fls -V", "vol --help", "import yara, pyfsxfs"):
@@ -324,11 +378,15 @@ def test_toolset_component_installs_every_forensic_tool_and_checks_them():
 
 # -- identities ---------------------------------------------------------------------------------
 
+
 def test_no_iam_statement_anywhere_allows_every_action(stack):
     found = list(statements(stack))
     assert len(found) > 40  # every policy in the stack was parsed, not none
-    wildcards = [(res.name, statement.get("Sid")) for res, statement in found
-                 if statement.get("Effect") == "Allow" and ("*" in actions(statement) or "NotAction" in statement)]
+    wildcards = [
+        (res.name, statement.get("Sid"))
+        for res, statement in found
+        if statement.get("Effect") == "Allow" and ("*" in actions(statement) or "NotAction" in statement)
+    ]
     assert wildcards == []
 
 
@@ -343,13 +401,34 @@ def test_forensic_automation_role_is_assumable_only_by_the_security_lambda_roles
 def test_forensic_automation_role_can_do_its_job_and_no_more(stack):
     policy = role_policy(stack, "forensic-automation-role")
     assert set(allowed_actions(policy)) == {
-        "ec2:CopySnapshot", "ec2:DescribeSnapshots", "ec2:CreateTags", "ec2:LockSnapshot",
-        "ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock", "ec2:RunInstances",
-        "ec2:TerminateInstances", "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSecurityGroups",
-        "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ssm:GetParameter", "ssm:SendCommand",
-        "ssm:GetCommandInvocation", "iam:PassRole", "s3:PutObject", "s3:GetObject", "s3:ListBucket",
-        "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "kms:Decrypt", "kms:GenerateDataKey",
-        "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo", "kms:DescribeKey", "kms:CreateGrant",
+        "ec2:CopySnapshot",
+        "ec2:DescribeSnapshots",
+        "ec2:CreateTags",
+        "ec2:LockSnapshot",
+        "ebs:ListSnapshotBlocks",
+        "ebs:GetSnapshotBlock",
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+        "ec2:DescribeInstances",
+        "ec2:DescribeImages",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+        "ssm:GetParameter",
+        "ssm:SendCommand",
+        "ssm:GetCommandInvocation",
+        "iam:PassRole",
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:ReEncryptTo",
+        "kms:DescribeKey",
+        "kms:CreateGrant",
         "kms:ReEncryptFrom",
     }
     tags = [statement for statement in policy if grants(statement, "ec2:CreateTags")]
@@ -357,13 +436,15 @@ def test_forensic_automation_role_can_do_its_job_and_no_more(stack):
     member_keys = sid(policy, "ReadMemberSnapshotKeys")
     assert member_keys["Resource"] == ["arn:aws:kms:*:*:key/*"]
     assert member_keys["Condition"] == {
-        "ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(PREFIX)}}
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(PREFIX)}
+    }
     passing = sid(policy, "PassAnalysisRole")
     assert passing["Resource"] == [f"arn:aws:iam::{FORENSIC}:role/{naming.analysis_profile(PREFIX)}"]
     run = sid(policy, "RunAnalysisInstances")
     subnet_arns = [arn for arn in run["Resource"] if ":subnet/" in arn]
-    assert sorted(subnet_arns) == sorted(f"arn:aws:ec2:{REGION}:{FORENSIC}:subnet/{subnet.id}"
-                                         for subnet in analysis_subnets(stack))
+    assert sorted(subnet_arns) == sorted(
+        f"arn:aws:ec2:{REGION}:{FORENSIC}:subnet/{subnet.id}" for subnet in analysis_subnets(stack)
+    )
 
 
 def test_analysis_instances_read_evidence_and_write_only_findings(stack):
@@ -374,7 +455,8 @@ def test_analysis_instances_read_evidence_and_write_only_findings(stack):
     policy = role_policy(stack, "forensic-analysis-instance-role")
     writes = [statement for statement in policy if grants(statement, "s3:PutObject")]
     assert [statement["Resource"] for statement in writes] == [
-        [f"{EVIDENCE_ARN}/*/analysis/*", f"{EVIDENCE_ARN}/*/report/*"]]
+        [f"{EVIDENCE_ARN}/*/analysis/*", f"{EVIDENCE_ARN}/*/report/*"]
+    ]
     profile = one(stack, "aws:iam/instanceProfile:InstanceProfile", "analysis")
     assert profile.inputs["name"] == naming.analysis_profile(PREFIX)
 
@@ -386,10 +468,20 @@ def test_investigator_role_reads_evidence_and_may_delete_or_change_nothing(stack
     assert trust["Principal"] == {"AWS": f"arn:aws:iam::{FORENSIC}:root"}
     policy = role_policy(stack, "forensic-investigator-role")
     allowed = allowed_actions(policy)
-    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions",
-            "s3:GetObjectRetention", "s3:GetObjectLegalHold", "kms:Decrypt"} <= set(allowed)
-    assert [action for action in allowed if "delete" in action.lower() or action.startswith("s3:Put")
-            or "bypass" in action.lower()] == []
+    assert {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+        "s3:ListBucketVersions",
+        "s3:GetObjectRetention",
+        "s3:GetObjectLegalHold",
+        "kms:Decrypt",
+    } <= set(allowed)
+    assert [
+        action
+        for action in allowed
+        if "delete" in action.lower() or action.startswith("s3:Put") or "bypass" in action.lower()
+    ] == []
     denied = [statement for statement in policy if statement["Effect"] == "Deny"]
     for action in (*DESTRUCTIVE, "s3:PutObjectLegalHold", "s3:PutObject"):
         assert any(grants(statement, action) for statement in denied), action
@@ -415,11 +507,17 @@ def test_key_policy_names_the_evidence_roles_and_nothing_of_the_security_account
 
 def test_every_policy_document_in_the_stack_is_parsed_from_its_resource(stack):
     carriers = {res.type for res in stack if list(policy_documents(res))}
-    assert {"aws:iam/role:Role", ROLE_POLICY, "aws:s3/bucketPolicy:BucketPolicy", "aws:kms/key:Key",
-            ENDPOINT} <= carriers
+    assert {
+        "aws:iam/role:Role",
+        ROLE_POLICY,
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:kms/key:Key",
+        ENDPOINT,
+    } <= carriers
 
 
 # -- configuration reaching the stack -----------------------------------------------------------
+
 
 def test_compliance_mode_from_config_reaches_the_lock_configuration():
     resources = run_forensic(objectLockMode="COMPLIANCE", retentionDays=2555)
@@ -436,8 +534,14 @@ def test_a_thirteen_digit_account_id_stops_the_program_naming_the_key():
 
 def test_args_refuse_a_single_zone_and_a_vpc_too_small_for_its_subnets():
     def args(azs: tuple[str, ...] = ("eu-west-1a", "eu-west-1b"), cidr: str = "10.77.0.0/16") -> ForensicAccountArgs:
-        return ForensicAccountArgs(prefix=PREFIX, account=FORENSIC, region=REGION, security_account=SECURITY,
-                                   analysis_azs=azs, analysis_vpc_cidr=cidr)
+        return ForensicAccountArgs(
+            prefix=PREFIX,
+            account=FORENSIC,
+            region=REGION,
+            security_account=SECURITY,
+            analysis_azs=azs,
+            analysis_vpc_cidr=cidr,
+        )
 
     assert args().analysis_azs == ("eu-west-1a", "eu-west-1b")
     with pytest.raises(ValueError, match="two or more availability zones"):

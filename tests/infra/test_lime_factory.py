@@ -17,8 +17,12 @@ from tests.infra.helpers import allowed_actions, named, one, policy_of, resource
 PREFIX = "acme"
 SECURITY = "123456789012"
 REGION = "eu-west-1"
-CONFIG: dict[str, Any] = {"prefix": PREFIX, "securityAccount": SECURITY, "forensicAccount": "222222222222",
-                          "logRetentionDays": 30}
+CONFIG: dict[str, Any] = {
+    "prefix": PREFIX,
+    "securityAccount": SECURITY,
+    "forensicAccount": "222222222222",
+    "logRetentionDays": 30,
+}
 PROGRAM = """
 from components.lime_factory import LimeFactory, LimeFactoryArgs
 from config import read_pulumi_config
@@ -44,19 +48,25 @@ def test_the_component_has_its_type_token(resources: list[RegisteredResource]) -
 
 
 def test_the_modules_bucket_has_the_deterministic_name_versioning_kms_and_no_public_access(
-        resources: list[RegisteredResource]) -> None:
+    resources: list[RegisteredResource],
+) -> None:
     bucket = one(resources, "aws:s3/bucket:Bucket")
     assert bucket.input("bucket") == f"{PREFIX}-ir-modules-{SECURITY}-{REGION}"
-    assert one(resources, "aws:s3/bucketVersioning:BucketVersioning").input(
-        "versioningConfiguration")["status"] == "Enabled"
-    rule = one(resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-               ).input("rules")[0]
+    assert (
+        one(resources, "aws:s3/bucketVersioning:BucketVersioning").input("versioningConfiguration")["status"]
+        == "Enabled"
+    )
+    rule = one(
+        resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    ).input("rules")[0]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
     assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] == named(resources, "lime-key").outputs["arn"]
     assert rule["bucketKeyEnabled"] is True
     block = one(resources, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    assert all(block.input(k) is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                                "restrictPublicBuckets"))
+    assert all(
+        block.input(k) is True
+        for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     (statement,) = policy_of(one(resources, "aws:s3/bucketPolicy:BucketPolicy"))["Statement"]
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
@@ -69,12 +79,16 @@ def test_one_build_project_per_distribution_version_and_architecture(resources: 
     projects = {p.input("name"): p for p in resources_of(resources, "aws:codebuild/project:Project")}
     assert set(projects) == {lime_factory.project_name(PREFIX, *t) for t in lime_factory.build_targets()}
     al2023_arm = projects[f"{PREFIX}-ir-lime-amzn-2023-aarch64"].input("environment")
-    assert (al2023_arm["type"], al2023_arm["image"]) == ("ARM_CONTAINER",
-                                                         "aws/codebuild/amazonlinux-aarch64-standard:3.0")
+    assert (al2023_arm["type"], al2023_arm["image"]) == (
+        "ARM_CONTAINER",
+        "aws/codebuild/amazonlinux-aarch64-standard:3.0",
+    )
     al2023_x86 = projects[f"{PREFIX}-ir-lime-amzn-2023-x86_64"].input("environment")
     assert al2023_x86["image"] == "aws/codebuild/amazonlinux-x86_64-standard:5.0"
-    assert projects[f"{PREFIX}-ir-lime-ubuntu-22-04-x86_64"].input("environment")["image"] == \
-        "public.ecr.aws/ubuntu/ubuntu:22.04"
+    assert (
+        projects[f"{PREFIX}-ir-lime-ubuntu-22-04-x86_64"].input("environment")["image"]
+        == "public.ecr.aws/ubuntu/ubuntu:22.04"
+    )
     spec = json.loads(projects[f"{PREFIX}-ir-lime-ubuntu-24-04-aarch64"].input("source")["buildspec"])
     build = "\n".join(spec["phases"]["build"]["commands"])
     assert f"--branch {component.LIME_TAG}" in build and component.DWARF2JSON_COMMIT in build
@@ -82,7 +96,8 @@ def test_one_build_project_per_distribution_version_and_architecture(resources: 
 
 
 def test_the_state_machine_runs_the_factory_definition_with_logging_and_tracing(
-        resources: list[RegisteredResource]) -> None:
+    resources: list[RegisteredResource],
+) -> None:
     machine = one(resources, "aws:sfn/stateMachine:StateMachine")
     assert machine.input("name") == f"{PREFIX}-ir-lime-factory"
     assert json.loads(machine.input("definition")) == lime_factory.build_definition(prefix=PREFIX)
@@ -91,13 +106,13 @@ def test_the_state_machine_runs_the_factory_definition_with_logging_and_tracing(
 
 
 def test_every_project_the_machine_can_start_is_a_project_the_component_created(
-        resources: list[RegisteredResource]) -> None:
+    resources: list[RegisteredResource],
+) -> None:
     # CodeBuild names hold no dots: a name built from "24.04" would name no project at all.
     created = {p.input("name") for p in resources_of(resources, "aws:codebuild/project:Project")}
     machine = json.loads(one(resources, "aws:sfn/stateMachine:StateMachine").input("definition"))
     processor = machine["States"]["BuildEach"]["ItemProcessor"]["States"]
-    started = {state["Result"]["Name"] for state in processor.values()
-               if state.get("ResultPath") == "$.Project"}
+    started = {state["Result"]["Name"] for state in processor.values() if state.get("ResultPath") == "$.Project"}
     assert started == created and len(created) == len(lime_factory.build_targets())
     assert "ProjectName.$" in processor["StartBuild"]["Parameters"]
 
@@ -109,11 +124,13 @@ def test_no_role_is_allowed_every_action(resources: list[RegisteredResource]) ->
 
 
 def test_builds_may_only_add_modules_and_the_machine_only_start_its_own_projects(
-        resources: list[RegisteredResource]) -> None:
+    resources: list[RegisteredResource],
+) -> None:
     build = {s["Sid"]: s for s in policy_of(named(resources, "lime-build-policy"))["Statement"]}
     assert build["StoreModules"]["Action"] == ["s3:PutObject"]
     assert build["StoreModules"]["Resource"] == f"arn:aws:s3:::{PREFIX}-ir-modules-{SECURITY}-{REGION}/*"
     machine = {s["Sid"]: s for s in policy_of(named(resources, "lime-machine-policy"))["Statement"]}
     assert sorted(machine["RunBuilds"]["Resource"]) == sorted(
         f"arn:aws:codebuild:{REGION}:{SECURITY}:project/{lime_factory.project_name(PREFIX, *t)}"
-        for t in lime_factory.build_targets())
+        for t in lime_factory.build_targets()
+    )

@@ -18,10 +18,18 @@ SECURITY = "123456789012"
 FORENSIC = "222222222222"
 MEMBERS = (("333333333333", "eu-west-1"), ("444444444444", "eu-central-1"))
 CONFIG: dict[str, Any] = {
-    "prefix": PREFIX, "securityAccount": SECURITY, "forensicAccount": FORENSIC, "forensicRegion": "eu-west-1",
-    "members": [{"account": account, "region": region,
-                 "deploymentRoleArn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"}
-                for account, region in MEMBERS],
+    "prefix": PREFIX,
+    "securityAccount": SECURITY,
+    "forensicAccount": FORENSIC,
+    "forensicRegion": "eu-west-1",
+    "members": [
+        {
+            "account": account,
+            "region": region,
+            "deploymentRoleArn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+        }
+        for account, region in MEMBERS
+    ],
 }
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 SECURITY_BUS = f"arn:aws:events:eu-west-1:{SECURITY}:event-bus/default"
@@ -100,11 +108,15 @@ def test_responder_role_is_assumable_only_by_the_security_accounts_lambda_roles(
         role = child(resources, account, region, "responder")
         assert role.inputs["name"] == naming.member_responder_role(PREFIX, region)
         trust = document(role, "assumeRolePolicy")["Statement"]
-        assert trust == [{
-            "Sid": "SecurityAutomationAssumes", "Effect": "Allow", "Action": "sts:AssumeRole",
-            "Principal": {"AWS": f"arn:aws:iam::{SECURITY}:root"},
-            "Condition": {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{SECURITY}:role/{PREFIX}-ir-lambda-*"}},
-        }]
+        assert trust == [
+            {
+                "Sid": "SecurityAutomationAssumes",
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"AWS": f"arn:aws:iam::{SECURITY}:root"},
+                "Condition": {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{SECURITY}:role/{PREFIX}-ir-lambda-*"}},
+            }
+        ]
 
 
 def test_responder_policy_allows_exactly_the_listed_actions(resources):
@@ -123,20 +135,28 @@ def test_responder_policy_grants_resource_star_only_where_aws_has_no_resource_le
                 assert resources_ == ["*"]
                 assert set(as_list(statement["Action"])) <= UNSCOPED_ACTIONS, sid
             else:
-                assert all(f":{account}:" in arn or arn.startswith(f"arn:aws:ec2:{region}::snapshot/")
-                           or arn.startswith(f"arn:aws:ssm:{region}::document/")
-                           or arn == f"arn:aws:ec2:{region}:aws:prefix-list/*" for arn in resources_), sid
+                assert all(
+                    f":{account}:" in arn
+                    or arn.startswith(f"arn:aws:ec2:{region}::snapshot/")
+                    or arn.startswith(f"arn:aws:ssm:{region}::document/")
+                    or arn == f"arn:aws:ec2:{region}:aws:prefix-list/*"
+                    for arn in resources_
+                ), sid
 
 
 def test_responder_may_delete_only_snapshots_irforensics_made(resources):
     account, region = MEMBERS[0]
     policy = statements(child(resources, account, region, "responder-policy"))
     deleting = [s for s in policy.values() if "ec2:DeleteSnapshot" in as_list(s["Action"])]
-    assert deleting == [{
-        "Sid": "DeleteOwnSnapshots", "Effect": "Allow", "Action": ["ec2:DeleteSnapshot"],
-        "Resource": f"arn:aws:ec2:{region}::snapshot/*",
-        "Condition": {"StringEquals": {"aws:ResourceTag/irforensics:managed-by": "irforensics"}},
-    }]
+    assert deleting == [
+        {
+            "Sid": "DeleteOwnSnapshots",
+            "Effect": "Allow",
+            "Action": ["ec2:DeleteSnapshot"],
+            "Resource": f"arn:aws:ec2:{region}::snapshot/*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/irforensics:managed-by": "irforensics"}},
+        }
+    ]
 
 
 def test_responder_passes_roles_only_to_ec2_and_cannot_rewrite_its_own_roles(resources):
@@ -164,7 +184,10 @@ def test_member_key_rotates_and_lets_the_forensic_account_copy_shared_snapshots(
         forensic_root = {"AWS": f"arn:aws:iam::{FORENSIC}:root"}
         assert policy["ForensicCopiesSharedSnapshots"]["Principal"] == forensic_root
         assert set(policy["ForensicCopiesSharedSnapshots"]["Action"]) == {
-            "kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"}
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:ReEncryptFrom",
+        }
         assert policy["ForensicGrantsToEbs"]["Principal"] == forensic_root
         assert policy["ForensicGrantsToEbs"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
         responder_arn = child(resources, account, region, "responder").outputs["arn"]
@@ -178,9 +201,13 @@ def test_isolation_profile_role_denies_every_action(resources):
         assert profile.inputs["name"] == naming.isolation_profile(PREFIX, region)
         assert profile.inputs["role"] == role.inputs["name"]
         assert document(child(resources, account, region, "isolation-deny"))["Statement"] == [
-            {"Sid": "DenyEverything", "Effect": "Deny", "Action": "*", "Resource": "*"}]
-        attached = [r for r in children(resources, account, region)
-                    if r.type.startswith("aws:iam/rolePolicy") and r.inputs.get("role") == role.inputs["name"]]
+            {"Sid": "DenyEverything", "Effect": "Deny", "Action": "*", "Resource": "*"}
+        ]
+        attached = [
+            r
+            for r in children(resources, account, region)
+            if r.type.startswith("aws:iam/rolePolicy") and r.inputs.get("role") == role.inputs["name"]
+        ]
         assert [r.name for r in attached] == [f"{component_name(account, region)}-isolation-deny"]
 
 
@@ -193,8 +220,14 @@ def test_acquisition_profile_may_write_only_memory_images_under_a_case_prefix(re
         assert ssm.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
         policy = statements(child(resources, account, region, "acquisition-evidence"))
         s3 = [s for s in policy.values() if any(a.startswith("s3:") for a in as_list(s["Action"]))]
-        assert s3 == [{"Sid": "WriteMemoryUnderCasePrefix", "Effect": "Allow", "Action": ["s3:PutObject"],
-                       "Resource": f"arn:aws:s3:::{bucket}/*/memory/*"}]
+        assert s3 == [
+            {
+                "Sid": "WriteMemoryUnderCasePrefix",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/*/memory/*",
+            }
+        ]
         kms = policy["EncryptEvidenceThroughS3"]["Condition"]["StringEquals"]
         assert kms["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
 
@@ -213,7 +246,8 @@ def test_tag_rule_forwards_incident_tag_changes_to_the_security_accounts_bus(res
         forwarder = child(resources, account, region, "forwarder")
         assert target.inputs["roleArn"] == forwarder.outputs["arn"]
         assert document(forwarder, "assumeRolePolicy")["Statement"][0]["Principal"] == {
-            "Service": ["events.amazonaws.com"]}
-        assert document(child(resources, account, region, "forwarder-policy"))["Statement"] == [{
-            "Sid": "ForwardToSecurityBus", "Effect": "Allow", "Action": ["events:PutEvents"],
-            "Resource": SECURITY_BUS}]
+            "Service": ["events.amazonaws.com"]
+        }
+        assert document(child(resources, account, region, "forwarder-policy"))["Statement"] == [
+            {"Sid": "ForwardToSecurityBus", "Effect": "Allow", "Action": ["events:PutEvents"], "Resource": SECURITY_BUS}
+        ]

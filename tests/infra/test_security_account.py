@@ -34,13 +34,24 @@ FORENSIC_ACCOUNT = "222222222222"
 MEMBERS = (("333333333333", "eu-west-1"), ("444444444444", "eu-central-1"))
 SLACK_SECRET = f"arn:aws:secretsmanager:{REGION}:{SECURITY}:secret:irf/slack-AbCdEf"
 CONFIG: dict[str, Any] = {
-    "prefix": PREFIX, "securityAccount": SECURITY, "forensicAccount": FORENSIC_ACCOUNT,
-    "forensicRegion": REGION, "retentionDays": 400, "logRetentionDays": 30,
-    "members": [{"account": account, "region": region,
-                 "deploymentRoleArn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"}
-                for account, region in MEMBERS],
-    "guardDutyMinSeverity": 7, "guardDutyContainSeverity": 8.5,
-    "slackWebhookSecretArn": SLACK_SECRET, "notificationEmails": ["soc@example.com"],
+    "prefix": PREFIX,
+    "securityAccount": SECURITY,
+    "forensicAccount": FORENSIC_ACCOUNT,
+    "forensicRegion": REGION,
+    "retentionDays": 400,
+    "logRetentionDays": 30,
+    "members": [
+        {
+            "account": account,
+            "region": region,
+            "deploymentRoleArn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+        }
+        for account, region in MEMBERS
+    ],
+    "guardDutyMinSeverity": 7,
+    "guardDutyContainSeverity": 8.5,
+    "slackWebhookSecretArn": SLACK_SECRET,
+    "notificationEmails": ["soc@example.com"],
 }
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 TRIGGERS = ("trigger-tag", "trigger-guardduty", "trigger-securityhub")
@@ -157,7 +168,8 @@ def test_notification_topic_is_encrypted_and_mails_the_configured_addresses(reso
     assert topic.inputs["kmsMasterKeyId"] == named(resources, "security-key").outputs["arn"]
     subscriptions = of_type(resources, "aws:sns/topicSubscription:TopicSubscription")
     assert [(s.inputs["protocol"], s.inputs["endpoint"], s.inputs["topic"]) for s in subscriptions] == [
-        ("email", "soc@example.com", topic.outputs["arn"])]
+        ("email", "soc@example.com", topic.outputs["arn"])
+    ]
 
 
 def test_response_state_machine_is_standard_traced_and_logs_all_with_execution_data(resources):
@@ -178,13 +190,13 @@ def test_state_machine_role_invokes_exactly_the_functions_the_definition_calls(r
     machine = state_machine(resources)
     called = set(task_resources(json.loads(machine.inputs["definition"])))
     role = next(r for r in of_type(resources, "aws:iam/role:Role") if r.outputs["arn"] == machine.inputs["roleArn"])
-    assert loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
-        "Service": ["states.amazonaws.com"]}
+    assert loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": ["states.amazonaws.com"]}
     policy = statements(named(resources, "security-response-policy"))
     assert policy["InvokeResponseFunctions"]["Action"] == ["lambda:InvokeFunction"]
     invocable = set(policy["InvokeResponseFunctions"]["Resource"])
-    non_triggers = {function(resources, spec.function).outputs["arn"] for spec in FUNCTIONS
-                    if spec.function not in TRIGGERS}
+    non_triggers = {
+        function(resources, spec.function).outputs["arn"] for spec in FUNCTIONS if spec.function not in TRIGGERS
+    }
     assert invocable == non_triggers
     assert called <= invocable
     assert {function(resources, name).outputs["arn"] for name in TRIGGERS}.isdisjoint(called | invocable)
@@ -196,7 +208,8 @@ def test_state_machine_role_invokes_exactly_the_functions_the_definition_calls(r
 def test_every_lambda_is_arm64_python312_or_newer_with_a_retained_encrypted_log_group(resources):
     functions = of_type(resources, "aws:lambda/function:Function")
     assert sorted(f.inputs["name"] for f in functions) == sorted(
-        naming.lambda_function_name(PREFIX, spec.function) for spec in FUNCTIONS)
+        naming.lambda_function_name(PREFIX, spec.function) for spec in FUNCTIONS
+    )
     groups = {g.inputs["name"]: g for g in of_type(resources, "aws:cloudwatch/logGroup:LogGroup")}
     for fn in functions:
         assert fn.inputs["architectures"] == ["arm64"]
@@ -216,8 +229,7 @@ def test_lambdas_get_the_timeouts_and_memory_of_the_function_table(resources):
 
 def test_each_lambda_role_policy_has_only_the_statements_of_its_access_kinds(resources):
     for spec in FUNCTIONS:
-        expected = set().union(*(SIDS_BY_ACCESS[kind] for kind in spec.access)) if spec.access \
-            else {"TouchNoAccount"}
+        expected = set().union(*(SIDS_BY_ACCESS[kind] for kind in spec.access)) if spec.access else {"TouchNoAccount"}
         if not CASE_TABLE_ACTIONS.get(spec.function, True):
             expected.discard("ReadWriteCases")  # case-table access, but it only writes the manifest
         assert set(function_policy(resources, spec.function)) == expected, spec.function
@@ -226,15 +238,15 @@ def test_each_lambda_role_policy_has_only_the_statements_of_its_access_kinds(res
 def test_image_volume_cannot_assume_member_roles(resources):
     assert MEMBER not in by_name()["image-volume"].access
     policy = function_policy(resources, "image-volume")
-    assumable = [r for s in policy.values() if "sts:AssumeRole" in as_list(s["Action"])
-                 for r in as_list(s["Resource"])]
+    assumable = [r for s in policy.values() if "sts:AssumeRole" in as_list(s["Action"]) for r in as_list(s["Resource"])]
     assert assumable == [naming.forensic_automation_role_arn(PREFIX, FORENSIC_ACCOUNT)]
 
 
 def test_member_functions_may_assume_the_responder_role_of_every_configured_member(resources):
     policy = function_policy(resources, "contain")
     assert set(policy["AssumeMemberResponderRoles"]["Resource"]) == {
-        naming.member_responder_role_arn(PREFIX, account, region) for account, region in MEMBERS}
+        naming.member_responder_role_arn(PREFIX, account, region) for account, region in MEMBERS
+    }
 
 
 def test_case_and_notify_grants_point_at_this_stacks_table_topic_key_and_secret(resources):
@@ -242,10 +254,16 @@ def test_case_and_notify_grants_point_at_this_stacks_table_topic_key_and_secret(
     assert policy["ReadWriteCases"]["Resource"] == named(resources, "security-cases").outputs["arn"]
     assert set(policy["ReadWriteCases"]["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
     assert set(function_policy(resources, "close-case")["ReadWriteCases"]["Action"]) == {
-        "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
     assert policy["PublishNotifications"] == {
-        "Sid": "PublishNotifications", "Effect": "Allow", "Action": ["sns:Publish"],
-        "Resource": named(resources, "security-notifications").outputs["arn"]}
+        "Sid": "PublishNotifications",
+        "Effect": "Allow",
+        "Action": ["sns:Publish"],
+        "Resource": named(resources, "security-notifications").outputs["arn"],
+    }
     assert policy["ReadSlackWebhook"]["Resource"] == SLACK_SECRET
     assert policy["UseSecurityKey"]["Resource"] == named(resources, "security-key").outputs["arn"]
 
@@ -253,15 +271,21 @@ def test_case_and_notify_grants_point_at_this_stacks_table_topic_key_and_secret(
 def test_trigger_lambdas_may_only_start_the_response_state_machine(resources):
     machine_arn = state_machine(resources).outputs["arn"]
     for name in TRIGGERS:
-        assert function_policy(resources, name) == {"StartResponse": {
-            "Sid": "StartResponse", "Effect": "Allow", "Action": ["states:StartExecution"],
-            "Resource": machine_arn}}
+        assert function_policy(resources, name) == {
+            "StartResponse": {
+                "Sid": "StartResponse",
+                "Effect": "Allow",
+                "Action": ["states:StartExecution"],
+                "Resource": machine_arn,
+            }
+        }
         env = function(resources, name).inputs["environment"]["variables"]
         assert env["IRF_RESPONSE_STATE_MACHINE_ARN"] == machine_arn
         assert float(env["IRF_GUARDDUTY_CONTAIN_SEVERITY"]) == 8.5
         assert json.loads(env["IRF_SECURITYHUB_ACTIONS"]) == {
             securityhub_action_arn(SECURITY, REGION, identifier): action
-            for identifier, (_label, _description, action) in SECURITYHUB_ACTIONS.items()}
+            for identifier, (_label, _description, action) in SECURITYHUB_ACTIONS.items()
+        }
 
 
 def test_every_lambda_knows_the_accounts_the_topic_and_the_retention(resources):
@@ -286,15 +310,23 @@ def test_event_bus_policy_lets_exactly_each_member_account_forward(resources):
     assert {s["Resource"] for s in document["Statement"]} == {f"arn:aws:events:{REGION}:{SECURITY}:event-bus/default"}
 
 
-@pytest.mark.parametrize(("rule", "trigger", "starts", "ignores"), [
-    # A wrong-case value is delivered: the Lambda ignores and logs it (DESIGN.md's contract).
-    ("security-tag-change", "trigger-tag", ["tag_change_contain.json", "tag_change_analyze.json",
-                                            "tag_change_wrong_case.json"], ["tag_change_other_tag.json"]),
-    ("security-guardduty", "trigger-guardduty", ["guardduty_backdoor_high.json"], ["guardduty_low.json"]),
-    ("security-securityhub-action", "trigger-securityhub", ["securityhub_custom_action.json"], []),
-])
+@pytest.mark.parametrize(
+    ("rule", "trigger", "starts", "ignores"),
+    [
+        # A wrong-case value is delivered: the Lambda ignores and logs it (DESIGN.md's contract).
+        (
+            "security-tag-change",
+            "trigger-tag",
+            ["tag_change_contain.json", "tag_change_analyze.json", "tag_change_wrong_case.json"],
+            ["tag_change_other_tag.json"],
+        ),
+        ("security-guardduty", "trigger-guardduty", ["guardduty_backdoor_high.json"], ["guardduty_low.json"]),
+        ("security-securityhub-action", "trigger-securityhub", ["securityhub_custom_action.json"], []),
+    ],
+)
 def test_each_trigger_rule_sends_matching_events_to_its_lambda_and_may_invoke_it(
-        resources, rule, trigger, starts, ignores):
+    resources, rule, trigger, starts, ignores
+):
     event_rule = named(resources, rule)
     pattern = json.loads(event_rule.inputs["eventPattern"])
     for sample in starts:
@@ -322,7 +354,9 @@ def test_tag_rule_accepts_tag_changes_only_from_configured_member_accounts(resou
 def test_securityhub_custom_actions_exist_and_the_rule_names_their_arns(resources):
     targets = of_type(resources, "aws:securityhub/actionTarget:ActionTarget")
     assert {(t.inputs["identifier"], t.inputs["name"]) for t in targets} == {
-        (identifier, label) for identifier, (label, _d, _a) in SECURITYHUB_ACTIONS.items()}
+        (identifier, label) for identifier, (label, _d, _a) in SECURITYHUB_ACTIONS.items()
+    }
     pattern = json.loads(named(resources, "security-securityhub-action").inputs["eventPattern"])
     assert sorted(pattern["resources"]) == sorted(
-        securityhub_action_arn(SECURITY, REGION, identifier) for identifier in SECURITYHUB_ACTIONS)
+        securityhub_action_arn(SECURITY, REGION, identifier) for identifier in SECURITYHUB_ACTIONS
+    )

@@ -34,8 +34,10 @@ from tests.handlers.test_examination_remote import BUCKET, INSTANCE, plant_case
 FAST = PollPolicy(interval_seconds=1, backoff_rate=1.0, max_attempts=3)
 INCIDENT = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-EXAMPLE_ARNS = {spec.function: f"arn:aws:lambda:{REGION}:111122223333:function:irf-{spec.function}"
-                for spec in examination.EXAMINATION_FUNCTIONS}
+EXAMPLE_ARNS = {
+    spec.function: f"arn:aws:lambda:{REGION}:111122223333:function:irf-{spec.function}"
+    for spec in examination.EXAMINATION_FUNCTIONS
+}
 
 
 def all_tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -50,10 +52,13 @@ def test_standalone_definition_passes_statelint() -> None:
 
 
 def test_embedded_states_pass_statelint_inside_a_machine() -> None:
-    states = examination.examination_states(EXAMPLE_ARNS, None, next_state="Done", failure_state="Failed",
-                                            case_id_path="$.Case.CaseId")
-    definition = {"StartAt": examination.start_state(), "States": {
-        **states, "Done": {"Type": "Succeed"}, "Failed": {"Type": "Fail", "Error": "X"}}}
+    states = examination.examination_states(
+        EXAMPLE_ARNS, None, next_state="Done", failure_state="Failed", case_id_path="$.Case.CaseId"
+    )
+    definition = {
+        "StartAt": examination.start_state(),
+        "States": {**states, "Done": {"Type": "Succeed"}, "Failed": {"Type": "Fail", "Error": "X"}},
+    }
     assert lint.statelint(definition) == []
     assert all(name.startswith("Examine") for name in states)
     assert states["ExamineLaunchAnalysisInstance"]["Parameters"]["CaseId.$"] == "$.Case.CaseId"
@@ -65,8 +70,9 @@ def test_every_step_after_launch_is_caught_into_termination_then_the_original_er
     for name, state in all_tasks(definition).items():
         if name == "TerminateAfterFailure":
             continue
-        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.Failure",
-                                   "Next": "TerminateAfterFailure"}], name
+        assert state["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.Failure", "Next": "TerminateAfterFailure"}
+        ], name
     assert states["TerminateAfterFailure"]["Next"] == "ExaminationFailed"
     assert states["TerminateAfterFailure"]["Catch"][0]["Next"] == "ExaminationFailed"
     assert states["ExaminationFailed"]["ErrorPath"] == "$.Failure.Error"
@@ -83,8 +89,12 @@ def test_both_waits_are_bounded_polls_and_the_command_poll_outlasts_the_command(
     status = polls["ExaminationStatus"]
     assert status["IntervalSeconds"] * status["MaxAttempts"] > EXAMINATION_TIMEOUT_SECONDS
     fast = all_tasks(examination.build_definition(EXAMPLE_ARNS, poll=FAST))
-    assert all(r["IntervalSeconds"] == 1 and r["MaxAttempts"] == 3 for s in fast.values() for r in s["Retry"]
-               if r["ErrorEquals"] == ["NotReady"])
+    assert all(
+        r["IntervalSeconds"] == 1 and r["MaxAttempts"] == 3
+        for s in fast.values()
+        for r in s["Retry"]
+        if r["ErrorEquals"] == ["NotReady"]
+    )
 
 
 # -- executed ----------------------------------------------------------------------------------------
@@ -98,8 +108,9 @@ class ExaminationCloud:
     invocations: list[lambda_local.Invocation]
 
     def run(self, case_id: str, **extra: str) -> dict[str, Any]:
-        arn = self.sfn.start_execution(stateMachineArn=self.machine_arn,
-                                       input=json.dumps({"CaseId": case_id, **extra}))["executionArn"]
+        arn = self.sfn.start_execution(
+            stateMachineArn=self.machine_arn, input=json.dumps({"CaseId": case_id, **extra})
+        )["executionArn"]
         deadline = time.monotonic() + 30
         while (execution := self.sfn.describe_execution(executionArn=arn))["status"] not in TERMINAL:
             assert time.monotonic() < deadline, "the examination machine did not finish in 30 s"
@@ -108,7 +119,8 @@ class ExaminationCloud:
 
     def case_instances(self, case_id: str) -> dict[str, str]:
         reservations = self.forensic.client("ec2").describe_instances(
-            Filters=[{"Name": f"tag:{CASE_TAG}", "Values": [case_id]}])["Reservations"]
+            Filters=[{"Name": f"tag:{CASE_TAG}", "Values": [case_id]}]
+        )["Reservations"]
         return {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
 
     def custody_events(self, case_id: str) -> list[str]:
@@ -139,24 +151,44 @@ def cloud(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExaminationClo
     # Every handler call assumes the forensic role into a new boto3 session, and each session parses
     # the service models again (about a second for EC2): one shared, read-only loader keeps the file fast.
     monkeypatch.setattr(botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader))
-    settings = Settings(prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT,
-                        forensic_region=REGION)
+    settings = Settings(
+        prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT, forensic_region=REGION
+    )
     security = boto3.Session(region_name=REGION)
     role_arn = security.client("iam").create_role(
-        RoleName="irf-test-examination", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
-                "Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]}))["Role"]["Arn"]
+        RoleName="irf-test-examination",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
     lambdas = security.client("lambda")
     arns = {}
     for spec in examination.EXAMINATION_FUNCTIONS:
         arns[spec.function] = lambdas.create_function(
-            FunctionName=naming.lambda_function_name(PREFIX, spec.function), Runtime="python3.12", Role=role_arn,
-            Handler=spec.handler, Code={"ZipFile": _code()}, Timeout=spec.timeout, MemorySize=spec.memory_size,
-            Environment={"Variables": settings.to_env()})["FunctionArn"]
+            FunctionName=naming.lambda_function_name(PREFIX, spec.function),
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler=spec.handler,
+            Code={"ZipFile": _code()},
+            Timeout=spec.timeout,
+            MemorySize=spec.memory_size,
+            Environment={"Variables": settings.to_env()},
+        )["FunctionArn"]
     sfn = security.client("stepfunctions")
     machine_arn = sfn.create_state_machine(
-        name=naming.state_machine_name(PREFIX, "examination"), roleArn=role_arn,
-        definition=json.dumps(examination.build_definition(arns, poll=FAST)))["stateMachineArn"]
+        name=naming.state_machine_name(PREFIX, "examination"),
+        roleArn=role_arn,
+        definition=json.dumps(examination.build_definition(arns, poll=FAST)),
+    )["stateMachineArn"]
     monkeypatch.setattr(examination_handler, "EXAMINATION_EXECUTOR", InProcessExaminationExecutor())
     forensic = forensic_like(local_aws.account_session(FORENSIC_ACCOUNT))
     with lambda_local.dispatch_in_process() as invocations:
@@ -180,15 +212,20 @@ def test_examination_writes_the_report_and_terminates_the_instance(cloud: Examin
     assert f"{case_id}/report/report.html" in cloud.keys(case_id, "report/")
     assert f"{case_id}/analysis/timeline.csv" in cloud.keys(case_id, "analysis/")
     assert cloud.custody_events(case_id)[-3:] == [
-        "analysis-instance-launched", "case-examined", "analysis-instance-terminated"]
+        "analysis-instance-launched",
+        "case-examined",
+        "analysis-instance-terminated",
+    ]
     # The incident window reached the examination.
-    findings = json.loads(cloud.forensic.client("s3").get_object(
-        Bucket=BUCKET, Key=f"{case_id}/analysis/findings.json")["Body"].read())
+    findings = json.loads(
+        cloud.forensic.client("s3").get_object(Bucket=BUCKET, Key=f"{case_id}/analysis/findings.json")["Body"].read()
+    )
     assert findings["incident_window"] == ["2024-05-31T00:00:00+00:00", "2024-06-02T00:00:00+00:00"]
 
 
 def test_a_failed_examination_still_terminates_the_instance_and_fails_as_examination_failed(
-        cloud: ExaminationCloud, image: bytes) -> None:
+    cloud: ExaminationCloud, image: bytes
+) -> None:
     case_id = case_id_for(2)
     plant_case(cloud.forensic.client("s3"), case_id, image, recorded_sha256="0" * 64)
     execution = cloud.run(case_id)
@@ -204,8 +241,9 @@ def test_a_failed_examination_still_terminates_the_instance_and_fails_as_examina
 def test_an_unbuilt_toolset_image_fails_before_any_instance_exists(cloud: ExaminationCloud, image: bytes) -> None:
     case_id = case_id_for(3)
     plant_case(cloud.forensic.client("s3"), case_id, image)
-    cloud.forensic.client("ssm").put_parameter(Name=naming.toolset_ami_parameter(PREFIX), Type="String",
-                                               Value="unset", Overwrite=True)
+    cloud.forensic.client("ssm").put_parameter(
+        Name=naming.toolset_ami_parameter(PREFIX), Type="String", Value="unset", Overwrite=True
+    )
     execution = cloud.run(case_id)
     assert execution["status"] == "FAILED"
     assert execution["error"] == "ToolsetNotBuilt"

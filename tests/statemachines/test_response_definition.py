@@ -45,18 +45,25 @@ def test_every_task_retries_transient_lambda_errors_and_has_a_timeout() -> None:
 
 
 def test_every_poll_is_bounded_with_backoff() -> None:
-    polls = [(name, r) for name, state in all_states(DEFINITION) if state["Type"] == "Task"
-             for r in state["Retry"] if r["ErrorEquals"] == ["NotReady"]]
+    polls = [
+        (name, r)
+        for name, state in all_states(DEFINITION)
+        if state["Type"] == "Task"
+        for r in state["Retry"]
+        if r["ErrorEquals"] == ["NotReady"]
+    ]
     assert {name for name, _ in polls} >= {"SnapshotStatus", "ForensicCopyStatus", "ShareSnapshots"}
     for _, retry in polls:
         assert retry["MaxAttempts"] <= 20 and retry["BackoffRate"] >= 1.0 and retry["MaxDelaySeconds"] <= 3600
 
 
 def test_poll_policy_comes_from_the_caller() -> None:
-    fast = response.build_definition(lint.example_arns(), poll=PollPolicy(interval_seconds=1, backoff_rate=1.0,
-                                                                          max_attempts=2))
-    retries = [r for _, s in all_states(fast) if s["Type"] == "Task" for r in s["Retry"]
-               if r["ErrorEquals"] == ["NotReady"]]
+    fast = response.build_definition(
+        lint.example_arns(), poll=PollPolicy(interval_seconds=1, backoff_rate=1.0, max_attempts=2)
+    )
+    retries = [
+        r for _, s in all_states(fast) if s["Type"] == "Task" for r in s["Retry"] if r["ErrorEquals"] == ["NotReady"]
+    ]
     assert retries and all(r["IntervalSeconds"] == 1 and r["MaxAttempts"] == 2 for r in retries)
 
 
