@@ -20,8 +20,8 @@ from moto import mock_aws
 
 from handlers.common import naming
 from handlers.isolation.containment import contain_instance
-from irf import local_aws
-from irf.scenarios import AMI, WebTier, build_web_tier
+from simulation import local_aws
+from simulation.scenarios import AMI, WebTier, build_web_tier
 from tests.ec2_semantics import install_ec2_semantics
 
 PREFIX = "bench"

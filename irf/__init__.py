@@ -1,1 +1,1 @@
-"""irf: the operator command line and the local simulation."""
+"""irf: the responder's operator command line (runtime dependencies only; the simulation lives in `simulation`)."""

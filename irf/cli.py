@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from handlers.common.errors import InstanceNotFound, InvalidInput, ResponderUnavailable
-from irf import local_aws, operator, stacks
+from irf import operator
 
 EXIT_OK = 0
 EXIT_RESPONSE_FAILED = 1
@@ -105,7 +105,8 @@ EvidenceProfile = Annotated[
 @app.command()
 def preview(stack: Annotated[str, typer.Argument(help="forensic, security or all")] = "all") -> None:
     """Run the Pulumi program offline (mocks) and print the resource tree each stack registers."""
-    from irf.pulumi_mocks import run_program
+    from simulation import local_aws, stacks
+    from simulation.pulumi_mocks import run_program
 
     chosen = ["forensic", "security"] if stack == "all" else [stack]
     for name in chosen:
@@ -146,7 +147,7 @@ def simulate(
     ] = 1,
 ) -> None:
     """Simulate a whole incident on this machine (moto): tag -> contain -> acquire -> examine -> report."""
-    from irf.simulate import ACTIONS, SCENARIOS, run_simulation
+    from simulation.simulate import ACTIONS, SCENARIOS, run_simulation
 
     if action not in ACTIONS:
         err.print(f"[red]--action must be one of {', '.join(ACTIONS)}[/red]")
@@ -203,7 +204,7 @@ def simulate(
 
 
 def _simulate_concurrent(count: int, action: str, out: Path) -> None:
-    from irf.simulate import ACTIONS, run_concurrent
+    from simulation.simulate import ACTIONS, run_concurrent
 
     console.print(
         f"[bold]irforensics concurrency simulation[/bold]: {count} incidents, action "

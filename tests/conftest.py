@@ -8,8 +8,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from irf import local_aws
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION, SECURITY_ACCOUNT
+from simulation import local_aws
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION, SECURITY_ACCOUNT
 
 local_aws.use_fake_credentials()
 

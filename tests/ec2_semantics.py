@@ -1,4 +1,4 @@
-"""pytest fixtures giving moto EC2's semantics (the patches live in irf/ec2_semantics.py)."""
+"""pytest fixtures giving moto EC2's semantics (the patches live in simulation/ec2_semantics.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from irf.ec2_semantics import install_ec2_semantics
+from simulation.ec2_semantics import install_ec2_semantics
 
 __all__ = ["ec2_like_aws", "ec2_like_aws_for_class", "install_ec2_semantics"]
 

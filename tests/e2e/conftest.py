@@ -2,9 +2,9 @@
 
 Deploying into moto and running two whole responses is the expensive part of the suite, so it is
 done once for the package (moto stays up for tests/e2e only) and shared by the modules that assert
-on it. Every AWS API call the handlers make during the two responses is recorded (irf.api_calls)
+on it. Every AWS API call the handlers make during the two responses is recorded (simulation.api_calls)
 for the least-privilege test. The responses run under injected faults they must absorb: throttling
-of the calls that matter (irf.faults) and a Lambda timeout in the middle of imaging a volume.
+of the calls that matter (simulation.faults) and a Lambda timeout in the middle of imaging a volume.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from handlers.acquisition import imaging
 from handlers.acquisition.block_source import BlockSource
 from handlers.common import naming
 from handlers.examination.orchestration import InProcessExaminationExecutor
-from irf import api_calls, faults, lambda_local, local_aws, simulate
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT
-from irf.sandbox import LocalCloud, cloud_context
+from simulation import api_calls, faults, lambda_local, local_aws, simulate
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT
+from simulation.sandbox import LocalCloud, cloud_context
 from tests.e2e.helpers import auto_scaling_group
 
 FINDS_THE_BYTES = (
     "moto gap: EBS direct reads only StartSnapshot snapshots, so the simulation follows the "
-    "forensic copy back to one (irf.sandbox.lineage_block_source); on AWS nothing does this"
+    "forensic copy back to one (simulation.sandbox.lineage_block_source); on AWS nothing does this"
 )
 READS_THE_COPY = (
     "moto gap: on AWS the forensic automation role reads the forensic copy with the EBS direct "

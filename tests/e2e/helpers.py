@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from irf import simulate
-from irf.local_aws import MEMBER_ACCOUNT
-from irf.sandbox import LocalCloud
+from simulation import simulate
+from simulation.local_aws import MEMBER_ACCOUNT
+from simulation.sandbox import LocalCloud
 
 
 def auto_scaling_group(cloud: LocalCloud, incident: simulate.Incident) -> dict[str, Any]:

@@ -25,9 +25,10 @@ from handlers.common import naming
 from handlers.common.case import CaseRequest
 from handlers.common.evidence import EvidenceStore, report_key
 from handlers.common.tags import ACTION_ANALYZE
-from irf import cli, scenarios
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
-from irf.sandbox import LocalCloud, cloud_context
+from irf import cli
+from simulation import scenarios
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation.sandbox import LocalCloud, cloud_context
 
 ENV = {
     "IRF_PREFIX": PREFIX,

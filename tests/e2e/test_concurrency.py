@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from irf import simulate
-from irf.local_aws import SECURITY_ACCOUNT
+from simulation import simulate
+from simulation.local_aws import SECURITY_ACCOUNT
 
 pytestmark = pytest.mark.slow
 MANY = int(os.environ.get("IRF_CONCURRENT_INCIDENTS", "0"))

@@ -25,9 +25,9 @@ from moto.sns.models import sns_backends
 
 from handlers.case.store import CaseStore
 from handlers.common import naming
-from irf import disk_content, faults, scenarios, simulate
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
-from irf.sandbox import LocalCloud, cloud_context
+from simulation import disk_content, faults, scenarios, simulate
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation.sandbox import LocalCloud, cloud_context
 
 pytestmark = pytest.mark.slow
 BUCKET = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from handlers.common import naming
-from irf.local_aws import FORENSIC_ACCOUNT, PREFIX, REGION
-from irf.sandbox import LocalCloud
+from simulation.local_aws import FORENSIC_ACCOUNT, PREFIX, REGION
+from simulation.sandbox import LocalCloud
 from tests.e2e.conftest import world_faults
 
 pytestmark = pytest.mark.slow

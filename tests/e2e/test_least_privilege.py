@@ -1,6 +1,6 @@
 """Least privilege, proven from the calls the handlers really make (issue 9, item 1).
 
-While the session's `world` runs both responses (Contain and Analyze), irf.api_calls records every
+While the session's `world` runs both responses (Contain and Analyze), simulation.api_calls records every
 AWS API call our handlers make, attributed to the IAM role whose credentials made it. Those calls
 are checked against the identity policies the Pulumi program generated for that role, read from
 what the deployer created (`cloud.deployer.deployed`):
@@ -27,7 +27,7 @@ What is NOT checked, honestly:
 - The state machine's own role (lambda:InvokeFunction): moto's interpreter invokes Lambdas without
   going through a role. Instance roles (isolation, acquisition) make no calls our code makes.
 - Calls by simulation stand-ins that do what AWS would not (finding the bytes behind a forensic
-  copy, irf.sandbox.lineage_block_source) are recorded but not checked; reads and the examination
+  copy, simulation.sandbox.lineage_block_source) are recorded but not checked; reads and the examination
   are attributed to the roles that make them on AWS (tests/e2e/conftest.py).
 """
 
@@ -42,8 +42,8 @@ from typing import Any
 
 import pytest
 
-from irf.api_calls import ApiCall, Authorization, evaluate, matches
-from irf.deploy_local import DeployedResource
+from simulation.api_calls import ApiCall, Authorization, evaluate, matches
+from simulation.deploy_local import DeployedResource
 
 pytestmark = pytest.mark.slow
 

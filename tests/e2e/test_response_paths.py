@@ -21,9 +21,9 @@ from handlers.case.store import CaseStore
 from handlers.common import naming
 from handlers.common.case import CaseRequest
 from handlers.common.errors import AcquisitionFailed
-from irf import scenarios, simulate
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
-from irf.sandbox import LocalCloud
+from simulation import scenarios, simulate
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation.sandbox import LocalCloud
 
 pytestmark = pytest.mark.slow
 

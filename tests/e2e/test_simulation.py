@@ -17,9 +17,9 @@ import pytest
 
 from handlers.common import naming
 from handlers.common.tags import CASE_TAG, INCIDENT_TAG
-from irf import local_aws, simulate
-from irf.local_aws import MEMBER_ACCOUNT, PREFIX, REGION
-from irf.sandbox import LocalCloud
+from simulation import local_aws, simulate
+from simulation.local_aws import MEMBER_ACCOUNT, PREFIX, REGION
+from simulation.sandbox import LocalCloud
 from tests.e2e.helpers import auto_scaling_group
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from handlers.acquisition.imaging import MIB, TOOL
 from handlers.common import naming
 from handlers.common.errors import InvalidInput, NotReady
 from handlers.common.settings import Settings
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from tests.handlers.test_imaging import make_sparse_file
 from tests.handlers.test_snapshots import launch_suspect, make_key, moto_with_ebs_semantics
 

@@ -23,7 +23,7 @@ import pytest
 
 from handlers.memory import capture, lime
 from handlers.memory.capture import CaptureReportUnreadable, PresignedMultipartUpload
-from irf.local_aws import FORENSIC_ACCOUNT, REGION, account_session
+from simulation.local_aws import FORENSIC_ACCOUNT, REGION, account_session
 
 BUCKET = "acme-ir-artifacts-222222222222-eu-west-1"
 MODULES = "acme-ir-modules-123456789012-eu-west-1"

@@ -2,7 +2,7 @@
 values, 50 tags per security group (handlers/memory/capture_path.py).
 
 moto 5.2.5 enforces the 50 tags per resource but not the length of a tag's key or value, and not
-the number of groups per interface: `ec2_like_aws` (irf/ec2_semantics.py) adds EC2's length check, so a record
+the number of groups per interface: `ec2_like_aws` (simulation/ec2_semantics.py) adds EC2's length check, so a record
 that does not fit fails here as CreateTags fails on AWS. AWS allows up to 16 groups per interface
 (5 by default, 16 with a quota increase); moto takes any number, so no limit needs raising.
 """
@@ -36,7 +36,7 @@ from handlers.memory.capture_path import (
     close_capture_path,
     open_capture_path,
 )
-from irf.local_aws import PREFIX, REGION
+from simulation.local_aws import PREFIX, REGION
 from tests.handlers.test_memory_handler import capture_network, profile_name
 
 AMI = "ami-0123456789abcdef0"

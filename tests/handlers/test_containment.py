@@ -28,9 +28,9 @@ from handlers.isolation.containment import (
     protect_instance,
     release_instance,
 )
-from irf import local_aws
-from irf.local_aws import MEMBER_ACCOUNT
-from irf.scenarios import AMI, WebTier, build_web_tier
+from simulation import local_aws
+from simulation.local_aws import MEMBER_ACCOUNT
+from simulation.scenarios import AMI, WebTier, build_web_tier
 
 PREFIX = "acme"
 CASE = "333333333333-case-1"

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from irf.scenarios import AMI
+from simulation.scenarios import AMI
 
 pytestmark = pytest.mark.usefixtures("ec2_like_aws")
 

@@ -40,8 +40,8 @@ from handlers.examination.orchestration import (
     root_volume_gib,
     terminate_analysis_instances,
 )
-from irf import local_aws
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation import local_aws
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 
 BUCKET = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
 CASE = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-1717000000"

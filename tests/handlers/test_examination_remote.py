@@ -22,9 +22,9 @@ from handlers.common.evidence import (
     sha256_hex,
 )
 from handlers.examination.remote import EvidenceDigestMismatch, RemoteExamination, examine_from_bucket, main
-from irf import local_aws
-from irf.disk_images import PlantedTree, build_compromised_webserver_tree, build_ext4_image
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION
+from simulation import local_aws
+from simulation.disk_images import PlantedTree, build_compromised_webserver_tree, build_ext4_image
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION
 
 INCIDENT = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
 BUCKET = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)

@@ -19,7 +19,7 @@ from handlers.examination.runner import (
     main,
 )
 from handlers.examination.timeline import parse_bodyfile
-from irf.disk_images import (
+from simulation.disk_images import (
     PlantedTree,
     build_compromised_webserver_tree,
     build_ext4_image,

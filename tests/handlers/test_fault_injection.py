@@ -1,4 +1,4 @@
-"""irf.faults: injected AWS errors travel botocore's whole stack, so retries and error handling are real."""
+"""simulation.faults: injected AWS errors travel botocore's whole stack, so retries and error handling are real."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from botocore.exceptions import ClientError
 from handlers.common import naming
 from handlers.common.sessions import BOTO_CONFIG
 from handlers.isolation.containment import contain_instance
-from irf import faults, local_aws
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION
-from irf.scenarios import AMI, build_web_tier
+from simulation import faults, local_aws
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION
+from simulation.scenarios import AMI, build_web_tier
 
 
 def test_a_throttled_call_is_retried_by_botocore_and_succeeds(aws: None) -> None:

@@ -52,10 +52,10 @@ from handlers.triggers.handler import (
 )
 from handlers.triggers.inputs import input_from_guardduty, input_from_tag_event
 from handlers.triggers.patterns import matches, tag_change_pattern
-from irf import local_aws
-from irf.ec2_semantics import install_ec2_semantics
-from irf.local_aws import MEMBER_ACCOUNT, REGION, SECURITY_ACCOUNT
-from irf.scenarios import AMI, create_isolation_profile
+from simulation import local_aws
+from simulation.ec2_semantics import install_ec2_semantics
+from simulation.local_aws import MEMBER_ACCOUNT, REGION, SECURITY_ACCOUNT
+from simulation.scenarios import AMI, create_isolation_profile
 
 PREFIX = "acme"
 CASE = "333333333333-battery-1"

@@ -12,8 +12,8 @@ from handlers.common import naming
 from handlers.common.errors import InvalidInput
 from handlers.common.evidence import containment_key
 from handlers.isolation import handler
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
-from irf.scenarios import WebTier, build_web_tier
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation.scenarios import WebTier, build_web_tier
 
 CASE = f"{MEMBER_ACCOUNT}-handler-case-1"
 

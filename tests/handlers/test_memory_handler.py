@@ -25,9 +25,9 @@ from handlers.common import naming
 from handlers.common.errors import InvalidInput, ModuleUnavailable, NotReady
 from handlers.common.settings import Settings
 from handlers.memory import capture_path, handler, kernel, lime
-from irf import local_aws
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
-from irf.ssm_agent import AgentBehaviour, SimulatedAgent
+from simulation import local_aws
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
 from tests.ec2_semantics import install_ec2_semantics
 
 SAMPLES = Path(__file__).resolve().parent.parent / "events" / "kernel"

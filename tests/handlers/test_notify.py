@@ -20,7 +20,7 @@ from handlers.common.notify import (
     post_slack,
     post_with_urllib,
 )
-from irf.local_aws import REGION
+from simulation.local_aws import REGION
 
 WEBHOOK = "https://hooks.slack.com/services/T0IRF0000/B0IRF0000/s3cr3tT0k3nV4lu3xyz"
 CASE: dict[str, Any] = {

@@ -7,7 +7,7 @@ import pytest
 
 from handlers.examination import ExaminationFailed
 from handlers.examination.partitions import WHOLE_IMAGE, detect_filesystem, list_partitions, parse_mmls
-from irf.disk_images import (
+from simulation.disk_images import (
     PARTITION_START,
     build_compromised_webserver_tree,
     build_ext4_image,

@@ -22,7 +22,7 @@ from handlers.examination.report import (
 )
 from handlers.examination.runner import DiskImage, ExaminationResult, examine_case
 from handlers.examination.timeline import BodyfileEntry, timeline_events
-from irf.disk_images import (
+from simulation.disk_images import (
     HOSTILE_NAME,
     PlantedTree,
     build_compromised_webserver_tree,

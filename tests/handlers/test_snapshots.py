@@ -19,7 +19,7 @@ from handlers.acquisition.snapshots import (
 )
 from handlers.common.errors import AcquisitionFailed, InstanceNotFound
 from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION
 
 CASE = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-1700000000"
 

@@ -20,7 +20,7 @@ from handlers.examination.timeline import (
     tsk_mode_string,
     write_timeline,
 )
-from irf.disk_images import (
+from simulation.disk_images import (
     PlantedTree,
     build_compromised_webserver_tree,
     build_ext4_image,

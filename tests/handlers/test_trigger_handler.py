@@ -22,7 +22,7 @@ from handlers.triggers.handler import (
     on_tag_change,
 )
 from handlers.triggers.patterns import securityhub_action_map
-from irf.local_aws import REGION, SECURITY_ACCOUNT
+from simulation.local_aws import REGION, SECURITY_ACCOUNT
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 PASS_ONLY = {"StartAt": "Respond", "States": {"Respond": {"Type": "Pass", "End": True}}}

@@ -10,7 +10,7 @@ from handlers.examination import ExaminationFailed
 from handlers.examination.partitions import list_partitions
 from handlers.examination.timeline import filesystem_bodyfile, filesystem_prefix
 from handlers.examination.yarascan import SHIPPED_RULES, YaraHit, YaraScan, compile_rules, scan_filesystem
-from irf.disk_images import (
+from simulation.disk_images import (
     HOSTILE_NAME,
     WEB_SHELL,
     PlantedTree,

@@ -1,6 +1,6 @@
 """Reading what a mock run of the Pulumi program registered: resources by type, policy statements.
 
-`irf.pulumi_mocks.run_program` returns each resource with the inputs Pulumi sent (camelCase
+`simulation.pulumi_mocks.run_program` returns each resource with the inputs Pulumi sent (camelCase
 keys; policy documents as JSON strings). These helpers turn that into things a test can assert
 on without knowing where a policy lives (Role trust, RolePolicy, Policy, BucketPolicy, key
 policy, endpoint policy, inline policies of a Role).
@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from irf.pulumi_mocks import RegisteredResource
+from simulation.pulumi_mocks import RegisteredResource
 
 Statement = dict[str, Any]
 # How Pulumi marks a secret value on the wire (rpc.py): {SIG: SECRET, "value": ...}.

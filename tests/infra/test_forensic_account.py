@@ -16,7 +16,7 @@ from components.forensic_account import (
     toolset_component_document,
 )
 from config import ConfigError
-from irf.pulumi_mocks import RegisteredResource, run_program
+from simulation.pulumi_mocks import RegisteredResource, run_program
 from tests.infra.helpers import (
     actions,
     allowed_actions,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from components import lime_factory as component
-from irf import pulumi_mocks
-from irf.pulumi_mocks import RegisteredResource
+from simulation import pulumi_mocks
+from simulation.pulumi_mocks import RegisteredResource
 from statemachines import lime_factory
 from tests.infra.helpers import allowed_actions, named, one, policy_of, resources_of, statements
 

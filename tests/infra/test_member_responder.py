@@ -11,7 +11,7 @@ import pytest
 from components import naming
 from components.member_responder import RESPONDER_ACTIONS, UNSCOPED_ACTIONS
 from handlers.triggers.patterns import matches
-from irf.pulumi_mocks import RegisteredResource, run_program
+from simulation.pulumi_mocks import RegisteredResource, run_program
 
 PREFIX = "acme"
 SECURITY = "123456789012"

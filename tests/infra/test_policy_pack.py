@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from irf.pulumi_mocks import run_program
-from irf.stacks import forensic_config, security_config
 from policy import invariants
 from policy.invariants import (
     UNKNOWN,
@@ -27,6 +25,8 @@ from policy.invariants import (
     analysis_vpcs,
     evidence_buckets,
 )
+from simulation.pulumi_mocks import run_program
+from simulation.stacks import forensic_config, security_config
 
 FORENSIC_ACCOUNT = "222222222222"
 SECURITY_ACCOUNT = "123456789012"

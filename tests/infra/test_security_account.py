@@ -12,7 +12,7 @@ import pytest
 from components import naming
 from components.security_account import CASE_TABLE_ACTIONS
 from handlers.triggers.patterns import SECURITYHUB_ACTIONS, matches, securityhub_action_arn
-from irf.pulumi_mocks import RegisteredResource, run_program
+from simulation.pulumi_mocks import RegisteredResource, run_program
 from statemachines.functions import (
     CASE_TABLE,
     FIND_LIME_MODULES,

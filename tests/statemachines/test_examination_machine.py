@@ -23,9 +23,9 @@ from handlers.common.settings import Settings
 from handlers.common.tags import CASE_TAG
 from handlers.examination import handler as examination_handler
 from handlers.examination.orchestration import InProcessExaminationExecutor
-from irf import lambda_local, local_aws
-from irf.disk_images import build_compromised_webserver_tree, build_ext4_image
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation import lambda_local, local_aws
+from simulation.disk_images import build_compromised_webserver_tree, build_ext4_image
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from statemachines import examination, lint
 from statemachines.asl import PollPolicy
 from tests.handlers.test_examination_orchestration import ForensicLike, forensic_like
@@ -135,7 +135,7 @@ def _code() -> bytes:
     # The code moto stores is never run: dispatch_in_process calls the configured Handler here.
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "handlers are dispatched in process by irf.lambda_local")
+        archive.writestr("README.txt", "handlers are dispatched in process by simulation.lambda_local")
     return buffer.getvalue()
 
 

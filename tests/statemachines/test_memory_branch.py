@@ -22,11 +22,11 @@ from moto import mock_aws
 from handlers.common import naming
 from handlers.common.settings import Settings
 from handlers.memory import kernel, lime
-from irf import codebuild_local, lambda_local
-from irf.codebuild_local import Builder
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT, account_session
-from irf.sandbox import LIME_BUILD_PROJECTS, MOTO_CONFIG
-from irf.ssm_agent import AgentBehaviour, SimulatedAgent
+from simulation import codebuild_local, lambda_local
+from simulation.codebuild_local import Builder
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT, account_session
+from simulation.sandbox import LIME_BUILD_PROJECTS, MOTO_CONFIG
+from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
 from statemachines import lime_factory, lint, memory
 from statemachines.asl import PollPolicy
 from tests.handlers.test_memory_handler import AMI, SAMPLES, publish_module

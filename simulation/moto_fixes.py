@@ -19,7 +19,7 @@ from moto.iam.models import iam_backends
 from moto.s3.models import S3Backend
 from moto.sts.models import STSBackend
 
-from irf.ec2_semantics import install_ec2_semantics
+from simulation.ec2_semantics import install_ec2_semantics
 
 _original_is_action_permitted = IAMPolicyStatement.is_action_permitted
 # What every request in the simulation carries: moto's endpoints are reached over HTTPS.
@@ -141,7 +141,7 @@ def _copy_snapshot(
 
 
 # The role every account created by AWS Organizations has for its administrators: the simulation's
-# own set-up and assertions act through it (irf.local_aws.account_session); it is never ours.
+# own set-up and assertions act through it (simulation.local_aws.account_session); it is never ours.
 ORGANIZATION_ADMIN_ROLE = "OrganizationAccountAccessRole"
 _original_assume_role = STSBackend.assume_role
 

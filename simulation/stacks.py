@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from irf.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 
 
 def forensic_config(**overrides: Any) -> dict[str, Any]:

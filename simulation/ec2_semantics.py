@@ -19,7 +19,7 @@ patches moto's backends so that, for the behaviours containment relies on, moto 
 - CreateTags refuses a key longer than 128 characters or a value longer than 256, as EC2 does
   (moto enforces the 50 tags per resource but no lengths).
 
-The simulation installs it (irf.sandbox.cloud_context); tests request the `ec2_like_aws` fixture
+The simulation installs it (simulation.sandbox.cloud_context); tests request the `ec2_like_aws` fixture
 (tests/ec2_semantics.py) or call `install_ec2_semantics` with their own MonkeyPatch.
 """
 
@@ -87,7 +87,7 @@ def _modify_instance_security_groups(self: InstanceBackend, instance_id: str, ne
 
 
 class Patcher(Protocol):
-    """What pytest's MonkeyPatch offers and irf.moto_fixes.Patches implements."""
+    """What pytest's MonkeyPatch offers and simulation.moto_fixes.Patches implements."""
 
     def setattr(self, target: Any, name: str, value: Any, raising: bool = True) -> None: ...
 

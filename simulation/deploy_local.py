@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 from pulumi.runtime.mocks import MockResourceArgs
 
-from irf import local_aws, pulumi_mocks
+from simulation import local_aws, pulumi_mocks
 
 # Types moto does not implement; the deployer records them and returns plausible ids.
 NOT_SIMULATED = {
@@ -86,7 +86,7 @@ class DeployedResource:
 
 @dataclass
 class MotoDeployer:
-    """`on_resource` hook for irf.pulumi_mocks.run_program that creates resources in moto."""
+    """`on_resource` hook for simulation.pulumi_mocks.run_program that creates resources in moto."""
 
     deployed: list[DeployedResource] = field(default_factory=list)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, reason)
@@ -114,7 +114,7 @@ class MotoDeployer:
         if create is None:
             raise UnknownResourceType(
                 f"the local deployer does not know {args.typ} (resource {args.name}); add it to "
-                "irf/deploy_local.py or to NOT_SIMULATED with the reason"
+                "simulation/deploy_local.py or to NOT_SIMULATED with the reason"
             )
         inputs = _plain(dict(args.inputs))
         resource_id, outputs = create(self.session(account, region), inputs, args.name, account, region)

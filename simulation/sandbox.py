@@ -3,7 +3,7 @@
 `LocalCloud` is what the state-machine tests and the simulation stand on. Use it inside
 `mock_aws(...)` (see `cloud_context`). It deploys the forensic stack into the forensic account and
 the security stack (with its MemberResponders) into the security and member accounts through
-irf.deploy_local, dispatches Lambda invocations to our handlers in process, and follows moto's
+simulation.deploy_local, dispatches Lambda invocations to our handlers in process, and follows moto's
 EBS direct gap with a block source that walks a forensic copy's lineage back to the bytes.
 """
 
@@ -29,9 +29,9 @@ from handlers.common.settings import Settings
 from handlers.examination import handler as examination_handler
 from handlers.examination.orchestration import InProcessExaminationExecutor
 from handlers.memory import kernel
-from irf import api_calls, codebuild_local, lambda_local, local_aws, moto_fixes, stacks
-from irf.deploy_local import MotoDeployer, deploy_program
-from irf.ssm_agent import AgentBehaviour, SimulatedAgent
+from simulation import api_calls, codebuild_local, lambda_local, local_aws, moto_fixes, stacks
+from simulation.deploy_local import MotoDeployer, deploy_program
+from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
 from statemachines import lime_factory
 
 MOTO_CONFIG: Any = {
@@ -42,7 +42,7 @@ MOTO_CONFIG: Any = {
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 BUILDS_THE_MODULE = (
     "moto runs no CodeBuild: the LimeFactory's build is a stand-in that publishes labelled "
-    "placeholder files with the build project's role (irf.codebuild_local)"
+    "placeholder files with the build project's role (simulation.codebuild_local)"
 )
 LIME_BUILD_PROJECTS = tuple(
     lime_factory.project_name(local_aws.PREFIX, distro, version, arch)

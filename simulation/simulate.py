@@ -25,8 +25,8 @@ from typing import Any
 from handlers.common.tags import INCIDENT_TAG
 from handlers.examination.orchestration import SINGLE_STREAM
 from handlers.memory import lime
-from irf import disk_content, disk_images, events_local, local_aws, scenarios
-from irf.sandbox import LocalCloud, cloud_context
+from simulation import disk_content, disk_images, events_local, local_aws, scenarios
+from simulation.sandbox import LocalCloud, cloud_context
 
 SCENARIOS = ("webshell",)
 ACTIONS = {"contain": "Contain", "analyze": "Analyze"}

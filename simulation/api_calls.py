@@ -3,7 +3,7 @@ and a small IAM policy evaluator to check those calls against the policies the p
 
 `record_api_calls()` patches botocore's one door to AWS (`BaseClient._make_api_call`, plus
 `generate_presigned_url`, whose URL is authorised as its signer when used). A call is recorded
-only when our code makes it for a Lambda function: either inside a handler (irf.lambda_local marks
+only when our code makes it for a Lambda function: either inside a handler (simulation.lambda_local marks
 the thread), or with credentials an `sts:AssumeRole` inside a handler returned (imaging uploads
 from worker threads). Whose call it is comes from the credentials: keys from AssumeRole are looked
 up in moto's STS backend; the process's own credentials, inside a handler, are the function's
@@ -31,7 +31,7 @@ from unittest import mock
 import botocore.client
 import botocore.signers
 
-from irf import lambda_local
+from simulation import lambda_local
 
 # botocore's signing name is the IAM prefix for every service we call, except these.
 _PREFIX_OF_SIGNING_NAME = {"elasticloadbalancingv2": "elasticloadbalancing"}

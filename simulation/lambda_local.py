@@ -28,7 +28,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 # Environment variables are process-wide; Parallel branches invoke from several threads.
 _ENV_LOCK = threading.RLock()
 # Which function this thread is running: moto's Step Functions interpreter invokes from background
-# threads, so a recorder of API calls (irf.api_calls) can only learn the caller per thread.
+# threads, so a recorder of API calls (simulation.api_calls) can only learn the caller per thread.
 _RUNNING = threading.local()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from handlers.common.tags import INCIDENT_TAG
 from handlers.triggers.patterns import matches
-from irf import local_aws
+from simulation import local_aws
 
 
 @dataclass
