@@ -172,7 +172,7 @@ def project_source_files(root: Path = ROOT) -> dict[str, Path]:
     for name in ("pyproject.toml", "README.md", "config.py"):
         if (root / name).is_file():
             files[name] = root / name
-    for package in ("components", "handlers", "irf", "statemachines"):
+    for package in ("components", "handlers", "examiner", "irf", "statemachines"):
         for path in sorted((root / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 files[path.relative_to(root).as_posix()] = path

@@ -382,7 +382,7 @@ def build_xfs_image(tree: PlantedTree | Path, path: Path, size_mib: int = XFS_MI
     """`mkfs.xfs -p protofile` into a sparse file (xfsprogs refuses under 300 MiB), then times per inode."""
     import pyfsxfs
 
-    from handlers.examination.timeline import walk_xfs
+    from examiner.timeline import walk_xfs
 
     root, entries = _tree_entries(tree)
     path.unlink(missing_ok=True)

@@ -47,3 +47,7 @@ class EvidenceConflict(IrfError):
 
 class NotReady(IrfError):
     """A resource is still being prepared; the state machine retries this with backoff."""
+
+
+class ExaminationFailed(IrfError):
+    """A forensic tool could not read the evidence (not a finding: the examination itself failed)."""

@@ -201,3 +201,14 @@ class EvidenceStore:
             Body=json.dumps(manifest, indent=2, sort_keys=True, default=str).encode(),
         )
         return manifest
+
+
+def report_written(s3: Any, bucket: str, case_id: str) -> bool:
+    """Whether the case's report/report.html exists (the examiner's last write)."""
+    try:
+        s3.head_object(Bucket=bucket, Key=report_key(case_id, "report.html"))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

@@ -14,7 +14,7 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from handlers.common.errors import InvalidInput, NotReady
-from handlers.common.evidence import EvidenceStore, report_key
+from handlers.common.evidence import EvidenceStore, report_key, report_written
 from handlers.common.sessions import BOTO_CONFIG, assume_role
 from handlers.common.settings import Settings
 from handlers.examination import orchestration
@@ -131,11 +131,7 @@ def examination_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     forensic = _forensic(settings, case_id)
     outcome = EXAMINATION_EXECUTOR.outcome(forensic, command_id, instance_id)
     store = _evidence(settings, forensic, case_id)
-    written = (
-        not outcome.waiting
-        and outcome.status == "Success"
-        and orchestration.report_written(store.s3, store.bucket, case_id)
-    )
+    written = not outcome.waiting and outcome.status == "Success" and report_written(store.s3, store.bucket, case_id)
     orchestration.examination_result(outcome, instance_id=instance_id, report_exists=written)
     report = report_key(case_id, "report.html")
     if not any(key.endswith("-case-examined.json") for key in store.keys("custody/")):

@@ -8,7 +8,7 @@ account's clients:
    analysis instance profile (reads the case, writes only `analysis/` and `report/`), an
    encrypted root volume big enough for the case's images, shutdown = terminate.
 2. Wait, bounded, until the instance runs and its SSM agent answers.
-3. Run `python3.11 -m handlers.examination.remote` on it with SSM Run Command; the instance
+3. Run `python3.11 -m examiner.remote` on it with SSM Run Command; the instance
    downloads the case, checks every image against its `.sha256` before reading it, examines,
    writes the report and uploads `analysis/` and `report/` with its own role. The command text
    holds no credentials.
@@ -38,11 +38,10 @@ from botocore.exceptions import ClientError
 
 from handlers.common import naming
 from handlers.common.case import CASE_ID
-from handlers.common.errors import InvalidInput, IrfError, NotReady, ResponderUnavailable
-from handlers.common.evidence import isotime, report_key
+from handlers.common.errors import ExaminationFailed, InvalidInput, IrfError, NotReady, ResponderUnavailable
+from handlers.common.evidence import isotime
 from handlers.common.naming import TOOLSET_AMI_UNSET
 from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
-from handlers.examination import ExaminationFailed
 
 # The value ForensicAccount gives the toolset AMI parameter until Image Builder's first build.
 PURPOSE_TAG = "irforensics:purpose"
@@ -492,7 +491,7 @@ def examination_commands(order: ExaminationOrder) -> list[str]:
     remote = [
         REMOTE_PYTHON,
         "-m",
-        "handlers.examination.remote",
+        "examiner.remote",
         "--region",
         order.region,
         "--bucket",
@@ -608,7 +607,7 @@ class InProcessExaminationExecutor:
     def start(self, forensic: Any, order: ExaminationOrder) -> str:
         if order.instance_id in self._by_instance:
             return self._by_instance[order.instance_id]
-        from handlers.examination import remote  # the forensic tools: only where the examination runs
+        from examiner import remote  # the forensic tools: only where the examination runs
 
         command_id = str(uuid.uuid4())
         with tempfile.TemporaryDirectory(prefix="irf-examination-", dir=self.work_dir) as work:
@@ -644,16 +643,6 @@ def examination_result(outcome: CommandOutcome, *, instance_id: str, report_exis
         raise ExaminationFailed(f"examination on {instance_id} ended {outcome.status}: {tail or '(no output)'}")
     if not report_exists:
         raise ExaminationFailed(f"examination on {instance_id} reported success but wrote no report/report.html")
-
-
-def report_written(s3: Any, bucket: str, case_id: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=report_key(case_id, "report.html"))
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
 
 
 # -- the end -------------------------------------------------------------------------------------------

@@ -11,12 +11,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from examiner import ExaminationFailed
 from handlers.common import naming
 from handlers.common.errors import InvalidInput, NotReady
-from handlers.common.evidence import EvidenceStore, digest_key, digest_line, disk_image_key, sha256_hex
+from handlers.common.evidence import EvidenceStore, digest_key, digest_line, disk_image_key, report_written, sha256_hex
 from handlers.common.settings import Settings
 from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
-from handlers.examination import ExaminationFailed
 from handlers.examination import handler as examination_handler
 from handlers.examination.orchestration import (
     GIB,
@@ -36,7 +36,6 @@ from handlers.examination.orchestration import (
     find_analysis_network,
     incident_window,
     launch_analysis_instance,
-    report_written,
     root_volume_gib,
     terminate_analysis_instances,
 )
@@ -385,7 +384,7 @@ def test_examination_command_runs_the_remote_examination_and_holds_no_credential
     commands = examination_commands(order("i-0123456789abcdef0", incident_start=start, incident_end=end))
     assert commands[0] == "set -euo pipefail"
     assert commands[-1] == (
-        f"python3.11 -m handlers.examination.remote --region {REGION} --bucket {BUCKET} --case-id {CASE} "
+        f"python3.11 -m examiner.remote --region {REGION} --bucket {BUCKET} --case-id {CASE} "
         "--work-dir /var/lib/irforensics/cases --incident-start 2024-06-01T00:00:00+00:00 "
         "--incident-end 2024-06-02T00:00:00+00:00"
     )
@@ -415,7 +414,7 @@ def test_ssm_command_goes_to_the_instance_with_a_time_limit_and_cloudwatch_outpu
     [command] = forensic_account.client("ssm").list_commands(CommandId=command_id)["Commands"]
     assert command["DocumentName"] == "AWS-RunShellScript"
     assert command["Parameters"]["executionTimeout"] == ["14400"]
-    assert "handlers.examination.remote" in command["Parameters"]["commands"][-1]
+    assert "examiner.remote" in command["Parameters"]["commands"][-1]
     [request] = sent
     # (moto lists every instance of the account under the command; the request names one.)
     assert request["InstanceIds"] == [launched.instance_id]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from examiner.remote import EvidenceDigestMismatch, RemoteExamination, examine_from_bucket, main
 from handlers.common import naming
 from handlers.common.evidence import (
     EvidenceStore,
@@ -21,7 +22,6 @@ from handlers.common.evidence import (
     disk_image_key,
     sha256_hex,
 )
-from handlers.examination.remote import EvidenceDigestMismatch, RemoteExamination, examine_from_bucket, main
 from simulation import local_aws
 from simulation.disk_images import PlantedTree, build_compromised_webserver_tree, build_ext4_image
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION

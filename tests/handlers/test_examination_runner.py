@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from handlers.examination.runner import (
+from examiner.runner import (
     DiskImage,
     ExaminationResult,
     MemoryImage,
@@ -18,7 +18,7 @@ from handlers.examination.runner import (
     load_examination,
     main,
 )
-from handlers.examination.timeline import parse_bodyfile
+from examiner.timeline import parse_bodyfile
 from simulation.disk_images import (
     PlantedTree,
     build_compromised_webserver_tree,

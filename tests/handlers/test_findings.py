@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from handlers.examination.findings import WINDOW_RULES, Finding, find_suspicious, order_findings, skipped_rules
-from handlers.examination.timeline import BodyfileEntry
-from handlers.examination.yarascan import StringMatch, YaraHit
+from examiner.findings import WINDOW_RULES, Finding, find_suspicious, order_findings, skipped_rules
+from examiner.timeline import BodyfileEntry
+from examiner.yarascan import StringMatch, YaraHit
 
 INCIDENT = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
 WINDOW = (INCIDENT - timedelta(hours=1), INCIDENT + timedelta(hours=6))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.examination.memory import (
+from examiner.memory import (
     ANALYSED,
     NOT_ANALYSED,
     MemoryAnalysis,

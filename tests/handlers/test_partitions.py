@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.examination import ExaminationFailed
-from handlers.examination.partitions import WHOLE_IMAGE, detect_filesystem, list_partitions, parse_mmls
+from examiner import ExaminationFailed
+from examiner.partitions import WHOLE_IMAGE, detect_filesystem, list_partitions, parse_mmls
 from simulation.disk_images import (
     PARTITION_START,
     build_compromised_webserver_tree,

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from handlers.common.evidence import Artefact
-from handlers.examination.findings import Finding
-from handlers.examination.memory import ANALYSED, MemoryAnalysis, PluginRun
-from handlers.examination.report import (
+from examiner.findings import Finding
+from examiner.memory import ANALYSED, MemoryAnalysis, PluginRun
+from examiner.report import (
     RECENT_EVENTS,
     CaseReportInput,
     EvidenceItem,
@@ -20,8 +19,9 @@ from handlers.examination.report import (
     md_escape,
     render_report,
 )
-from handlers.examination.runner import DiskImage, ExaminationResult, examine_case
-from handlers.examination.timeline import BodyfileEntry, timeline_events
+from examiner.runner import DiskImage, ExaminationResult, examine_case
+from examiner.timeline import BodyfileEntry, timeline_events
+from handlers.common.evidence import Artefact
 from simulation.disk_images import (
     HOSTILE_NAME,
     PlantedTree,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.examination.partitions import list_partitions
-from handlers.examination.timeline import (
+from examiner.partitions import list_partitions
+from examiner.timeline import (
     BodyfileEntry,
     filesystem_bodyfile,
     filesystem_prefix,

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from handlers.examination import ExaminationFailed
-from handlers.examination.partitions import list_partitions
-from handlers.examination.timeline import filesystem_bodyfile, filesystem_prefix
-from handlers.examination.yarascan import SHIPPED_RULES, YaraHit, YaraScan, compile_rules, scan_filesystem
+from examiner import ExaminationFailed
+from examiner.partitions import list_partitions
+from examiner.timeline import filesystem_bodyfile, filesystem_prefix
+from examiner.yarascan import SHIPPED_RULES, YaraHit, YaraScan, compile_rules, scan_filesystem
 from simulation.disk_images import (
     HOSTILE_NAME,
     WEB_SHELL,

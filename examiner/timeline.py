@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from handlers.examination import ExaminationFailed, run_tool
-from handlers.examination.partitions import Partition
+from examiner import ExaminationFailed, run_tool
+from examiner.partitions import Partition
 
 _PREFIX = re.compile(r"^(/[^/]+/p\d+)(/.*)?$")
 # fls prints control characters in names as '^'; the XFS walker does the same so both read alike.

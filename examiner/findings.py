@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handlers.examination.timeline import BodyfileEntry
-from handlers.examination.yarascan import YaraHit
+from examiner.timeline import BodyfileEntry
+from examiner.yarascan import YaraHit
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 TEMP_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/")

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from handlers.examination import ExaminationFailed, run_tool
+from examiner import ExaminationFailed, run_tool
 
 WHOLE_IMAGE = 0
 _UNITS = re.compile(r"Units are in (\d+)-byte sectors")

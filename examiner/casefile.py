@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from handlers.examination.report import CaseReportInput, EvidenceItem, StageTime, render_report
-from handlers.examination.runner import ExaminationResult
+from examiner.report import CaseReportInput, EvidenceItem, StageTime, render_report
+from examiner.runner import ExaminationResult
 
 
 def _read_json(path: Path) -> Any:

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handlers.examination import ExaminationFailed, run_tool
-from handlers.examination.partitions import Partition
-from handlers.examination.timeline import BodyfileEntry, open_xfs
+from examiner import ExaminationFailed, run_tool
+from examiner.partitions import Partition
+from examiner.timeline import BodyfileEntry, open_xfs
 
 SHIPPED_RULES = Path(__file__).parent / "rules" / "webshells_and_persistence.yar"
 # Large files are rarely web shells or cron jobs; cap what one file may cost (recorded as skipped).

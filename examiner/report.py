@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 
 import jinja2
 
-from handlers.examination.findings import Finding, Window, order_findings
-from handlers.examination.memory import MemoryAnalysis
-from handlers.examination.timeline import BodyfileEntry, TimelineEvent, timeline_events
+from examiner.findings import Finding, Window, order_findings
+from examiner.memory import MemoryAnalysis
+from examiner.timeline import BodyfileEntry, TimelineEvent, timeline_events
 
 TEMPLATES = Path(__file__).parent / "templates"
 RECENT_EVENTS = 50

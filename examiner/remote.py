@@ -1,12 +1,12 @@
-"""What the analysis instance runs (`python3.11 -m handlers.examination.remote`): one case, bucket to bucket.
+"""What the analysis instance runs (`python3.11 -m examiner.remote`): one case, bucket to bucket.
 
 1. Download the case prefix into a folder named after the case: containment/, custody/,
    manifest.json, disk/*.img and memory/*.lime with their `.sha256` files (never analysis/ or
    report/, which this run writes).
 2. Check every image with `sha256sum -c` against the digest written at acquisition, before any
    tool reads it; a mismatch or a missing digest stops the examination.
-3. Examine (handlers.examination.runner.examine_case) and write the report
-   (handlers.examination.casefile.write_report).
+3. Examine (examiner.runner.examine_case) and write the report
+   (examiner.casefile.write_report).
 4. Upload analysis/ then report/ with write-once puts; report/report.html last, so its presence
    means the examination is complete. A case that already has it is not examined again.
 
@@ -28,12 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from examiner import ExaminationFailed
+from examiner.casefile import write_report
+from examiner.runner import DiskImage, MemoryImage, examine_case
 from handlers.common.errors import EvidenceConflict
-from handlers.common.evidence import EvidenceStore, analysis_key, digest_key, report_key
-from handlers.examination import ExaminationFailed
-from handlers.examination.casefile import write_report
-from handlers.examination.orchestration import report_written
-from handlers.examination.runner import DiskImage, MemoryImage, examine_case
+from handlers.common.evidence import EvidenceStore, analysis_key, digest_key, report_key, report_written
 
 TOOL = "irforensics-examination"
 # Folders of the case prefix the examination needs; analysis/ and report/ are its output.
@@ -201,7 +200,7 @@ def _moment(text: str) -> datetime:
 
 def main(argv: Sequence[str] | None = None, *, s3: Any = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python3.11 -m handlers.examination.remote",
+        prog="python3.11 -m examiner.remote",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

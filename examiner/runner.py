@@ -1,7 +1,7 @@
 """The examination runner: a case's disk and memory images in, `analysis/` out.
 
 Runs the same way in the local simulation and on the analysis instance in the forensic
-account (`python -m handlers.examination.runner --case-dir DIR --image disk/vol-0abc.img`).
+account (`python -m examiner.runner --case-dir DIR --image disk/vol-0abc.img`).
 Writes, under `<out_dir>/analysis/`:
 
     bodyfile            every file system of every image, paths `/<VolumeId>/p<N>/...` (see timeline.py)
@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from handlers.examination import ExaminationFailed, run_tool
-from handlers.examination.findings import Finding, Window, find_suspicious, skipped_rules
-from handlers.examination.memory import MemoryAnalysis, analyse_memory
-from handlers.examination.partitions import Partition, detect_filesystem, list_partitions
-from handlers.examination.timeline import (
+from examiner import ExaminationFailed, run_tool
+from examiner.findings import Finding, Window, find_suspicious, skipped_rules
+from examiner.memory import MemoryAnalysis, analyse_memory
+from examiner.partitions import Partition, detect_filesystem, list_partitions
+from examiner.timeline import (
     BodyfileEntry,
     filesystem_bodyfile,
     filesystem_prefix,
@@ -38,7 +38,7 @@ from handlers.examination.timeline import (
     parse_bodyfile,
     write_timeline,
 )
-from handlers.examination.yarascan import SHIPPED_RULES, YaraScan, compile_rules, scan_filesystem
+from examiner.yarascan import SHIPPED_RULES, YaraScan, compile_rules, scan_filesystem
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ def _moment(text: str) -> datetime:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m handlers.examination.runner",
+        prog="python -m examiner.runner",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
