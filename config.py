@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import ids
 from handlers.common.naming import check_prefix
 
 NAMESPACE = "irforensics"
 ROLES = ("forensic", "security")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(?:-gov)?-[a-z]+-\d{1,2}$")
+# The id rules of core.ids: [0-9] and \Z, not \d and $ (which let other scripts' digits and a
+# trailing newline through).
+_ACCOUNT = ids.ACCOUNT_ID
+_REGION = ids.REGION
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 KEYS = (

@@ -1,7 +1,8 @@
 """PythonLambda: one handler of handlers/<package> packaged with the shared code into a Lambda.
 
-The archive holds `handlers/__init__.py`, `handlers/common/` and `handlers/<package>/` only,
-so a function carries no code of another area. Powertools comes from the public AWS layer.
+The archive holds `core/` (the shared plans and ports), `handlers/__init__.py`, `handlers/common/`
+and `handlers/<package>/` only, so a function carries no code of another area and nothing of the
+simulation, the operator CLI or the examiner. Powertools comes from the public AWS layer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pulumi_aws as aws
 
 from components import naming
 from components.policies import service_trust
+from core import arns
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.13"
@@ -24,22 +26,27 @@ POWERTOOLS_LAYER_VERSION = 18
 
 
 def powertools_layer_arn(region: str) -> str:
-    return (
-        f"arn:aws:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
-        f"AWSLambdaPowertoolsPythonV3-{RUNTIME.replace('.', '')}-{ARCHITECTURE}:{POWERTOOLS_LAYER_VERSION}"
-    )
+    name = f"AWSLambdaPowertoolsPythonV3-{RUNTIME.replace('.', '')}-{ARCHITECTURE}"
+    return arns.lambda_layer(POWERTOOLS_LAYER_ACCOUNT, region, name, POWERTOOLS_LAYER_VERSION)
+
+
+def _sources(folder: Path, root: Path) -> dict[str, Path]:
+    return {
+        path.relative_to(root).as_posix(): path
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
 
 
 def package_files(package: str, root: Path = ROOT) -> dict[str, Path]:
-    """Archive path -> file for one handler package plus handlers/common (sources only)."""
+    """Archive path -> file for one handler package plus handlers/common and core (sources only)."""
     handlers = root / "handlers"
     if not (handlers / package).is_dir():
         raise ValueError(f"no handler package handlers/{package}")
     files: dict[str, Path] = {"handlers/__init__.py": handlers / "__init__.py"}
+    files |= _sources(root / "core", root)
     for folder in sorted({"common", package}):
-        for path in sorted((handlers / folder).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                files[path.relative_to(root).as_posix()] = path
+        files |= _sources(handlers / folder, root)
     return files
 
 

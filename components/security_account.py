@@ -31,7 +31,6 @@ from config import SecurityConfig
 from handlers.common.settings import Settings
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from handlers.triggers import patterns
-from handlers.triggers.handler import TriggerSettings
 from statemachines import response
 from statemachines.asl import PollPolicy
 from statemachines.functions import (
@@ -112,8 +111,8 @@ class SecurityAccountArgs:
     def event_bus_arn(self) -> str:
         return f"arn:aws:events:{self.region}:{self.account}:event-bus/default"
 
-    def settings(self) -> Settings:
-        # The topic ARN is known only once the topic exists; SecurityAccount sets it as an Output.
+    def settings(self, *, trigger: bool = False) -> Settings:
+        # The topic ARN is known only once the topic exists; SecurityAccount passes it to to_env.
         return Settings(
             prefix=self.prefix,
             security_account=self.account,
@@ -122,6 +121,9 @@ class SecurityAccountArgs:
             retention_days=self.retention_days,
             slack_secret_arn=self.slack_webhook_secret_arn,
             default_wait_seconds=self.poll.interval_seconds,
+            guardduty_contain_severity=self.guardduty_contain_severity,
+            # Only the trigger Lambdas map Security Hub actions to responses.
+            securityhub_actions=patterns.securityhub_action_map(self.account, self.region) if trigger else {},
         )
 
 
@@ -344,22 +346,15 @@ class SecurityAccount(pulumi.ComponentResource):
         )
 
     def _function(self, name: str, spec: FunctionSpec, args: SecurityAccountArgs) -> PythonLambda:
-        environment: dict[str, pulumi.Input[str]] = dict(args.settings().to_env())
-        environment["IRF_TOPIC_ARN"] = self.topic.arn
+        # The topic's and the state machine's ARNs exist only once they do: deploy-time values.
+        deploy_time: dict[str, pulumi.Input[str]] = {"topic_arn": self.topic.arn}
         if START_LIME_FACTORY in spec.access:
-            environment["IRF_LIME_FACTORY_STATE_MACHINE_ARN"] = lime_factory_arn(args)
+            deploy_time["lime_factory_arn"] = lime_factory_arn(args)
         state_machine_arn: pulumi.Input[str] | None = None
         if is_trigger(spec):
             state_machine_arn = self.response_state_machine.arn
-            environment.update(
-                TriggerSettings(
-                    state_machine_arn="",
-                    guardduty_contain_severity=args.guardduty_contain_severity,
-                    securityhub_actions=patterns.securityhub_action_map(args.account, args.region),
-                ).to_env()
-            )
-            # Like the topic's, the state machine's ARN exists only once the machine does.
-            environment["IRF_RESPONSE_STATE_MACHINE_ARN"] = state_machine_arn
+            deploy_time["response_state_machine_arn"] = state_machine_arn
+        environment: dict[str, pulumi.Input[str]] = args.settings(trigger=is_trigger(spec)).to_env(**deploy_time)
         policy = policy_document(
             function_statements(
                 spec,

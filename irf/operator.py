@@ -24,9 +24,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from core import ids
 from handlers.case.store import OPEN, CaseStore
 from handlers.common import naming
-from handlers.common.case import ACCOUNT_ID, CASE_ID, REGION, parse_request
+from handlers.common.case import ACCOUNT_ID, REGION, parse_request
 from handlers.common.errors import InvalidInput, IrfError
 from handlers.common.evidence import EvidenceStore, containment_key, report_key
 from handlers.common.sessions import assume_role
@@ -366,9 +367,8 @@ def follow_response(
 
 
 def check_case_id(case_id: str) -> str:
-    if not CASE_ID.match(case_id):
-        raise InvalidInput({"CASE": f"must be 1-128 characters of letters, digits, '.', '_' or '-', got {case_id!r}"})
-    return case_id
+    # The CLI's argument is CASE: the error names it so.
+    return ids.check_case_id(case_id, field="CASE")
 
 
 @dataclass(frozen=True)

@@ -6,27 +6,50 @@ moto's Step Functions interpreter invokes Lambda tasks through the Lambda backen
 function's configured `Handler` and calls it with the function's own environment, the way
 the Lambda runtime would. A handler exception reaches the state machine as an unhandled
 function error whose `errorType` is the exception's class name, so `Catch` works by name.
+
+Ports: a handler declares what the simulation may replace as keyword-only parameters with the
+AWS implementation as default (`image_volume(..., *, block_source=ebs_direct_source)`); the
+dispatcher passes each handler the entries of its `ports` registry that the handler declares.
+Nothing is patched into a handler module.
+
+Time: moto's interpreter bounds a Task's `TimeoutSeconds` with a wall clock, and in-process
+handler work on a loaded machine is far slower than the same work on Lambda (the in-process
+examination alone can outlast the examine task's timeout on a busy 2-core machine). So a Lambda
+Task's TimeoutSeconds is not applied to in-process handler work here: the task waits for the
+handler. A Lambda timeout is what `SimulatedTimeout` simulates (`Sandbox.Timedout`), and the
+state machine's own execution timeout still bounds the whole run.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
+from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+    StateTaskServiceLambda,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 
 # Environment variables are process-wide; Parallel branches invoke from several threads.
 _ENV_LOCK = threading.RLock()
+# Set while moto evaluates a Lambda Task's timeout in this thread (see `_lambda_tasks_wait_for_the_handler`).
+_LAMBDA_TASK = threading.local()
+# What a Lambda Task waits for in-process work: long enough to mean "until the handler returns".
+UNBOUNDED_SECONDS = 10**8
 # Which function this thread is running: moto's Step Functions interpreter invokes from background
 # threads, so a recorder of API calls (simulation.api_calls) can only learn the caller per thread.
 _RUNNING = threading.local()
@@ -81,10 +104,46 @@ class Invocation:
     error: str | None = None
 
 
-def resolve_handler(path: str) -> Callable[[Any, Any], Any]:
+def resolve_handler(path: str) -> Callable[..., Any]:
     module, _, name = path.rpartition(".")
-    handler: Callable[[Any, Any], Any] = getattr(importlib.import_module(module), name)
+    handler: Callable[..., Any] = getattr(importlib.import_module(module), name)
     return handler
+
+
+def handler_ports(handler: Callable[..., Any], ports: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `ports` this handler declares as keyword-only parameters."""
+    parameters = inspect.signature(handler).parameters.values()
+    return {p.name: ports[p.name] for p in parameters if p.kind is p.KEYWORD_ONLY and p.name in ports}
+
+
+@contextmanager
+def _lambda_tasks_wait_for_the_handler() -> Iterator[None]:
+    """A Lambda Task's TimeoutSeconds does not bound in-process handler work (module docstring)."""
+    evaluate = ExecutionState._evaluate_with_timeout
+    seconds = Timeout._eval_body
+
+    def evaluate_with_timeout(self: ExecutionState, env: Any) -> None:
+        if not isinstance(self, (StateTaskLambda, StateTaskServiceLambda)):
+            evaluate(self, env)
+            return
+        # The timeout is evaluated first, in this thread; the handler then runs in a worker thread.
+        outer = getattr(_LAMBDA_TASK, "active", False)
+        _LAMBDA_TASK.active = True
+        try:
+            evaluate(self, env)
+        finally:
+            _LAMBDA_TASK.active = outer
+
+    def eval_body(self: Timeout, env: Any) -> None:
+        seconds(self, env)
+        if getattr(_LAMBDA_TASK, "active", False):
+            env.stack[-1] = max(int(env.stack[-1]), UNBOUNDED_SECONDS)
+
+    with (
+        mock.patch.object(ExecutionState, "_evaluate_with_timeout", evaluate_with_timeout),
+        mock.patch.object(Timeout, "_eval_body", eval_body),
+    ):
+        yield
 
 
 @contextmanager
@@ -112,10 +171,14 @@ class SimulatedTimeout(Exception):
 
 @contextmanager
 def dispatch_in_process(
-    log: list[Invocation] | None = None, on_invoke: Callable[[Invocation], None] | None = None
+    log: list[Invocation] | None = None,
+    on_invoke: Callable[[Invocation], None] | None = None,
+    ports: Mapping[str, Any] | None = None,
 ) -> Iterator[list[Invocation]]:
-    """Patch moto's Lambda backend so invocations run our handlers; yields the invocation log."""
+    """Patch moto's Lambda backend so invocations run our handlers (given the `ports` they declare,
+    read at each invocation, so a test may swap an entry); yields the invocation log."""
     invocations: list[Invocation] = [] if log is None else log
+    registry: Mapping[str, Any] = {} if ports is None else ports
 
     def invoke(
         self: LambdaSimpleBackend,
@@ -147,7 +210,7 @@ def dispatch_in_process(
             with _ENV_LOCK, _environment(dict(function.environment_vars or {})), _running(running):
                 if on_invoke:
                     on_invoke(record)
-                result = handler(event, context)
+                result = handler(event, context, **handler_ports(handler, registry))
             record.result = result
             return json.dumps(result).encode()
         except Exception as exc:
@@ -173,5 +236,5 @@ def dispatch_in_process(
         finally:
             invocations.append(record)
 
-    with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+    with mock.patch.object(LambdaSimpleBackend, "invoke", invoke), _lambda_tasks_wait_for_the_handler():
         yield invocations

@@ -5,6 +5,10 @@
 the security stack (with its MemberResponders) into the security and member accounts through
 simulation.deploy_local, dispatches Lambda invocations to our handlers in process, and follows moto's
 EBS direct gap with a block source that walks a forensic copy's lineage back to the bytes.
+
+What the simulation replaces reaches the handlers through their ports (`LocalCloud.ports`, passed
+by simulation.lambda_local as the keyword arguments the handlers declare), never by assigning to
+a handler module.
 """
 
 from __future__ import annotations
@@ -21,16 +25,14 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from handlers.acquisition import handler as acquisition_handler
 from handlers.acquisition.block_source import BlockSource, EbsDirectBlockSource
 from handlers.acquisition.snapshots import SOURCE_ACCOUNT_TAG, SOURCE_VOLUME_TAG
 from handlers.common import naming
 from handlers.common.settings import Settings
-from handlers.examination import handler as examination_handler
-from handlers.examination.orchestration import InProcessExaminationExecutor
 from handlers.memory import kernel
 from simulation import api_calls, codebuild_local, lambda_local, local_aws, moto_fixes, stacks
 from simulation.deploy_local import MotoDeployer, deploy_program
+from simulation.examination_local import InProcessExaminationExecutor
 from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
 from statemachines import lime_factory
 
@@ -72,6 +74,20 @@ def lineage_block_source(forensic: boto3.Session, snapshot_id: str) -> BlockSour
     return EbsDirectBlockSource(member.client("ebs"), origin)
 
 
+def wait_for_execution(sfn: Any, execution_arn: str, timeout_seconds: float | None = None) -> dict[str, Any]:
+    """The execution once it ended. Without `timeout_seconds` (what tests use: they must not depend
+    on the machine's speed) the bound is the state machine's own TimeoutSeconds, which moto
+    enforces; the CLI's `simulate` passes a wall-clock bound for its user."""
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] in TERMINAL:
+            return dict(execution)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"execution {execution_arn} still {execution['status']} after {timeout_seconds}s")
+        time.sleep(0.05)
+
+
 @dataclass
 class LocalCloud:
     members: list[tuple[str, str]] = field(default_factory=lambda: [(local_aws.MEMBER_ACCOUNT, local_aws.REGION)])
@@ -81,6 +97,8 @@ class LocalCloud:
     deployer: MotoDeployer = field(default_factory=MotoDeployer)
     invocations: list[lambda_local.Invocation] = field(default_factory=list)
     module_builds: list[codebuild_local.StandInBuild] = field(default_factory=list)
+    # Port name -> what the simulation gives the handlers that declare it (cloud_context fills it).
+    ports: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -190,18 +208,11 @@ class LocalCloud:
         }
         return str(sfn.start_execution(**params)["executionArn"])
 
-    def wait(self, execution_arn: str, timeout_seconds: float = 120.0) -> dict[str, Any]:
+    def wait(self, execution_arn: str, timeout_seconds: float | None = None) -> dict[str, Any]:
         sfn = self.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            execution = sfn.describe_execution(executionArn=execution_arn)
-            if execution["status"] in TERMINAL:
-                return dict(execution)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution_arn} still {execution['status']} after {timeout_seconds}s")
-            time.sleep(0.05)
+        return wait_for_execution(sfn, execution_arn, timeout_seconds)
 
-    def run_response(self, request: dict[str, Any], timeout_seconds: float = 120.0) -> dict[str, Any]:
+    def run_response(self, request: dict[str, Any], timeout_seconds: float | None = None) -> dict[str, Any]:
         return self.wait(self.start_response(request), timeout_seconds)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
@@ -219,17 +230,13 @@ def cloud_context(cloud: LocalCloud | None = None, *, deploy: bool = True) -> It
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config=MOTO_CONFIG))
         stack.enter_context(moto_fixes.aws_semantics())
-        stack.enter_context(lambda_local.dispatch_in_process(cloud.invocations))
-        saved = acquisition_handler.BLOCK_SOURCE_FACTORY
-        acquisition_handler.BLOCK_SOURCE_FACTORY = lineage_block_source
-        stack.callback(setattr, acquisition_handler, "BLOCK_SOURCE_FACTORY", saved)
+        cloud.ports.setdefault("block_source", lineage_block_source)
+        cloud.ports.setdefault("executor", InProcessExaminationExecutor(notes=cloud.examination_notes))
+        stack.enter_context(lambda_local.dispatch_in_process(cloud.invocations, ports=cloud.ports))
         cloud.agent = stack.enter_context(SimulatedAgent().installed())
         cloud.module_builds = stack.enter_context(
             codebuild_local.stand_in_builds(LIME_BUILD_PROJECTS, cloud.stand_in_for_module_build)
         )
-        saved_executor = examination_handler.EXAMINATION_EXECUTOR
-        examination_handler.EXAMINATION_EXECUTOR = InProcessExaminationExecutor(notes=cloud.examination_notes)
-        stack.callback(setattr, examination_handler, "EXAMINATION_EXECUTOR", saved_executor)
         if deploy:
             cloud.deploy()
         yield cloud

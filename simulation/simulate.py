@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from handlers.common.tags import INCIDENT_TAG
-from handlers.examination.orchestration import SINGLE_STREAM
 from handlers.memory import lime
 from simulation import disk_content, disk_images, events_local, local_aws, scenarios
+from simulation.examination_local import SINGLE_STREAM
 from simulation.sandbox import LocalCloud, cloud_context
 
 SCENARIOS = ("webshell",)

@@ -20,8 +20,8 @@ from handlers.acquisition.snapshots import SnapshotRef
 from handlers.common import naming
 from handlers.common.case import parse_bool
 from handlers.common.errors import InvalidInput, NotReady, ResponderUnavailable
-from handlers.common.evidence import EvidenceStore, disk_image_key
-from handlers.common.sessions import BOTO_CONFIG, assume_role
+from handlers.common.evidence import disk_image_key
+from handlers.common.sessions import BOTO_CONFIG, case_sessions, evidence_store
 from handlers.common.settings import Settings
 
 logger = Logger(service="irforensics")
@@ -35,15 +35,14 @@ READ_WORKERS = 16
 EBS_CONFIG = BOTO_CONFIG.merge(Config(max_pool_connections=READ_WORKERS + 4))
 
 
-def _ebs_direct_source(forensic: boto3.Session, snapshot_id: str) -> BlockSource:
+# The port between imaging and where the bytes come from: (forensic session, snapshot id) -> source.
+BlockSourceFactory = Callable[[boto3.Session, str], BlockSource]
+
+
+def ebs_direct_source(forensic: boto3.Session, snapshot_id: str) -> BlockSource:
+    """On AWS the forensic copy is read with the EBS direct APIs. (moto's EBS direct APIs only know
+    StartSnapshot snapshots: the simulation passes its own factory as `image_volume(block_source=...)`.)"""
     return EbsDirectBlockSource(forensic.client("ebs", config=EBS_CONFIG), snapshot_id)
-
-
-# The seam between imaging and where the bytes come from. On AWS the forensic copy is read with
-# the EBS direct APIs. moto's EBS direct APIs only know snapshots made with StartSnapshot (not
-# CopySnapshot/CreateSnapshots copies), so the local simulation replaces this with a factory that
-# follows the copy's lineage to the StartSnapshot snapshot holding the bytes.
-BLOCK_SOURCE_FACTORY: Callable[[boto3.Session, str], BlockSource] = _ebs_direct_source
 
 
 def _require(event: dict[str, Any], *names: str) -> list[Any]:
@@ -63,17 +62,9 @@ def _refs(event: dict[str, Any]) -> list[SnapshotRef]:
         raise InvalidInput({"Snapshots": f"each needs SnapshotId and VolumeId ({exc})"}) from exc
 
 
-def _member(settings: Settings, account: str, region: str, case_id: str) -> boto3.Session:
-    return assume_role(settings.member_role_arn(account, region), region, case_id)
-
-
-def _forensic(settings: Settings, case_id: str) -> boto3.Session:
-    return assume_role(settings.forensic_role_arn, settings.forensic_region, case_id)
-
-
 def _key_arn(session: boto3.Session, alias: str, where: str) -> str:
     try:
-        return str(session.client("kms", config=BOTO_CONFIG).describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+        return str(session.client("kms").describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("NotFoundException", "AccessDeniedException"):
             raise ResponderUnavailable(
@@ -82,18 +73,15 @@ def _key_arn(session: boto3.Session, alias: str, where: str) -> str:
         raise
 
 
-def _evidence(settings: Settings, forensic: boto3.Session, case_id: str) -> EvidenceStore:
-    return EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), settings.evidence_bucket, case_id)
-
-
 def snapshot_volumes(event: dict[str, Any], context: Any) -> dict[str, Any]:
     case_id, instance_id, account, region = _require(event, "CaseId", "InstanceId", "Account", "Region")
     logger.append_keys(case_id=case_id)
     settings = Settings.from_env()
-    ec2 = _member(settings, account, region, case_id).client("ec2", config=BOTO_CONFIG)
+    sessions = case_sessions(settings, case_id)
+    ec2 = sessions.member(account, region).client("ec2")
     taken = snapshots.take_snapshot_set(ec2, instance_id, case_id)
     answer = taken.to_event()
-    _evidence(settings, _forensic(settings, case_id), case_id).custody(
+    evidence_store(settings, sessions).custody(
         "disk-snapshots-taken", {"InstanceId": instance_id, "Account": account, "Region": region, **answer}, actor=ACTOR
     )
     if taken.not_acquired:
@@ -106,11 +94,9 @@ def snapshot_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     case_id, account, ids = _require(event, "CaseId", "Account", "SnapshotIds")
     logger.append_keys(case_id=case_id)
     settings = Settings.from_env()
-    if account == FORENSIC:
-        session = _forensic(settings, case_id)
-    else:
-        session = _member(settings, account, _require(event, "Region")[0], case_id)
-    progress = snapshots.snapshot_progress(session.client("ec2", config=BOTO_CONFIG), list(ids))
+    sessions = case_sessions(settings, case_id)
+    session = sessions.forensic() if account == FORENSIC else sessions.member(account, _require(event, "Region")[0])
+    progress = snapshots.snapshot_progress(session.client("ec2"), list(ids))
     if not progress.complete:
         # The state machine retries NotReady with its bounded backoff; when the bound is reached the
         # response fails (and re-contains) with this message rather than copying unfinished snapshots.
@@ -124,14 +110,15 @@ def share_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
     case_id, account, region = _require(event, "CaseId", "Account", "Region")
     logger.append_keys(case_id=case_id)
     settings = Settings.from_env()
-    member = _member(settings, account, region, case_id)
+    sessions = case_sessions(settings, case_id)
+    member = sessions.member(account, region)
     key_arn = _key_arn(member, naming.member_ebs_key_alias(settings.prefix), f"member account {account} {region}")
     prepared = snapshots.prepare_for_forensic_account(
-        member.client("ec2", config=BOTO_CONFIG), _refs(event), key_arn, settings.forensic_account, case_id
+        member.client("ec2"), _refs(event), key_arn, settings.forensic_account, case_id
     )
     answer = [r.to_event() for r in prepared.snapshots]
     if prepared.newly_shared:
-        _evidence(settings, _forensic(settings, case_id), case_id).custody(
+        evidence_store(settings, sessions).custody(
             "disk-snapshots-shared",
             {
                 "Account": account,
@@ -155,10 +142,11 @@ def copy_to_forensic(event: dict[str, Any], context: Any) -> dict[str, Any]:
     case_id, region = _require(event, "CaseId", "Region")
     logger.append_keys(case_id=case_id)
     settings = Settings.from_env()
-    forensic = _forensic(settings, case_id)
+    sessions = case_sessions(settings, case_id)
+    forensic = sessions.forensic()
     key_arn = _key_arn(forensic, naming.forensic_key_alias(settings.prefix), "the forensic account")
     copies = snapshots.copy_into_forensic_account(
-        forensic.client("ec2", config=BOTO_CONFIG),
+        forensic.client("ec2"),
         _refs(event),
         key_arn,
         case_id,
@@ -166,7 +154,7 @@ def copy_to_forensic(event: dict[str, Any], context: Any) -> dict[str, Any]:
         source_account=str(event.get("Account", "")),
     )
     answer = [r.to_event() for r in copies]
-    _evidence(settings, forensic, case_id).custody(
+    evidence_store(settings, sessions).custody(
         "disk-snapshots-copied-to-forensic",
         {"SourceRegion": region, "ForensicKmsKey": key_arn, "Snapshots": answer},
         actor=ACTOR,
@@ -178,6 +166,7 @@ def lock_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
     (case_id,) = _require(event, "CaseId")
     logger.append_keys(case_id=case_id)
     settings = Settings.from_env()
+    sessions = case_sessions(settings, case_id)
     if event.get("SnapshotIds"):
         ids = [str(i) for i in event["SnapshotIds"]]
     else:
@@ -186,10 +175,10 @@ def lock_snapshots(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise InvalidInput({"Snapshots": "every snapshot needs its ForensicSnapshotId before it is locked"})
     days = int(event.get("RetentionDays") or settings.retention_days)
     mode = str(event.get("LockMode") or "governance").lower()
-    forensic = _forensic(settings, case_id)
-    results = snapshots.lock_snapshots(forensic.client("ec2", config=BOTO_CONFIG), ids, days, mode)
+    forensic = sessions.forensic()
+    results = snapshots.lock_snapshots(forensic.client("ec2"), ids, days, mode)
     locks = [{"SnapshotId": r.snapshot_id, "Locked": r.locked, "Detail": r.detail} for r in results]
-    _evidence(settings, forensic, case_id).custody(
+    evidence_store(settings, sessions).custody(
         "disk-snapshots-locked", {"Mode": mode, "RetentionDays": days, "Locks": locks}, actor=ACTOR
     )
     if not all(r.locked for r in results):
@@ -203,17 +192,20 @@ def _budget_seconds(event: dict[str, Any], context: Any) -> float:
     return float(event.get("BudgetSeconds") or DEFAULT_BUDGET_SECONDS)
 
 
-def image_volume(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def image_volume(
+    event: dict[str, Any], context: Any, *, block_source: BlockSourceFactory = ebs_direct_source
+) -> dict[str, Any]:
     """Image one forensic snapshot into `<CaseId>/disk/<VolumeId>.img`; call again with the State until Done."""
     case_id, volume_id, forensic_snapshot_id = _require(event, "CaseId", "VolumeId", "ForensicSnapshotId")
     member_snapshot_id = str(event.get("SourceSnapshotId", ""))
     logger.append_keys(case_id=case_id)
     settings = Settings.from_env()
-    forensic = _forensic(settings, case_id)
+    sessions = case_sessions(settings, case_id)
+    forensic = sessions.forensic()
     key = disk_image_key(case_id, volume_id)
-    source = BLOCK_SOURCE_FACTORY(forensic, forensic_snapshot_id)
+    source = block_source(forensic, forensic_snapshot_id)
     sink = S3MultipartSink(
-        forensic.client("s3", config=BOTO_CONFIG),
+        forensic.client("s3"),
         settings.evidence_bucket,
         key,
         source=f"ebs-snapshot:{forensic_snapshot_id} volume:{volume_id} member-snapshot:{member_snapshot_id}",
@@ -227,7 +219,7 @@ def image_volume(event: dict[str, Any], context: Any) -> dict[str, Any]:
         workers=int(event.get("Workers") or READ_WORKERS),
     )
     if state.done and not (previous and previous.done):
-        _evidence(settings, forensic, case_id).custody(
+        evidence_store(settings, sessions).custody(
             "disk-image-written",
             {
                 "Key": key,
@@ -266,9 +258,10 @@ def cleanup(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if _as_bool(event.get("RetainArtefacts"), default=True):
         return {"Deleted": [], "Detail": "RetainArtefacts is true: nothing deleted"}
     settings = Settings.from_env()
-    ec2 = _member(settings, account, region, case_id).client("ec2", config=BOTO_CONFIG)
+    sessions = case_sessions(settings, case_id)
+    ec2 = sessions.member(account, region).client("ec2")
     deleted = snapshots.cleanup_intermediate(ec2, case_id, keep={str(k) for k in event.get("Keep") or []})
-    _evidence(settings, _forensic(settings, case_id), case_id).custody(
+    evidence_store(settings, sessions).custody(
         "intermediate-snapshots-deleted", {"Account": account, "Region": region, "SnapshotIds": deleted}, actor=ACTOR
     )
     return {"Deleted": deleted, "Detail": f"deleted {len(deleted)} intermediate snapshot(s) in {account}"}

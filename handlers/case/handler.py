@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,7 @@ from handlers.common import evidence
 from handlers.common.case import parse_request
 from handlers.common.evidence import EvidenceStore
 from handlers.common.notify import notify_stage
-from handlers.common.sessions import BOTO_CONFIG, assume_role, lambda_session
+from handlers.common.sessions import case_sessions, evidence_store, lambda_session
 from handlers.common.settings import Settings
 
 logger = Logger(service="irforensics")
@@ -24,9 +23,8 @@ INCIDENT_LOOKBACK = timedelta(hours=24)
 
 
 def _request_dict(event: dict[str, Any]) -> dict[str, Any]:
-    # Only the wait default comes from the environment: validation itself touches nothing.
-    wait = int(os.environ.get("IRF_DEFAULT_WAIT_SECONDS", "30"))
-    request = parse_request(event, default_wait_seconds=wait)
+    # Only the wait default comes from the settings: validation itself touches nothing.
+    request = parse_request(event, default_wait_seconds=Settings.from_env().default_wait_seconds)
     return {
         "CaseId": request.case_id,
         "InstanceId": request.instance_id,
@@ -47,11 +45,8 @@ def validate_input(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _stores(settings: Settings, case_id: str) -> tuple[CaseStore, EvidenceStore]:
-    session = lambda_session()
-    cases = CaseStore(session.client("dynamodb", config=BOTO_CONFIG), settings.case_table)
-    forensic = assume_role(settings.forensic_role_arn, settings.forensic_region, case_id)
-    store = EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), settings.evidence_bucket, case_id)
-    return cases, store
+    cases = CaseStore(lambda_session().client("dynamodb"), settings.case_table)
+    return cases, evidence_store(settings, case_sessions(settings, case_id))
 
 
 def _notify(settings: Settings, stage: str, case: dict[str, Any]) -> None:
@@ -63,8 +58,7 @@ def open_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_request(event)
     settings = Settings.from_env()
     now = time.time()
-    session = lambda_session()
-    cases = CaseStore(session.client("dynamodb", config=BOTO_CONFIG), settings.case_table)
+    cases = CaseStore(lambda_session().client("dynamodb"), settings.case_table)
     opened = cases.open_case(request, now_epoch=int(now), now_iso=evidence.isotime())
     logger.append_keys(case_id=opened.case_id)
     if not opened.created:

@@ -10,16 +10,22 @@ from typing import Any
 
 import botocore.session
 
+from core.ids import (
+    ACCOUNT_ID,
+    ACCOUNT_ID_SHAPE,
+    CASE_ID,
+    CASE_ID_SHAPE,
+    INSTANCE_ID,
+    INSTANCE_ID_SHAPE,
+    REGION,
+    REGION_SHAPE,
+    is_case_id,
+    is_instance_id,
+    new_case_id,
+)
 from handlers.common.errors import InvalidInput
 from handlers.common.tags import ACTION_ANALYZE, ACTIONS, action_error
 
-# Anchored with \Z, not $: `$` also matches before a trailing newline, so "i-0abc...\n" would pass.
-# Digits are [0-9], not \d: \d also matches other scripts' digits (fullwidth or Arabic-Indic "333...").
-INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
-ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
-REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}\Z")
-# A case id becomes an S3 prefix and part of role session names: keep it to safe characters.
-CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 TRIGGERS = ("manual", "tag", "guardduty", "securityhub", "cli", "simulation")
 MAX_WAIT_SECONDS = 3600
 MAX_FINDING_CHARS = 2048
@@ -27,8 +33,21 @@ MAX_FINDING_CHARS = 2048
 # only so many unknown fields are listed (Step Functions keeps at most 32768 characters of a cause).
 SHOWN_CHARS = 64
 MAX_UNKNOWN_FIELDS_NAMED = 20
-INSTANCE_ID_SHAPE = "an EC2 instance id like i-0abc12345def67890"
-CASE_ID_SHAPE = "1-128 characters of letters, digits, '.', '_' or '-'"
+
+__all__ = [
+    "ACCOUNT_ID",
+    "CASE_ID",
+    "INSTANCE_ID",
+    "REGION",
+    "CaseRequest",
+    "is_case_id",
+    "is_instance_id",
+    "new_case_id",
+    "parse_bool",
+    "parse_request",
+    "require_valid_ids",
+    "shown",
+]
 
 KNOWN_FIELDS = {
     "CaseId",
@@ -64,10 +83,6 @@ class CaseRequest:
         return asdict(self)
 
 
-def new_case_id(account: str, instance_id: str, region: str, epoch_seconds: int) -> str:
-    return f"{account}-{instance_id}-{region}-{epoch_seconds}"
-
-
 def shown(value: Any) -> str:
     """repr(value), shortened: error messages quote what was given, never megabytes of it."""
     text = repr(value)
@@ -83,14 +98,6 @@ def known_regions() -> frozenset[str]:
         for partition in session.get_available_partitions()
         for region in session.get_available_regions("ec2", partition_name=partition)
     )
-
-
-def is_instance_id(value: Any) -> bool:
-    return isinstance(value, str) and INSTANCE_ID.fullmatch(value) is not None
-
-
-def is_case_id(value: Any) -> bool:
-    return isinstance(value, str) and CASE_ID.fullmatch(value) is not None
 
 
 def require_valid_ids(**ids: Any) -> None:
@@ -162,11 +169,11 @@ def parse_request(event: Mapping[str, Any], *, default_wait_seconds: int = 30) -
     _unknown_fields(event, errors)
 
     instance_id = _required(event, "InstanceId", INSTANCE_ID, INSTANCE_ID_SHAPE, errors)
-    account = _required(event, "Account", ACCOUNT_ID, "a 12-digit AWS account id", errors)
-    region = _required(event, "Region", REGION, "an AWS region like eu-west-1", errors)
+    account = _required(event, "Account", ACCOUNT_ID, ACCOUNT_ID_SHAPE, errors)
+    region = _required(event, "Region", REGION, REGION_SHAPE, errors)
     if region and region not in known_regions():
         errors["Region"] = (
-            f"must be an AWS region like eu-west-1, got {shown(region)}: no partition has a region "
+            f"must be {REGION_SHAPE}, got {shown(region)}: no partition has a region "
             f"of that name (as of botocore {botocore.__version__})"
         )
 

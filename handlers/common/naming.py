@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from core import arns
+
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
 
 
@@ -58,8 +60,9 @@ def lambda_role_name(prefix: str, function: str) -> str:
     return f"{prefix}-ir-lambda-{function}"
 
 
-def lambda_role_pattern(prefix: str, security_account: str) -> str:
-    return f"arn:aws:iam::{security_account}:role/{prefix}-ir-lambda-*"
+def lambda_role_pattern(prefix: str, security_account: str, region: str = "") -> str:
+    # IAM ARNs carry no region; `region` (any of the deployment's) only chooses the partition.
+    return arns.iam_pattern(security_account, f"role/{prefix}-ir-lambda-*", region=region)
 
 
 def member_responder_role(prefix: str, region: str) -> str:
@@ -68,7 +71,7 @@ def member_responder_role(prefix: str, region: str) -> str:
 
 
 def member_responder_role_arn(prefix: str, account: str, region: str) -> str:
-    return f"arn:aws:iam::{account}:role/{member_responder_role(prefix, region)}"
+    return arns.iam_role(account, member_responder_role(prefix, region), region=region)
 
 
 def isolation_profile(prefix: str, region: str) -> str:
@@ -83,8 +86,8 @@ def forensic_automation_role(prefix: str) -> str:
     return f"{prefix}-ir-forensic-automation"
 
 
-def forensic_automation_role_arn(prefix: str, forensic_account: str) -> str:
-    return f"arn:aws:iam::{forensic_account}:role/{forensic_automation_role(prefix)}"
+def forensic_automation_role_arn(prefix: str, forensic_account: str, forensic_region: str = "") -> str:
+    return arns.iam_role(forensic_account, forensic_automation_role(prefix), region=forensic_region)
 
 
 def investigator_role(prefix: str) -> str:

@@ -31,17 +31,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.clients import lambda_session
+from core.ids import GENERATED_CASE_ID
+
 logger = Logger(service="irforensics")
 
-STAGES = ("opened", "contained", "acquired", "examined", "failed", "duplicate")
 MAX_SUBJECT = 100  # SNS rejects longer subjects (email subscribers show it as the mail subject)
 MAX_CAUSE = 600
 SLACK_TIMEOUT_SECONDS = 10
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]+")
-# new_case_id(): <Account>-<InstanceId>-<Region>-<epoch seconds>
-_GENERATED_CASE_ID = re.compile(
-    r"^(?P<account>\d{12})-(?P<instance>i-[0-9a-f]+)-(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})-\d+$"
-)
 
 Poster = Callable[[str, bytes], int]
 
@@ -84,7 +82,7 @@ def _cause(raw: str) -> str:
 def _instance(case: Mapping[str, Any]) -> tuple[str, str, str]:
     """(instance, account, region): from the case, else from a generated case id."""
     instance, account, region = (_field(case, k, "") for k in ("InstanceId", "Account", "Region"))
-    generated = _GENERATED_CASE_ID.match(_field(case, "CaseId", ""))
+    generated = GENERATED_CASE_ID.match(_field(case, "CaseId", ""))
     if generated:
         account = account or generated["account"]
         instance = instance or generated["instance"]
@@ -106,9 +104,81 @@ def _containment_after_failure(state: Any) -> str:
     return f"not contained ({_field(state, 'Reason', 'no reason recorded')})"
 
 
+def _opened(case: Mapping[str, Any], instance: str, dry_run: bool) -> tuple[str, list[str]]:
+    lines = [f"Finding:  {_cause(str(case['Finding']))}"] if case.get("Finding") else []
+    return f"Case opened for {instance}", lines
+
+
+def _contained(case: Mapping[str, Any], instance: str, dry_run: bool) -> tuple[str, list[str]]:
+    contained = case.get("Contained", True) and not dry_run
+    headline = f"{instance} contained" if contained else f"{instance} containment dry run: nothing changed"
+    lines: list[str] = []
+    changes = case.get("Changes")
+    if isinstance(changes, list):
+        lines.append("Changes:")
+        lines.extend(f"  - {change}" for change in changes)
+    elif changes is not None:
+        lines.append(f"Changes:  {changes}")
+    for label, key in (("Before:", "Before"), ("After: ", "After")):
+        if case.get(key):
+            lines.append(f"{label}   {case[key]}")
+    return headline, lines
+
+
+def _acquired(case: Mapping[str, Any], instance: str, dry_run: bool) -> tuple[str, list[str]]:
+    images = [image for image in case.get("Images") or [] if isinstance(image, Mapping)]
+    raw_memory = case.get("Memory")
+    memory: Mapping[str, Any] = raw_memory if isinstance(raw_memory, Mapping) else {}
+    lines = ["Disk images (sha256 over the raw volume bytes):"]
+    lines.extend(_digest_line(image) for image in images)
+    if not images:
+        lines.append("  (no disk images recorded)")
+    if memory.get("Acquired"):
+        lines += ["Memory (sha256 of the LiME dump):", _digest_line(memory)]
+    else:
+        lines.append(f"Memory:   {_field(memory, 'Reason', 'not acquired')}")
+    if case.get("Manifest"):
+        lines.append(f"Manifest: {case['Manifest']}")
+    return f"Evidence acquired from {instance} ({len(images)} disk images)", lines
+
+
+def _examined(case: Mapping[str, Any], instance: str, dry_run: bool) -> tuple[str, list[str]]:
+    return f"Examination done for {instance}", [f"Report:   {_field(case, 'ReportUrl', '(location not recorded)')}"]
+
+
+def _failed(case: Mapping[str, Any], instance: str, dry_run: bool) -> tuple[str, list[str]]:
+    step = _field(case, "stage", "an unknown step")
+    return f"Response FAILED for {instance} at {step}", [
+        f"Failed:   {step}: {_field(case, 'error', 'Error')}",
+        f"Cause:    {_cause(_field(case, 'cause', '(no cause recorded)'))}",
+        f"Containment after the failure: {_containment_after_failure(case.get('contained_after_failure'))}",
+    ]
+
+
+def _duplicate(case: Mapping[str, Any], instance: str, dry_run: bool) -> tuple[str, list[str]]:
+    # CaseId is the case already open for the instance.
+    return f"{instance} already has an open case; nothing new started", [
+        "A second trigger for this instance was refused; the open case continues."
+    ]
+
+
+# Stage -> (case, instance, dry run) -> (headline, the stage's own lines).
+StageFormatter = Callable[[Mapping[str, Any], str, bool], tuple[str, list[str]]]
+FORMATTERS: dict[str, StageFormatter] = {
+    "opened": _opened,
+    "contained": _contained,
+    "acquired": _acquired,
+    "examined": _examined,
+    "failed": _failed,
+    "duplicate": _duplicate,
+}
+STAGES = tuple(FORMATTERS)
+
+
 def format_message(stage: str, case: Mapping[str, Any]) -> Message:
     """The message for one stage of one case (pure)."""
-    if stage not in STAGES:
+    formatter = FORMATTERS.get(stage)
+    if formatter is None:
         raise ValueError(f"notification stage must be one of {', '.join(STAGES)}, got {stage!r}")
     case_id = _field(case, "CaseId", "")
     if not case_id:
@@ -120,55 +190,12 @@ def format_message(stage: str, case: Mapping[str, Any]) -> Message:
         lines.append(f"Action:   {case['Action']}" + (" (dry run: nothing is changed)" if dry_run else ""))
     if case.get("Trigger"):
         lines.append(f"Trigger:  {case['Trigger']}")
-
-    if stage == "opened":
-        headline = f"Case opened for {instance}"
-        if case.get("Finding"):
-            lines.append(f"Finding:  {_cause(str(case['Finding']))}")
-    elif stage == "contained":
-        contained = case.get("Contained", True) and not dry_run
-        headline = f"{instance} contained" if contained else f"{instance} containment dry run: nothing changed"
-        changes = case.get("Changes")
-        if isinstance(changes, list):
-            lines.append("Changes:")
-            lines.extend(f"  - {change}" for change in changes)
-        elif changes is not None:
-            lines.append(f"Changes:  {changes}")
-        for label, key in (("Before:", "Before"), ("After: ", "After")):
-            if case.get(key):
-                lines.append(f"{label}   {case[key]}")
-    elif stage == "acquired":
-        images = [image for image in case.get("Images") or [] if isinstance(image, Mapping)]
-        raw_memory = case.get("Memory")
-        memory: Mapping[str, Any] = raw_memory if isinstance(raw_memory, Mapping) else {}
-        headline = f"Evidence acquired from {instance} ({len(images)} disk images)"
-        lines.append("Disk images (sha256 over the raw volume bytes):")
-        lines.extend(_digest_line(image) for image in images)
-        if not images:
-            lines.append("  (no disk images recorded)")
-        if memory.get("Acquired"):
-            lines.append("Memory (sha256 of the LiME dump):")
-            lines.append(_digest_line(memory))
-        else:
-            lines.append(f"Memory:   {_field(memory, 'Reason', 'not acquired')}")
-        if case.get("Manifest"):
-            lines.append(f"Manifest: {case['Manifest']}")
-    elif stage == "examined":
-        headline = f"Examination done for {instance}"
-        lines.append(f"Report:   {_field(case, 'ReportUrl', '(location not recorded)')}")
-    elif stage == "failed":
-        step = _field(case, "stage", "an unknown step")
-        headline = f"Response FAILED for {instance} at {step}"
-        lines.append(f"Failed:   {step}: {_field(case, 'error', 'Error')}")
-        lines.append(f"Cause:    {_cause(_field(case, 'cause', '(no cause recorded)'))}")
-        containment = _containment_after_failure(case.get("contained_after_failure"))
-        lines.append(f"Containment after the failure: {containment}")
-    else:  # duplicate: CaseId is the case already open for the instance
-        headline = f"{instance} already has an open case; nothing new started"
-        lines.append("A second trigger for this instance was refused; the open case continues.")
-
+    headline, own = formatter(case, instance, dry_run)
     return Message(
-        stage=stage, case_id=case_id, subject=_subject(f"[irforensics] {headline}"), body="\n".join(lines) + "\n"
+        stage=stage,
+        case_id=case_id,
+        subject=_subject(f"[irforensics] {headline}"),
+        body="\n".join([*lines, *own]) + "\n",
     )
 
 
@@ -311,16 +338,13 @@ def notify_stage(settings: Any, stage: str, case: Mapping[str, Any]) -> Delivery
     """`notify` with the Lambda's own clients and the deployment's topic (handlers.common.settings)."""
     if not settings.topic_arn:
         return None
-    import boto3  # the Lambda's own credentials: the topic is in the security account
-
-    from handlers.common.sessions import BOTO_CONFIG
-
-    session = boto3.Session()
-    secrets = session.client("secretsmanager", config=BOTO_CONFIG) if settings.slack_secret_arn else None
+    # The Lambda's own credentials: the topic is in the security account.
+    session = lambda_session()
+    secrets = session.client("secretsmanager") if settings.slack_secret_arn else None
     return notify(
         stage,
         case,
-        sns_client=session.client("sns", config=BOTO_CONFIG),
+        sns_client=session.client("sns"),
         topic_arn=settings.topic_arn,
         secrets_client=secrets,
         slack_secret_arn=settings.slack_secret_arn,

@@ -1,41 +1,32 @@
-"""The one way to get AWS sessions: the Lambda's own, or assumed into a member / the forensic account."""
+"""Sessions for the handlers: the one client factory (core.clients) and the case's evidence store over it."""
 
 from __future__ import annotations
 
-import re
+from core.clients import BOTO_CONFIG, CaseSessions, assume_role, configured_session, lambda_session
+from core.settings import Settings
+from handlers.common.evidence import EvidenceStore
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
-from handlers.common.errors import ResponderUnavailable
-
-# Standard retry mode backs off on throttling; bounded so a stuck API cannot hold a Lambda forever.
-BOTO_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=10, read_timeout=60)
-
-
-def lambda_session(region: str | None = None) -> boto3.Session:
-    return boto3.Session(region_name=region) if region else boto3.Session()
-
-
-def _session_name(case_id: str) -> str:
-    # RoleSessionName: 2-64 chars of [\w+=,.@-]; CloudTrail shows it, so it carries the case id.
-    return ("irf-" + re.sub(r"[^\w+=,.@-]", "-", case_id))[:64]
+__all__ = [
+    "BOTO_CONFIG",
+    "CaseSessions",
+    "assume_role",
+    "case_sessions",
+    "configured_session",
+    "evidence_store",
+    "lambda_session",
+]
 
 
-def assume_role(role_arn: str, region: str, case_id: str, base: boto3.Session | None = None) -> boto3.Session:
-    base = base or lambda_session()
-    sts = base.client("sts", config=BOTO_CONFIG)
-    try:
-        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=_session_name(case_id))["Credentials"]
-    except ClientError as exc:
-        raise ResponderUnavailable(
-            f"cannot assume {role_arn}: {exc.response['Error'].get('Message', exc)} "
-            "(is the responder stack deployed in that account and region?)"
-        ) from exc
-    return boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
+def case_sessions(settings: Settings, case_id: str) -> CaseSessions:
+    """The member and forensic sessions of one case, each assumed once per invocation."""
+    return CaseSessions(
+        member_role=settings.member_role_arn,
+        forensic_role_arn=settings.forensic_role_arn,
+        forensic_region=settings.forensic_region,
+        case_id=case_id,
     )
+
+
+def evidence_store(settings: Settings, sessions: CaseSessions) -> EvidenceStore:
+    """The case's evidence prefix in the forensic evidence bucket, written with the forensic role."""
+    return EvidenceStore(sessions.forensic().client("s3"), settings.evidence_bucket, sessions.case_id)

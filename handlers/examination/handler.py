@@ -7,33 +7,24 @@ automation role. Event and result keys are the state machine's contract
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 
 from handlers.common.errors import InvalidInput, NotReady
-from handlers.common.evidence import EvidenceStore, report_key, report_written
-from handlers.common.sessions import BOTO_CONFIG, assume_role
+from handlers.common.evidence import report_key, report_written
+from handlers.common.sessions import case_sessions, evidence_store
 from handlers.common.settings import Settings
 from handlers.examination import orchestration
-from handlers.examination.orchestration import (
-    DEFAULT_INSTANCE_TYPE,
-    ExaminationExecutor,
-    ExaminationOrder,
-    SsmExaminationExecutor,
-)
+from handlers.examination.orchestration import ExaminationExecutor, ExaminationOrder, SsmExaminationExecutor
 
 logger = Logger(service="irforensics")
 ACTOR = "irforensics-examination"
 
-# Where the examination command runs. On AWS: SSM Run Command on the analysis instance. moto's
-# SSM SendCommand runs nothing and moto has no DescribeInstanceInformation, so the local
-# simulation and the state-machine tests replace this with
-# orchestration.InProcessExaminationExecutor, which runs the same remote examination in process
-# against the forensic account's S3.
-EXAMINATION_EXECUTOR: ExaminationExecutor = SsmExaminationExecutor(BOTO_CONFIG)
+# The port to where the examination command runs. On AWS: SSM Run Command on the analysis
+# instance. moto's SSM SendCommand runs nothing and moto has no DescribeInstanceInformation, so the
+# local simulation passes its own executor as the handlers' `executor` keyword.
+SSM_EXECUTOR: ExaminationExecutor = SsmExaminationExecutor()
 
 
 def _case_id(event: dict[str, Any]) -> str:
@@ -49,32 +40,25 @@ def _instance_id(event: dict[str, Any]) -> str:
     return instance_id
 
 
-def _forensic(settings: Settings, case_id: str) -> boto3.Session:
-    return assume_role(settings.forensic_role_arn, settings.forensic_region, case_id)
-
-
-def _evidence(settings: Settings, forensic: boto3.Session, case_id: str) -> EvidenceStore:
-    return EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), settings.evidence_bucket, case_id)
-
-
 def launch_analysis_instance(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """{"CaseId", "Attempt"?} -> {"InstanceId", "LaunchedAt"}: one analysis instance from the toolset image."""
     case_id = _case_id(event)
     settings = Settings.from_env()
-    forensic = _forensic(settings, case_id)
+    sessions = case_sessions(settings, case_id)
+    forensic = sessions.forensic()
     instance = orchestration.launch_analysis_instance(
-        forensic.client("ec2", config=BOTO_CONFIG),
-        forensic.client("ssm", config=BOTO_CONFIG),
-        forensic.client("s3", config=BOTO_CONFIG),
-        forensic.client("kms", config=BOTO_CONFIG),
+        forensic.client("ec2"),
+        forensic.client("ssm"),
+        forensic.client("s3"),
+        forensic.client("kms"),
         prefix=settings.prefix,
         bucket=settings.evidence_bucket,
         case_id=case_id,
         attempt=orchestration.check_attempt(event.get("Attempt")),
-        instance_type=os.environ.get("IRF_ANALYSIS_INSTANCE_TYPE") or DEFAULT_INSTANCE_TYPE,
+        instance_type=settings.analysis_instance_type,
     )
     if instance.newly_launched:
-        _evidence(settings, forensic, case_id).custody(
+        evidence_store(settings, sessions).custody(
             "analysis-instance-launched",
             {
                 "InstanceId": instance.instance_id,
@@ -89,24 +73,30 @@ def launch_analysis_instance(event: dict[str, Any], context: Any) -> dict[str, A
     return instance.to_event()
 
 
-def analysis_instance_ready(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def analysis_instance_ready(
+    event: dict[str, Any], context: Any, *, executor: ExaminationExecutor = SSM_EXECUTOR
+) -> dict[str, Any]:
     """NotReady until the instance runs and its SSM agent is online; AnalysisInstanceLost if it stopped."""
     case_id, instance_id = _case_id(event), _instance_id(event)
     settings = Settings.from_env()
-    forensic = _forensic(settings, case_id)
-    state = orchestration.check_ready(forensic.client("ec2", config=BOTO_CONFIG), instance_id, case_id)
-    if not EXAMINATION_EXECUTOR.agent_online(forensic, instance_id):
+    sessions = case_sessions(settings, case_id)
+    forensic = sessions.forensic()
+    state = orchestration.check_ready(forensic.client("ec2"), instance_id, case_id)
+    if not executor.agent_online(forensic, instance_id):
         raise NotReady(f"the SSM agent of analysis instance {instance_id} is not online yet")
     return {"InstanceId": instance_id, "State": state, "AgentOnline": True}
 
 
-def run_examination(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def run_examination(
+    event: dict[str, Any], context: Any, *, executor: ExaminationExecutor = SSM_EXECUTOR
+) -> dict[str, Any]:
     """{"CaseId", "InstanceId", "Window"?: {"IncidentStart", "IncidentEnd"}} -> {"CommandId"}."""
     case_id, instance_id = _case_id(event), _instance_id(event)
     window = event.get("Window")
     start, end = orchestration.incident_window(window if isinstance(window, dict) else event)
     settings = Settings.from_env()
-    forensic = _forensic(settings, case_id)
+    sessions = case_sessions(settings, case_id)
+    forensic = sessions.forensic()
     order = ExaminationOrder(
         case_id=case_id,
         instance_id=instance_id,
@@ -116,21 +106,24 @@ def run_examination(event: dict[str, Any], context: Any) -> dict[str, Any]:
         incident_start=start,
         incident_end=end,
     )
-    command_id = EXAMINATION_EXECUTOR.start(forensic, order)
+    command_id = executor.start(forensic, order)
     logger.info("examination started", extra={"instance": instance_id, "command": command_id})
     return {"CommandId": command_id, "InstanceId": instance_id}
 
 
-def examination_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def examination_status(
+    event: dict[str, Any], context: Any, *, executor: ExaminationExecutor = SSM_EXECUTOR
+) -> dict[str, Any]:
     """NotReady while the command runs; the report's key on success; ExaminationFailed with its stderr tail."""
     case_id, instance_id = _case_id(event), _instance_id(event)
     command_id = event.get("CommandId")
     if not isinstance(command_id, str) or not command_id:
         raise InvalidInput({"CommandId": "is required"})
     settings = Settings.from_env()
-    forensic = _forensic(settings, case_id)
-    outcome = EXAMINATION_EXECUTOR.outcome(forensic, command_id, instance_id)
-    store = _evidence(settings, forensic, case_id)
+    sessions = case_sessions(settings, case_id)
+    forensic = sessions.forensic()
+    outcome = executor.outcome(forensic, command_id, instance_id)
+    store = evidence_store(settings, sessions)
     written = not outcome.waiting and outcome.status == "Success" and report_written(store.s3, store.bucket, case_id)
     orchestration.examination_result(outcome, instance_id=instance_id, report_exists=written)
     report = report_key(case_id, "report.html")
@@ -155,10 +148,11 @@ def terminate_analysis_instance(event: dict[str, Any], context: Any) -> dict[str
     case_id = _case_id(event)
     instance_id = _instance_id(event) if event.get("InstanceId") else ""
     settings = Settings.from_env()
-    forensic = _forensic(settings, case_id)
-    ended = orchestration.terminate_analysis_instances(forensic.client("ec2", config=BOTO_CONFIG), case_id, instance_id)
+    sessions = case_sessions(settings, case_id)
+    forensic = sessions.forensic()
+    ended = orchestration.terminate_analysis_instances(forensic.client("ec2"), case_id, instance_id)
     if ended.terminated:
-        _evidence(settings, forensic, case_id).custody(
+        evidence_store(settings, sessions).custody(
             "analysis-instance-terminated", {"InstanceIds": ended.terminated}, actor=ACTOR
         )
     return ended.to_event()

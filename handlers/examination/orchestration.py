@@ -15,29 +15,26 @@ account's clients:
 4. Wait, bounded, for the command; its stderr tail becomes the failure cause.
 5. Terminate every analysis instance of the case, whatever happened before.
 
-Where the command runs is the `ExaminationExecutor`: SSM on AWS, in this process in the local
-simulation (moto's SSM runs nothing; see `InProcessExaminationExecutor`).
+Where the command runs is the `ExaminationExecutor` port: SSM here; the local simulation passes its
+own (simulation.examination_local: moto's SSM runs nothing). Only Lambda code lives here: what
+runs on the analysis instance is the examiner package.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import shlex
-import tempfile
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from core.ids import check_case_id
+from core.settings import DEFAULT_ANALYSIS_INSTANCE_TYPE
 from handlers.common import naming
-from handlers.common.case import CASE_ID
 from handlers.common.errors import ExaminationFailed, InvalidInput, IrfError, NotReady, ResponderUnavailable
 from handlers.common.evidence import isotime
 from handlers.common.naming import TOOLSET_AMI_UNSET
@@ -46,7 +43,7 @@ from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
 # The value ForensicAccount gives the toolset AMI parameter until Image Builder's first build.
 PURPOSE_TAG = "irforensics:purpose"
 PURPOSE_EXAMINATION = "examination"
-DEFAULT_INSTANCE_TYPE = "m7i.xlarge"
+DEFAULT_INSTANCE_TYPE = DEFAULT_ANALYSIS_INSTANCE_TYPE
 GIB = 1024**3
 # Room for the examination's own output (bodyfile, timeline, Volatility JSON) and the OS.
 ROOT_VOLUME_HEADROOM_GIB = 20
@@ -157,13 +154,6 @@ class Termination:
 
 def examination_log_group(prefix: str) -> str:
     return f"/{prefix}/irforensics/examination"
-
-
-def check_case_id(case_id: Any) -> str:
-    # The case id goes into the command text and S3 keys: only the validated alphabet passes.
-    if not isinstance(case_id, str) or not CASE_ID.match(case_id):
-        raise InvalidInput({"CaseId": f"must be 1-128 characters of letters, digits, '.', '_' or '-', got {case_id!r}"})
-    return case_id
 
 
 def _moment(field_name: str, value: Any) -> datetime:
@@ -532,11 +522,9 @@ class ExaminationExecutor(Protocol):
 class SsmExaminationExecutor:
     """SSM Run Command (AWS-RunShellScript) on the analysis instance, output to CloudWatch Logs."""
 
-    def __init__(self, config: Any = None) -> None:
-        self._config = config
-
     def _ssm(self, forensic: Any) -> Any:
-        return forensic.client("ssm", config=self._config) if self._config else forensic.client("ssm")
+        # The session's clients carry the retry/timeout config (core.clients).
+        return forensic.client("ssm")
 
     def agent_online(self, forensic: Any, instance_id: str) -> bool:
         answer = self._ssm(forensic).describe_instance_information(
@@ -579,59 +567,6 @@ class SsmExaminationExecutor:
             stdout=str(invocation.get("StandardOutputContent", "")),
             stderr=str(invocation.get("StandardErrorContent", "")),
         )
-
-
-# moto serves every ranged GET by reading the whole object, so s3transfer's parallel ranged
-# download of a 1 GiB image takes minutes there; one GET per object takes seconds.
-SINGLE_STREAM = TransferConfig(multipart_threshold=1 << 50, use_threads=False)
-
-
-class InProcessExaminationExecutor:
-    """The examination run here instead of on an instance, against the forensic account's S3.
-
-    moto gap (DESIGN.md "Known moto gaps"): SSM SendCommand runs nothing and moto has no
-    DescribeInstanceInformation, so the local simulation and the tests swap this in as
-    `handlers.examination.handler.EXAMINATION_EXECUTOR`. It calls the same
-    `remote.examine_from_bucket` the instance runs, so the evidence read and written is the same.
-    """
-
-    def __init__(self, work_dir: Path | None = None, notes: list[str] | None = None) -> None:
-        self.work_dir = work_dir
-        self.notes = list(notes or [])
-        self.outcomes: dict[str, CommandOutcome] = {}
-        self._by_instance: dict[str, str] = {}
-
-    def agent_online(self, forensic: Any, instance_id: str) -> bool:
-        return True
-
-    def start(self, forensic: Any, order: ExaminationOrder) -> str:
-        if order.instance_id in self._by_instance:
-            return self._by_instance[order.instance_id]
-        from examiner import remote  # the forensic tools: only where the examination runs
-
-        command_id = str(uuid.uuid4())
-        with tempfile.TemporaryDirectory(prefix="irf-examination-", dir=self.work_dir) as work:
-            try:
-                done = remote.examine_from_bucket(
-                    forensic.client("s3"),
-                    order.bucket,
-                    order.case_id,
-                    Path(work),
-                    incident_window=order.incident_window,
-                    transfer=SINGLE_STREAM,
-                    notes=self.notes,
-                )
-                outcome = CommandOutcome(status="Success", stdout=json.dumps(done.to_dict()))
-            except Exception as exc:  # as on the instance: any failure of the command is a Failed invocation
-                outcome = CommandOutcome(status="Failed", stderr=f"examination failed: {type(exc).__name__}: {exc}")
-        self.outcomes[command_id] = outcome
-        self._by_instance[order.instance_id] = command_id
-        return command_id
-
-    def outcome(self, forensic: Any, command_id: str, instance_id: str) -> CommandOutcome:
-        if command_id not in self.outcomes:
-            raise ExaminationFailed(f"no examination {command_id} was started on {instance_id}")
-        return self.outcomes[command_id]
 
 
 def examination_result(outcome: CommandOutcome, *, instance_id: str, report_exists: bool) -> None:

@@ -8,11 +8,9 @@ raises NotReady, which the state machine retries with a bounded backoff.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -20,7 +18,6 @@ from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from handlers.common import naming
 from handlers.common.errors import AcquisitionFailed, InvalidInput, ModuleUnavailable, NotReady
 from handlers.common.evidence import EvidenceStore, digest_key, digest_line, isotime, memory_image_key
 from handlers.common.sessions import BOTO_CONFIG, assume_role, lambda_session
@@ -34,38 +31,18 @@ ACTOR = "irforensics-memory"
 TOOL = "LiME via SSM Run Command (irforensics handlers.memory)"
 RUN_SHELL_SCRIPT = "AWS-RunShellScript"
 DISCOVERY_TIMEOUT_SECONDS = 60
-# The URLs are signed with the forensic automation role's session (one hour at most), so the
-# capture must end inside it: its timeout plus the URL margin stays below 3600 seconds.
-DEFAULT_CAPTURE_TIMEOUT_SECONDS = 2700
 PENDING = ("Pending", "InProgress", "Delayed")
 # Pre-signed URLs must be SigV4 (SigV2 URLs carry the access key id and no session scope).
 PRESIGN_CONFIG = BOTO_CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
 
 
-@dataclass(frozen=True)
-class MemorySettings:
-    settings: Settings
-    region: str  # where the security account's Lambdas, modules bucket and LimeFactory live
-    modules_bucket: str
-    lime_factory_arn: str
-    capture_timeout_seconds: int
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> MemorySettings:
-        env = os.environ if env is None else env
-        settings = Settings.from_env(env)
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or settings.forensic_region
-        timeout = int(env.get("IRF_MEMORY_CAPTURE_TIMEOUT_SECONDS", str(DEFAULT_CAPTURE_TIMEOUT_SECONDS)))
-        if not 120 <= timeout <= 3600 - capture.URL_MARGIN_SECONDS:
-            raise RuntimeError(f"IRF_MEMORY_CAPTURE_TIMEOUT_SECONDS must be 120..{3600 - capture.URL_MARGIN_SECONDS}")
-        return cls(
-            settings=settings,
-            region=region,
-            modules_bucket=env.get("IRF_MODULES_BUCKET")
-            or naming.modules_bucket(settings.prefix, settings.security_account, region),
-            lime_factory_arn=env.get("IRF_LIME_FACTORY_STATE_MACHINE_ARN", ""),
-            capture_timeout_seconds=timeout,
-        )
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    # The URLs are signed with the forensic automation role's session (one hour at most), so the
+    # capture must end inside it: its timeout plus the URL margin stays below 3600 seconds.
+    if not 120 <= settings.capture_timeout_seconds <= 3600 - capture.URL_MARGIN_SECONDS:
+        raise RuntimeError(f"IRF_MEMORY_CAPTURE_TIMEOUT_SECONDS must be 120..{3600 - capture.URL_MARGIN_SECONDS}")
+    return settings
 
 
 def _require(event: Mapping[str, Any], *names: str) -> list[Any]:
@@ -82,16 +59,16 @@ def _target(event: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return str(case_id), str(instance_id), str(account), str(region)
 
 
-def _member(config: MemorySettings, account: str, region: str, case_id: str) -> boto3.Session:
-    return assume_role(config.settings.member_role_arn(account, region), region, case_id)
+def _member(config: Settings, account: str, region: str, case_id: str) -> boto3.Session:
+    return assume_role(config.member_role_arn(account, region), region, case_id)
 
 
-def _forensic(config: MemorySettings, case_id: str) -> boto3.Session:
-    return assume_role(config.settings.forensic_role_arn, config.settings.forensic_region, case_id)
+def _forensic(config: Settings, case_id: str) -> boto3.Session:
+    return assume_role(config.forensic_role_arn, config.forensic_region, case_id)
 
 
-def _evidence(config: MemorySettings, forensic: boto3.Session, case_id: str) -> EvidenceStore:
-    return EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), config.settings.evidence_bucket, case_id)
+def _evidence(config: Settings, forensic: boto3.Session, case_id: str) -> EvidenceStore:
+    return EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), config.evidence_bucket, case_id)
 
 
 def _kernel(event: Mapping[str, Any]) -> KernelInfo:
@@ -121,10 +98,10 @@ def open_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "Reason": "not contained: the instance keeps its own network and profile",
             "Refused": False,
         }
-    config = MemorySettings.from_env()
+    config = _settings()
     ec2 = _member(config, account, region, case_id).client("ec2", config=BOTO_CONFIG)
     try:
-        path = capture_path.open_capture_path(ec2, instance_id, prefix=config.settings.prefix, region=region)
+        path = capture_path.open_capture_path(ec2, instance_id, prefix=config.prefix, region=region)
     except capture_path.CapturePathUnavailable as exc:
         return {"Opened": False, "Reason": str(exc), "Refused": True}
     _evidence(config, _forensic(config, case_id), case_id).custody(
@@ -138,9 +115,9 @@ def close_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
     case_id, instance_id, account, region = _target(event)
     if event.get("Action") != ACTION_CONTAIN:
         return {"Closed": True, "Changes": []}
-    config = MemorySettings.from_env()
+    config = _settings()
     ec2 = _member(config, account, region, case_id).client("ec2", config=BOTO_CONFIG)
-    changes = capture_path.close_capture_path(ec2, instance_id, prefix=config.settings.prefix, region=region)
+    changes = capture_path.close_capture_path(ec2, instance_id, prefix=config.prefix, region=region)
     if changes:
         _evidence(config, _forensic(config, case_id), case_id).custody(
             "memory-capture-path-closed", {"InstanceId": instance_id, "Changes": changes}, actor=ACTOR
@@ -162,7 +139,7 @@ def _agent_state(ssm: Any, instance_id: str) -> dict[str, Any] | None:
 def discover_kernel(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Send the read-only discovery commands; {"Capturable": false, "Reason"} when SSM cannot reach it."""
     case_id, instance_id, account, region = _target(event)
-    config = MemorySettings.from_env()
+    config = _settings()
     ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
     agent = _agent_state(ssm, instance_id)
     if agent is None:
@@ -205,7 +182,7 @@ def discovery_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The kernel facts; {"Kernel", "Loadable", "Reason", "Prefix"}."""
     case_id, instance_id, account, region = _target(event)
     (command_id,) = _require(event, "CommandId")
-    config = MemorySettings.from_env()
+    config = _settings()
     ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
     invocation = _invocation(ssm, str(command_id), instance_id)
     status = invocation.get("Status", "")
@@ -231,7 +208,7 @@ def discovery_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
 # Modules.
 
 
-def _modules_s3(config: MemorySettings, *, presign: bool = False) -> Any:
+def _modules_s3(config: Settings, *, presign: bool = False) -> Any:
     return lambda_session(config.region).client("s3", config=PRESIGN_CONFIG if presign else BOTO_CONFIG)
 
 
@@ -257,7 +234,7 @@ def module_sha256(s3: Any, bucket: str, prefix: str) -> str:
 def check_module(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """{"ModuleAvailable", "Prefix", "Missing"}: lime.ko, build.json and the ISF of this kernel."""
     info = _kernel(event)
-    config = MemorySettings.from_env()
+    config = _settings()
     s3 = _modules_s3(config)
     prefix = kernel.module_prefix(info)
     missing = [name for name in kernel.MODULE_FILES if not _exists(s3, config.modules_bucket, prefix + name)]
@@ -283,7 +260,7 @@ def request_module_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Start the LimeFactory for this kernel; {"ExecutionArn"}."""
     info = _kernel(event)
     (case_id,) = _require(event, "CaseId")
-    config = MemorySettings.from_env()
+    config = _settings()
     buildable, reason = kernel.is_buildable(info)
     if not buildable:
         raise ModuleUnavailable(reason)
@@ -308,7 +285,7 @@ def request_module_build(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def module_build_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """NotReady while the LimeFactory runs; then {"Succeeded", "Status"}."""
     (execution_arn,) = _require(event, "ExecutionArn")
-    config = MemorySettings.from_env()
+    config = _settings()
     sfn = lambda_session(config.region).client("stepfunctions", config=BOTO_CONFIG)
     status = str(sfn.describe_execution(executionArn=execution_arn)["status"])
     if status == "RUNNING":
@@ -324,18 +301,18 @@ def start_capture(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Pre-sign the module download and the multipart upload, send the capture; {"CommandId", "UploadId", ...}."""
     case_id, instance_id, account, region = _target(event)
     info = _kernel(event)
-    config = MemorySettings.from_env()
+    config = _settings()
     prefix = kernel.module_prefix(info)
     modules = _modules_s3(config, presign=True)
     digest = module_sha256(modules, config.modules_bucket, prefix)
     forensic = _forensic(config, case_id)
-    evidence_s3 = forensic.client("s3", region_name=config.settings.forensic_region, config=PRESIGN_CONFIG)
+    evidence_s3 = forensic.client("s3", region_name=config.forensic_region, config=PRESIGN_CONFIG)
     key = memory_image_key(case_id, instance_id)
     plan = capture.plan_parts(info.memory_bytes)
     timeout = config.capture_timeout_seconds
     module_url, upload = capture.presign_capture(
         evidence_s3,
-        config.settings.evidence_bucket,
+        config.evidence_bucket,
         key,
         config.modules_bucket,
         prefix + kernel.MODULE_FILE,
@@ -439,14 +416,14 @@ def capture_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
     command_id, key = str(capture_event.get("CommandId", "")), str(capture_event.get("Key", ""))
     if not command_id or key != memory_image_key(case_id, instance_id):
         raise InvalidInput({"Capture": "needs the CommandId and this case's memory image key"})
-    config = MemorySettings.from_env()
+    config = _settings()
     ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
     invocation = _invocation(ssm, command_id, instance_id)
     status = invocation.get("Status", "")
     if status in PENDING:
         raise NotReady(f"memory capture on {instance_id} is {status}")
     forensic = _forensic(config, case_id)
-    s3 = forensic.client("s3", region_name=config.settings.forensic_region, config=BOTO_CONFIG)
+    s3 = forensic.client("s3", region_name=config.forensic_region, config=BOTO_CONFIG)
     store = _evidence(config, forensic, case_id)
     try:
         report = capture.parse_capture_output(invocation.get("StandardOutputContent", ""))

@@ -12,11 +12,9 @@ check (one open case per instance) stops the second.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +22,8 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from handlers.common.errors import InvalidInput
-from handlers.common.sessions import BOTO_CONFIG, lambda_session
-from handlers.common.tags import ACTIONS
+from handlers.common.sessions import lambda_session
+from handlers.common.settings import Settings
 from handlers.triggers.inputs import input_from_guardduty, input_from_securityhub, input_from_tag_event
 
 logger = Logger(service="irforensics")
@@ -34,38 +32,6 @@ DEDUP_WINDOW_SECONDS = 300
 # Step Functions allows 80 characters; only these keep the name usable in CloudWatch Logs too.
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_EXECUTION_NAME = 80
-
-
-@dataclass(frozen=True)
-class TriggerSettings:
-    """Environment of the trigger Lambdas (set by SecurityAccount)."""
-
-    state_machine_arn: str
-    guardduty_contain_severity: float = 8.0
-    # Security Hub custom action ARN -> Action.
-    securityhub_actions: Mapping[str, str] = field(default_factory=dict)
-
-    def to_env(self) -> dict[str, str]:
-        return {
-            "IRF_RESPONSE_STATE_MACHINE_ARN": self.state_machine_arn,
-            "IRF_GUARDDUTY_CONTAIN_SEVERITY": repr(float(self.guardduty_contain_severity)),
-            "IRF_SECURITYHUB_ACTIONS": json.dumps(dict(self.securityhub_actions), sort_keys=True),
-        }
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> TriggerSettings:
-        env = os.environ if env is None else env
-        arn = env.get("IRF_RESPONSE_STATE_MACHINE_ARN", "")
-        if not arn:
-            raise RuntimeError("Lambda environment is missing IRF_RESPONSE_STATE_MACHINE_ARN (set by SecurityAccount)")
-        actions = json.loads(env.get("IRF_SECURITYHUB_ACTIONS") or "{}")
-        if not isinstance(actions, dict) or not all(v in ACTIONS for v in actions.values()):
-            raise RuntimeError(f"IRF_SECURITYHUB_ACTIONS must map action ARNs to one of {ACTIONS}, got {actions!r}")
-        return cls(
-            state_machine_arn=arn,
-            guardduty_contain_severity=float(env.get("IRF_GUARDDUTY_CONTAIN_SEVERITY") or 8.0),
-            securityhub_actions=actions,
-        )
 
 
 def event_epoch(event: Mapping[str, Any], now: Callable[[], float] = time.time) -> int:
@@ -125,14 +91,13 @@ def start_response(
 
 
 def _start_all(
-    event: Mapping[str, Any], requests: list[dict[str, Any]], settings: TriggerSettings, sfn: Any | None
+    event: Mapping[str, Any], requests: list[dict[str, Any]], settings: Settings, sfn: Any | None
 ) -> dict[str, Any]:
-    client = sfn or lambda_session().client("stepfunctions", config=BOTO_CONFIG)
+    state_machine_arn = settings.require_response_state_machine()
+    client = sfn or lambda_session().client("stepfunctions")
     epoch = event_epoch(event)
     return {
-        "Responses": [
-            start_response(client, settings.state_machine_arn, request, epoch_seconds=epoch) for request in requests
-        ]
+        "Responses": [start_response(client, state_machine_arn, request, epoch_seconds=epoch) for request in requests]
     }
 
 
@@ -148,9 +113,9 @@ def _ignored(event: Mapping[str, Any], exc: InvalidInput) -> dict[str, Any]:
 
 
 def on_tag_change(
-    event: dict[str, Any], context: Any = None, *, settings: TriggerSettings | None = None, sfn: Any | None = None
+    event: dict[str, Any], context: Any = None, *, settings: Settings | None = None, sfn: Any | None = None
 ) -> dict[str, Any]:
-    settings = settings or TriggerSettings.from_env()
+    settings = settings or Settings.from_env()
     try:
         request = input_from_tag_event(event)
     except InvalidInput as exc:
@@ -159,9 +124,9 @@ def on_tag_change(
 
 
 def on_guardduty_finding(
-    event: dict[str, Any], context: Any = None, *, settings: TriggerSettings | None = None, sfn: Any | None = None
+    event: dict[str, Any], context: Any = None, *, settings: Settings | None = None, sfn: Any | None = None
 ) -> dict[str, Any]:
-    settings = settings or TriggerSettings.from_env()
+    settings = settings or Settings.from_env()
     try:
         request = input_from_guardduty(event, contain_severity=settings.guardduty_contain_severity)
     except InvalidInput as exc:
@@ -170,9 +135,9 @@ def on_guardduty_finding(
 
 
 def on_securityhub_action(
-    event: dict[str, Any], context: Any = None, *, settings: TriggerSettings | None = None, sfn: Any | None = None
+    event: dict[str, Any], context: Any = None, *, settings: Settings | None = None, sfn: Any | None = None
 ) -> dict[str, Any]:
-    settings = settings or TriggerSettings.from_env()
+    settings = settings or Settings.from_env()
     try:
         requests = input_from_securityhub(event, settings.securityhub_actions)
     except InvalidInput as exc:

@@ -24,8 +24,8 @@ from handlers.acquisition import handler as acquisition_handler
 from handlers.acquisition import imaging
 from handlers.acquisition.block_source import BlockSource
 from handlers.common import naming
-from handlers.examination.orchestration import InProcessExaminationExecutor
 from simulation import api_calls, faults, lambda_local, local_aws, simulate
+from simulation.examination_local import InProcessExaminationExecutor
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT
 from simulation.sandbox import LocalCloud, cloud_context
 from tests.e2e.helpers import auto_scaling_group
@@ -82,18 +82,18 @@ class _ReadsAsForensicCopy:
             return self._inner.read(index, token)
 
 
-def _attributed_like_aws(stack: ExitStack) -> None:
+def _attributed_like_aws(stack: ExitStack, cloud: LocalCloud) -> None:
     """Attribute the simulation's stand-ins' calls to the roles that make them on AWS."""
     automation = naming.forensic_automation_role_arn(local_aws.PREFIX, local_aws.FORENSIC_ACCOUNT)
     analysis = f"arn:aws:iam::{local_aws.FORENSIC_ACCOUNT}:role/{naming.analysis_profile(local_aws.PREFIX)}"
-    lineage: Callable[[boto3.Session, str], BlockSource] = acquisition_handler.BLOCK_SOURCE_FACTORY
+    lineage: Callable[[boto3.Session, str], BlockSource] = cloud.ports["block_source"]
 
     def block_source(forensic: boto3.Session, snapshot_id: str) -> BlockSource:
         with api_calls.acting_as(None, FINDS_THE_BYTES):
             source = lineage(forensic, snapshot_id)
         return _ReadsAsForensicCopy(source, automation)
 
-    stack.enter_context(mock.patch.object(acquisition_handler, "BLOCK_SOURCE_FACTORY", block_source))
+    stack.enter_context(mock.patch.dict(cloud.ports, {"block_source": block_source}))
     examine = InProcessExaminationExecutor.start
 
     def start(self: InProcessExaminationExecutor, forensic: Any, order: Any) -> str:
@@ -174,7 +174,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             incident.tier.data_volume_id: raw_volume_sha256(Path(work) / name / "data.xfs")
             for name, incident in (("web", incidents["contain"]), ("shop", incidents["analyze"]))
         }
-        _attributed_like_aws(recording)
+        _attributed_like_aws(recording, cloud)
         calls = recording.enter_context(api_calls.record_api_calls())
         killed = KilledMidImaging()
         recording.enter_context(mock.patch.object(acquisition_handler, "image_snapshot", killed))
@@ -184,7 +184,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         }
         results = {}
         for action, arn in executions.items():
-            execution = cloud.wait(arn, timeout_seconds=600)
+            execution = cloud.wait(arn)
             results[action] = simulate.collect(cloud, execution, incidents[action], action, out, [])
         recording.close()
         yield {

@@ -121,8 +121,7 @@ def _failed_case(cloud: LocalCloud, instance_id: str) -> dict[str, Any]:
 
 def _respond(cloud: LocalCloud, instance_id: str, action: str = "Analyze") -> dict[str, Any]:
     return cloud.run_response(
-        {"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": action, "WaitSeconds": 0},
-        timeout_seconds=300,
+        {"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": action, "WaitSeconds": 0}
     )
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from moto.ec2.models import ec2_backends
 
-from handlers.acquisition import handler as acquisition_handler
 from handlers.case.store import CaseStore
 from handlers.common import naming
 from handlers.common.case import CaseRequest
@@ -103,7 +102,7 @@ def test_a_failure_mid_acquisition_leaves_the_instance_contained_and_the_case_sa
 
     with tempfile.TemporaryDirectory() as work:
         incident = simulate.build_incident(cloud, Path(work), name="fault")
-    monkeypatch.setattr(acquisition_handler, "BLOCK_SOURCE_FACTORY", broken_reader)
+    monkeypatch.setitem(cloud.ports, "block_source", broken_reader)
     execution = cloud.run_response(
         {
             "InstanceId": incident.instance_id,
@@ -222,8 +221,7 @@ def test_an_instance_store_instance_is_contained_and_its_case_says_why_no_disk_w
     # moto launches no instance-store instances: say so on the model, as EC2 would describe it.
     ec2_backends[MEMBER_ACCOUNT][REGION].get_instance(instance_id).root_device_type = "instance-store"
     execution = cloud.run_response(
-        {"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": "Contain", "WaitSeconds": 0},
-        timeout_seconds=300,
+        {"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": "Contain", "WaitSeconds": 0}
     )
     assert execution["status"] == "SUCCEEDED", execution
     states = _states_entered(cloud, execution["executionArn"])

@@ -140,7 +140,6 @@ def test_image_volume_resumes_through_json_state_and_records_the_digest(
         opened.append(snapshot_id)
         return FileBlockSource(tmp_path / "disk.raw")
 
-    monkeypatch.setattr(handler, "BLOCK_SOURCE_FACTORY", source_for)
     event: dict[str, Any] = {
         "CaseId": CASE,
         "VolumeId": "vol-0aaa",
@@ -151,7 +150,9 @@ def test_image_volume_resumes_through_json_state_and_records_the_digest(
     }
     answers = []
     for _ in range(10):
-        answer = handler.image_volume(json.loads(json.dumps(event)), LambdaContext(remaining_ms=61_000))
+        answer = handler.image_volume(
+            json.loads(json.dumps(event)), LambdaContext(remaining_ms=61_000), block_source=source_for
+        )
         answers.append(answer)
         if answer["Done"]:
             break

@@ -25,7 +25,6 @@ from handlers.examination.orchestration import (
     AnalysisNetworkMissing,
     CommandOutcome,
     ExaminationOrder,
-    InProcessExaminationExecutor,
     NothingToExamine,
     SsmExaminationExecutor,
     ToolsetNotBuilt,
@@ -40,6 +39,7 @@ from handlers.examination.orchestration import (
     terminate_analysis_instances,
 )
 from simulation import local_aws
+from simulation.examination_local import InProcessExaminationExecutor
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 
 BUCKET = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
@@ -358,10 +358,9 @@ def test_readiness_refuses_an_instance_of_another_case(forensic_account: Forensi
 def test_ready_handler_answers_once_the_instance_runs(
     forensic_account: ForensicLike, lambda_environment: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(examination_handler, "EXAMINATION_EXECUTOR", InProcessExaminationExecutor())
     launched = forensic_account.launch()
     event = {"CaseId": forensic_account.case_id, "InstanceId": launched.instance_id}
-    answer = examination_handler.analysis_instance_ready(event, None)
+    answer = examination_handler.analysis_instance_ready(event, None, executor=InProcessExaminationExecutor())
     assert answer == {"InstanceId": launched.instance_id, "State": "running", "AgentOnline": True}
 
 

@@ -26,6 +26,7 @@ from handlers.acquisition.snapshots import ARTEFACT_TAG, MEMBER_SNAPSHOT
 from handlers.common import naming
 from handlers.common.case import parse_request
 from handlers.common.errors import AcquisitionFailed, InstanceNotFound, InvalidInput
+from handlers.common.settings import Settings
 from handlers.common.tags import (
     CASE_TAG,
     INCIDENT_TAG,
@@ -44,7 +45,6 @@ from handlers.isolation.containment import (
     release_instance,
 )
 from handlers.triggers.handler import (
-    TriggerSettings,
     event_epoch,
     execution_name,
     on_guardduty_finding,
@@ -474,22 +474,29 @@ _machines = iter(range(1000))
 
 
 @pytest.fixture
-def trigger_settings(sfn: Any) -> TriggerSettings:
+def trigger_settings(sfn: Any) -> Settings:
     arn = sfn.create_state_machine(
         name=f"acme-ir-response-{next(_machines)}",
         definition=json.dumps({"StartAt": "Respond", "States": {"Respond": {"Type": "Pass", "End": True}}}),
         roleArn=f"arn:aws:iam::{SECURITY_ACCOUNT}:role/acme-ir-response",
     )["stateMachineArn"]
-    return TriggerSettings(state_machine_arn=arn, guardduty_contain_severity=8.0)
+    return Settings(
+        prefix="acme",
+        security_account=SECURITY_ACCOUNT,
+        forensic_account="222222222222",
+        forensic_region="eu-west-1",
+        response_state_machine_arn=arn,
+        guardduty_contain_severity=8.0,
+    )
 
 
-def executions(sfn: Any, settings: TriggerSettings) -> list[dict[str, Any]]:
-    return list(sfn.list_executions(stateMachineArn=settings.state_machine_arn)["executions"])
+def executions(sfn: Any, settings: Settings) -> list[dict[str, Any]]:
+    return list(sfn.list_executions(stateMachineArn=settings.response_state_machine_arn)["executions"])
 
 
 @pytest.mark.parametrize("value, meant", [("contain", "Contain"), ("ANALYZE", "Analyze"), ("CONTAIN ", "Contain")])
 def test_a_wrong_case_incident_tag_starts_nothing_and_names_the_value_meant(
-    sfn: Any, trigger_settings: TriggerSettings, value: str, meant: str
+    sfn: Any, trigger_settings: Settings, value: str, meant: str
 ) -> None:
     event = load("tag_change_wrong_case")
     event["detail"]["tags"][INCIDENT_TAG] = value
@@ -949,7 +956,7 @@ def test_release_of_a_full_instance_restores_its_groups_and_tags_exactly(
 # 8. The same event delivered five times: one deterministic execution name, one execution.
 
 
-def test_the_same_tag_event_five_times_starts_one_execution(sfn: Any, trigger_settings: TriggerSettings) -> None:
+def test_the_same_tag_event_five_times_starts_one_execution(sfn: Any, trigger_settings: Settings) -> None:
     event = load("tag_change_contain")
 
     answers = [on_tag_change(copy.deepcopy(event), None, settings=trigger_settings, sfn=sfn) for _ in range(5)]
@@ -964,9 +971,7 @@ def test_the_same_tag_event_five_times_starts_one_execution(sfn: Any, trigger_se
     assert (started["name"], started["executionArn"]) == (responses[0]["ExecutionName"], responses[0]["ExecutionArn"])
 
 
-def test_the_same_guardduty_finding_five_times_starts_one_execution(
-    sfn: Any, trigger_settings: TriggerSettings
-) -> None:
+def test_the_same_guardduty_finding_five_times_starts_one_execution(sfn: Any, trigger_settings: Settings) -> None:
     finding = load("guardduty_backdoor_high")
 
     answers = [on_guardduty_finding(copy.deepcopy(finding), None, settings=trigger_settings, sfn=sfn) for _ in range(5)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from handlers.common.case import parse_request
+from handlers.common.settings import Settings
 from handlers.triggers.handler import (
     MAX_EXECUTION_NAME,
-    TriggerSettings,
     event_epoch,
     execution_name,
     on_guardduty_finding,
@@ -22,7 +23,7 @@ from handlers.triggers.handler import (
     on_tag_change,
 )
 from handlers.triggers.patterns import securityhub_action_map
-from simulation.local_aws import REGION, SECURITY_ACCOUNT
+from simulation.local_aws import FORENSIC_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 PASS_ONLY = {"StartAt": "Respond", "States": {"Respond": {"Type": "Pass", "End": True}}}
@@ -38,21 +39,25 @@ def sfn(aws: None) -> Any:
 
 
 @pytest.fixture
-def settings(sfn: Any) -> TriggerSettings:
+def settings(sfn: Any) -> Settings:
     arn = sfn.create_state_machine(
         name="acme-ir-response",
         definition=json.dumps(PASS_ONLY),
         roleArn=f"arn:aws:iam::{SECURITY_ACCOUNT}:role/acme-ir-response",
     )["stateMachineArn"]
-    return TriggerSettings(
-        state_machine_arn=arn,
+    return Settings(
+        prefix=PREFIX,
+        security_account=SECURITY_ACCOUNT,
+        forensic_account=FORENSIC_ACCOUNT,
+        forensic_region=REGION,
+        response_state_machine_arn=arn,
         guardduty_contain_severity=8.0,
         securityhub_actions=securityhub_action_map(SECURITY_ACCOUNT, REGION),
     )
 
 
-def executions(sfn: Any, settings: TriggerSettings) -> list[dict[str, Any]]:
-    found = sfn.list_executions(stateMachineArn=settings.state_machine_arn)["executions"]
+def executions(sfn: Any, settings: Settings) -> list[dict[str, Any]]:
+    found = sfn.list_executions(stateMachineArn=settings.response_state_machine_arn)["executions"]
     return [{**e, "input": json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])} for e in found]
 
 
@@ -143,7 +148,7 @@ def test_security_hub_double_click_starts_one_execution(sfn, settings):
 
 
 def test_other_start_failures_are_raised_so_eventbridge_retries(sfn, settings):
-    gone = TriggerSettings(state_machine_arn=settings.state_machine_arn + "-deleted")
+    gone = replace(settings, response_state_machine_arn=settings.response_state_machine_arn + "-deleted")
     with pytest.raises(ClientError):
         on_tag_change(load("tag_change_contain"), None, settings=gone, sfn=sfn)
 
@@ -164,9 +169,17 @@ def test_event_time_is_used_so_a_redelivery_lands_in_the_same_window():
 
 
 def test_settings_refuse_an_action_map_with_a_bad_action():
+    deployment = Settings(
+        prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT, forensic_region=REGION
+    ).to_env()
     with pytest.raises(RuntimeError, match="IRF_SECURITYHUB_ACTIONS"):
-        TriggerSettings.from_env(
-            {"IRF_RESPONSE_STATE_MACHINE_ARN": "arn:x", "IRF_SECURITYHUB_ACTIONS": json.dumps({"arn:y": "contain"})}
+        Settings.from_env(
+            {
+                **deployment,
+                "IRF_RESPONSE_STATE_MACHINE_ARN": "arn:x",
+                "IRF_SECURITYHUB_ACTIONS": json.dumps({"arn:y": "contain"}),
+            }
         )
+    # The trigger Lambdas cannot start anything without the response state machine's ARN.
     with pytest.raises(RuntimeError, match="IRF_RESPONSE_STATE_MACHINE_ARN"):
-        TriggerSettings.from_env({})
+        on_tag_change(load("tag_change_contain"), None, settings=Settings.from_env(deployment), sfn=None)

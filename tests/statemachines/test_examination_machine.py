@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +20,11 @@ from handlers.common import naming
 from handlers.common.evidence import EvidenceStore
 from handlers.common.settings import Settings
 from handlers.common.tags import CASE_TAG
-from handlers.examination import handler as examination_handler
-from handlers.examination.orchestration import InProcessExaminationExecutor
 from simulation import lambda_local, local_aws
 from simulation.disk_images import build_compromised_webserver_tree, build_ext4_image
+from simulation.examination_local import InProcessExaminationExecutor
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
+from simulation.sandbox import wait_for_execution
 from statemachines import examination, lint
 from statemachines.asl import PollPolicy
 from tests.handlers.test_examination_orchestration import ForensicLike, forensic_like
@@ -33,7 +32,6 @@ from tests.handlers.test_examination_remote import BUCKET, INSTANCE, plant_case
 
 FAST = PollPolicy(interval_seconds=1, backoff_rate=1.0, max_attempts=3)
 INCIDENT = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 EXAMPLE_ARNS = {
     spec.function: f"arn:aws:lambda:{REGION}:111122223333:function:irf-{spec.function}"
     for spec in examination.EXAMINATION_FUNCTIONS
@@ -111,11 +109,7 @@ class ExaminationCloud:
         arn = self.sfn.start_execution(
             stateMachineArn=self.machine_arn, input=json.dumps({"CaseId": case_id, **extra})
         )["executionArn"]
-        deadline = time.monotonic() + 30
-        while (execution := self.sfn.describe_execution(executionArn=arn))["status"] not in TERMINAL:
-            assert time.monotonic() < deadline, "the examination machine did not finish in 30 s"
-            time.sleep(0.05)
-        return dict(execution)
+        return wait_for_execution(self.sfn, arn)
 
     def case_instances(self, case_id: str) -> dict[str, str]:
         reservations = self.forensic.client("ec2").describe_instances(
@@ -189,9 +183,8 @@ def cloud(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExaminationClo
         roleArn=role_arn,
         definition=json.dumps(examination.build_definition(arns, poll=FAST)),
     )["stateMachineArn"]
-    monkeypatch.setattr(examination_handler, "EXAMINATION_EXECUTOR", InProcessExaminationExecutor())
     forensic = forensic_like(local_aws.account_session(FORENSIC_ACCOUNT))
-    with lambda_local.dispatch_in_process() as invocations:
+    with lambda_local.dispatch_in_process(ports={"executor": InProcessExaminationExecutor()}) as invocations:
         yield ExaminationCloud(forensic=forensic, sfn=sfn, machine_arn=machine_arn, invocations=invocations)
 
 

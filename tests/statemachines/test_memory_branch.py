@@ -25,7 +25,7 @@ from handlers.memory import kernel, lime
 from simulation import codebuild_local, lambda_local
 from simulation.codebuild_local import Builder
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT, account_session
-from simulation.sandbox import LIME_BUILD_PROJECTS, MOTO_CONFIG
+from simulation.sandbox import LIME_BUILD_PROJECTS, MOTO_CONFIG, wait_for_execution
 from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
 from statemachines import lime_factory, lint, memory
 from statemachines.asl import PollPolicy
@@ -49,6 +49,8 @@ def example_arns() -> dict[str, str]:
 def branch_machine(arns: dict[str, str]) -> dict[str, Any]:
     return {
         "StartAt": "Acquire",
+        # What bounds a hung branch: moto ends the execution TIMED_OUT (the test waits for the end).
+        "TimeoutSeconds": 3600,
         "States": {
             "Acquire": {
                 "Type": "Parallel",
@@ -160,14 +162,9 @@ def run_branch(cloud: dict[str, Any], action: str = "Analyze") -> dict[str, Any]
         name=f"memory-{time.monotonic_ns()}",
         input=json.dumps({"Case": {"CaseId": cloud["case"]}, "Request": request}),
     )["executionArn"]
-    deadline = time.monotonic() + 25
-    while time.monotonic() < deadline:
-        described = cloud["sfn"].describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            assert described["status"] == "SUCCEEDED", described
-            return dict(json.loads(described["output"])["Memory"])
-        time.sleep(0.05)
-    raise AssertionError("the memory branch did not finish in 25 s")
+    described = wait_for_execution(cloud["sfn"], execution)
+    assert described["status"] == "SUCCEEDED", described
+    return dict(json.loads(described["output"])["Memory"])
 
 
 def test_no_ssm_agent_ends_the_branch_with_acquired_false_and_the_reason(cloud: dict[str, Any]) -> None:
