@@ -41,8 +41,6 @@ VARIABLES = {
     "analysis_instance_type": "IRF_ANALYSIS_INSTANCE_TYPE",
     "capture_timeout_seconds": "IRF_MEMORY_CAPTURE_TIMEOUT_SECONDS",
 }
-# Optional ARNs a function without that access does not get at all (rather than an empty string).
-_OMITTED_WHEN_EMPTY = ("topic_arn", "slack_secret_arn", "lime_factory_arn", "response_state_machine_arn")
 
 
 @dataclass(frozen=True)
@@ -91,16 +89,15 @@ class Settings:
         return naming.forensic_automation_role_arn(self.prefix, self.forensic_account, self.forensic_region)
 
     def to_env(self, **deploy_time: Any) -> dict[str, Any]:
-        """The function's environment. `deploy_time` overrides fields with values (Pulumi Outputs)
-        that exist only once their resource does, e.g. `topic_arn=topic.arn`."""
+        """The function's environment: every variable `from_env` reads (an ARN a function has no use
+        for is empty). `deploy_time` overrides fields with values (Pulumi Outputs) that exist only
+        once their resource does, e.g. `topic_arn=topic.arn`."""
         unknown = sorted(set(deploy_time) - set(VARIABLES))
         if unknown:
             raise ValueError(f"Settings has no field {', '.join(unknown)}")
         env: dict[str, Any] = {}
         for name, variable in VARIABLES.items():
             value = deploy_time[name] if name in deploy_time else getattr(self, name)
-            if name in _OMITTED_WHEN_EMPTY and isinstance(value, str) and not value:
-                continue
             if name == "securityhub_actions":
                 value = json.dumps(dict(value), sort_keys=True)
             elif name == "guardduty_contain_severity":
