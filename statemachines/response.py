@@ -241,8 +241,6 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
                 result_path="$",
                 next_state="Init",
                 timeout=task_timeout("validate-input"),
-                catch_to="Rejected",
-                catch_result_path="$",
             ),
             # Only InvalidInput means "rejected"; any other error is a fault of ours and fails as itself.
             "Catch": [{"ErrorEquals": ["InvalidInput"], "ResultPath": "$", "Next": "Rejected"}],
@@ -440,7 +438,25 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             catch_to="FailExecution",
             catch_result_path="$.FailureRecordError",
         ),
-        "FailExecution": {"Type": "Fail", "ErrorPath": "$.Failure.Error", "CausePath": "$.Failure.Cause"},
+        # The failure record names the error the execution fails with (never a reserved States.* name) and
+        # a cause that starts with the case id: the execution alone leads to the case.
+        "FailExecution": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.FailureRecord.ExecutionError", "IsPresent": True, "Next": "FailAsRecorded"}],
+            "Default": "FailUnrecorded",
+        },
+        "FailAsRecorded": {
+            "Type": "Fail",
+            "ErrorPath": "$.FailureRecord.ExecutionError",
+            "CausePath": "$.FailureRecord.ExecutionCause",
+        },
+        "FailUnrecorded": {
+            "Type": "Fail",
+            "Comment": "Recording the failure failed too: a fixed error name, the case id and both errors in the cause",
+            "Error": "ResponseFailed",
+            "CausePath": "States.Format('case {} failed and its failure could not be recorded ({}): {}', "
+            "$.Case.CaseId, States.JsonToString($.FailureRecordError), States.JsonToString($.Failure))",
+        },
     }
     return machine(
         "irforensics response: contain, acquire and record one suspect EC2 instance",

@@ -20,6 +20,10 @@ from handlers.common.settings import Settings
 logger = Logger(service="irforensics")
 ACTOR = "irforensics-response"
 INCIDENT_LOOKBACK = timedelta(hours=24)
+# What an execution fails with when the original error's name is one Step Functions reserves.
+RESERVED_ERROR_STAND_IN = "ResponseFailed"
+# Step Functions keeps at most 32768 characters of a cause.
+MAX_EXECUTION_CAUSE = 32000
 
 
 def _request_dict(event: dict[str, Any]) -> dict[str, Any]:
@@ -214,4 +218,28 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     logger.error("case failed", extra=failure)
     _notify(settings, "failed", {"CaseId": case_id, **failure})
-    return {"CaseId": case_id, "Error": failure["error"], "Cause": failure["cause"][:30000]}
+    error_name, cause = execution_failure(case_id, failure)
+    return {
+        "CaseId": case_id,
+        "Error": failure["error"],
+        "Cause": failure["cause"][:30000],
+        "ExecutionError": error_name,
+        "ExecutionCause": cause,
+    }
+
+
+def execution_failure(case_id: str, failure: dict[str, Any]) -> tuple[str, str]:
+    """(Error, Cause) the execution fails with: the original error's name, and a cause that starts
+    with the case id, so whoever reads only the execution (DescribeExecution) finds the case.
+
+    Step Functions reserves the `States.` prefix (States.Timeout, States.TaskFailed, ...): a Fail
+    state re-raising such a name is refused, so those fail as RESERVED_ERROR_STAND_IN with the
+    original name in the cause."""
+    error = str(failure["error"])
+    cause = f"case {case_id} failed at {failure['stage']}: {failure['cause']}"
+    if error.startswith("States."):
+        error, cause = (
+            RESERVED_ERROR_STAND_IN,
+            f"case {case_id} failed at {failure['stage']}: {error}: {failure['cause']}",
+        )
+    return error, cause[:MAX_EXECUTION_CAUSE]

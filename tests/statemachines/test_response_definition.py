@@ -81,7 +81,15 @@ def test_failures_after_the_case_opens_lead_to_containment_then_the_case_record(
     assert catch["ErrorEquals"] == ["States.ALL"] and marker["Next"] == "EnsureContained"
     assert states["ContainAfterFailure"]["Next"] == "RecordFailure"
     assert states["RecordFailure"]["Next"] == "FailExecution"
-    assert states["FailExecution"] == {"Type": "Fail", "ErrorPath": "$.Failure.Error", "CausePath": "$.Failure.Cause"}
+    # The execution fails with the name and cause the failure record gives (never a reserved States.* name).
+    assert states["FailExecution"]["Type"] == "Choice"
+    assert states["FailAsRecorded"] == {
+        "Type": "Fail",
+        "ErrorPath": "$.FailureRecord.ExecutionError",
+        "CausePath": "$.FailureRecord.ExecutionCause",
+    }
+    assert states["FailUnrecorded"]["Error"] == "ResponseFailed"
+    assert "$.Case.CaseId" in states["FailUnrecorded"]["CausePath"]
 
 
 def test_memory_branch_can_never_fail_the_disk_branch() -> None:
