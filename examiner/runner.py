@@ -35,7 +35,6 @@ from examiner.timeline import (
     filesystem_bodyfile,
     filesystem_prefix,
     format_bodyfile,
-    parse_bodyfile,
     write_timeline,
 )
 from examiner.yarascan import SHIPPED_RULES, YaraScan, compile_rules, scan_filesystem
@@ -217,25 +216,6 @@ def examine_case(
         incident_window=incident_window,
         outputs=outputs,
         tools=tools,
-    )
-
-
-def load_examination(analysis_dir: Path) -> ExaminationResult:
-    """Read back what `examine_case` wrote (e.g. `analysis/` downloaded from the evidence bucket) for the report."""
-    summary = json.loads((analysis_dir / "examination.json").read_text())
-    findings = json.loads((analysis_dir / "findings.json").read_text())
-    window_text = summary.get("incident_window")
-    window = (datetime.fromisoformat(window_text[0]), datetime.fromisoformat(window_text[1])) if window_text else None
-    outputs = {p.relative_to(analysis_dir).as_posix(): p for p in sorted(analysis_dir.rglob("*")) if p.is_file()}
-    return ExaminationResult(
-        filesystems=[FileSystemExamined(**fs) for fs in summary.get("filesystems", [])],
-        entries=parse_bodyfile((analysis_dir / "bodyfile").read_text(encoding="utf-8", errors="surrogateescape")),
-        yara=YaraScan.from_dict(json.loads((analysis_dir / "yara.json").read_text())),
-        findings=[Finding.from_dict(f) for f in findings.get("findings", [])],
-        memory=MemoryAnalysis.from_dict(summary["memory"]),
-        incident_window=window,
-        outputs=outputs,
-        tools=dict(summary.get("tools", {})),
     )
 
 

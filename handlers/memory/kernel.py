@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from handlers.common.errors import IrfError
@@ -67,9 +67,6 @@ class KernelInfo:
 
     def describe(self) -> str:
         return f"{self.distro} {self.distro_version} kernel {self.kernel_release} ({self.arch})"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def check_release(release: str) -> str:

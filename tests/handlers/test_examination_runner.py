@@ -15,7 +15,6 @@ from examiner.runner import (
     ExaminationResult,
     MemoryImage,
     examine_case,
-    load_examination,
     main,
 )
 from examiner.timeline import parse_bodyfile
@@ -134,17 +133,6 @@ def test_without_a_memory_image_memory_is_recorded_as_not_analysed(case: dict[st
     assert summary["memory"]["summary"] == "not analysed: no memory image was acquired for this case"
     assert not (case["analysis"] / "volatility").exists()
     assert "The Sleuth Kit" in summary["tools"]["sleuthkit"]
-
-
-def test_what_was_written_reads_back_for_the_report(case: dict[str, Any]) -> None:
-    result: ExaminationResult = case["result"]
-    loaded = load_examination(case["analysis"])
-    assert loaded.findings == result.findings
-    assert loaded.entries == result.entries
-    assert loaded.filesystems == result.filesystems
-    assert loaded.yara.hits == result.yara.hits
-    assert loaded.memory == result.memory
-    assert loaded.incident_window == result.incident_window
 
 
 def test_the_command_line_examines_a_case_folder_with_an_mbr_disk(
