@@ -3,9 +3,10 @@
 Each invariant takes what a stack registers - `ResourceRecord`s: Pulumi type token, logical
 name, properties with camelCase keys (as the engine and the Pulumi mocks both hand them over) -
 and returns the `Violation`s it finds, an empty list when the stack keeps the promise. Nothing
-here imports Pulumi or pulumi-policy: the policy pack (policy/__main__.py) adapts CrossGuard's
-arguments to records, and the tests run the same functions on the resources the real program
-registers under mocks.
+here imports Pulumi or pulumi-policy (policy documents and Pulumi's value wrappers are read by
+policy/documents.py, shared with the tests and the simulation's deployer): the policy pack
+(policy/__main__.py) adapts CrossGuard's arguments to records, and the tests run the same
+functions on the resources the real program registers under mocks.
 
 Resource invariants judge one resource; stack invariants follow references between resources
 (a bucket and its versioning, lock, encryption and public-access-block resources; a VPC and its
@@ -15,11 +16,15 @@ routing through separate resources.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+try:  # the project (tests, tools) imports the pack's modules as policy.*
+    from policy import documents
+except ImportError:  # the pack itself runs with policy/ as its root (PulumiPolicy.yaml)
+    import documents  # type: ignore[no-redef]
 
 BUCKET = "aws:s3/bucket:Bucket"
 BUCKET_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -49,9 +54,6 @@ INTERNET_DESTINATIONS = ("0.0.0.0/0", "::/0")
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
-# How Pulumi marks a secret value on the wire: {SIG: SECRET, "value": ...}.
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"
-_SECRET = "1b47061264138c4ac30d75fd1eb44270"
 _SERVICE_WILDCARD = re.compile(r"^[A-Za-z0-9-]+:\*$")
 
 
@@ -98,10 +100,7 @@ StackInvariant = Callable[[Sequence[ResourceRecord]], list[Violation]]
 # -- reading properties ------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping) and value.get(_SECRET_SIG) == _SECRET:
-        return value.get("value")
-    return value
+_plain = documents.unwrap
 
 
 def _get(value: Any, *path: str) -> Any:
@@ -173,37 +172,9 @@ def _violation(record: ResourceRecord, message: str) -> Violation:
 # -- IAM statements ----------------------------------------------------------------------------
 
 
-def _policy_document(value: Any) -> Mapping[str, Any] | None:
-    value = _plain(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.startswith("{"):
-            return None
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            return None
-    if isinstance(value, Mapping) and "Statement" in value:
-        return value
-    return None
-
-
-def _policy_documents(value: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(property path, document) of every policy document anywhere in a resource's properties."""
-    value = _plain(value)
-    document = _policy_document(value)
-    if document is not None:
-        yield path, document
-    elif isinstance(value, Mapping):
-        for key in value:
-            yield from _policy_documents(value[key], f"{path}.{key}" if path else str(key))
-    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        for index, item in enumerate(value):
-            yield from _policy_documents(item, f"{path}[{index}]")
-
-
-def _statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [statement for statement in _items(document.get("Statement")) if isinstance(statement, Mapping)]
+_policy_document = documents.policy_document
+_policy_documents = documents.policy_documents
+_statements = documents.statements
 
 
 def _allowed_actions(statement: Mapping[str, Any]) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from pulumi.runtime.mocks import MockResourceArgs
 
+from policy import documents
 from simulation import local_aws, pulumi_mocks
 
 # Types moto does not implement; the deployer records them and returns plausible ids.
@@ -39,7 +40,6 @@ NOT_SIMULATED = {
     "aws:codebuild/project:Project": "moto runs no CodeBuild builds",
 }
 COMPONENT_PREFIX = "irforensics:"
-SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
 
 
 class UnknownResourceType(RuntimeError):
@@ -54,15 +54,8 @@ def _minimal_zip() -> bytes:
     return buffer.getvalue()
 
 
-def _plain(value: Any) -> Any:
-    """Pulumi marks secret (and some computed) inputs with a signature wrapper; moto wants the value."""
-    if isinstance(value, dict):
-        if SECRET_SIGNATURE in value:
-            return _plain(value.get("value"))
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+# Pulumi marks secret (and some computed) inputs with a signature wrapper; moto wants the value.
+_plain = documents.unwrap_all
 
 
 def _client(session: boto3.Session, service: str) -> Any:
@@ -70,8 +63,7 @@ def _client(session: boto3.Session, service: str) -> Any:
     return session.client(service)  # type: ignore[call-overload]
 
 
-def _policy(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+_policy = documents.policy_text
 
 
 @dataclass

@@ -9,16 +9,13 @@ policy, endpoint policy, inline policies of a Role).
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from policy import documents
 from simulation.pulumi_mocks import RegisteredResource
 
 Statement = dict[str, Any]
-# How Pulumi marks a secret value on the wire (rpc.py): {SIG: SECRET, "value": ...}.
-_SIG = "4dabf18193072939515e22adb298388d"
-_SECRET = "1b47061264138c4ac30d75fd1eb44270"
 
 
 def resources_of(resources: Iterable[RegisteredResource], type_token: str) -> list[RegisteredResource]:
@@ -43,47 +40,23 @@ def named(resources: Iterable[RegisteredResource], name: str) -> RegisteredResou
 
 def plain(value: Any) -> Any:
     """An input value with Pulumi's secret wrapping removed (e.g. an SSM parameter's value)."""
-    if isinstance(value, dict) and value.get(_SIG) == _SECRET:
-        return value.get("value")
-    return value
+    return documents.unwrap(value)
 
 
 def parse_policy(value: Any) -> dict[str, Any] | None:
     """A policy document from an input value (JSON string or already a mapping); None if it is none."""
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.startswith("{"):
-            return None
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            return None
-    if isinstance(value, dict) and "Statement" in value:
-        return value
-    return None
+    document = documents.policy_document(value)
+    return dict(document) if document is not None else None
 
 
 def policy_documents(res: RegisteredResource) -> Iterator[tuple[str, dict[str, Any]]]:
     """(input path, document) for every policy document anywhere in a resource's inputs."""
-
-    def walk(value: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        value = plain(value)
-        document = parse_policy(value)
-        if document is not None:
-            yield path, document
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                yield from walk(item, f"{path}.{key}" if path else key)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                yield from walk(item, f"{path}[{index}]")
-
-    yield from walk(res.inputs, "")
+    for path, document in documents.policy_documents(res.inputs):
+        yield path, dict(document)
 
 
 def statements_of(document: dict[str, Any]) -> list[Statement]:
-    statement = document.get("Statement", [])
-    return [statement] if isinstance(statement, dict) else list(statement)
+    return [dict(statement) for statement in documents.statements(document)]
 
 
 def statements(resources: Iterable[RegisteredResource]) -> Iterator[tuple[RegisteredResource, Statement]]:
