@@ -159,7 +159,7 @@ def function_statements(
             allow(
                 "AssumeForensicAutomationRole",
                 ["sts:AssumeRole"],
-                naming.forensic_automation_role_arn(args.prefix, args.forensic_account),
+                naming.forensic_automation_role_arn(args.prefix, args.forensic_account, args.forensic_region),
             )
         )
     if CASE_TABLE in spec.access:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.arns import securityhub_custom_action
 from handlers.common.tags import INCIDENT_TAG
 
 TAG_CHANGE_DETAIL_TYPE = "Tag Change on Resource"
@@ -87,15 +88,15 @@ def securityhub_action_pattern(action_arns: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def securityhub_action_arn(account: str, region: str, action_id: str, partition: str = "aws") -> str:
+def securityhub_action_arn(account: str, region: str, action_id: str) -> str:
     """Security Hub names a custom action's ARN from its id: deterministic, like our other names."""
-    return f"arn:{partition}:securityhub:{region}:{account}:action/custom/{action_id}"
+    return securityhub_custom_action(account, region, action_id)
 
 
-def securityhub_action_map(account: str, region: str, partition: str = "aws") -> dict[str, str]:
+def securityhub_action_map(account: str, region: str) -> dict[str, str]:
     """Custom action ARN -> Action, for the Security Hub trigger's configuration."""
     return {
-        securityhub_action_arn(account, region, action_id, partition): action
+        securityhub_action_arn(account, region, action_id): action
         for action_id, (_name, _description, action) in SECURITYHUB_ACTIONS.items()
     }
 
