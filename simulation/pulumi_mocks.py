@@ -59,6 +59,10 @@ class RecordingMocks(pulumi_mocks.Mocks):
         provider_state = self._provider_state(args.provider)
         if provider_state:
             account, region = provider_state
+        # pulumi-aws 7: a regional resource may name its region; one provider then serves every
+        # region of an account.
+        if isinstance(args.inputs.get("region"), str) and args.typ != "pulumi:providers:aws":
+            region = args.inputs["region"]
         hooked = self.on_resource(args, account, region) if self.on_resource else None
         if hooked is not None:
             resource_id, outputs = hooked
@@ -112,20 +116,31 @@ class RecordingMocks(pulumi_mocks.Mocks):
         )
 
 
-def stack_config(values: Mapping[str, Any], region: str) -> dict[str, str]:
+def stack_config(values: Mapping[str, Any], region: str, allowed_account_ids: list[str]) -> dict[str, str]:
     """Pulumi config keys for set_all_config: strings stay strings, everything else as JSON."""
-    config = {"aws:region": region}
+    config = {"aws:region": region, "aws:allowedAccountIds": json.dumps(allowed_account_ids)}
     for key, value in values.items():
         config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
     return config
 
 
 def run_program(
-    stack: str, config: Mapping[str, Any], *, account: str, region: str, on_resource: ResourceHook | None = None
+    stack: str,
+    config: Mapping[str, Any],
+    *,
+    account: str,
+    region: str,
+    on_resource: ResourceHook | None = None,
+    allowed_account_ids: list[str] | None = None,
 ) -> list[RegisteredResource]:
-    """Run __main__.py under mocks for `stack`; return every resource it registered."""
+    """Run __main__.py under mocks for `stack`; return every resource it registered.
+
+    `account` plays the caller's account; the stack's `aws:allowedAccountIds` is that account
+    unless given (the program refuses a stack whose provider would accept another).
+    """
     mocks = RecordingMocks(account=account, region=region, on_resource=on_resource)
-    pulumi.runtime.set_all_config(stack_config(config, region))
+    allowed = allowed_account_ids if allowed_account_ids is not None else [account]
+    pulumi.runtime.set_all_config(stack_config(config, region, allowed))
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
