@@ -62,6 +62,10 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: Any, why: str) -> None:
         self.key = key
         self.value = value
+        if key.startswith("file:"):
+            # A project or stack file itself (missing, not YAML): there is no value to show.
+            super().__init__(f"{key.removeprefix('file:')}: {why}")
+            return
         shown = "<missing>" if value is None else repr(value)
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         super().__init__(f"config {full} = {shown}: {why}")
