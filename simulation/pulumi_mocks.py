@@ -53,6 +53,9 @@ class RecordingMocks(pulumi_mocks.Mocks):
         self.region = region
         self.on_resource = on_resource
         self.resources: list[RegisteredResource] = []
+        # Explicit providers by logical name: every member resource looks its provider up, so a
+        # scan of all resources per lookup would make large stacks quadratic.
+        self.providers: dict[str, RegisteredResource] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         account, region = self.account, self.region
@@ -74,9 +77,10 @@ class RecordingMocks(pulumi_mocks.Mocks):
             outputs.setdefault("name", args.name)
             if args.typ == "pulumi:providers:aws":
                 outputs.setdefault("region", region)
-        self.resources.append(
-            RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider, resource_id, outputs)
-        )
+        registered = RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider, resource_id, outputs)
+        self.resources.append(registered)
+        if args.typ == "pulumi:providers:aws":
+            self.providers[args.name] = registered
         return resource_id, outputs
 
     def _provider_state(self, provider_ref: str | None) -> tuple[str, str] | None:
@@ -85,10 +89,10 @@ class RecordingMocks(pulumi_mocks.Mocks):
         parts = (provider_ref or "").split("::")
         if len(parts) < 3 or not parts[-3].endswith("pulumi:providers:aws"):
             return None
-        for res in self.resources:
-            if res.type == "pulumi:providers:aws" and res.name == parts[-2]:
-                return self._provider_account(res), str(res.inputs.get("region", self.region))
-        return None
+        res = self.providers.get(parts[-2])
+        if res is None:
+            return None
+        return self._provider_account(res), str(res.inputs.get("region", self.region))
 
     def _provider_account(self, res: RegisteredResource) -> str:
         assume = res.inputs.get("assumeRoles") or res.inputs.get("assumeRole") or []
