@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -359,12 +360,15 @@ def load_config(stack: str, raw: Mapping[str, Any], aws: Mapping[str, Any]) -> S
 def _engine_value(namespace: str, key: str) -> Any:
     import pulumi
 
-    cfg = pulumi.Config(namespace)
-    # Pulumi hands every value over as a string; objects and lists come as JSON.
-    try:
-        return cfg.get_object(key)
-    except Exception:
-        return cfg.get(key)
+    # Pulumi hands every value over as a string, objects and lists as JSON. Scalars stay strings
+    # (as the stack-file reader gives them): "1234" is a prefix, not a number.
+    value = pulumi.Config(namespace).get(key)
+    if value is not None and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _engine_keys(namespace: str) -> list[str]:
@@ -407,7 +411,6 @@ class StackFiles:
     stack_file: Path
     irforensics: dict[str, Any]  # the merged irforensics:* values, keys without namespace
     aws: dict[str, Any]  # the merged aws:* values
-    from_stack_file: frozenset[str]  # irforensics keys the stack file sets itself
 
     def load(self) -> StackConfig:
         return load_config(self.stack, self.irforensics, self.aws)
@@ -483,7 +486,6 @@ def read_stack_files(stack: str, project_dir: Path = PROJECT_DIR) -> StackFiles:
     values: dict[tuple[str, str], Any] = {}
     for key, value in (_yaml(stack_file).get("config") or {}).items():
         values[_namespaced(name, key)] = _pulumi_value(value)
-    own = frozenset(key for space, key in values if space == NAMESPACE)
     for key, declaration in declared.items():
         full = _namespaced(name, key)
         declaration = declaration if isinstance(declaration, dict) else {"value": declaration}
@@ -501,7 +503,6 @@ def read_stack_files(stack: str, project_dir: Path = PROJECT_DIR) -> StackFiles:
         stack_file=stack_file,
         irforensics={key: value for (space, key), value in values.items() if space == NAMESPACE},
         aws={key: value for (space, key), value in values.items() if space == "aws"},
-        from_stack_file=own,
     )
 
 

@@ -47,3 +47,10 @@ def test_keys_the_engine_passes_in_its_environment_are_all_seen(monkeypatch):
     )
     assert config._engine_keys("irforensics") == ["prefix", "retentionDay"]
     assert config._engine_keys("aws") == ["region"]
+
+
+def test_a_prefix_that_reads_as_json_reaches_the_program_as_the_string_it_is():
+    # Pulumi passes scalars as plain strings; parsing them as JSON would turn this prefix into True.
+    resources = run_program("forensic", forensic_config(prefix="true"), account=FORENSIC, region=REGION)
+    buckets = [res.inputs["bucket"] for res in resources if res.type == "aws:s3/bucket:Bucket"]
+    assert f"true-ir-artifacts-{FORENSIC}-{REGION}" in buckets
