@@ -1,4 +1,9 @@
-"""The irforensics Pulumi program: the stack's role (forensic or security) picks the components."""
+"""The irforensics Pulumi program: the stack's role (forensic or security) picks the components.
+
+The stack's own resources go through the default AWS provider, which Pulumi configures from the
+stack's `aws:*` config; config.py refuses a stack whose `aws:allowedAccountIds` is not exactly
+its own account, so credentials of another account fail before anything is created.
+"""
 
 from __future__ import annotations
 
@@ -30,22 +35,28 @@ def build_security(cfg: SecurityConfig) -> None:
     lime = LimeFactory("lime", LimeFactoryArgs.from_config(cfg))
     pulumi.export("modules_bucket", lime.modules_bucket.bucket)
     pulumi.export("lime_factory_state_machine_arn", lime.state_machine.arn)
+    # One provider per member account, whatever the number of its regions: under the Pulumi engine
+    # each explicit provider is a plugin process of a few hundred MB, so one per account and region
+    # would not fit an organisation (pulumi-aws 7 lets each regional resource name its region).
+    providers: dict[str, pulumi.ProviderResource] = {}
     for member in cfg.members:
-        # Each member account/region is deployed through its own provider, assuming the role
-        # the organisation gives Pulumi there; the security account never holds member credentials.
-        provider = aws_provider_for(member.account, member.region, member.deployment_role_arn)
+        # Pulumi assumes the role the organisation gives it in the member account; the security
+        # account never holds member credentials.
+        if member.account not in providers:
+            providers[member.account] = aws_provider_for(member.account, member.region, member.deployment_role_arn)
         MemberResponder(
             f"member-{member.account}-{member.region}",
             MemberResponderArgs.from_config(cfg, member),
-            opts=pulumi.ResourceOptions(provider=provider),
+            opts=pulumi.ResourceOptions(provider=providers[member.account]),
         )
 
 
 def aws_provider_for(account: str, region: str, role_arn: str) -> pulumi.ProviderResource:
+    """The member account's provider; `region` is only its default (global IAM calls)."""
     import pulumi_aws as aws
 
     return aws.Provider(
-        f"aws-{account}-{region}",
+        f"aws-{account}",
         region=region,
         allowed_account_ids=[account],
         assume_roles=[{"role_arn": role_arn, "session_name": "irforensics-deploy"}],

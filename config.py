@@ -1,15 +1,21 @@
 """Typed stack configuration, read once by __main__.py and passed down to the components.
 
-`parse_config` works on a plain mapping (testable without Pulumi); `read_pulumi_config` reads
-the `irforensics:*` keys of the current stack into that mapping.
+`parse_config` works on a plain mapping (testable without Pulumi). Two readers feed it the same
+way: `read_pulumi_config` takes what the Pulumi engine (or the mocks) passes to the running
+program, `read_stack_files` reads Pulumi.yaml and Pulumi.<stack>.yaml as `pulumi up` merges them
+(for `irf preview`). Both refuse unknown keys and an `aws:allowedAccountIds` that is not the
+stack's own account. docs/config.md describes every key (a test keeps the two in step).
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core import ids
@@ -23,19 +29,20 @@ _ACCOUNT = ids.ACCOUNT_ID
 _REGION = ids.REGION
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
-KEYS = (
-    "role",
-    "prefix",
-    "securityAccount",
-    "forensicAccount",
-    "forensicRegion",
+# Set once, in Pulumi.yaml's project config, and read by both stacks: the names each stack derives
+# for the other's resources (buckets, roles, key aliases) only match when these agree.
+SHARED_KEYS = ("prefix", "securityAccount", "forensicAccount", "forensicRegion")
+COMMON_KEYS = ("role", *SHARED_KEYS, "logRetentionDays")
+FORENSIC_KEYS = (
     "objectLockMode",
-    "retentionDays",
+    "evidenceRetentionDays",
     "glacierAfterDays",
-    "logRetentionDays",
     "analysisAzs",
     "analysisVpcCidr",
     "buildVpcCidr",
+)
+SECURITY_KEYS = (
+    "snapshotLockDays",
     "members",
     "guardDutyMinSeverity",
     "guardDutyContainSeverity",
@@ -46,6 +53,11 @@ KEYS = (
     "pollBackoffRate",
     "pollMaxAttempts",
 )
+KEYS = (*COMMON_KEYS, *FORENSIC_KEYS, *SECURITY_KEYS)
+STACK_KEYS = {"forensic": (*COMMON_KEYS, *FORENSIC_KEYS), "security": (*COMMON_KEYS, *SECURITY_KEYS)}
+# `retentionDays` meant the Object Lock retention on the forensic stack and the EBS Snapshot Lock on
+# the security stack; each meaning has its own key now, and the old one is refused (not guessed).
+RETIRED_KEYS = {"retentionDays": {"forensic": "evidenceRetentionDays", "security": "snapshotLockDays"}}
 
 
 class ConfigError(ValueError):
@@ -54,6 +66,10 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: Any, why: str) -> None:
         self.key = key
         self.value = value
+        if key.startswith("file:"):
+            # A project or stack file itself (missing, not YAML): there is no value to show.
+            super().__init__(f"{key.removeprefix('file:')}: {why}")
+            return
         shown = "<missing>" if value is None else repr(value)
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         super().__init__(f"config {full} = {shown}: {why}")
@@ -196,9 +212,39 @@ def _members(raw: Mapping[str, Any]) -> tuple[MemberTarget, ...]:
             )
         if (account, region) in seen:
             raise ConfigError(key, item, f"duplicates member {account} in {region}")
+        # All regions of an account are deployed through one provider, so through one role.
+        other_role = next((m.deployment_role_arn for m in members if m.account == account), role_arn)
+        if other_role != role_arn:
+            raise ConfigError(
+                f"{key}.deploymentRoleArn",
+                role_arn,
+                f"differs from {other_role} given for account {account} in another region: one role per account",
+            )
         seen.add((account, region))
         members.append(MemberTarget(account=account, region=region, deployment_role_arn=role_arn))
     return tuple(members)
+
+
+def _check_keys(role: str, raw: Mapping[str, Any]) -> None:
+    """Refuse what this stack would silently ignore: typos, retired keys, the other stack's keys."""
+    known = STACK_KEYS[role]
+    for key, value in raw.items():
+        if key in known:
+            continue
+        if key in RETIRED_KEYS:
+            new = RETIRED_KEYS[key][role]
+            why = f"is no longer read: on the {role} stack use {NAMESPACE}:{new} (docs/config.md)"
+            raise ConfigError(key, value, why)
+        other = next(name for name in ROLES if name != role)
+        if key in STACK_KEYS[other]:
+            raise ConfigError(key, value, f"is read only by the {other} stack; remove it from this {role} stack")
+        # Compare case-insensitively and include the retired names, so `retentionDay` leads to the key
+        # that replaced `retentionDays` rather than to whichever name happens to be closest.
+        candidates = {name.lower(): name for name in known}
+        candidates.update({old.lower(): new[role] for old, new in RETIRED_KEYS.items()})
+        close = difflib.get_close_matches(key.lower(), list(candidates), n=1, cutoff=0.6)
+        hint = f"; did you mean {NAMESPACE}:{candidates[close[0]]}?" if close else " (docs/config.md lists every key)"
+        raise ConfigError(key, value, f"is not a key irforensics knows{hint}")
 
 
 def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> StackConfig:
@@ -210,6 +256,7 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
             raw.get("role"),
             f"stack {stack!r} is neither 'forensic' nor 'security'; set {NAMESPACE}:role to one",
         )
+    _check_keys(role, raw)
     prefix = raw.get("prefix")
     if not isinstance(prefix, str):
         raise ConfigError("prefix", prefix, "is required (2-20 lowercase letters, digits, '-')")
@@ -225,7 +272,6 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
         security_account=_account(raw, "securityAccount"),
         forensic_account=_account(raw, "forensicAccount"),
         forensic_region=_region(raw.get("forensicRegion", home), "forensicRegion"),
-        retention_days=_int(raw, "retentionDays", 365, 1, 36500),
         log_retention_days=_int(raw, "logRetentionDays", 90, 1, 3653),
     )
     if common["security_account"] == common["forensic_account"]:
@@ -250,11 +296,13 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
                 common["forensic_region"],
                 f"must equal aws:region ({home}) on the forensic stack: bucket names carry the region",
             )
+        retention = _int(raw, "evidenceRetentionDays", 365, 1, 36500)
         glacier = _int(raw, "glacierAfterDays", 30, 1, 36500)
-        if glacier >= common["retention_days"]:
-            raise ConfigError("glacierAfterDays", glacier, "must be less than retentionDays")
+        if glacier >= retention:
+            raise ConfigError("glacierAfterDays", glacier, "must be less than evidenceRetentionDays")
         return ForensicConfig(
             **common,
+            retention_days=retention,
             object_lock_mode=mode,
             glacier_after_days=glacier,
             analysis_azs=azs,
@@ -267,6 +315,8 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
         raise ConfigError("guardDutyContainSeverity", contain, "must be at least guardDutyMinSeverity")
     return SecurityConfig(
         **common,
+        # EBS Snapshot Lock allows at most 36500 days (handlers/acquisition/snapshots.py MAX_LOCK_DAYS).
+        retention_days=_int(raw, "snapshotLockDays", 365, 1, 36500),
         members=_members(raw),
         guardduty_min_severity=low,
         guardduty_contain_severity=contain,
@@ -281,16 +331,210 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
     )
 
 
-def read_pulumi_config() -> StackConfig:
+def own_account(cfg: StackConfig) -> str:
+    """The account a stack deploys into (member responders go through their own providers)."""
+    return cfg.forensic_account if isinstance(cfg, ForensicConfig) else cfg.security_account
+
+
+def check_allowed_account_ids(cfg: StackConfig, allowed: Any) -> None:
+    """The stack's AWS provider must refuse credentials of any account but the stack's own.
+
+    `aws:allowedAccountIds` is what the default provider checks the caller against on every
+    call; it has to be exactly the configured account, or `pulumi up` with the wrong credentials
+    would create the stack in whatever account they belong to.
+    """
+    account = own_account(cfg)
+    owner = "forensicAccount" if isinstance(cfg, ForensicConfig) else "securityAccount"
+    want = f'["{account}"] ({NAMESPACE}:{owner})'
+    if allowed is None:
+        raise ConfigError("aws:allowedAccountIds", None, f"is required: {want}, so Pulumi refuses other accounts")
+    ids = allowed if isinstance(allowed, list) else [allowed]
+    if [str(item) for item in ids] != [account]:
+        raise ConfigError("aws:allowedAccountIds", allowed, f"must be exactly {want}, the stack's own account")
+
+
+def load_config(stack: str, raw: Mapping[str, Any], aws: Mapping[str, Any]) -> StackConfig:
+    """The typed config of a stack from its `irforensics:*` and `aws:*` values (keys without namespace)."""
+    cfg = parse_config(stack, raw, aws.get("region"))
+    check_allowed_account_ids(cfg, aws.get("allowedAccountIds"))
+    return cfg
+
+
+def _engine_value(namespace: str, key: str) -> Any:
     import pulumi
 
-    cfg = pulumi.Config(NAMESPACE)
-    raw: dict[str, Any] = {}
-    for key in KEYS:
+    # Pulumi hands every value over as a string, objects and lists as JSON. Scalars stay strings
+    # (as the stack-file reader gives them): "1234" is a prefix, not a number.
+    value = pulumi.Config(namespace).get(key)
+    if value is not None and value.lstrip()[:1] in ("[", "{"):
         try:
-            value = cfg.get_object(key)
-        except Exception:
-            value = cfg.get(key)
-        if value is not None:
-            raw[key] = value
-    return parse_config(pulumi.get_stack(), raw, pulumi.Config("aws").get("region"))
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _engine_keys(namespace: str) -> list[str]:
+    from pulumi.runtime import config as runtime_config
+
+    names = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    keys: set[str] = set()
+    for name in names:
+        space, _, key = name.partition(":")
+        if space == namespace and key:
+            # The older wire form is "<namespace>:config:<key>".
+            keys.add(key.removeprefix("config:"))
+    return sorted(keys)
+
+
+def read_pulumi_config() -> StackConfig:
+    """The running stack's typed config, from what the Pulumi engine (or the mocks) passes in."""
+    import pulumi
+
+    stack = pulumi.get_stack()
+    raw = {key: value for key in _engine_keys(NAMESPACE) if (value := _engine_value(NAMESPACE, key)) is not None}
+    aws = {key: _engine_value("aws", key) for key in ("region", "allowedAccountIds")}
+    cfg = load_config(stack, raw, aws)
+    # Pulumi merges Pulumi.yaml's values under the stack's before the program runs, so whether a
+    # shared value was overridden per stack is only visible in the files themselves.
+    check_shared_values(PROJECT_DIR, stack)
+    return cfg
+
+
+# Reading the project's YAML files the way `pulumi up` does (for `irf preview`, and for the check
+# that shared values are set in one place). Only what this project uses of Pulumi's rules.
+PROJECT_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class StackFiles:
+    """One stack's configuration as `pulumi up` would see it, read from the project's files."""
+
+    stack: str
+    stack_file: Path
+    irforensics: dict[str, Any]  # the merged irforensics:* values, keys without namespace
+    aws: dict[str, Any]  # the merged aws:* values
+
+    def load(self) -> StackConfig:
+        return load_config(self.stack, self.irforensics, self.aws)
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"file:{path.name}", None, f"is not valid YAML{where}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"file:{path.name}", None, "must be a YAML mapping")
+    return document
+
+
+def _pulumi_value(value: Any) -> Any:
+    """A stack-file value as the program receives it: scalars become strings, like Pulumi's."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        # An encrypted value: only the engine can decrypt it; its shape is all a preview needs.
+        return "[secret]"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _namespaced(project: str, key: str) -> tuple[str, str]:
+    space, sep, name = str(key).partition(":")
+    return (space, name) if sep else (project, space)
+
+
+def _declared_type_ok(declared: Mapping[str, Any], value: Any) -> bool:
+    kind = declared.get("type")
+    if kind is None:
+        return True
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())
+    if kind == "boolean":
+        return value in ("true", "false", True, False)
+    if kind == "array":
+        return isinstance(value, list)
+    return True
+
+
+def read_project(project_dir: Path) -> tuple[str, dict[str, Any], Path]:
+    """Pulumi.yaml: the project name, its `config:` declarations and the stack files' folder."""
+    path = project_dir / "Pulumi.yaml"
+    if not path.is_file():
+        raise ConfigError("file:Pulumi.yaml", None, f"not found in {project_dir}")
+    project = _yaml(path)
+    declared = project.get("config") or {}
+    if not isinstance(declared, dict):
+        raise ConfigError("file:Pulumi.yaml", None, "its config: must be a mapping")
+    config_dir = project_dir / str(project.get("stackConfigDir") or ".")
+    return str(project.get("name", NAMESPACE)), declared, config_dir
+
+
+def read_stack_files(stack: str, project_dir: Path = PROJECT_DIR) -> StackFiles:
+    """Merge Pulumi.yaml's project config under Pulumi.<stack>.yaml, as the engine does."""
+    name, declared, config_dir = read_project(project_dir)
+    stack_file = config_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise ConfigError(f"file:{stack_file.name}", None, f"not found in {config_dir}: no stack {stack!r}")
+    values: dict[tuple[str, str], Any] = {}
+    for key, value in (_yaml(stack_file).get("config") or {}).items():
+        values[_namespaced(name, key)] = _pulumi_value(value)
+    for key, declaration in declared.items():
+        full = _namespaced(name, key)
+        declaration = declaration if isinstance(declaration, dict) else {"value": declaration}
+        if full not in values:
+            if "value" in declaration or "default" in declaration:
+                values[full] = _pulumi_value(declaration.get("value", declaration.get("default")))
+            elif full[0] == name:
+                why = f"is required by Pulumi.yaml and stack {stack!r} does not set it"
+                raise ConfigError(f"{full[0]}:{full[1]}", None, why)
+        if full in values and not _declared_type_ok(declaration, values[full]):
+            kind = declaration.get("type")
+            raise ConfigError(f"{full[0]}:{full[1]}", values[full], f"must be of type {kind} (declared in Pulumi.yaml)")
+    return StackFiles(
+        stack=stack,
+        stack_file=stack_file,
+        irforensics={key: value for (space, key), value in values.items() if space == NAMESPACE},
+        aws={key: value for (space, key), value in values.items() if space == "aws"},
+    )
+
+
+def check_shared_values(project_dir: Path, stack: str) -> None:
+    """A stack file may repeat a shared value Pulumi.yaml sets, but not change it."""
+    try:
+        name, declared, config_dir = read_project(project_dir)
+    except ConfigError:
+        return  # no project file beside the program (an embedded or copied program): nothing to compare
+    stack_file = config_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        return
+    project_values = {}
+    for key, declaration in declared.items():
+        space, short = _namespaced(name, key)
+        if space == NAMESPACE and short in SHARED_KEYS and isinstance(declaration, dict) and "value" in declaration:
+            project_values[short] = _pulumi_value(declaration["value"])
+    for key, value in (_yaml(stack_file).get("config") or {}).items():
+        space, short = _namespaced(name, key)
+        if space == NAMESPACE and short in project_values and _pulumi_value(value) != project_values[short]:
+            raise ConfigError(
+                short,
+                _pulumi_value(value),
+                f"in {stack_file.name} differs from Pulumi.yaml ({project_values[short]!r}); both stacks must "
+                "agree on it: set it once, in Pulumi.yaml",
+            )
+
+
+def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
+    """Every stack with a settings file in the project (Pulumi.<stack>.yaml)."""
+    _, _, config_dir = read_project(project_dir)
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in config_dir.glob("Pulumi.*.yaml"))

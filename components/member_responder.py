@@ -3,8 +3,9 @@
 A responder role only the security account's Lambda roles can assume, the member CMK that
 re-encrypts snapshots so they can be shared with the forensic account, the deny-all isolation
 profile, the acquisition profile for memory capture, and the rule forwarding incident-tag
-changes to the security account's event bus. Deployed through an explicit provider for the
-member account and region (given by __main__.py); every child inherits it via parent=self.
+changes to the security account's event bus. Deployed through the explicit provider of the
+member account (given by __main__.py, one per account); every child inherits it via parent=self,
+and each regional child names `args.region` itself.
 """
 
 from __future__ import annotations
@@ -404,12 +405,14 @@ class MemberResponder(pulumi.ComponentResource):
             deletion_window_in_days=30,
             policy=member_key_policy(args, self.role.arn),
             tags=tags,
+            region=args.region,
             opts=child,
         )
         aws.kms.Alias(
             f"{name}-ebs-key-alias",
             name=naming.member_ebs_key_alias(args.prefix),
             target_key_id=self.key.arn,
+            region=args.region,
             opts=child,
         )
 
@@ -482,6 +485,7 @@ class MemberResponder(pulumi.ComponentResource):
             description=FORWARDED_TO_SECURITY,
             event_pattern=json.dumps(member_tag_change_pattern()),
             tags=tags,
+            region=args.region,
             opts=child,
         )
         aws.cloudwatch.EventTarget(
@@ -490,6 +494,7 @@ class MemberResponder(pulumi.ComponentResource):
             target_id="security-account-bus",
             arn=args.security_bus_arn,
             role_arn=forwarder.arn,
+            region=args.region,
             opts=child,
         )
 

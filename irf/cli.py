@@ -103,33 +103,51 @@ EvidenceProfile = Annotated[
 
 
 @app.command()
-def preview(stack: Annotated[str, typer.Argument(help="forensic, security or all")] = "all") -> None:
-    """Run the Pulumi program offline (mocks) and print the resource tree each stack registers."""
-    from simulation import local_aws, stacks
-    from simulation.pulumi_mocks import run_program
+def preview(
+    stack: Annotated[
+        str | None,
+        typer.Argument(
+            help="a stack with a Pulumi.<stack>.yaml (default: every one); with --simulated forensic or security"
+        ),
+    ] = None,
+    simulated: Annotated[
+        bool, typer.Option("--simulated", help="preview the simulation's built-in configuration, not the stack files")
+    ] = False,
+    project_dir: Annotated[
+        Path | None, typer.Option("--project-dir", help="folder of Pulumi.yaml (default: found from here upwards)")
+    ] = None,
+) -> None:
+    """Check a stack's configuration as `pulumi up` would, then print what it registers (Pulumi mocks, offline)."""
+    from config import ConfigError, SecurityConfig
+    from irf.preview import preview as preview_stacks
 
-    chosen = ["forensic", "security"] if stack == "all" else [stack]
-    for name in chosen:
-        if name not in ("forensic", "security"):
-            err.print(f"[red]unknown stack {name!r}: forensic, security or all[/red]")
-            raise typer.Exit(2)
-        if name == "forensic":
-            resources = run_program(
-                name, stacks.forensic_config(), account=local_aws.FORENSIC_ACCOUNT, region=local_aws.REGION
+    try:
+        for shown in preview_stacks(stack, simulated=simulated, project_dir=project_dir):
+            console.print(
+                f"[bold]{shown.stack}[/bold] stack from {shown.source}: account {', '.join(shown.allowed_account_ids)}"
+                f" (aws:allowedAccountIds), region {shown.config.region}; {len(shown.resources)} resources, "
+                f"{len(shown.providers)} explicit providers (under Pulumi mocks: nothing deployed, no AWS call)",
+                highlight=False,
+                soft_wrap=True,
             )
-        else:
-            resources = run_program(
-                name, stacks.security_config(), account=local_aws.SECURITY_ACCOUNT, region=local_aws.REGION
-            )
-        tree = Tree(f"[bold]{name}[/bold] stack: {len(resources)} resources")
-        by_type: dict[str, list[str]] = defaultdict(list)
-        for resource in resources:
-            by_type[resource.type].append(resource.name)
-        for type_token in sorted(by_type):
-            branch = tree.add(f"{type_token} ({len(by_type[type_token])})")
-            for resource_name in sorted(by_type[type_token]):
-                branch.add(resource_name)
-        console.print(tree)
+            if isinstance(shown.config, SecurityConfig):
+                members = Table(title=f"Member accounts ({len(shown.members)})", show_header=True)
+                for column in ("account", "region", "deployment role", "provider"):
+                    members.add_column(column, overflow="fold")
+                for member in shown.members:
+                    members.add_row(member.account, member.region, member.deployment_role_arn, member.provider)
+                console.print(members)
+            tree = Tree(f"[bold]{shown.stack}[/bold] stack: {len(shown.resources)} resources")
+            by_type: dict[str, list[str]] = defaultdict(list)
+            for resource in shown.resources:
+                by_type[resource.type].append(resource.name)
+            for type_token in sorted(by_type):
+                branch = tree.add(f"{type_token} ({len(by_type[type_token])})")
+                for resource_name in sorted(by_type[type_token]):
+                    branch.add(resource_name)
+            console.print(tree)
+    except ConfigError as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
 
 
 @app.command()

@@ -53,12 +53,19 @@ class RecordingMocks(pulumi_mocks.Mocks):
         self.region = region
         self.on_resource = on_resource
         self.resources: list[RegisteredResource] = []
+        # Explicit providers by logical name: every member resource looks its provider up, so a
+        # scan of all resources per lookup would make large stacks quadratic.
+        self.providers: dict[str, RegisteredResource] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         account, region = self.account, self.region
         provider_state = self._provider_state(args.provider)
         if provider_state:
             account, region = provider_state
+        # pulumi-aws 7: a regional resource may name its region; one provider then serves every
+        # region of an account.
+        if isinstance(args.inputs.get("region"), str) and args.typ != "pulumi:providers:aws":
+            region = args.inputs["region"]
         hooked = self.on_resource(args, account, region) if self.on_resource else None
         if hooked is not None:
             resource_id, outputs = hooked
@@ -70,9 +77,10 @@ class RecordingMocks(pulumi_mocks.Mocks):
             outputs.setdefault("name", args.name)
             if args.typ == "pulumi:providers:aws":
                 outputs.setdefault("region", region)
-        self.resources.append(
-            RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider, resource_id, outputs)
-        )
+        registered = RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider, resource_id, outputs)
+        self.resources.append(registered)
+        if args.typ == "pulumi:providers:aws":
+            self.providers[args.name] = registered
         return resource_id, outputs
 
     def _provider_state(self, provider_ref: str | None) -> tuple[str, str] | None:
@@ -81,10 +89,10 @@ class RecordingMocks(pulumi_mocks.Mocks):
         parts = (provider_ref or "").split("::")
         if len(parts) < 3 or not parts[-3].endswith("pulumi:providers:aws"):
             return None
-        for res in self.resources:
-            if res.type == "pulumi:providers:aws" and res.name == parts[-2]:
-                return self._provider_account(res), str(res.inputs.get("region", self.region))
-        return None
+        res = self.providers.get(parts[-2])
+        if res is None:
+            return None
+        return self._provider_account(res), str(res.inputs.get("region", self.region))
 
     def _provider_account(self, res: RegisteredResource) -> str:
         assume = res.inputs.get("assumeRoles") or res.inputs.get("assumeRole") or []
@@ -112,20 +120,31 @@ class RecordingMocks(pulumi_mocks.Mocks):
         )
 
 
-def stack_config(values: Mapping[str, Any], region: str) -> dict[str, str]:
+def stack_config(values: Mapping[str, Any], region: str, allowed_account_ids: list[str]) -> dict[str, str]:
     """Pulumi config keys for set_all_config: strings stay strings, everything else as JSON."""
-    config = {"aws:region": region}
+    config = {"aws:region": region, "aws:allowedAccountIds": json.dumps(allowed_account_ids)}
     for key, value in values.items():
         config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else json.dumps(value)
     return config
 
 
 def run_program(
-    stack: str, config: Mapping[str, Any], *, account: str, region: str, on_resource: ResourceHook | None = None
+    stack: str,
+    config: Mapping[str, Any],
+    *,
+    account: str,
+    region: str,
+    on_resource: ResourceHook | None = None,
+    allowed_account_ids: list[str] | None = None,
 ) -> list[RegisteredResource]:
-    """Run __main__.py under mocks for `stack`; return every resource it registered."""
+    """Run __main__.py under mocks for `stack`; return every resource it registered.
+
+    `account` plays the caller's account; the stack's `aws:allowedAccountIds` is that account
+    unless given (the program refuses a stack whose provider would accept another).
+    """
     mocks = RecordingMocks(account=account, region=region, on_resource=on_resource)
-    pulumi.runtime.set_all_config(stack_config(config, region))
+    allowed = allowed_account_ids if allowed_account_ids is not None else [account]
+    pulumi.runtime.set_all_config(stack_config(config, region, allowed))
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)

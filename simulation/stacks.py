@@ -1,6 +1,7 @@
 """Example stack configurations for the offline runs (preview, simulation, tests).
 
-They mirror Pulumi.forensic.yaml / Pulumi.security.yaml with the simulated account ids.
+They mirror Pulumi.yaml + Pulumi.forensic.yaml / Pulumi.security.yaml with the simulated account
+ids (`irf preview --simulated` shows them; `irf preview` reads the real files).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def forensic_config(**overrides: Any) -> dict[str, Any]:
         "forensicAccount": FORENSIC_ACCOUNT,
         "forensicRegion": REGION,
         "objectLockMode": "GOVERNANCE",
-        "retentionDays": 365,
+        "evidenceRetentionDays": 365,
         "glacierAfterDays": 30,
         "analysisAzs": [f"{REGION}a", f"{REGION}b"],
         **overrides,
@@ -31,7 +32,7 @@ def security_config(members: list[tuple[str, str]] | None = None, **overrides: A
         "securityAccount": SECURITY_ACCOUNT,
         "forensicAccount": FORENSIC_ACCOUNT,
         "forensicRegion": REGION,
-        "retentionDays": 365,
+        "snapshotLockDays": 365,
         # The simulation's snapshots complete at once: poll every second, a few times.
         "pollIntervalSeconds": 1,
         "pollBackoffRate": 1.0,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from config import ConfigError, ForensicConfig, MemberTarget, SecurityConfig, parse_config
+from config import ConfigError, ForensicConfig, MemberTarget, SecurityConfig, load_config, parse_config
 
 SECURITY = "123456789012"
 FORENSIC = "222222222222"
@@ -115,18 +115,30 @@ def test_object_lock_mode_is_governance_or_compliance_in_capitals():
 
 @pytest.mark.parametrize("value", ["a year", 365.5, True, None])
 def test_retention_must_be_a_whole_number(value):
-    error = config_error(retentionDays=value)
-    assert error.key == "retentionDays" and "whole number" in str(error)
+    error = config_error(evidenceRetentionDays=value)
+    assert error.key == "evidenceRetentionDays" and "whole number" in str(error)
 
 
 def test_retention_outside_its_range_says_the_range():
-    error = config_error(retentionDays=0)
-    assert error.key == "retentionDays" and "between 1 and 36500" in str(error)
+    error = config_error(evidenceRetentionDays=0)
+    assert error.key == "evidenceRetentionDays" and "between 1 and 36500" in str(error)
+
+
+def test_snapshot_lock_outside_its_range_says_the_range():
+    error = config_error(stack="security", snapshotLockDays=36501)
+    assert error.key == "snapshotLockDays" and "between 1 and 36500" in str(error)
+
+
+def test_each_stack_reads_its_own_retention_key():
+    forensic = parse_config("forensic", {**BASE, "evidenceRetentionDays": 2555}, REGION)
+    security = parse_config("security", {**BASE, "snapshotLockDays": 90}, REGION)
+    assert (forensic.retention_days, security.retention_days) == (2555, 90)
 
 
 def test_glacier_transition_must_come_before_the_end_of_retention():
-    error = config_error(retentionDays=30, glacierAfterDays=30)
+    error = config_error(evidenceRetentionDays=30, glacierAfterDays=30)
     assert (error.key, error.value) == ("glacierAfterDays", 30)
+    assert "evidenceRetentionDays" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -178,3 +190,68 @@ def test_the_same_member_account_and_region_twice_is_refused():
 def test_guardduty_contain_severity_cannot_be_below_the_minimum():
     error = config_error(stack="security", guardDutyMinSeverity=7, guardDutyContainSeverity=5)
     assert (error.key, error.value) == ("guardDutyContainSeverity", 5.0)
+
+
+def test_a_misspelled_key_is_refused_with_the_key_and_the_closest_known_key():
+    error = config_error(stack="security", pollIntervalSecond=5)
+    assert (error.key, error.value) == ("pollIntervalSecond", 5)
+    assert "irforensics:pollIntervalSecond = 5" in str(error)
+    assert "did you mean irforensics:pollIntervalSeconds?" in str(error)
+
+
+def test_a_typo_of_the_retired_retention_key_leads_to_the_key_that_replaced_it():
+    assert "did you mean irforensics:evidenceRetentionDays?" in str(config_error(retentionDay="30"))
+    assert "did you mean irforensics:snapshotLockDays?" in str(config_error(stack="security", retentionDay="30"))
+
+
+def test_a_key_nothing_resembles_points_to_the_documentation():
+    error = config_error(colour="blue")
+    assert error.key == "colour" and "not a key irforensics knows (docs/config.md" in str(error)
+
+
+@pytest.mark.parametrize("stack, new", [("forensic", "evidenceRetentionDays"), ("security", "snapshotLockDays")])
+def test_the_retired_retention_key_names_the_key_of_this_stack_in_one_line(stack, new):
+    error = config_error(stack=stack, retentionDays="365")
+    assert error.key == "retentionDays"
+    assert f"on the {stack} stack use irforensics:{new}" in str(error)
+    assert "\n" not in str(error)
+
+
+def test_a_key_of_the_other_stack_is_refused_rather_than_ignored():
+    error = config_error(stack="security", objectLockMode="COMPLIANCE")
+    assert error.key == "objectLockMode" and "read only by the forensic stack" in str(error)
+    error = config_error(stack="forensic", members=[member()])
+    assert error.key == "members" and "read only by the security stack" in str(error)
+
+
+def test_one_member_account_has_one_deployment_role_for_all_its_regions():
+    other = f"arn:aws:iam::{MEMBER}:role/OtherDeploy"
+    error = config_error(stack="security", members=[member(), member(region="us-east-1", role=other)])
+    assert (error.key, error.value) == ("members[1].deploymentRoleArn", other)
+    assert "one role per account" in str(error)
+
+
+def aws(**values: Any) -> dict[str, Any]:
+    return {"region": REGION, **values}
+
+
+def test_the_provider_must_allow_exactly_the_stacks_own_account():
+    assert load_config("forensic", BASE, aws(allowedAccountIds=[FORENSIC])).forensic_account == FORENSIC
+    assert load_config("security", BASE, aws(allowedAccountIds=[SECURITY])).security_account == SECURITY
+
+
+@pytest.mark.parametrize(
+    "stack, allowed, why",
+    [
+        ("forensic", None, 'is required: ["222222222222"] (irforensics:forensicAccount)'),
+        ("security", None, 'is required: ["123456789012"] (irforensics:securityAccount)'),
+        ("forensic", [SECURITY], "must be exactly"),
+        ("security", [SECURITY, MEMBER], "must be exactly"),
+        ("security", [], "must be exactly"),
+    ],
+)
+def test_a_provider_that_would_accept_another_account_is_refused(stack, allowed, why):
+    with pytest.raises(ConfigError) as raised:
+        load_config(stack, BASE, aws(allowedAccountIds=allowed))
+    assert raised.value.key == "aws:allowedAccountIds"
+    assert "config aws:allowedAccountIds" in str(raised.value) and why in str(raised.value)

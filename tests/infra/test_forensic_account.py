@@ -42,7 +42,7 @@ CONFIG = {
     "securityAccount": SECURITY,
     "forensicAccount": FORENSIC,
     "objectLockMode": "GOVERNANCE",
-    "retentionDays": 400,
+    "evidenceRetentionDays": 400,
     "glacierAfterDays": 45,
     "logRetentionDays": 30,
     "analysisAzs": AZS,
@@ -520,7 +520,7 @@ def test_every_policy_document_in_the_stack_is_parsed_from_its_resource(stack):
 
 
 def test_compliance_mode_from_config_reaches_the_lock_configuration():
-    resources = run_forensic(objectLockMode="COMPLIANCE", retentionDays=2555)
+    resources = run_forensic(objectLockMode="COMPLIANCE", evidenceRetentionDays=2555)
     lock = by_bucket(resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")[EVIDENCE]
     assert lock.inputs["rule"]["defaultRetention"] == {"mode": "COMPLIANCE", "days": 2555}
 

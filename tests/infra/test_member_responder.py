@@ -91,9 +91,9 @@ def test_every_child_of_a_responder_goes_through_its_own_members_provider(resour
         kids = children(resources, account, region)
         assert len(kids) >= 15
         names = {provider_name(kid.provider) for kid in kids}
-        assert names == {f"aws-{account}-{region}"}, f"{account}/{region} children use {names}"
+        assert names == {f"aws-{account}"}, f"{account}/{region} children use {names}"
         provider = providers[names.pop()]
-        assert provider.inputs["region"] == region
+        assert json.loads(provider.inputs["allowedAccountIds"]) == [account]  # provider inputs travel as JSON
         assume = provider.inputs["assumeRoles"]
         assume = json.loads(assume) if isinstance(assume, str) else assume  # provider inputs travel as JSON
         assert assume[0]["role_arn"].startswith(f"arn:aws:iam::{account}:role/")

@@ -38,7 +38,7 @@ CONFIG: dict[str, Any] = {
     "securityAccount": SECURITY,
     "forensicAccount": FORENSIC_ACCOUNT,
     "forensicRegion": REGION,
-    "retentionDays": 400,
+    "snapshotLockDays": 400,
     "logRetentionDays": 30,
     "members": [
         {
