@@ -91,7 +91,19 @@ def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
     )
     iam.create_instance_profile(InstanceProfileName=name)
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    create_revocation_policy(session, prefix)
     return name
+
+
+def create_revocation_policy(session: boto3.Session, prefix: str) -> str:
+    """What MemberResponder deploys beside the isolation profile: the fixed session-revoking deny."""
+    from handlers.isolation.revocation import revocation_document
+
+    region = session.region_name or "eu-west-1"
+    answer = session.client("iam").create_policy(
+        PolicyName=naming.revocation_policy(prefix, region), PolicyDocument=json.dumps(revocation_document())
+    )
+    return str(answer["Policy"]["Arn"])
 
 
 def build_web_tier(
