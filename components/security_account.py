@@ -136,6 +136,10 @@ def lime_factory_arn(args: SecurityAccountArgs) -> str:
     return f"arn:aws:states:{args.region}:{args.account}:stateMachine:{name}"
 
 
+# The release Lambda (statemachines/functions.py): the only principal the member release roles trust.
+RELEASE_FUNCTION = "release"
+
+
 def function_statements(
     spec: FunctionSpec,
     args: SecurityAccountArgs,
@@ -147,7 +151,11 @@ def function_statements(
 ) -> list[Statement]:
     """The IAM statements one Lambda gets: exactly those of its access kinds."""
     statements: list[Statement] = []
-    if MEMBER in spec.access and args.members:
+    if MEMBER in spec.access and args.members and spec.function == RELEASE_FUNCTION:
+        # Release acts through its own member role (it may pass the original role back), never the responder.
+        releasers = sorted(naming.release_role_arn(args.prefix, account, region) for account, region in args.members)
+        statements.append(allow("AssumeMemberReleaseRoles", ["sts:AssumeRole"], releasers))
+    elif MEMBER in spec.access and args.members:
         responders = sorted(
             naming.member_responder_role_arn(args.prefix, account, region) for account, region in args.members
         )

@@ -727,6 +727,9 @@ def _condition(
     if not known:
         assumed.append(f"{sid}: {operator} {key}")
         return True
+    if base == "Null":
+        # Null: "true" holds when the key is absent from the request, "false" when it is present.
+        return (actual is None) == (str(_as_list(expected)[0]).lower() == "true")
     if actual is None:
         # A key known to be absent: only negated operators and ...IfExists hold.
         return if_exists or base.startswith(("StringNot", "ArnNot")) or qualifier == "ForAllValues"

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
+from handlers.common import naming
 from handlers.common.errors import InvalidInput, NotReady
 from handlers.common.evidence import EvidenceStore, report_key, report_written
 from handlers.common.sessions import BOTO_CONFIG, assume_role
@@ -115,6 +116,7 @@ def run_examination(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log_group=orchestration.examination_log_group(settings.prefix),
         incident_start=start,
         incident_end=end,
+        document=naming.examination_document(settings.prefix),
     )
     command_id = EXAMINATION_EXECUTOR.start(forensic, order)
     logger.info("examination started", extra={"instance": instance_id, "command": command_id})

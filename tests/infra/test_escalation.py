@@ -436,8 +436,11 @@ def test_release_is_a_separate_role_only_the_release_lambda_assumes(
     roles: dict[str, Role], account: str, region: str
 ) -> None:
     release = roles[naming.release_role_arn(PREFIX, account, region)]
-    trusted = [r.name for r in roles.values() if trusts(release, r)]
-    assert trusted == [naming.release_lambda_role(PREFIX)]
+    [statement] = helpers.statements_of(release.trust)
+    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{SECURITY}:root"}
+    release_lambda = f"arn:aws:iam::{SECURITY}:role/{naming.release_lambda_role(PREFIX)}"
+    assert statement["Condition"] == {"ArnLike": {"aws:PrincipalArn": release_lambda}}
+    assert not [r.name for r in roles.values() if trusts(release, r) and r.arn != release_lambda]
     responder = _responder(roles, account, region)
     workload_role = f"arn:aws:iam::{account}:role/workload-admin"
     passes = Probe("", "iam:PassRole", (workload_role,), {"iam:PassedToService": "ec2.amazonaws.com"})
