@@ -23,6 +23,7 @@ from components.policies import (
     Statement,
     allow,
     deny,
+    logs_key_statements,
     policy_document,
     service_trust,
 )
@@ -232,26 +233,7 @@ def security_key_policy(args: SecurityAccountArgs) -> pulumi.Output[str]:
                 "Resource": "*",
             },
             # Encrypted log groups: CloudWatch Logs uses the key itself, only for this account's groups.
-            {
-                "Sid": "LogsEncryptLogGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
-                "Action": [
-                    "kms:Decrypt",
-                    "kms:DescribeKey",
-                    "kms:Encrypt",
-                    "kms:GenerateDataKey",
-                    "kms:GenerateDataKeyWithoutPlaintext",
-                    "kms:ReEncryptFrom",
-                    "kms:ReEncryptTo",
-                ],
-                "Resource": "*",
-                "Condition": {
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{args.region}:{args.account}:log-group:*"
-                    }
-                },
-            },
+            *logs_key_statements("LogsEncryptLogGroups", args.region, args.account),
         ]
     )
 

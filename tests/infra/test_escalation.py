@@ -459,3 +459,53 @@ def test_release_is_a_separate_role_only_the_release_lambda_assumes(
     # Nothing that runs code on an instance, launches one or tags one.
     for action in ("ssm:SendCommand", "ssm:StartSession", "ec2:RunInstances", "ec2:CreateTags", "ec2:StartInstances"):
         assert not allowed_in([release], Probe("", action, (instance,))), action
+
+
+# --- issue 15, findings 5 and 6 over every document of both stacks -----------------------------------
+
+
+def _all_statements(stacks: dict[str, list[RegisteredResource]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(res.name, s) for resources in stacks.values() for res, s in helpers.statements(resources)]
+
+
+def test_no_grant_depends_on_an_encryption_context_its_action_never_carries(
+    stacks: dict[str, list[RegisteredResource]],
+) -> None:
+    # DescribeKey (and CreateGrant's own call) carry no encryption context: such a condition never matches.
+    dead = [
+        f"{name}: {s.get('Sid')}"
+        for name, s in _all_statements(stacks)
+        if s.get("Effect") == "Allow"
+        and helpers.grants(s, "kms:DescribeKey")
+        and any("kms:EncryptionContext:" in key for test in (s.get("Condition") or {}).values() for key in test)
+    ]
+    assert not dead, dead
+
+
+def test_attribute_describes_are_granted_on_their_resources_not_on_star(
+    stacks: dict[str, list[RegisteredResource]],
+) -> None:
+    unscoped = [
+        f"{name}: {s.get('Sid')} {action}"
+        for name, s in _all_statements(stacks)
+        if s.get("Effect") == "Allow" and "*" in helpers.as_list(s.get("Resource"))
+        for action in ("ec2:DescribeInstanceAttribute", "ec2:DescribeSnapshotAttribute")
+        if helpers.grants(s, action)
+    ]
+    assert not unscoped, unscoped
+
+
+def test_the_revocation_policy_is_fixed_and_does_not_grow_with_the_instances_it_revokes(
+    stacks: dict[str, list[RegisteredResource]],
+) -> None:
+    from handlers.isolation import revocation
+
+    policies = helpers.resources_of(stacks["security"], "aws:iam/policy:Policy")
+    revoking = [p for p in policies if p.name.endswith("-revocation")]
+    assert len(revoking) == len(MEMBERS)
+    for policy in revoking:
+        document = helpers.policy_of(policy)
+        assert document == revocation.revocation_document()
+        assert all(s["Effect"] == "Deny" for s in helpers.statements_of(document))
+        # Managed policies hold 6,144 characters; the slots are fixed at deployment.
+        assert len(json.dumps(document, separators=(",", ":"))) < 6144
