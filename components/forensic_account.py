@@ -678,7 +678,7 @@ class ForensicAccount(pulumi.ComponentResource):
                 sorted(EVIDENCE_DESTRUCTIVE_ACTIONS),
                 [arn, objects],
                 {
-                    "StringNotEquals": {"aws:PrincipalArn": root},
+                    "ArnNotEquals": {"aws:PrincipalArn": root},
                 },
                 principal="*",
             ),
@@ -1032,7 +1032,7 @@ class ForensicAccount(pulumi.ComponentResource):
                 "TerminateAnalysisInstances",
                 ["ec2:TerminateInstances"],
                 [instances_here],
-                {"StringEquals": {"ec2:InstanceProfile": analysis_profile}},
+                {"ArnEquals": {"ec2:InstanceProfile": analysis_profile}},
             ),
             # The fixed examination document only, on instances the automation itself launched (it can
             # tag an instance only in the RunInstances call that creates it, TagAnalysisInstancesAtLaunch).
@@ -1114,7 +1114,7 @@ class ForensicAccount(pulumi.ComponentResource):
                     allow(
                         "FindExaminationLogGroup",
                         ["logs:DescribeLogGroups"],
-                        [f"arn:aws:logs:{region}:{account}:log-group:*"],
+                        "*",
                     ),
                     # Reading and writing SSE-KMS objects; S3 uses the key, nothing else does.
                     allow("UseEvidenceKey", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),

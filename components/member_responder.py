@@ -385,7 +385,7 @@ def release_statements(args: MemberResponderArgs) -> list[Statement]:
     isolation_profile = (
         f"arn:aws:iam::{args.account}:instance-profile/{naming.isolation_profile(args.prefix, args.region)}"
     )
-    contained = {"StringEquals": {"ec2:InstanceProfile": isolation_profile}}
+    contained = {"ArnEquals": {"ec2:InstanceProfile": isolation_profile}}
     release = RELEASE_ACTIONS
     ec2_targets = [
         args.ec2_arn(f"{kind}/*") for kind in ("instance", "network-interface", "security-group", "elastic-ip")

@@ -101,7 +101,8 @@ def logs_key_statements(sid: str, region: str, account: Any) -> list[Statement]:
             ],
             "Resource": "*",
             "Condition": {
-                "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"}
+                # A string key holding an ARN (KMS condition keys): StringLike, as parliament's type check wants.
+                "StringLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"}
             },
         },
         {
