@@ -174,7 +174,7 @@ def test_only_the_account_root_may_delete_evidence_or_weaken_its_retention(stack
     guard = sid(evidence, "DenyEvidenceDestructionExceptRoot")
     assert guard["Effect"] == "Deny" and guard["Principal"] == "*"
     assert all(grants(guard, action) for action in DESTRUCTIVE)
-    assert guard["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": f"arn:aws:iam::{FORENSIC}:root"}}
+    assert guard["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": f"arn:aws:iam::{FORENSIC}:root"}}
     assert set(guard["Resource"]) == {EVIDENCE_ARN, f"{EVIDENCE_ARN}/*"}
 
 
