@@ -584,3 +584,47 @@ def test_removing_one_needed_action_from_a_copied_policy_fails_the_check(recorde
     failures = disallowed(drifted, recorded["checks"])
     assert failures and all("ec2:ModifyNetworkInterfaceAttribute" in f for f in failures)
     assert any(f.startswith("acme-ir-contain: ") for f in failures)
+
+
+def test_a_call_on_another_accounts_resource_needs_that_resources_policy_too() -> None:
+    key = "arn:aws:kms:eu-west-1:222222222222:key/k"
+    security_role = "arn:aws:iam::123456789012:role/acme-ir-lambda-image-volume"
+    key_policy = {
+        "Statement": [
+            {
+                "Sid": "Root",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+                "Action": "kms:*",
+            },
+            {
+                "Sid": "ForensicRoleUses",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::222222222222:role/acme-ir-forensic-automation"},
+                "Action": ["kms:Decrypt"],
+            },
+        ]
+    }
+    policies = {key: ResourcePolicy("222222222222", "key", key_policy)}
+    call = ApiCall(security_role, "123456789012", "eu-west-1", "kms", "kms:Decrypt", "Decrypt", {}, "f")
+    cross = Check(security_role, call, Authorization("kms:Decrypt", (key,)))
+    # The caller's own policy may allow it; the key in the forensic account does not name the caller.
+    assert resource_policy_failures(cross, policies)
+    forensic_role = "arn:aws:iam::222222222222:role/acme-ir-forensic-automation"
+    assert not resource_policy_failures(Check(forensic_role, call, Authorization("kms:Decrypt", (key,))), policies)
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/acme-ir-lambda-*"}},
+            }
+        ]
+    }
+    responder = "arn:aws:iam::333333333333:role/acme-ir-responder-eu-west-1"
+    roles = {responder: ResourcePolicy("333333333333", "trust", trust)}
+    assume = Authorization("sts:AssumeRole", (responder,))
+    assert not resource_policy_failures(Check(security_role, call, assume), roles)
+    outsider = "arn:aws:iam::123456789012:role/someone-else"
+    assert resource_policy_failures(Check(outsider, call, assume), roles)
