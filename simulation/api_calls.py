@@ -601,7 +601,9 @@ def _s3(c: _Call) -> list[Authorization]:
         }
         versioned = c.action == "s3:GetObject" and p.get("VersionId")
         action = "s3:GetObjectVersion" if versioned else c.action
-        needed = [Authorization(action, (object_arn,), encryption if c.api == "PutObject" else {})]
+        # Every write (PutObject, each multipart call, CopyObject) is an s3:PutObject with these keys,
+        # absent unless the request names an encryption.
+        needed = [Authorization(action, (object_arn,), encryption if c.action == "s3:PutObject" else {})]
         if c.api == "PutObject" and p.get("ObjectLockRetainUntilDate"):
             needed.append(
                 Authorization("s3:PutObjectRetention", (object_arn,), implicit="retention set with the object")
