@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,6 +252,62 @@ phases:
             - test -x /usr/local/bin/dwarf2json
             - python3.11 -c "import yara, pyfsxfs, volatility3, handlers.common.evidence"
 """
+
+
+# What the examination document accepts: each parameter is checked by SSM before the script runs,
+# so the fixed script below can interpolate them without a shell ever seeing anything else.
+_MOMENT = r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?$"
+EXAMINATION_PARAMETER_PATTERNS = {
+    "CaseId": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+    "Bucket": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    "Region": r"^[a-z]{2}(-[a-z]+)+-[0-9]$",
+    "IncidentStart": _MOMENT,
+    "IncidentEnd": _MOMENT,
+    "ExecutionTimeout": r"^[0-9]{1,5}$",
+}
+
+
+def examination_document_content() -> dict[str, Any]:
+    """The SSM Command document the automation runs on an analysis instance: a fixed script, bounded parameters."""
+    from handlers.examination.orchestration import REMOTE_PYTHON, WORK_DIR
+
+    defaults = {"IncidentStart": "", "IncidentEnd": "", "ExecutionTimeout": "14400"}
+    parameters = {
+        name: {
+            "type": "String",
+            "description": f"irforensics examination {name}",
+            "allowedPattern": pattern,
+            **({"default": defaults[name]} if name in defaults else {}),
+        }
+        for name, pattern in EXAMINATION_PARAMETER_PATTERNS.items()
+    }
+    return {
+        "schemaVersion": "2.2",
+        "description": "irforensics: examine one case's evidence on this analysis instance (fixed script)",
+        "parameters": parameters,
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "examine",
+                "inputs": {
+                    "timeoutSeconds": "{{ ExecutionTimeout }}",
+                    "workingDirectory": "/",
+                    "runCommand": [
+                        "set -euo pipefail",
+                        # Evidence copies on the instance are readable by root only.
+                        "umask 077",
+                        f"install -d -m 0700 {WORK_DIR}",
+                        "set --",
+                        'if [ -n "{{ IncidentStart }}" ] && [ -n "{{ IncidentEnd }}" ]; then'
+                        ' set -- --incident-start "{{ IncidentStart }}" --incident-end "{{ IncidentEnd }}"; fi',
+                        # Downloads each image, checks its .sha256, examines, uploads analysis/ and report/.
+                        f'exec {REMOTE_PYTHON} -m examiner.remote --region "{{{{ Region }}}}"'
+                        f' --bucket "{{{{ Bucket }}}}" --case-id "{{{{ CaseId }}}}" --work-dir {WORK_DIR} "$@"',
+                    ],
+                },
+            }
+        ],
+    }
 
 
 def _tags(name: str) -> dict[str, str]:
@@ -621,7 +678,7 @@ class ForensicAccount(pulumi.ComponentResource):
                 sorted(EVIDENCE_DESTRUCTIVE_ACTIONS),
                 [arn, objects],
                 {
-                    "StringNotEquals": {"aws:PrincipalArn": root},
+                    "ArnNotEquals": {"aws:PrincipalArn": root},
                 },
                 principal="*",
             ),
@@ -880,7 +937,33 @@ class ForensicAccount(pulumi.ComponentResource):
         instances_here = f"arn:aws:ec2:{region}:{account}:instance/*"
         analysis_role = role_arn(account, self.analysis_role_name)
         analysis_profile = f"arn:aws:iam::{account}:instance-profile/{naming.analysis_profile(args.prefix)}"
-        member_keys = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(args.prefix)}}
+        member_keys: dict[str, Any] = {
+            "ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(args.prefix)},
+            # An alias name any account can create: the key must also be in this organisation.
+            "StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"},
+        }
+        from handlers.examination.orchestration import examination_log_group
+
+        log_group_name = examination_log_group(args.prefix)
+        self.examination_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-examination-logs",
+            name=log_group_name,
+            retention_in_days=args.log_retention_days,
+            tags=_tags(f"{args.prefix}-ir-examination"),
+            opts=self._child,
+        )
+        log_group_arn = f"arn:aws:logs:{region}:{account}:log-group:{log_group_name}"
+        document_name = naming.examination_document(args.prefix)
+        self.examination_document = aws.ssm.Document(
+            f"{name}-examination-document",
+            name=document_name,
+            document_type="Command",
+            document_format="JSON",
+            content=json.dumps(examination_document_content()),
+            tags=_tags(document_name),
+            opts=self._child,
+        )
+        examination_document = f"arn:aws:ssm:{region}:{account}:document/{document_name}"
         automation = [
             # Source snapshots are shared from member accounts in any region.
             allow("CopySharedSnapshots", ["ec2:CopySnapshot"], ["arn:aws:ec2:*::snapshot/*"]),
@@ -921,6 +1004,13 @@ class ForensicAccount(pulumi.ComponentResource):
                 [snapshots_here],
             ),
             # Examination instances start only in the analysis subnets with the analysis group.
+            # Only images this account owns (the toolset pipeline's), never a public or shared one.
+            allow(
+                "RunAnalysisImages",
+                ["ec2:RunInstances"],
+                [f"arn:aws:ec2:{region}::image/*"],
+                {"StringEquals": {"ec2:Owner": account}},
+            ),
             allow(
                 "RunAnalysisInstances",
                 ["ec2:RunInstances"],
@@ -928,7 +1018,6 @@ class ForensicAccount(pulumi.ComponentResource):
                     instances_here,
                     f"arn:aws:ec2:{region}:{account}:volume/*",
                     f"arn:aws:ec2:{region}:{account}:network-interface/*",
-                    f"arn:aws:ec2:{region}::image/*",
                     snapshots_here,
                     pulumi.Output.concat(
                         f"arn:aws:ec2:{region}:{account}:security-group/", self.analysis_security_group.id
@@ -943,12 +1032,16 @@ class ForensicAccount(pulumi.ComponentResource):
                 "TerminateAnalysisInstances",
                 ["ec2:TerminateInstances"],
                 [instances_here],
-                {"StringEquals": {"ec2:InstanceProfile": analysis_profile}},
+                {"ArnEquals": {"ec2:InstanceProfile": analysis_profile}},
             ),
+            # The fixed examination document only, on instances the automation itself launched (it can
+            # tag an instance only in the RunInstances call that creates it, TagAnalysisInstancesAtLaunch).
+            allow("RunExaminationDocument", ["ssm:SendCommand"], [examination_document]),
             allow(
                 "RunExaminationCommands",
                 ["ssm:SendCommand"],
-                [instances_here, f"arn:aws:ssm:{region}::document/AWS-RunShellScript"],
+                [instances_here],
+                {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY_VALUE}},
             ),
             allow(
                 "PassAnalysisRole",
@@ -1004,6 +1097,24 @@ class ForensicAccount(pulumi.ComponentResource):
                         "WriteFindings",
                         ["s3:AbortMultipartUpload", "s3:PutObject"],
                         [f"{evidence}/*/analysis/*", f"{evidence}/*/report/*"],
+                    ),
+                    # IAM's `*` crosses "/": without this, <case>/disk/analysis/x or a/b/report/x would match.
+                    # analysis/ and report/ must be the second segment, right under the case id.
+                    deny(
+                        "FindingsOnlyRightUnderTheCase",
+                        ["s3:PutObject"],
+                        [f"{evidence}/*/*/analysis/*", f"{evidence}/*/*/report/*"],
+                    ),
+                    # The examination's SSM output (SendCommand's CloudWatchOutputConfig) goes to its group.
+                    allow(
+                        "WriteExaminationOutput",
+                        ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                        [log_group_arn, f"{log_group_arn}:*"],
+                    ),
+                    allow(
+                        "FindExaminationLogGroup",
+                        ["logs:DescribeLogGroups"],
+                        "*",
                     ),
                     # Reading and writing SSE-KMS objects; S3 uses the key, nothing else does.
                     allow("UseEvidenceKey", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),

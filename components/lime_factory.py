@@ -24,6 +24,7 @@ from components.policies import (
     XRAY_ACTIONS,
     allow,
     deny,
+    logs_key_statements,
     policy_document,
     service_trust,
 )
@@ -188,28 +189,7 @@ class LimeFactory(pulumi.ComponentResource):
                         "Action": "kms:*",
                         "Resource": "*",
                     },
-                    {
-                        "Sid": "LogsEncryptBuildLogs",
-                        "Effect": "Allow",
-                        "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
-                        "Action": [
-                            "kms:Decrypt",
-                            "kms:Encrypt",
-                            "kms:GenerateDataKey",
-                            "kms:GenerateDataKeyWithoutPlaintext",
-                            "kms:ReEncryptFrom",
-                            "kms:ReEncryptTo",
-                            "kms:DescribeKey",
-                        ],
-                        "Resource": "*",
-                        "Condition": {
-                            "ArnLike": {
-                                "kms:EncryptionContext:aws:logs:arn": (
-                                    f"arn:aws:logs:{args.region}:{args.account}:log-group:*"
-                                )
-                            }
-                        },
-                    },
+                    *logs_key_statements("LogsEncryptBuildLogs", args.region, args.account),
                 ]
             ),
         )

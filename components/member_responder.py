@@ -20,7 +20,8 @@ import pulumi_aws as aws
 from components import naming
 from components.policies import Statement, allow, cross_account_trust, deny, policy_document, service_trust
 from config import MemberTarget, SecurityConfig
-from handlers.common.tags import INCIDENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
+from handlers.common.tags import CASE_TAG, INCIDENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
+from handlers.isolation import revocation
 
 # The responder role's actions, one list per service, so that a least-privilege check can
 # compare them with the calls the handlers really make.
@@ -44,9 +45,7 @@ EC2_ACTIONS: tuple[str, ...] = (
     "ec2:ModifyInstanceAttribute",
     "ec2:AssociateIamInstanceProfile",
     "ec2:ReplaceIamInstanceProfileAssociation",
-    "ec2:DisassociateIamInstanceProfile",
     "ec2:DisassociateAddress",
-    "ec2:AssociateAddress",
     "ec2:CreateTags",
     "ec2:DeleteTags",
     "ec2:CreateSnapshots",
@@ -56,26 +55,26 @@ EC2_ACTIONS: tuple[str, ...] = (
 )
 IAM_ACTIONS: tuple[str, ...] = (
     "iam:GetInstanceProfile",
-    "iam:GetRolePolicy",
-    "iam:PutRolePolicy",
-    "iam:DeleteRolePolicy",
+    "iam:ListRoleTags",
+    "iam:TagRole",
+    "iam:AttachRolePolicy",
     "iam:PassRole",
 )
 AUTOSCALING_ACTIONS: tuple[str, ...] = (
     "autoscaling:DescribeAutoScalingInstances",
     "autoscaling:DetachInstances",
-    "autoscaling:AttachInstances",
 )
 ELB_ACTIONS: tuple[str, ...] = (
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DeregisterTargets",
-    "elasticloadbalancing:RegisterTargets",
 )
-# What EBS does with the caller's permissions when it re-encrypts a default-key snapshot copy
-# with the member key (the destination key only: the AWS managed source key authorises itself).
+# What EBS does with the caller's permissions when it re-encrypts a snapshot copy with the member
+# key (destination), and, for a volume under a customer managed key, with that key (source).
 KMS_ACTIONS: tuple[str, ...] = (
     "kms:ReEncryptTo",
+    "kms:ReEncryptFrom",
+    "kms:Decrypt",
     "kms:GenerateDataKeyWithoutPlaintext",
     "kms:DescribeKey",
     "kms:CreateGrant",
@@ -88,10 +87,29 @@ SSM_ACTIONS: tuple[str, ...] = (
 RESPONDER_ACTIONS: tuple[str, ...] = (
     EC2_ACTIONS + IAM_ACTIONS + AUTOSCALING_ACTIONS + ELB_ACTIONS + KMS_ACTIONS + SSM_ACTIONS
 )
+# What release needs beyond reading: it puts back what containment took away, and nothing else.
+RELEASE_ACTIONS: tuple[str, ...] = (
+    "ec2:ModifyNetworkInterfaceAttribute",
+    "ec2:ModifyInstanceAttribute",
+    "ec2:AssociateIamInstanceProfile",
+    "ec2:ReplaceIamInstanceProfileAssociation",
+    "ec2:DisassociateIamInstanceProfile",
+    "ec2:AssociateAddress",
+    "ec2:DeleteTags",
+    "iam:GetInstanceProfile",
+    "iam:ListRoleTags",
+    "iam:UntagRole",
+    "iam:DetachRolePolicy",
+    "iam:PassRole",
+    "autoscaling:AttachInstances",
+    "elasticloadbalancing:RegisterTargets",
+)
 # AWS has no resource-level permissions for these: they are the only ones granted on "*".
+# DescribeInstanceAttribute and DescribeSnapshotAttribute are resource-scoped (Service Authorization Reference).
+RESOURCE_SCOPED_DESCRIBES = frozenset({"ec2:DescribeInstanceAttribute", "ec2:DescribeSnapshotAttribute"})
 UNSCOPED_ACTIONS: frozenset[str] = frozenset(
     {
-        *(a for a in EC2_ACTIONS if a.startswith("ec2:Describe")),
+        *(a for a in EC2_ACTIONS if a.startswith("ec2:Describe") and a not in RESOURCE_SCOPED_DESCRIBES),
         "autoscaling:DescribeAutoScalingInstances",
         "elasticloadbalancing:DescribeTargetGroups",
         "elasticloadbalancing:DescribeTargetHealth",
@@ -99,8 +117,6 @@ UNSCOPED_ACTIONS: frozenset[str] = frozenset(
         "ssm:DescribeInstanceInformation",
     }
 )
-# Memory capture runs shell commands through this AWS-owned document (no custom document to tamper with).
-MEMORY_COMMAND_DOCUMENT = "AWS-RunShellScript"
 SSM_CORE_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 FORWARDED_TO_SECURITY = "irforensics incident-tag changes, forwarded to the security account"
 
@@ -170,8 +186,31 @@ class MemberResponderArgs:
         return naming.evidence_bucket(self.prefix, self.forensic_account, self.forensic_region)
 
     @property
+    def revocation_policy_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:policy/{naming.revocation_policy(self.prefix, self.region)}"
+
+    @property
+    def own_documents(self) -> str:
+        return f"arn:aws:ssm:{self.region}:{self.account}:document/{naming.ssm_document_pattern(self.prefix)}"
+
+    @property
     def forwarder_role_name(self) -> str:
         return f"{self.prefix}-ir-forward-{self.region}"
+
+
+def _own_roles(args: MemberResponderArgs) -> list[str]:
+    return [
+        args.role_arn(naming.member_responder_role(args.prefix, args.region)),
+        args.role_arn(naming.release_role(args.prefix, args.region)),
+        args.role_arn(naming.isolation_profile(args.prefix, args.region)),
+        args.role_arn(naming.acquisition_profile(args.prefix, args.region)),
+        args.role_arn(args.forwarder_role_name),
+    ]
+
+
+def _revocation_tag_keys() -> dict[str, Any]:
+    # Only the slot tags the fixed revocation policy reads; no tag another policy could rely on (ABAC).
+    return {"ForAllValues:StringLike": {"aws:TagKeys": [f"{revocation.SLOT_TAG_PREFIX}*"]}}
 
 
 def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) -> list[Statement]:
@@ -179,18 +218,17 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
     ec2, iam = EC2_ACTIONS, IAM_ACTIONS
     isolation_role = args.role_arn(naming.isolation_profile(args.prefix, args.region))
     acquisition_role = args.role_arn(naming.acquisition_profile(args.prefix, args.region))
-    own_roles = [
-        args.role_arn(naming.member_responder_role(args.prefix, args.region)),
-        isolation_role,
-        acquisition_role,
-        args.role_arn(args.forwarder_role_name),
-    ]
     ec2_targets = [
         args.ec2_arn(f"{kind}/*")
         for kind in ("instance", "network-interface", "security-group", "volume", "elastic-ip", "vpc")
     ]
     return [
         allow("DescribeWorkload", sorted(a for a in ec2 if a in UNSCOPED_ACTIONS), "*"),
+        allow(
+            "DescribeInstanceAndSnapshotAttributes",
+            sorted(RESOURCE_SCOPED_DESCRIBES),
+            [args.ec2_arn("instance/*"), args.snapshot_arns],
+        ),
         allow(
             "IsolationGroups",
             _actions(
@@ -216,23 +254,30 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         ),
         allow(
             "ContainInstance",
-            _actions(
-                ec2,
-                "ModifyNetworkInterfaceAttribute",
-                "ModifyInstanceAttribute",
-                "AssociateIamInstanceProfile",
-                "ReplaceIamInstanceProfileAssociation",
-                "DisassociateIamInstanceProfile",
-                "DisassociateAddress",
-                "AssociateAddress",
-            ),
+            _actions(ec2, "ModifyNetworkInterfaceAttribute", "ModifyInstanceAttribute", "DisassociateAddress"),
             ec2_targets,
+        ),
+        # The profile swap can only put one of the two profiles this stack made (PassRole below).
+        allow(
+            "SwapInProfile",
+            _actions(ec2, "AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation"),
+            args.ec2_arn("instance/*"),
         ),
         allow("TagCaseResources", _actions(ec2, "CreateTags", "DeleteTags"), [*ec2_targets, args.snapshot_arns]),
         allow(
             "SnapshotVolumes",
-            _actions(ec2, "CreateSnapshots", "CopySnapshot", "ModifySnapshotAttribute"),
+            _actions(ec2, "CreateSnapshots", "CopySnapshot"),
             [args.ec2_arn("instance/*"), args.ec2_arn("volume/*"), args.snapshot_arns],
+        ),
+        # Sharing only with the forensic account, never with `all` (public) or anyone else.
+        allow(
+            "ShareSnapshotsWithForensicAccount",
+            _actions(ec2, "ModifySnapshotAttribute"),
+            args.snapshot_arns,
+            {
+                "StringEquals": {"ec2:Add/userId": args.forensic_account},
+                "Null": {"ec2:Add/group": "true", "ec2:Remove/group": "true"},
+            },
         ),
         # Cleanup may remove only the intermediate snapshots the flow made, never the owner's.
         allow(
@@ -243,42 +288,41 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         ),
         allow(
             "ReadInstanceRoles",
-            _actions(iam, "GetInstanceProfile", "GetRolePolicy"),
+            _actions(iam, "GetInstanceProfile", "ListRoleTags"),
             [f"arn:aws:iam::{args.account}:instance-profile/*", f"arn:aws:iam::{args.account}:role/*"],
         ),
-        # Revoking what the instance's role already issued means an inline deny on that role, and
-        # which role an instance uses is only known during the incident.
+        # Revoking what the instance's role already issued: the one fixed deny-only policy
+        # (handlers/isolation/revocation.py), and the slot tag naming the instance. Nothing written
+        # at run time can allow anything (SECURITY.md "Revocation").
         allow(
             "RevokeInstanceRoleSessions",
-            _actions(iam, "PutRolePolicy", "DeleteRolePolicy"),
+            _actions(iam, "AttachRolePolicy"),
             f"arn:aws:iam::{args.account}:role/*",
+            {"ArnEquals": {"iam:PolicyARN": args.revocation_policy_arn}},
         ),
-        # ...but the responder must not be able to widen its own (or its profiles') permissions.
-        deny("KeepResponderRolesIntact", _actions(iam, "PutRolePolicy", "DeleteRolePolicy"), own_roles),
+        allow(
+            "NameRevokedInstance",
+            _actions(iam, "TagRole"),
+            f"arn:aws:iam::{args.account}:role/*",
+            _revocation_tag_keys(),
+        ),
+        deny("KeepResponderRolesIntact", _actions(iam, "AttachRolePolicy", "TagRole"), _own_roles(args)),
         allow(
             "PassIsolationRoles",
             _actions(iam, "PassRole"),
             [isolation_role, acquisition_role],
             {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         ),
-        # Release restores the instance's original profile, whose role is not known in advance:
-        # any role of this account, but only to EC2.
-        allow(
-            "PassOriginalRoleBack",
-            _actions(iam, "PassRole"),
-            f"arn:aws:iam::{args.account}:role/*",
-            {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
-        ),
         allow("DescribeAutoScaling", sorted(a for a in AUTOSCALING_ACTIONS if a in UNSCOPED_ACTIONS), "*"),
         allow(
             "HoldInstanceInGroup",
-            _actions(AUTOSCALING_ACTIONS, "DetachInstances", "AttachInstances"),
+            _actions(AUTOSCALING_ACTIONS, "DetachInstances"),
             f"arn:aws:autoscaling:{args.region}:{args.account}:autoScalingGroup:*:autoScalingGroupName/*",
         ),
         allow("DescribeTargets", sorted(a for a in ELB_ACTIONS if a in UNSCOPED_ACTIONS), "*"),
         allow(
             "DeregisterFromTargetGroups",
-            _actions(ELB_ACTIONS, "DeregisterTargets", "RegisterTargets"),
+            _actions(ELB_ACTIONS, "DeregisterTargets"),
             f"arn:aws:elasticloadbalancing:{args.region}:{args.account}:targetgroup/*/*",
         ),
         allow(
@@ -299,12 +343,116 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
             f"arn:aws:kms:{args.region}:{args.account}:key/*",
             {"StringEquals": {"kms:RequestAlias": naming.member_ebs_key_alias(args.prefix)}},
         ),
+        # A volume under a customer managed key of this account: EBS decrypts it with the
+        # responder's permissions when CopySnapshot re-encrypts the copy with the member key.
+        # Only through EC2 in this region, only for this account's keys (the key policy must
+        # also let the account's IAM policies grant it, as the default key policy does).
+        allow(
+            "ReadSourceVolumeKeysThroughEbs",
+            _actions(KMS_ACTIONS, "Decrypt", "ReEncryptFrom", "DescribeKey"),
+            f"arn:aws:kms:{args.region}:{args.account}:key/*",
+            {
+                "StringEquals": {
+                    "kms:ViaService": f"ec2.{args.region}.amazonaws.com",
+                    "kms:CallerAccount": args.account,
+                }
+            },
+        ),
+        allow(
+            "GrantSourceVolumeKeysToEbs",
+            _actions(KMS_ACTIONS, "CreateGrant"),
+            f"arn:aws:kms:{args.region}:{args.account}:key/*",
+            {
+                "StringEquals": {
+                    "kms:ViaService": f"ec2.{args.region}.amazonaws.com",
+                    "kms:CallerAccount": args.account,
+                },
+                "Bool": {"kms:GrantIsForAWSResource": "true"},
+            },
+        ),
+        # Only the stacks' own Command documents (fixed scripts, parameters bound by allowedPattern);
+        # never AWS-RunShellScript or any other document that runs what the caller writes.
         allow(
             "CaptureMemory",
             _actions(SSM_ACTIONS, "SendCommand"),
-            [args.ec2_arn("instance/*"), f"arn:aws:ssm:{args.region}::document/{MEMORY_COMMAND_DOCUMENT}"],
+            [args.ec2_arn("instance/*"), args.own_documents],
         ),
         allow("FollowMemoryCapture", sorted(a for a in SSM_ACTIONS if a in UNSCOPED_ACTIONS), "*"),
+    ]
+
+
+def release_statements(args: MemberResponderArgs) -> list[Statement]:
+    """The release role: put back what containment took away, on contained instances only."""
+    isolation_profile = (
+        f"arn:aws:iam::{args.account}:instance-profile/{naming.isolation_profile(args.prefix, args.region)}"
+    )
+    contained = {"ArnEquals": {"ec2:InstanceProfile": isolation_profile}}
+    release = RELEASE_ACTIONS
+    ec2_targets = [
+        args.ec2_arn(f"{kind}/*") for kind in ("instance", "network-interface", "security-group", "elastic-ip")
+    ]
+    return [
+        allow(
+            "DescribeWorkload",
+            sorted({a for a in UNSCOPED_ACTIONS if a.startswith(("ec2:", "autoscaling:", "elasticloadbalancing:"))}),
+            "*",
+        ),
+        allow("DescribeInstanceAttributes", ["ec2:DescribeInstanceAttribute"], args.ec2_arn("instance/*")),
+        allow(
+            "RestoreNetworkAndProtection",
+            [
+                a
+                for a in release
+                if a in ("ec2:ModifyNetworkInterfaceAttribute", "ec2:ModifyInstanceAttribute", "ec2:AssociateAddress")
+            ],
+            ec2_targets,
+        ),
+        allow("RemoveIncidentTags", ["ec2:DeleteTags"], args.ec2_arn("instance/*")),
+        # The original profile replaces only the isolation profile: release cannot touch an instance
+        # that is not contained, whatever role it may pass.
+        allow(
+            "RestoreOriginalProfile",
+            ["ec2:DisassociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation"],
+            args.ec2_arn("instance/*"),
+            contained,
+        ),
+        # An instance that had its profile taken away entirely: only one still under a case.
+        allow(
+            "ReattachOriginalProfile",
+            ["ec2:AssociateIamInstanceProfile"],
+            args.ec2_arn("instance/*"),
+            {"Null": {f"aws:ResourceTag/{CASE_TAG}": "false"}},
+        ),
+        # The original role is only known during the incident: any role of this account, to EC2 only.
+        allow(
+            "PassOriginalRoleBack",
+            ["iam:PassRole"],
+            f"arn:aws:iam::{args.account}:role/*",
+            {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        ),
+        allow(
+            "ReadInstanceRoles",
+            ["iam:GetInstanceProfile", "iam:ListRoleTags"],
+            [f"arn:aws:iam::{args.account}:instance-profile/*", f"arn:aws:iam::{args.account}:role/*"],
+        ),
+        allow(
+            "EndSessionRevocation",
+            ["iam:DetachRolePolicy"],
+            f"arn:aws:iam::{args.account}:role/*",
+            {"ArnEquals": {"iam:PolicyARN": args.revocation_policy_arn}},
+        ),
+        allow("FreeRevocationSlot", ["iam:UntagRole"], f"arn:aws:iam::{args.account}:role/*", _revocation_tag_keys()),
+        deny("KeepResponderRolesIntact", ["iam:DetachRolePolicy", "iam:UntagRole"], _own_roles(args)),
+        allow(
+            "ReturnInstanceToGroup",
+            ["autoscaling:AttachInstances"],
+            f"arn:aws:autoscaling:{args.region}:{args.account}:autoScalingGroup:*:autoScalingGroupName/*",
+        ),
+        allow(
+            "RegisterWithTargetGroups",
+            ["elasticloadbalancing:RegisterTargets"],
+            f"arn:aws:elasticloadbalancing:{args.region}:{args.account}:targetgroup/*/*",
+        ),
     ]
 
 
@@ -354,28 +502,10 @@ def member_key_policy(args: MemberResponderArgs, responder_role_arn: pulumi.Inpu
     )
 
 
-def acquisition_statements(args: MemberResponderArgs) -> list[Statement]:
-    bucket = args.evidence_bucket
-    return [
-        allow("WriteMemoryUnderCasePrefix", ["s3:PutObject"], f"arn:aws:s3:::{bucket}/*/memory/*"),
-        # The evidence bucket encrypts with the forensic CMK (bucket key on, so the encryption
-        # context is the bucket ARN); the key is only usable through S3 for that bucket.
-        allow(
-            "EncryptEvidenceThroughS3",
-            ["kms:GenerateDataKey"],
-            f"arn:aws:kms:{args.forensic_region}:{args.forensic_account}:key/*",
-            {
-                "StringEquals": {
-                    "kms:ViaService": f"s3.{args.forensic_region}.amazonaws.com",
-                    "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket}",
-                }
-            },
-        ),
-    ]
-
-
 class MemberResponder(pulumi.ComponentResource):
     role: aws.iam.Role
+    release_role: aws.iam.Role
+    revocation_policy: aws.iam.Policy
     key: aws.kms.Key
     isolation_profile: aws.iam.InstanceProfile
     acquisition_profile: aws.iam.InstanceProfile
@@ -443,6 +573,36 @@ class MemberResponder(pulumi.ComponentResource):
             f"{name}-isolation-profile", name=isolation_name, role=isolation_role.name, tags=tags, opts=child
         )
 
+        # Fixed at deployment and deny-only: containment attaches it to an instance's role and names
+        # the instance in a role tag, so no run-time policy text exists (handlers/isolation/revocation.py).
+        self.revocation_policy = aws.iam.Policy(
+            f"{name}-revocation",
+            name=naming.revocation_policy(args.prefix, args.region),
+            description="irforensics: denies the sessions a contained instance's role issued to that instance",
+            policy=json.dumps(revocation.revocation_document()),
+            tags=tags,
+            opts=child,
+        )
+
+        self.release_role = aws.iam.Role(
+            f"{name}-release",
+            name=naming.release_role(args.prefix, args.region),
+            description="Assumed only by the irforensics release Lambda: restores a contained instance",
+            assume_role_policy=cross_account_trust(
+                args.security_account,
+                f"arn:aws:iam::{args.security_account}:role/{naming.release_lambda_role(args.prefix)}",
+            ),
+            max_session_duration=3600,
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-release-policy",
+            role=self.release_role.id,
+            policy=policy_document(release_statements(args)),
+            opts=child,
+        )
+
         acquisition_name = naming.acquisition_profile(args.prefix, args.region)
         acquisition_role = aws.iam.Role(
             f"{name}-acquisition",
@@ -455,12 +615,8 @@ class MemberResponder(pulumi.ComponentResource):
         aws.iam.RolePolicyAttachment(
             f"{name}-acquisition-ssm", role=acquisition_role.name, policy_arn=SSM_CORE_POLICY_ARN, opts=child
         )
-        aws.iam.RolePolicy(
-            f"{name}-acquisition-evidence",
-            role=acquisition_role.id,
-            policy=policy_document(acquisition_statements(args)),
-            opts=child,
-        )
+        # No S3 or KMS grant: the evidence bucket and key admit no member principal, so such a grant
+        # would be dead; the capture writes through pre-signed URLs of the security account.
         self.acquisition_profile = aws.iam.InstanceProfile(
             f"{name}-acquisition-profile", name=acquisition_name, role=acquisition_role.name, tags=tags, opts=child
         )
@@ -501,6 +657,7 @@ class MemberResponder(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "responder_role_arn": self.role.arn,
+                "release_role_arn": self.release_role.arn,
                 "key_arn": self.key.arn,
                 "isolation_profile_name": self.isolation_profile.name,
                 "acquisition_profile_name": self.acquisition_profile.name,

@@ -77,3 +77,40 @@ def cross_account_trust(trusted_account: Any, principal_arn_pattern: Any) -> pul
             }
         ]
     )
+
+
+def logs_key_statements(sid: str, region: str, account: Any) -> list[Statement]:
+    """Key-policy statements letting CloudWatch Logs encrypt this account's log groups with the key.
+
+    DescribeKey carries no encryption context, so it gets its own statement, bound by the source
+    account: under the encryption-context condition it would never match (issue 15, finding 5).
+    """
+    service = {"Service": f"logs.{region}.amazonaws.com"}
+    return [
+        {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": service,
+            "Action": [
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+            ],
+            "Resource": "*",
+            "Condition": {
+                # A string key holding an ARN (KMS condition keys): StringLike, as parliament's type check wants.
+                "StringLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"}
+            },
+        },
+        {
+            "Sid": f"{sid}DescribeKey",
+            "Effect": "Allow",
+            "Principal": service,
+            "Action": "kms:DescribeKey",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        },
+    ]

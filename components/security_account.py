@@ -23,6 +23,7 @@ from components.policies import (
     Statement,
     allow,
     deny,
+    logs_key_statements,
     policy_document,
     service_trust,
 )
@@ -138,6 +139,10 @@ def lime_factory_arn(args: SecurityAccountArgs) -> str:
     return f"arn:aws:states:{args.region}:{args.account}:stateMachine:{name}"
 
 
+# The release Lambda (statemachines/functions.py): the only principal the member release roles trust.
+RELEASE_FUNCTION = "release"
+
+
 def function_statements(
     spec: FunctionSpec,
     args: SecurityAccountArgs,
@@ -149,7 +154,11 @@ def function_statements(
 ) -> list[Statement]:
     """The IAM statements one Lambda gets: exactly those of its access kinds."""
     statements: list[Statement] = []
-    if MEMBER in spec.access and args.members:
+    if MEMBER in spec.access and args.members and spec.function == RELEASE_FUNCTION:
+        # Release acts through its own member role (it may pass the original role back), never the responder.
+        releasers = sorted(naming.release_role_arn(args.prefix, account, region) for account, region in args.members)
+        statements.append(allow("AssumeMemberReleaseRoles", ["sts:AssumeRole"], releasers))
+    elif MEMBER in spec.access and args.members:
         responders = sorted(
             naming.member_responder_role_arn(args.prefix, account, region) for account, region in args.members
         )
@@ -226,26 +235,7 @@ def security_key_policy(args: SecurityAccountArgs) -> pulumi.Output[str]:
                 "Resource": "*",
             },
             # Encrypted log groups: CloudWatch Logs uses the key itself, only for this account's groups.
-            {
-                "Sid": "LogsEncryptLogGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
-                "Action": [
-                    "kms:Decrypt",
-                    "kms:DescribeKey",
-                    "kms:Encrypt",
-                    "kms:GenerateDataKey",
-                    "kms:GenerateDataKeyWithoutPlaintext",
-                    "kms:ReEncryptFrom",
-                    "kms:ReEncryptTo",
-                ],
-                "Resource": "*",
-                "Condition": {
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{args.region}:{args.account}:log-group:*"
-                    }
-                },
-            },
+            *logs_key_statements("LogsEncryptLogGroups", args.region, args.account),
         ]
     )
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Every quality gate: ruff, mypy, statelint on every generated state machine, pytest.
+# Every quality gate: ruff, mypy, statelint on every generated state machine, parliament on every policy, pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 echo "== ruff" && ruff check . && ruff format --check .
 echo "== mypy" && mypy components core handlers examiner statemachines irf simulation policy config.py
 echo "== statelint" && python -m statemachines.lint
+echo "== parliament" && python -m policy.parliament_gate
 # Two workers (the machine's two cores); the end-to-end tests on the shared deployed cloud stay
 # together in one of them (tests/conftest.py groups them).
 echo "== pytest" && pytest -q -n 2 --dist loadgroup "$@"

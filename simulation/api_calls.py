@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,7 +164,7 @@ def _assumed_role(access_key: str) -> str | None:
     return None
 
 
-def _ec2(account: str, region: str) -> Any:
+def _ec2_backend(account: str, region: str) -> Any:
     from moto.ec2.models import ec2_backends
 
     return ec2_backends[account][region]
@@ -172,7 +172,7 @@ def _ec2(account: str, region: str) -> Any:
 
 def _ec2_tags(account: str, region: str, resource_id: str) -> dict[str, Any]:
     try:
-        tags = dict(_ec2(account, region).tags.get(resource_id, {}))
+        tags = dict(_ec2_backend(account, region).tags.get(resource_id, {}))
     except Exception:
         return {}
     return {**{f"aws:ResourceTag/{k}": v for k, v in tags.items()}, "aws:ResourceTag/*": True}
@@ -221,7 +221,7 @@ def _profile_role_arns(account: str, profile: Mapping[str, Any]) -> list[str]:
 
 def _association_instance(account: str, region: str, association_id: str) -> str | None:
     try:
-        association = _ec2(account, region).iam_instance_profile_associations[association_id]
+        association = _ec2_backend(account, region).iam_instance_profile_associations[association_id]
     except Exception:
         return None
     return str(association.instance_id)
@@ -229,7 +229,7 @@ def _association_instance(account: str, region: str, association_id: str) -> str
 
 def _address_allocation(account: str, region: str, association_id: str) -> str | None:
     try:
-        for address in _ec2(account, region).addresses:
+        for address in _ec2_backend(account, region).addresses:
             if address.association_id == association_id:
                 return str(address.allocation_id)
     except Exception:
@@ -285,7 +285,7 @@ def _pass_role(account: str, profile: Mapping[str, Any]) -> list[Authorization]:
     ]
 
 
-def _ebs_key_use(account: str, region: str, key_id: str, role: str) -> list[Authorization]:
+def _ebs_key_use(account: str, region: str, key_id: str, role: str, caller_account: str) -> list[Authorization]:
     """What EBS does with the caller's permissions for an encrypted snapshot (AWS EBS encryption docs)."""
     found = _key(account, region, key_id)
     if found is None:
@@ -297,6 +297,7 @@ def _ebs_key_use(account: str, region: str, key_id: str, role: str) -> list[Auth
         "kms:ViaService": f"ec2.{region}.amazonaws.com",
         "kms:ResourceAliases": aliases,
         "kms:RequestAlias": None,
+        "kms:CallerAccount": caller_account,
     }
     why = f"EBS uses the {role} key of an encrypted snapshot copy"
     actions = (
@@ -311,164 +312,307 @@ def _ebs_key_use(account: str, region: str, key_id: str, role: str) -> list[Auth
     return needed
 
 
-def _ec2_authorizations(action: str, api: str, p: Mapping[str, Any], account: str, region: str) -> list[Authorization]:
-    def arn(resource_id: str) -> str:
-        return ec2_arn(region, account, resource_id)
-
-    def with_tags(resource_id: str) -> Authorization:
-        return Authorization(action, (arn(resource_id),), _ec2_tags(account, region, resource_id))
-
-    if api.startswith("Describe"):
-        return [Authorization(action, ("*",))]
-    groups = [arn(g) for g in p.get("Groups", [])]
-    if api == "ModifyNetworkInterfaceAttribute":
-        return [Authorization(action, (arn(p["NetworkInterfaceId"]), *groups))]
-    if api == "ModifyInstanceAttribute":
-        return [Authorization(action, (arn(p["InstanceId"]), *groups))]
-    if api == "AssociateIamInstanceProfile":
-        return [Authorization(action, (arn(p["InstanceId"]),)), *_pass_role(account, p["IamInstanceProfile"])]
-    if api in ("ReplaceIamInstanceProfileAssociation", "DisassociateIamInstanceProfile"):
-        instance = _association_instance(account, region, p["AssociationId"])
-        needed = [Authorization(action, (arn(instance),) if instance else ())]
-        if p.get("IamInstanceProfile"):
-            needed += _pass_role(account, p["IamInstanceProfile"])
-        return needed
-    if api in ("DisassociateAddress", "AssociateAddress"):
-        allocation = p.get("AllocationId") or _address_allocation(account, region, p.get("AssociationId", ""))
-        resources = [arn(allocation)] if allocation else []
-        resources += [arn(p[k]) for k in ("InstanceId", "NetworkInterfaceId") if p.get(k)]
-        return [Authorization(action, tuple(resources))]
-    if api in ("CreateTags", "DeleteTags"):
-        return [Authorization(action, tuple(arn(r) for r in p.get("Resources", [])), {"ec2:CreateAction": None})]
-    if api == "CreateSnapshots":
-        instance = p["InstanceSpecification"]["InstanceId"]
-        volumes: list[str] = []
-        try:
-            volumes = [
-                m.ebs.volume_id if hasattr(m, "ebs") else m.volume_id
-                for m in _ec2(account, region).get_instance(instance).block_device_mapping.values()
-            ]
-        except Exception:
-            volumes = []
-        return [
-            Authorization(action, (arn(instance), *(arn(v) for v in volumes), f"arn:aws:ec2:{region}::snapshot/*")),
-            *_tag_authorization(region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CreateSnapshots"),
-        ]
-    if api == "CreateSnapshot":
-        return [
-            Authorization(action, (arn(p["VolumeId"]), f"arn:aws:ec2:{region}::snapshot/*")),
-            *_tag_authorization(region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CreateSnapshot"),
-        ]
-    if api == "CopySnapshot":
-        source_region = p.get("SourceRegion") or region
-        source = f"arn:aws:ec2:{source_region}::snapshot/{p['SourceSnapshotId']}"
-        needed = [
-            Authorization(action, (source, f"arn:aws:ec2:{region}::snapshot/*")),
-            *_tag_authorization(region, account, p, [f"arn:aws:ec2:{region}::snapshot/*"], "CopySnapshot"),
-        ]
-        original = _snapshot(source_region, p["SourceSnapshotId"])
-        if original is not None and original.kms_key_id:
-            needed += _ebs_key_use(str(original.owner_id), source_region, str(original.kms_key_id), "source")
-        if p.get("KmsKeyId"):
-            needed += _ebs_key_use(account, region, p["KmsKeyId"], "destination")
-        return needed
-    if api in ("ModifySnapshotAttribute", "DeleteSnapshot", "LockSnapshot", "UnlockSnapshot"):
-        return [with_tags(p["SnapshotId"])]
-    if api == "CreateSecurityGroup":
-        return [
-            Authorization(action, (arn(p["VpcId"]), f"arn:aws:ec2:{region}:{account}:security-group/*")),
-            *_tag_authorization(
-                region, account, p, [f"arn:aws:ec2:{region}:{account}:security-group/*"], "CreateSecurityGroup"
-            ),
-        ]
-    if api in (
-        "AuthorizeSecurityGroupIngress",
-        "AuthorizeSecurityGroupEgress",
-        "RevokeSecurityGroupIngress",
-        "RevokeSecurityGroupEgress",
-    ):
-        lists = {
-            pl["PrefixListId"]
-            for permission in p.get("IpPermissions", [])
-            for pl in permission.get("PrefixListIds", [])
-        }
-        # AWS-managed prefix lists (the S3 gateway's) are owned by "aws".
-        return [
-            Authorization(
-                action, (arn(p["GroupId"]), *(f"arn:aws:ec2:{region}:aws:prefix-list/{pl}" for pl in sorted(lists)))
-            )
-        ]
-    if api == "DeleteSecurityGroup":
-        return [with_tags(p["GroupId"])]
-    if api == "RunInstances":
-        resources = [
-            f"arn:aws:ec2:{region}:{account}:instance/*",
-            f"arn:aws:ec2:{region}:{account}:volume/*",
-            f"arn:aws:ec2:{region}:{account}:network-interface/*",
-            arn(p["ImageId"]),
-        ]
-        resources += [arn(g) for g in p.get("SecurityGroupIds", [])]
-        resources += [arn(p["SubnetId"])] if p.get("SubnetId") else []
-        needed = [
-            Authorization(action, tuple(resources)),
-            *_tag_authorization(region, account, p, resources[:2], "RunInstances"),
-        ]
-        if p.get("IamInstanceProfile"):
-            needed += _pass_role(account, p["IamInstanceProfile"])
-        return needed
-    if api in ("TerminateInstances", "StopInstances", "StartInstances"):
-        needed = []
-        for instance in p.get("InstanceIds", []):
-            context: dict[str, Any] = {}
-            try:
-                profile = _ec2(account, region).get_instance(instance).iam_instance_profile
-                context["ec2:InstanceProfile"] = profile.get("Arn") if isinstance(profile, Mapping) else None
-            except Exception:
-                context = {}
-            needed.append(Authorization(action, (arn(instance),), context))
-        return needed
-    return [Authorization(action)]
+# One entry per API (or per service, below): what the call needs, from its parameters and moto's state.
+_Needs = Callable[["_Call"], list[Authorization]]
+_EC2: dict[str, _Needs] = {}
+_SERVICES: dict[str, _Needs] = {}
 
 
-def _kms_authorizations(action: str, p: Mapping[str, Any], account: str, region: str) -> list[Authorization]:
-    key_id = str(p.get("KeyId", ""))
+@dataclass(frozen=True)
+class _Call:
+    action: str
+    api: str
+    p: Mapping[str, Any]
+    account: str
+    region: str
+
+    def arn(self, resource_id: str) -> str:
+        return ec2_arn(self.region, self.account, resource_id)
+
+    def one(self, *resources: str, context: Mapping[str, Any] | None = None) -> list[Authorization]:
+        return [Authorization(self.action, tuple(resources), dict(context or {}))]
+
+    @property
+    def snapshots(self) -> str:
+        return f"arn:aws:ec2:{self.region}::snapshot/*"
+
+
+def _ec2(*apis: str) -> Callable[[_Needs], _Needs]:
+    def register(needs: _Needs) -> _Needs:
+        for api in apis:
+            _EC2[api] = needs
+        return needs
+
+    return register
+
+
+def _service(*services: str) -> Callable[[_Needs], _Needs]:
+    def register(needs: _Needs) -> _Needs:
+        for service in services:
+            _SERVICES[service] = needs
+        return needs
+
+    return register
+
+
+def _instance_profile(account: str, region: str, instance_id: str) -> str | None:
+    try:
+        profile = _ec2_backend(account, region).get_instance(instance_id).iam_instance_profile
+    except Exception:
+        return None
+    return profile.get("Arn") if isinstance(profile, Mapping) else None
+
+
+def _with_tags(c: _Call, resource_id: str, extra: Mapping[str, Any] | None = None) -> list[Authorization]:
+    return c.one(c.arn(resource_id), context={**_ec2_tags(c.account, c.region, resource_id), **(extra or {})})
+
+
+@_ec2("DescribeInstanceAttribute")
+def _describe_instance_attribute(c: _Call) -> list[Authorization]:
+    return c.one(c.arn(c.p["InstanceId"]))  # resource-scoped, unlike the other Describe actions
+
+
+@_ec2("DescribeSnapshotAttribute")
+def _describe_snapshot_attribute(c: _Call) -> list[Authorization]:
+    return c.one(c.arn(c.p["SnapshotId"]))
+
+
+@_ec2("ModifyNetworkInterfaceAttribute")
+def _modify_interface(c: _Call) -> list[Authorization]:
+    return c.one(c.arn(c.p["NetworkInterfaceId"]), *(c.arn(g) for g in c.p.get("Groups", [])))
+
+
+@_ec2("ModifyInstanceAttribute")
+def _modify_instance(c: _Call) -> list[Authorization]:
+    attribute = c.p.get("Attribute") or next(
+        (k[0].lower() + k[1:] for k in c.p if k not in ("InstanceId", "DryRun", "Value")), None
+    )
+    return c.one(
+        c.arn(c.p["InstanceId"]), *(c.arn(g) for g in c.p.get("Groups", [])), context={"ec2:Attribute": attribute}
+    )
+
+
+@_ec2("AssociateIamInstanceProfile")
+def _associate_profile(c: _Call) -> list[Authorization]:
+    instance = c.p["InstanceId"]
+    context = {**_ec2_tags(c.account, c.region, instance), "ec2:InstanceProfile": None}
+    return [*c.one(c.arn(instance), context=context), *_pass_role(c.account, c.p["IamInstanceProfile"])]
+
+
+@_ec2("ReplaceIamInstanceProfileAssociation", "DisassociateIamInstanceProfile")
+def _replace_profile(c: _Call) -> list[Authorization]:
+    instance = _association_instance(c.account, c.region, c.p["AssociationId"])
+    context = {"ec2:InstanceProfile": _instance_profile(c.account, c.region, instance)} if instance else {}
+    needed = c.one(*([c.arn(instance)] if instance else []), context=context)
+    if c.p.get("IamInstanceProfile"):
+        needed += _pass_role(c.account, c.p["IamInstanceProfile"])
+    return needed
+
+
+@_ec2("DisassociateAddress", "AssociateAddress")
+def _address(c: _Call) -> list[Authorization]:
+    allocation = c.p.get("AllocationId") or _address_allocation(c.account, c.region, c.p.get("AssociationId", ""))
+    resources = [c.arn(allocation)] if allocation else []
+    resources += [c.arn(c.p[k]) for k in ("InstanceId", "NetworkInterfaceId") if c.p.get(k)]
+    return c.one(*resources)
+
+
+@_ec2("CreateTags", "DeleteTags")
+def _tags(c: _Call) -> list[Authorization]:
+    return c.one(*(c.arn(r) for r in c.p.get("Resources", [])), context={"ec2:CreateAction": None})
+
+
+@_ec2("CreateSnapshots")
+def _create_snapshots(c: _Call) -> list[Authorization]:
+    instance = c.p["InstanceSpecification"]["InstanceId"]
+    try:
+        volumes = [
+            m.ebs.volume_id if hasattr(m, "ebs") else m.volume_id
+            for m in _ec2_backend(c.account, c.region).get_instance(instance).block_device_mapping.values()
+        ]
+    except Exception:
+        volumes = []
+    return [
+        *c.one(c.arn(instance), *(c.arn(v) for v in volumes), c.snapshots),
+        *_tag_authorization(c.region, c.account, c.p, [c.snapshots], "CreateSnapshots"),
+    ]
+
+
+@_ec2("CreateSnapshot")
+def _create_snapshot(c: _Call) -> list[Authorization]:
+    return [
+        *c.one(c.arn(c.p["VolumeId"]), c.snapshots),
+        *_tag_authorization(c.region, c.account, c.p, [c.snapshots], "CreateSnapshot"),
+    ]
+
+
+@_ec2("CopySnapshot")
+def _copy_snapshot(c: _Call) -> list[Authorization]:
+    source_region = c.p.get("SourceRegion") or c.region
+    needed = [
+        *c.one(f"arn:aws:ec2:{source_region}::snapshot/{c.p['SourceSnapshotId']}", c.snapshots),
+        *_tag_authorization(c.region, c.account, c.p, [c.snapshots], "CopySnapshot"),
+    ]
+    original = _snapshot(source_region, c.p["SourceSnapshotId"])
+    if original is not None and original.kms_key_id:
+        needed += _ebs_key_use(str(original.owner_id), source_region, str(original.kms_key_id), "source", c.account)
+    if c.p.get("KmsKeyId"):
+        needed += _ebs_key_use(c.account, c.region, c.p["KmsKeyId"], "destination", c.account)
+    return needed
+
+
+@_ec2("ModifySnapshotAttribute")
+def _modify_snapshot_attribute(c: _Call) -> list[Authorization]:
+    permissions = c.p.get("CreateVolumePermission") or {}
+    adds = {k: [p[k] for p in permissions.get("Add", []) if k in p] for k in ("UserId", "Group")}
+    removes = {k: [p[k] for p in permissions.get("Remove", []) if k in p] for k in ("UserId", "Group")}
+    operation = c.p.get("OperationType", "")
+    users, groups = list(c.p.get("UserIds", [])), list(c.p.get("GroupNames", []))
+    add_users = adds["UserId"] + (users if operation == "add" else [])
+    add_groups = adds["Group"] + (groups if operation == "add" else [])
+    remove_users = removes["UserId"] + (users if operation == "remove" else [])
+    remove_groups = removes["Group"] + (groups if operation == "remove" else [])
+    context = {
+        "ec2:Add/userId": add_users or None,
+        "ec2:Add/group": add_groups or None,
+        "ec2:Remove/userId": remove_users or None,
+        "ec2:Remove/group": remove_groups or None,
+    }
+    return _with_tags(c, c.p["SnapshotId"], context)
+
+
+@_ec2("DeleteSnapshot", "LockSnapshot", "UnlockSnapshot", "DeleteSecurityGroup")
+def _tagged_target(c: _Call) -> list[Authorization]:
+    return _with_tags(c, c.p.get("SnapshotId") or c.p["GroupId"])
+
+
+@_ec2("CreateSecurityGroup")
+def _create_group(c: _Call) -> list[Authorization]:
+    groups = f"arn:aws:ec2:{c.region}:{c.account}:security-group/*"
+    return [
+        *c.one(c.arn(c.p["VpcId"]), groups),
+        *_tag_authorization(c.region, c.account, c.p, [groups], "CreateSecurityGroup"),
+    ]
+
+
+@_ec2(
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+)
+def _group_rules(c: _Call) -> list[Authorization]:
+    lists = {
+        pl["PrefixListId"] for permission in c.p.get("IpPermissions", []) for pl in permission.get("PrefixListIds", [])
+    }
+    # AWS-managed prefix lists (the S3 gateway's) are owned by "aws".
+    return c.one(c.arn(c.p["GroupId"]), *(f"arn:aws:ec2:{c.region}:aws:prefix-list/{pl}" for pl in sorted(lists)))
+
+
+@_ec2("RunInstances")
+def _run_instances(c: _Call) -> list[Authorization]:
+    resources = [
+        f"arn:aws:ec2:{c.region}:{c.account}:instance/*",
+        f"arn:aws:ec2:{c.region}:{c.account}:volume/*",
+        f"arn:aws:ec2:{c.region}:{c.account}:network-interface/*",
+    ]
+    resources += [c.arn(g) for g in c.p.get("SecurityGroupIds", [])]
+    resources += [c.arn(c.p["SubnetId"])] if c.p.get("SubnetId") else []
+    for interface in c.p.get("NetworkInterfaces", []):
+        resources += [c.arn(g) for g in interface.get("Groups", [])]
+        resources += [c.arn(interface["SubnetId"])] if interface.get("SubnetId") else []
+    needed = [
+        *c.one(*resources),
+        # The image is authorised on its own, with its owner (ec2:Owner).
+        *c.one(c.arn(c.p["ImageId"]), context={"ec2:Owner": _image_owner(c.region, c.p["ImageId"])}),
+        *_tag_authorization(c.region, c.account, c.p, resources[:2], "RunInstances"),
+    ]
+    if c.p.get("IamInstanceProfile"):
+        needed += _pass_role(c.account, c.p["IamInstanceProfile"])
+    return needed
+
+
+@_ec2("TerminateInstances", "StopInstances", "StartInstances")
+def _instance_lifecycle(c: _Call) -> list[Authorization]:
+    needed = []
+    for instance in c.p.get("InstanceIds", []):
+        needed += c.one(
+            c.arn(instance), context={"ec2:InstanceProfile": _instance_profile(c.account, c.region, instance)}
+        )
+    return needed
+
+
+def _image_owner(region: str, image_id: str) -> str | None:
+    from moto.ec2.models import ec2_backends
+
+    for _account, regions in list(ec2_backends.items()):
+        backend = regions.get(region) if hasattr(regions, "get") else None
+        image = getattr(backend, "amis", {}).get(image_id) if backend is not None else None
+        if image is not None:
+            return str(image.owner_id)
+    return None
+
+
+@_service("ec2")
+def _ec2_service(c: _Call) -> list[Authorization]:
+    needs = _EC2.get(c.api)
+    if needs is not None:
+        return needs(c)
+    if c.api.startswith("Describe"):
+        return c.one("*")
+    return c.one()
+
+
+@_service("ebs")
+def _ebs(c: _Call) -> list[Authorization]:
+    return c.one(f"arn:aws:ec2:{c.region}::snapshot/{c.p['SnapshotId']}")
+
+
+@_service("kms")
+def _kms(c: _Call) -> list[Authorization]:
+    key_id = str(c.p.get("KeyId", ""))
     if not key_id:
-        return [Authorization(action, ("*",))]
-    found = _key(account, region, key_id)
+        return c.one("*")
+    found = _key(c.account, c.region, key_id)
     alias = (
         key_id
         if key_id.startswith("alias/")
         else ("alias/" + key_id.split(":alias/", 1)[1] if ":alias/" in key_id else None)
     )
-    context: dict[str, Any] = {"kms:RequestAlias": alias, "kms:ViaService": None}
+    context: dict[str, Any] = {"kms:RequestAlias": alias, "kms:ViaService": None, "kms:CallerAccount": c.account}
     if found is None:
-        return [Authorization(action, (), context)]
+        return c.one(context=context)
     arn, aliases = found
     context["kms:ResourceAliases"] = aliases
-    if action == "kms:CreateGrant":
+    if c.action == "kms:CreateGrant":
         context["kms:GrantIsForAWSResource"] = None  # a grant our code makes itself is for no AWS resource
-    return [Authorization(action, (arn,), context)]
+    return c.one(arn, context=context)
 
 
-def _s3_authorizations(action: str, api: str, p: Mapping[str, Any]) -> list[Authorization]:
-    bucket = p.get("Bucket", "")
+@_service("s3")
+def _s3(c: _Call) -> list[Authorization]:
+    p, bucket = c.p, c.p.get("Bucket", "")
     bucket_arn = f"arn:aws:s3:::{bucket}"
     if "Key" in p:
-        versioned = action == "s3:GetObject" and p.get("VersionId")
-        needed = [Authorization("s3:GetObjectVersion" if versioned else action, (f"{bucket_arn}/{p['Key']}",))]
-        if api == "PutObject" and p.get("ObjectLockRetainUntilDate"):
+        object_arn = f"{bucket_arn}/{p['Key']}"
+        encryption = {
+            "s3:x-amz-server-side-encryption": p.get("ServerSideEncryption"),
+            "s3:x-amz-server-side-encryption-aws-kms-key-id": p.get("SSEKMSKeyId"),
+        }
+        versioned = c.action == "s3:GetObject" and p.get("VersionId")
+        action = "s3:GetObjectVersion" if versioned else c.action
+        # Every write (PutObject, each multipart call, CopyObject) is an s3:PutObject with these keys,
+        # absent unless the request names an encryption.
+        needed = [Authorization(action, (object_arn,), encryption if c.action == "s3:PutObject" else {})]
+        if c.api == "PutObject" and p.get("ObjectLockRetainUntilDate"):
             needed.append(
-                Authorization(
-                    "s3:PutObjectRetention", (f"{bucket_arn}/{p['Key']}",), implicit="retention set with the object"
-                )
+                Authorization("s3:PutObjectRetention", (object_arn,), implicit="retention set with the object")
             )
-        if api == "PutObject" and p.get("ObjectLockLegalHoldStatus"):
+        if c.api == "PutObject" and p.get("ObjectLockLegalHoldStatus"):
             needed.append(
-                Authorization(
-                    "s3:PutObjectLegalHold", (f"{bucket_arn}/{p['Key']}",), implicit="legal hold set with the object"
-                )
+                Authorization("s3:PutObjectLegalHold", (object_arn,), implicit="legal hold set with the object")
             )
-        if api == "CopyObject":
+        if c.api == "CopyObject":
             source = p["CopySource"]
             if isinstance(source, Mapping):
                 source = f"{source['Bucket']}/{source['Key']}"
@@ -478,9 +622,100 @@ def _s3_authorizations(action: str, api: str, p: Mapping[str, Any]) -> list[Auth
                 )
             )
         return needed
-    if bucket:
-        return [Authorization(action, (bucket_arn,))]
-    return [Authorization(action, ("*",))]
+    return c.one(bucket_arn if bucket else "*")
+
+
+@_service("sts")
+def _sts(c: _Call) -> list[Authorization]:
+    return c.one(c.p["RoleArn"]) if c.p.get("RoleArn") else c.one()
+
+
+@_service("iam")
+def _iam(c: _Call) -> list[Authorization]:
+    if c.p.get("RoleName"):
+        context: dict[str, Any] = {}
+        if c.api in ("TagRole", "UntagRole"):
+            keys = c.p.get("TagKeys") or [t["Key"] for t in c.p.get("Tags", [])]
+            context["aws:TagKeys"] = list(keys)
+        if c.api in ("AttachRolePolicy", "DetachRolePolicy"):
+            context["iam:PolicyARN"] = c.p.get("PolicyArn")
+        return c.one(f"arn:aws:iam::{c.account}:role/{c.p['RoleName']}", context=context)
+    if c.p.get("InstanceProfileName"):
+        return c.one(f"arn:aws:iam::{c.account}:instance-profile/{c.p['InstanceProfileName']}")
+    return c.one()
+
+
+@_service("dynamodb")
+def _dynamodb(c: _Call) -> list[Authorization]:
+    if c.api in _TRANSACTION_ITEM_ACTIONS:
+        # A transaction is authorised item by item, as the item actions it holds.
+        return [
+            Authorization(
+                f"dynamodb:{_TRANSACTION_ITEM_ACTIONS[c.api][kind]}",
+                (f"arn:aws:dynamodb:{c.region}:{c.account}:table/{item[kind]['TableName']}",),
+            )
+            for item in c.p.get("TransactItems", [])
+            for kind in item
+            if kind in _TRANSACTION_ITEM_ACTIONS[c.api]
+        ]
+    if c.p.get("TableName"):
+        return c.one(f"arn:aws:dynamodb:{c.region}:{c.account}:table/{c.p['TableName']}")
+    return c.one()
+
+
+@_service("sns")
+def _sns(c: _Call) -> list[Authorization]:
+    return c.one(c.p["TopicArn"]) if c.p.get("TopicArn") else c.one()
+
+
+@_service("states")
+def _states(c: _Call) -> list[Authorization]:
+    target = c.p.get("stateMachineArn") or c.p.get("executionArn")
+    return c.one(target) if target else c.one()
+
+
+@_service("ssm")
+def _ssm(c: _Call) -> list[Authorization]:
+    if c.api == "SendCommand":
+        document = c.p["DocumentName"]
+        document_arn = (
+            document
+            if document.startswith("arn:")
+            else f"arn:aws:ssm:{c.region}::document/{document}"
+            if document.startswith("AWS-")
+            else f"arn:aws:ssm:{c.region}:{c.account}:document/{document}"
+        )
+        # SendCommand is authorised on the document and on each instance, the instance with its tags.
+        needed = c.one(document_arn)
+        for instance in c.p.get("InstanceIds", []):
+            needed += c.one(ec2_arn(c.region, c.account, instance), context=_ec2_tags(c.account, c.region, instance))
+        return needed
+    if c.api in ("GetParameter", "PutParameter"):
+        name = c.p["Name"] if c.p["Name"].startswith("/") else "/" + c.p["Name"]
+        return c.one(f"arn:aws:ssm:{c.region}:{c.account}:parameter{name}")
+    if c.api.startswith("Describe") or c.api in ("GetCommandInvocation", "ListCommands"):
+        return c.one("*")
+    return c.one()
+
+
+@_service("autoscaling")
+def _autoscaling(c: _Call) -> list[Authorization]:
+    if c.api.startswith("Describe"):
+        return c.one("*")
+    group = _auto_scaling_group_arn(c.account, c.region, c.p.get("AutoScalingGroupName", ""))
+    return c.one(group) if group else c.one()
+
+
+@_service("elasticloadbalancing")
+def _elb(c: _Call) -> list[Authorization]:
+    if c.api.startswith("Describe"):
+        return c.one("*")
+    return c.one(c.p["TargetGroupArn"]) if c.p.get("TargetGroupArn") else c.one()
+
+
+@_service("secretsmanager")
+def _secrets(c: _Call) -> list[Authorization]:
+    return c.one(c.p["SecretId"]) if c.p.get("SecretId") else c.one()
 
 
 def authorizations(
@@ -489,78 +724,13 @@ def authorizations(
     """The IAM authorisations one API call needs, as far as its parameters and moto's state tell."""
     if action in NO_PERMISSION_NEEDED:
         return ()
-    service = action.split(":", 1)[0]
-    p = params
+    needs = _SERVICES.get(action.split(":", 1)[0])
+    if needs is None:
+        return (Authorization(action),)
     try:
-        if service == "ec2":
-            return tuple(_ec2_authorizations(action, api, p, account, region))
-        if service == "ebs":
-            return (Authorization(action, (f"arn:aws:ec2:{region}::snapshot/{p['SnapshotId']}",)),)
-        if service == "s3":
-            return tuple(_s3_authorizations(action, api, p))
-        if service == "kms":
-            return tuple(_kms_authorizations(action, p, account, region))
-        if service == "sts" and p.get("RoleArn"):
-            return (Authorization(action, (p["RoleArn"],)),)
-        if service == "iam":
-            if p.get("RoleName"):
-                return (Authorization(action, (f"arn:aws:iam::{account}:role/{p['RoleName']}",)),)
-            if p.get("InstanceProfileName"):
-                return (
-                    Authorization(action, (f"arn:aws:iam::{account}:instance-profile/{p['InstanceProfileName']}",)),
-                )
-        if service == "dynamodb" and api in _TRANSACTION_ITEM_ACTIONS:
-            # A transaction is authorised item by item, as the item actions it holds.
-            return tuple(
-                Authorization(
-                    f"dynamodb:{_TRANSACTION_ITEM_ACTIONS[api][kind]}",
-                    (f"arn:aws:dynamodb:{region}:{account}:table/{item[kind]['TableName']}",),
-                )
-                for item in p.get("TransactItems", [])
-                for kind in item
-                if kind in _TRANSACTION_ITEM_ACTIONS[api]
-            )
-        if service == "dynamodb" and p.get("TableName"):
-            return (Authorization(action, (f"arn:aws:dynamodb:{region}:{account}:table/{p['TableName']}",)),)
-        if service == "sns" and p.get("TopicArn"):
-            return (Authorization(action, (p["TopicArn"],)),)
-        if service == "states":
-            target = p.get("stateMachineArn") or p.get("executionArn")
-            return (Authorization(action, (target,) if target else ()),)
-        if service == "ssm":
-            if api == "SendCommand":
-                document = p["DocumentName"]
-                document_arn = (
-                    document
-                    if document.startswith("arn:")
-                    else f"arn:aws:ssm:{region}::document/{document}"
-                    if document.startswith("AWS-")
-                    else f"arn:aws:ssm:{region}:{account}:document/{document}"
-                )
-                return (
-                    Authorization(
-                        action, (*(ec2_arn(region, account, i) for i in p.get("InstanceIds", [])), document_arn)
-                    ),
-                )
-            if api in ("GetParameter", "PutParameter"):
-                name = p["Name"] if p["Name"].startswith("/") else "/" + p["Name"]
-                return (Authorization(action, (f"arn:aws:ssm:{region}:{account}:parameter{name}",)),)
-            if api.startswith("Describe") or api == "GetCommandInvocation":
-                return (Authorization(action, ("*",)),)
-        if service == "autoscaling":
-            if api.startswith("Describe"):
-                return (Authorization(action, ("*",)),)
-            group = _auto_scaling_group_arn(account, region, p.get("AutoScalingGroupName", ""))
-            return (Authorization(action, (group,) if group else ()),)
-        if service == "elasticloadbalancing":
-            if api.startswith("Describe"):
-                return (Authorization(action, ("*",)),)
-            return (Authorization(action, (p["TargetGroupArn"],) if p.get("TargetGroupArn") else ()),)
-        if service == "secretsmanager" and p.get("SecretId"):
-            return (Authorization(action, (p["SecretId"],)),)
+        return tuple(needs(_Call(action, api, params, account, region)))
     except (KeyError, TypeError):
-        pass
-    return (Authorization(action),)
+        return (Authorization(action),)
 
 
 # --- the recorder -----------------------------------------------------------------------------
@@ -727,6 +897,9 @@ def _condition(
     if not known:
         assumed.append(f"{sid}: {operator} {key}")
         return True
+    if base == "Null":
+        # Null: "true" holds when the key is absent from the request, "false" when it is present.
+        return (actual is None) == (str(_as_list(expected)[0]).lower() == "true")
     if actual is None:
         # A key known to be absent: only negated operators and ...IfExists hold.
         return if_exists or base.startswith(("StringNot", "ArnNot")) or qualifier == "ForAllValues"
@@ -798,3 +971,27 @@ def evaluate(
         denied_by=tuple(sorted(denied_by)),
         assumed_conditions=tuple(dict.fromkeys(assumed)),
     )
+
+
+def _principal_matches(principal: Any, role_arn: str) -> bool:
+    """A resource policy's Principal names this role: "*", the role's ARN, its account root or id."""
+    if principal == "*":
+        return True
+    account = role_arn.split(":")[4]
+    named = _as_list(principal.get("AWS", [])) if isinstance(principal, Mapping) else []
+    return any(p in ("*", role_arn, account, f"arn:aws:iam::{account}:root") for p in named)
+
+
+def evaluate_resource_policy(
+    policy: Mapping[str, Any],
+    role_arn: str,
+    action: str,
+    resources: Sequence[str] = (),
+    context: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Whether a resource policy (bucket, key, trust, bus) allows `action` to `role_arn`, by its statements
+    that name the role (or its account, or everyone) as Principal; a Deny of such a statement wins."""
+    statements = [
+        s for s in _as_list(policy.get("Statement", [])) if _principal_matches(s.get("Principal", {}), role_arn)
+    ]
+    return evaluate([{"Statement": statements}], action, resources, context)

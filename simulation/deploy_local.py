@@ -350,6 +350,18 @@ def _parameter(s: Session, i: Inputs, name: str, account: str, region: str) -> C
     return i["name"], {"arn": f"arn:aws:ssm:{region}:{account}:parameter{i['name']}"}
 
 
+@creates("aws:ssm/document:Document")
+def _document(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+    document = i.get("name") or name
+    _client(s, "ssm").create_document(
+        Name=document,
+        Content=i["content"],
+        DocumentType=i.get("documentType", "Command"),
+        DocumentFormat=i.get("documentFormat", "JSON"),
+    )
+    return document, {"arn": f"arn:aws:ssm:{region}:{account}:document/{document}", "name": document}
+
+
 @creates("aws:cloudtrail/trail:Trail")
 def _trail(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     trail = _client(s, "cloudtrail").create_trail(

@@ -140,6 +140,18 @@ def _copy_snapshot(
     return _original_copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
 
 
+_original_create_snapshot = EBSBackend.create_snapshot
+
+
+def _create_snapshot(self: Any, volume_id: str, *args: Any, **kwargs: Any) -> Any:
+    """moto 5.2.5's CreateSnapshot(s) keep the volume's Encrypted flag but drop its KMS key; on EC2 a
+    snapshot is under its volume's key, which is what decides how the evidence copy is re-encrypted
+    (and which key EBS uses the responder's permissions on)."""
+    snapshot = _original_create_snapshot(self, volume_id, *args, **kwargs)
+    snapshot.kms_key_id = snapshot.volume.kms_key_id
+    return snapshot
+
+
 # The role every account created by AWS Organizations has for its administrators: the simulation's
 # own set-up and assertions act through it (simulation.local_aws.account_session); it is never ours.
 ORGANIZATION_ADMIN_ROLE = "OrganizationAccountAccessRole"
@@ -208,6 +220,7 @@ def aws_semantics() -> Iterator[None]:
         mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted),
         mock.patch.object(EBSSnapshot, "__init__", _snapshot_init),
         mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot),
+        mock.patch.object(EBSBackend, "create_snapshot", _create_snapshot),
         mock.patch.object(STSBackend, "assume_role", _assume_role),
         mock.patch.object(S3Backend, "complete_multipart_upload", _complete_multipart_upload),
     ):

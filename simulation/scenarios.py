@@ -14,6 +14,12 @@ import boto3
 from handlers.common import naming
 
 AMI = "ami-12c6146b"  # an image moto knows in every region
+# How a volume is encrypted. The suspect's default is the mix most accounts have: the root volume under
+# the AWS managed EBS key (its snapshots cannot be shared as they are), the data volume under a customer
+# managed key of the member account (EBS needs the responder's permissions on it to re-encrypt a copy).
+UNENCRYPTED, DEFAULT_EBS_KEY, CUSTOMER_KEY = "unencrypted", "aws/ebs", "customer-cmk"
+MIXED_ENCRYPTION = (DEFAULT_EBS_KEY, CUSTOMER_KEY)
+CUSTOMER_KEY_ALIAS = "alias/web-app-data"
 APP_ROLE = "web-app"
 APP_PROFILE = "web-app"
 
@@ -72,6 +78,32 @@ def create_app_profile(session: boto3.Session, name: str = APP_PROFILE, role: st
     return name
 
 
+def create_customer_key(session: boto3.Session, alias: str = CUSTOMER_KEY_ALIAS) -> str:
+    """A workload's own CMK, with the default key policy (the account's IAM policies decide)."""
+    kms = session.client("kms")
+    try:
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+    except kms.exceptions.NotFoundException:
+        pass
+    arn = str(kms.create_key(Description="web-app data volumes")["KeyMetadata"]["Arn"])
+    kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return arn
+
+
+def volume_encryption(session: boto3.Session, encryption: str) -> dict[str, Any]:
+    """The Ebs settings of a volume encrypted as `encryption` says."""
+    if encryption == UNENCRYPTED:
+        return {}
+    if encryption == DEFAULT_EBS_KEY:
+        # What EC2 uses when Encrypted is set without a key: the account's aws/ebs key (named here, since
+        # moto has no GetEbsDefaultKmsKeyId).
+        key = session.client("kms").describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["Arn"]
+        return {"Encrypted": True, "KmsKeyId": key}
+    if encryption == CUSTOMER_KEY:
+        return {"Encrypted": True, "KmsKeyId": create_customer_key(session)}
+    raise ValueError(f"unknown volume encryption {encryption!r}")
+
+
 def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
     """What MemberResponder deploys: an instance profile whose role may do nothing at all."""
     region = session.region_name or "eu-west-1"
@@ -91,7 +123,19 @@ def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
     )
     iam.create_instance_profile(InstanceProfileName=name)
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    create_revocation_policy(session, prefix)
     return name
+
+
+def create_revocation_policy(session: boto3.Session, prefix: str) -> str:
+    """What MemberResponder deploys beside the isolation profile: the fixed session-revoking deny."""
+    from handlers.isolation.revocation import revocation_document
+
+    region = session.region_name or "eu-west-1"
+    answer = session.client("iam").create_policy(
+        PolicyName=naming.revocation_policy(prefix, region), PolicyDocument=json.dumps(revocation_document())
+    )
+    return str(answer["Policy"]["Arn"])
 
 
 def build_web_tier(
@@ -104,6 +148,7 @@ def build_web_tier(
     root_snapshot_id: str = "",
     data_snapshot_id: str = "",
     data_volume: bool = True,
+    encryption: tuple[str, str] = MIXED_ENCRYPTION,
 ) -> WebTier:
     """A web tier as teams run it: ALB -> target group -> Auto Scaling group from a launch template.
 
@@ -113,6 +158,8 @@ def build_web_tier(
     The suspect's root and data volumes are created from `root_snapshot_id` / `data_snapshot_id`
     when given (the simulation's disks with real file systems), else empty; without `data_volume`
     the suspect has its root volume only (data_volume_id is then "").
+    `encryption` says how the root and the data volume are encrypted (UNENCRYPTED, DEFAULT_EBS_KEY,
+    CUSTOMER_KEY); by default a mix of the AWS managed key and a customer managed key.
     """
     ec2 = session.client("ec2")
     elbv2 = session.client("elbv2")
@@ -224,9 +271,10 @@ def build_web_tier(
     )
 
     suspect_devices: Any = [dict(device, Ebs=dict(device["Ebs"])) for device in block_devices]
-    for device, snapshot_id in zip(suspect_devices, (root_snapshot_id, data_snapshot_id), strict=True):
+    for device, snapshot_id, how in zip(suspect_devices, (root_snapshot_id, data_snapshot_id), encryption, strict=True):
         if snapshot_id:
             device["Ebs"]["SnapshotId"] = snapshot_id
+        device["Ebs"].update(volume_encryption(session, how))
     if not data_volume:
         suspect_devices = suspect_devices[:1]
     suspect = ec2.run_instances(

@@ -121,3 +121,35 @@ def toolset_ami_parameter(prefix: str) -> str:
 def isolation_group_names(prefix: str) -> tuple[str, str]:
     """(allow-tracked, no-rule) security group names, one pair per VPC."""
     return f"{prefix}-ir-isolation-tracked", f"{prefix}-ir-isolation-deny-all"
+
+
+def release_role(prefix: str, region: str) -> str:
+    """Member-account role that only the release Lambda assumes: it may pass the instance's original role back."""
+    return f"{prefix}-ir-release-{region}"
+
+
+def release_role_arn(prefix: str, account: str, region: str) -> str:
+    return f"arn:aws:iam::{account}:role/{release_role(prefix, region)}"
+
+
+def release_lambda_role(prefix: str) -> str:
+    """The security-account role of the release Lambda, the only principal the release role trusts."""
+    return lambda_role_name(prefix, "release")
+
+
+def revocation_policy(prefix: str, region: str) -> str:
+    """The fixed, deny-only managed policy attached to an instance's role to revoke its sessions."""
+    return f"{prefix}-ir-revoke-sessions-{region}"
+
+
+def ssm_document(prefix: str, purpose: str) -> str:
+    """An SSM Command document the stacks create; the only documents the automation may run."""
+    return f"{prefix}-ir-{purpose}"
+
+
+def ssm_document_pattern(prefix: str) -> str:
+    return f"{prefix}-ir-*"
+
+
+def examination_document(prefix: str) -> str:
+    return ssm_document(prefix, "examine")

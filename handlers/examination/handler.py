@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from handlers.common import naming
 from handlers.common.errors import InvalidInput, NotReady
 from handlers.common.evidence import report_key, report_written
 from handlers.common.sessions import case_sessions, evidence_store
@@ -105,6 +106,7 @@ def run_examination(
         log_group=orchestration.examination_log_group(settings.prefix),
         incident_start=start,
         incident_end=end,
+        document=naming.examination_document(settings.prefix),
     )
     command_id = executor.start(forensic, order)
     logger.info("examination started", extra={"instance": instance_id, "command": command_id})

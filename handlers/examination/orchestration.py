@@ -124,6 +124,8 @@ class ExaminationOrder:
     incident_start: datetime | None = None
     incident_end: datetime | None = None
     timeout_seconds: int = EXAMINATION_TIMEOUT_SECONDS
+    # The forensic stack's own Command document (naming.examination_document): a fixed script.
+    document: str = ""
 
     @property
     def incident_window(self) -> tuple[datetime, datetime] | None:
@@ -509,6 +511,20 @@ def examination_commands(order: ExaminationOrder) -> list[str]:
     ]
 
 
+def examination_parameters(order: ExaminationOrder) -> dict[str, list[str]]:
+    """The examination document's parameters; the document's allowedPattern checks them again."""
+    check_case_id(order.case_id)
+    window = order.incident_start and order.incident_end
+    return {
+        "CaseId": [order.case_id],
+        "Bucket": [order.bucket],
+        "Region": [order.region],
+        "IncidentStart": [order.incident_start.isoformat() if window and order.incident_start else ""],
+        "IncidentEnd": [order.incident_end.isoformat() if window and order.incident_end else ""],
+        "ExecutionTimeout": [str(order.timeout_seconds)],
+    }
+
+
 class ExaminationExecutor(Protocol):
     """Where the examination command runs: SSM Run Command on AWS, this process in the simulation."""
 
@@ -520,7 +536,7 @@ class ExaminationExecutor(Protocol):
 
 
 class SsmExaminationExecutor:
-    """SSM Run Command (AWS-RunShellScript) on the analysis instance, output to CloudWatch Logs."""
+    """SSM Run Command (the forensic stack's examination document) on the analysis instance, output to CloudWatch."""
 
     def _ssm(self, forensic: Any) -> Any:
         # The session's clients carry the retry/timeout config (core.clients).
@@ -539,16 +555,14 @@ class SsmExaminationExecutor:
         for command in ssm.list_commands(InstanceId=order.instance_id).get("Commands", []):
             if command.get("Comment") == COMMAND_COMMENT and command.get("Status") in (*COMMAND_WAITING, "Success"):
                 return str(command["CommandId"])
+        if not order.document:
+            raise ValueError("the examination order names no Command document")
         sent = ssm.send_command(
             InstanceIds=[order.instance_id],
-            DocumentName="AWS-RunShellScript",
+            DocumentName=order.document,
             Comment=COMMAND_COMMENT,
             TimeoutSeconds=DELIVERY_TIMEOUT_SECONDS,
-            Parameters={
-                "commands": examination_commands(order),
-                "executionTimeout": [str(order.timeout_seconds)],
-                "workingDirectory": ["/"],
-            },
+            Parameters=examination_parameters(order),
             # CloudWatch rather than S3: the only bucket the instance writes is the evidence bucket.
             CloudWatchOutputConfig={"CloudWatchOutputEnabled": True, "CloudWatchLogGroupName": order.log_group},
         )

@@ -51,6 +51,7 @@ from handlers.common.tags import (
     counted_tags,
     unchunked_tag,
 )
+from handlers.isolation import revocation
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], datetime]
@@ -320,28 +321,8 @@ def incident_tags(case_id: str, action: str) -> dict[str, str]:
     return {INCIDENT_TAG: action, CASE_TAG: case_id}
 
 
-def revocation_policy_name(prefix: str, instance_id: str) -> str:
-    return f"{prefix}-revoke-{instance_id}"
-
-
-def revocation_policy(instance_arn: str, issued_before: str) -> dict[str, Any]:
-    # `ec2:SourceInstanceARN` travels with the role credentials EC2 delivered to that instance,
-    # wherever they are used from; other instances with the same role keep working.
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "RevokeCredentialsIssuedToContainedInstance",
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {
-                    "DateLessThan": {"aws:TokenIssueTime": issued_before},
-                    "StringEquals": {"ec2:SourceInstanceARN": instance_arn},
-                },
-            }
-        ],
-    }
+def revocation_policy_name(prefix: str, region: str) -> str:
+    return naming.revocation_policy(prefix, region)
 
 
 def plan_tags(state: InstanceState, case_id: str, action: str) -> list[Change]:
@@ -436,7 +417,7 @@ def plan_containment(state: InstanceState, isolation: Isolation) -> list[Change]
             role,
             None,
             {"policy": isolation.revocation_policy, "issued_before": isolation.revoke_before},
-            "iam:PutRolePolicy",
+            "iam:TagRole",
         )
         for role in isolation.original_roles
         if role not in isolation.revoked_roles
@@ -496,7 +477,7 @@ def plan_release(current: InstanceState, record: ContainmentRecord, revoked_role
             r.role,
             {"policy": r.policy_name, "issued_before": r.issued_before},
             None,
-            "iam:DeleteRolePolicy",
+            "iam:UntagRole",
         )
         for r in record.revocations
         if r.role in revoked
@@ -1098,21 +1079,9 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _revoked_roles(aws: _Clients, roles: Iterable[str], policy: str) -> dict[str, str]:
-    """Roles that already carry the revocation policy, with the cut-off time it holds."""
-    found: dict[str, str] = {}
-    for role in roles:
-        try:
-            document = aws.iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "NoSuchEntity":
-                continue
-            raise
-        if isinstance(document, str):
-            document = json.loads(document)
-        statement = document["Statement"][0]
-        found[role] = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
-    return found
+def _revoked_roles(aws: _Clients, roles: Iterable[str], instance_arn: str) -> dict[str, str]:
+    """Roles whose sessions from this instance are already revoked, with the cut-off time recorded."""
+    return revocation.revoked_roles(aws.iam, roles, instance_arn)
 
 
 def _profile_spec(profile: str) -> dict[str, str]:
@@ -1148,14 +1117,9 @@ def _apply(aws: _Clients, state: InstanceState, change: Change) -> None:
             aws.call(ec2.disassociate_iam_instance_profile, AssociationId=change.old["association_id"])
     elif change.what == "credential-revocation":
         if change.new is not None:
-            document = revocation_policy(state.arn, change.new["issued_before"])
-            aws.iam.put_role_policy(
-                RoleName=change.resource, PolicyName=change.new["policy"], PolicyDocument=json.dumps(document)
-            )
+            revocation.revoke(aws.iam, change.resource, state.arn, change.new["policy"], change.new["issued_before"])
         else:
-            _ignoring(
-                ("NoSuchEntity",), aws.iam.delete_role_policy, RoleName=change.resource, PolicyName=change.old["policy"]
-            )
+            revocation.restore(aws.iam, change.resource, state.arn, change.old["policy"])
     elif change.what == "auto-scaling":
         if change.new == DETACHED:
             aws.call(
@@ -1241,7 +1205,7 @@ def contain_instance(
     original_groups = {e.eni_id: e.groups for e in quick.interfaces} | remembered_groups
     groups, changes = _isolation_groups(aws, sorted({i.vpc_id for i in quick.interfaces}), prefix, dry_run=dry_run)
     profile_name = naming.isolation_profile(prefix, aws.region)
-    policy = revocation_policy_name(prefix, instance_id)
+    policy = revocation_policy_name(prefix, aws.region)
     network = Isolation(case_id=case_id, groups=groups, profile_name=profile_name, revocation_policy=policy)
 
     # One write before the first network change: the groups it destroys, then the incident tags.
@@ -1282,7 +1246,7 @@ def contain_instance(
             interfaces=tuple(replace(e, groups=original_groups.get(e.eni_id, e.groups)) for e in current.interfaces),
         )
     original_roles = before.profile.roles if before.profile and before.profile.name != profile_name else ()
-    revoked = _revoked_roles(aws, original_roles, policy)
+    revoked = _revoked_roles(aws, original_roles, quick.arn)
     cutoff = isotime(clock())
     isolation = replace(network, original_roles=original_roles, revoked_roles=frozenset(revoked), revoke_before=cutoff)
     rest = _fit_incident_tags(plan_containment(current, isolation), budget, case_id)
@@ -1388,9 +1352,7 @@ def release_instance(
     started = isotime(clock())
     aws = _Clients.of(session, sleep)
     current, raw = _read_state(aws, instance_id)
-    revoked = _revoked_roles(
-        aws, [r.role for r in record.revocations], record.revocations[0].policy_name if record.revocations else ""
-    )
+    revoked = _revoked_roles(aws, [r.role for r in record.revocations], current.arn)
     changes = plan_release(current, record, revoked)
     bookkeeping = [k for k in raw if k.startswith(BOOKKEEPING_TAG)]
     after = current

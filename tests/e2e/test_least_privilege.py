@@ -18,9 +18,15 @@ what the deployer created (`cloud.deployer.deployed`):
 (c) no policy statement allows Action "*" (or uses NotAction to allow);
 (d) Resource "*" is granted only on actions AWS has no resource-level permissions for.
 
+(e) every call on a resource with a resource policy is allowed by it too, as AWS decides: a resource of
+    another account needs its bucket policy or key policy to allow the caller; a role's trust policy
+    and a key policy must allow the caller in any account (the account-root statement of a key policy
+    lets IAM policies decide); an explicit deny in any of them wins. KMS is evaluated against the key
+    the call really uses (the source key of a snapshot copy, the destination key, the bucket's key).
+
 What is NOT checked, honestly:
-- Resource-based policies (KMS key policies, bucket policies, the responder role's trust policy)
-  are not evaluated; a cross-account call also needs them. Only identity policies are.
+- Event-bus policies: the member rules' forwarding is done by EventBridge, not by handler calls.
+- EC2 snapshot sharing is an attribute (createVolumePermission), which moto enforces on copy.
 - Conditions on keys a call does not determine (e.g. kms:EncryptionContext on a direct KMS call)
   are assumed to hold; every grant that depended on one is printed (run with -s).
 - Where no resource can be derived (e.g. an ARN unknown to moto), only the action is checked.
@@ -42,7 +48,7 @@ from typing import Any
 
 import pytest
 
-from simulation.api_calls import ApiCall, Authorization, evaluate, matches
+from simulation.api_calls import ApiCall, Authorization, evaluate, evaluate_resource_policy, matches
 from simulation.deploy_local import DeployedResource
 
 pytestmark = pytest.mark.slow
@@ -59,9 +65,8 @@ DELIBERATE_EXCEPTIONS: dict[str, str] = {
     "ec2:AssociateAddress": "release re-associates the Elastic IPs containment disassociated",
     "autoscaling:AttachInstances": "release returns a detached instance to its Auto Scaling group",
     "elasticloadbalancing:RegisterTargets": "release re-registers the instance with its target groups",
-    "iam:DeleteRolePolicy": "release removes the session-revoking deny from the instance's role",
-    "ec2:DeleteTags": "release removes the incident bookkeeping tags; the capture path drops stale group records",
-    "ec2:DisassociateIamInstanceProfile": "release of an instance that had no profile before containment",
+    "iam:DetachRolePolicy": "release detaches the session-revoking deny from the instance's role",
+    "iam:UntagRole": "release frees the instance's revocation slot",
     # Instances and states the two scenario instances do not have.
     "ec2:AssociateIamInstanceProfile": "an instance without a profile is given the isolation profile",
     "ec2:RevokeSecurityGroupIngress": "an isolation or capture group that has gained rules is emptied again",
@@ -234,9 +239,88 @@ def checked_calls(calls: Iterable[ApiCall]) -> list[ApiCall]:
     return [c for c in calls if not c.simulation_only]
 
 
-def disallowed(policies: Mapping[str, Sequence[Mapping[str, Any]]], found: Iterable[Check]) -> list[str]:
+# --- resource policies: what AWS checks besides the caller's identity policy -----------------------
+
+
+@dataclass(frozen=True)
+class ResourcePolicy:
+    account: str  # the account the resource is in
+    kind: str
+    document: dict[str, Any]
+
+
+def resource_policies(deployed: Sequence[DeployedResource]) -> dict[str, ResourcePolicy]:
+    """Resource ARN -> its resource policy: bucket policies, key policies, role trust policies."""
+    found: dict[str, ResourcePolicy] = {}
+    for r in deployed:
+        if r.type == "aws:s3/bucketPolicy:BucketPolicy":
+            found[f"arn:aws:s3:::{r.outputs['bucket']}"] = ResourcePolicy(
+                r.account, "bucket", _document(r.outputs["policy"])
+            )
+        elif r.type == "aws:kms/key:Key" and r.outputs.get("policy"):
+            found[r.outputs["arn"]] = ResourcePolicy(r.account, "key", _document(r.outputs["policy"]))
+        elif r.type == "aws:iam/role:Role":
+            found[r.outputs["arn"]] = ResourcePolicy(r.account, "trust", _document(r.outputs["assumeRolePolicy"]))
+    return found
+
+
+def _governing(resource: str, policies: Mapping[str, ResourcePolicy]) -> ResourcePolicy | None:
+    if resource.startswith("arn:aws:s3:::"):
+        return policies.get("arn:aws:s3:::" + resource.removeprefix("arn:aws:s3:::").split("/", 1)[0])
+    if resource.startswith("arn:aws:kms:") and resource not in policies:
+        return _key_policy_in_moto(resource)
+    return policies.get(resource)
+
+
+def _key_policy_in_moto(key_arn: str) -> ResourcePolicy | None:
+    """A key the program did not create (a workload's CMK, aws/ebs): its policy as the account holds it."""
+    from moto.kms.models import kms_backends
+
+    _, _, _, region, account, key = key_arn.split(":", 5)
+    try:
+        policy = kms_backends[account][region].keys[key.removeprefix("key/")].policy
+    except KeyError:
+        return None
+    return ResourcePolicy(account, "key", _document(policy))
+
+
+def principal_context(role_arn: str) -> dict[str, Any]:
+    account = role_arn.split(":")[4]
+    # botocore always uses TLS; the caller's identity is what every request carries.
+    return {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": account, "aws:SecureTransport": "true"}
+
+
+def resource_policy_failures(check: Check, policies: Mapping[str, ResourcePolicy]) -> list[str]:
+    """A call on a resource of another account needs that resource's policy to allow it; a trust
+    policy and a key policy must allow it in any account (a key policy through the account root
+    statement when the key lets IAM policies decide); an explicit deny of any resource policy wins."""
+    caller = check.role_arn.split(":")[4]
+    failures = []
+    context = {**principal_context(check.role_arn), **check.need.context}
+    for resource in check.need.resources:
+        policy = _governing(resource, policies)
+        if policy is None:
+            continue
+        decision = evaluate_resource_policy(policy.document, check.role_arn, check.need.action, [resource], context)
+        must_allow = policy.account != caller or policy.kind in ("trust", "key")
+        if decision.denied_by or (must_allow and not decision.allowed):
+            why = f"denied by {', '.join(decision.denied_by)}" if decision.denied_by else "no statement allows it"
+            failures.append(
+                f"{check.call.function}: {check.need.action} on {resource} by {check.role_arn.rsplit('/', 1)[-1]}: "
+                f"the {policy.kind} policy ({policy.account}) says no: {why}"
+            )
+    return failures
+
+
+def disallowed(
+    policies: Mapping[str, Sequence[Mapping[str, Any]]],
+    found: Iterable[Check],
+    resource_side: Mapping[str, ResourcePolicy] | None = None,
+) -> list[str]:
     failures = []
     for check in found:
+        if resource_side is not None:
+            failures += resource_policy_failures(check, resource_side)
         if check.role_arn not in policies:
             failures.append(
                 f"{check.call.function}: {check.need.action} by {check.role_arn}, a role the program did not deploy"
@@ -288,6 +372,7 @@ def recorded(world: dict[str, Any]) -> dict[str, Any]:
         "checks": checks(calls, deployed),
         "deployed": deployed,
         "written": role_policies(deployed, aws_managed=False),
+        "resource_policies": resource_policies(deployed),
     }
 
 
@@ -312,7 +397,7 @@ def test_the_recorder_saw_both_responses_through_the_roles_that_act_on_aws(
 
 
 def test_every_recorded_call_is_allowed_by_its_roles_policies(recorded: dict[str, Any]) -> None:
-    failures = disallowed(recorded["policies"], recorded["checks"])
+    failures = disallowed(recorded["policies"], recorded["checks"], recorded["resource_policies"])
     assert not failures, "calls that would fail with AccessDenied on AWS:\n" + "\n".join(failures)
     assumed = sorted(
         {
@@ -499,3 +584,47 @@ def test_removing_one_needed_action_from_a_copied_policy_fails_the_check(recorde
     failures = disallowed(drifted, recorded["checks"])
     assert failures and all("ec2:ModifyNetworkInterfaceAttribute" in f for f in failures)
     assert any(f.startswith("acme-ir-contain: ") for f in failures)
+
+
+def test_a_call_on_another_accounts_resource_needs_that_resources_policy_too() -> None:
+    key = "arn:aws:kms:eu-west-1:222222222222:key/k"
+    security_role = "arn:aws:iam::123456789012:role/acme-ir-lambda-image-volume"
+    key_policy = {
+        "Statement": [
+            {
+                "Sid": "Root",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+                "Action": "kms:*",
+            },
+            {
+                "Sid": "ForensicRoleUses",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::222222222222:role/acme-ir-forensic-automation"},
+                "Action": ["kms:Decrypt"],
+            },
+        ]
+    }
+    policies = {key: ResourcePolicy("222222222222", "key", key_policy)}
+    call = ApiCall(security_role, "123456789012", "eu-west-1", "kms", "kms:Decrypt", "Decrypt", {}, "f")
+    cross = Check(security_role, call, Authorization("kms:Decrypt", (key,)))
+    # The caller's own policy may allow it; the key in the forensic account does not name the caller.
+    assert resource_policy_failures(cross, policies)
+    forensic_role = "arn:aws:iam::222222222222:role/acme-ir-forensic-automation"
+    assert not resource_policy_failures(Check(forensic_role, call, Authorization("kms:Decrypt", (key,))), policies)
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/acme-ir-lambda-*"}},
+            }
+        ]
+    }
+    responder = "arn:aws:iam::333333333333:role/acme-ir-responder-eu-west-1"
+    roles = {responder: ResourcePolicy("333333333333", "trust", trust)}
+    assume = Authorization("sts:AssumeRole", (responder,))
+    assert not resource_policy_failures(Check(security_role, call, assume), roles)
+    outsider = "arn:aws:iam::123456789012:role/someone-else"
+    assert resource_policy_failures(Check(outsider, call, assume), roles)

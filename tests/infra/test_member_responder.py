@@ -167,7 +167,8 @@ def test_responder_passes_roles_only_to_ec2_and_cannot_rewrite_its_own_roles(res
     assert all(s["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}} for s in passing)
     guard = policy["KeepResponderRolesIntact"]
     assert guard["Effect"] == "Deny"
-    assert set(guard["Action"]) == {"iam:PutRolePolicy", "iam:DeleteRolePolicy"}
+    assert set(guard["Action"]) == {"iam:AttachRolePolicy", "iam:TagRole"}
+    assert naming.release_role_arn(PREFIX, account, region) in guard["Resource"]
     assert naming.member_responder_role_arn(PREFIX, account, region) in guard["Resource"]
     assert f"arn:aws:iam::{account}:role/{naming.isolation_profile(PREFIX, region)}" in guard["Resource"]
 
@@ -211,25 +212,20 @@ def test_isolation_profile_role_denies_every_action(resources):
         assert [r.name for r in attached] == [f"{component_name(account, region)}-isolation-deny"]
 
 
-def test_acquisition_profile_may_write_only_memory_images_under_a_case_prefix(resources):
-    bucket = naming.evidence_bucket(PREFIX, FORENSIC, "eu-west-1")
+def test_acquisition_profile_has_the_ssm_agent_and_no_dead_evidence_grant(resources):
+    # The evidence bucket and key admit no member principal: an S3/KMS grant here could never be used.
     for account, region in MEMBERS:
         profile = child(resources, account, region, "acquisition-profile")
         assert profile.inputs["name"] == naming.acquisition_profile(PREFIX, region)
         ssm = child(resources, account, region, "acquisition-ssm")
         assert ssm.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-        policy = statements(child(resources, account, region, "acquisition-evidence"))
-        s3 = [s for s in policy.values() if any(a.startswith("s3:") for a in as_list(s["Action"]))]
-        assert s3 == [
-            {
-                "Sid": "WriteMemoryUnderCasePrefix",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject"],
-                "Resource": f"arn:aws:s3:::{bucket}/*/memory/*",
-            }
+        role = child(resources, account, region, "acquisition").inputs["name"]
+        inline = [
+            r
+            for r in children(resources, account, region)
+            if r.type == "aws:iam/rolePolicy:RolePolicy" and r.inputs["role"] == role
         ]
-        kms = policy["EncryptEvidenceThroughS3"]["Condition"]["StringEquals"]
-        assert kms["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
+        assert inline == []
 
 
 def test_tag_rule_forwards_incident_tag_changes_to_the_security_accounts_bus(resources):

@@ -137,9 +137,9 @@ def test_no_statement_in_the_security_stack_allows_every_action(resources):
         for statement in as_list(document["Statement"]):
             checked += 1
             if "*" in as_list(statement["Action"]):
-                # The only "*" is the isolation role's deny-all.
+                # The only "*" is the isolation role's deny-all and the fixed session-revoking deny.
                 assert statement["Effect"] == "Deny", resource.name
-                assert resource.name.endswith("-isolation-deny"), resource.name
+                assert resource.name.endswith(("-isolation-deny", "-revocation")), resource.name
     assert checked > 50
 
 
