@@ -49,6 +49,7 @@ GUEST_MODULES = (
     "sys",
     "time",
     "tty",
+    "typing",
     "urllib.parse",
     "zlib",
 )
