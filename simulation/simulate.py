@@ -24,8 +24,7 @@ from typing import Any
 
 from handlers.common.tags import INCIDENT_TAG
 from handlers.examination.orchestration import SINGLE_STREAM
-from handlers.memory import lime
-from simulation import disk_content, disk_images, events_local, local_aws, scenarios
+from simulation import disk_content, disk_images, events_local, local_aws, scenarios, synthetic_memory
 from simulation.sandbox import LocalCloud, cloud_context
 
 SCENARIOS = ("webshell",)
@@ -168,7 +167,7 @@ def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web", disks: D
     discovery = DISCOVERY_SAMPLE.read_text()
     memory = work / f"{name}-memory.lime"
     memory.parent.mkdir(parents=True, exist_ok=True)
-    lime.synthetic_memory_image(memory, seed=sum(map(ord, name)), size=SYNTHETIC_MEMORY_BYTES)
+    synthetic_memory.synthetic_memory_image(memory, seed=sum(map(ord, name)), size=SYNTHETIC_MEMORY_BYTES)
     cloud.give_instance_an_agent(tier.instance_id, discovery, memory.read_bytes())
     return Incident(tier=tier, tree=disks.tree, memory_sha256=hashlib.sha256(memory.read_bytes()).hexdigest())
 

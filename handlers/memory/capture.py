@@ -340,7 +340,8 @@ class SymbolSourceUrls:
     version: str
 
 
-SYMBOL_SOURCES = {"Btf": ".vmlinux.btf", "Kallsyms": ".kallsyms", "Version": ".version"}
+# The names examiner.memory looks for beside the image.
+SYMBOL_SOURCES = {"Btf": ".btf", "Kallsyms": ".kallsyms", "Version": ".version"}
 
 
 def symbol_source_keys(image_key: str) -> dict[str, str]:

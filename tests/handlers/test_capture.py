@@ -226,7 +226,7 @@ def test_the_capture_script_streams_hashes_splits_and_uploads_a_lime_dump(
     image, module, store, bin_dir = tmp_path / "mem.lime", tmp_path / "lime.ko", tmp_path / "s3", tmp_path / "bin"
     store.mkdir()
     bin_dir.mkdir()
-    lime.synthetic_memory_image(image, seed=3, size=1_300_000)
+    synthetic_memory.synthetic_memory_image(image, seed=3, size=1_300_000)
     module.write_bytes(b"\x7fELF pretend module")
     release = subprocess.run(["uname", "-r"], capture_output=True, text=True, check=True).stdout.strip()
     _tool(bin_dir, "insmod", FAKE_INSMOD.replace("{python}", sys.executable))

@@ -25,9 +25,9 @@ from handlers.common import naming
 from handlers.common.errors import InvalidInput, ModuleUnavailable, NotReady
 from handlers.common.settings import Settings
 from handlers.memory import capture_path, handler, kernel, lime
-from simulation import local_aws
+from simulation import local_aws, synthetic_memory
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
-from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
+from simulation.ssm_agent import AgentBehaviour, SimulatedAgent, install_documents
 from tests.ec2_semantics import install_ec2_semantics
 
 SAMPLES = Path(__file__).resolve().parent.parent / "events" / "kernel"
@@ -67,6 +67,7 @@ def moto_accounts() -> Iterator[dict[str, Any]]:
             patches.setenv(key, value)
         install_ec2_semantics(patches)
         member, forensic = local_aws.account_session(MEMBER_ACCOUNT), local_aws.account_session(FORENSIC_ACCOUNT)
+        install_documents(member.client("ssm"), PREFIX)
         evidence: Any = forensic.client("s3")
         evidence.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         modules: Any = boto3.client("s3", region_name=REGION)
@@ -160,7 +161,7 @@ def test_capture_completes_the_upload_from_the_reported_parts_and_records_the_di
     info = kernel_of("amzn2-x86_64.discovery.txt")
     publish_module(env["modules"], info)
     image = tmp_path / "mem.lime"
-    lime.synthetic_memory_image(image, seed=11, size=300_000)
+    synthetic_memory.synthetic_memory_image(image, seed=11, size=300_000)
     env["agent"].agents[env["instance"]] = AgentBehaviour(image=image.read_bytes())
     started = handler.start_capture(target(env, Kernel=info.to_event()), None)
     assert started["Key"] == f"{env['case']}/memory/{env['instance']}.lime"
