@@ -263,7 +263,8 @@ def check_module(event: dict[str, Any], context: Any) -> dict[str, Any]:
     config = MemorySettings.from_env()
     s3 = _modules_s3(config)
     prefix = kernel.module_prefix(info)
-    missing = [name for name in kernel.MODULE_FILES if not _exists(s3, config.modules_bucket, prefix + name)]
+    required = kernel.required_module_files(info)
+    missing = [name for name in required if not _exists(s3, config.modules_bucket, prefix + name)]
     return {
         "ModuleAvailable": not missing,
         "Prefix": prefix,

@@ -288,7 +288,7 @@ def capture_method(info: KernelInfo) -> tuple[str, str]:
     )
     loadable, reason = can_load_module(info)
     if not loadable:
-        return "none", f"{kcore_reason}, and {reason[0].lower()}{reason[1:]}"
+        return "none", f"{kcore_reason}; {reason}"
     return "lime", f"{kcore_reason}: falling back to the LimeFactory's LiME module ({reason})"
 
 
@@ -313,3 +313,11 @@ MODULE_FILE = "lime.ko"
 BUILD_FILE = "build.json"
 SYMBOLS_FILE = "symbols.json.xz"  # the Volatility 3 ISF (dwarf2json) of the same kernel
 MODULE_FILES = (MODULE_FILE, BUILD_FILE, SYMBOLS_FILE)
+
+
+def required_module_files(info: KernelInfo) -> tuple[str, ...]:
+    """What a capture by module needs prebuilt. Debian publishes no System.map outside its -dbg
+    package, so its ISF comes from the host's own BTF, kallsyms and banner uploaded with the image."""
+    if info.distro == "debian":
+        return (MODULE_FILE, BUILD_FILE)
+    return MODULE_FILES
