@@ -351,13 +351,14 @@ def _parameter(s: Session, i: Inputs, name: str, account: str, region: str) -> C
 
 
 @creates("aws:ssm/document:Document")
-def _document(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+def _ssm_document(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     document = i.get("name") or name
     _client(s, "ssm").create_document(
         Name=document,
         Content=i["content"],
         DocumentType=i.get("documentType", "Command"),
         DocumentFormat=i.get("documentFormat", "JSON"),
+        Tags=[{"Key": k, "Value": v} for k, v in (i.get("tags") or {}).items()],
     )
     return document, {"arn": f"arn:aws:ssm:{region}:{account}:document/{document}", "name": document}
 

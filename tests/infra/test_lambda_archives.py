@@ -94,11 +94,6 @@ def test_no_archive_holds_a_simulation_stand_in(archives: dict[str, zipfile.ZipF
     assert found == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/memory/lime.py still defines the synthetic LiME writer; helper memacq's branch moves it "
-    "into the simulation (remove this marker when it is merged)",
-)
 def test_no_archive_holds_the_synthetic_memory_writer(archives: dict[str, zipfile.ZipFile]) -> None:
     found = {
         (function, path, name)
