@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from handlers.case.store import CLOSED, FAILED, CaseStore
 from handlers.common import evidence
 from handlers.common.case import parse_request
-from handlers.common.evidence import EvidenceStore
+from handlers.common.evidence import EvidenceStore, ManifestSigner
 from handlers.common.notify import notify_stage
 from handlers.common.sessions import BOTO_CONFIG, assume_role, lambda_session
 from handlers.common.settings import Settings
@@ -21,6 +22,9 @@ from handlers.common.settings import Settings
 logger = Logger(service="irforensics")
 ACTOR = "irforensics-response"
 INCIDENT_LOOKBACK = timedelta(hours=24)
+SIGNING_UNAVAILABLE = frozenset(
+    {"NotFoundException", "AccessDeniedException", "DisabledException", "KMSInvalidStateException"}
+)
 
 
 def _request_dict(event: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +56,25 @@ def _stores(settings: Settings, case_id: str) -> tuple[CaseStore, EvidenceStore]
     forensic = assume_role(settings.forensic_role_arn, settings.forensic_region, case_id)
     store = EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), settings.evidence_bucket, case_id)
     return cases, store
+
+
+def _signed_manifest(settings: Settings, store: EvidenceStore, extra: dict[str, Any]) -> dict[str, Any]:
+    """Write the manifest and sign its digest with the forensic account's manifest key.
+
+    A deployment without the key (or a refused Sign) still gets its manifest: the case is not
+    failed for it, and `irf verify` then reports the missing signature by name.
+    """
+    forensic = assume_role(settings.forensic_role_arn, settings.forensic_region, store.case_id)
+    signer = ManifestSigner(
+        forensic.client("kms", config=BOTO_CONFIG), evidence.manifest_signing_key_alias(settings.prefix)
+    )
+    try:
+        return store.write_manifest(extra, signer=signer)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in SIGNING_UNAVAILABLE:
+            raise
+        logger.error("manifest not signed", extra={"error": exc.response["Error"]})
+        return dict(store.get_json(evidence.manifest_key(store.case_id)))
 
 
 def _notify(settings: Settings, stage: str, case: dict[str, Any]) -> None:
@@ -120,7 +143,9 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
         },
         actor=ACTOR,
     )
-    manifest = store.write_manifest(
+    manifest = _signed_manifest(
+        settings,
+        store,
         {
             "request": event.get("Request", {}),
             "memory": memory,
@@ -133,7 +158,7 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 }
                 for image in images
             ],
-        }
+        },
     )
     _notify(
         settings,
@@ -155,10 +180,17 @@ def close_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(case_id=case_id)
     cases, store = _stores(settings, case_id)
     previous = store.get_json(evidence.manifest_key(case_id)) if store.exists(evidence.manifest_key(case_id)) else {}
-    carried = {k: v for k, v in previous.items() if k not in ("case_id", "bucket", "written_at", "artefacts")}
-    manifest = store.write_manifest(carried)
+    carried = {
+        k: v for k, v in previous.items() if k not in ("case_id", "bucket", "written_at", "artefacts", "custody_head")
+    }
     examined = not event.get("DryRun") and store.exists(evidence.report_key(case_id, "report.html"))
-    store.custody("case-closed", {"artefacts": len(manifest["artefacts"]), "examined": examined}, actor=ACTOR)
+    # The closing event first, so the final manifest lists it and anchors the chain at it.
+    store.custody(
+        "case-closed",
+        {"examined": examined, "reports": store.keys("report/")},
+        actor=ACTOR,
+    )
+    manifest = _signed_manifest(settings, store, carried)
     cases.close_case(
         case_id, status=CLOSED, now_iso=evidence.isotime(), detail="examined" if examined else "evidence acquired"
     )
@@ -210,7 +242,7 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     }
     cases, store = _stores(settings, case_id)
     store.custody("failure", failure, actor=ACTOR)
-    store.write_manifest({"request": event.get("Request", {}), "failure": failure})
+    _signed_manifest(settings, store, {"request": event.get("Request", {}), "failure": failure})
     cases.close_case(
         case_id,
         status=FAILED,
