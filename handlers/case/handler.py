@@ -15,6 +15,7 @@ from handlers.case.store import CLOSED, FAILED, CaseStore
 from handlers.common import evidence
 from handlers.common.case import parse_request
 from handlers.common.evidence import EvidenceStore, ManifestSigner
+from handlers.common.lineage import disk_lineage
 from handlers.common.notify import notify_stage
 from handlers.common.sessions import BOTO_CONFIG, assume_role, lambda_session
 from handlers.common.settings import Settings
@@ -127,9 +128,11 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     images = event.get("Images") or []
     # Why some (or all) of the instance's disks could not be acquired by snapshot, e.g. instance store.
     disks_not_acquired = str(event.get("DisksNotAcquired") or "")
+    lineage = disk_lineage((store.get_json(k) for k in store.keys("custody/")), settings.forensic_account)
     store.custody(
         "evidence-acquired",
         {
+            "lineage": lineage,
             "images": [
                 {
                     k: image.get(k)
@@ -151,6 +154,7 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "memory": memory,
             "snapshot_locks": locks,
             "disks_not_acquired": disks_not_acquired,
+            "lineage": lineage,
             "volumes": [
                 {
                     k: image.get(k)
