@@ -40,6 +40,9 @@ SIMULATION_NOTES = [
     "has no kernel to analyse.",
     "Examination ran on this machine (moto runs no SSM commands) with the code the analysis instance runs; "
     "the toolset image was a stand-in (moto has no EC2 Image Builder).",
+    "Disks: each simulated volume was created from a 1 GiB snapshot written through the EBS direct APIs "
+    "(the file system and nothing else); EC2 (moto) reports the volumes at the launch template's 8 and 20 GiB, "
+    "so each image is 1 GiB and is flagged under Evidence lineage. Nothing of the file systems lies beyond 1 GiB.",
 ]
 
 Progress = Callable[[str, str], None]
