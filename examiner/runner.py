@@ -153,6 +153,7 @@ def examine_case(
     volume_ids = [image.volume_id for image in images]
     if len(set(volume_ids)) != len(volume_ids):
         raise ValueError(f"each disk image needs its own volume id, got {volume_ids}")
+    started_at = datetime.now(UTC).isoformat()
     analysis = out_dir / "analysis"
     analysis.mkdir(parents=True, exist_ok=True)
     rules, rules_used = compile_rules(rule_files)
@@ -207,6 +208,7 @@ def examine_case(
     outputs["examination.json"] = _write_json(
         analysis / "examination.json",
         {
+            "started_at": started_at,
             "examined_at": datetime.now(UTC).isoformat(),
             "incident_window": window,
             "tools": tools,
