@@ -9,6 +9,7 @@ is treated as hostile: HTML is rendered with autoescaping on, Markdown through `
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -365,18 +366,21 @@ def duration_text(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
-def breakable(text: Any) -> Markup:
-    """HTML-escaped text with a line-break opportunity after each '/', '-', '.', ',' and '_':
-    long ids and paths wrap between their parts, never inside one."""
-    import re
+# After '/', '_', ',' and '='; after '-' and ':' unless between digits (dates, times, ports stay whole);
+# never after '.', so addresses and file names stay whole.
+_BREAK_AFTER = re.compile(r"(?<=[/_,=])|(?<=[-:])(?<!\d[-:])|(?<=\d[-:])(?!\d)")
 
+
+def breakable(text: Any) -> Markup:
+    """HTML-escaped text with line-break opportunities between the parts of ids and paths (`_BREAK_AFTER`):
+    long ids and paths wrap between their parts, never inside one."""
     escaped = str(markupsafe.escape("" if text is None else str(text)))
     parts = re.split(r"\b([0-9a-f]{40,128})\b", escaped)
     # Even parts are prose or ids (break after separators); odd parts are digests, kept whole and set
     # in the digest style (smaller monospace) so a 64-digit sha256 fits a phone's width unbroken.
     return Markup(
         "".join(
-            f'<span class="mono digest">{part}</span>' if index % 2 else re.sub(r"([/\-.,_:=])", r"\1<wbr>", part)
+            f'<span class="mono digest">{part}</span>' if index % 2 else _BREAK_AFTER.sub("<wbr>", part)
             for index, part in enumerate(parts)
         )
     )

@@ -61,10 +61,20 @@ MEASURE = """
     while ((node = walker.nextNode())) {
       const re = /\\S+/g; let m;
       while ((m = re.exec(node.data))) {
-        const range = document.createRange();
-        range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
-        const lines = new Set(Array.from(range.getClientRects()).filter(x => x.width > 0).map(x => Math.round(x.top)));
-        if (lines.size > 1) out.broken.push(m[0]);
+        // A line may end after a separator ('/', '-', ':' ...): between two parts of an id. A line
+        // that ends between two letters or digits has broken a part in two.
+        let previousTop = null;
+        for (let i = 0; i < m[0].length; i++) {
+          const range = document.createRange();
+          range.setStart(node, m.index + i); range.setEnd(node, m.index + i + 1);
+          const rect = Array.from(range.getClientRects()).find(x => x.width > 0);
+          if (!rect) continue;
+          const top = Math.round(rect.top);
+          if (previousTop !== null && top !== previousTop && /[A-Za-z0-9]/.test(m[0][i - 1])) {
+            out.broken.push(m[0]); break;
+          }
+          previousTop = top;
+        }
       }
     }
   }
@@ -104,8 +114,8 @@ def _framed(report_html: str, width: int, height: int) -> str:
 
     return (
         '<!doctype html><html><head><meta charset="utf-8"><style>body{margin:0}iframe{border:0;display:block}</style>'
-        f'</head><body><iframe width="{width}" height="{height}" srcdoc="{html_module.escape(report_html, quote=True)}">'
-        "</iframe></body></html>"
+        f'</head><body><iframe width="{width}" height="{height}" '
+        f'srcdoc="{html_module.escape(report_html, quote=True)}"></iframe></body></html>'
     )
 
 
@@ -116,7 +126,12 @@ def measure(html: Path, width: int, height: int = 900) -> dict[str, Any]:
         measuring = _CSP.sub("", html.read_text()).replace("</body>", MEASURE + "</body>")
         page.write_text(_framed(measuring, width, height))
         dom = _run(
-            ["--dump-dom", "--virtual-time-budget=5000", f"--window-size={max(width, 500) + 20},{height}", page.as_uri()],
+            [
+                "--dump-dom",
+                "--virtual-time-budget=5000",
+                f"--window-size={max(width, 500) + 20},{height}",
+                page.as_uri(),
+            ],
             Path(tmp) / "profile",
         )
     found = re.search(r'<pre id="layout-measurements">(.*?)</pre>', dom, re.DOTALL)
@@ -126,10 +141,14 @@ def measure(html: Path, width: int, height: int = 900) -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def screenshot(html: Path, width: int, out: Path, height: int = 2400) -> Path:
-    """A PNG of the report as a reader sees it at `width` (the report's own markup, CSP and all)."""
+def screenshot(html: Path, width: int, out: Path, height: int = 2400, *, scrolled: int = 0) -> Path:
+    """A PNG of the report as a reader sees it at `width` (the report's own markup, CSP and all),
+    `scrolled` CSS pixels down the page."""
     with tempfile.TemporaryDirectory(prefix="irf-chromium-") as tmp:
         page = Path(tmp) / "shot.html"
-        page.write_text(_framed(html.read_text(), width, height))
+        framed = _framed(html.read_text(), width, height + scrolled)
+        if scrolled:
+            framed = framed.replace("<iframe ", f'<iframe style="margin-top:-{scrolled}px" ', 1)
+        page.write_text(framed)
         _run([f"--screenshot={out}", f"--window-size={max(width, 500)},{height}", page.as_uri()], Path(tmp) / "profile")
     return out
