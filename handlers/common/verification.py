@@ -163,6 +163,9 @@ class _Hashes:
         self.case = case
         self._done: dict[str, tuple[str, int]] = {}
 
+    def seed(self, known: dict[str, tuple[str, int]]) -> None:
+        self._done.update(known)
+
     def __call__(self, name: str) -> tuple[str, int]:
         if name not in self._done:
             self._done[name] = self.case.digest(name)
@@ -347,11 +350,15 @@ def verify_case(
     *,
     public_key_pem: bytes | None = None,
     not_yet_listed: Iterable[str] = (),
+    already_hashed: dict[str, tuple[str, int]] | None = None,
 ) -> Verification:
     """Every check on one case. `not_yet_listed`: folders written after the manifest (an examination
-    verifying its inputs before uploading analysis/ and report/), not reported as unlisted."""
+    verifying its inputs before uploading analysis/ and report/), not reported as unlisted.
+    `already_hashed`: name -> (sha256, size) of objects the caller has just hashed itself (the
+    examination's `sha256sum --check` of each image), so gigabytes are not read twice."""
     result = Verification(case_id=case.case_id)
     hashes = _Hashes(case)
+    hashes.seed(already_hashed or {})
     if not case.has(evidence.MANIFEST):
         result.add("manifest", False, f"{evidence.MANIFEST} is missing")
         return result
