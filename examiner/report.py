@@ -368,6 +368,8 @@ def duration_text(seconds: float) -> str:
 
 # After '/', '_', ',' and '='; after '-' and ':' unless between digits (dates, times, ports stay whole);
 # never after '.', so addresses and file names stay whole.
+# Only tokens this long get break opportunities: words of prose stay as written.
+_LONG_TOKEN = re.compile(r"[^\s<>]{21,}")
 _BREAK_AFTER = re.compile(r"(?<=[/_,=])|(?<=[-:])(?<!\d[-:])|(?<=\d[-:])(?!\d)")
 
 
@@ -380,10 +382,14 @@ def breakable(text: Any) -> Markup:
     # in the digest style (smaller monospace) so a 64-digit sha256 fits a phone's width unbroken.
     return Markup(
         "".join(
-            f'<span class="mono digest">{part}</span>' if index % 2 else _BREAK_AFTER.sub("<wbr>", part)
+            f'<span class="mono digest">{part}</span>' if index % 2 else _LONG_TOKEN.sub(_break_token, part)
             for index, part in enumerate(parts)
         )
     )
+
+
+def _break_token(match: re.Match[str]) -> str:
+    return _BREAK_AFTER.sub("<wbr>", match.group(0))
 
 
 def _outcome(case: CaseReportInput, findings: Sequence[Finding]) -> dict[str, Any]:
