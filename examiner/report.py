@@ -399,7 +399,7 @@ def _outcome(case: CaseReportInput, findings: Sequence[Finding]) -> dict[str, An
         failure = case.failure or {}
         result = f"response FAILED at {failure.get('stage', '?')}: {failure.get('error', '')}"
     else:
-        result = "response succeeded: evidence acquired, verified and examined"
+        result = "response succeeded: evidence acquired and examined"
     if contained:
         state = f"Contained at {_iso(case.contained_at)}" if case.contained_at else "Contained"
     elif case.action.lower() == "analyze":
