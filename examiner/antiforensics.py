@@ -103,7 +103,7 @@ def log_modified_after_last_entry(entry: BodyfileEntry, parsed: ParsedLog) -> Ob
         entry.path,
         modified,
         f"log modified {minutes} minutes after its last entry ({last:%Y-%m-%d %H:%M:%S} UTC, "
-        f"{len(parsed.events)} entries): lines removed or the file rewritten",
+        f"{len(parsed.events)} entr{'y' if len(parsed.events) == 1 else 'ies'}): lines removed or the file rewritten",
         f"{entry.filesystem}{entry.path}: mtime {modified:%Y-%m-%d %H:%M:%S} UTC; last entry line "
         f"{max(parsed.events, key=lambda e: e.time).line}",
     )

@@ -164,3 +164,23 @@ def test_concurrent_custody_writers_never_share_a_sequence_number(signed_case) -
     assert seqs == list(range(1, len(seqs) + 1))
     store.write_manifest({}, signer=signed_case[1])
     assert verify_case(BucketCase(store.s3, BUCKET, CASE)).ok
+
+
+def test_irf_verify_of_a_case_in_the_bucket_checks_against_the_kms_public_key(signed_case) -> None:
+    store, _ = signed_case
+    options = ["--prefix", "acme", "--forensic-account", "222222222222", "--forensic-region", "eu-west-1"]
+    ok = CliRunner().invoke(app, ["verify", CASE, *options, "--security-region", "eu-west-1"])
+    assert ok.exit_code == 0, ok.output
+    assert "manifest signature valid" in ok.output
+    signature = store.get_json(evidence.signature_key(CASE))
+    other = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    forged = boto3.client("kms").sign(
+        KeyId=other, Message=signature["statement"].encode(), MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256"
+    )
+    import base64
+
+    signature["signature"] = base64.b64encode(forged["Signature"]).decode()
+    store.s3.put_object(Bucket=BUCKET, Key=evidence.signature_key(CASE), Body=json.dumps(signature).encode())
+    failed = CliRunner().invoke(app, ["verify", CASE, *options, "--security-region", "eu-west-1"])
+    assert failed.exit_code == 1
+    assert "the signature does not match" in failed.output
