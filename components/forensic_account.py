@@ -1034,6 +1034,8 @@ class ForensicAccount(pulumi.ComponentResource):
                 {**member_keys, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             ),
         ]
+        # Signing each case's manifest digest (close-case, finalize, record-failure).
+        automation.append(allow("SignManifests", ["kms:GetPublicKey", "kms:Sign"], [self.manifest_signing_key.arn]))
         aws.iam.RolePolicy(
             f"{name}-automation-policy",
             role=self.forensic_automation_role.id,

@@ -446,7 +446,12 @@ def test_forensic_automation_role_can_do_its_job_and_no_more(stack):
         "kms:DescribeKey",
         "kms:CreateGrant",
         "kms:ReEncryptFrom",
+        # The manifest signing key (issue 17): sign each case's manifest digest, store its public key.
+        "kms:Sign",
+        "kms:GetPublicKey",
     }
+    signing = sid(policy, "SignManifests")
+    assert signing["Resource"] == [str(named(stack, "forensic-manifest-signing-key").outputs["arn"])]
     tags = [statement for statement in policy if grants(statement, "ec2:CreateTags")]
     assert all("ec2:CreateAction" in statement["Condition"]["StringEquals"] for statement in tags)
     member_keys = sid(policy, "ReadMemberSnapshotKeys")
