@@ -1,7 +1,10 @@
 """The case report: `report/report.html`, `report.md` and `report.json` from one case's records.
 
 The HTML opens offline: inline CSS, the events-per-hour chart drawn here as inline SVG, no
-script, no external asset. Every value comes from the suspect's disk or an API answer and
+script, no external asset, links only within the page. It is laid out for a desk and a phone:
+one template per section (templates/html/), tables that become labelled cards under 640 px, ids
+and paths that wrap only between their parts (`breakable`), checked in Chromium by
+tests/handlers/test_report_browser.py. Every value comes from the suspect's disk or an API answer and
 is treated as hostile: HTML is rendered with autoescaping on, Markdown through `md_escape`
 (Markdown viewers render raw HTML).
 """
