@@ -94,9 +94,15 @@ def custody_seq(key: str) -> int:
     return int(key.rsplit("/", 1)[-1].split("-", 1)[0])
 
 
-def signed_statement(case_id: str, manifest_sha256: str, signed_at: str) -> bytes:
-    """The exact bytes KMS signs: canonical JSON, so a verifier can rebuild and compare them."""
-    document = {"case_id": case_id, "manifest": MANIFEST, "manifest_sha256": manifest_sha256, "signed_at": signed_at}
+def signed_statement(case_id: str, manifest_sha256: str, signed_at: str, key_id: str) -> bytes:
+    """The exact bytes KMS signs: canonical JSON naming the case, the manifest's digest and the key."""
+    document = {
+        "case_id": case_id,
+        "key_id": key_id,
+        "manifest": MANIFEST,
+        "manifest_sha256": manifest_sha256,
+        "signed_at": signed_at,
+    }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -353,18 +359,17 @@ class ManifestSigner:
     def sign_manifest(self, store: EvidenceStore, manifest_body: bytes) -> dict[str, Any]:
         import base64
 
-        statement = signed_statement(store.case_id, sha256_hex(manifest_body), isotime())
-        answer = self.kms.sign(
-            KeyId=self.key_id, Message=statement, MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM
-        )
         public = self.kms.get_public_key(KeyId=self.key_id)
+        key_arn = str(public.get("KeyId") or self.key_id)
         pem = _pem(bytes(public["PublicKey"]))
+        statement = signed_statement(store.case_id, sha256_hex(manifest_body), isotime(), key_arn)
+        answer = self.kms.sign(KeyId=key_arn, Message=statement, MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM)
         document = {
             "statement": statement.decode(),
             "signature": base64.b64encode(bytes(answer["Signature"])).decode(),
             "signing_algorithm": answer.get("SigningAlgorithm", SIGNING_ALGORITHM),
             "message_type": "RAW",
-            "key_id": str(answer.get("KeyId") or self.key_id),
+            "key_id": key_arn,
             "public_key": PUBLIC_KEY,
             "public_key_sha256": sha256_hex(bytes(public["PublicKey"])),
         }

@@ -195,6 +195,14 @@ def _check_hash(
     return True
 
 
+def _der_sha256(pem: bytes) -> str:
+    body = b"".join(line.strip() for line in pem.splitlines() if line.strip() and not line.startswith(b"-----"))
+    try:
+        return hashlib.sha256(base64.b64decode(body, validate=True)).hexdigest()
+    except ValueError:
+        return ""
+
+
 def _public_key(pem: bytes) -> Any:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -210,7 +218,10 @@ def verify_signature(statement: bytes, signature: bytes, algorithm: str, pem: by
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-    digest = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}[algorithm.rsplit("_", 1)[-1]]
+    family, _, bits = algorithm.rpartition("_SHA_")
+    if family not in ("ECDSA", "RSASSA_PSS", "RSASSA_PKCS1_V1_5") or bits not in ("256", "384", "512"):
+        raise ValueError(f"unknown signing algorithm {algorithm!r}")
+    digest = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}[bits]
     key = _public_key(pem)
     if algorithm.startswith("ECDSA_"):
         if not isinstance(key, ec.EllipticCurvePublicKey):
@@ -235,15 +246,30 @@ def _signature(result: Verification, case: CaseObjects, manifest_body: bytes, pu
         result.add("signature", False, f"{evidence.SIGNATURE} is missing: the manifest is not signed")
         return
     try:
-        document = json.loads(case.read(evidence.SIGNATURE))
+        raw = case.read(evidence.SIGNATURE)
+        document = json.loads(raw)
         statement = str(document["statement"]).encode()
-        signature = base64.b64decode(document["signature"])
+        signature = base64.b64decode(document["signature"], validate=True)
+        if base64.b64encode(signature).decode() != document["signature"]:
+            raise ValueError("the signature is not canonical base64")
         algorithm = str(document["signing_algorithm"])
         signed = json.loads(statement)
     except (ValueError, KeyError, TypeError) as exc:
         result.add("signature", False, f"{evidence.SIGNATURE} is unreadable: {exc}")
         return
     manifest_sha = hashlib.sha256(manifest_body).hexdigest()
+    # Every byte of the signature file counts: it must be exactly as written, name the key it was signed
+    # with, and carry the digest of the public key it points to.
+    if json.dumps(document, indent=2, sort_keys=True).encode() != raw:
+        result.add("signature", False, f"{evidence.SIGNATURE} is not as it was written (its bytes have changed)")
+        return
+    if (document.get("key_id"), document.get("message_type"), document.get("public_key")) != (
+        signed.get("key_id"),
+        "RAW",
+        evidence.PUBLIC_KEY,
+    ):
+        result.add("signature", False, f"{evidence.SIGNATURE} names a key, message type or key file it did not use")
+        return
     if signed.get("case_id") != case.case_id:
         result.add("signature", False, f"{evidence.SIGNATURE} signs case {signed.get('case_id')!r}, not this case")
         return
@@ -260,6 +286,11 @@ def _signature(result: Verification, case: CaseObjects, manifest_body: bytes, pu
             result.add("signature", False, f"no public key: {evidence.PUBLIC_KEY} is missing and none was given")
             return
         public_key_pem = case.read(evidence.PUBLIC_KEY)
+    if document.get("public_key_sha256") != _der_sha256(public_key_pem):
+        result.add(
+            "signature", False, f"the public key is not the one {evidence.SIGNATURE} was made with (public_key_sha256)"
+        )
+        return
     try:
         verify_signature(statement, signature, algorithm, public_key_pem)
     except InvalidSignature:

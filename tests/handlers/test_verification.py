@@ -180,7 +180,23 @@ def test_irf_verify_of_a_case_in_the_bucket_checks_against_the_kms_public_key(si
     import base64
 
     signature["signature"] = base64.b64encode(forged["Signature"]).decode()
-    store.s3.put_object(Bucket=BUCKET, Key=evidence.signature_key(CASE), Body=json.dumps(signature).encode())
+    body = json.dumps(signature, indent=2, sort_keys=True).encode()
+    store.s3.put_object(Bucket=BUCKET, Key=evidence.signature_key(CASE), Body=body)
     failed = CliRunner().invoke(app, ["verify", CASE, *options, "--security-region", "eu-west-1"])
     assert failed.exit_code == 1
     assert "the signature does not match" in failed.output
+
+
+def test_any_changed_byte_of_the_signature_file_fails_verification(signed_case, tmp_path: Path) -> None:
+    store, _ = signed_case
+    case_dir = download(store, tmp_path)
+    signature = case_dir / evidence.SIGNATURE
+    original = signature.read_bytes()
+    for at in range(0, len(original), 5):
+        changed = bytearray(original)
+        changed[at] ^= 1
+        signature.write_bytes(bytes(changed))
+        result = verify_case(FolderCase(case_dir))
+        assert not result.ok and any(c.name == "signature" for c in result.failures), at
+    signature.write_bytes(original)
+    assert verify_case(FolderCase(case_dir)).ok
