@@ -20,7 +20,7 @@ _URL = re.compile(r"\b(?:https?|ftp|stratum\+tcp|stratum\+ssl|tcp)://[^\s\"'<>()
 _IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
 _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([A-Za-z0-9.-]+)/(\d+)")
 _TLDS = "com|net|org|io|info|biz|xyz|top|ru|cn|su|tk|pw|cc|ws|onion|me|co|us|uk|de|nl|fr|online|site|club|live"
-_DOMAIN = re.compile(rf"(?<![\w./-])((?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+(?:{_TLDS}))(?![\w-])", re.IGNORECASE)
+_DOMAIN = re.compile(rf"(?<![\w.-])((?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+(?:{_TLDS}))(?![\w-])", re.IGNORECASE)
 _SSH_KEY = re.compile(
     r"(?:^|\s)(ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com)\s+"
     r"([A-Za-z0-9+/]{16,}={0,2})(?:\s+(\S.*))?$"

@@ -166,6 +166,7 @@ def test_indicator_table_holds_the_attackers_addresses_url_and_key(examined) -> 
         ("ipv4", "203.0.113.66"),
         ("url", "http://203.0.113.66/k.sh"),
         ("reverse-shell", "203.0.113.66:4444"),
+        ("domain", "pool.example.net"),
         ("ssh-key", disk_images.openssh_fingerprint(disk_images.ATTACKER_KEY)),
     } <= values
     assert ("ssh-key", disk_images.openssh_fingerprint(disk_images.LEGIT_KEY)) not in values
