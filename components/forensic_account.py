@@ -23,6 +23,7 @@ import pulumi_aws as aws
 from components import naming
 from components.naming import TOOLSET_AMI_UNSET
 from components.policies import Statement, allow, cross_account_trust, deny, policy_document, service_trust
+from handlers.common.evidence import manifest_signing_key_alias
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 
 if TYPE_CHECKING:
@@ -363,6 +364,7 @@ class ForensicAccount(pulumi.ComponentResource):
 
         self._roles()
         self._key()
+        self._manifest_signing_key()
         self._access_log_bucket()
         self._evidence_bucket()
         self._trail()
@@ -375,6 +377,7 @@ class ForensicAccount(pulumi.ComponentResource):
                 "evidence_bucket_name": self.evidence_bucket.bucket,
                 "evidence_bucket_arn": self.evidence_bucket.arn,
                 "key_arn": self.key.arn,
+                "manifest_signing_key_arn": self.manifest_signing_key.arn,
                 "analysis_vpc_id": self.analysis_vpc.id,
                 "analysis_subnet_ids": [subnet.id for subnet in self.analysis_subnets],
                 "analysis_security_group_id": self.analysis_security_group.id,
@@ -482,6 +485,52 @@ class ForensicAccount(pulumi.ComponentResource):
             f"{name}-key-alias",
             name=naming.forensic_key_alias(args.prefix),
             target_key_id=self.key.key_id,
+            opts=self._child,
+        )
+
+    def _manifest_signing_key(self) -> None:
+        """Asymmetric (ECC P-256, SIGN_VERIFY) key signing each case's manifest digest.
+
+        Only the automation role (which writes manifests) may sign; investigators may fetch the
+        public key and verify, so a downloaded case is checked offline with the public half alone.
+        Asymmetric keys cannot rotate: a new key gets a new id, and each signature names its key.
+        """
+        args, name = self._args, self._name
+        automation = role_arn(args.account, self.forensic_automation_role_name)
+        investigator = role_arn(args.account, self.investigator_role_name)
+        statements = [
+            _grant("AccountAdministersKey", {"AWS": f"arn:aws:iam::{args.account}:root"}, KEY_ADMIN_ACTIONS, "*"),
+            _grant(
+                "AutomationSignsManifests",
+                {"AWS": automation},
+                ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"],
+                "*",
+            ),
+            _grant(
+                "InvestigatorsVerifyManifests",
+                {"AWS": investigator},
+                ["kms:GetPublicKey", "kms:Verify", "kms:DescribeKey"],
+                "*",
+            ),
+        ]
+        self.manifest_signing_key = aws.kms.Key(
+            f"{name}-manifest-signing-key",
+            description=f"{args.prefix} irforensics manifest signing key (chain of custody)",
+            customer_master_key_spec="ECC_NIST_P256",
+            key_usage="SIGN_VERIFY",
+            deletion_window_in_days=30,
+            policy=policy_document(statements),
+            tags=_tags(manifest_signing_key_alias(args.prefix)),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=True,
+                depends_on=[self.forensic_automation_role, self.investigator_role],
+            ),
+        )
+        self.manifest_signing_key_alias = aws.kms.Alias(
+            f"{name}-manifest-signing-key-alias",
+            name=manifest_signing_key_alias(args.prefix),
+            target_key_id=self.manifest_signing_key.key_id,
             opts=self._child,
         )
 
@@ -1078,6 +1127,8 @@ class ForensicAccount(pulumi.ComponentResource):
                 {**member_keys, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             ),
         ]
+        # Signing each case's manifest digest (close-case, finalize, record-failure).
+        automation.append(allow("SignManifests", ["kms:GetPublicKey", "kms:Sign"], [self.manifest_signing_key.arn]))
         aws.iam.RolePolicy(
             f"{name}-automation-policy",
             role=self.forensic_automation_role.id,

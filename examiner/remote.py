@@ -37,6 +37,8 @@ from handlers.common.evidence import EvidenceStore, analysis_key, digest_key, re
 TOOL = "irforensics-examination"
 # Folders of the case prefix the examination needs; analysis/ and report/ are its output.
 CASE_INPUTS = ("containment", "custody", "disk", "memory")
+# The manifest with its signature and public key: the report states whether the case verifies.
+CASE_RECORDS = ("manifest.json", "manifest.json.sig", "manifest-signing-key.pem")
 _DIGEST_LINE = re.compile(r"^([0-9a-f]{64}) [ *](\S+)\n?$")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -71,7 +73,7 @@ def download_case(s3: Any, bucket: str, case_id: str, case_dir: Path, *, transfe
         for item in page.get("Contents", []):
             key = str(item["Key"])
             relative = key[len(prefix) :]
-            if relative != "manifest.json" and relative.split("/", 1)[0] not in CASE_INPUTS:
+            if relative not in CASE_RECORDS and relative.split("/", 1)[0] not in CASE_INPUTS:
                 continue
             target = (case_dir / relative).resolve()
             # A key like "<case>/disk/../../etc/x" must not write outside the case folder.

@@ -8,6 +8,7 @@ Writes, under `<out_dir>/analysis/`:
     timeline.csv        mactime -d -y over that bodyfile, UTC
     yara.json           rules used (with sha256), matches, files skipped
     findings.json       suspicious findings, most severe first
+    notes.json          the examiner's notes: parsed logs, anti-forensics, timestamp anomalies, indicators, narrative
     volatility/*.json   Volatility 3 output per plugin, only when the memory image was analysed
     examination.json    what was examined with which tools, and memory status (or why not analysed)
 
@@ -27,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from examiner import ExaminationFailed, run_tool
-from examiner.findings import Finding, Window, find_suspicious, skipped_rules
+from examiner.findings import Finding, Window, find_suspicious, order_findings, skipped_rules
 from examiner.memory import MemoryAnalysis, analyse_memory
+from examiner.notes import ExaminerNotes, read_texts, take_notes
 from examiner.partitions import Partition, detect_filesystem, list_partitions
+from examiner.superblock import FileSystemFacts, filesystem_facts
 from examiner.timeline import (
     BodyfileEntry,
     filesystem_bodyfile,
@@ -81,6 +84,7 @@ class ExaminationResult:
     incident_window: Window | None
     outputs: dict[str, Path] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
+    notes: ExaminerNotes = field(default_factory=ExaminerNotes)
 
 
 def tool_versions() -> dict[str, str]:
@@ -148,6 +152,7 @@ def examine_case(
     volume_ids = [image.volume_id for image in images]
     if len(set(volume_ids)) != len(volume_ids):
         raise ValueError(f"each disk image needs its own volume id, got {volume_ids}")
+    started_at = datetime.now(UTC).isoformat()
     analysis = out_dir / "analysis"
     analysis.mkdir(parents=True, exist_ok=True)
     rules, rules_used = compile_rules(rule_files)
@@ -155,6 +160,8 @@ def examine_case(
 
     filesystems: list[FileSystemExamined] = []
     all_entries: list[BodyfileEntry] = []
+    texts: dict[tuple[str, str], bytes] = {}
+    facts: dict[str, FileSystemFacts | None] = {}
     for image in images:
         for partition in list_partitions(image.path):
             examined, entries = _examine_partition(image, partition)
@@ -163,6 +170,8 @@ def examine_case(
                 continue
             all_entries.extend(entries)
             scan_filesystem(rules, image.path, partition, examined.fstype or None, entries, scan)
+            texts.update(read_texts(image.path, partition, examined.fstype or None, entries))
+            facts[examined.prefix] = filesystem_facts(image.path, partition.offset_bytes, examined.fstype or None)
 
     outputs = {"bodyfile": analysis / "bodyfile", "timeline.csv": analysis / "timeline.csv"}
     outputs["bodyfile"].write_text(format_bodyfile(all_entries), encoding="utf-8", errors="surrogateescape")
@@ -181,6 +190,9 @@ def examine_case(
                 outputs[f"volatility/{run.output}"] = analysis / "volatility" / run.output
 
     findings = find_suspicious(all_entries, scan.hits, incident_window)
+    notes = take_notes(all_entries, texts, facts, findings, incident_window)
+    findings = order_findings([*findings, *notes.findings()])
+    outputs["notes.json"] = notes.write(analysis / "notes.json")
     window = [moment.isoformat() for moment in incident_window] if incident_window else None
     outputs["yara.json"] = _write_json(analysis / "yara.json", scan.to_dict())
     outputs["findings.json"] = _write_json(
@@ -195,6 +207,7 @@ def examine_case(
     outputs["examination.json"] = _write_json(
         analysis / "examination.json",
         {
+            "started_at": started_at,
             "examined_at": datetime.now(UTC).isoformat(),
             "incident_window": window,
             "tools": tools,
@@ -216,6 +229,7 @@ def examine_case(
         incident_window=incident_window,
         outputs=outputs,
         tools=tools,
+        notes=notes,
     )
 
 

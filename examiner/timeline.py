@@ -25,6 +25,7 @@ from typing import Any
 
 from examiner import ExaminationFailed, run_tool
 from examiner.partitions import Partition
+from examiner.superblock import xfs_inode_sizes
 
 _PREFIX = re.compile(r"^(/[^/]+/p\d+)(/.*)?$")
 # fls prints control characters in names as '^'; the XFS walker does the same so both read alike.
@@ -294,7 +295,12 @@ def walk_xfs(volume: Any) -> Iterator[tuple[str, Any]]:
 def xfs_bodyfile(image: Path, partition: Partition, prefix: str) -> list[BodyfileEntry]:
     entries = []
     with open_xfs(image, partition) as volume:
-        for path, entry in walk_xfs(volume):
+        walked = list(walk_xfs(volume))
+        # libfsxfs reports 0 for every directory; the inode core's di_size is what XFS (and xfs_db) says.
+        directory_sizes = xfs_inode_sizes(
+            image, partition.offset_bytes, [e.inode_number for _, e in walked if stat.S_ISDIR(e.file_mode)]
+        )
+        for path, entry in walked:
             entries.append(
                 BodyfileEntry(
                     md5="0",
@@ -303,7 +309,7 @@ def xfs_bodyfile(image: Path, partition: Partition, prefix: str) -> list[Bodyfil
                     mode=tsk_mode_string(entry.file_mode),
                     uid=int(entry.owner_identifier),
                     gid=int(entry.group_identifier),
-                    size=int(entry.size),
+                    size=directory_sizes.get(entry.inode_number, int(entry.size)),
                     atime=_seconds(entry, "get_access_time_as_integer"),
                     mtime=_seconds(entry, "get_modification_time_as_integer"),
                     ctime=_seconds(entry, "get_inode_change_time_as_integer"),

@@ -663,6 +663,9 @@ def _brief(value: Any) -> str:
     return str(value)
 
 
+from irf import verify_command  # noqa: E402, F401  (registers `irf verify` on app)
+
+
 def main() -> None:
     app()
 

@@ -138,6 +138,11 @@ def creates(type_token: str) -> Callable[[Creator], Creator]:
 def _kms_key(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     kms = _client(s, "kms")
     params: dict[str, Any] = {"Description": i.get("description", name)}
+    # Asymmetric keys (the manifest signing key): their spec and usage, else moto makes a symmetric key.
+    if i.get("customerMasterKeySpec"):
+        params["KeySpec"] = i["customerMasterKeySpec"]
+    if i.get("keyUsage"):
+        params["KeyUsage"] = i["keyUsage"]
     if i.get("policy"):
         params["Policy"] = _policy(i["policy"])
         params["BypassPolicyLockoutSafetyCheck"] = True

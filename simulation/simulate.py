@@ -40,6 +40,11 @@ EXAMINATION_NOTE = (
     "Examination ran on this machine (moto runs no SSM commands) with the code the analysis instance runs; "
     "the toolset image was a stand-in (moto has no EC2 Image Builder)."
 )
+DISK_NOTE = (
+    "Disks: each simulated volume was created from a 1 GiB snapshot written through the EBS direct APIs "
+    "(the file system and nothing else); EC2 (moto) reports the volumes at the launch template's 8 and 20 GiB, "
+    "so each image is 1 GiB and is flagged under Evidence lineage. Nothing of the file systems lies beyond 1 GiB."
+)
 SYNTHETIC_MEMORY_NOTE = (
     "Memory: the memory image is SYNTHETIC LiME-format data written by a simulated SSM agent ({why}); "
     "no module existed for its kernel, so the response asked the LimeFactory for one and a stand-in build "
@@ -53,7 +58,12 @@ GUEST_MEMORY_NOTE = (
     "the project's own SSM documents ran inside it as SSM would run them, and the capture reached the "
     "simulated evidence bucket through the guest's only network path (a loopback port)."
 )
-SIMULATION_NOTES = [ACCOUNTS_NOTE, SYNTHETIC_MEMORY_NOTE.format(why="moto runs no commands"), EXAMINATION_NOTE]
+SIMULATION_NOTES = [
+    ACCOUNTS_NOTE,
+    SYNTHETIC_MEMORY_NOTE.format(why="moto runs no commands"),
+    EXAMINATION_NOTE,
+    DISK_NOTE,
+]
 # "synthetic" forces the stand-in memory even where QEMU is installed.
 MEMORY_SOURCE_ENV = "IRF_SIMULATION_MEMORY"
 
@@ -73,7 +83,7 @@ def simulation_notes(guest_release: str | None, why_synthetic: str = "") -> list
         if guest_release
         else SYNTHETIC_MEMORY_NOTE.format(why=why_synthetic or "moto runs no commands")
     )
-    return [ACCOUNTS_NOTE, memory, EXAMINATION_NOTE]
+    return [ACCOUNTS_NOTE, memory, EXAMINATION_NOTE, DISK_NOTE]
 
 
 Progress = Callable[[str, str], None]

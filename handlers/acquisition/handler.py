@@ -192,6 +192,24 @@ def _budget_seconds(event: dict[str, Any], context: Any) -> float:
     return float(event.get("BudgetSeconds") or DEFAULT_BUDGET_SECONDS)
 
 
+def _forensic_copy(forensic: boto3.Session, snapshot_id: str) -> dict[str, Any]:
+    """The forensic copy's lineage as its tags and EC2 record it (for the custody log; {} if unreadable)."""
+    try:
+        [snapshot] = forensic.client("ec2", config=BOTO_CONFIG).describe_snapshots(SnapshotIds=[snapshot_id])[
+            "Snapshots"
+        ]
+    except (ClientError, ValueError):
+        return {}
+    tags = {t["Key"]: t["Value"] for t in snapshot.get("Tags", [])}
+    return {
+        "VolumeSize": int(snapshot.get("VolumeSize") or 0),
+        "KmsKeyId": str(snapshot.get("KmsKeyId") or ""),
+        "Account": tags.get(snapshots.SOURCE_ACCOUNT_TAG, ""),
+        "MemberSnapshotId": tags.get(snapshots.SOURCE_SNAPSHOT_TAG, ""),
+        "ReencryptedSnapshotId": tags.get(snapshots.SHARED_SNAPSHOT_TAG, ""),
+    }
+
+
 def image_volume(
     event: dict[str, Any], context: Any, *, block_source: BlockSourceFactory = ebs_direct_source
 ) -> dict[str, Any]:
@@ -219,6 +237,7 @@ def image_volume(
         workers=int(event.get("Workers") or READ_WORKERS),
     )
     if state.done and not (previous and previous.done):
+        copy = _forensic_copy(forensic, forensic_snapshot_id)
         evidence_store(settings, sessions).custody(
             "disk-image-written",
             {
@@ -227,11 +246,16 @@ def image_volume(
                 "Size": state.volume_size,
                 "DigestKey": key + ".sha256",
                 "VolumeId": volume_id,
-                "Account": event.get("Account", ""),
-                "MemberSnapshotId": member_snapshot_id,
+                "VolumeSize": copy.get("VolumeSize", 0),
+                "Account": event.get("Account") or copy.get("Account", ""),
+                "MemberSnapshotId": member_snapshot_id or copy.get("MemberSnapshotId", ""),
+                "ReencryptedSnapshotId": copy.get("ReencryptedSnapshotId", ""),
                 "ForensicSnapshotId": forensic_snapshot_id,
+                "ForensicKmsKey": copy.get("KmsKeyId", ""),
                 "Tool": TOOL,
+                # What the bytes were read from, and the size it reports (on AWS the forensic copy itself).
                 "Source": source.name,
+                "SourceBytes": source.volume_size_bytes,
                 "ListedBlocks": state.listed_blocks_read,
                 "Invocations": state.invocations,
                 "StartedAt": state.started_at,

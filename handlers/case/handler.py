@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from handlers.case.store import CLOSED, FAILED, CaseStore
 from handlers.common import evidence
 from handlers.common.case import parse_request
-from handlers.common.evidence import EvidenceStore
+from handlers.common.evidence import EvidenceStore, ManifestSigner
+from handlers.common.lineage import disk_lineage
 from handlers.common.notify import notify_stage
 from handlers.common.sessions import case_sessions, evidence_store, lambda_session
 from handlers.common.settings import Settings
@@ -24,6 +26,9 @@ INCIDENT_LOOKBACK = timedelta(hours=24)
 RESERVED_ERROR_STAND_IN = "ResponseFailed"
 # Step Functions keeps at most 32768 characters of a cause.
 MAX_EXECUTION_CAUSE = 32000
+SIGNING_UNAVAILABLE = frozenset(
+    {"NotFoundException", "AccessDeniedException", "DisabledException", "KMSInvalidStateException"}
+)
 
 
 def _request_dict(event: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +56,23 @@ def validate_input(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _stores(settings: Settings, case_id: str) -> tuple[CaseStore, EvidenceStore]:
     cases = CaseStore(lambda_session().client("dynamodb"), settings.case_table)
     return cases, evidence_store(settings, case_sessions(settings, case_id))
+
+
+def _signed_manifest(settings: Settings, store: EvidenceStore, extra: dict[str, Any]) -> dict[str, Any]:
+    """Write the manifest and sign its digest with the forensic account's manifest key.
+
+    A deployment without the key (or a refused Sign) still gets its manifest: the case is not
+    failed for it, and `irf verify` then reports the missing signature by name.
+    """
+    forensic = case_sessions(settings, store.case_id).forensic()
+    signer = ManifestSigner(forensic.client("kms"), evidence.manifest_signing_key_alias(settings.prefix))
+    try:
+        return store.write_manifest(extra, signer=signer)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in SIGNING_UNAVAILABLE:
+            raise
+        logger.error("manifest not signed", extra={"error": exc.response["Error"]})
+        return dict(store.get_json(evidence.manifest_key(store.case_id)))
 
 
 def _notify(settings: Settings, stage: str, case: dict[str, Any]) -> None:
@@ -102,9 +124,11 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     images = event.get("Images") or []
     # Why some (or all) of the instance's disks could not be acquired by snapshot, e.g. instance store.
     disks_not_acquired = str(event.get("DisksNotAcquired") or "")
+    lineage = disk_lineage((store.get_json(k) for k in store.keys("custody/")), settings.forensic_account)
     store.custody(
         "evidence-acquired",
         {
+            "lineage": lineage,
             "images": [
                 {
                     k: image.get(k)
@@ -118,12 +142,15 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
         },
         actor=ACTOR,
     )
-    manifest = store.write_manifest(
+    manifest = _signed_manifest(
+        settings,
+        store,
         {
             "request": event.get("Request", {}),
             "memory": memory,
             "snapshot_locks": locks,
             "disks_not_acquired": disks_not_acquired,
+            "lineage": lineage,
             "volumes": [
                 {
                     k: image.get(k)
@@ -131,7 +158,7 @@ def finalize_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 }
                 for image in images
             ],
-        }
+        },
     )
     _notify(
         settings,
@@ -153,10 +180,17 @@ def close_case(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(case_id=case_id)
     cases, store = _stores(settings, case_id)
     previous = store.get_json(evidence.manifest_key(case_id)) if store.exists(evidence.manifest_key(case_id)) else {}
-    carried = {k: v for k, v in previous.items() if k not in ("case_id", "bucket", "written_at", "artefacts")}
-    manifest = store.write_manifest(carried)
+    carried = {
+        k: v for k, v in previous.items() if k not in ("case_id", "bucket", "written_at", "artefacts", "custody_head")
+    }
     examined = not event.get("DryRun") and store.exists(evidence.report_key(case_id, "report.html"))
-    store.custody("case-closed", {"artefacts": len(manifest["artefacts"]), "examined": examined}, actor=ACTOR)
+    # The closing event first, so the final manifest lists it and anchors the chain at it.
+    store.custody(
+        "case-closed",
+        {"examined": examined, "reports": store.keys("report/")},
+        actor=ACTOR,
+    )
+    manifest = _signed_manifest(settings, store, carried)
     cases.close_case(
         case_id, status=CLOSED, now_iso=evidence.isotime(), detail="examined" if examined else "evidence acquired"
     )
@@ -208,7 +242,7 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     }
     cases, store = _stores(settings, case_id)
     store.custody("failure", failure, actor=ACTOR)
-    store.write_manifest({"request": event.get("Request", {}), "failure": failure})
+    _signed_manifest(settings, store, {"request": event.get("Request", {}), "failure": failure})
     cases.close_case(
         case_id,
         status=FAILED,

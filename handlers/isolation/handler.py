@@ -86,6 +86,7 @@ def _keep(store: EvidenceStore, record: ContainmentRecord, event: str, *, protec
             "finished_at": record.finished_at,
         },
         actor=TOOL,
+        artefacts=[key for key in keys.values() if key],
     )
     if record.notes:
         logger.warning("containment done with reservations", extra={"notes": list(record.notes)})

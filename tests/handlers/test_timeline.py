@@ -162,3 +162,33 @@ def test_mode_strings_follow_the_sleuth_kit() -> None:
     assert tsk_mode_string(0o102755) == "r/rrwxr-sr-x"
     assert tsk_mode_string(0o041777) == "d/drwxrwxrwt"
     assert tsk_mode_string(0o120777) == "l/lrwxrwxrwx"
+
+
+def _xfs_db_size(image: Path, inode: str) -> int:
+    import subprocess
+
+    done = subprocess.run(
+        ["xfs_db", "-r", "-c", f"inode {inode}", "-c", "print core.size core.format", str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    fields = dict(line.split(" = ", 1) for line in done.stdout.splitlines() if " = " in line)
+    return int(fields["core.size"])
+
+
+def test_xfs_directory_sizes_are_what_xfs_db_reads_for_short_form_and_block_directories(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "short").mkdir(parents=True)
+    (tree / "short" / "a.csv").write_bytes(b"x\n")
+    (tree / "block").mkdir()
+    for number in range(150):  # too many entries for the inode: a block (or leaf) directory
+        (tree / "block" / f"entry-with-a-long-name-{number:04d}").write_bytes(b"")
+    image = build_xfs_image(tree, tmp_path / "vol-dirs.img")
+    [partition] = list_partitions(image)
+    entries = filesystem_bodyfile(image, partition, "xfs", filesystem_prefix("vol-dirs", partition.number))
+    directories = {e.path: e for e in entries if e.is_directory}
+    assert set(directories) == {"/short", "/block"}
+    for entry in directories.values():
+        assert entry.size == _xfs_db_size(image, entry.inode) > 0, entry.path
+    assert directories["/block"].size >= 4096 > directories["/short"].size

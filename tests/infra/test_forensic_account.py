@@ -17,6 +17,7 @@ from components.forensic_account import (
     toolset_component_document,
 )
 from config import ConfigError
+from handlers.common.evidence import manifest_signing_key_alias
 from simulation.pulumi_mocks import RegisteredResource, run_program
 from tests.infra.helpers import (
     actions,
@@ -130,10 +131,24 @@ def test_every_bucket_blocks_all_public_access(stack):
         ] == [True] * 4, bucket.name
 
 
-def test_every_kms_key_rotates(stack):
-    keys = resources_of(stack, "aws:kms/key:Key")
+def test_every_symmetric_kms_key_rotates(stack):
+    # The manifest signing key is asymmetric: AWS rotates symmetric encryption keys only.
+    keys = [k for k in resources_of(stack, "aws:kms/key:Key") if not k.inputs.get("customerMasterKeySpec")]
     assert keys
     assert all(key.inputs.get("enableKeyRotation") is True for key in keys)
+
+
+def test_manifest_signing_key_is_asymmetric_signs_for_automation_and_verifies_for_investigators(stack):
+    key = named(stack, "forensic-manifest-signing-key")
+    assert (key.inputs["customerMasterKeySpec"], key.inputs["keyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    statements = {st["Sid"]: st for st in json.loads(key.inputs["policy"])["Statement"]}
+    automation, investigator = statements["AutomationSignsManifests"], statements["InvestigatorsVerifyManifests"]
+    assert "kms:Sign" in automation["Action"] and "kms:Sign" not in investigator["Action"]
+    assert {"kms:GetPublicKey", "kms:Verify"} <= set(investigator["Action"])
+    assert automation["Principal"]["AWS"].endswith(f":role/{naming.forensic_automation_role(PREFIX)}")
+    assert investigator["Principal"]["AWS"].endswith(f":role/{naming.investigator_role(PREFIX)}")
+    aliases = {a.inputs["name"] for a in resources_of(stack, "aws:kms/alias:Alias")}
+    assert manifest_signing_key_alias(PREFIX) in aliases
 
 
 def test_evidence_bucket_encrypts_with_the_forensic_key_and_a_bucket_key(stack):
@@ -143,8 +158,8 @@ def test_evidence_bucket_encrypts_with_the_forensic_key_and_a_bucket_key(stack):
     [rule] = encryption[EVIDENCE].inputs["rules"]
     assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn(stack)}
     assert rule["bucketKeyEnabled"] is True
-    alias = one(stack, "aws:kms/alias:Alias")
-    assert alias.inputs["name"] == naming.forensic_key_alias(PREFIX)
+    aliases = [a for a in resources_of(stack, "aws:kms/alias:Alias") if a.name.endswith("forensic-key-alias")]
+    assert [a.inputs["name"] for a in aliases] == [naming.forensic_key_alias(PREFIX)]
 
 
 def test_every_bucket_policy_denies_requests_without_tls(stack):
@@ -431,7 +446,12 @@ def test_forensic_automation_role_can_do_its_job_and_no_more(stack):
         "kms:DescribeKey",
         "kms:CreateGrant",
         "kms:ReEncryptFrom",
+        # The manifest signing key (issue 17): sign each case's manifest digest, store its public key.
+        "kms:Sign",
+        "kms:GetPublicKey",
     }
+    signing = sid(policy, "SignManifests")
+    assert signing["Resource"] == [str(named(stack, "forensic-manifest-signing-key").outputs["arn"])]
     tags = [statement for statement in policy if grants(statement, "ec2:CreateTags")]
     assert all("ec2:CreateAction" in statement["Condition"]["StringEquals"] for statement in tags)
     member_keys = sid(policy, "ReadMemberSnapshotKeys")
