@@ -7,6 +7,7 @@ print; what they do is in irf/operator.py. Exit codes are a contract (EXIT_CODES
 from __future__ import annotations
 
 import json
+import sys
 import time
 import webbrowser
 from collections import defaultdict
@@ -259,6 +260,25 @@ def _run_simulation_live(
 ) -> SimulationResult:
     from simulation.simulate import run_simulation
 
+    # The simulation routes every other thread's stdout to the Lambda log (moto runs the handlers in
+    # threads); the live display's refresh thread must keep writing to the terminal itself.
+    bound = console._file
+    console.file = sys.stdout
+    try:
+        return _simulation_under_live(action, out, scenario, trigger, verbose, transcript, run_simulation)
+    finally:
+        console._file = bound
+
+
+def _simulation_under_live(
+    action: str,
+    out: Path,
+    scenario: str,
+    trigger: str,
+    verbose: bool,
+    transcript: list[dict[str, Any]],
+    run_simulation: Callable[..., SimulationResult],
+) -> SimulationResult:
     with Live(
         _status("deploying both stacks into three simulated accounts..."), console=console, transient=True
     ) as live:
@@ -290,13 +310,14 @@ def _run_simulation_live(
 
 
 def _status(text: str) -> Spinner:
-    return Spinner("dots", text=Text(text, no_wrap=True, overflow="ellipsis"))
+    # The spinner and a space take two columns; the rest is cut to fit, never wrapped.
+    return Spinner("dots", text=_fit(text, width=console.width - 2))
 
 
-def _fit(text: str, style: str = "") -> Text:
+def _fit(text: str, style: str = "", width: int | None = None) -> Text:
     """One console line, cut with an ellipsis at the terminal's width rather than wrapped or overflowing."""
     line = Text(text, style=style, no_wrap=True, overflow="ellipsis")
-    line.truncate(console.width, overflow="ellipsis")
+    line.truncate(max(8, width or console.width), overflow="ellipsis")
     return line
 
 

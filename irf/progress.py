@@ -58,6 +58,7 @@ STAGE_OF = {
     "ExamineRunExamination": "examine",
     "ExamineExaminationStatus": "examine",
     "ExamineTerminateAnalysisInstance": "examine",
+    "ExamineTerminateAfterFailure": "terminate analysis instance",
     "Cleanup": "cleanup",
     "CloseCase": "close",
     "ContainAfterFailure": "contain after failure",
@@ -106,6 +107,9 @@ MEMORY_STATES = frozenset(
         "ReContain",
         "NotReContained",
         "MemoryResult",
+        "KernelRefusesModule",
+        "NoModule",
+        "BuildFailed",
     }
 )
 MEMORY_STEPS = {
@@ -430,7 +434,9 @@ class Tracker:
     def activity(self, now: datetime) -> list[str]:
         """What is running now, one phrase each: the live status line joins them."""
         phrases: list[str] = []
-        for stage, (since, step) in self.running.items():
+        # The long work first: a cut status line loses the short waits, not the bytes.
+        ordered = sorted(self.running.items(), key=lambda item: (not item[0].startswith("image "), item[0] != "memory"))
+        for stage, (since, step) in ordered:
             if stage.startswith("image "):
                 volume = self.volumes.get(stage.removeprefix("image "))
                 phrases.append(self._imaging_phrase(volume, now) if volume else stage)
