@@ -174,7 +174,7 @@ def test_the_stage_table_names_states_the_response_state_machine_has() -> None:
     names = set(_state_names(definition))
     known = set(progress.STAGE_OF) | progress.MEMORY_STATES | progress.IMAGING_STATES
     assert set(progress.STAGE_OF) <= names
-    assert progress.IMAGING_STATES <= names
+    assert names >= progress.IMAGING_STATES
     memory_names = set(_state_names(definition["States"]["Acquire"]["Branches"][1]))
     assert memory_names <= progress.MEMORY_STATES
     # Every task of the response (a state that runs a Lambda) belongs to a stage.
