@@ -522,7 +522,10 @@ def _exit_codes(command: str = "") -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         code, message = str(error.get("Code", "")), str(error.get("Message", ""))
-        if code in ACCESS_DENIED_CODES:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ACCESS_DENIED_CODES or (status == 403 and code == "403"):
+            # A 403 whose body the protocol's parser could not read (XML for a JSON service) is still a refusal.
+            message = message or _refusal_in(exc)
             _fail(EXIT_ACCESS_DENIED, f"access denied: {exc.operation_name} refused: {message}")
         if code in REJECTED_CREDENTIALS_CODES:
             _fail(
@@ -533,6 +536,12 @@ def _exit_codes(command: str = "") -> Iterator[None]:
         _fail(EXIT_RESPONSE_FAILED, f"AWS refused {exc.operation_name} ({code}): {message}", "try again later")
     except BotoCoreError as exc:
         _fail(EXIT_RESPONSE_FAILED, f"AWS call failed: {exc}", "try again; check the network and the region")
+
+
+def _refusal_in(exc: ClientError) -> str:
+    body = str(exc)
+    start, end = body.find("<Message>"), body.find("</Message>")
+    return body[start + len("<Message>") : end] if 0 <= start < end else body
 
 
 def _usable_folder(path: Path, option: str) -> Path:
