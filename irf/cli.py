@@ -355,7 +355,7 @@ def _follow(
         if transcript is not None:
             transcript.append({"elapsed": round(tick.elapsed, 3), "kind": "tick", "text": tick.text})
 
-    tracker = follower.follow(on_line, on_tick)
+    tracker = follower.follow_live(on_line, on_tick)
     for note in follower.notes:
         live.console.print(_fit(f"  note: {note}", "yellow"))
     return tracker

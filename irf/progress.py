@@ -13,6 +13,8 @@ uploads exist on AWS as they do on moto. `Follower` polls both, with backoff.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -576,6 +578,7 @@ class Follower:
         self.now = now
         self._next_history = 0.0
         self.notes: list[str] = []
+        self._lock = threading.Lock()
 
     @property
     def done(self) -> bool:
@@ -593,21 +596,26 @@ class Follower:
                 self.interval = min(self.interval * 2, 30.0)
             else:
                 self.interval = self.min_interval if events else min(self.interval * 1.5, self.max_interval)
-            lines = self.tracker.feed(events)
+            with self._lock:
+                lines = self.tracker.feed(events)
             self._next_history = self.clock() + self.interval
         if self.uploads is not None and not self.done:
-            for key in self.tracker.active_uploads():
+            with self._lock:
+                keys = self.tracker.active_uploads()
+            for key in keys:
                 size = self.uploads.uploaded(key)
                 if size is not None:
-                    self.tracker.uploaded(key, size)
+                    with self._lock:
+                        self.tracker.uploaded(key, size)
             if self.uploads.disabled and self.uploads.disabled not in self.notes:
                 self.notes.append(self.uploads.disabled)
         return lines
 
     def tick(self) -> Tick:
         moment = self.now()
-        elapsed = self.tracker.elapsed(moment)
-        phrases = self.tracker.activity(moment) or ["starting" if not self.tracker.started else "between states"]
+        with self._lock:
+            elapsed = self.tracker.elapsed(moment)
+            phrases = self.tracker.activity(moment) or ["starting" if not self.tracker.started else "between states"]
         return Tick(elapsed, f"{clock_text(elapsed):>6}  " + " | ".join(phrases))
 
     def follow(
@@ -627,3 +635,48 @@ class Follower:
             if on_tick is not None:
                 on_tick(self.tick())
             sleep(tick_seconds)
+
+    def follow_live(
+        self,
+        on_line: Callable[[Line], None],
+        on_tick: Callable[[Tick], None],
+        *,
+        tick_seconds: float = 1.0,
+        poll_pause: float = 0.5,
+    ) -> Tracker:
+        """As `follow`, with the polling in a thread of its own: the status ticks every `tick_seconds` however
+        long an API call takes (a slow GetExecutionHistory or ListParts delays the news, not the screen)."""
+        lines: queue.Queue[Line | BaseException | None] = queue.Queue()
+        stop = threading.Event()
+
+        def poll() -> None:
+            try:
+                while not stop.is_set():
+                    for line in self.step():
+                        lines.put(line)
+                    if self.done:
+                        break
+                    stop.wait(poll_pause)
+            except BaseException as exc:  # handed to the caller's thread, which raises it
+                lines.put(exc)
+            finally:
+                lines.put(None)
+
+        poller = threading.Thread(target=poll, name="irf-progress-poller", daemon=True)
+        poller.start()
+        try:
+            while True:
+                deadline = self.clock() + tick_seconds
+                while True:
+                    try:
+                        item = lines.get(timeout=max(0.0, deadline - self.clock()))
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        return self.tracker
+                    if isinstance(item, BaseException):
+                        raise item
+                    on_line(item)
+                on_tick(self.tick())
+        finally:
+            stop.set()
