@@ -348,12 +348,21 @@ def _follow(
         style = {"end": "green", "fail": "red", "start": "", "note": "yellow"}[line.kind]
         live.console.print(_fit("  " + line.text, style), highlight=False)
         if transcript is not None:
-            transcript.append({"elapsed": round(line.elapsed, 3), "kind": line.kind, "text": line.text})
+            transcript.append(
+                {
+                    "at": round(follower.elapsed_now(), 3),
+                    "elapsed": round(line.elapsed, 3),
+                    "kind": line.kind,
+                    "text": line.text,
+                }
+            )
 
     def on_tick(tick: progress.Tick) -> None:
         live.update(_status(tick.text))
         if transcript is not None:
-            transcript.append({"elapsed": round(tick.elapsed, 3), "kind": "tick", "text": tick.text})
+            transcript.append(
+                {"at": round(tick.elapsed, 3), "elapsed": round(tick.elapsed, 3), "kind": "tick", "text": tick.text}
+            )
 
     tracker = follower.follow_live(on_line, on_tick)
     for note in follower.notes:

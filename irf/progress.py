@@ -611,6 +611,11 @@ class Follower:
                 self.notes.append(self.uploads.disabled)
         return lines
 
+    def elapsed_now(self) -> float:
+        """The execution's elapsed time now (0 until its start is known)."""
+        with self._lock:
+            return self.tracker.elapsed(self.now())
+
     def tick(self) -> Tick:
         moment = self.now()
         with self._lock:
