@@ -489,10 +489,20 @@ def _containment_summary(after: dict[str, Any]) -> dict[str, str]:
 def _fail(code: int, message: str, todo: str | None = None, command: str = "") -> NoReturn:
     """`irf: <what happened>; <what to do>` on one line of standard error, and the exit code."""
     what = " ".join(str(message).split())
-    hint = todo if todo is not None else TO_DO.get(code, "").replace("{command}", command or "<command>")
+    hint = todo if todo is not None else TO_DO.get(code, "").replace("{command}", command or _command_name())
     line = f"irf: {what}" + (f"; {hint}" if hint and not what.endswith(hint) else "")
     err.print(line, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _command_name() -> str:
+    """The running command's name (`respond`, `status`...), for `see irf <command> --help`."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # typer's vendored click moved: the hint stays generic
+        return "<command>"
+    context = get_current_context(silent=True)
+    return str(context.info_name) if context is not None and context.info_name else "<command>"
 
 
 UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
@@ -513,9 +523,9 @@ def _exit_codes(command: str = "") -> Iterator[None]:
         _fail(EXIT_BAD_INPUT, str(exc), command=command)
     except operator.CaseNotFound as exc:
         _fail(EXIT_NOT_FOUND, str(exc), "`irf cases` lists the cases; check --prefix and --security-region")
+    except (operator.ReportNotFound, operator.ContainmentRecordNotFound) as exc:
+        _fail(EXIT_NOT_FOUND, str(exc), f"`irf status {exc.case_id}` shows the case and its custody events")
     except (
-        operator.ReportNotFound,
-        operator.ContainmentRecordNotFound,
         operator.DeploymentNotFound,
         operator.ExecutionNotFound,
         operator.ReportNotFoundInFolder,
