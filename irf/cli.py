@@ -322,7 +322,8 @@ def _fit(text: str, style: str = "", width: int | None = None) -> Text:
 
 
 def _line(text: str, style: str = "") -> None:
-    console.print(_fit(text, style), highlight=False)
+    """A message line: wrapped (paths folded) at the terminal's width, so it can be read and copied whole."""
+    console.print(Text(text, style=style, overflow="fold"), highlight=False)
 
 
 def _brief_log(line: str) -> str:
@@ -397,9 +398,9 @@ def _print_simulation_summary(result: SimulationResult, seconds: float) -> None:
             artefact["key"].split("/", 1)[1], human_size(artefact.get("size")), artefact["sha256"][:16] + "..."
         )
     others = len(result.artefacts) - len(shown)
-    if others:
-        evidence.caption = f"and {others} more artefacts (analysis, report, custody): manifest.json lists them all"
     console.print(evidence)
+    if others:
+        _line(f"  and {others} more artefacts (analysis, report, custody): manifest.json lists them all")
     _findings_table(result.findings)
     _line(f"report: {result.report}")
     _line(f"evidence folder: {result.case_dir}")
@@ -418,11 +419,11 @@ def _findings_table(findings: list[dict[str, Any]]) -> None:
         table.add_column(column, overflow="fold")
     for finding in findings[:TABLE_ROWS]:
         table.add_row(str(finding.get("severity", "")), str(finding.get("path", "")), str(finding.get("reason", "")))
-    if len(findings) > TABLE_ROWS:
-        table.caption = f"and {len(findings) - TABLE_ROWS} more: the report lists all {len(findings)}"
-    elif not findings:
-        table.caption = "no findings"
     console.print(table)
+    if len(findings) > TABLE_ROWS:
+        _line(f"  and {len(findings) - TABLE_ROWS} more: the report lists all {len(findings)}")
+    elif not findings:
+        _line("  no findings")
 
 
 def _simulate_concurrent(count: int, action: str, out: Path) -> None:

@@ -38,9 +38,6 @@ KEYS = {
 }
 
 
-KEY_FIELDS = {"AWS_ACCESS_KEY_ID": "AccessKeyId", "AWS_SECRET_ACCESS_KEY": "SecretAccessKey"}
-
-
 def irf(*args: str, **env: str | None) -> Result:
     return CliRunner(env={**NO_AMBIENT, **env}).invoke(cli.app, list(args))
 
@@ -201,7 +198,8 @@ def test_access_denied_exits_5_naming_the_refused_action(aws: None, monkeypatch:
             "--security-region",
             REGION,
             AWS_SESSION_TOKEN=None,
-            **{name: key[field] for name, field in KEY_FIELDS.items()},
+            AWS_ACCESS_KEY_ID=key["AccessKeyId"],
+            AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"],
         )
     one_line_error(result, 5, "access denied", "Scan")
 
