@@ -279,13 +279,12 @@ def _simulation_under_live(
     transcript: list[dict[str, Any]],
     run_simulation: Callable[..., SimulationResult],
 ) -> SimulationResult:
-    with Live(
-        _status("deploying both stacks into three simulated accounts..."), console=console, transient=True
-    ) as live:
+    status = _StatusLine("deploying both stacks into three simulated accounts...")
+    with Live(status, console=console, transient=True) as live:
 
         def stage(name: str, detail: str) -> None:
             live.console.print(_fit(f"  \u2713 {name}: {detail}"))
-            live.update(_status(f"{NEXT_STEP.get(name, 'finishing')}..."))
+            status.show(f"{NEXT_STEP.get(name, 'finishing')}...")
 
         def log(line: str) -> None:
             if verbose:
@@ -300,6 +299,7 @@ def _simulation_under_live(
                     max_interval=2.0,
                 ),
                 live,
+                status,
                 transcript,
             )
 
@@ -307,6 +307,20 @@ def _simulation_under_live(
             return run_simulation(action, out, scenario, progress=stage, trigger=trigger, follow=follow, on_log=log)
         except KeyboardInterrupt:
             _fail(EXIT_INTERRUPTED, "simulation interrupted", "run it again; nothing outside this machine was touched")
+
+
+class _StatusLine:
+    """The live line: Live's refresh thread renders whatever it holds now, so setting it never waits on the
+    display (a busy terminal, the refresh thread's lock)."""
+
+    def __init__(self, text: str) -> None:
+        self.renderable = _status(text)
+
+    def show(self, text: str) -> None:
+        self.renderable = _status(text)
+
+    def __rich__(self) -> Spinner:
+        return self.renderable
 
 
 def _status(text: str) -> Spinner:
@@ -341,13 +355,12 @@ def _brief_log(line: str) -> str:
 
 
 def _follow(
-    follower: progress.Follower, live: Live, transcript: list[dict[str, Any]] | None = None
+    follower: progress.Follower, live: Live, status: _StatusLine, transcript: list[dict[str, Any]] | None = None
 ) -> progress.Tracker:
     """Stage lines above the live status line, until the execution ends; each emission kept in `transcript`."""
 
     def on_line(line: progress.Line) -> None:
         style = {"end": "green", "fail": "red", "start": "", "note": "yellow"}[line.kind]
-        live.console.print(_fit("  " + line.text, style), highlight=False)
         if transcript is not None:
             transcript.append(
                 {
@@ -357,13 +370,14 @@ def _follow(
                     "text": line.text,
                 }
             )
+        live.console.print(_fit("  " + line.text, style), highlight=False)
 
     def on_tick(tick: progress.Tick) -> None:
-        live.update(_status(tick.text))
         if transcript is not None:
             transcript.append(
                 {"at": round(tick.elapsed, 3), "elapsed": round(tick.elapsed, 3), "kind": "tick", "text": tick.text}
             )
+        status.show(tick.text)
 
     tracker = follower.follow_live(on_line, on_tick)
     for note in follower.notes:
@@ -679,8 +693,9 @@ def _follow_execution(
         session.client("stepfunctions"), execution_arn, uploads=uploads, max_interval=max(1.0, poll_interval)
     )
     try:
-        with Live(_status("waiting for the execution's first events..."), console=console, transient=True) as live:
-            tracker = _follow(follower, live)
+        status = _StatusLine("waiting for the execution's first events...")
+        with Live(status, console=console, transient=True) as live:
+            tracker = _follow(follower, live, status)
     except KeyboardInterrupt:
         _fail(
             EXIT_INTERRUPTED,

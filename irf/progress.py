@@ -431,6 +431,21 @@ class Tracker:
             return [Line(self.elapsed(moment), "end", "report", f"written: {output['Report']}")]
         return []
 
+    def snapshot(self) -> Tracker:
+        """A copy of what the status line reads (not the event bookkeeping), for another thread to render."""
+        return Tracker(
+            started=self.started,
+            case_id=self.case_id,
+            status=self.status,
+            created=self.created,
+            running=dict(self.running),
+            volumes={k: VolumeProgress(**vars(v)) for k, v in self.volumes.items()},
+            memory_key=self.memory_key,
+            memory_total=self.memory_total,
+            memory_uploaded=self.memory_uploaded,
+            _retries=dict(self._retries),
+        )
+
     # --- the live status line ----------------------------------------------------------------
 
     def activity(self, now: datetime) -> list[str]:
@@ -579,6 +594,8 @@ class Follower:
         self._next_history = 0.0
         self.notes: list[str] = []
         self._lock = threading.Lock()
+        # What the status line shows: replaced whole by the poller, read without a lock by the ticker.
+        self._shown = Tracker()
 
     @property
     def done(self) -> bool:
@@ -598,6 +615,7 @@ class Follower:
                 self.interval = self.min_interval if events else min(self.interval * 1.5, self.max_interval)
             with self._lock:
                 lines = self.tracker.feed(events)
+                self._shown = self.tracker.snapshot()
             self._next_history = self.clock() + self.interval
         if self.uploads is not None and not self.done:
             with self._lock:
@@ -607,20 +625,21 @@ class Follower:
                 if size is not None:
                     with self._lock:
                         self.tracker.uploaded(key, size)
+                        self._shown = self.tracker.snapshot()
             if self.uploads.disabled and self.uploads.disabled not in self.notes:
                 self.notes.append(self.uploads.disabled)
         return lines
 
     def elapsed_now(self) -> float:
         """The execution's elapsed time now (0 until its start is known)."""
-        with self._lock:
-            return self.tracker.elapsed(self.now())
+        return self._shown.elapsed(self.now())
 
     def tick(self) -> Tick:
+        # Lock-free: a slow poll (or a poller waiting for the interpreter) never holds up the status line.
+        shown = self._shown
         moment = self.now()
-        with self._lock:
-            elapsed = self.tracker.elapsed(moment)
-            phrases = self.tracker.activity(moment) or ["starting" if not self.tracker.started else "between states"]
+        elapsed = shown.elapsed(moment)
+        phrases = shown.activity(moment) or ["starting" if not shown.started else "between states"]
         return Tick(elapsed, f"{clock_text(elapsed):>6}  " + " | ".join(phrases))
 
     def follow(
