@@ -260,3 +260,35 @@ def test_sizes_and_times_read_as_people_write_them() -> None:
         "1.0 GiB",
     ]
     assert [progress.clock_text(s) for s in (0.4, 59.9, 65, 3725)] == ["0s", "59s", "1m05s", "1h02m"]
+
+
+class _GrowingHistory(_Sfn):
+    """Each call shows a few more events, as a running execution's history grows."""
+
+    def get_execution_history(self, **params: Any) -> dict[str, Any]:
+        if "nextToken" not in params:
+            self.visible = min(len(self.events), self.visible + 11)
+        return super().get_execution_history(**params)
+
+
+def test_following_live_polls_in_its_own_thread_and_delivers_every_line_then_the_end() -> None:
+    events = _recorded()
+    follower = progress.Follower(_GrowingHistory(events), "arn:exec", min_interval=0.0, max_interval=0.0)
+    lines: list[str] = []
+    ticks: list[progress.Tick] = []
+    tracker = follower.follow_live(
+        lambda line: lines.append(line.text), ticks.append, tick_seconds=0.001, poll_pause=0.0
+    )
+    assert lines == [line.text for line in _lines(events)]
+    assert tracker.status == "SUCCEEDED"
+    assert all(tick.text.strip() for tick in ticks)
+
+
+def test_a_failing_poll_is_raised_in_the_followers_thread() -> None:
+    class Refusing:
+        def get_execution_history(self, **params: Any) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetExecutionHistory")
+
+    follower = progress.Follower(Refusing(), "arn:exec")
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        follower.follow_live(lambda line: None, lambda tick: None, tick_seconds=0.001)
