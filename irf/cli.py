@@ -6,7 +6,9 @@ print; what they do is in irf/operator.py. Exit codes are a contract (EXIT_CODES
 
 from __future__ import annotations
 
+import io
 import json
+import multiprocessing
 import sys
 import time
 import webbrowser
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -258,55 +261,150 @@ def simulate(
 def _run_simulation_live(
     action: str, out: Path, scenario: str, trigger: str, verbose: bool, transcript: list[dict[str, Any]]
 ) -> SimulationResult:
+    """The simulation in a process of its own, this one only the console.
+
+    moto runs the state machine and every handler in threads of the simulation's process, which
+    compete for one interpreter lock; on a busy machine the console's ticks would wait for it for
+    seconds. Against AWS the console has its process to itself; here too: the simulation (and the
+    follower reading its execution history) runs in a forked child that sends stage lines and status
+    snapshots over a pipe, and this process ticks the live line every second from the latest one.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_simulation_child,
+        args=(sender, action, out, scenario, trigger, verbose),
+        name="irf-simulation",
+        daemon=True,
+    )
+    child.start()
+    sender.close()
+    try:
+        return _display_simulation(receiver, transcript)
+    except KeyboardInterrupt:
+        child.terminate()
+        _fail(EXIT_INTERRUPTED, "simulation interrupted", "run it again; nothing outside this machine was touched")
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+
+
+def _simulation_child(sender: Connection, action: str, out: Path, scenario: str, trigger: str, verbose: bool) -> None:
     from simulation.simulate import run_simulation
 
-    # The simulation routes every other thread's stdout to the Lambda log (moto runs the handlers in
-    # threads); the live display's refresh thread must keep writing to the terminal itself.
-    bound = console._file
-    console.file = sys.stdout
+    def send(*message: Any) -> None:
+        sender.send(message)
+
+    def log(line: str) -> None:
+        if verbose:
+            send("log", line)
+
+    # Whatever this process prints is the simulation's, never the console's.
+    sys.stdout = sys.stderr = _Forward(log)
+
+    def follow(watch: Watch) -> None:
+        follower = progress.Follower(
+            watch.sfn, watch.execution_arn, uploads=progress.UploadWatcher(watch.s3, watch.bucket), max_interval=2.0
+        )
+        sent: list[Any] = [None]
+
+        def on_line(line: progress.Line) -> None:
+            send("line", line)
+
+        def on_tick(_tick: progress.Tick) -> None:
+            shown = follower.shown
+            if shown is not sent[0]:
+                sent[0] = shown
+                send("shown", shown)
+
+        tracker = follower.follow_live(on_line, on_tick)
+        send("shown", tracker.snapshot())
+        for note in follower.notes:
+            send("note", note)
+
     try:
-        return _simulation_under_live(action, out, scenario, trigger, verbose, transcript, run_simulation)
+        result = run_simulation(
+            action,
+            out,
+            scenario,
+            progress=lambda name, detail: send("stage", name, detail),
+            trigger=trigger,
+            follow=follow,
+            on_log=log,
+        )
+        send("result", result)
+    except BaseException as exc:  # the console says what ended the simulation, on one line
+        send("error", f"{type(exc).__name__}: {exc}")
     finally:
-        console._file = bound
+        sender.close()
 
 
-def _simulation_under_live(
-    action: str,
-    out: Path,
-    scenario: str,
-    trigger: str,
-    verbose: bool,
-    transcript: list[dict[str, Any]],
-    run_simulation: Callable[..., SimulationResult],
-) -> SimulationResult:
+class _Forward(io.TextIOBase):
+    """A text stream whose complete lines go to a function."""
+
+    def __init__(self, to: Callable[[str], None]) -> None:
+        self.to = to
+        self.partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self.partial = (self.partial + text).split("\n")
+        for line in lines:
+            if line.strip():
+                self.to(line)
+        return len(text)
+
+
+def _display_simulation(receiver: Connection, transcript: list[dict[str, Any]]) -> SimulationResult:
     status = _StatusLine("deploying both stacks into three simulated accounts...")
+    shown: progress.Tracker | None = None
+    next_tick = time.monotonic() + 1.0
     with Live(status, console=console, transient=True) as live:
-
-        def stage(name: str, detail: str) -> None:
-            live.console.print(_fit(f"  \u2713 {name}: {detail}"))
-            status.show(f"{NEXT_STEP.get(name, 'finishing')}...")
-
-        def log(line: str) -> None:
-            if verbose:
-                live.console.print(Text(_brief_log(line), style="dim"), overflow="fold")
-
-        def follow(watch: Watch) -> None:
-            _follow(
-                progress.Follower(
-                    watch.sfn,
-                    watch.execution_arn,
-                    uploads=progress.UploadWatcher(watch.s3, watch.bucket),
-                    max_interval=2.0,
-                ),
-                live,
-                status,
-                transcript,
-            )
-
-        try:
-            return run_simulation(action, out, scenario, progress=stage, trigger=trigger, follow=follow, on_log=log)
-        except KeyboardInterrupt:
-            _fail(EXIT_INTERRUPTED, "simulation interrupted", "run it again; nothing outside this machine was touched")
+        while True:
+            if receiver.poll(max(0.0, next_tick - time.monotonic())):
+                try:
+                    message = receiver.recv()
+                except EOFError:
+                    message = ("error", "the simulation process ended without a result")
+                kind = message[0]
+                if kind == "stage":
+                    live.console.print(_fit(f"  \u2713 {message[1]}: {message[2]}"))
+                    status.show(f"{NEXT_STEP.get(message[1], 'finishing')}...")
+                elif kind == "line":
+                    line: progress.Line = message[1]
+                    at = shown.elapsed(datetime.now(UTC)) if shown is not None else line.elapsed
+                    transcript.append(
+                        {"at": round(at, 3), "elapsed": round(line.elapsed, 3), "kind": line.kind, "text": line.text}
+                    )
+                    style = {"end": "green", "fail": "red", "start": "", "note": "yellow"}[line.kind]
+                    live.console.print(_fit("  " + line.text, style), highlight=False)
+                elif kind == "shown":
+                    shown = message[1]
+                elif kind == "log":
+                    live.console.print(Text(_brief_log(message[1]), style="dim"), overflow="fold")
+                elif kind == "note":
+                    live.console.print(_fit(f"  note: {message[1]}", "yellow"))
+                elif kind == "result":
+                    result: SimulationResult = message[1]
+                    return result
+                elif kind == "error":
+                    _fail(EXIT_RESPONSE_FAILED, f"the simulation failed: {message[1]}", "run it again with --verbose")
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + 1.0
+                if shown is not None and shown.status not in progress.TERMINAL:
+                    tick = progress.tick_of(shown, datetime.now(UTC))
+                    transcript.append(
+                        {
+                            "at": round(tick.elapsed, 3),
+                            "elapsed": round(tick.elapsed, 3),
+                            "kind": "tick",
+                            "text": tick.text,
+                        }
+                    )
+                    status.show(tick.text)
 
 
 class _StatusLine:

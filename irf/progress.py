@@ -565,6 +565,13 @@ class Tick:
     text: str
 
 
+def tick_of(shown: Tracker, moment: datetime) -> Tick:
+    """The status line for `moment` from a tracker's snapshot."""
+    elapsed = shown.elapsed(moment)
+    phrases = shown.activity(moment) or ["starting" if not shown.started else "between states"]
+    return Tick(elapsed, f"{clock_text(elapsed):>6}  " + " | ".join(phrases))
+
+
 class Follower:
     """Polls an execution's history (backing off while nothing changes) and its uploads; lines and ticks out.
 
@@ -634,13 +641,14 @@ class Follower:
         """The execution's elapsed time now (0 until its start is known)."""
         return self._shown.elapsed(self.now())
 
+    @property
+    def shown(self) -> Tracker:
+        """What the status line shows now: a snapshot the poller replaces whole (never changed in place)."""
+        return self._shown
+
     def tick(self) -> Tick:
         # Lock-free: a slow poll (or a poller waiting for the interpreter) never holds up the status line.
-        shown = self._shown
-        moment = self.now()
-        elapsed = shown.elapsed(moment)
-        phrases = shown.activity(moment) or ["starting" if not shown.started else "between states"]
-        return Tick(elapsed, f"{clock_text(elapsed):>6}  " + " | ".join(phrases))
+        return tick_of(self._shown, self.now())
 
     def follow(
         self,
