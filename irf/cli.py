@@ -952,15 +952,23 @@ def report(
             operator.check_case_id(case)
             session = _session(profile, security_region)
             deployment = _deployment(session, prefix, forensic_account, forensic_region)
-            folder = _usable_folder(out if out is not None else Path("cases") / case / "report", "--out")
+            folder = out if out is not None else Path("cases") / case / "report"
+            if folder.exists() and not folder.is_dir():
+                raise InvalidInput({"--out": f"{folder} is a file, not a folder"})
             title = f"Report of case {case}"
-            files = operator.download_report(
-                _evidence_s3(deployment, profile, evidence_profile),
-                session.client("dynamodb"),
-                deployment,
-                case,
-                folder,
-            )
+            try:
+                # The folder is made only once there is a report to put in it.
+                files = operator.download_report(
+                    _evidence_s3(deployment, profile, evidence_profile),
+                    session.client("dynamodb"),
+                    deployment,
+                    case,
+                    folder,
+                )
+            except OSError as exc:
+                raise InvalidInput(
+                    {"--out": f"{folder} cannot be created or written ({exc.strerror or exc})"}
+                ) from None
     table = Table(title=title)
     for column in ("file", "size", "sha256", "checked"):
         table.add_column(column, overflow="fold")
