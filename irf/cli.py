@@ -309,14 +309,19 @@ def _simulation_child(sender: Connection, action: str, out: Path, scenario: str,
         )
         sent: list[Any] = [None]
 
-        def on_line(line: progress.Line) -> None:
-            send("line", line)
-
-        def on_tick(_tick: progress.Tick) -> None:
+        def send_shown() -> None:
             shown = follower.shown
             if shown is not sent[0]:
                 sent[0] = shown
                 send("shown", shown)
+
+        def on_line(line: progress.Line) -> None:
+            send("line", line)
+            # With the line, what runs now: the status line never lags behind the stage lines above it.
+            send_shown()
+
+        def on_tick(_tick: progress.Tick) -> None:
+            send_shown()
 
         tracker = follower.follow_live(on_line, on_tick)
         send("shown", tracker.snapshot())
