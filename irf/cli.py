@@ -500,7 +500,8 @@ def _print_simulation_summary(result: SimulationResult, seconds: float) -> None:
         _line(f"started by: {result.trigger}" + (f" ({result.finding})" if result.finding else ""))
     contained = result.containment
     if contained:
-        summary = Table(title=f"Containment of {result.instance_id}", show_header=False)
+        what = "Containment" if result.action == "Contain" else "Protection (analyze: the instance keeps serving)"
+        summary = Table(title=f"{what} of {result.instance_id}", show_header=False)
         summary.add_column("what", style="bold")
         summary.add_column("state", overflow="fold")
         for what, value in _containment_summary(contained).items():
@@ -585,6 +586,15 @@ NEXT_STEP = {
 }
 
 
+def _auto_scaling(group: Any) -> str:
+    if not group:
+        return "detached"
+    if not isinstance(group, dict):
+        return str(group)
+    scale_in = ", protected from scale-in" if group.get("protected_from_scale_in") else ""
+    return f"in {group.get('group_name', '?')} ({group.get('lifecycle_state', '?')}{scale_in})"
+
+
 def _containment_summary(after: dict[str, Any]) -> dict[str, str]:
     state = after.get("state", after)
     summary: dict[str, str] = {
@@ -592,7 +602,7 @@ def _containment_summary(after: dict[str, Any]) -> dict[str, str]:
         or "none",
         "instance profile": (state.get("profile") or {}).get("profile_arn", "none").rsplit("/", 1)[-1],
         "shutdown behaviour": str(state.get("shutdown_behavior", "?")),
-        "auto scaling": "detached" if not state.get("auto_scaling") else _brief(state["auto_scaling"]),
+        "auto scaling": _auto_scaling(state.get("auto_scaling")),
     }
     for key in ("termination_protection", "disable_api_termination"):
         if key in state:

@@ -407,8 +407,8 @@ def run_simulation(
         stage(
             "response",
             started,
-            f"state machine {execution['status']}: {trigger} -> contain -> snapshot -> copy to forensic -> "
-            "image -> examine -> report",
+            f"state machine {execution['status']}: {trigger} -> {'contain' if action == 'contain' else 'protect'} "
+            "-> snapshot -> copy to forensic -> image -> examine -> report",
         )
         started = time.monotonic()
         result = collect(cloud, execution, incident, action, out_dir, stages)
