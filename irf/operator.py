@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from handlers.common.tags import ACTION_ANALYZE, ACTION_CONTAIN
 from handlers.isolation.containment import Change, ContainmentRecord, release_instance
 from handlers.isolation.handler import record_from_evidence
 from handlers.memory import kernel
+from irf import progress
 
 ACTIONS = {"analyze": ACTION_ANALYZE, "contain": ACTION_CONTAIN}
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -292,32 +293,27 @@ class ResponseOutcome:
 
 
 def _new_events(sfn: Any, execution_arn: str, after_id: int) -> list[dict[str, Any]]:
-    """History events newer than `after_id`, oldest first.
-
-    Pages are asked for newest first, so a long execution costs one page per poll; moto ignores
-    `reverseOrder` (one page, oldest first), hence filtering by id rather than stopping at the first seen.
-    """
-    new: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 200}
-    while True:
-        page = sfn.get_execution_history(**params)
-        new.extend(event for event in page["events"] if int(event["id"]) > after_id)
-        reached_seen = any(int(event["id"]) <= after_id for event in page["events"])
-        if reached_seen or not page.get("nextToken"):
-            return sorted(new, key=lambda event: int(event["id"]))
-        params["nextToken"] = page["nextToken"]
+    return progress.new_events(sfn, execution_arn, after_id)
 
 
-def _case_id_in(event: Mapping[str, Any]) -> str:
-    """The case id from OpenCase's output (the one place it appears in a run that later fails)."""
-    details = event.get("stateExitedEventDetails") or {}
-    if details.get("name") != "OpenCase":
-        return ""
-    try:
-        output = json.loads(details.get("output") or "{}")
-    except json.JSONDecodeError:
-        return ""
-    return str(output.get("Case", {}).get("CaseId") or "")
+def outcome_of(sfn: Any, execution_arn: str, tracker: progress.Tracker) -> ResponseOutcome:
+    """The ended execution's outcome: DescribeExecution's status and output, the case id from the history."""
+    execution = sfn.describe_execution(executionArn=execution_arn)
+    case_id, created = tracker.case_id, tracker.created
+    if execution["status"] == "SUCCEEDED":
+        output = json.loads(execution.get("output") or "{}")
+        case = output.get("Case", output)
+        case_id = str(case.get("CaseId") or case_id)
+        created = case.get("Created", True) is not False and created
+    return ResponseOutcome(
+        execution_arn=execution_arn,
+        status=str(execution["status"]),
+        case_id=case_id,
+        created=created,
+        error=str(execution.get("error", "")),
+        cause=str(execution.get("cause", "")),
+        states=tuple(tracker.states),
+    )
 
 
 def follow_response(
@@ -326,40 +322,79 @@ def follow_response(
     *,
     poll_interval: float = 5.0,
     on_state: Callable[[str], None] | None = None,
+    on_line: Callable[[progress.Line], None] | None = None,
     sleep: Sleep = time.sleep,
     case_id: str = "",
 ) -> ResponseOutcome:
-    """Poll the execution until it ends, reporting each state it enters, in order."""
-    seen = 0
-    states: list[str] = []
-    while True:
-        execution = sfn.describe_execution(executionArn=execution_arn)
-        for event in _new_events(sfn, execution_arn, seen):
-            seen = max(seen, int(event["id"]))
-            case_id = _case_id_in(event) or case_id
-            entered = event.get("stateEnteredEventDetails")
-            if entered and str(event.get("type", "")).endswith("StateEntered"):
-                states.append(str(entered["name"]))
-                if on_state is not None:
-                    on_state(str(entered["name"]))
-        if execution["status"] in TERMINAL:
-            break
-        sleep(poll_interval)
-    created = True
-    if execution["status"] == "SUCCEEDED":
-        output = json.loads(execution.get("output") or "{}")
-        case = output.get("Case", output)
-        case_id = str(case.get("CaseId") or case_id)
-        created = case.get("Created", True) is not False
-    return ResponseOutcome(
-        execution_arn=execution_arn,
-        status=str(execution["status"]),
-        case_id=case_id,
-        created=created,
-        error=str(execution.get("error", "")),
-        cause=str(execution.get("cause", "")),
-        states=tuple(states),
+    """Poll the execution until it ends, reporting each state it enters (and each stage line), in order."""
+    follower = progress.Follower(sfn, execution_arn, min_interval=0.0, max_interval=poll_interval)
+    reported = 0
+
+    def line(stage_line: progress.Line) -> None:
+        nonlocal reported
+        if on_line is not None:
+            on_line(stage_line)
+        if on_state is not None:
+            for state in follower.tracker.states[reported:]:
+                on_state(state)
+        reported = len(follower.tracker.states)
+
+    tracker = follower.follow(line, sleep=sleep, tick_seconds=poll_interval)
+    if on_state is not None:
+        for state in tracker.states[reported:]:
+            on_state(state)
+    tracker.case_id = tracker.case_id or case_id
+    return outcome_of(sfn, execution_arn, tracker)
+
+
+class ExecutionNotFound(IrfError):
+    """No execution of the response state machine opened the case."""
+
+
+def find_case_execution(sfn: Any, deployment: Deployment, case: Mapping[str, Any]) -> str:
+    """The response execution that opened `case`: started shortly before its OpenedAt, for its instance,
+    and (read from its history) OpenCase returned this case id. The case record keeps no execution ARN."""
+    case_id = str(case.get("CaseId", ""))
+    opened = _moment(case.get("OpenedAt"))
+    instance = str(case.get("InstanceId", ""))
+    with _deployed(f"response state machine {deployment.response_state_machine_arn}", deployment):
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=deployment.response_state_machine_arn)
+        for page in pages:
+            for execution in page.get("executions", []):
+                started = execution.get("startDate")
+                if opened is not None and isinstance(started, datetime):
+                    if started > opened + CASE_EXECUTION_SLACK:
+                        continue
+                    if started < opened - CASE_EXECUTION_WINDOW:
+                        continue
+                described = sfn.describe_execution(executionArn=execution["executionArn"])
+                if json.loads(described.get("input") or "{}").get("InstanceId") != instance:
+                    continue
+                tracker = progress.Tracker()
+                tracker.feed(progress.new_events(sfn, execution["executionArn"], 0))
+                if tracker.case_id == case_id:
+                    return str(execution["executionArn"])
+    raise ExecutionNotFound(
+        f"no execution of {deployment.response_state_machine_arn} opened case {case_id} "
+        "(Step Functions keeps execution history for 90 days)"
     )
+
+
+# A case opens seconds after its execution starts (validate, check target); the window allows slow starts.
+CASE_EXECUTION_WINDOW = timedelta(hours=1)
+CASE_EXECUTION_SLACK = timedelta(minutes=1)
+
+
+def _moment(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        if isinstance(value, int | float) or str(value).replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(value), UTC)
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,6 +505,36 @@ def download_report(
         path.write_bytes(body)
         downloaded.append(DownloadedFile(key=key, path=path, size=len(body), sha256=digest, verified=bool(recorded)))
     return downloaded
+
+
+def local_report(case_dir: Path) -> list[DownloadedFile]:
+    """A downloaded case folder's report files, each checked against the sha256 its manifest.json recorded."""
+    report_dir = case_dir / "report"
+    present = [report_dir / name for name in REPORT_FILES if (report_dir / name).is_file()]
+    if not present:
+        raise ReportNotFoundInFolder(f"{case_dir} holds no report/ ({', '.join(REPORT_FILES)})")
+    recorded: dict[str, str] = {}
+    manifest = case_dir / "manifest.json"
+    if manifest.is_file():
+        try:
+            listing = json.loads(manifest.read_text()).get("artefacts", [])
+        except json.JSONDecodeError as exc:
+            raise EvidenceIntegrityError(f"{manifest} is not JSON ({exc})") from None
+        recorded = {str(a.get("key", "")).split("/", 1)[-1]: str(a.get("sha256", "")) for a in listing}
+    checked: list[DownloadedFile] = []
+    for path in present:
+        body = path.read_bytes()
+        digest = hashlib.sha256(body).hexdigest()
+        relative = path.relative_to(case_dir).as_posix()
+        expected = recorded.get(relative, "")
+        if expected and expected != digest:
+            raise EvidenceIntegrityError(f"{path} hashes to {digest}, but the manifest recorded {expected}")
+        checked.append(DownloadedFile(key=relative, path=path, size=len(body), sha256=digest, verified=bool(expected)))
+    return checked
+
+
+class ReportNotFoundInFolder(IrfError):
+    """A case folder given to `irf report` has no report files."""
 
 
 # ---------------------------------------------------------------------------------------------

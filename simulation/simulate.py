@@ -24,13 +24,27 @@ from pathlib import Path
 from typing import Any
 
 from handlers.common.tags import INCIDENT_TAG
+from handlers.triggers import patterns
 from simulation import disk_content, disk_images, events_local, local_aws, scenarios, synthetic_memory
+from simulation.console_logs import lambda_output_to
 from simulation.examination_local import SINGLE_STREAM
 from simulation.sandbox import LocalCloud, cloud_context
 from simulation.ssm_agent import AgentBehaviour
 
 SCENARIOS = ("webshell",)
 ACTIONS = {"contain": "Contain", "analyze": "Analyze"}
+# How the response starts: the entry points of DESIGN.md, each delivered as AWS would.
+TRIGGERS = {
+    "tag": "a responder tags the instance; its account's EventBridge rule forwards the tag change",
+    "guardduty": f"GuardDuty reports a {events_local.GUARDDUTY_BACKDOOR} finding over the severity threshold",
+    "securityhub": "a responder chooses the Security Hub custom action on that GuardDuty finding",
+    "manual": "a responder starts the state machine with the manual-execution input",
+}
+# GuardDuty severities the simulation reports: over the rule's threshold (7), and over the
+# contain threshold (8) for Contain (config.py: guardduty_min_severity, guardduty_contain_severity).
+GUARDDUTY_SEVERITY = {"contain": 8.0, "analyze": 7.5}
+SECURITYHUB_ACTION_IDS = {"contain": "IrfContainAnalyze", "analyze": "IrfForensicAnalysis"}
+LAMBDA_LOG = Path("logs") / "lambda.jsonl"
 ACCOUNTS_NOTE = (
     "Local simulation: AWS was simulated with moto in one process; accounts "
     f"{local_aws.SECURITY_ACCOUNT} (security), {local_aws.FORENSIC_ACCOUNT} (forensic), "
@@ -87,6 +101,19 @@ def simulation_notes(guest_release: str | None, why_synthetic: str = "") -> list
 
 
 Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What a console needs to follow a running response: the same APIs it would use on AWS."""
+
+    sfn: Any  # the security account's Step Functions client
+    s3: Any  # the forensic account's S3 client (the evidence bucket's in-progress uploads)
+    bucket: str
+    execution_arn: str
+
+
+Follow = Callable[[Watch], None]
 DISCOVERY_SAMPLE = Path(__file__).parent / "samples" / "amzn2-x86_64.discovery.txt"
 SYNTHETIC_MEMORY_BYTES = 8 * 1024 * 1024
 
@@ -110,6 +137,9 @@ class SimulationResult:
     findings: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
     instance_id: str = ""
+    trigger: str = ""  # as the case record and the manifest's request say
+    finding: str = ""
+    lambda_log: Path | None = None
 
 
 def _quiet(stage: str, detail: str) -> None:
@@ -238,6 +268,65 @@ def trigger_by_tag(cloud: LocalCloud, incident: Incident, action: str) -> str:
         local_aws.MEMBER_ACCOUNT,
         local_aws.REGION,
     )
+    return _started_for(cloud, incident, "tagging")
+
+
+def trigger_by_guardduty(cloud: LocalCloud, incident: Incident, action: str) -> str:
+    """GuardDuty's finding on the instance, on the security (delegated administrator) account's bus."""
+    finding = events_local.guardduty_finding_event(
+        local_aws.SECURITY_ACCOUNT,
+        local_aws.MEMBER_ACCOUNT,
+        local_aws.REGION,
+        incident.instance_id,
+        severity=GUARDDUTY_SEVERITY[action],
+    )
+    if not events_local.deliver(finding, local_aws.SECURITY_ACCOUNT, local_aws.REGION):
+        raise RuntimeError("no deployed EventBridge rule matched the GuardDuty finding")
+    return _started_for(cloud, incident, "the GuardDuty finding")
+
+
+def trigger_by_securityhub(cloud: LocalCloud, incident: Incident, action: str) -> str:
+    """The Security Hub custom action chosen on the GuardDuty finding, on the security account's bus."""
+    finding = events_local.guardduty_finding_event(
+        local_aws.SECURITY_ACCOUNT,
+        local_aws.MEMBER_ACCOUNT,
+        local_aws.REGION,
+        incident.instance_id,
+        severity=GUARDDUTY_SEVERITY[action],
+    )
+    action_arn = patterns.securityhub_action_arn(
+        local_aws.SECURITY_ACCOUNT, local_aws.REGION, SECURITYHUB_ACTION_IDS[action]
+    )
+    event = events_local.securityhub_action_event(local_aws.SECURITY_ACCOUNT, action_arn, finding)
+    if not events_local.deliver(event, local_aws.SECURITY_ACCOUNT, local_aws.REGION):
+        raise RuntimeError("no deployed EventBridge rule matched the Security Hub custom action")
+    return _started_for(cloud, incident, "the Security Hub custom action")
+
+
+def trigger_manually(cloud: LocalCloud, incident: Incident, action: str) -> str:
+    """StartExecution with the manual-execution input of DESIGN.md (no Trigger field: it defaults to manual)."""
+    return cloud.start_response(
+        {
+            "InstanceId": incident.instance_id,
+            "Account": local_aws.MEMBER_ACCOUNT,
+            "Region": local_aws.REGION,
+            "Action": ACTIONS[action],
+            "RetainArtefacts": "true",
+            "DryRun": False,
+        },
+        name=f"manual-{incident.instance_id}",
+    )
+
+
+TRIGGER_FUNCTIONS: dict[str, Callable[[LocalCloud, Incident, str], str]] = {
+    "tag": trigger_by_tag,
+    "guardduty": trigger_by_guardduty,
+    "securityhub": trigger_by_securityhub,
+    "manual": trigger_manually,
+}
+
+
+def _started_for(cloud: LocalCloud, incident: Incident, what: str) -> str:
     sfn = cloud.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions")
     started = [
         e["executionArn"]
@@ -246,7 +335,7 @@ def trigger_by_tag(cloud: LocalCloud, incident: Incident, action: str) -> str:
         == incident.instance_id
     ]
     if len(started) != 1:
-        raise RuntimeError(f"tagging {incident.instance_id} started {len(started)} executions, expected 1")
+        raise RuntimeError(f"{what} for {incident.instance_id} started {len(started)} executions, expected 1")
     return str(started[0])
 
 
@@ -291,6 +380,8 @@ def collect(
         findings=list(findings.get("findings", [])),
         report=case_dir / "report" / "report.html",
         instance_id=incident.instance_id,
+        trigger=str(manifest.get("request", {}).get("Trigger", "")),
+        finding=str(manifest.get("request", {}).get("Finding", "")),
     )
 
 
@@ -300,14 +391,31 @@ def quiet_moto() -> None:
 
 
 def run_simulation(
-    action: str = "contain", out_dir: Path = Path("cases"), scenario: str = "webshell", progress: Progress = _quiet
+    action: str = "contain",
+    out_dir: Path = Path("cases"),
+    scenario: str = "webshell",
+    progress: Progress = _quiet,
+    *,
+    trigger: str = "tag",
+    follow: Follow | None = None,
+    on_log: Callable[[str], None] | None = None,
 ) -> SimulationResult:
+    """One incident, end to end. `follow` is called in the foreground while the response runs (the
+    console's live progress); the Lambdas' output goes to `on_log` and `<case>/logs/lambda.jsonl`."""
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     stages: list[Stage] = []
+    logs: list[str] = []
+
+    def log(line: str) -> None:
+        logs.append(line)
+        if on_log is not None:
+            on_log(line)
 
     def stage(name: str, started: float, detail: str = "") -> None:
         stages.append(Stage(name, time.monotonic() - started, detail))
@@ -326,6 +434,7 @@ def run_simulation(
     cloud = LocalCloud(examination_notes=simulation_notes(guest_release, why_synthetic or ""))
     with (
         tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp,
+        lambda_output_to(log),
         cloud_context(cloud, deploy=False),
         ExitStack() as guests,
     ):
@@ -358,15 +467,28 @@ def run_simulation(
             "evidence, XFS data volume, ASG + ALB, 2 ENIs, IPv6, EIP",
         )
         started = time.monotonic()
-        execution = cloud.wait(trigger_by_tag(cloud, incident, action), timeout_seconds=600)
+        execution_arn = TRIGGER_FUNCTIONS[trigger](cloud, incident, action)
+        if follow is not None:
+            follow(
+                Watch(
+                    sfn=cloud.session(local_aws.SECURITY_ACCOUNT).client("stepfunctions"),
+                    s3=cloud.session(local_aws.FORENSIC_ACCOUNT).client("s3"),
+                    bucket=cloud.settings.evidence_bucket,
+                    execution_arn=execution_arn,
+                )
+            )
+        execution = cloud.wait(execution_arn, timeout_seconds=600)
         stage(
             "response",
             started,
-            f"state machine {execution['status']}: tag -> EventBridge -> trigger Lambda -> "
-            "contain -> snapshot -> copy to forensic -> image -> examine -> report",
+            f"state machine {execution['status']}: {trigger} -> {'contain' if action == 'contain' else 'protect'} "
+            "-> snapshot -> copy to forensic -> image -> examine -> report",
         )
         started = time.monotonic()
         result = collect(cloud, execution, incident, action, out_dir, stages)
+        result.lambda_log = result.case_dir / LAMBDA_LOG
+        result.lambda_log.parent.mkdir(parents=True, exist_ok=True)
+        result.lambda_log.write_text("".join(line + "\n" for line in logs))
         stage(
             "case folder",
             started,
@@ -449,7 +571,12 @@ def run_concurrent(
     out_dir.mkdir(parents=True, exist_ok=True)
     # One guest cannot be several suspects: concurrent incidents keep synthetic memory, and say so.
     cloud = LocalCloud(examination_notes=simulation_notes(None, "concurrent incidents share no guest"))
-    with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(cloud, deploy=False):
+    logs: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp,
+        lambda_output_to(logs.append),
+        cloud_context(cloud, deploy=False),
+    ):
         cloud.deploy()
         disks = build_disks(cloud, Path(tmp), name="shared", data_volume=data_volume)
         incidents = [build_incident(cloud, Path(tmp), name=f"web{n:02d}", disks=disks) for n in range(count)]

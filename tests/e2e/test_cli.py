@@ -176,10 +176,15 @@ def test_respond_dry_run_waits_for_success_and_prints_the_case(sandbox: Sandbox,
     assert result.exit_code == 0, result.output
     assert dry_run_case.case_id.startswith(f"{MEMBER_ACCOUNT}-{sandbox.tier.instance_id}-{REGION}-")
     assert f"case {dry_run_case.case_id}: response SUCCEEDED" in result.stdout
-    # Live progress names the states the execution went through, in order.
-    entered = re.findall(r"^  -> (\w+)$", result.stdout, re.MULTILINE)
-    assert entered[:4] == ["ValidateInput", "Init", "CheckTarget", "OpenCase"]
-    assert entered.index("Protect") < entered.index("NothingAcquired") < entered.index("CloseCase")
+    # Live progress: one line per stage as it starts and ends, in order, with the execution's elapsed time.
+    stages = re.findall(
+        r"^\s+(?:\d+m)?\d+s ([\u25b8\u2713\u00b7]) ([a-z ]+?)(?: started|:| \()", result.stdout, re.MULTILINE
+    )
+    ended = [stage for mark, stage in stages if mark == "\u2713"]
+    assert ended[:2] == ["validate", "open case"]
+    assert ended.index("protect") < ended.index("close")
+    assert ("\u00b7", "acquire") in stages
+    assert "dry run: nothing acquired" in result.stdout
     # A dry run changes nothing: the instance keeps its groups and carries no incident tags.
     assert _interface_groups(sandbox) == {
         sandbox.tier.primary_eni_id: [sandbox.tier.web_group_id],
@@ -251,7 +256,8 @@ def test_status_of_an_unknown_case_exits_3() -> None:
     assert result.exit_code == cli.EXIT_NOT_FOUND
     assert result.stderr.strip() == (
         "irf: case 333333333333-i-0123456789abcdef0-eu-west-1-1 does not exist "
-        f"(no record in case table {naming.case_table(PREFIX)})"
+        f"(no record in case table {naming.case_table(PREFIX)}); "
+        "`irf cases` lists the cases; check --prefix and --security-region"
     )
 
 
@@ -278,12 +284,23 @@ def test_cases_lists_recent_cases_in_a_table(dry_run_case: Responded, sandbox: S
 
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if dry_run_case.case_id in line)
-    assert [cell.strip() for cell in row.strip("│ ").split("│")][:4] == [
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:5] == [
         dry_run_case.case_id,
         "closed",
         "Analyze (dry run)",
+        "cli",
         sandbox.tier.instance_id,
     ]
+
+
+def test_status_follow_finds_the_cases_execution_and_replays_its_stages(dry_run_case: Responded) -> None:
+    result = irf("status", dry_run_case.case_id, "--follow", *POLL)
+
+    assert result.exit_code == 0, result.output
+    assert re.search(rf"^case {dry_run_case.case_id}: execution arn:aws:states:\S+:irf-i-", result.stdout, re.MULTILINE)
+    for stage in ("validate", "open case", "protect", "close"):
+        assert re.search(rf"^\s+\d+s \u2713 {stage} \(", result.stdout, re.MULTILINE), stage
+    assert re.search(r"status\s+│?\s*closed", result.stdout)
 
 
 def test_report_of_a_dry_run_case_exits_3_and_says_why(dry_run_case: Responded, tmp_path: Path) -> None:
@@ -292,7 +309,8 @@ def test_report_of_a_dry_run_case_exits_3_and_says_why(dry_run_case: Responded, 
     assert result.exit_code == cli.EXIT_NOT_FOUND
     assert result.stderr.strip() == (
         f"irf: case {dry_run_case.case_id} has no report: the case is closed: "
-        "evidence acquired; it was a dry run, which examines nothing"
+        "evidence acquired; it was a dry run, which examines nothing; "
+        f"`irf status {dry_run_case.case_id}` shows the case and its custody events"
     )
     assert not (tmp_path / "report").exists()
 
@@ -351,7 +369,8 @@ def test_report_of_a_failed_case_exits_3_with_what_failed(failed_contain_case: R
     assert re.fullmatch(
         rf"irf: case {failed_contain_case.case_id} has no report: the case is failed: "
         r"RuntimeError at acquire: volume vol-\w+ was not created from a snapshot; "
-        r"the simulation has no bytes for it; the instance is contained",
+        r"the simulation has no bytes for it; the instance is contained; "
+        rf"`irf status {failed_contain_case.case_id}` shows the case and its custody events",
         result.stderr.strip(),
     )
 
@@ -472,7 +491,7 @@ def test_release_naming_another_instance_than_the_case_contained_exits_2(
     assert result.exit_code == cli.EXIT_BAD_INPUT
     assert result.stderr.strip() == (
         f"irf: invalid input: InstanceId: case {failed_contain_case.case_id} "
-        f"contained {sandbox.tier.instance_id}, not {sandbox.peer_instance_id}"
+        f"contained {sandbox.tier.instance_id}, not {sandbox.peer_instance_id}; see `irf release --help`"
     )
 
 
