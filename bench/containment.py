@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 
 from handlers.common import naming
-from handlers.isolation.containment import contain_instance
+from core.containment import contain_instance
 from simulation import local_aws
 from simulation.scenarios import AMI, WebTier, build_web_tier
 from tests.ec2_semantics import install_ec2_semantics

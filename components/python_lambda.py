@@ -1,7 +1,7 @@
 """PythonLambda: one handler of handlers/<package> packaged with the shared code into a Lambda.
 
-The archive holds `handlers/__init__.py`, `handlers/common/` and `handlers/<package>/` only,
-so a function carries no code of another area. Powertools comes from the public AWS layer.
+The archive holds `core/` (the pure plans and ports every area shares), `handlers/__init__.py`,
+`handlers/common/` and `handlers/<package>/` only, so a function carries no code of another area. Powertools comes from the public AWS layer.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ def powertools_layer_arn(region: str) -> str:
 
 
 def package_files(package: str, root: Path = ROOT) -> dict[str, Path]:
-    """Archive path -> file for one handler package plus handlers/common (sources only)."""
+    """Archive path -> file for one handler package plus handlers/common and core/ (sources only)."""
     handlers = root / "handlers"
     if not (handlers / package).is_dir():
         raise ValueError(f"no handler package handlers/{package}")
     files: dict[str, Path] = {"handlers/__init__.py": handlers / "__init__.py"}
-    for folder in sorted({"common", package}):
-        for path in sorted((handlers / folder).rglob("*")):
+    for folder in [root / "core", *(handlers / name for name in sorted({"common", package}))]:
+        for path in sorted(folder.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 files[path.relative_to(root).as_posix()] = path
     return files

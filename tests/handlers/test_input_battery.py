@@ -21,6 +21,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from core.containment import (
+    ContainmentRecord,
+    contain_instance,
+    describe_instance_state,
+    protect_instance,
+    release_instance,
+)
+from core.containment.model import BOOKKEEPING_TAG
 from handlers.acquisition import snapshots
 from handlers.acquisition.snapshots import ARTEFACT_TAG, MEMBER_SNAPSHOT
 from handlers.common import naming
@@ -35,14 +43,6 @@ from handlers.common.tags import (
     MAX_TAG_VALUE_CHARS,
     MAX_TAGS_PER_RESOURCE,
 )
-from handlers.isolation.containment import (
-    BOOKKEEPING_TAG,
-    ContainmentRecord,
-    contain_instance,
-    describe_instance_state,
-    protect_instance,
-    release_instance,
-)
 from handlers.triggers.handler import (
     TriggerSettings,
     event_epoch,
@@ -56,6 +56,7 @@ from simulation import local_aws
 from simulation.ec2_semantics import install_ec2_semantics
 from simulation.local_aws import MEMBER_ACCOUNT, REGION, SECURITY_ACCOUNT
 from simulation.scenarios import AMI, create_isolation_profile
+from tests.containment_evidence import from_evidence
 
 PREFIX = "acme"
 CASE = "333333333333-battery-1"
@@ -826,7 +827,7 @@ def test_unicode_tags_of_the_longest_length_survive_containment_and_release(acco
     assert_within_ec2_tag_limits(instance_tags(account, instance_id))
     again = contain(account, instance_id)
     assert again.changes == [] and again.before == first.before
-    release_instance(account, instance_id, ContainmentRecord.from_json(first.to_json()), sleep=no_sleep)
+    release_instance(account, instance_id, from_evidence(first), sleep=no_sleep)
     assert instance_tags(account, instance_id) == original
 
 
@@ -895,7 +896,6 @@ def test_an_instance_with_fifty_tags_is_still_isolated_and_the_record_says_what_
     assert "the original security groups of eni-" in notes and f"{CASE_TAG}={CASE}" in notes
     assert "original state is not remembered" in notes and "EC2 allows 50" in notes
     assert not [c for c in full.record.changes if c.what == "incident-tags"]
-    assert ContainmentRecord.from_json(full.record.to_json()).notes == full.record.notes
 
 
 def test_containing_a_full_instance_again_changes_nothing(account: boto3.Session, full: FullInstance) -> None:
