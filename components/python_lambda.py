@@ -1,7 +1,8 @@
 """PythonLambda: one handler of handlers/<package> packaged with the shared code into a Lambda.
 
 The archive holds `core/` (the pure plans and ports every area shares), `handlers/__init__.py`,
-`handlers/common/` and `handlers/<package>/` only, so a function carries no code of another area. Powertools comes from the public AWS layer.
+`handlers/common/` and `handlers/<package>/` only, so a function carries no code of another area.
+Powertools comes from the public AWS layer.
 """
 
 from __future__ import annotations

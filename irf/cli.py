@@ -289,7 +289,7 @@ def _exit_codes() -> Iterator[None]:
         _fail(EXIT_NOT_FOUND, str(exc))
     except ResponderUnavailable as exc:
         _fail(EXIT_ACCESS_DENIED, f"access denied: sts:AssumeRole refused: {exc}")
-    except operator.EvidenceIntegrityError as exc:
+    except (operator.EvidenceIntegrityError, operator.ReleaseFailed) as exc:
         _fail(EXIT_RESPONSE_FAILED, str(exc))
     except ClientError as exc:
         error = exc.response.get("Error", {})
@@ -533,21 +533,20 @@ def release(
     region: Annotated[str, typer.Option(help="region of the instance (required)")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change; change nothing")] = False,
     prefix: Prefix = "",
-    forensic_account: ForensicAccount = "",
-    forensic_region: ForensicRegion = "",
     profile: Profile = None,
     security_region: SecurityRegion = None,
-    evidence_profile: EvidenceProfile = None,
 ) -> None:
-    """Restore a contained instance exactly to its containment/before.json (groups, profile, protections...)."""
+    """Restore a contained instance exactly to its containment/before.json (groups, profile, protections...).
+
+    The security account's release Lambda does it (it reads the evidence and acts in the member account).
+    """
     with _exit_codes():
         if not case:
             raise InvalidInput({"--case": "is required (the case that contained the instance)"})
         session = _session(profile, security_region)
-        deployment = _deployment(session, prefix, forensic_account, forensic_region)
+        deployment = _deployment(session, prefix)
         outcome = operator.release_contained_instance(
-            session,
-            _evidence_s3(deployment, profile, evidence_profile),
+            session.client("lambda", config=operator.RELEASE_CLIENT_CONFIG),
             deployment,
             instance,
             case,

@@ -161,6 +161,10 @@ class Change:
     def to_dict(self) -> dict[str, Any]:
         return {"what": self.what, "resource": self.resource, "from": self.old, "to": self.new, "api": self.api}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        return cls(what=data["what"], resource=data["resource"], old=data["from"], new=data["to"], api=data["api"])
+
 
 @dataclass(frozen=True)
 class CredentialRevocation:

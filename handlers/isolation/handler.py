@@ -15,13 +15,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from handlers.common.case import CaseRequest, parse_request
-from handlers.common.errors import InvalidInput
-from handlers.common.evidence import EvidenceStore, containment_key
-from handlers.common.notify import notify_stage
-from handlers.common.sessions import assume_role
-from handlers.common.settings import Settings
-from handlers.common.tags import ACTION_ANALYZE
 from core.containment import (
     ContainmentRecord,
     check_release,
@@ -30,6 +23,13 @@ from core.containment import (
     record_from_evidence,
     release_instance,
 )
+from handlers.common.case import CaseRequest, parse_request
+from handlers.common.errors import InvalidInput
+from handlers.common.evidence import EvidenceStore, containment_key
+from handlers.common.notify import notify_stage
+from handlers.common.sessions import assume_role
+from handlers.common.settings import Settings
+from handlers.common.tags import ACTION_ANALYZE
 
 logger = Logger(service="irforensics-isolation")
 TOOL = "irforensics handlers.isolation"
