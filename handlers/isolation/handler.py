@@ -129,7 +129,9 @@ def release(event: dict[str, Any], context: Any) -> dict[str, Any]:
     instance, account or region than the case contained. Returns {"CaseId", "InstanceId", "Released",
     "DryRun", "Changes": [change...], "CustodyKey", "CustodyError"}.
     """
-    request = _request(event)
+    # Who asked (the operator CLI names its caller) is for the custody log, not part of the case request.
+    requested_by = str(event.get("RequestedBy") or "")
+    request = _request({k: v for k, v in event.items() if k != "RequestedBy"})
     settings = Settings.from_env()
     case_id = str(request.case_id)
     store = _evidence(settings, case_id)
@@ -138,7 +140,6 @@ def release(event: dict[str, Any], context: Any) -> dict[str, Any]:
     member = assume_role(release_role_arn(settings, request.account, request.region), request.region, case_id)
     released = release_instance(member, request.instance_id, record, dry_run=request.dry_run)
     changes = [c.to_dict() for c in released.changes]
-    requested_by = str(event.get("RequestedBy") or "")
     custody_key, custody_error = "", ""
     try:
         custody_key = store.custody(
