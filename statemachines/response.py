@@ -241,8 +241,6 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
                 result_path="$",
                 next_state="Init",
                 timeout=task_timeout("validate-input"),
-                catch_to="Rejected",
-                catch_result_path="$",
             ),
             # Only InvalidInput means "rejected"; any other error is a fault of ours and fails as itself.
             "Catch": [{"ErrorEquals": ["InvalidInput"], "ResultPath": "$", "Next": "Rejected"}],
