@@ -33,7 +33,7 @@ from handlers.acquisition import snapshots
 from handlers.acquisition.snapshots import ARTEFACT_TAG, MEMBER_SNAPSHOT
 from handlers.common import naming
 from handlers.common.case import parse_request
-from handlers.common.errors import AcquisitionFailed, InstanceNotFound, InvalidInput
+from handlers.common.errors import InstanceNotFound, InvalidInput
 from handlers.common.tags import (
     CASE_TAG,
     INCIDENT_TAG,
@@ -166,15 +166,10 @@ def take_set(session: boto3.Session, instance_id: Any, case_id: Any = CASE) -> A
     return snapshots.take_snapshot_set(session.client("ec2"), instance_id, case_id)
 
 
-def snapshot_volumes(session: boto3.Session, instance_id: Any, case_id: Any = CASE) -> Any:
-    return snapshots.snapshot_volumes(session.client("ec2"), instance_id, case_id)
-
-
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "contain_instance": contain,
     "protect_instance": protect,
     "take_snapshot_set": take_set,
-    "snapshot_volumes": snapshot_volumes,
 }
 
 
@@ -590,8 +585,6 @@ def test_an_instance_without_ebs_volumes_gets_an_empty_set_with_the_reason(accou
     assert f"instance {instance_id} has no EBS volumes attached" in taken.not_acquired
     assert "nothing to snapshot" in taken.not_acquired
     assert changing(calls) == [] and world(account) == untouched
-    with pytest.raises(AcquisitionFailed, match="no EBS volumes"):
-        snapshot_volumes(account, instance_id)
 
 
 def test_an_instance_store_root_is_reported_as_not_acquirable_by_snapshot(account: boto3.Session) -> None:
