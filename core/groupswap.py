@@ -5,16 +5,17 @@ capture group) do the same thing: plan, per interface, the group lists to set in
 each interface's original groups (its groups now, or, once it already sits on a group of ours,
 what the record says); write the record before the first interface moves; then move the
 interfaces, all at once, step by step. Where the record lives is the caller's: containment keeps
-it in the instance's tags, the capture path in the capture group's (`GroupRecord`).
+it in the instance's tags, the capture path in the capture group's (`GroupRecord`). The rules of
+the groups of ours are settled the same way for both (`plan_rules`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.instances import InterfaceState
 from core.rounds import in_parallel
@@ -118,3 +119,79 @@ class GroupSwap:
         in_parallel(first)
         for step in self.steps:
             in_parallel([partial(set_groups, move.eni_id, list(move.new)) for move in step])
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules of a group of ours: exactly the wanted ones (each kind of group says which).
+
+_RULE_TARGETS = {
+    "IpRanges": "CidrIp",
+    "Ipv6Ranges": "CidrIpv6",
+    "PrefixListIds": "PrefixListId",
+    "UserIdGroupPairs": "GroupId",
+}
+Rule = tuple[str, Any, Any, str, str]  # protocol, from port, to port, kind of target, target
+DIRECTIONS = ("ingress", "egress")
+PERMISSIONS = {"ingress": "IpPermissions", "egress": "IpPermissionsEgress"}
+
+
+def rules(permissions: Iterable[Mapping[str, Any]]) -> dict[Rule, dict[str, Any]]:
+    """Each (protocol, ports, one target) of `permissions`, with the target entry as given."""
+    found: dict[Rule, dict[str, Any]] = {}
+    for permission in permissions:
+        head = (str(permission["IpProtocol"]), permission.get("FromPort"), permission.get("ToPort"))
+        for kind, field_name in _RULE_TARGETS.items():
+            for target in permission.get(kind, []):
+                found[(*head, kind, str(target[field_name]))] = dict(target)
+    return found
+
+
+def permissions(found: Mapping[Rule, Mapping[str, Any]], *, identity_only: bool = False) -> list[dict[str, Any]]:
+    """One permission per rule; `identity_only` drops what a revoke does not match on (descriptions, VPC ids)."""
+    listed: list[dict[str, Any]] = []
+    for (protocol, from_port, to_port, kind, _target), entry in sorted(found.items(), key=lambda r: str(r[0])):
+        if identity_only:
+            entry = {k: v for k, v in entry.items() if k in (_RULE_TARGETS[kind], "UserId")}
+        permission: dict[str, Any] = {"IpProtocol": protocol, kind: [dict(entry)]}
+        if from_port is not None:
+            permission |= {"FromPort": from_port, "ToPort": to_port}
+        listed.append(permission)
+    return listed
+
+
+@dataclass(frozen=True)
+class RuleFix:
+    """One call that brings a group's rules to what is wanted: revoke or authorize, one direction."""
+
+    group_id: str
+    verb: str  # "revoke" or "authorize"
+    direction: str  # "ingress" or "egress"
+    permissions: tuple[Mapping[str, Any], ...]
+
+    @property
+    def api(self) -> str:
+        return f"ec2:{self.verb.title()}SecurityGroup{self.direction.title()}"
+
+    def call(self, ec2: Any) -> Callable[..., Any]:
+        return getattr(ec2, f"{self.verb}_security_group_{self.direction}")
+
+
+def plan_rules(group: Mapping[str, Any], wanted: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[RuleFix]:
+    """The calls that leave `group` with exactly `wanted` ("ingress"/"egress" -> permissions), revokes first.
+
+    A new group comes with an allow-all egress rule that must go unless wanted; a rule someone added
+    to a group of ours goes too. Revokes come first: an interface may already use the group on a retry.
+    """
+    revokes: list[RuleFix] = []
+    authorizes: list[RuleFix] = []
+    for direction in DIRECTIONS:
+        present, target = rules(group.get(PERMISSIONS[direction], [])), rules(wanted.get(direction, []))
+        extra = {rule: present[rule] for rule in present.keys() - target.keys()}
+        missing = {rule: target[rule] for rule in target.keys() - present.keys()}
+        if extra:
+            revokes.append(
+                RuleFix(group["GroupId"], "revoke", direction, tuple(permissions(extra, identity_only=True)))
+            )
+        if missing:
+            authorizes.append(RuleFix(group["GroupId"], "authorize", direction, tuple(permissions(missing))))
+    return revokes + authorizes

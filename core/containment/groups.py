@@ -15,6 +15,7 @@ from typing import Any
 
 from core.containment.effects import MemberClients
 from core.containment.model import ALL_IPV4, ALL_IPV6, Change, IsolationGroups
+from core.groupswap import PERMISSIONS, plan_rules
 from core.rounds import in_parallel
 from handlers.common import naming
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
@@ -94,12 +95,9 @@ def _create_isolation_group(aws: MemberClients, vpc: str, name: str) -> str:
     )
 
 
-def _all_traffic() -> dict[str, Any]:
-    return {"IpProtocol": "-1", "IpRanges": [{"CidrIp": ALL_IPV4}], "Ipv6Ranges": [{"CidrIpv6": ALL_IPV6}]}
-
-
-def _allows(permissions: Sequence[Mapping[str, Any]], ranges: str, key: str, cidr: str) -> bool:
-    return any(p.get("IpProtocol") == "-1" and any(r.get(key) == cidr for r in p.get(ranges, [])) for p in permissions)
+ALL_TRAFFIC = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": ALL_IPV4}], "Ipv6Ranges": [{"CidrIpv6": ALL_IPV6}]}
+# The tracked group allows everything both ways (IPv4 and IPv6); the no-rule group has no rule at all.
+TRACKED_RULES = {"ingress": [ALL_TRAFFIC], "egress": [ALL_TRAFFIC]}
 
 
 def _plain(value: Any) -> Any:
@@ -109,43 +107,17 @@ def _plain(value: Any) -> Any:
 def _rule_fixes(
     aws: MemberClients, group: Mapping[str, Any], *, allow_all: bool
 ) -> list[tuple[Change, Callable[[], object]]]:
-    """The tracked group allows everything both ways (IPv4 and IPv6); the other has no rule at all.
-
-    A new group comes with an allow-all egress rule (IPv4, and IPv6 in an IPv6 VPC) that must go;
-    a rule someone added to an existing isolation group is removed too.
-    """
     fixes: list[tuple[Change, Callable[[], object]]] = []
-    group_id = group["GroupId"]
-    for direction, permissions in (
-        ("ingress", list(group.get("IpPermissions", []))),
-        ("egress", list(group.get("IpPermissionsEgress", []))),
-    ):
-        v4 = _allows(permissions, "IpRanges", "CidrIp", ALL_IPV4)
-        v6 = _allows(permissions, "Ipv6Ranges", "CidrIpv6", ALL_IPV6)
-        if allow_all and not (v4 and v6):
-            # Missing halves only: authorizing an existing rule is an error.
-            wanted = _all_traffic()
-            if v4:
-                wanted.pop("IpRanges")
-            if v6:
-                wanted.pop("Ipv6Ranges")
-            authorize = getattr(aws.ec2, f"authorize_security_group_{direction}")
-            change = Change(
-                f"isolation-group-{direction}",
-                group_id,
-                None,
-                "all traffic, IPv4 and IPv6",
-                f"ec2:AuthorizeSecurityGroup{direction.title()}",
-            )
-            fixes.append((change, partial(aws.call, authorize, GroupId=group_id, IpPermissions=[wanted])))
-        elif not allow_all and permissions:
-            revoke = getattr(aws.ec2, f"revoke_security_group_{direction}")
-            change = Change(
-                f"isolation-group-{direction}",
-                group_id,
-                _plain(permissions),
-                None,
-                f"ec2:RevokeSecurityGroup{direction.title()}",
-            )
-            fixes.append((change, partial(aws.call, revoke, GroupId=group_id, IpPermissions=permissions)))
+    for fix in plan_rules(group, TRACKED_RULES if allow_all else {}):
+        granted = fix.verb == "authorize"
+        change = Change(
+            f"isolation-group-{fix.direction}",
+            fix.group_id,
+            # What the group had in that direction, as described: the record shows what was removed.
+            None if granted else _plain(group.get(PERMISSIONS[fix.direction], [])),
+            "all traffic, IPv4 and IPv6" if granted else None,
+            fix.api,
+        )
+        call = partial(aws.call, fix.call(aws.ec2), GroupId=fix.group_id, IpPermissions=list(fix.permissions))
+        fixes.append((change, call))
     return fixes
