@@ -37,7 +37,7 @@ from handlers.memory.capture_path import (
     open_capture_path,
 )
 from simulation.local_aws import PREFIX, REGION
-from tests.handlers.test_memory_handler import capture_network, profile_name
+from tests.capture_network import capture_network, profile_name
 
 AMI = "ami-0123456789abcdef0"
 GROUPS_PER_INTERFACE = 16  # EC2's maximum (quota increase from the default 5)
