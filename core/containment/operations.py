@@ -15,6 +15,7 @@ is "plan back to the recorded state". Containment is two steps:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -101,6 +102,22 @@ def isolate_network(
     return NetworkIsolation(quick, instance.owner, settled.groups, original_groups, changes, budget, bool(first))
 
 
+def apply_all(
+    aws: MemberClients,
+    current: ContainmentState,
+    changes: Sequence[Change],
+    *,
+    remember: Mapping[str, str] | None = None,
+    forget: Sequence[str] = (),
+) -> None:
+    """Write the bookkeeping tags (`remember`) first, make each change, then delete the bookkeeping (`forget`)."""
+    target = Target(aws, current)
+    target.tags.write(remember or {})
+    for change in changes:
+        apply_change(target, change)
+    target.tags.delete(forget)
+
+
 def quick_vpcs(state: ContainmentState) -> list[str]:
     return sorted({i.vpc_id for i in state.interfaces})
 
@@ -148,10 +165,7 @@ def contain_rest(
     before_tags = {} if remembered is not None else remember_before(budget, case_id, before)
     after = current
     if not dry_run:
-        target = Target(aws, current)
-        target.tags.write(before_tags)
-        for change in rest:
-            apply_change(target, change)
+        apply_all(aws, current, rest, remember=before_tags)
         if rest or network.changed:
             after = read_state(aws, instance_id)[0]
     revocations = tuple(CredentialRevocation(role, policy, revoked.get(role, cutoff)) for role in original_roles)
@@ -217,10 +231,7 @@ def protect_instance(
     if changes:
         before_tags = {} if remembered else remember_before(budget, case_id, before)
         if not dry_run:
-            target = Target(aws, current)
-            target.tags.write(before_tags)
-            for change in changes:
-                apply_change(target, change)
+            apply_all(aws, current, changes, remember=before_tags)
             after = read_state(aws, instance_id)[0]
     return ContainmentRecord(
         case_id=case_id,
@@ -264,10 +275,7 @@ def release_instance(
     changes = plan_release(current, record, revoked)
     after = current
     if not dry_run:
-        target = Target(aws, current)
-        for change in changes:
-            apply_change(target, change)
-        target.tags.delete([k for k in raw if k.startswith(BOOKKEEPING_TAG)])
+        apply_all(aws, current, changes, forget=[k for k in raw if k.startswith(BOOKKEEPING_TAG)])
         after = read_state(aws, instance_id)[0]
     return ContainmentRecord(
         case_id=record.case_id,
