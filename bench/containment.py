@@ -77,8 +77,7 @@ class CallLog:
 
 def naive_contain(session: boto3.Session, instance_id: str, prefix: str) -> None:
     """Containment as the AWS samples write it: describe-then-modify per attribute, network last."""
-    ec2, iam_profile = session.client("ec2"), naming.isolation_profile(prefix, session.region_name or "")
-    autoscaling, elbv2 = session.client("autoscaling"), session.client("elbv2")
+    ec2 = session.client("ec2")
 
     def instance() -> Any:
         return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
@@ -104,6 +103,13 @@ def naive_contain(session: boto3.Session, instance_id: str, prefix: str) -> None
                 InstanceId=instance_id,
                 BlockDeviceMappings=[{"DeviceName": mapping["DeviceName"], "Ebs": {"DeleteOnTermination": False}}],
             )
+    _naive_take_out_of_service(session, instance_id, described, prefix)
+    _naive_isolate_network(session, instance_id, described, prefix, instance)
+
+
+def _naive_take_out_of_service(session: boto3.Session, instance_id: str, described: Any, prefix: str) -> None:
+    ec2, autoscaling, elbv2 = session.client("ec2"), session.client("autoscaling"), session.client("elbv2")
+    iam_profile = naming.isolation_profile(prefix, session.region_name or "")
     for member in autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]:
         autoscaling.detach_instances(
             InstanceIds=[instance_id],
@@ -130,6 +136,12 @@ def naive_contain(session: boto3.Session, instance_id: str, prefix: str) -> None
         ec2.replace_iam_instance_profile_association(
             AssociationId=association["AssociationId"], IamInstanceProfile={"Name": iam_profile}
         )
+
+
+def _naive_isolate_network(
+    session: boto3.Session, instance_id: str, described: Any, prefix: str, instance: Callable[[], Any]
+) -> None:
+    ec2 = session.client("ec2")
     vpc = described["VpcId"]
     tracked_name, deny_name = naming.isolation_group_names(prefix)
     ids: dict[str, str] = {}
