@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from core.instances import InterfaceState
+from core.instances import InterfaceState, ProfileAssociation
 from handlers.common.tags import ACTION_CONTAIN
 
 Sleep = Callable[[float], None]
@@ -38,14 +38,10 @@ def partition(region: str) -> str:
 
 
 @dataclass(frozen=True)
-class InstanceProfile:
-    association_id: str
-    profile_arn: str
-    roles: tuple[str, ...]
+class InstanceProfile(ProfileAssociation):
+    """The association and the roles of its profile (whose credentials containment revokes)."""
 
-    @property
-    def name(self) -> str:
-        return self.profile_arn.rsplit("/", 1)[-1]
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
