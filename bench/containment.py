@@ -2,7 +2,10 @@
 
 "No traffic can flow" is the moment the last interface of the instance is put on the no-rule
 group. Calls are counted with a botocore `before-call` hook on the member session, so both
-implementations are measured the same way and neither is mocked.
+implementations are measured the same way and neither is mocked. Sequential rounds count what a
+responder waits for: calls made at once (core.rounds.in_parallel) are one round, so the count
+does not depend on this machine's speed. Targets (issue 14): at most 4 rounds to isolation when
+the isolation groups exist, at most 6 for the first instance of a VPC.
 
 Run: .venv/bin/python -m bench.containment
 """
@@ -18,8 +21,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from core.containment import contain_instance
+from core.rounds import count_rounds, current_slot
 from handlers.common import naming
-from handlers.isolation.containment import contain_instance
 from simulation import local_aws
 from simulation.scenarios import AMI, WebTier, build_web_tier
 from tests.ec2_semantics import install_ec2_semantics
@@ -33,6 +37,7 @@ class CallLog:
     """Every API call the session makes, with the interface groups each ModifyNetworkInterfaceAttribute sets."""
 
     calls: list[tuple[str, float]] = field(default_factory=list)
+    slots: list[tuple[int, int] | None] = field(default_factory=list)
     groups_set: list[tuple[int, str, list[str]]] = field(default_factory=list)
     started: float = 0.0
 
@@ -42,25 +47,37 @@ class CallLog:
 
     def _before_call(self, model: Any, **kwargs: Any) -> None:
         self.calls.append((f"{model.service_model.service_name}:{model.name}", time.perf_counter()))
+        self.slots.append(current_slot())
 
     def _groups(self, params: dict[str, Any], **kwargs: Any) -> None:
         if "Groups" in params:
+            # before-parameter-build runs before before-call: this call's index is the next one.
             self.groups_set.append((len(self.calls), params["NetworkInterfaceId"], list(params["Groups"])))
 
     def isolated_after(self, interfaces: list[str], deny_group: str) -> int:
-        """Number of calls made when the last interface reached the no-rule group."""
+        """Number of calls made when the last interface reached the no-rule group (its batch included)."""
         current: dict[str, list[str]] = {}
-        for index, eni, groups in self.groups_set:
+        for index, eni, groups in sorted(self.groups_set):
             current[eni] = groups
             if all(current.get(e) == [deny_group] for e in interfaces):
-                return index + 1
+                return self._end_of_batch(index)
         raise RuntimeError("the instance was never fully isolated")
+
+    def _end_of_batch(self, index: int) -> int:
+        """Calls up to and including the batch the call at `index` belongs to."""
+        slot = self.slots[index]
+        end = index + 1
+        while slot is not None and end < len(self.slots) and (self.slots[end] or (0, 0))[0] == slot[0]:
+            end += 1
+        return end
+
+    def rounds(self, calls: int) -> int:
+        return count_rounds(self.slots[:calls])
 
 
 def naive_contain(session: boto3.Session, instance_id: str, prefix: str) -> None:
     """Containment as the AWS samples write it: describe-then-modify per attribute, network last."""
-    ec2, iam_profile = session.client("ec2"), naming.isolation_profile(prefix, session.region_name or "")
-    autoscaling, elbv2 = session.client("autoscaling"), session.client("elbv2")
+    ec2 = session.client("ec2")
 
     def instance() -> Any:
         return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
@@ -86,6 +103,13 @@ def naive_contain(session: boto3.Session, instance_id: str, prefix: str) -> None
                 InstanceId=instance_id,
                 BlockDeviceMappings=[{"DeviceName": mapping["DeviceName"], "Ebs": {"DeleteOnTermination": False}}],
             )
+    _naive_take_out_of_service(session, instance_id, described, prefix)
+    _naive_isolate_network(session, instance_id, described, prefix, instance)
+
+
+def _naive_take_out_of_service(session: boto3.Session, instance_id: str, described: Any, prefix: str) -> None:
+    ec2, autoscaling, elbv2 = session.client("ec2"), session.client("autoscaling"), session.client("elbv2")
+    iam_profile = naming.isolation_profile(prefix, session.region_name or "")
     for member in autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]:
         autoscaling.detach_instances(
             InstanceIds=[instance_id],
@@ -112,6 +136,12 @@ def naive_contain(session: boto3.Session, instance_id: str, prefix: str) -> None
         ec2.replace_iam_instance_profile_association(
             AssociationId=association["AssociationId"], IamInstanceProfile={"Name": iam_profile}
         )
+
+
+def _naive_isolate_network(
+    session: boto3.Session, instance_id: str, described: Any, prefix: str, instance: Callable[[], Any]
+) -> None:
+    ec2 = session.client("ec2")
     vpc = described["VpcId"]
     tracked_name, deny_name = naming.isolation_group_names(prefix)
     ids: dict[str, str] = {}
@@ -145,6 +175,8 @@ class Measurement:
     scenario: str
     calls_to_isolation: int
     calls_total: int
+    rounds_to_isolation: int
+    rounds_total: int
     ms_to_isolation: float
     ms_total: float
 
@@ -202,6 +234,8 @@ def measure(name: str, contain: Callable[[boto3.Session, str, str], None]) -> li
                     scenario,
                     isolated,
                     len(log.calls),
+                    log.rounds(isolated),
+                    log.rounds(len(log.calls)),
                     (isolated_at - started) * 1000,
                     (finished - started) * 1000,
                 )
@@ -216,7 +250,7 @@ def main() -> None:
     naive_results = measure("naive baseline", naive_contain)
     header = (
         f"{'scenario':<26}{'implementation':<16}{'calls to isolation':>20}{'calls total':>13}"
-        f"{'ms to isolation':>17}{'ms total':>10}"
+        f"{'rounds to isolation':>21}{'rounds total':>14}{'ms to isolation':>17}{'ms total':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -224,11 +258,13 @@ def main() -> None:
         for m in (ours_m, naive_m):
             print(
                 f"{m.scenario:<26}{m.implementation:<16}{m.calls_to_isolation:>20}{m.calls_total:>13}"
-                f"{m.ms_to_isolation:>17.1f}{m.ms_total:>10.1f}"
+                f"{m.rounds_to_isolation:>21}{m.rounds_total:>14}{m.ms_to_isolation:>17.1f}{m.ms_total:>10.1f}"
             )
         print(
             f"{'':<26}{'naive / ours':<16}{naive_m.calls_to_isolation / ours_m.calls_to_isolation:>19.1f}x"
             f"{naive_m.calls_total / ours_m.calls_total:>12.1f}x"
+            f"{naive_m.rounds_to_isolation / ours_m.rounds_to_isolation:>20.1f}x"
+            f"{naive_m.rounds_total / ours_m.rounds_total:>13.1f}x"
             f"{naive_m.ms_to_isolation / ours_m.ms_to_isolation:>16.1f}x"
             f"{naive_m.ms_total / ours_m.ms_total:>9.1f}x"
         )

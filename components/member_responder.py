@@ -20,8 +20,8 @@ import pulumi_aws as aws
 from components import naming
 from components.policies import Statement, allow, cross_account_trust, deny, policy_document, service_trust
 from config import MemberTarget, SecurityConfig
+from core.containment import revocation
 from handlers.common.tags import CASE_TAG, INCIDENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
-from handlers.isolation import revocation
 from handlers.memory import capture
 
 # The responder role's actions, one list per service, so that a least-privilege check can
@@ -293,7 +293,7 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
             [f"arn:aws:iam::{args.account}:instance-profile/*", f"arn:aws:iam::{args.account}:role/*"],
         ),
         # Revoking what the instance's role already issued: the one fixed deny-only policy
-        # (handlers/isolation/revocation.py), and the slot tag naming the instance. Nothing written
+        # (core/containment/revocation.py), and the slot tag naming the instance. Nothing written
         # at run time can allow anything (SECURITY.md "Revocation").
         allow(
             "RevokeInstanceRoleSessions",
@@ -575,7 +575,7 @@ class MemberResponder(pulumi.ComponentResource):
         )
 
         # Fixed at deployment and deny-only: containment attaches it to an instance's role and names
-        # the instance in a role tag, so no run-time policy text exists (handlers/isolation/revocation.py).
+        # the instance in a role tag, so no run-time policy text exists (core/containment/revocation.py).
         self.revocation_policy = aws.iam.Policy(
             f"{name}-revocation",
             name=naming.revocation_policy(args.prefix, args.region),

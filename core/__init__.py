@@ -1,1 +1,6 @@
-"""The core: pure plans and typed AWS ports shared by the Lambda handlers, the operator CLI and the simulation."""
+"""The core: pure plans and typed ports to AWS, shared by the Lambdas (handlers/), the operator CLI (irf/)
+and the local simulation (simulation/).
+
+Nothing here reads the environment or knows which adapter calls it: clients, clocks and the
+places that keep records are passed in.
+"""

@@ -210,7 +210,8 @@ def preview(
                     branch.add(resource_name)
             console.print(tree)
     except ConfigError as exc:
-        _fail(EXIT_BAD_INPUT, str(exc))
+        # The config error already says what to change (the key, the closest known key, docs/config.md).
+        _fail(EXIT_BAD_INPUT, str(exc), "")
 
 
 @app.command()
@@ -682,6 +683,8 @@ def _exit_codes(command: str = "") -> Iterator[None]:
         _fail(EXIT_ACCESS_DENIED, f"access denied: sts:AssumeRole refused: {exc}")
     except operator.EvidenceIntegrityError as exc:
         _fail(EXIT_RESPONSE_FAILED, str(exc), "do not use the file; download it again and compare")
+    except operator.ReleaseFailed as exc:
+        _fail(EXIT_RESPONSE_FAILED, str(exc), "the release Lambda's log in CloudWatch says more")
     except UNREACHABLE as exc:
         _fail(EXIT_UNREACHABLE, f"cannot reach AWS: {exc}")
     except ClientError as exc:
@@ -1030,21 +1033,20 @@ def release(
     region: Annotated[str, typer.Option(help="region of the instance (required)")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change; change nothing")] = False,
     prefix: Prefix = "",
-    forensic_account: ForensicAccount = "",
-    forensic_region: ForensicRegion = "",
     profile: Profile = None,
     security_region: SecurityRegion = None,
-    evidence_profile: EvidenceProfile = None,
 ) -> None:
-    """Restore a contained instance exactly to its containment/before.json (groups, profile, protections...)."""
+    """Restore a contained instance exactly to its containment/before.json (groups, profile, protections...).
+
+    The security account's release Lambda does it (it reads the evidence and acts in the member account).
+    """
     with _exit_codes():
         if not case:
             raise InvalidInput({"--case": "is required (the case that contained the instance)"})
         session = _session(profile, security_region)
-        deployment = _deployment(session, prefix, forensic_account, forensic_region)
+        deployment = _deployment(session, prefix)
         outcome = operator.release_contained_instance(
-            session,
-            _evidence_s3(deployment, profile, evidence_profile),
+            session.client("lambda", config=operator.RELEASE_CLIENT_CONFIG),
             deployment,
             instance,
             case,

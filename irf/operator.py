@@ -22,18 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from core import ids
+from core.containment import Change, ContainmentRecordNotFound
 from handlers.case.store import OPEN, CaseStore
 from handlers.common import naming
 from handlers.common.case import ACCOUNT_ID, REGION, parse_request
-from handlers.common.errors import InvalidInput, IrfError
-from handlers.common.evidence import EvidenceStore, containment_key, report_key
-from handlers.common.sessions import assume_role
+from handlers.common.errors import InstanceNotFound, InvalidInput, IrfError, ResponderUnavailable
+from handlers.common.evidence import EvidenceStore, report_key
 from handlers.common.tags import ACTION_ANALYZE, ACTION_CONTAIN
-from handlers.isolation.containment import Change, ContainmentRecord, release_instance
-from handlers.isolation.handler import record_from_evidence
 from handlers.memory import kernel
 from irf import progress
 
@@ -89,15 +88,6 @@ class ReportNotFound(IrfError):
             dry = "; it was a dry run, which examines nothing" if case.get("DryRun") else ""
             why = f"the case is {case.get('Status', 'unknown')}{detail}{dry}"
         super().__init__(f"case {case_id} has no report: {why}")
-
-
-class ContainmentRecordNotFound(IrfError):
-    def __init__(self, case_id: str) -> None:
-        self.case_id = case_id
-        super().__init__(
-            f"case {case_id} has no containment record ({containment_key(case_id, 'before')}): "
-            "it was a dry run, it never got as far as containment, or the case does not exist"
-        )
 
 
 class DeploymentNotFound(IrfError):
@@ -538,7 +528,25 @@ class ReportNotFoundInFolder(IrfError):
 
 
 # ---------------------------------------------------------------------------------------------
-# irf release
+# irf release: the release Lambda does it (the member role trusts only the security account's
+# Lambda roles, so the CLI could not act in the member account itself); the CLI invokes it.
+
+RELEASE_FUNCTION = "release"
+# The CLI waits for the release Lambda's answer (its timeout plus the invocation's) and never
+# invokes it twice on its own: a second release while the first runs would race it.
+RELEASE_CLIENT_CONFIG = Config(read_timeout=330, connect_timeout=10, retries={"total_max_attempts": 1})
+
+
+class RemoteInvalidInput(InvalidInput):
+    """The release Lambda refused the request; its message names each bad field."""
+
+    def __init__(self, message: str) -> None:
+        self.fields = {}
+        Exception.__init__(self, message)
+
+
+class ReleaseFailed(IrfError):
+    """The release Lambda failed for a reason that is not the request's."""
 
 
 @dataclass(frozen=True)
@@ -552,9 +560,22 @@ class ReleaseOutcome:
     custody_error: str = ""
 
 
+def _release_error(request: Mapping[str, str], function_name: str, error_type: str, message: str) -> Exception:
+    """The Lambda's error as the CLI's typed error, so its exit code and one line are the usual ones."""
+    instance_id = request["InstanceId"]
+    known: dict[str, Callable[[], Exception]] = {
+        "InvalidInput": lambda: RemoteInvalidInput(message),
+        "ContainmentRecordNotFound": lambda: ContainmentRecordNotFound(request["CaseId"]),
+        "InstanceNotFound": lambda: InstanceNotFound(instance_id, message.removeprefix(f"instance {instance_id} ")),
+        "ResponderUnavailable": lambda: ResponderUnavailable(message),
+    }
+    if error_type in known:
+        return known[error_type]()
+    return ReleaseFailed(f"release failed in {function_name}: {error_type or 'error'}: {message or 'no message'}")
+
+
 def release_contained_instance(
-    security: boto3.Session,
-    evidence_s3: Any,
+    lambda_client: Any,
     deployment: Deployment,
     instance_id: str,
     case_id: str,
@@ -563,46 +584,34 @@ def release_contained_instance(
     *,
     dry_run: bool = False,
 ) -> ReleaseOutcome:
-    """Restore the instance to the case's `containment/before.json`, through the member responder role."""
-    parse_request({"InstanceId": instance_id, "Account": account, "Region": region, "CaseId": case_id})
-    store = EvidenceStore(evidence_s3, deployment.evidence_bucket, case_id)
-    with _deployed(f"evidence bucket {deployment.evidence_bucket}", deployment):
-        if not store.exists(containment_key(case_id, "before")):
-            raise ContainmentRecordNotFound(case_id)
-        record: ContainmentRecord = record_from_evidence(store)
-    mismatched = {
-        field_name: f"case {case_id} contained {recorded}, not {given}"
-        for field_name, recorded, given in (
-            ("InstanceId", record.instance_id, instance_id),
-            ("Account", record.account, account),
-            ("Region", record.region, region),
+    """Restore the instance to the case's `containment/before.json` by invoking the release Lambda (synchronously)."""
+    request = {"InstanceId": instance_id, "Account": account, "Region": region, "CaseId": case_id}
+    parse_request(request)
+    function_name = naming.lambda_function_name(deployment.prefix, RELEASE_FUNCTION)
+    payload = {**request, "DryRun": dry_run, "RequestedBy": f"{CLI_ACTOR} {deployment.caller_arn}".strip()}
+    with _deployed(f"release function {function_name}", deployment):
+        answer = lambda_client.invoke(
+            FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
         )
-        if recorded != given
-    }
-    if mismatched:
-        raise InvalidInput(mismatched)
-    member = assume_role(
-        naming.member_responder_role_arn(deployment.prefix, account, region), region, case_id, base=security
-    )
-    released = release_instance(member, instance_id, record, dry_run=dry_run)
-    changes = tuple(released.changes)
-    custody_key, custody_error = "", ""
+    body = answer["Payload"].read()
     try:
-        custody_key = store.custody(
-            "release-dry-run" if dry_run else "released",
-            {"instance_id": instance_id, "dry_run": dry_run, "changes": [c.to_dict() for c in changes]},
-            actor=f"{CLI_ACTOR} {deployment.caller_arn}".strip(),
+        result = json.loads(body or b"{}")
+    except json.JSONDecodeError:
+        result = {"errorMessage": body.decode(errors="replace")}
+    if answer.get("FunctionError"):
+        raise _release_error(
+            request,
+            function_name,
+            str(result.get("errorType", "")),
+            " ".join(str(result.get("errorMessage", "")).split()),
         )
-    except ClientError as exc:
-        # The instance is already released; failing now would hide that. Say it is not in the log.
-        custody_error = f"{exc.response['Error'].get('Code')}: {exc.response['Error'].get('Message', '')}"
     return ReleaseOutcome(
         case_id=case_id,
         instance_id=instance_id,
-        dry_run=dry_run,
-        changes=changes,
-        custody_key=custody_key,
-        custody_error=custody_error,
+        dry_run=bool(result.get("DryRun", dry_run)),
+        changes=tuple(Change.from_dict(c) for c in result.get("Changes", [])),
+        custody_key=str(result.get("CustodyKey", "")),
+        custody_error=str(result.get("CustodyError", "")),
     )
 
 

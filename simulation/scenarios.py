@@ -129,7 +129,7 @@ def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
 
 def create_revocation_policy(session: boto3.Session, prefix: str) -> str:
     """What MemberResponder deploys beside the isolation profile: the fixed session-revoking deny."""
-    from handlers.isolation.revocation import revocation_document
+    from core.containment.revocation import revocation_document
 
     region = session.region_name or "eu-west-1"
     answer = session.client("iam").create_policy(

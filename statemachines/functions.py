@@ -43,6 +43,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "protect", "isolation", "handlers.isolation.handler.protect", frozenset({MEMBER, FORENSIC}), timeout=120
     ),
+    # No state machine calls it: `irf release` invokes it (the member role trusts only these Lambdas' roles).
+    FunctionSpec(
+        "release", "isolation", "handlers.isolation.handler.release", frozenset({MEMBER, FORENSIC}), timeout=300
+    ),
     FunctionSpec(
         "snapshot-volumes",
         "acquisition",

@@ -2,7 +2,7 @@
 
 The runbook, one function per step, each safe to repeat (steps find their earlier results by
 tag rather than redo them):
-1. `take_snapshot_set` (or `snapshot_volumes`): one crash-consistent `CreateSnapshots` set over
+1. `take_snapshot_set`: one crash-consistent `CreateSnapshots` set over
    every attached EBS volume; an instance with none gets an explicit "nothing to snapshot" answer.
 2. `snapshot_progress`: poll until the set (or any later copy) is complete.
 3. `prepare_for_forensic_account`: re-encrypt with the member CMK where needed, then share.
@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from core.instances import INSTANCE_STORE, InstanceState, read_instance
 from handlers.common.case import require_valid_ids
 from handlers.common.errors import AcquisitionFailed, InstanceNotFound
 from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
@@ -38,8 +39,6 @@ MAX_LOCK_DAYS = 36500
 UNSUPPORTED_CODES = frozenset(
     {"InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperation", "UnknownOperationException"}
 )
-GONE = ("shutting-down", "terminated")
-INSTANCE_STORE = "instance-store"
 
 
 @dataclass(frozen=True)
@@ -150,37 +149,19 @@ class SnapshotSet:
         return {"Snapshots": [r.to_event() for r in self.snapshots], "NotAcquired": self.not_acquired}
 
 
-def _instance(ec2: Any, instance_id: str) -> dict[str, Any]:
+def _instance(ec2: Any, instance_id: str) -> InstanceState:
     require_valid_ids(InstanceId=instance_id)
-    try:
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"].startswith("InvalidInstanceID"):
-            raise InstanceNotFound(instance_id, "does not exist in this account and region") from exc
-        raise
-    instances = [i for r in reservations for i in r.get("Instances", []) if i.get("InstanceId") == instance_id]
-    if not instances:
-        raise InstanceNotFound(instance_id, "does not exist in this account and region")
-    state = instances[0].get("State", {}).get("Name", "")
-    if state in GONE:
+    instance = read_instance(ec2, instance_id)
+    if instance.gone:
         # A terminated instance's volumes are gone (or no longer its own): nothing to acquire.
-        raise InstanceNotFound(instance_id, f"is {state}: its volumes can no longer be snapshotted")
-    return dict(instances[0])
+        raise InstanceNotFound(instance_id, f"is {instance.state}: its volumes can no longer be snapshotted")
+    return instance
 
 
-def _ebs_devices(instance: dict[str, Any]) -> dict[str, str]:
-    # A volume still attaching or already detaching is not in a CreateSnapshots set.
-    return {
-        m["Ebs"]["VolumeId"]: m["DeviceName"]
-        for m in instance.get("BlockDeviceMappings", [])
-        if "Ebs" in m and m["Ebs"].get("Status", "attached") == "attached"
-    }
-
-
-def _not_acquired(instance: dict[str, Any], devices: dict[str, str]) -> str:
+def _not_acquired(instance: InstanceState, devices: dict[str, str]) -> str:
     """Why some (or all) of the instance's storage is not in its snapshot set; "" when nothing is missing."""
-    instance_id = instance["InstanceId"]
-    if instance.get("RootDeviceType") == INSTANCE_STORE:
+    instance_id = instance.instance_id
+    if instance.root_device_type == INSTANCE_STORE:
         ebs = f"its {len(devices)} EBS volume(s) are snapshotted" if devices else "it has no EBS volumes"
         return (
             f"instance {instance_id} boots from instance store and {ebs}: instance-store volumes cannot be "
@@ -193,15 +174,6 @@ def _not_acquired(instance: dict[str, Any], devices: dict[str, str]) -> str:
             "there is nothing to snapshot"
         )
     return ""
-
-
-def attached_volumes(ec2: Any, instance_id: str) -> dict[str, str]:
-    """Volume id -> device name of every EBS volume attached to the instance (AcquisitionFailed if none)."""
-    instance = _instance(ec2, instance_id)
-    volumes = _ebs_devices(instance)
-    if not volumes:
-        raise AcquisitionFailed(_not_acquired(instance, volumes))
-    return volumes
 
 
 def _refs(ec2: Any, snapshot_ids: list[str], devices: dict[str, str]) -> list[SnapshotRef]:
@@ -227,7 +199,7 @@ def take_snapshot_set(ec2_member: Any, instance_id: str, case_id: str) -> Snapsh
     """
     require_valid_ids(InstanceId=instance_id, CaseId=case_id)
     instance = _instance(ec2_member, instance_id)
-    devices = _ebs_devices(instance)
+    devices = instance.attached_volumes
     reason = _not_acquired(instance, devices)
     if not devices:
         return SnapshotSet(instance_id, [], reason)
@@ -250,14 +222,6 @@ def take_snapshot_set(ec2_member: Any, instance_id: str, case_id: str) -> Snapsh
     if not ids:
         raise AcquisitionFailed(f"CreateSnapshots for {instance_id} returned no snapshots")
     return SnapshotSet(instance_id, _refs(ec2_member, ids, devices), reason)
-
-
-def snapshot_volumes(ec2_member: Any, instance_id: str, case_id: str) -> list[SnapshotRef]:
-    """`take_snapshot_set`'s snapshots; AcquisitionFailed (saying why) when there is nothing to snapshot."""
-    taken = take_snapshot_set(ec2_member, instance_id, case_id)
-    if not taken.snapshots:
-        raise AcquisitionFailed(taken.not_acquired)
-    return taken.snapshots
 
 
 def snapshot_progress(ec2: Any, snapshot_ids: list[str]) -> Progress:

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from core.ids import check_case_id
+from core.instances import InstanceState, find_instance
 from core.settings import DEFAULT_ANALYSIS_INSTANCE_TYPE
 from handlers.common import naming
 from handlers.common.errors import ExaminationFailed, InvalidInput, IrfError, NotReady, ResponderUnavailable
@@ -58,7 +59,6 @@ REMOTE_PYTHON = "python3.11"
 STDERR_TAIL_CHARS = 2000
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
-GONE_STATES = ("shutting-down", "terminated")
 COMMAND_WAITING = ("Pending", "InProgress", "Delayed")
 # Capacity in one zone says nothing about the next: try the other analysis subnets.
 TRY_NEXT_SUBNET = ("InsufficientInstanceCapacity", "Unsupported", "InsufficientFreeAddressesInSubnet")
@@ -440,34 +440,23 @@ def launch_analysis_instance(
 # -- waiting for it -----------------------------------------------------------------------------------
 
 
-def _describe(ec2: Any, instance_id: str) -> dict[str, Any] | None:
-    try:
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
-            return None
-        raise
-    instances = [i for r in reservations for i in r["Instances"]]
-    return instances[0] if instances else None
-
-
-def _require_analysis_instance(instance: Mapping[str, Any], case_id: str) -> None:
-    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+def _require_analysis_instance(instance: InstanceState, case_id: str) -> None:
+    tags = instance.tags
     if tags.get(CASE_TAG) != case_id or tags.get(PURPOSE_TAG) != PURPOSE_EXAMINATION:
-        raise InvalidInput({"InstanceId": f"{instance['InstanceId']} is not an analysis instance of case {case_id}"})
+        raise InvalidInput({"InstanceId": f"{instance.instance_id} is not an analysis instance of case {case_id}"})
 
 
 def check_ready(ec2: Any, instance_id: str, case_id: str) -> str:
     """The state once the instance runs; NotReady while it starts; AnalysisInstanceLost if it stopped or went away."""
-    instance = _describe(ec2, instance_id)
+    instance = find_instance(ec2, instance_id)
     if instance is None:
         raise AnalysisInstanceLost(f"analysis instance {instance_id} no longer exists")
     _require_analysis_instance(instance, case_id)
-    state = str(instance["State"]["Name"])
+    state = instance.state
     if state == "pending":
         raise NotReady(f"analysis instance {instance_id} is still starting")
     if state != "running":
-        reason = instance.get("StateReason", {}).get("Message", "no reason given")
+        reason = instance.state_reason or "no reason given"
         raise AnalysisInstanceLost(
             f"analysis instance {instance_id} is {state} ({reason}); the examination cannot run on it"
         )
@@ -603,12 +592,12 @@ def terminate_analysis_instances(ec2: Any, case_id: str, instance_id: str = "") 
     targets = {str(i["InstanceId"]): str(i["State"]["Name"]) for i in analysis_instances(ec2, case_id)}
     gone: list[str] = []
     if instance_id and instance_id not in targets:
-        instance = _describe(ec2, instance_id)
-        if instance is None or instance["State"]["Name"] in GONE_STATES:
+        instance = find_instance(ec2, instance_id)
+        if instance is None or instance.gone:
             gone.append(instance_id)
         else:
             _require_analysis_instance(instance, case_id)
-            targets[instance_id] = str(instance["State"]["Name"])
+            targets[instance_id] = instance.state
     if not targets:
         return Termination(terminated=[], already_gone=gone)
     try:

@@ -13,7 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
+from core.containment import (
+    ContainmentRecord,
+    check_release,
+    contain_instance,
+    protect_instance,
+    record_from_evidence,
+    release_instance,
+)
+from handlers.common import naming
 from handlers.common.case import CaseRequest, parse_request
 from handlers.common.errors import InvalidInput
 from handlers.common.evidence import EvidenceStore, containment_key
@@ -21,14 +31,6 @@ from handlers.common.notify import notify_stage
 from handlers.common.sessions import assume_role
 from handlers.common.settings import Settings
 from handlers.common.tags import ACTION_ANALYZE
-from handlers.isolation.containment import (
-    ContainmentRecord,
-    CredentialRevocation,
-    InstanceState,
-    contain_instance,
-    protect_instance,
-    release_instance,
-)
 
 logger = Logger(service="irforensics-isolation")
 TOOL = "irforensics handlers.isolation"
@@ -48,30 +50,13 @@ def _evidence(settings: Settings, case_id: str) -> EvidenceStore:
     return EvidenceStore(forensic.client("s3"), settings.evidence_bucket, case_id)
 
 
-def _state_document(record: ContainmentRecord, which: str) -> dict[str, Any]:
-    state = record.before if which == "before" else record.after
-    document: dict[str, Any] = {
-        "case_id": record.case_id,
-        "instance_id": record.instance_id,
-        "account": record.account,
-        "region": record.region,
-        "action": record.action,
-        "state": state.to_dict(),
-    }
-    if which == "after":
-        document["revocations"] = [
-            {"role": r.role, "policy_name": r.policy_name, "issued_before": r.issued_before} for r in record.revocations
-        ]
-    return document
-
-
 def _keep(store: EvidenceStore, record: ContainmentRecord, event: str, *, protected: bool = False) -> dict[str, Any]:
     source = f"ec2:{record.account}:{record.region}:{record.instance_id}"
     keys: dict[str, str | None] = {"before": None, "after": None}
     if not record.dry_run:
         for which in ("before", "after"):
             key = containment_key(record.case_id, which, protected=protected)
-            store.put_json(key, _state_document(record, which), source=source, tool=TOOL)
+            store.put_json(key, record.state_document(which), source=source, tool=TOOL)
             keys[which] = key
     # Notes (e.g. bookkeeping tags that did not fit a full instance) vary between runs: they go to
     # the custody log, never into before/after.json, which a retry must write identically.
@@ -134,49 +119,46 @@ def protect(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
 
 
-def record_from_evidence(store: EvidenceStore) -> ContainmentRecord:
-    """Rebuild the containment record of a case from its before/after evidence."""
-    before = store.get_json(containment_key(store.case_id, "before"))
-    after = store.get_json(containment_key(store.case_id, "after"))
-    return ContainmentRecord(
-        case_id=before["case_id"],
-        instance_id=before["instance_id"],
-        account=before["account"],
-        region=before["region"],
-        dry_run=False,
-        action=before["action"],
-        before=InstanceState.from_dict(before["state"]),
-        after=InstanceState.from_dict(after["state"]),
-        changes=[],
-        started_at="",
-        finished_at="",
-        revocations=tuple(CredentialRevocation(**r) for r in after.get("revocations", [])),
-    )
+def release_role_arn(settings: Settings, account: str, region: str) -> str:
+    """The member-side role the release Lambda acts through: its own, trusted by this function's role only."""
+    return naming.release_role_arn(settings.prefix, account, region)
 
 
 def release(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Restore the case's containment/before.json; returns {"CaseId", "InstanceId", "Released", "Changes"}."""
-    request = _request(event)
+    """Restore the case's containment/before.json exactly; `irf release` invokes this.
+
+    Refuses (nothing changed) when the case has no containment record or the request names another
+    instance, account or region than the case contained. Returns {"CaseId", "InstanceId", "Released",
+    "DryRun", "Changes": [change...], "CustodyKey", "CustodyError"}.
+    """
+    # Who asked (the operator CLI names its caller) is for the custody log, not part of the case request.
+    requested_by = str(event.get("RequestedBy") or "")
+    request = _request({k: v for k, v in event.items() if k != "RequestedBy"})
     settings = Settings.from_env()
     case_id = str(request.case_id)
     store = _evidence(settings, case_id)
     record = record_from_evidence(store)
-    if record.instance_id != request.instance_id:
-        raise InvalidInput({"InstanceId": f"case {case_id} contained {record.instance_id}, not {request.instance_id}"})
-    member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
+    check_release(record, request.instance_id, request.account, request.region)
+    member = assume_role(release_role_arn(settings, request.account, request.region), request.region, case_id)
     released = release_instance(member, request.instance_id, record, dry_run=request.dry_run)
-    store.custody(
-        "release-dry-run" if request.dry_run else "released",
-        {
-            "instance_id": request.instance_id,
-            "dry_run": request.dry_run,
-            "changes": [c.to_dict() for c in released.changes],
-        },
-        actor=TOOL,
-    )
+    changes = [c.to_dict() for c in released.changes]
+    custody_key, custody_error = "", ""
+    try:
+        custody_key = store.custody(
+            "release-dry-run" if request.dry_run else "released",
+            {"instance_id": request.instance_id, "dry_run": request.dry_run, "changes": changes},
+            actor=f"{TOOL} for {requested_by}" if requested_by else TOOL,
+        )
+    except ClientError as exc:
+        # The instance is already released; failing now would hide that. Say it is not in the log.
+        custody_error = f"{exc.response['Error'].get('Code')}: {exc.response['Error'].get('Message', '')}"
+    logger.info("release done", extra={"changes": len(changes), "dry_run": request.dry_run})
     return {
         "CaseId": case_id,
         "InstanceId": request.instance_id,
         "Released": not request.dry_run,
-        "Changes": len(released.changes),
+        "DryRun": request.dry_run,
+        "Changes": changes,
+        "CustodyKey": custody_key,
+        "CustodyError": custody_error,
     }

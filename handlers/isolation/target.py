@@ -14,49 +14,35 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
 
+from core.instances import INSTANCE_STORE, read_instance
 from handlers.common.case import parse_request
 from handlers.common.errors import InstanceNotFound
 from handlers.common.sessions import BOTO_CONFIG, assume_role
 from handlers.common.settings import Settings
 
 logger = Logger(service="irforensics-isolation")
-# An instance in these states has no disks or memory left to acquire and cannot be contained.
-GONE_STATES = ("shutting-down", "terminated")
-_NOT_FOUND = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
 
 
 def describe_target(ec2: Any, instance_id: str) -> dict[str, Any]:
     """Facts about the instance, or InstanceNotFound saying why there is nothing to respond to."""
-    try:
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in _NOT_FOUND:
-            raise InstanceNotFound(instance_id, "does not exist in this account and region") from exc
-        raise
-    instances = [i for r in reservations for i in r["Instances"]]
-    if not instances:
-        raise InstanceNotFound(instance_id, "does not exist in this account and region")
-    instance = instances[0]
-    state = str(instance["State"]["Name"])
-    if state in GONE_STATES:
+    instance = read_instance(ec2, instance_id)
+    if instance.gone:
         raise InstanceNotFound(
             instance_id,
-            f"is {state}: its memory is gone and its volumes are deleted or "
+            f"is {instance.state}: its memory is gone and its volumes are deleted or "
             "being deleted, so there is nothing left to contain or acquire",
         )
-    mappings = instance.get("BlockDeviceMappings", [])
-    volumes = [m["Ebs"]["VolumeId"] for m in mappings if "Ebs" in m]
+    volumes = [v.volume_id for v in instance.volumes]
     return {
         "InstanceId": instance_id,
-        "State": state,
-        "Platform": instance.get("PlatformDetails", "Linux/UNIX"),
+        "State": instance.state,
+        "Platform": instance.platform,
         "EbsVolumes": len(volumes),
-        "NetworkInterfaces": len(instance.get("NetworkInterfaces", [])),
-        "RootDeviceType": instance.get("RootDeviceType", "ebs"),
+        "NetworkInterfaces": len(instance.interfaces),
+        "RootDeviceType": instance.root_device_type,
         # Instance-store (ephemeral) volumes never appear as EBS mappings and no snapshot covers them.
-        "InstanceStoreOnly": instance.get("RootDeviceType") == "instance-store" and not volumes,
+        "InstanceStoreOnly": instance.root_device_type == INSTANCE_STORE and not volumes,
     }
 
 

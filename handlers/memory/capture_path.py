@@ -17,13 +17,15 @@ refuses before it changes anything (see `plan_capture_tags`).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from core.groupswap import GroupSwap, plan_rules
+from core.instances import InterfaceState, ProfileAssociation, profile_association, read_instance
 from handlers.common import naming
 from handlers.common.errors import IrfError
 from handlers.common.tags import (
@@ -44,7 +46,6 @@ ORIGINAL_GROUPS_TAG = "irforensics:capture:groups:"
 ORIGINAL_PROFILE_TAG = "irforensics:capture:profile"
 CAPTURE_INSTANCE_TAG = "irforensics:capture:instance"
 SSM_ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages")
-SECURITY_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
 
 
 class CapturePathUnavailable(IrfError):
@@ -115,19 +116,6 @@ def ssm_endpoint_groups(ec2: Any, vpc_id: str, region: str) -> list[str]:
     return sorted({g["GroupId"] for e in live for g in e.get("Groups", [])})
 
 
-def _instance(ec2: Any, instance_id: str) -> dict[str, Any]:
-    reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    return dict(reservations[0]["Instances"][0])
-
-
-def _interfaces(instance: Mapping[str, Any]) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """eni -> (vpc, groups) for every interface of the instance."""
-    return {
-        eni["NetworkInterfaceId"]: (eni["VpcId"], tuple(g["GroupId"] for g in eni.get("Groups", [])))
-        for eni in instance.get("NetworkInterfaces", [])
-    }
-
-
 def _find_groups(ec2: Any, name: str, vpcs: Sequence[str]) -> dict[str, dict[str, Any]]:
     found = ec2.describe_security_groups(
         Filters=[{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": list(vpcs)}]
@@ -137,16 +125,6 @@ def _find_groups(ec2: Any, name: str, vpcs: Sequence[str]) -> dict[str, dict[str
 
 def _tags(group: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in group.get("Tags", [])}
-
-
-def _profile_association(ec2: Any, instance_id: str) -> tuple[str, str] | None:
-    associations = ec2.describe_iam_instance_profile_associations(
-        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
-    )["IamInstanceProfileAssociations"]
-    current = [a for a in associations if a.get("State") in ("associated", "associating")]
-    if not current:
-        return None
-    return str(current[0]["AssociationId"]), str(current[0]["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,30 +158,17 @@ def remembered_groups(tags: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def _usable(record: Sequence[str]) -> bool:
-    # A record that lost a chunk reads as a shorter list or a broken id; putting that back would
-    # give the interface groups it never had (or none), so it is not used.
-    return bool(record) and len(set(record)) == len(record) and all(SECURITY_GROUP_ID.fullmatch(g) for g in record)
-
-
 def original_groups(
-    interfaces: Mapping[str, tuple[str, tuple[str, ...]]],
-    capture_ids: Iterable[str],
-    remembered: Mapping[str, tuple[str, ...]],
-) -> dict[str, tuple[str, ...]]:
-    """eni -> the groups closing puts back: the record while it is on the capture group, else its groups now."""
-    capture = set(capture_ids)
-    originals: dict[str, tuple[str, ...]] = {}
-    for eni, (_vpc, current) in sorted(interfaces.items()):
-        if not set(current) & capture:
-            originals[eni] = current
-            continue
+    interfaces: Sequence[InterfaceState], capture_ids: Mapping[str, str], remembered: Mapping[str, tuple[str, ...]]
+) -> GroupSwap:
+    """The swap onto the capture groups (vpc -> group id); refuses when an interface holds the capture group
+    but no usable record of its groups: closing would have nothing true to put back."""
+    swap = GroupSwap.plan(interfaces, {vpc: (group,) for vpc, group in capture_ids.items()}, remembered)
+    for eni in swap.unknown:
         record = remembered.get(eni)
-        if record is None or not _usable(record):
-            what = "no record" if record is None else f"an unusable record ({','.join(record) or 'empty'})"
-            raise CapturePathUnavailable(f"interface {eni} holds the capture group but {what} of its groups")
-        originals[eni] = tuple(record)
-    return originals
+        what = "no record" if record is None else f"an unusable record ({','.join(record) or 'empty'})"
+        raise CapturePathUnavailable(f"interface {eni} holds the capture group but {what} of its groups")
+    return swap
 
 
 @dataclass(frozen=True)
@@ -261,137 +226,159 @@ def plan_capture_tags(
 
 
 # ---------------------------------------------------------------------------------------------
-# The capture group's rules.
-
-_RULE_TARGETS = {
-    "IpRanges": "CidrIp",
-    "Ipv6Ranges": "CidrIpv6",
-    "PrefixListIds": "PrefixListId",
-    "UserIdGroupPairs": "GroupId",
-}
-_Rule = tuple[str, Any, Any, str, str]  # protocol, from port, to port, kind of target, target
-
-
-def _rules(permissions: Iterable[Mapping[str, Any]]) -> dict[_Rule, dict[str, Any]]:
-    """Each (protocol, ports, one target) of `permissions`, with the target entry as given."""
-    found: dict[_Rule, dict[str, Any]] = {}
-    for permission in permissions:
-        head = (str(permission["IpProtocol"]), permission.get("FromPort"), permission.get("ToPort"))
-        for kind, field_name in _RULE_TARGETS.items():
-            for target in permission.get(kind, []):
-                found[(*head, kind, str(target[field_name]))] = dict(target)
-    return found
-
-
-def _permissions(rules: Mapping[_Rule, Mapping[str, Any]], *, identity_only: bool = False) -> list[dict[str, Any]]:
-    """One permission per rule; `identity_only` drops what a revoke does not match on (descriptions, VPC ids)."""
-    permissions: list[dict[str, Any]] = []
-    for (protocol, from_port, to_port, kind, _target), entry in sorted(rules.items(), key=lambda r: str(r[0])):
-        if identity_only:
-            entry = {k: v for k, v in entry.items() if k in (_RULE_TARGETS[kind], "UserId")}
-        permission: dict[str, Any] = {"IpProtocol": protocol, kind: [dict(entry)]}
-        if from_port is not None:
-            permission |= {"FromPort": from_port, "ToPort": to_port}
-        permissions.append(permission)
-    return permissions
-
-
-def _enforce_rules(ec2: Any, group: Mapping[str, Any], egress: Sequence[Mapping[str, Any]]) -> None:
-    """No ingress, exactly `egress`: also for a group an interrupted run created (a new group allows all egress)."""
-    group_id = group["GroupId"]
-    wanted, present = _rules(egress), _rules(group.get("IpPermissionsEgress", []))
-    extra_egress = {rule: present[rule] for rule in present.keys() - wanted.keys()}
-    ingress = _rules(group.get("IpPermissions", []))
-    # Revoked before anything is authorised: an interface may already use the group on a retry.
-    if extra_egress:
-        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=_permissions(extra_egress, identity_only=True))
-    if ingress:
-        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(ingress, identity_only=True))
-    missing = {rule: wanted[rule] for rule in wanted.keys() - present.keys()}
-    if missing:
-        ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=_permissions(missing))
-
-
-# ---------------------------------------------------------------------------------------------
 # Opening and closing.
+
+
+@dataclass(frozen=True)
+class CapturePathPlan:
+    """Everything opening decides before its first change (so a refusal changes nothing)."""
+
+    instance_id: str
+    name: str
+    interfaces: tuple[InterfaceState, ...]
+    egress: Mapping[str, list[dict[str, Any]]]  # vpc -> the capture group's egress
+    existing: Mapping[str, Mapping[str, Any]]  # vpc -> the capture group already there
+    creation_tags: Mapping[str, str]
+    originals: Mapping[str, tuple[str, ...]]
+    tags: Mapping[str, CaptureTags]  # vpc -> the record to write on that VPC's group
+    profile: ProfileAssociation | None
+    acquisition_profile: str
+    original_profile: str
+    # The instance holds the isolation profile: the capture swaps it for the acquisition profile.
+    replaces_profile: bool
+
+    @property
+    def vpcs(self) -> list[str]:
+        return sorted({i.vpc_id for i in self.interfaces})
+
+
+def plan_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -> CapturePathPlan:
+    """Read and decide: endpoints, record, tag limits. Raises CapturePathUnavailable; changes nothing."""
+    instance = read_instance(ec2, instance_id)
+    vpcs = list(instance.vpcs)
+    name = capture_group_name(prefix, instance_id)
+    prefix_list = s3_prefix_list(ec2, region)
+    egress = {vpc: capture_egress(prefix_list, ssm_endpoint_groups(ec2, vpc, region)) for vpc in vpcs}
+    existing = _find_groups(ec2, name, vpcs)
+    remembered = {eni: groups for group in existing.values() for eni, groups in remembered_groups(_tags(group)).items()}
+    ids = {vpc: str(existing[vpc]["GroupId"]) if vpc in existing else f"{name} in {vpc}" for vpc in vpcs}
+    originals = original_groups(instance.interfaces, ids, remembered).originals
+
+    profile = profile_association(ec2, instance_id)
+    isolation_profile = naming.isolation_profile(prefix, region)
+    acquisition = naming.acquisition_profile(prefix, region)
+    original_profile = ""
+    if profile is not None and profile.name == isolation_profile:
+        original_profile = isolation_profile
+    elif profile is not None and profile.name == acquisition:
+        original_profile = next((p for g in existing.values() if (p := _tags(g).get(ORIGINAL_PROFILE_TAG))), "")
+
+    creation_tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE, "Name": name, CAPTURE_INSTANCE_TAG: instance_id}
+    tags = {
+        vpc: plan_capture_tags(
+            ids[vpc],
+            _tags(existing[vpc]) if vpc in existing else creation_tags,
+            {i.eni_id: originals[i.eni_id] for i in instance.interfaces if i.vpc_id == vpc},
+            original_profile,
+        )
+        for vpc in vpcs
+    }
+    return CapturePathPlan(
+        instance_id=instance_id,
+        name=name,
+        interfaces=instance.interfaces,
+        egress=egress,
+        existing=existing,
+        creation_tags=creation_tags,
+        originals=originals,
+        tags=tags,
+        profile=profile,
+        acquisition_profile=acquisition,
+        original_profile=original_profile,
+        replaces_profile=profile is not None and profile.name == isolation_profile,
+    )
+
+
+@dataclass(frozen=True)
+class CaptureGroupRecord:
+    """The swap's record of original groups (core.groupswap.GroupRecord), in each capture group's tags."""
+
+    ec2: Any
+    groups: Mapping[str, str]  # vpc -> capture group id
+    tags: Mapping[str, CaptureTags]
+
+    def remember(self, originals: Mapping[str, tuple[str, ...]], missing: Mapping[str, tuple[str, ...]]) -> None:
+        # Records are written before stale ones are deleted (see plan_capture_tags).
+        for vpc, plan in sorted(self.tags.items()):
+            if plan.write:
+                self.ec2.create_tags(
+                    Resources=[self.groups[vpc]], Tags=[{"Key": k, "Value": v} for k, v in plan.write.items()]
+                )
+            if plan.stale:
+                self.ec2.delete_tags(Resources=[self.groups[vpc]], Tags=[{"Key": k} for k in plan.stale])
+
+
+def _capture_group(ec2: Any, plan: CapturePathPlan, vpc: str) -> Mapping[str, Any]:
+    if vpc in plan.existing:
+        return plan.existing[vpc]
+    group_id = str(
+        ec2.create_security_group(
+            GroupName=plan.name,
+            VpcId=vpc,
+            Description="irforensics memory capture: HTTPS egress to S3 and SSM endpoints only, no ingress",
+            TagSpecifications=[
+                {
+                    "ResourceType": "security-group",
+                    "Tags": [{"Key": k, "Value": v} for k, v in plan.creation_tags.items()],
+                }
+            ],
+        )["GroupId"]
+    )
+    return dict(ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0])
+
+
+def apply_capture_path(ec2: Any, plan: CapturePathPlan) -> CapturePath:
+    """Make the planned path: groups with exactly their rules, the record, the profile, then the interfaces."""
+    groups: dict[str, str] = {}
+    for vpc in plan.vpcs:
+        group = _capture_group(ec2, plan, vpc)
+        # No ingress, exactly the egress: also for a group an interrupted run created (a new group allows
+        # all egress). Its rules are settled before any interface can use the group.
+        for fix in plan_rules(group, {"egress": plan.egress[vpc]}):
+            fix.call(ec2)(GroupId=fix.group_id, IpPermissions=list(fix.permissions))
+        groups[vpc] = str(group["GroupId"])
+    swap = GroupSwap.plan(plan.interfaces, {vpc: (group,) for vpc, group in groups.items()}, plan.originals)
+    profile: list[Callable[[], object]] = []
+    if plan.replaces_profile and plan.profile is not None:
+        profile.append(
+            partial(
+                ec2.replace_iam_instance_profile_association,
+                AssociationId=plan.profile.association_id,
+                IamInstanceProfile={"Name": plan.acquisition_profile},
+            )
+        )
+    swap.apply(_set_groups(ec2), CaptureGroupRecord(ec2, groups, plan.tags), alongside=profile)
+    return CapturePath(
+        opened=True,
+        reason="HTTPS egress to S3 and the SSM endpoints only, for the capture",
+        groups=groups,
+        interfaces=dict(plan.originals),
+        original_profile=plan.original_profile,
+    )
+
+
+def _set_groups(ec2: Any) -> Callable[[str, list[str]], object]:
+    return lambda eni, groups: ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=groups)
 
 
 def open_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -> CapturePath:
     """Give the contained instance HTTPS to S3 and SSM only, and the acquisition profile; idempotent.
 
     Everything that can refuse (no endpoints, no usable record, tags over EC2's limits) is decided
-    before the first change, so a refusal leaves the instance exactly as contained as it was.
+    by `plan_capture_path` before the first change, so a refusal leaves the instance exactly as
+    contained as it was.
     """
-    instance = _instance(ec2, instance_id)
-    interfaces = _interfaces(instance)
-    vpcs = sorted({vpc for vpc, _ in interfaces.values()})
-    name = capture_group_name(prefix, instance_id)
-    prefix_list = s3_prefix_list(ec2, region)
-    egress = {vpc: capture_egress(prefix_list, ssm_endpoint_groups(ec2, vpc, region)) for vpc in vpcs}
-    existing = _find_groups(ec2, name, vpcs)
-    remembered = {eni: groups for group in existing.values() for eni, groups in remembered_groups(_tags(group)).items()}
-    originals = original_groups(interfaces, (g["GroupId"] for g in existing.values()), remembered)
-
-    profile = _profile_association(ec2, instance_id)
-    isolation_profile = naming.isolation_profile(prefix, region)
-    acquisition = naming.acquisition_profile(prefix, region)
-    original_profile = ""
-    if profile is not None and profile[1] == isolation_profile:
-        original_profile = isolation_profile
-    elif profile is not None and profile[1] == acquisition:
-        original_profile = next((p for g in existing.values() if (p := _tags(g).get(ORIGINAL_PROFILE_TAG))), "")
-
-    creation_tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE, "Name": name, CAPTURE_INSTANCE_TAG: instance_id}
-    plans = {
-        vpc: plan_capture_tags(
-            existing[vpc]["GroupId"] if vpc in existing else f"{name} in {vpc}",
-            _tags(existing[vpc]) if vpc in existing else creation_tags,
-            {eni: originals[eni] for eni, (eni_vpc, _) in interfaces.items() if eni_vpc == vpc},
-            original_profile,
-        )
-        for vpc in vpcs
-    }
-
-    groups: dict[str, str] = {}
-    for vpc in vpcs:
-        if vpc in existing:
-            group = existing[vpc]
-        else:
-            group_id = str(
-                ec2.create_security_group(
-                    GroupName=name,
-                    VpcId=vpc,
-                    Description="irforensics memory capture: HTTPS egress to S3 and SSM endpoints only, no ingress",
-                    TagSpecifications=[
-                        {
-                            "ResourceType": "security-group",
-                            "Tags": [{"Key": k, "Value": v} for k, v in creation_tags.items()],
-                        }
-                    ],
-                )["GroupId"]
-            )
-            group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-        # Its rules are settled before any interface can use the group.
-        _enforce_rules(ec2, group, egress[vpc])
-        groups[vpc] = str(group["GroupId"])
-        plan = plans[vpc]
-        if plan.write:
-            ec2.create_tags(Resources=[groups[vpc]], Tags=[{"Key": k, "Value": v} for k, v in plan.write.items()])
-        if plan.stale:
-            ec2.delete_tags(Resources=[groups[vpc]], Tags=[{"Key": k} for k in plan.stale])
-
-    if profile is not None and profile[1] == isolation_profile:
-        ec2.replace_iam_instance_profile_association(AssociationId=profile[0], IamInstanceProfile={"Name": acquisition})
-    for eni, (vpc, current) in interfaces.items():
-        if current != (groups[vpc],):
-            ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[groups[vpc]])
-    return CapturePath(
-        opened=True,
-        reason="HTTPS egress to S3 and the SSM endpoints only, for the capture",
-        groups=groups,
-        interfaces=originals,
-        original_profile=original_profile,
-    )
+    return apply_capture_path(ec2, plan_capture_path(ec2, instance_id, prefix=prefix, region=region))
 
 
 def close_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) -> list[str]:
@@ -400,10 +387,8 @@ def close_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) 
     Returns what it changed (empty when the path was already closed). Every record is read and
     checked before the first interface moves.
     """
-    instance = _instance(ec2, instance_id)
-    interfaces = _interfaces(instance)
-    vpcs = sorted({vpc for vpc, _ in interfaces.values()})
-    found = _find_groups(ec2, capture_group_name(prefix, instance_id), vpcs)
+    instance = read_instance(ec2, instance_id)
+    found = _find_groups(ec2, capture_group_name(prefix, instance_id), list(instance.vpcs))
     if not found:
         return []
     remembered: dict[str, tuple[str, ...]] = {}
@@ -412,20 +397,20 @@ def close_capture_path(ec2: Any, instance_id: str, *, prefix: str, region: str) 
         tags = _tags(group)
         remembered |= remembered_groups(tags)
         original_profile = original_profile or tags.get(ORIGINAL_PROFILE_TAG, "")
-    capture_ids = {g["GroupId"] for g in found.values()}
-    originals = original_groups(interfaces, capture_ids, remembered)
+    capture_ids = {vpc: str(g["GroupId"]) for vpc, g in found.items()}
+    originals = original_groups(instance.interfaces, capture_ids, remembered).originals
     changes: list[str] = []
-    for eni, (_vpc, current) in sorted(interfaces.items()):
-        if set(current) & capture_ids:
-            ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=list(originals[eni]))
-            changes.append(f"{eni}: groups back to {','.join(originals[eni])}")
-    profile = _profile_association(ec2, instance_id)
-    if original_profile and profile is not None and profile[1] == naming.acquisition_profile(prefix, region):
+    for eni in instance.interfaces:
+        if set(eni.groups) & set(capture_ids.values()):
+            ec2.modify_network_interface_attribute(NetworkInterfaceId=eni.eni_id, Groups=list(originals[eni.eni_id]))
+            changes.append(f"{eni.eni_id}: groups back to {','.join(originals[eni.eni_id])}")
+    profile = profile_association(ec2, instance_id)
+    if original_profile and profile is not None and profile.name == naming.acquisition_profile(prefix, region):
         ec2.replace_iam_instance_profile_association(
-            AssociationId=profile[0], IamInstanceProfile={"Name": original_profile}
+            AssociationId=profile.association_id, IamInstanceProfile={"Name": original_profile}
         )
         changes.append(f"instance profile back to {original_profile}")
-    for group_id in sorted(capture_ids):
+    for group_id in sorted(set(capture_ids.values())):
         try:
             ec2.delete_security_group(GroupId=group_id)
         except ClientError as exc:

@@ -27,8 +27,10 @@ from handlers.common.evidence import EvidenceStore, report_key
 from handlers.common.tags import ACTION_ANALYZE
 from irf import cli
 from simulation import scenarios
+from simulation.lambda_local import resolve_handler
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from simulation.sandbox import LocalCloud, cloud_context
+from statemachines.functions import FUNCTIONS
 
 ENV = {
     "IRF_PREFIX": PREFIX,
@@ -71,6 +73,10 @@ def irf(*args: str, env: dict[str, str | None] | None = None) -> Result:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     # moto's Step Functions interpreter logs every failed state with its whole parse tree.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
+    # Powertools loggers bind sys.stdout when their module is imported; imported first inside a
+    # CliRunner invocation (a Lambda the CLI invokes), they would write to its stream once it is closed.
+    for spec in FUNCTIONS:
+        resolve_handler(spec.handler)
     with cloud_context() as cloud:
         member = cloud.session(MEMBER_ACCOUNT)
         tier = scenarios.build_web_tier(member, prefix=PREFIX, isolation_profile=False)
@@ -327,7 +333,7 @@ def test_release_of_a_case_that_contained_nothing_exits_3(dry_run_case: Responde
         REGION,
     )
 
-    assert result.exit_code == cli.EXIT_NOT_FOUND
+    assert result.exit_code == cli.EXIT_NOT_FOUND, result.output
     assert f"case {dry_run_case.case_id} has no containment record" in result.stderr
 
 

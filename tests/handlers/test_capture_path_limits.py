@@ -37,7 +37,7 @@ from handlers.memory.capture_path import (
     open_capture_path,
 )
 from simulation.local_aws import PREFIX, REGION
-from tests.handlers.test_memory_handler import capture_network, profile_name
+from tests.capture_network import capture_network, profile_name
 
 AMI = "ami-0123456789abcdef0"
 GROUPS_PER_INTERFACE = 16  # EC2's maximum (quota increase from the default 5)
@@ -92,6 +92,21 @@ def capture_groups(ec2: Any, instance: str) -> list[dict[str, Any]]:
         ec2.describe_security_groups(
             Filters=[{"Name": "group-name", "Values": [capture_path.capture_group_name(PREFIX, instance)]}]
         )["SecurityGroups"]
+    )
+
+
+def capture_group_tagged(world: dict[str, Any], record: dict[str, str]) -> str:
+    """A capture group as an earlier run may have left it: managed by us, with `record` in its tags."""
+    tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE, **record}
+    return str(
+        world["ec2"].create_security_group(
+            GroupName=capture_path.capture_group_name(PREFIX, world["instance"]),
+            VpcId=world["vpc"],
+            Description="c",
+            TagSpecifications=[
+                {"ResourceType": "security-group", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ],
+        )["GroupId"]
     )
 
 
@@ -255,21 +270,13 @@ def test_a_stale_record_of_an_interface_not_on_the_capture_group_is_replaced_by_
     ec2, instance = world["ec2"], world["instance"]
     before = interface_groups(ec2, instance)
     (eni,) = before
-    stale = ec2.create_security_group(
-        GroupName=capture_path.capture_group_name(PREFIX, instance),
-        VpcId=world["vpc"],
-        Description="c",
-        TagSpecifications=[
-            {
-                "ResourceType": "security-group",
-                "Tags": [
-                    {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
-                    *({"Key": k, "Value": v} for k, v in capture_path.record_tags(eni, sixteen_groups(7)).items()),
-                    {"Key": ORIGINAL_GROUPS_TAG + "eni-00000000000000000", "Value": "sg-00000000000000000"},
-                ],
-            }
-        ],
-    )["GroupId"]
+    stale = capture_group_tagged(
+        world,
+        {
+            **capture_path.record_tags(eni, sixteen_groups(7)),
+            ORIGINAL_GROUPS_TAG + "eni-00000000000000000": "sg-00000000000000000",
+        },
+    )
 
     opened = open_capture_path(ec2, instance, prefix=PREFIX, region=REGION)
 
@@ -305,20 +312,7 @@ def test_a_capture_group_left_by_the_previous_release_with_one_tag_per_interface
     ec2, instance = world["ec2"], world["instance"]
     before = interface_groups(ec2, instance)
     (eni,) = before
-    group_id = ec2.create_security_group(
-        GroupName=capture_path.capture_group_name(PREFIX, instance),
-        VpcId=world["vpc"],
-        Description="c",
-        TagSpecifications=[
-            {
-                "ResourceType": "security-group",
-                "Tags": [
-                    {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY_VALUE},
-                    {"Key": ORIGINAL_GROUPS_TAG + eni, "Value": ",".join(before[eni])},
-                ],
-            }
-        ],
-    )["GroupId"]
+    group_id = capture_group_tagged(world, {ORIGINAL_GROUPS_TAG + eni: ",".join(before[eni])})
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[group_id])
 
     assert dict(open_capture_path(ec2, instance, prefix=PREFIX, region=REGION).interfaces) == before

@@ -12,25 +12,26 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from handlers.common import naming
-from handlers.common.errors import CaseAlreadyOpen, InstanceNotFound
-from handlers.common.tags import CASE_TAG, INCIDENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
-from handlers.isolation.containment import (
-    BOOKKEEPING_TAG,
+from core.containment import (
     ContainmentRecord,
-    InstanceState,
+    ContainmentState,
     Isolation,
     IsolationGroups,
-    _Clients,
     contain_instance,
     describe_instance_state,
     plan_containment,
     protect_instance,
     release_instance,
 )
+from core.containment.effects import MemberClients
+from core.containment.model import BOOKKEEPING_TAG
+from handlers.common import naming
+from handlers.common.errors import CaseAlreadyOpen, InstanceNotFound
+from handlers.common.tags import CASE_TAG, INCIDENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
 from simulation import local_aws
 from simulation.local_aws import MEMBER_ACCOUNT
 from simulation.scenarios import AMI, WebTier, build_web_tier
+from tests.containment_evidence import from_evidence
 
 PREFIX = "acme"
 CASE = "333333333333-case-1"
@@ -58,7 +59,7 @@ def tier(ec2_like_aws: None, member: boto3.Session) -> WebTier:
 class Contained:
     session: boto3.Session
     tier: WebTier
-    original: InstanceState
+    original: ContainmentState
     record: ContainmentRecord
 
 
@@ -128,7 +129,7 @@ def world(session: boto3.Session, tier: WebTier) -> dict[str, Any]:
     )
 
 
-def comparable(state: InstanceState) -> InstanceState:
+def comparable(state: ContainmentState) -> ContainmentState:
     """What release must restore: association ids are new by nature, incident tags are meant to go."""
     profile = replace(state.profile, association_id="") if state.profile else None
     return replace(
@@ -277,10 +278,11 @@ class TestAContainedWebTier:
 
         assert world(member, tier) == untouched
 
-    def test_the_record_round_trips_through_json(self, contained: Contained) -> None:
+    def test_the_record_round_trips_through_its_evidence_documents(self, contained: Contained) -> None:
         record = contained.record
-        assert ContainmentRecord.from_json(record.to_json()) == record
-        assert json.loads(record.to_json())["changes"][0].keys() == {"what", "resource", "from", "to", "api"}
+        rebuilt = from_evidence(record)
+        assert (rebuilt.before, rebuilt.after, rebuilt.revocations) == (record.before, record.after, record.revocations)
+        assert record.changes[0].to_dict().keys() == {"what", "resource", "from", "to", "api"}
 
     def test_the_plan_for_the_contained_state_is_empty(self, contained: Contained) -> None:
         member, tier, record = contained.session, contained.tier, contained.record
@@ -360,7 +362,7 @@ def test_release_restores_the_original_state(member: boto3.Session, tier: WebTie
     rehearsal = release_instance(member, tier.instance_id, record, dry_run=True)
     assert rehearsal.changes and world(member, tier) == contained_world
 
-    release_instance(member, tier.instance_id, ContainmentRecord.from_json(record.to_json()), sleep=no_sleep)
+    release_instance(member, tier.instance_id, from_evidence(record), sleep=no_sleep)
 
     restored = describe_instance_state(member, tier.instance_id)
     assert comparable(restored) == comparable(original)
@@ -434,7 +436,7 @@ def test_calls_are_retried_while_a_new_resource_propagates() -> None:
             raise ClientError({"Error": {"Code": "InvalidGroup.NotFound", "Message": "not yet"}}, "Modify")
         return "done"
 
-    clients = _Clients(ec2=None, iam=None, autoscaling=None, elbv2=None, region="eu-west-1", sleep=pauses.append)
+    clients = MemberClients(ec2=None, iam=None, autoscaling=None, elbv2=None, region="eu-west-1", sleep=pauses.append)
     assert clients.call(flaky) == "done"
     assert pauses == [0.5, 1.0]
 

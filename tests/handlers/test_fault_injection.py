@@ -6,9 +6,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from core.containment import contain_instance
 from handlers.common import naming
 from handlers.common.sessions import BOTO_CONFIG
-from handlers.isolation.containment import contain_instance
 from simulation import faults, local_aws
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION
 from simulation.scenarios import AMI, build_web_tier

@@ -21,11 +21,19 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from core.containment import (
+    ContainmentRecord,
+    contain_instance,
+    describe_instance_state,
+    protect_instance,
+    release_instance,
+)
+from core.containment.model import BOOKKEEPING_TAG
 from handlers.acquisition import snapshots
 from handlers.acquisition.snapshots import ARTEFACT_TAG, MEMBER_SNAPSHOT
 from handlers.common import naming
 from handlers.common.case import parse_request
-from handlers.common.errors import AcquisitionFailed, InstanceNotFound, InvalidInput
+from handlers.common.errors import InstanceNotFound, InvalidInput
 from handlers.common.settings import Settings
 from handlers.common.tags import (
     CASE_TAG,
@@ -35,14 +43,6 @@ from handlers.common.tags import (
     MAX_TAG_KEY_CHARS,
     MAX_TAG_VALUE_CHARS,
     MAX_TAGS_PER_RESOURCE,
-)
-from handlers.isolation.containment import (
-    BOOKKEEPING_TAG,
-    ContainmentRecord,
-    contain_instance,
-    describe_instance_state,
-    protect_instance,
-    release_instance,
 )
 from handlers.triggers.handler import (
     event_epoch,
@@ -56,6 +56,7 @@ from simulation import local_aws
 from simulation.ec2_semantics import install_ec2_semantics
 from simulation.local_aws import MEMBER_ACCOUNT, REGION, SECURITY_ACCOUNT
 from simulation.scenarios import AMI, create_isolation_profile
+from tests.containment_evidence import from_evidence
 
 PREFIX = "acme"
 CASE = "333333333333-battery-1"
@@ -165,15 +166,10 @@ def take_set(session: boto3.Session, instance_id: Any, case_id: Any = CASE) -> A
     return snapshots.take_snapshot_set(session.client("ec2"), instance_id, case_id)
 
 
-def snapshot_volumes(session: boto3.Session, instance_id: Any, case_id: Any = CASE) -> Any:
-    return snapshots.snapshot_volumes(session.client("ec2"), instance_id, case_id)
-
-
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "contain_instance": contain,
     "protect_instance": protect,
     "take_snapshot_set": take_set,
-    "snapshot_volumes": snapshot_volumes,
 }
 
 
@@ -596,8 +592,6 @@ def test_an_instance_without_ebs_volumes_gets_an_empty_set_with_the_reason(accou
     assert f"instance {instance_id} has no EBS volumes attached" in taken.not_acquired
     assert "nothing to snapshot" in taken.not_acquired
     assert changing(calls) == [] and world(account) == untouched
-    with pytest.raises(AcquisitionFailed, match="no EBS volumes"):
-        snapshot_volumes(account, instance_id)
 
 
 def test_an_instance_store_root_is_reported_as_not_acquirable_by_snapshot(account: boto3.Session) -> None:
@@ -833,7 +827,7 @@ def test_unicode_tags_of_the_longest_length_survive_containment_and_release(acco
     assert_within_ec2_tag_limits(instance_tags(account, instance_id))
     again = contain(account, instance_id)
     assert again.changes == [] and again.before == first.before
-    release_instance(account, instance_id, ContainmentRecord.from_json(first.to_json()), sleep=no_sleep)
+    release_instance(account, instance_id, from_evidence(first), sleep=no_sleep)
     assert instance_tags(account, instance_id) == original
 
 
@@ -902,7 +896,6 @@ def test_an_instance_with_fifty_tags_is_still_isolated_and_the_record_says_what_
     assert "the original security groups of eni-" in notes and f"{CASE_TAG}={CASE}" in notes
     assert "original state is not remembered" in notes and "EC2 allows 50" in notes
     assert not [c for c in full.record.changes if c.what == "incident-tags"]
-    assert ContainmentRecord.from_json(full.record.to_json()).notes == full.record.notes
 
 
 def test_containing_a_full_instance_again_changes_nothing(account: boto3.Session, full: FullInstance) -> None:

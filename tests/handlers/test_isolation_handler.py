@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
+from core.containment import ContainmentRecordNotFound
 from handlers.common import naming
 from handlers.common.errors import InvalidInput
 from handlers.common.evidence import containment_key
@@ -125,7 +126,7 @@ def test_release_restores_the_groups_recorded_in_the_evidence(
 
     answer = handler.release(event(tier), None)
 
-    assert answer["Released"] is True and answer["Changes"] > 0
+    assert answer["Released"] is True and len(answer["Changes"]) > 0
     enis = member.client("ec2").describe_network_interfaces(
         NetworkInterfaceIds=[tier.primary_eni_id, tier.secondary_eni_id]
     )["NetworkInterfaces"]
@@ -149,3 +150,40 @@ def test_an_event_without_a_case_id_is_rejected_before_anything_is_touched(
         == tags["Tags"]
     )
     assert forensic.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_release_refuses_another_region_than_the_case_contained_and_changes_nothing(
+    member: boto3.Session, forensic: boto3.Session, bucket: str, tier: WebTier
+) -> None:
+    handler.contain(event(tier), None)
+    contained = interface_groups_now(member, tier)
+
+    with pytest.raises(InvalidInput, match=rf"Region: case {CASE} contained {REGION}, not us-east-1"):
+        handler.release(event(tier, Region="us-east-1"), None)
+
+    assert interface_groups_now(member, tier) == contained
+
+
+def test_release_of_a_case_without_containment_record_is_refused(bucket: str, tier: WebTier) -> None:
+    with pytest.raises(ContainmentRecordNotFound, match=f"case {CASE} has no containment record"):
+        handler.release(event(tier), None)
+
+
+def test_release_names_who_asked_in_the_custody_log(
+    member: boto3.Session, forensic: boto3.Session, bucket: str, tier: WebTier
+) -> None:
+    handler.contain(event(tier), None)
+
+    answer = handler.release(event(tier, RequestedBy="irf-cli arn:aws:iam::111122223333:user/responder"), None)
+
+    assert answer["CustodyKey"].endswith("-released.json") and answer["CustodyError"] == ""
+    custody = evidence(forensic, bucket, answer["CustodyKey"])
+    assert custody["actor"] == f"{handler.TOOL} for irf-cli arn:aws:iam::111122223333:user/responder"
+    assert [c["what"] for c in custody["detail"]["changes"]] == [c["what"] for c in answer["Changes"]]
+
+
+def interface_groups_now(member: boto3.Session, tier: WebTier) -> dict[str, list[str]]:
+    enis = member.client("ec2").describe_network_interfaces(
+        NetworkInterfaceIds=[tier.primary_eni_id, tier.secondary_eni_id]
+    )["NetworkInterfaces"]
+    return {e["NetworkInterfaceId"]: [g["GroupId"] for g in e["Groups"]] for e in enis}

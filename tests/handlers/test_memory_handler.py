@@ -28,6 +28,7 @@ from handlers.memory import capture_path, handler, kernel, lime
 from simulation import local_aws, synthetic_memory
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from simulation.ssm_agent import AgentBehaviour, SimulatedAgent, install_documents
+from tests.capture_network import capture_network, profile_name
 from tests.ec2_semantics import install_ec2_semantics
 
 SAMPLES = Path(__file__).resolve().parent.parent / "events" / "kernel"
@@ -222,29 +223,6 @@ def test_a_build_cannot_be_requested_for_an_unsupported_distribution(env: dict[s
         handler.request_module_build({"CaseId": env["case"], "Kernel": info.to_event()}, None)
 
 
-def capture_network(member: boto3.Session, cidr_prefix: str) -> tuple[Any, str, str, str]:
-    """(ec2, vpc, subnet, endpoint group): a VPC with the SSM interface endpoints a capture path needs,
-    and the isolation and acquisition instance profiles."""
-    ec2: Any = member.client("ec2")
-    iam: Any = member.client("iam")
-    vpc = ec2.create_vpc(CidrBlock=f"{cidr_prefix}.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.1.0/24")["Subnet"]["SubnetId"]
-    endpoint_group = ec2.create_security_group(GroupName="endpoints", Description="e", VpcId=vpc)["GroupId"]
-    for service in capture_path.SSM_ENDPOINT_SERVICES:
-        ec2.create_vpc_endpoint(
-            VpcId=vpc,
-            ServiceName=f"com.amazonaws.{REGION}.{service}",
-            VpcEndpointType="Interface",
-            SubnetIds=[subnet],
-            SecurityGroupIds=[endpoint_group],
-        )
-    for name in (naming.isolation_profile(PREFIX, REGION), naming.acquisition_profile(PREFIX, REGION)):
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
-        iam.create_instance_profile(InstanceProfileName=name)
-        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    return ec2, vpc, subnet, endpoint_group
-
-
 def isolated_instance(member: boto3.Session) -> dict[str, Any]:
     """A contained instance in a VPC with SSM interface endpoints: deny-all group, isolation profile."""
     ec2, vpc, subnet, endpoint_group = capture_network(member, "10.9")
@@ -261,14 +239,6 @@ def isolated_instance(member: boto3.Session) -> dict[str, Any]:
 def interface_groups(ec2: Any, instance: str) -> list[list[str]]:
     enis = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["NetworkInterfaces"]
     return [sorted(g["GroupId"] for g in eni["Groups"]) for eni in enis]
-
-
-def profile_name(ec2: Any, instance: str) -> str:
-    found = ec2.describe_iam_instance_profile_associations(Filters=[{"Name": "instance-id", "Values": [instance]}])[
-        "IamInstanceProfileAssociations"
-    ]
-    current = next(a for a in found if a["State"] == "associated")
-    return str(current["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1])
 
 
 def test_the_capture_path_allows_only_https_to_s3_and_ssm_endpoints_and_is_removed_after(env: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Session revocation through the fixed deny policy and role tag slots (handlers/isolation/revocation.py)."""
+"""Session revocation through the fixed deny policy and role tag slots (core/containment/revocation.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import boto3
 import pytest
 
+from core.containment import revocation
 from handlers.common import naming
-from handlers.isolation import revocation
 from simulation.scenarios import create_app_profile, create_revocation_policy
 
 PREFIX = "acme"

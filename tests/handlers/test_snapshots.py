@@ -9,6 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from core.instances import read_instance
 from handlers.acquisition import snapshots
 from handlers.acquisition.snapshots import (
     ARTEFACT_TAG,
@@ -22,6 +23,12 @@ from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION
 
 CASE = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-1700000000"
+
+
+def snapshot_set(ec2: Any, instance_id: str, case_id: str) -> list[snapshots.SnapshotRef]:
+    taken = snapshots.take_snapshot_set(ec2, instance_id, case_id)
+    assert taken.snapshots, taken.not_acquired
+    return taken.snapshots
 
 
 def allow_copying_shared_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,8 +138,8 @@ def tags_of(ec2: Any, snapshot_id: str) -> dict[str, str]:
 def test_one_snapshot_set_covers_every_attached_volume_with_the_case_tags(member: boto3.Session) -> None:
     instance_id = launch_suspect(member)
     ec2 = member.client("ec2")
-    refs = snapshots.snapshot_volumes(ec2, instance_id, CASE)
-    attached = snapshots.attached_volumes(ec2, instance_id)
+    refs = snapshot_set(ec2, instance_id, CASE)
+    attached = read_instance(ec2, instance_id).attached_volumes
     assert {r.volume_id for r in refs} == set(attached) and len(refs) == 2
     assert {r.device_name for r in refs} == {"/dev/xvda", "/dev/sdf"}
     for ref in refs:
@@ -145,30 +152,30 @@ def test_one_snapshot_set_covers_every_attached_volume_with_the_case_tags(member
 def test_taking_the_snapshot_set_again_for_the_same_case_reuses_it(member: boto3.Session) -> None:
     instance_id = launch_suspect(member)
     ec2 = member.client("ec2")
-    first = snapshots.snapshot_volumes(ec2, instance_id, CASE)
-    second = snapshots.snapshot_volumes(ec2, instance_id, CASE)
+    first = snapshot_set(ec2, instance_id, CASE)
+    second = snapshot_set(ec2, instance_id, CASE)
     assert second == first
     owned = ec2.describe_snapshots(Filters=[{"Name": f"tag:{CASE_TAG}", "Values": [CASE]}])["Snapshots"]
     assert len(owned) == 2
 
 
-def test_an_instance_without_ebs_volumes_is_refused_with_a_clear_reason(member: boto3.Session) -> None:
+def test_an_instance_without_ebs_volumes_gets_no_snapshot_and_a_clear_reason(member: boto3.Session) -> None:
     instance_id = launch_suspect(member)
     ec2 = member.client("ec2")
-    for volume_id in snapshots.attached_volumes(ec2, instance_id):
+    for volume_id in read_instance(ec2, instance_id).attached_volumes:
         ec2.detach_volume(VolumeId=volume_id, InstanceId=instance_id)
-    with pytest.raises(AcquisitionFailed, match="no EBS volumes"):
-        snapshots.snapshot_volumes(ec2, instance_id, CASE)
+    taken = snapshots.take_snapshot_set(ec2, instance_id, CASE)
+    assert taken.snapshots == [] and "no EBS volumes" in taken.not_acquired
 
 
 def test_an_unknown_instance_raises_instance_not_found(member: boto3.Session) -> None:
     with pytest.raises(InstanceNotFound):
-        snapshots.snapshot_volumes(member.client("ec2"), "i-0123456789abcdef0", CASE)
+        snapshot_set(member.client("ec2"), "i-0123456789abcdef0", CASE)
 
 
 def test_progress_lists_pending_snapshots_and_an_error_names_the_snapshot(member: boto3.Session) -> None:
     ec2 = member.client("ec2")
-    refs = snapshots.snapshot_volumes(ec2, launch_suspect(member), CASE)
+    refs = snapshot_set(ec2, launch_suspect(member), CASE)
     ids = [r.snapshot_id for r in refs]
     assert snapshots.snapshot_progress(ec2, ids).complete
     set_snapshot_state(MEMBER_ACCOUNT, ids[0], "pending")
@@ -184,7 +191,7 @@ def test_unshareable_snapshots_are_reencrypted_with_the_member_key_and_shared_on
 ) -> None:
     key_arn = make_key(member, "alias/acme-ebs")
     ec2 = member.client("ec2")
-    refs = snapshots.snapshot_volumes(ec2, launch_suspect(member, key_arn), CASE)
+    refs = snapshot_set(ec2, launch_suspect(member, key_arn), CASE)
     by_device = {r.device_name: r for r in refs}
 
     from moto.ec2.models import ec2_backends
@@ -231,7 +238,7 @@ def test_forensic_copies_use_the_forensic_key_carry_their_lineage_and_are_made_o
     member_key = make_key(member, "alias/acme-ebs")
     forensic_key = make_key(forensic, "alias/acme-forensic")
     member_ec2, forensic_ec2 = member.client("ec2"), forensic.client("ec2")
-    refs = snapshots.snapshot_volumes(member_ec2, launch_suspect(member), CASE)
+    refs = snapshot_set(member_ec2, launch_suspect(member), CASE)
     shared = snapshots.prepare_for_forensic_account(member_ec2, refs, member_key, FORENSIC_ACCOUNT, CASE).snapshots
 
     copies = snapshots.copy_into_forensic_account(forensic_ec2, shared, forensic_key, CASE, REGION, MEMBER_ACCOUNT)
@@ -252,7 +259,7 @@ def test_a_snapshot_not_shared_with_the_forensic_account_cannot_be_copied(
     member: boto3.Session, forensic: boto3.Session
 ) -> None:
     forensic_key = make_key(forensic, "alias/acme-forensic")
-    refs = snapshots.snapshot_volumes(member.client("ec2"), launch_suspect(member), CASE)
+    refs = snapshot_set(member.client("ec2"), launch_suspect(member), CASE)
     unshared = [SnapshotRef(**{**r.__dict__, "shareable_snapshot_id": r.snapshot_id}) for r in refs]
     with pytest.raises(Exception, match=r"InvalidSnapshot\.NotFound"):
         snapshots.copy_into_forensic_account(forensic.client("ec2"), unshared, forensic_key, CASE, REGION)
@@ -322,10 +329,10 @@ def test_cleanup_deletes_only_this_cases_intermediate_snapshots(member: boto3.Se
     forensic_key = make_key(forensic, "alias/acme-forensic")
     ec2 = member.client("ec2")
     instance_id = launch_suspect(member)
-    refs = snapshots.snapshot_volumes(ec2, instance_id, CASE)
+    refs = snapshot_set(ec2, instance_id, CASE)
     shared = snapshots.prepare_for_forensic_account(ec2, refs, member_key, FORENSIC_ACCOUNT, CASE).snapshots
     copies = snapshots.copy_into_forensic_account(forensic.client("ec2"), shared, forensic_key, CASE, REGION)
-    other_case = snapshots.snapshot_volumes(ec2, instance_id, "another-case")
+    other_case = snapshot_set(ec2, instance_id, "another-case")
     volume = refs[0].volume_id
     unrelated = ec2.create_snapshot(
         VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": CASE_TAG, "Value": CASE}]}]

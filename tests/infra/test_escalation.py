@@ -498,7 +498,7 @@ def test_attribute_describes_are_granted_on_their_resources_not_on_star(
 def test_the_revocation_policy_is_fixed_and_does_not_grow_with_the_instances_it_revokes(
     stacks: dict[str, list[RegisteredResource]],
 ) -> None:
-    from handlers.isolation import revocation
+    from core.containment import revocation
 
     policies = helpers.resources_of(stacks["security"], "aws:iam/policy:Policy")
     revoking = [p for p in policies if p.name.endswith("-revocation")]
