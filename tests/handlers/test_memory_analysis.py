@@ -91,5 +91,5 @@ def test_memory_analysis_round_trips_through_its_json_form() -> None:
         ],
     )
     assert MemoryAnalysis.from_dict(analysed.to_dict()) == analysed
-    assert analysed.summary == "analysed: linux.pslist"
-    assert analysed.to_dict()["summary"] == "analysed: linux.pslist"
+    assert analysed.summary == "analysed: linux.pslist (failed: linux.malfind)"
+    assert analysed.to_dict()["summary"] == "analysed: linux.pslist (failed: linux.malfind)"
