@@ -645,6 +645,9 @@ def _brief(value: Any) -> str:
     return str(value)
 
 
+from irf import memory_commands  # noqa: E402, F401  (registers `irf symbols` and `irf examine-memory`)
+
+
 def main() -> None:
     app()
 
