@@ -18,13 +18,12 @@ network peers are S3 (through the URLs) and, implicitly, the SSM agent's own end
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -35,6 +34,8 @@ MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB
 MAX_PART_SIZE = 5 * 1024 * MIB
 DEFAULT_PART_SIZE = 64 * MIB
+# The capture holds one part in memory on the suspect host: small hosts get small parts.
+MIN_PLANNED_PART_SIZE = 8 * MIB
 # Every part needs a pre-signed URL in the command text, and every ETag comes back through
 # the invocation's stdout (GetCommandInvocation keeps its first 24,000 characters): 400 parts
 # keep both comfortably inside those limits; parts grow with memory instead.
@@ -73,7 +74,7 @@ class PartPlan:
 def plan_parts(memory_bytes: int | None) -> PartPlan:
     """Part size and count for a machine with this much memory (MemTotal); room for what LiME adds."""
     expected = int((memory_bytes or UNKNOWN_MEMORY_BYTES) * SIZE_HEADROOM) + SIZE_SLACK_BYTES
-    part_size = max(DEFAULT_PART_SIZE, math.ceil(expected / MAX_PARTS / MIB) * MIB)
+    part_size = max(MIN_PLANNED_PART_SIZE, math.ceil(expected / MAX_PARTS / MIB) * MIB)
     if part_size > MAX_PART_SIZE:
         raise ValueError(f"{memory_bytes} bytes of memory do not fit {MAX_PARTS} parts of at most 5 GiB")
     return PartPlan(part_size=part_size, part_count=min(MAX_PARTS, math.ceil(expected / part_size) + 1))
@@ -104,20 +105,13 @@ def presign_capture(
     s3_client: Any,
     bucket: str,
     key: str,
-    module_bucket: str,
-    module_key: str,
     part_count: int,
     expires_seconds: int,
     *,
-    module_s3_client: Any | None = None,
     part_size: int = DEFAULT_PART_SIZE,
     metadata: dict[str, str] | None = None,
-) -> tuple[str, PresignedMultipartUpload]:
-    """Start the multipart upload of the memory image and pre-sign everything the instance needs.
-
-    `s3_client` writes the evidence bucket (forensic account, SigV4); `module_s3_client` reads the
-    modules bucket (the security account's Lambda role) and defaults to the same client.
-    """
+) -> PresignedMultipartUpload:
+    """Start the multipart upload of the memory image and pre-sign every part (forensic account, SigV4)."""
     if not 1 <= part_count <= MAX_PARTS:
         raise ValueError(f"part count must be 1..{MAX_PARTS}, got {part_count}")
     if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
@@ -140,12 +134,7 @@ def presign_capture(
         )
         for number in range(1, part_count + 1)
     )
-    module_url = str(
-        (module_s3_client or s3_client).generate_presigned_url(
-            "get_object", Params={"Bucket": module_bucket, "Key": module_key}, ExpiresIn=expires_seconds
-        )
-    )
-    return module_url, PresignedMultipartUpload(
+    return PresignedMultipartUpload(
         bucket=bucket,
         key=key,
         upload_id=upload_id,
@@ -155,20 +144,25 @@ def presign_capture(
     )
 
 
-def compact_part_urls(urls: Sequence[str]) -> tuple[str, list[str]]:
-    """One shared URL base, and "<part> <X-Amz-Date> <X-Amz-Signature>" per part.
+def presign_module(s3_client: Any, bucket: str, key: str, expires_seconds: int) -> str:
+    """The pre-signed GET of lime.ko (the security account's modules bucket)."""
+    return str(
+        s3_client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_seconds)
+    )
+
+
+def compact_part_urls(urls: Sequence[str]) -> tuple[str, str]:
+    """One shared URL base, and "<part>:<X-Amz-Date>:<X-Amz-Signature>" per part, comma-separated.
 
     The part URLs differ only in those three query parameters; SigV4 sorts the query before
     verifying, so the instance can put them back at the end. This keeps hundreds of URLs (each
-    carrying the session token) within what a Run Command can hold.
+    carrying the session token) within what one SendCommand can hold.
     """
     if not urls:
         raise ValueError("no part URLs")
     base: str | None = None
-    lines: list[str] = []
+    items: list[str] = []
     for number, url in enumerate(urls, start=1):
-        if "'" in url or "\n" in url:
-            raise ValueError("a pre-signed URL with a quote or a newline cannot go into shell text")
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         values = dict(query)
@@ -183,19 +177,19 @@ def compact_part_urls(urls: Sequence[str]) -> tuple[str, list[str]]:
             base = this_base
         elif this_base != base:
             raise ValueError(f"URL {number} differs from the others beyond part number, date and signature")
-        lines.append(f"{number} {date} {signature}")
+        items.append(f"{number}:{date}:{signature}")
     assert base is not None
-    return base, lines
+    return base, ",".join(items)
 
 
-def rebuild_part_url(base: str, line: str) -> str:
-    """What the instance's shell does with one compact line (kept here so tests can compare)."""
-    number, date, signature = line.split()
+def rebuild_part_url(base: str, item: str) -> str:
+    """What the instance does with one compact item (kept here so tests can compare)."""
+    number, date, signature = item.split(":")
     return f"{base}&partNumber={number}&X-Amz-Date={date}&X-Amz-Signature={signature}"
 
 
 def discovery_commands() -> list[str]:
-    """AWS-RunShellScript lines that print the kernel facts kernel.parse_discovery reads (read-only)."""
+    """The discovery document's shell: prints the kernel facts kernel.parse_discovery reads (read-only)."""
     return [
         "#!/bin/sh",
         DISCOVERY_MARKER,
@@ -209,199 +203,238 @@ def discovery_commands() -> list[str]:
         f"if [ -r {SECURE_BOOT_EFIVAR} ]; then od -An -tx1 -N 8 {SECURE_BOOT_EFIVAR}; fi",
         "echo '### irforensics:lockdown'; cat /sys/kernel/security/lockdown 2>/dev/null || true",
         "echo '### irforensics:meminfo'; grep '^MemTotal:' /proc/meminfo",
+        # Whether /proc/kcore opens (lockdown=confidentiality and kernels without it refuse): its ELF magic.
+        "echo '### irforensics:kcore'; head -c 4 /proc/kcore 2>/dev/null | od -An -tx1 || true",
+        "echo '### irforensics:python'",
+        "python3 -I -S -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null || true",
+        "echo '### irforensics:btf'; [ -r /sys/kernel/btf/vmlinux ] && echo present || true",
         "echo '### irforensics:end'",
     ]
 
 
-# The capture script proper. Runs under bash (AWS-RunShellScript uses sh, which is dash on Ubuntu),
-# from tmpfs. {{NAME}} placeholders are filled with shell-quoted values.
-_CAPTURE_SCRIPT = r"""set -u -o pipefail
-umask 077
-export LC_ALL=C
-MODULE_URL={{MODULE_URL}}
-MODULE_SHA256={{MODULE_SHA256}}
-PORT={{PORT}}
-PART_SIZE={{PART_SIZE}}
-MAX_PARTS={{MAX_PARTS}}
-DEADLINE=$(( $(date +%s) + {{TIMEOUT}} ))
-export BASE={{BASE}}
-SELF="$0"
-INSMOD_PID=""
+# ---------------------------------------------------------------------------------------------
+# The project's own SSM command documents. SendCommand may name only these (`<prefix>-ir-*`), never
+# AWS-RunShellScript: the text is fixed by the stacks, and every parameter SSM substitutes into it
+# is held to an allowedPattern that admits no quote, no newline and no shell metacharacter.
 
-result() { echo "IRFORENSICS-RESULT $1"; }
-refuse() {
-  # Reasons are fixed text plus sanitised values: nothing from the host can break the JSON.
-  result "{\"Acquired\":false,\"Reason\":\"$(printf '%s' "$1" | tr -cd 'A-Za-z0-9 ._:/+=()-')\"}"
-  exit "${2:-1}"
+CAPTURE_DOCUMENT_SUFFIX = "ir-memory-capture"
+DISCOVERY_DOCUMENT_SUFFIX = "ir-kernel-discovery"
+DOCUMENT_SCHEMA = "2.2"
+METHODS = ("kcore", "lime")
+# A pre-signed S3 URL: https, a host name, a path and a percent-encoded query (no quote, no space).
+_URL_PATTERN = r"https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/[A-Za-z0-9._~%/+=-]{0,1200}\?[A-Za-z0-9._~%/+=&-]{1,4000}"
+_PART_ITEM = r"[0-9]{1,3}:[0-9]{8}T[0-9]{6}Z:[0-9a-f]{64}"
+CAPTURE_PARAMETERS: dict[str, dict[str, str]] = {
+    "Method": {
+        "description": "kcore (no module) or lime (the LimeFactory's module)",
+        "allowedPattern": "^(kcore|lime)$",
+    },
+    "UploadBase": {
+        "description": "Pre-signed UploadPart URL without part number, date and signature",
+        "allowedPattern": f"^{_URL_PATTERN}$",
+    },
+    "Parts": {
+        "description": "part:X-Amz-Date:X-Amz-Signature of every part, comma-separated",
+        "allowedPattern": f"^{_PART_ITEM}(,{_PART_ITEM}){{0,{MAX_PARTS - 1}}}$",
+    },
+    "PartSize": {"description": "Bytes per part", "allowedPattern": "^[1-9][0-9]{6,9}$"},
+    "ModuleUrl": {
+        "description": "Pre-signed GET of lime.ko (lime method)",
+        "allowedPattern": f"^(none|{_URL_PATTERN})$",
+        "default": "none",
+    },
+    "ModuleSha256": {
+        "description": "sha256 of lime.ko from build.json",
+        "allowedPattern": "^(none|[0-9a-f]{64})$",
+        "default": "none",
+    },
+    "Port": {"description": "Loopback port LiME serves on", "allowedPattern": "^[1-9][0-9]{3,4}$", "default": "4444"},
+    "TimeoutSeconds": {"description": "The capture's deadline", "allowedPattern": "^[1-9][0-9]{2,3}$"},
+    "BtfUrl": {"description": "Pre-signed PUT of /sys/kernel/btf/vmlinux", "allowedPattern": f"^{_URL_PATTERN}$"},
+    "KallsymsUrl": {"description": "Pre-signed PUT of /proc/kallsyms", "allowedPattern": f"^{_URL_PATTERN}$"},
+    "VersionUrl": {"description": "Pre-signed PUT of /proc/version", "allowedPattern": f"^{_URL_PATTERN}$"},
+    "executionTimeout": {
+        "description": "Seconds before SSM stops the capture",
+        "allowedPattern": "^[1-9][0-9]{2,3}$",
+        "default": "3600",
+    },
 }
-remaining() { echo $(( DEADLINE - $(date +%s) )); }
-
-cleanup() {
-  if [ -n "$INSMOD_PID" ] && kill -0 "$INSMOD_PID" 2>/dev/null; then
-    # LiME blocks in accept() until a reader connects; connecting once lets insmod return.
-    (exec 9<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || true
-    for _ in $(seq 1 30); do kill -0 "$INSMOD_PID" 2>/dev/null || break; sleep 1; done
-  fi
-  rmmod lime 2>/dev/null || true
-  rm -rf "${WORK:-/nonexistent}" "$SELF"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-for tool in curl sha256sum split tee mkfifo insmod rmmod modinfo timeout awk sort stat; do
-  command -v "$tool" >/dev/null 2>&1 || refuse "required tool $tool is missing on the instance" 3
-done
-grep -q '^lime ' /proc/modules && refuse "a lime module is already loaded; refusing to touch it" 4
-WORK=$(mktemp -d /dev/shm/irforensics-lime.XXXXXX) || refuse "cannot create a working folder in /dev/shm" 5
-export WORK MAX_PARTS
-
-curl --fail --silent --show-error --proto '=https' --connect-timeout 10 --max-time 120 \
-  --retry 3 --retry-delay 2 --output "$WORK/lime.ko" "$MODULE_URL" \
-  || refuse "downloading lime.ko failed" 6
-echo "$MODULE_SHA256  $WORK/lime.ko" | sha256sum --check --status - \
-  || refuse "lime.ko does not match the sha256 in build.json" 7
-VERMAGIC=$(modinfo -F vermagic "$WORK/lime.ko" 2>/dev/null | awk '{print $1}')
-[ "$VERMAGIC" = "$(uname -r)" ] \
-  || refuse "lime.ko was built for kernel $VERMAGIC but the instance runs $(uname -r)" 8
-
-cat > "$WORK/parts" <<'IRFORENSICS_PARTS'
-{{PART_LINES}}
-IRFORENSICS_PARTS
-cat > "$WORK/put-part" <<'IRFORENSICS_PUT_PART'
-#!/bin/bash
-# One part from stdin (split --filter), buffered in tmpfs: S3 needs each part's length up front.
-set -u -o pipefail
-n=$((10#${FILE##*-}))
-[ "$n" -le "$MAX_PARTS" ] || { echo "memory is larger than $MAX_PARTS parts" >&2; exit 1; }
-read -r number date signature < <(sed -n "${n}p" "$WORK/parts")
-[ "$number" = "$n" ] || exit 1
-cat > "$WORK/part"
-size=$(stat -c %s "$WORK/part")
-etag=$(curl --fail --silent --show-error --proto '=https' --connect-timeout 10 --max-time 900 \
-         --retry 5 --retry-delay 2 --retry-all-errors --upload-file "$WORK/part" --dump-header - \
-         --output /dev/null "${BASE}&partNumber=${number}&X-Amz-Date=${date}&X-Amz-Signature=${signature}" \
-       | tr -d '\r' | awk 'tolower($1) == "etag:" {gsub(/"/, "", $2); print $2}')
-rm -f "$WORK/part"
-[ -n "$etag" ] || { echo "part $n: no ETag from S3" >&2; exit 1; }
-echo "$n $etag $size" >> "$WORK/etags"
-IRFORENSICS_PUT_PART
-chmod 700 "$WORK/put-part"
-
-mkfifo "$WORK/hash.fifo"
-sha256sum < "$WORK/hash.fifo" > "$WORK/sha256" &
-HASH_PID=$!
-insmod "$WORK/lime.ko" "path=tcp:$PORT" localhostonly=1 format=lime &
-INSMOD_PID=$!
-
-connected=0
-for _ in $(seq 1 60); do
-  if exec 3<>"/dev/tcp/127.0.0.1/$PORT"; then connected=1; break; fi 2>/dev/null
-  kill -0 "$INSMOD_PID" 2>/dev/null || break
-  sleep 1
-done
-if [ "$connected" != 1 ]; then
-  exec 3>&- 2>/dev/null; : > "$WORK/hash.fifo" & wait "$HASH_PID" 2>/dev/null
-  wait "$INSMOD_PID"; refuse "insmod lime.ko failed or LiME never listened on port $PORT (exit $?)" 9
-fi
-
-LEFT=$(remaining)
-[ "$LEFT" -gt 60 ] || refuse "no time left for the capture" 10
-timeout "$LEFT" cat <&3 | tee "$WORK/hash.fifo" \
-  | split --bytes="$PART_SIZE" --numeric-suffixes=1 --suffix-length=5 --filter="$WORK/put-part" - "$WORK/part-"
-STREAM=("${PIPESTATUS[@]}")
-exec 3<&-
-wait "$HASH_PID"
-wait "$INSMOD_PID"; LOADED=$?
-INSMOD_PID=""
-[ "${STREAM[0]}" = 0 ] || refuse "reading the LiME stream failed or timed out (exit ${STREAM[0]})" 11
-[ "${STREAM[1]}" = 0 ] && [ "${STREAM[2]}" = 0 ] || refuse "uploading a part failed (exit ${STREAM[2]})" 12
-[ "$LOADED" = 0 ] || refuse "LiME reported an error while dumping (insmod exit $LOADED)" 13
-[ -s "$WORK/etags" ] || refuse "LiME produced no data" 14
-
-SHA256=$(awk '{print $1}' "$WORK/sha256")
-SIZE=$(awk '{s += $3} END {printf "%d", s}' "$WORK/etags")
-PARTS=$(sort -n "$WORK/etags" | awk '{printf "%s[%d,\"%s\"]", (NR > 1 ? "," : ""), $1, $2}')
-result "{\"Acquired\":true,\"Sha256\":\"$SHA256\",\"Size\":$SIZE,\"PartSize\":$PART_SIZE,\"Parts\":[$PARTS]}"
-"""
 
 
-def _script_path(upload: PresignedMultipartUpload) -> str:
-    return f"/dev/shm/irforensics-capture-{hashlib.sha256(upload.upload_id.encode()).hexdigest()[:16]}.sh"
+def document_name(prefix: str, suffix: str) -> str:
+    return f"{prefix}-{suffix}"
 
 
-def capture_script(
-    module_url: str, upload: PresignedMultipartUpload, *, module_sha256: str, timeout_seconds: int, port: int
-) -> str:
-    """The bash script alone (what `capture_commands` writes to tmpfs and runs)."""
-    if not _SHA256.match(module_sha256):
-        raise ValueError(f"module sha256 must be 64 lowercase hex digits, got {module_sha256!r}")
+def capture_program() -> str:
+    """The text of handlers/memory/acquire.py: what the instance's python3 runs, unchanged."""
+    return (Path(__file__).parent / "acquire.py").read_text()
+
+
+def _python_check(result_prefix: str) -> list[str]:
+    refusal = json.dumps(
+        {"Acquired": False, "Reason": "python3 (3.7 or later) is not installed on the instance: the capture needs it"}
+    )
+    return [
+        # python3 >= 3.7 is the host's minimum (cloud-init's runtime on mainstream EC2 Linux images).
+        "PY=$(command -v python3 || true)",
+        'if [ -z "$PY" ] || ! "$PY" -c "import sys; sys.exit(sys.version_info < (3, 7))" 2>/dev/null; then',
+        f"  echo '{result_prefix}{refusal}'",
+        "  exit 3",
+        "fi",
+    ]
+
+
+def capture_document() -> dict[str, Any]:
+    """The capture's SSM command document (schemaVersion 2.2): fixed text, checked parameters."""
+    arguments = " ".join(f"'{name}={{{{ {name} }}}}'" for name in CAPTURE_PARAMETERS if name != "executionTimeout")
+    program = capture_program()
+    if "IRFORENSICS_CAPTURE" in program:
+        raise ValueError("the capture program must not contain its here-document's end marker")
+    commands = [
+        "#!/bin/sh",
+        CAPTURE_MARKER,
+        "umask 077",
+        "export LC_ALL=C",
+        # Shells that put a here-document in a temporary file put it in tmpfs, not on the host's disk.
+        "export TMPDIR=/dev/shm",
+        *_python_check(RESULT_PREFIX),
+        # -I -S: no PYTHON* variables, no user or site directories: nothing on the suspect host runs.
+        f"exec \"$PY\" -I -S - {arguments} <<'IRFORENSICS_CAPTURE'",
+        *program.splitlines(),
+        "IRFORENSICS_CAPTURE",
+    ]
+    return {
+        "schemaVersion": DOCUMENT_SCHEMA,
+        "description": "irforensics: acquire the instance's memory (kcore, or the LimeFactory's LiME module) "
+        "into the case's pre-signed multipart upload",
+        "parameters": {name: {"type": "String", **spec} for name, spec in CAPTURE_PARAMETERS.items()},
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "captureMemory",
+                "inputs": {"timeoutSeconds": "{{ executionTimeout }}", "runCommand": commands},
+            }
+        ],
+    }
+
+
+def discovery_document() -> dict[str, Any]:
+    """The read-only kernel discovery's SSM command document (no parameters)."""
+    return {
+        "schemaVersion": DOCUMENT_SCHEMA,
+        "description": "irforensics: print the kernel facts memory acquisition depends on (read-only)",
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "discoverKernel",
+                "inputs": {"timeoutSeconds": "120", "runCommand": discovery_commands()},
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class SymbolSourceUrls:
+    btf: str
+    kallsyms: str
+    version: str
+
+
+SYMBOL_SOURCES = {"Btf": ".vmlinux.btf", "Kallsyms": ".kallsyms", "Version": ".version"}
+
+
+def symbol_source_keys(image_key: str) -> dict[str, str]:
+    """Where the host's BTF, kallsyms and kernel banner go, beside the memory image."""
+    stem = image_key.removesuffix(".lime")
+    return {name: stem + suffix for name, suffix in SYMBOL_SOURCES.items()}
+
+
+def presign_symbol_sources(s3_client: Any, bucket: str, image_key: str, expires_seconds: int) -> SymbolSourceUrls:
+    keys = symbol_source_keys(image_key)
+    urls = {
+        name: str(
+            s3_client.generate_presigned_url(
+                "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_seconds
+            )
+        )
+        for name, key in keys.items()
+    }
+    return SymbolSourceUrls(btf=urls["Btf"], kallsyms=urls["Kallsyms"], version=urls["Version"])
+
+
+def capture_parameters(
+    upload: PresignedMultipartUpload,
+    symbols: SymbolSourceUrls,
+    *,
+    method: str,
+    timeout_seconds: int,
+    module_url: str = "none",
+    module_sha256: str = "none",
+    port: int = 4444,
+) -> dict[str, list[str]]:
+    """SendCommand's Parameters for the capture document, checked against its patterns here too."""
+    if method not in METHODS:
+        raise ValueError(f"capture method must be one of {METHODS}, got {method!r}")
+    if method == "lime" and (module_url == "none" or not _SHA256.match(module_sha256)):
+        raise ValueError("the lime method needs the module's URL and its sha256")
     if not 1024 < port < 65536:
         raise ValueError(f"port must be an unprivileged TCP port, got {port}")
     if timeout_seconds < 120:
         raise ValueError("a capture needs at least 120 seconds")
-    if "'" in module_url or "\n" in module_url:
-        raise ValueError("module URL cannot go into shell text")
-    base, lines = compact_part_urls(upload.part_urls)
+    base, parts = compact_part_urls(upload.part_urls)
     values = {
-        "MODULE_URL": shlex.quote(module_url),
-        "MODULE_SHA256": module_sha256,
-        "PORT": str(port),
-        "PART_SIZE": str(upload.part_size),
-        "MAX_PARTS": str(len(upload.part_urls)),
-        "TIMEOUT": str(timeout_seconds),
-        "BASE": shlex.quote(base),
-        "PART_LINES": "\n".join(lines),
+        "Method": method,
+        "UploadBase": base,
+        "Parts": parts,
+        "PartSize": str(upload.part_size),
+        "ModuleUrl": module_url,
+        "ModuleSha256": module_sha256,
+        "Port": str(port),
+        "TimeoutSeconds": str(timeout_seconds),
+        "BtfUrl": symbols.btf,
+        "KallsymsUrl": symbols.kallsyms,
+        "VersionUrl": symbols.version,
+        "executionTimeout": str(timeout_seconds + 60),
     }
-    script = _CAPTURE_SCRIPT
     for name, value in values.items():
-        script = script.replace("{{" + name + "}}", value)
-    return script
-
-
-def capture_commands(
-    module_url: str,
-    upload: PresignedMultipartUpload,
-    *,
-    module_sha256: str,
-    timeout_seconds: int,
-    port: int = 4444,
-    case_id: str = "",
-    instance_id: str = "",
-) -> list[str]:
-    """AWS-RunShellScript lines: write the capture script to tmpfs, run it under bash (bounded)."""
-    script = capture_script(module_url, upload, module_sha256=module_sha256, timeout_seconds=timeout_seconds, port=port)
-    path = _script_path(upload)
-    label = re.sub(r"[^A-Za-z0-9._-]", "-", f"{case_id} {instance_id}".strip())
-    commands = [
-        "#!/bin/sh",
-        f"{CAPTURE_MARKER} {label}".rstrip(),
-        "umask 077",
-        f"cat > {path} <<'IRFORENSICS_CAPTURE'",
-        *script.splitlines(),
-        "IRFORENSICS_CAPTURE",
-        f"exec timeout --kill-after=30 {timeout_seconds} /bin/bash {path}",
-    ]
-    size = sum(len(line) + 1 for line in commands)
+        if not re.fullmatch(CAPTURE_PARAMETERS[name]["allowedPattern"], value):
+            raise ValueError(f"capture parameter {name} does not match its allowedPattern")
+    size = sum(len(value) for value in values.values())
     if size > MAX_COMMAND_BYTES:
-        raise ValueError(f"capture command is {size} bytes, more than {MAX_COMMAND_BYTES}: use fewer, larger parts")
-    return commands
-
-
-def script_from_commands(commands: Sequence[str]) -> str:
-    """The bash script inside a capture command list (for syntax checks and the simulated agent)."""
-    start = next(i for i, line in enumerate(commands) if line.endswith("<<'IRFORENSICS_CAPTURE'"))
-    end = commands.index("IRFORENSICS_CAPTURE", start)
-    return "\n".join(commands[start + 1 : end]) + "\n"
+        raise ValueError(f"capture parameters are {size} bytes, more than {MAX_COMMAND_BYTES}: use fewer, larger parts")
+    return {name: [value] for name, value in values.items()}
 
 
 @dataclass(frozen=True)
 class CaptureReport:
     acquired: bool
     reason: str = ""
+    method: str = ""
     sha256: str = ""
     size: int = 0
     part_size: int = 0
     parts: tuple[tuple[int, str], ...] = field(default_factory=tuple)
+    ranges: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+    ranges_from: str = ""
+    unreadable_bytes: int = 0
+    seconds: float = 0.0
+    symbol_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _symbol_sources(raw: Any) -> dict[str, dict[str, Any]]:
+    checked: dict[str, dict[str, Any]] = {}
+    if not isinstance(raw, dict):
+        return checked
+    for name in SYMBOL_SOURCES:
+        item = raw.get(name)
+        if not isinstance(item, dict):
+            continue
+        digest, size = item.get("Sha256"), item.get("Size")
+        if isinstance(digest, str) and _SHA256.match(digest) and isinstance(size, int) and size > 0:
+            checked[name] = {"Sha256": digest, "Size": size}
+        else:
+            checked[name] = {"Missing": str(item.get("Missing", "not uploaded"))[:300]}
+    return checked
 
 
 def parse_capture_output(stdout: str) -> CaptureReport:
@@ -415,9 +448,14 @@ def parse_capture_output(stdout: str) -> CaptureReport:
         raise CaptureReportUnreadable(f"the capture's result line is not JSON: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("Acquired"), bool):
         raise CaptureReportUnreadable("the capture's result has no Acquired flag")
+    method = document.get("Method") if document.get("Method") in METHODS else ""
     if not document["Acquired"]:
-        return CaptureReport(acquired=False, reason=str(document.get("Reason", "no reason given"))[:500])
+        return CaptureReport(
+            acquired=False, method=str(method), reason=str(document.get("Reason", "no reason given"))[:500]
+        )
     sha256, size, part_size, parts = (document.get(k) for k in ("Sha256", "Size", "PartSize", "Parts"))
+    if not method:
+        raise CaptureReportUnreadable("the capture does not say which method ran")
     if not isinstance(sha256, str) or not _SHA256.match(sha256):
         raise CaptureReportUnreadable("the capture's sha256 is not 64 hex digits")
     if not isinstance(size, int) or size <= 0 or not isinstance(part_size, int) or part_size <= 0:
@@ -435,4 +473,28 @@ def parse_capture_output(stdout: str) -> CaptureReport:
         ):
             raise CaptureReportUnreadable(f"part entry {expected} of the capture is malformed")
         checked.append((expected, item[1]))
-    return CaptureReport(acquired=True, sha256=sha256, size=size, part_size=part_size, parts=tuple(checked))
+    raw_ranges = document.get("Ranges", [])
+    ranges = (
+        tuple(
+            (int(r[0]), int(r[1]))
+            for r in raw_ranges
+            if isinstance(r, list) and len(r) == 2 and all(isinstance(v, int) and v >= 0 for v in r) and r[0] <= r[1]
+        )
+        if isinstance(raw_ranges, list)
+        else ()
+    )
+    unreadable = document.get("UnreadableBytes", 0)
+    seconds = document.get("Seconds", 0.0)
+    return CaptureReport(
+        acquired=True,
+        method=str(method),
+        sha256=sha256,
+        size=size,
+        part_size=part_size,
+        parts=tuple(checked),
+        ranges=ranges,
+        ranges_from=str(document.get("RangesFrom", ""))[:100],
+        unreadable_bytes=unreadable if isinstance(unreadable, int) and unreadable >= 0 else 0,
+        seconds=float(seconds) if isinstance(seconds, int | float) else 0.0,
+        symbol_sources=_symbol_sources(document.get("SymbolSources")),
+    )

@@ -32,7 +32,10 @@ BUSYBOX = "/bin/busybox"
 PACKAGES = ("busybox-static", "bash", "python3.11-minimal", "libpython3.11-stdlib", "libssl3", "libc6", "gcc")
 # What the capture program and the control agent import (the rest of the stdlib stays out).
 GUEST_MODULES = (
+    "__future__",
     "base64",
+    "collections.abc",
+    "contextlib",
     "encodings.ascii",
     "encodings.idna",
     "encodings.latin_1",
@@ -42,6 +45,7 @@ GUEST_MODULES = (
     "json",
     "os",
     "select",
+    "signal",
     "socket",
     "ssl",
     "struct",
