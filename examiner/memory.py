@@ -42,7 +42,8 @@ KNOWN_CRASHES = {
         "'socket': no None check after container_of); linux.sockstat lists the sockets instead",
     },
 }
-HOST_FILE_SUFFIXES = (".btf", ".kallsyms", ".version")
+# What the capture uploads beside `memory/<InstanceId>.lime` (handlers/memory/capture.py SYMBOL_SOURCES).
+HOST_FILE_SUFFIXES = {"btf": (".vmlinux.btf", ".btf"), "kallsyms": (".kallsyms",), "version": (".version",)}
 PLUGIN_TIMEOUT_SECONDS = 1800.0
 ISF_SUFFIXES = (".json", ".json.xz", ".json.gz", ".json.bz2")
 ANALYSED = "analysed"
@@ -115,17 +116,18 @@ def isf_files(symbols_dir: Path) -> list[Path]:
 
 
 def host_files(folder: Path, stem: str | None = None) -> dict[str, Path] | None:
-    """The host's `.btf`, `.kallsyms` and `.version` in `folder` (for `stem` when given), or None if any is missing."""
+    """The host's BTF, kallsyms and banner in `folder` (`<stem>.vmlinux.btf`, `<stem>.kallsyms`,
+    `<stem>.version`; any stem, or bare `btf`/`kallsyms`/`version`, when no stem is given), or None."""
     found: dict[str, Path] = {}
-    for suffix in HOST_FILE_SUFFIXES:
+    for what, suffixes in HOST_FILE_SUFFIXES.items():
         if stem is not None:
-            candidates = [folder / f"{stem}{suffix}"]
+            candidates = [folder / f"{stem}{suffix}" for suffix in suffixes]
         else:
-            candidates = [*sorted(folder.glob(f"*{suffix}")), folder / suffix.lstrip(".")]
+            candidates = [*(p for suffix in suffixes for p in sorted(folder.glob(f"*{suffix}"))), folder / what]
         present = [c for c in candidates if c.is_file()]
         if not present:
             return None
-        found[suffix.lstrip(".")] = present[0]
+        found[what] = present[0]
     return found
 
 
@@ -231,15 +233,9 @@ def _symbol_root(memory_image: Path, symbols_dir: Path | None, work: Path) -> tu
     if files is None and symbols_dir is not None and symbols_dir.is_dir():
         files = host_files(symbols_dir)
     if files is None:
-        if symbols_dir is None or not symbols_dir.is_dir():
-            return (
-                "no Volatility symbol table (ISF) for the instance's kernel: the LimeFactory has not built one "
-                f"and the host's BTF, kallsyms and banner ({stem}.btf/.kallsyms/.version) are not beside the image"
-            )
-        return (
-            f"no Volatility symbol table (ISF) in {symbols_dir.name}: the LimeFactory has not built one "
-            f"and the host's BTF, kallsyms and banner ({stem}.btf/.kallsyms/.version) are not beside the image"
-        )
+        missing = f"the host's BTF, kallsyms and banner ({stem}.vmlinux.btf/.kallsyms/.version) are not beside the image"
+        where = "for the instance's kernel" if symbols_dir is None or not symbols_dir.is_dir() else f"in {symbols_dir.name}"
+        return f"no Volatility symbol table (ISF) {where}: the LimeFactory has not built one and {missing}"
     try:
         return build_host_isf(files, work)
     except (BTFError, ISFBuildError, KernelImageError, SymbolFileError, OSError) as exc:
