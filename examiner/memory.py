@@ -233,8 +233,9 @@ def _symbol_root(memory_image: Path, symbols_dir: Path | None, work: Path) -> tu
     if files is None and symbols_dir is not None and symbols_dir.is_dir():
         files = host_files(symbols_dir)
     if files is None:
-        missing = f"the host's BTF, kallsyms and banner ({stem}.vmlinux.btf/.kallsyms/.version) are not beside the image"
-        where = "for the instance's kernel" if symbols_dir is None or not symbols_dir.is_dir() else f"in {symbols_dir.name}"
+        missing = f"the host's BTF, kallsyms and banner ({stem}.vmlinux.btf/.kallsyms/.version) are not beside it"
+        given = symbols_dir is not None and symbols_dir.is_dir()
+        where = f"in {symbols_dir.name}" if given and symbols_dir else "for the instance's kernel"
         return f"no Volatility symbol table (ISF) {where}: the LimeFactory has not built one and {missing}"
     try:
         return build_host_isf(files, work)
