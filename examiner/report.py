@@ -20,6 +20,7 @@ import jinja2
 
 from examiner.findings import Finding, Window, order_findings
 from examiner.memory import MemoryAnalysis
+from examiner.memory_findings import MemoryFinding
 from examiner.timeline import BodyfileEntry, TimelineEvent, timeline_events
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -96,6 +97,7 @@ class CaseReportInput:
     )
     # Parsed Volatility JSON per plugin, for the rows worth reading in the report (bash history, sockets).
     memory_rows: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    memory_findings: Sequence[MemoryFinding] = ()
     notes: Sequence[str] = ()
     incident_window: Window | None = None
     filesystems: Sequence[Mapping[str, Any]] = ()
@@ -300,6 +302,7 @@ def _report_json(case: CaseReportInput, context: dict[str, Any]) -> str:
         "filesystems": list(case.filesystems),
         "findings": [f.to_dict() for f in context["findings"]],
         "memory": case.memory.to_dict(),
+        "memory_findings": [f.to_dict() for f in case.memory_findings],
         "timeline": {
             "events": chart.total,
             "events_outside_chart": chart.outside,

