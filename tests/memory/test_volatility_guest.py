@@ -38,7 +38,7 @@ TCP_STATES = {"01": "ESTABLISHED", "0A": "LISTEN"}
 @dataclass(frozen=True)
 class Truth:
     processes: dict[int, tuple[str, int]]  # pid -> (comm, ppid), read live from the guest's /proc
-    sockets: set[tuple[int, int, str]]  # (local port, remote port, state) from /proc/net/tcp
+    sockets: set[tuple[str, int, int, str]]  # (family, local port, remote port, state) from /proc/net/tcp{,6}
     rwx: list[str]  # the miner's rwx mappings, from /proc/<pid>/maps
     system_ram: list[tuple[int, int]]
 
@@ -59,12 +59,14 @@ def _live_truth(guest: Guest) -> Truth:
         head, tail = line.rsplit(") ", 1)
         pid, comm = head.split(" (", 1)
         processes[int(pid)] = (comm, int(tail.split()[1]))
-    sockets: set[tuple[int, int, str]] = set()
-    for line in guest.read_file("/proc/net/tcp").decode().splitlines()[1:]:
-        fields = line.split()
-        state = TCP_STATES.get(fields[3])
-        if state:
-            sockets.add((int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16), state))
+    sockets: set[tuple[str, int, int, str]] = set()
+    for table, family in (("/proc/net/tcp", "AF_INET"), ("/proc/net/tcp6", "AF_INET6")):
+        for line in guest.read_file(table).decode().splitlines()[1:]:
+            fields = line.split()
+            state = TCP_STATES.get(fields[3])
+            if state:
+                ports = (int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16))
+                sockets.add((family, *ports, state))
     miner = next(pid for pid, (comm, _) in processes.items() if comm == "kworkerd")
     maps = guest.read_file(f"/proc/{miner}/maps").decode().splitlines()
     rwx = [line.split()[0] for line in maps if line.split()[1].startswith("rwx")]
@@ -165,13 +167,13 @@ def test_every_listening_and_established_socket_has_its_port_and_state_in_sockst
     captured: Captured, examined: dict[str, Any]
 ) -> None:
     seen = {
-        (int(row["Source Port"]), int(row["Destination Port"]), row["State"])
+        (row["Family"], int(row["Source Port"]), int(row["Destination Port"]), row["State"])
         for row in _flat(examined["rows"], "linux.sockstat")
-        if row["Family"] == "AF_INET" and row["Proto"] == "TCP"
+        if row["Proto"] == "TCP"
     }
-    planted_ports = {guest_image.C2_PORT, guest_image.POOL_PORT, 80}
-    wanted = {s for s in captured.truth.sockets if planted_ports & {s[0], s[1]}}
-    assert {s[2] for s in wanted} == {"LISTEN", "ESTABLISHED"}
+    planted_ports = {guest_image.C2_PORT, guest_image.POOL_PORT, guest_image.MINER_LISTEN_PORT, 80}
+    wanted = {s for s in captured.truth.sockets if planted_ports & {s[1], s[2]}}
+    assert {s[3] for s in wanted} == {"LISTEN", "ESTABLISHED"}
     assert wanted <= seen
 
 
