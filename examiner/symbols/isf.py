@@ -66,12 +66,13 @@ class Provenance:
 
 
 class _Namer:
-    """ISF names for BTF's aggregate and enum types (ISF has one namespace for structs and unions)."""
+    """ISF names for BTF's aggregate and enum types (ISF: one namespace for structs and unions, one for enums)."""
 
     def __init__(self, btf: b.BTF) -> None:
         self.btf = btf
         self.names: dict[int, str] = {}
-        self.defined: dict[str, int] = {}  # ISF name -> the BTF id that defines it
+        self.defined: dict[str, int] = {}  # ISF user type name -> the BTF id that defines it
+        self.defined_enums: dict[str, int] = {}
         aggregates: dict[str, list[b.BTFType]] = defaultdict(list)
         enums: dict[str, list[b.BTFType]] = defaultdict(list)
         forwards: dict[str, list[b.BTFType]] = defaultdict(list)
@@ -103,7 +104,7 @@ class _Namer:
 
     def _name(self, t: b.BTFType, name: str) -> None:
         self.names[t.type_id] = name
-        self.defined[name] = t.type_id
+        (self.defined_enums if t.kind in (b.ENUM, b.ENUM64) else self.defined)[name] = t.type_id
 
 
 class ISFBuilder:
@@ -111,6 +112,7 @@ class ISFBuilder:
         self.btf = btf
         self.namer = _Namer(btf)
         self._descriptors: dict[int, Descriptor] = {}
+        self._typedef_ids: dict[str, int] | None = None
         self.base_types: dict[str, dict[str, Any]] = {
             "void": {"kind": "void", "size": 0, "signed": False, "endian": "little"},
             "pointer": {"kind": "int", "size": POINTER_SIZE, "signed": False, "endian": "little"},
@@ -222,10 +224,8 @@ class ISFBuilder:
 
     def enums(self) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {}
-        for name, type_id in self.namer.defined.items():
+        for name, type_id in self.namer.defined_enums.items():
             t = self.btf[type_id]
-            if t.kind not in (b.ENUM, b.ENUM64):
-                continue
             signed = t.kind_flag or any(value < 0 for _, value in t.enumerators)
             size = t.size if t.size in (1, 2, 4, 8) else 4
             base = ENUM_BASES[(size, signed)]
@@ -273,10 +273,16 @@ class ISFBuilder:
             return self.describe(type_id)
         if spec in self.base_types:
             return {"kind": "base", "name": spec}
-        for t in self.btf.types:
-            if t.kind == b.TYPEDEF and t.name == spec:
-                return self.describe(t.type_id)
-        return None
+        typedef = self._typedefs().get(spec)
+        return None if typedef is None else self.describe(typedef)
+
+    def _typedefs(self) -> dict[str, int]:
+        if self._typedef_ids is None:
+            self._typedef_ids = {}
+            for t in self.btf.types:
+                if t.kind == b.TYPEDEF and t.name:
+                    self._typedef_ids.setdefault(t.name, t.type_id)
+        return self._typedef_ids
 
     def descriptor_size(self, descriptor: Descriptor) -> int:
         kind = descriptor["kind"]
@@ -289,7 +295,7 @@ class ISFBuilder:
         if kind in ("struct", "union"):
             return self.btf.size_of(self.namer.defined[descriptor["name"]])
         if kind == "enum":
-            return self.btf[self.namer.defined[descriptor["name"]]].size
+            return self.btf[self.namer.defined_enums[descriptor["name"]]].size
         return 0
 
     def symbols(self, all_symbols: Sequence[KernelSymbol], banner: bytes) -> dict[str, dict[str, Any]]:
