@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from examiner.symbols import KernelImageError, SymbolFileError, read_btf
 from examiner.symbols.addresses import X86_64_LINK_TEXT, parse_symbol_map, unshifted
-from examiner.symbols.btf import STRUCT, UNION, parse_btf
+from examiner.symbols.btf import ENUM, ENUM64, STRUCT, UNION, parse_btf
 from examiner.symbols.isf import ISFBuildError, build_isf, dump_isf
 from examiner.symbols.vmlinux import decompress_kernel, elf_section
 
@@ -139,6 +139,11 @@ def test_twice_named_structs_keep_both_definitions(isf: dict[str, Any], kernel: 
     for name, ids in twice.items():
         renamed = [f"{name}__{i}" for i in ids if f"{name}__{i}" in isf["user_types"]]
         assert name in isf["user_types"] and len(renamed) == len(ids) - 1
+    # Enums live in their own namespace: a struct and an enum of one name both stay.
+    enum_names = {t.name for t in btf.types if t.kind in (ENUM, ENUM64) and t.name}
+    shared = enum_names & set(seen)
+    assert shared, "Debian's kernel has a struct and an enum of the same name (context)"
+    assert all(name in isf["user_types"] and name in isf["enums"] for name in shared)
 
 
 def test_kallsyms_with_auto_shift_gives_the_system_maps_addresses(kernel: dict[str, Any]) -> None:
