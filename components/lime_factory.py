@@ -12,8 +12,11 @@ the member accounts get nothing here.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -29,7 +32,6 @@ from components.policies import (
 )
 from config import SecurityConfig
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
-from handlers.memory import kernel
 from statemachines import lime_factory
 
 # Pinned sources: a build is reproducible, and build.json says exactly what went into it.
@@ -55,76 +57,33 @@ def build_image(distro: str, version: str, arch: str) -> tuple[str, str]:
         return CODEBUILD_IMAGES[arch], "CODEBUILD"
     if distro == "amzn":
         return f"public.ecr.aws/amazonlinux/amazonlinux:{version}", "CODEBUILD"
+    if distro == "debian":
+        return f"public.ecr.aws/docker/library/debian:{version}", "CODEBUILD"
     return f"public.ecr.aws/ubuntu/ubuntu:{version}", "CODEBUILD"
 
 
-def _install_commands(distro: str, version: str) -> list[str]:
-    if distro == "ubuntu":
-        return [
-            "export DEBIAN_FRONTEND=noninteractive",
-            "apt-get update",
-            "apt-get install -y --no-install-recommends ca-certificates curl git make gcc xz-utils golang-go "
-            "ubuntu-dbgsym-keyring awscli",
-            'echo "deb http://ddebs.ubuntu.com $(. /etc/os-release; echo $VERSION_CODENAME) main restricted '
-            'universe multiverse" > /etc/apt/sources.list.d/ddebs.list',
-            "apt-get update",
-            'apt-get install -y "linux-headers-${KERNEL_RELEASE}" "linux-image-unsigned-${KERNEL_RELEASE}-dbgsym"',
-        ]
-    manager = "dnf" if version == "2023" else "yum"
-    return [
-        f"{manager} install -y git make gcc xz tar golang awscli elfutils-libelf-devel "
-        f'"kernel-devel-${{KERNEL_RELEASE}}" {"dnf-plugins-core" if manager == "dnf" else "yum-utils"}',
-        f'{"dnf debuginfo-install" if manager == "dnf" else "debuginfo-install"} -y "kernel-${{KERNEL_RELEASE}}"',
-    ]
+BUILD_SCRIPT = Path(__file__).parent / "lime_build" / "build.sh"
+
+
+def build_script() -> str:
+    """The one script of a build (install, LiME, ISF, build.json, upload): CodeBuild and the tests run it."""
+    return BUILD_SCRIPT.read_text()
 
 
 def buildspec(distro: str, version: str, bucket: str) -> str:
-    """The CodeBuild buildspec of one (distribution, version): build, hash, describe, upload."""
-    vmlinux = (
-        "/usr/lib/debug/boot/vmlinux-${KERNEL_RELEASE}"
-        if distro == "ubuntu"
-        else "/usr/lib/debug/lib/modules/${KERNEL_RELEASE}/vmlinux"
-    )
-    system_map = (
-        "/boot/System.map-${KERNEL_RELEASE}" if distro == "ubuntu" else "/usr/src/kernels/${KERNEL_RELEASE}/System.map"
-    )
+    """The CodeBuild buildspec of one (distribution, version): run the build script, nothing else."""
+    script = build_script()
     spec = {
         "version": 0.2,
-        "env": {"shell": "bash"},
+        "env": {"shell": "bash", "variables": {"IRF_BUCKET": bucket}},
         "phases": {
-            "install": {
-                "commands": [
-                    # The release comes from a suspect host: refuse anything but a plain release string.
-                    '[[ "$KERNEL_RELEASE" =~ ^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$ ]] || exit 1',
-                    f'[ "$DISTRO" = "{distro}" ] && [ "$DISTRO_VERSION" = "{version}" ] || exit 1',
-                    *_install_commands(distro, version),
-                ]
-            },
             "build": {
                 "commands": [
-                    f"git clone --depth 1 --branch {LIME_TAG} {LIME_REPOSITORY} lime",
-                    'make -C "/lib/modules/${KERNEL_RELEASE}/build" M="$PWD/lime/src" modules '
-                    '|| make -C "/usr/src/kernels/${KERNEL_RELEASE}" M="$PWD/lime/src" modules',
-                    "mkdir -p out && cp lime/src/lime.ko out/lime.ko",
-                    f"git clone {DWARF2JSON_REPOSITORY} dwarf2json && git -C dwarf2json checkout {DWARF2JSON_COMMIT}",
-                    "(cd dwarf2json && go build)",
-                    # System.map sharpens the symbol table where the package set ships one; DWARF alone suffices.
-                    f'SYMBOL_ARGS=(--elf "{vmlinux}"); '
-                    f'[ -r "{system_map}" ] && SYMBOL_ARGS+=(--system-map "{system_map}")',
-                    './dwarf2json/dwarf2json linux "${SYMBOL_ARGS[@]}" | xz -9 > out/symbols.json.xz',
-                    "[ -s out/symbols.json.xz ] || exit 1",
-                    'PREFIX="${DISTRO}-${DISTRO_VERSION}/${KERNEL_RELEASE}/${ARCH}/"',
-                    'printf \'{"kernel":{"distro":"%s","distro_version":"%s","release":"%s","arch":"%s"},'
-                    '"sources":{"lime":{"repository":"%s","tag":"%s"},"dwarf2json":{"repository":"%s","commit":"%s"}},'
-                    '"files":{"lime.ko":{"sha256":"%s"},"symbols.json.xz":{"sha256":"%s"}},'
-                    '"codebuild_build_id":"%s"}\\n\' "$DISTRO" "$DISTRO_VERSION" "$KERNEL_RELEASE" "$ARCH" '
-                    f'"{LIME_REPOSITORY}" "{LIME_TAG}" "{DWARF2JSON_REPOSITORY}" "{DWARF2JSON_COMMIT}" '
-                    '"$(sha256sum out/lime.ko | cut -d" " -f1)" "$(sha256sum out/symbols.json.xz | cut -d" " -f1)" '
-                    '"$CODEBUILD_BUILD_ID" > out/build.json',
-                    # build.json last: a prefix with build.json is a complete build.
-                    f'aws s3 cp out/lime.ko "s3://{bucket}/${{PREFIX}}{kernel.MODULE_FILE}"',
-                    f'aws s3 cp out/symbols.json.xz "s3://{bucket}/${{PREFIX}}{kernel.SYMBOLS_FILE}"',
-                    f'aws s3 cp out/build.json "s3://{bucket}/${{PREFIX}}{kernel.BUILD_FILE}"',
+                    f'[ "$DISTRO" = "{distro}" ] && [ "$DISTRO_VERSION" = "{version}" ] || exit 1',
+                    # The script travels inside the buildspec (the project has no source to fetch).
+                    f"echo {base64.b64encode(script.encode()).decode()} | base64 -d > irforensics-build.sh",
+                    f'echo "{hashlib.sha256(script.encode()).hexdigest()}  irforensics-build.sh" | sha256sum -c -',
+                    "bash irforensics-build.sh",
                 ]
             },
         },

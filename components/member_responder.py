@@ -20,6 +20,7 @@ from components import naming
 from components.policies import Statement, allow, cross_account_trust, deny, policy_document, service_trust
 from config import MemberTarget, SecurityConfig
 from handlers.common.tags import INCIDENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
+from handlers.memory import capture
 
 # The responder role's actions, one list per service, so that a least-privilege check can
 # compare them with the calls the handlers really make.
@@ -462,6 +463,27 @@ class MemberResponder(pulumi.ComponentResource):
             f"{name}-acquisition-profile", name=acquisition_name, role=acquisition_role.name, tags=tags, opts=child
         )
 
+        # The only commands the responder may send (helper iam scopes SendCommand to document/<prefix>-ir-*):
+        # fixed text created here, parameters held to allowedPattern; never AWS-RunShellScript.
+        self.capture_document = aws.ssm.Document(
+            f"{name}-memory-capture-document",
+            name=capture.document_name(args.prefix, capture.CAPTURE_DOCUMENT_SUFFIX),
+            document_type="Command",
+            document_format="JSON",
+            content=json.dumps(capture.capture_document()),
+            tags=tags,
+            opts=child,
+        )
+        self.discovery_document = aws.ssm.Document(
+            f"{name}-kernel-discovery-document",
+            name=capture.document_name(args.prefix, capture.DISCOVERY_DOCUMENT_SUFFIX),
+            document_type="Command",
+            document_format="JSON",
+            content=json.dumps(capture.discovery_document()),
+            tags=tags,
+            opts=child,
+        )
+
         forwarder = aws.iam.Role(
             f"{name}-forwarder",
             name=args.forwarder_role_name,
@@ -499,5 +521,7 @@ class MemberResponder(pulumi.ComponentResource):
                 "key_arn": self.key.arn,
                 "isolation_profile_name": self.isolation_profile.name,
                 "acquisition_profile_name": self.acquisition_profile.name,
+                "capture_document_name": self.capture_document.name,
+                "discovery_document_name": self.discovery_document.name,
             }
         )

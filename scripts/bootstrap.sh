@@ -11,6 +11,21 @@ command -v fls >/dev/null 2>&1 || need_apt+=(sleuthkit)
 command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v mkfs.xfs >/dev/null 2>&1 || need_apt+=(xfsprogs)
 command -v sgdisk >/dev/null 2>&1 || need_apt+=(gdisk)
+# The memory tests' and the simulation's real Linux guest (simulation/guest): QEMU under TCG,
+# Debian's kernel, busybox, and for the LiME fallback the headers and LiME's source; gcc builds
+# both LiME and the guest's planted miner; python3.11, bash and libssl3 are copied into the guest.
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_apt+=(qemu-system-x86)
+ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1 || need_apt+=(linux-image-amd64 linux-headers-amd64)
+[ -x /bin/busybox ] && busybox --list 2>/dev/null | grep -qx nc || need_apt+=(busybox-static)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+command -v strings >/dev/null 2>&1 || need_apt+=(binutils)
+[ -x /usr/bin/python3.11 ] || need_apt+=(python3.11)
+for release in /boot/vmlinuz-*-amd64; do
+  release="${release#/boot/vmlinuz-}"
+  [ "$release" = "*-amd64" ] && continue
+  [ -d "/lib/modules/$release/build" ] || need_apt+=("linux-headers-$release")
+done
+ls -d /usr/src/lime-forensics-* >/dev/null 2>&1 || need_apt+=(lime-forensics-dkms)
 if ((${#need_apt[@]})); then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
   SUDO=""

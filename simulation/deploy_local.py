@@ -358,6 +358,18 @@ def _parameter(s: Session, i: Inputs, name: str, account: str, region: str) -> C
     return i["name"], {"arn": f"arn:aws:ssm:{region}:{account}:parameter{i['name']}"}
 
 
+@creates("aws:ssm/document:Document")
+def _ssm_document(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+    _client(s, "ssm").create_document(
+        Name=i["name"],
+        Content=i["content"],
+        DocumentType=i.get("documentType", "Command"),
+        DocumentFormat=i.get("documentFormat", "JSON"),
+        Tags=[{"Key": k, "Value": v} for k, v in (i.get("tags") or {}).items()],
+    )
+    return i["name"], {"arn": f"arn:aws:ssm:{region}:{account}:document/{i['name']}", "name": i["name"]}
+
+
 @creates("aws:cloudtrail/trail:Trail")
 def _trail(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
     trail = _client(s, "cloudtrail").create_trail(

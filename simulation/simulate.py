@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,23 +25,56 @@ from typing import Any
 
 from handlers.common.tags import INCIDENT_TAG
 from handlers.examination.orchestration import SINGLE_STREAM
-from handlers.memory import lime
-from simulation import disk_content, disk_images, events_local, local_aws, scenarios
+from simulation import disk_content, disk_images, events_local, local_aws, scenarios, synthetic_memory
 from simulation.sandbox import LocalCloud, cloud_context
+from simulation.ssm_agent import AgentBehaviour
 
 SCENARIOS = ("webshell",)
 ACTIONS = {"contain": "Contain", "analyze": "Analyze"}
-SIMULATION_NOTES = [
+ACCOUNTS_NOTE = (
     "Local simulation: AWS was simulated with moto in one process; accounts "
     f"{local_aws.SECURITY_ACCOUNT} (security), {local_aws.FORENSIC_ACCOUNT} (forensic), "
-    f"{local_aws.MEMBER_ACCOUNT} (member).",
-    "Memory: the memory image is SYNTHETIC LiME-format data written by a simulated SSM agent (moto runs "
-    "no commands); no module existed for its kernel, so the response asked the LimeFactory for one and a "
-    "stand-in build (moto runs no CodeBuild) published placeholder lime.ko and symbol files, so Volatility "
-    "has no kernel to analyse.",
+    f"{local_aws.MEMBER_ACCOUNT} (member)."
+)
+EXAMINATION_NOTE = (
     "Examination ran on this machine (moto runs no SSM commands) with the code the analysis instance runs; "
-    "the toolset image was a stand-in (moto has no EC2 Image Builder).",
-]
+    "the toolset image was a stand-in (moto has no EC2 Image Builder)."
+)
+SYNTHETIC_MEMORY_NOTE = (
+    "Memory: the memory image is SYNTHETIC LiME-format data written by a simulated SSM agent ({why}); "
+    "no module existed for its kernel, so the response asked the LimeFactory for one and a stand-in build "
+    "(moto runs no CodeBuild) published placeholder lime.ko and symbol files, so Volatility has no kernel "
+    "to analyse."
+)
+GUEST_MEMORY_NOTE = (
+    "Memory: REAL. The suspect's memory is that of a QEMU guest (TCG) booting Debian's kernel {release}, "
+    "standing in for the EC2 instance with the scenario's planted activity (the SUID miner from "
+    "/tmp/.X11-unix/kworkerd with an RWX mapping and its sockets, root's bash with the reverse shell); "
+    "the project's own SSM documents ran inside it as SSM would run them, and the capture reached the "
+    "simulated evidence bucket through the guest's only network path (a loopback port)."
+)
+SIMULATION_NOTES = [ACCOUNTS_NOTE, SYNTHETIC_MEMORY_NOTE.format(why="moto runs no commands"), EXAMINATION_NOTE]
+# "synthetic" forces the stand-in memory even where QEMU is installed.
+MEMORY_SOURCE_ENV = "IRF_SIMULATION_MEMORY"
+
+
+def guest_memory_unavailable() -> str | None:
+    """Why the simulation cannot use the real guest for memory (None: it will)."""
+    if os.environ.get(MEMORY_SOURCE_ENV, "guest") == "synthetic":
+        return f"{MEMORY_SOURCE_ENV}=synthetic"
+    from simulation.guest import unavailable_reason
+
+    return unavailable_reason()
+
+
+def simulation_notes(guest_release: str | None, why_synthetic: str = "") -> list[str]:
+    memory = (
+        GUEST_MEMORY_NOTE.format(release=guest_release)
+        if guest_release
+        else SYNTHETIC_MEMORY_NOTE.format(why=why_synthetic or "moto runs no commands")
+    )
+    return [ACCOUNTS_NOTE, memory, EXAMINATION_NOTE]
+
 
 Progress = Callable[[str, str], None]
 DISCOVERY_SAMPLE = Path(__file__).parent / "samples" / "amzn2-x86_64.discovery.txt"
@@ -151,8 +185,14 @@ def build_disks(cloud: LocalCloud, work: Path, *, name: str = "web", data_volume
     )
 
 
-def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web", disks: Disks | None = None) -> Incident:
-    """A web tier whose suspect's volumes are created from `disks` (built for it when not given)."""
+def build_incident(
+    cloud: LocalCloud, work: Path, *, name: str = "web", disks: Disks | None = None, guest: Any = None
+) -> Incident:
+    """A web tier whose suspect's volumes are created from `disks` (built for it when not given).
+
+    With `guest` (a running simulation.guest.Guest) the suspect's SSM agent runs every command in
+    it: real discovery, real memory. Without, its memory is synthetic and labelled so.
+    """
     disks = disks or build_disks(cloud, work, name=name)
     member = cloud.session(local_aws.MEMBER_ACCOUNT)
     tier = scenarios.build_web_tier(
@@ -164,11 +204,14 @@ def build_incident(cloud: LocalCloud, work: Path, *, name: str = "web", disks: D
         isolation_profile=False,
         data_volume=bool(disks.data_snapshot_id),
     )
+    if guest is not None:
+        cloud.agent.agents[tier.instance_id] = AgentBehaviour(guest=guest)
+        return Incident(tier=tier, tree=disks.tree)
     # Its SSM agent and its memory: a synthetic LiME image, labelled as such inside and in the report.
     discovery = DISCOVERY_SAMPLE.read_text()
     memory = work / f"{name}-memory.lime"
     memory.parent.mkdir(parents=True, exist_ok=True)
-    lime.synthetic_memory_image(memory, seed=sum(map(ord, name)), size=SYNTHETIC_MEMORY_BYTES)
+    synthetic_memory.synthetic_memory_image(memory, seed=sum(map(ord, name)), size=SYNTHETIC_MEMORY_BYTES)
     cloud.give_instance_an_agent(tier.instance_id, discovery, memory.read_bytes())
     return Incident(tier=tier, tree=disks.tree, memory_sha256=hashlib.sha256(memory.read_bytes()).hexdigest())
 
@@ -262,8 +305,32 @@ def run_simulation(
 
     local_aws.use_fake_credentials()
     quiet_moto()
-    cloud = LocalCloud(examination_notes=SIMULATION_NOTES)
-    with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(cloud, deploy=False):
+    why_synthetic = guest_memory_unavailable()
+    guest_release = None
+    if why_synthetic is None:
+        from simulation.guest import image as guest_image
+
+        guest_release = guest_image.kernel_release()
+    else:
+        progress("memory", f"falling back to SYNTHETIC memory: no real guest ({why_synthetic})")
+    cloud = LocalCloud(examination_notes=simulation_notes(guest_release, why_synthetic or ""))
+    with (
+        tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp,
+        cloud_context(cloud, deploy=False),
+        ExitStack() as guests,
+    ):
+        guest = None
+        if guest_release:
+            from simulation.guest import Guest
+
+            started = time.monotonic()
+            guest = guests.enter_context(Guest.boot(scenario))
+            stage(
+                "guest",
+                started,
+                f"QEMU guest with Debian's kernel {guest_release} and the {scenario} scenario's planted activity "
+                "(the suspect's memory will be real)",
+            )
         started = time.monotonic()
         cloud.deploy()
         stage(
@@ -273,7 +340,7 @@ def run_simulation(
             f"({len(cloud.deployer.skipped)} not simulated: moto lacks them)",
         )
         started = time.monotonic()
-        incident = build_incident(cloud, Path(tmp))
+        incident = build_incident(cloud, Path(tmp), guest=guest)
         stage(
             "workload",
             started,
@@ -370,7 +437,8 @@ def run_concurrent(
     local_aws.use_fake_credentials()
     quiet_moto()
     out_dir.mkdir(parents=True, exist_ok=True)
-    cloud = LocalCloud(examination_notes=SIMULATION_NOTES)
+    # One guest cannot be several suspects: concurrent incidents keep synthetic memory, and say so.
+    cloud = LocalCloud(examination_notes=simulation_notes(None, "concurrent incidents share no guest"))
     with tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp, cloud_context(cloud, deploy=False):
         cloud.deploy()
         disks = build_disks(cloud, Path(tmp), name="shared", data_volume=data_volume)

@@ -1,18 +1,24 @@
 """A simulated SSM agent on the member's instances (the simulation and the memory tests).
 
-moto gaps (DESIGN.md): no DescribeInstanceInformation, and SendCommand runs nothing. `SimulatedAgent`
-fills both at moto's edge: registered instances report an agent, and a command our handlers send
-is answered the way the instance would answer it - discovery prints the sample output of a real
-host; a capture downloads the module by its pre-signed URL, checks the sha256 the command names,
-and PUTs a LiME image, part by part, to the pre-signed UploadPart URLs it was given. (That the
-generated bash does the same on a host is tested in tests/handlers/test_capture.py.)
+moto gaps (DESIGN.md): no DescribeInstanceInformation, SendCommand runs nothing and checks
+neither that the document exists nor its parameters. `SimulatedAgent` fills these at moto's
+edge: SendCommand refuses what SSM refuses (an unknown document, a parameter off its
+allowedPattern); registered instances report an agent; a command is answered the way the
+instance would answer it:
+
+- with a guest (`AgentBehaviour.guest`, a running simulation.guest.Guest: a real Linux kernel
+  under QEMU), the document's own text, parameters substituted as SSM does, runs inside the
+  guest, whose uploads reach moto through the guest's forwarder: a REAL memory image;
+- without one, discovery prints the sample output of a real host, and the capture is answered
+  by SYNTHETIC data (simulation.synthetic_memory): the agent downloads the module when the method
+  is LiME, checks its sha256, and PUTs a labelled pseudo-random LiME image part by part to the
+  pre-signed URLs, as the capture program would.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +27,12 @@ from unittest import mock
 
 import requests
 from moto.core.responses import ActionResult
+from moto.ssm.exceptions import InvalidDocument, ValidationException
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 from handlers.memory import capture
+from simulation.guest import ssm
 
 
 @dataclass
@@ -33,60 +41,88 @@ class AgentBehaviour:
     discovery: str = ""
     image: bytes | None = None
     lie_about_etags: bool = False
+    guest: Any = None  # a simulation.guest.Guest: documents run inside it
 
 
 @dataclass
 class SimulatedAgent:
     agents: dict[str, AgentBehaviour] = field(default_factory=dict)
     answered: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, Any] = field(default_factory=dict)  # command id -> the guest's CommandRun
 
-    def stdout(self, instance_id: str, commands: list[str], command_id: str) -> str:
+    def stdout(self, instance_id: str, document: dict[str, Any], values: dict[str, str], command_id: str) -> str:
         if command_id not in self.answered:
             agent = self.agents[instance_id]
-            if capture.DISCOVERY_MARKER in commands:
+            text = ssm.commands_of(document)
+            if agent.guest is not None:
+                run = agent.guest.run_capture(text, values)
+                self.runs[command_id] = run
+                self.answered[command_id] = run.stdout
+            elif capture.DISCOVERY_MARKER in text:
                 self.answered[command_id] = agent.discovery
-            elif any(line.startswith(capture.CAPTURE_MARKER) for line in commands):
-                self.answered[command_id] = self.capture(agent, capture.script_from_commands(commands))
+            elif capture.CAPTURE_MARKER in text:
+                self.answered[command_id] = self.synthetic_capture(agent, values)
             else:
-                raise AssertionError(f"unexpected command to {instance_id}: {commands[:3]}")
+                raise AssertionError(f"unexpected document sent to {instance_id}: {text[:200]}")
         return self.answered[command_id]
 
-    def capture(self, agent: AgentBehaviour, script: str) -> str:
-        values = {
-            line.split("=", 1)[0].removeprefix("export "): shlex.split(line.split("=", 1)[1])[0]
-            for line in script.splitlines()
-            if line.split("=", 1)[0].removeprefix("export ") in ("MODULE_URL", "MODULE_SHA256", "BASE", "PART_SIZE")
-        }
-        lines = script.split("<<'IRFORENSICS_PARTS'\n", 1)[1].split("\nIRFORENSICS_PARTS", 1)[0].splitlines()
-        module = requests.get(values["MODULE_URL"], timeout=10)
-        if module.status_code != 200:
-            return capture.RESULT_PREFIX + json.dumps({"Acquired": False, "Reason": "downloading lime.ko failed"})
-        if hashlib.sha256(module.content).hexdigest() != values["MODULE_SHA256"]:
-            return capture.RESULT_PREFIX + json.dumps({"Acquired": False, "Reason": "sha256 mismatch"})
+    def synthetic_capture(self, agent: AgentBehaviour, values: dict[str, str]) -> str:
+        """What the capture program reports, over a synthetic image (no kernel ran)."""
+        method = values["Method"]
+
+        def refused(reason: str) -> str:
+            return capture.RESULT_PREFIX + json.dumps({"Acquired": False, "Method": method, "Reason": reason})
+
+        if method == "lime":
+            module = requests.get(values["ModuleUrl"], timeout=10)
+            if module.status_code != 200:
+                return refused("downloading lime.ko failed")
+            if hashlib.sha256(module.content).hexdigest() != values["ModuleSha256"]:
+                return refused("lime.ko does not match the sha256 in build.json")
         if agent.image is None:
-            return capture.RESULT_PREFIX + json.dumps({"Acquired": False, "Reason": "LiME produced no data"})
-        size = int(values["PART_SIZE"])
+            return refused("LiME produced no data")
+        size = int(values["PartSize"])
         chunks = [agent.image[i : i + size] for i in range(0, len(agent.image), size)]
+        items = values["Parts"].split(",")
         parts = []
-        for line, chunk in zip(lines, chunks, strict=False):
-            answer = requests.put(capture.rebuild_part_url(values["BASE"], line), data=chunk, timeout=10)
+        for item, chunk in zip(items, chunks, strict=False):
+            answer = requests.put(capture.rebuild_part_url(values["UploadBase"], item), data=chunk, timeout=10)
             assert answer.status_code == 200, answer.text
             etag = answer.headers["ETag"].strip('"')
-            parts.append([int(line.split()[0]), "0" * 32 if agent.lie_about_etags else etag])
+            parts.append([int(item.split(":")[0]), "0" * 32 if agent.lie_about_etags else etag])
         return capture.RESULT_PREFIX + json.dumps(
             {
                 "Acquired": True,
+                "Method": method,
                 "Sha256": hashlib.sha256(agent.image).hexdigest(),
                 "Size": len(agent.image),
                 "PartSize": size,
                 "Parts": parts,
+                "SymbolSources": {name: {"Missing": "synthetic memory: no kernel"} for name in capture.SYMBOL_SOURCES},
             }
         )
 
     @contextmanager
     def installed(self) -> Iterator[SimulatedAgent]:
         agent = self
-        original = SimpleSystemManagerBackend.get_command_invocation
+        original_invocation = SimpleSystemManagerBackend.get_command_invocation
+        original_send = SimpleSystemManagerBackend.send_command
+
+        def document_of(backend: SimpleSystemManagerBackend, name: str) -> dict[str, Any]:
+            try:
+                found = backend.get_document(name, "", "", "JSON")
+            except Exception as exc:
+                raise InvalidDocument(f"Document {name} does not exist") from exc
+            return dict(json.loads(found["Content"]))
+
+        def send_command(backend: SimpleSystemManagerBackend, *args: Any, **kwargs: Any) -> Any:
+            name = kwargs.get("document_name") or (args[1] if len(args) > 1 else None)
+            document = document_of(backend, str(name))
+            try:
+                ssm.resolve(document, kwargs.get("parameters") or {})
+            except ssm.InvalidParameters as exc:
+                raise ValidationException(f"InvalidParameters: {exc}") from exc
+            return original_send(backend, *args, **kwargs)
 
         def describe_instance_information(response: SimpleSystemManagerResponse) -> ActionResult:
             filters = response._get_param("Filters", [])
@@ -104,17 +140,31 @@ class SimulatedAgent:
         def get_command_invocation(
             backend: SimpleSystemManagerBackend, command_id: str, instance_id: str, plugin_name: str | None
         ) -> dict[str, Any]:
-            invocation = original(backend, command_id, instance_id, plugin_name)
+            invocation = original_invocation(backend, command_id, instance_id, plugin_name)
             command = backend.get_command_by_id(command_id)
-            return {
-                **invocation,
-                "StandardOutputContent": agent.stdout(instance_id, list(command.parameters["commands"]), command_id),
-            }
+            document = document_of(backend, str(command.document_name))
+            values = ssm.resolve(document, command.parameters or {})
+            return {**invocation, "StandardOutputContent": agent.stdout(instance_id, document, values, command_id)}
 
         with (
             mock.patch.object(
                 SimpleSystemManagerResponse, "describe_instance_information", describe_instance_information, create=True
             ),
             mock.patch.object(SimpleSystemManagerBackend, "get_command_invocation", get_command_invocation),
+            mock.patch.object(SimpleSystemManagerBackend, "send_command", send_command),
         ):
             yield self
+
+
+def install_documents(ssm_client: Any, prefix: str) -> None:
+    """The member stack's command documents, for tests that build a member account without deploying it."""
+    for suffix, document in (
+        (capture.CAPTURE_DOCUMENT_SUFFIX, capture.capture_document()),
+        (capture.DISCOVERY_DOCUMENT_SUFFIX, capture.discovery_document()),
+    ):
+        ssm_client.create_document(
+            Name=capture.document_name(prefix, suffix),
+            Content=json.dumps(document),
+            DocumentType="Command",
+            DocumentFormat="JSON",
+        )

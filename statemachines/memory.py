@@ -1,6 +1,6 @@
 """The memory branch of the response's Acquire state: LiME through SSM, or a precise reason why not.
 
-OpenCapturePath (Contain only) -> DiscoverKernel -> DiscoveryResult -> CheckModule
+OpenCapturePath (Contain only) -> DiscoverKernel -> DiscoveryResult -> (kcore: StartCapture) | CheckModule
   -> [RequestModuleBuild -> BuildStatus -> CheckModuleAgain] -> StartCapture -> CaptureResult
   -> ClosePath -> MemoryResult
 
@@ -148,7 +148,11 @@ def memory_branch(
         "DiscoveryResultFailed": _failed("reading the kernel discovery"),
         "Loadable": {
             "Type": "Choice",
-            "Choices": [_is_false("$.Kernel.Loadable", "KernelRefusesModule")],
+            "Choices": [
+                _is_false("$.Kernel.Loadable", "KernelRefusesModule"),
+                # kcore needs no module: straight to the capture, no LimeFactory build.
+                {"Variable": "$.Kernel.Method", "StringEquals": "kcore", "Next": "StartCapture"},
+            ],
             "Default": "CheckModule",
         },
         "KernelRefusesModule": _not_acquired({"Reason.$": "$.Kernel.Reason"}),

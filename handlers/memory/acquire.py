@@ -397,16 +397,19 @@ def main(argv: list[str]) -> int:
     started = time.time()
     stats: dict[str, Any] = {}
     try:
+        if method not in ("kcore", "lime"):
+            raise Refused("unknown capture method")
         if os.geteuid() != 0:
             raise Refused("the capture must run as root")
-        https = Https(started + int(params["TimeoutSeconds"]))
-        sink = MultipartSink(https, params["UploadBase"], parse_parts(params["Parts"]), int(params["PartSize"]))
+        try:
+            https = Https(started + int(params["TimeoutSeconds"]))
+            sink = MultipartSink(https, params["UploadBase"], parse_parts(params["Parts"]), int(params["PartSize"]))
+        except (KeyError, ValueError) as exc:
+            raise Refused(f"the capture was sent without a well-formed parameter ({exc})") from exc
         if method == "kcore":
             capture_kcore(sink, stats)
-        elif method == "lime":
-            capture_lime(sink, https, params, stats)
         else:
-            raise Refused("unknown capture method")
+            capture_lime(sink, https, params, stats)
         sink.close()
         seconds = max(time.time() - started, 0.001)
         sources = upload_symbol_sources(https, params)

@@ -1,15 +1,16 @@
-"""The shell a suspect instance runs through SSM Run Command: kernel discovery and the LiME capture.
+"""What the memory branch sends a suspect instance through SSM Run Command, and what it reads back.
 
-The capture, as a runbook:
-1. download the pre-built lime.ko by a pre-signed GET URL into tmpfs (nothing touches the
-   suspect's disks), check its sha256 against build.json and its vermagic against `uname -r`;
-2. `insmod lime.ko path=tcp:<port> localhostonly=1 format=lime` - LiME serves the dump on a
-   loopback port (only one reader, only from the host itself);
-3. read that stream, hash it (sha256sum over a FIFO fed by tee) and cut it into parts of a fixed
-   size; each part is PUT to its pre-signed UploadPart URL of the case's multipart upload;
-4. print one `IRFORENSICS-RESULT {json}` line: sha256, size, the ETag of every part; the Lambda
-   compares it with ListParts and completes the upload;
-5. always (trap on EXIT): release LiME if it still waits for a reader, `rmmod lime`, wipe tmpfs.
+The capture, as a runbook (the program itself is handlers/memory/acquire.py):
+1. the Lambda starts the case's multipart upload and pre-signs every part, plus single PUTs for
+   the host's BTF, kallsyms and banner (and, for the LiME method, a GET of the LimeFactory's
+   lime.ko); URLs stay out of the state machine's history;
+2. SendCommand names the project's own document `<prefix>-ir-memory-capture` (created by the
+   member stack; never AWS-RunShellScript) with parameters its allowedPatterns admit: no quote,
+   no newline, no shell metacharacter can reach the shell text SSM substitutes them into;
+3. on the instance, python3 (>= 3.7, `-I -S`) runs acquire.py from that text: /proc/kcore through
+   the kernel's direct map, or LiME where kcore is unavailable; LiME-format stream, hashed as
+   read, PUT part by part; one `IRFORENSICS-RESULT {json}` line;
+4. the Lambda compares the result with ListParts and completes the upload.
 
 No AWS credentials appear anywhere: the instance gets pre-signed URLs that expire with the
 capture, valid for one object each. No compiler, no package install, no internet: the only
@@ -340,7 +341,8 @@ class SymbolSourceUrls:
     version: str
 
 
-SYMBOL_SOURCES = {"Btf": ".vmlinux.btf", "Kallsyms": ".kallsyms", "Version": ".version"}
+# The names examiner.memory looks for beside the image.
+SYMBOL_SOURCES = {"Btf": ".btf", "Kallsyms": ".kallsyms", "Version": ".version"}
 
 
 def symbol_source_keys(image_key: str) -> dict[str, str]:

@@ -31,8 +31,10 @@ from handlers.memory.kernel import KernelInfo
 
 logger = Logger(service="irforensics")
 ACTOR = "irforensics-memory"
-TOOL = "LiME via SSM Run Command (irforensics handlers.memory)"
-RUN_SHELL_SCRIPT = "AWS-RunShellScript"
+TOOLS = {
+    "kcore": "/proc/kcore via SSM Run Command (irforensics handlers.memory.acquire, no kernel module)",
+    "lime": "LiME via SSM Run Command (irforensics handlers.memory.acquire, the LimeFactory's module)",
+}
 DISCOVERY_TIMEOUT_SECONDS = 60
 # The URLs are signed with the forensic automation role's session (one hour at most), so the
 # capture must end inside it: its timeout plus the URL margin stays below 3600 seconds.
@@ -183,10 +185,9 @@ def discover_kernel(event: dict[str, Any], context: Any) -> dict[str, Any]:
         }
     command = ssm.send_command(
         InstanceIds=[instance_id],
-        DocumentName=RUN_SHELL_SCRIPT,
+        DocumentName=capture.document_name(config.settings.prefix, capture.DISCOVERY_DOCUMENT_SUFFIX),
         TimeoutSeconds=DISCOVERY_TIMEOUT_SECONDS * 2,
         Comment=f"irforensics kernel discovery {case_id}"[:100],
-        Parameters={"commands": capture.discovery_commands(), "executionTimeout": [str(DISCOVERY_TIMEOUT_SECONDS)]},
     )["Command"]
     return {"Capturable": True, "Reason": "SSM agent online", "CommandId": command["CommandId"]}
 
@@ -216,11 +217,13 @@ def discovery_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
             f"kernel discovery on {instance_id} ended {status}: {invocation.get('StandardErrorContent', '')[:300]}"
         )
     info = kernel.parse_discovery(invocation.get("StandardOutputContent", ""))
-    loadable, reason = kernel.can_load_module(info)
-    logger.info("kernel discovered", extra={"kernel": info.to_event(), "loadable": loadable})
+    method, reason = kernel.capture_method(info)
+    logger.info("kernel discovered", extra={"kernel": info.to_event(), "method": method})
     return {
         "Kernel": info.to_event(),
-        "Loadable": loadable,
+        # "Loadable": some method can capture this host; Method says which (kcore needs no module).
+        "Loadable": method != "none",
+        "Method": method,
         "Reason": reason,
         "Prefix": kernel.module_prefix(info),
         "Describe": info.describe(),
@@ -260,7 +263,8 @@ def check_module(event: dict[str, Any], context: Any) -> dict[str, Any]:
     config = MemorySettings.from_env()
     s3 = _modules_s3(config)
     prefix = kernel.module_prefix(info)
-    missing = [name for name in kernel.MODULE_FILES if not _exists(s3, config.modules_bucket, prefix + name)]
+    required = kernel.required_module_files(info)
+    missing = [name for name in required if not _exists(s3, config.modules_bucket, prefix + name)]
     return {
         "ModuleAvailable": not missing,
         "Prefix": prefix,
@@ -321,70 +325,74 @@ def module_build_status(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def start_capture(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Pre-sign the module download and the multipart upload, send the capture; {"CommandId", "UploadId", ...}."""
+    """Pre-sign the multipart upload (and for LiME the module), send the capture; {"CommandId", "Method", ...}."""
     case_id, instance_id, account, region = _target(event)
     info = _kernel(event)
     config = MemorySettings.from_env()
+    method, why = kernel.capture_method(info)
+    if method == "none":
+        raise ModuleUnavailable(why)
     prefix = kernel.module_prefix(info)
-    modules = _modules_s3(config, presign=True)
-    digest = module_sha256(modules, config.modules_bucket, prefix)
+    timeout = config.capture_timeout_seconds
+    expires = timeout + capture.URL_MARGIN_SECONDS
+    module_url, digest = "none", "none"
+    if method == "lime":
+        modules = _modules_s3(config, presign=True)
+        digest = module_sha256(modules, config.modules_bucket, prefix)
+        module_url = capture.presign_module(modules, config.modules_bucket, prefix + kernel.MODULE_FILE, expires)
     forensic = _forensic(config, case_id)
     evidence_s3 = forensic.client("s3", region_name=config.settings.forensic_region, config=PRESIGN_CONFIG)
     key = memory_image_key(case_id, instance_id)
     plan = capture.plan_parts(info.memory_bytes)
-    timeout = config.capture_timeout_seconds
-    module_url, upload = capture.presign_capture(
+    upload = capture.presign_capture(
         evidence_s3,
         config.settings.evidence_bucket,
         key,
-        config.modules_bucket,
-        prefix + kernel.MODULE_FILE,
         plan.part_count,
-        timeout + capture.URL_MARGIN_SECONDS,
-        module_s3_client=modules,
+        expires,
         part_size=plan.part_size,
         metadata={
             "source": f"ec2:{account}:{region}:{instance_id}",
-            "tool": TOOL[:256],
+            "tool": TOOLS[method][:256],
+            "method": method,
             "acquired-at": isotime(),
             "kernel": info.describe()[:256],
         },
     )
-    port = 20000 + secrets.randbelow(40000)
-    commands = capture.capture_commands(
-        module_url,
+    symbols = capture.presign_symbol_sources(evidence_s3, config.settings.evidence_bucket, key, expires)
+    parameters = capture.capture_parameters(
         upload,
-        module_sha256=digest,
+        symbols,
+        method=method,
         timeout_seconds=timeout,
-        port=port,
-        case_id=case_id,
-        instance_id=instance_id,
+        module_url=module_url,
+        module_sha256=digest,
+        port=20000 + secrets.randbelow(40000),
     )
     ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
     try:
         command = ssm.send_command(
             InstanceIds=[instance_id],
-            DocumentName=RUN_SHELL_SCRIPT,
+            DocumentName=capture.document_name(config.settings.prefix, capture.CAPTURE_DOCUMENT_SUFFIX),
             TimeoutSeconds=300,
-            Comment=f"irforensics memory capture {case_id}"[:100],
-            Parameters={"commands": commands, "executionTimeout": [str(timeout + 60)]},
+            Comment=f"irforensics memory capture ({method}) {case_id}"[:100],
+            Parameters=parameters,
         )["Command"]
     except Exception:
         evidence_s3.abort_multipart_upload(Bucket=upload.bucket, Key=key, UploadId=upload.upload_id)
         raise
-    _evidence(config, forensic, case_id).custody(
-        "memory-capture-started",
-        {
-            "InstanceId": instance_id,
-            "Kernel": info.to_event(),
-            "Module": f"s3://{config.modules_bucket}/{prefix}",
-            "ModuleSha256": digest,
-            "CommandId": command["CommandId"],
-            "Upload": upload.to_event(),
-        },
-        actor=ACTOR,
-    )
-    return {"CommandId": command["CommandId"], **upload.to_event()}
+    started = {
+        "InstanceId": instance_id,
+        "Kernel": info.to_event(),
+        "Method": method,
+        "MethodReason": why,
+        "CommandId": command["CommandId"],
+        "Upload": upload.to_event(),
+    }
+    if method == "lime":
+        started |= {"Module": f"s3://{config.modules_bucket}/{prefix}", "ModuleSha256": digest}
+    _evidence(config, forensic, case_id).custody("memory-capture-started", started, actor=ACTOR)
+    return {"CommandId": command["CommandId"], "Method": method, **upload.to_event()}
 
 
 def _abort(s3: Any, capture_event: Mapping[str, Any]) -> None:
@@ -457,38 +465,79 @@ def capture_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _abort(s3, capture_event)
         store.custody(
             "memory-not-acquired",
-            {"InstanceId": instance_id, "CommandId": command_id, "CommandStatus": status, "Reason": reason},
+            {
+                "InstanceId": instance_id,
+                "CommandId": command_id,
+                "CommandStatus": status,
+                "Method": report.method or str(capture_event.get("Method", "")),
+                "Reason": reason,
+            },
             actor=ACTOR,
         )
         return not_acquired(f"memory capture failed: {reason}")
     size = int(s3.head_object(Bucket=capture_event["Bucket"], Key=key)["ContentLength"])
     if size != report.size:
         return not_acquired(f"the memory image holds {size} bytes, the instance streamed {report.size}")
+    method = report.method
     store.put_bytes(
         digest_key(key),
         digest_line(report.sha256, key),
         source=f"ec2:{account}:{region}:{instance_id}",
-        tool=TOOL,
+        tool=TOOLS[method],
         content_type="text/plain",
     )
+    sources = symbol_sources_held(s3, capture_event["Bucket"], key, report)
     store.custody(
         "memory-acquired",
         {
             "InstanceId": instance_id,
             "Key": key,
+            "Method": method,
             "Sha256": report.sha256,
             "Size": size,
             "Parts": len(report.parts),
+            "Ranges": [[start, end] for start, end in report.ranges],
+            "RangesFrom": report.ranges_from,
+            "UnreadableBytes": report.unreadable_bytes,
+            "Seconds": report.seconds,
             "CommandId": command_id,
-            "Sha256ComputedBy": "sha256sum on the instance, over the LiME stream",
+            "Sha256ComputedBy": "the capture program on the instance, over the LiME stream as it was uploaded",
+            "SymbolSources": sources,
         },
         actor=ACTOR,
     )
-    logger.info("memory acquired", extra={"key": key, "size": size, "sha256": report.sha256})
+    logger.info("memory acquired", extra={"key": key, "size": size, "sha256": report.sha256, "method": method})
+    reason = (
+        "physical memory read through /proc/kcore (no module) and streamed in LiME format to the evidence bucket"
+        if method == "kcore"
+        else "LiME dump streamed to the evidence bucket"
+    )
     return {
         "Acquired": True,
-        "Reason": "LiME dump streamed to the evidence bucket",
+        "Method": method,
+        "Reason": reason,
         "Key": key,
         "Sha256": report.sha256,
         "Size": size,
+        "SymbolSources": {name: item["Key"] for name, item in sources.items() if "Key" in item},
     }
+
+
+def symbol_sources_held(s3: Any, bucket: str, image_key: str, report: capture.CaptureReport) -> dict[str, Any]:
+    """The host's BTF, kallsyms and banner the evidence bucket holds, each as big as the instance said."""
+    held: dict[str, Any] = {}
+    for name, key in capture.symbol_source_keys(image_key).items():
+        claimed = report.symbol_sources.get(name, {"Missing": "not reported by the capture"})
+        if "Missing" in claimed:
+            held[name] = claimed
+            continue
+        try:
+            size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        except ClientError:
+            held[name] = {"Missing": f"s3://{bucket}/{key} is absent"}
+            continue
+        if size != claimed["Size"]:
+            held[name] = {"Missing": f"s3://{bucket}/{key} holds {size} bytes, the instance sent {claimed['Size']}"}
+            continue
+        held[name] = {"Key": key, "Sha256": claimed["Sha256"], "Size": size}
+    return held

@@ -17,7 +17,16 @@ from handlers.common.errors import IrfError
 # The architectures the LimeFactory builds for (uname -m spelling).
 ARCHITECTURES = ("x86_64", "aarch64")
 # (os-release ID, VERSION_ID) pairs the LimeFactory has a build recipe for.
-SUPPORTED_DISTROS = (("amzn", "2"), ("amzn", "2023"), ("ubuntu", "22.04"), ("ubuntu", "24.04"))
+SUPPORTED_DISTROS = (
+    ("amzn", "2"),
+    ("amzn", "2023"),
+    ("ubuntu", "22.04"),
+    ("ubuntu", "24.04"),
+    ("debian", "12"),
+)
+# The capture program's minimum (handlers/memory/acquire.py).
+PYTHON_MINIMUM = (3, 7)
+_PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)$")
 LOCKDOWN_MODES = ("none", "integrity", "confidentiality")
 # Kernel releases end up in S3 keys and shell words: letters, digits and . _ + ~ - only.
 _RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
@@ -40,6 +49,9 @@ class KernelInfo:
     secure_boot: bool | None  # None: not an EFI boot, or the state could not be read
     lockdown: str  # the active mode of /sys/kernel/security/lockdown; "none" when absent
     memory_bytes: int | None = None  # MemTotal
+    kcore: bool = False  # /proc/kcore opened and starts with the ELF magic
+    python: str = ""  # "3.11"; "" when python3 is absent
+    btf: bool = False  # /sys/kernel/btf/vmlinux exists
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -50,6 +62,9 @@ class KernelInfo:
             "SecureBoot": self.secure_boot,
             "Lockdown": self.lockdown,
             "MemoryBytes": self.memory_bytes,
+            "Kcore": self.kcore,
+            "Python": self.python,
+            "Btf": self.btf,
         }
 
     @classmethod
@@ -63,6 +78,9 @@ class KernelInfo:
             secure_boot=event.get("SecureBoot"),
             lockdown=str(event.get("Lockdown", "none")),
             memory_bytes=int(memory) if memory is not None else None,
+            kcore=bool(event.get("Kcore", False)),
+            python=check_python(str(event.get("Python", ""))),
+            btf=bool(event.get("Btf", False)),
         )
 
     def describe(self) -> str:
@@ -100,6 +118,23 @@ def check_distro_version(version: str) -> str:
     if not _DISTRO_VERSION.match(version):
         raise DiscoveryUnreadable(f"distribution version {version[:40]!r} is not a plain os-release VERSION_ID")
     return version
+
+
+def check_python(version: str) -> str:
+    version = version.strip()
+    if version and not _PYTHON_VERSION.match(version):
+        raise DiscoveryUnreadable(f"python version {version[:20]!r} is not MAJOR.MINOR")
+    return version
+
+
+def parse_python(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return check_python(lines[0]) if len(lines) == 1 and _PYTHON_VERSION.match(lines[0]) else ""
+
+
+def parse_kcore(text: str) -> bool:
+    """`od -An -tx1` of kcore's first four bytes: the ELF magic when the kernel lets root read it."""
+    return text.split() == ["7f", "45", "4c", "46"]
 
 
 def parse_uname_release(text: str) -> str:
@@ -211,6 +246,9 @@ def parse_discovery(output: str) -> KernelInfo:
         secure_boot=secure_boot,
         lockdown=parse_lockdown(sections.get("lockdown", "")),
         memory_bytes=parse_memtotal(sections.get("meminfo", "")),
+        kcore=parse_kcore(sections.get("kcore", "")),
+        python=parse_python(sections.get("python", "")),
+        btf=sections.get("btf", "").strip() == "present",
     )
 
 
@@ -224,6 +262,34 @@ def is_buildable(info: KernelInfo) -> tuple[bool, str]:
         supported = ", ".join(f"{d} {v}" for d, v in SUPPORTED_DISTROS)
         return False, f"the LimeFactory has no build recipe for {info.distro} {info.distro_version} ({supported})"
     return True, f"the LimeFactory can build for {info.describe()}"
+
+
+def has_python(info: KernelInfo) -> bool:
+    found = _PYTHON_VERSION.match(info.python)
+    if found is None:
+        return False
+    return (int(found.group(1)), int(found.group(2))) >= PYTHON_MINIMUM
+
+
+def capture_method(info: KernelInfo) -> tuple[str, str]:
+    """("kcore" | "lime" | "none", why): kcore first (no module), LiME where kcore is unavailable."""
+    minimum = ".".join(map(str, PYTHON_MINIMUM))
+    if not has_python(info):
+        return "none", (
+            f"the instance has no python3 {minimum} or later (found {info.python or 'none'}): the capture "
+            "program needs it; memory was not captured"
+        )
+    if info.kcore:
+        return "kcore", "/proc/kcore is readable: physical memory is read through the kernel's direct map, no module"
+    kcore_reason = (
+        "/proc/kcore is blocked by kernel lockdown (confidentiality)"
+        if info.lockdown == "confidentiality"
+        else "/proc/kcore is not available"
+    )
+    loadable, reason = can_load_module(info)
+    if not loadable:
+        return "none", f"{kcore_reason}; {reason}"
+    return "lime", f"{kcore_reason}: falling back to the LimeFactory's LiME module ({reason})"
 
 
 def can_load_module(info: KernelInfo) -> tuple[bool, str]:
@@ -247,3 +313,11 @@ MODULE_FILE = "lime.ko"
 BUILD_FILE = "build.json"
 SYMBOLS_FILE = "symbols.json.xz"  # the Volatility 3 ISF (dwarf2json) of the same kernel
 MODULE_FILES = (MODULE_FILE, BUILD_FILE, SYMBOLS_FILE)
+
+
+def required_module_files(info: KernelInfo) -> tuple[str, ...]:
+    """What a capture by module needs prebuilt. Debian publishes no System.map outside its -dbg
+    package, so its ISF comes from the host's own BTF, kallsyms and banner uploaded with the image."""
+    if info.distro == "debian":
+        return (MODULE_FILE, BUILD_FILE)
+    return MODULE_FILES

@@ -6,7 +6,6 @@ physical address (end inclusive), 8 reserved bytes. Volatility 3's LiME layer re
 
 from __future__ import annotations
 
-import random
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from handlers.common.errors import IrfError
 MAGIC = 0x4C694D45
 VERSION = 1
 HEADER = struct.Struct("<IIQQ8s")
+# What simulation.synthetic_memory writes first; the examination refuses to analyse such an image.
 SYNTHETIC_MARKER = b"IRFORENSICS SYNTHETIC MEMORY IMAGE - NOT A REAL KERNEL"
 
 
@@ -93,22 +93,6 @@ def read_lime_from(stream: BinaryIO) -> list[LimeRange]:
 def read_lime(path: Path | str) -> list[LimeRange]:
     with open(path, "rb") as stream:
         return read_lime_from(stream)
-
-
-def synthetic_ranges(*, seed: int, size: int) -> list[tuple[int, bytes]]:
-    """Two ranges like a small VM's System RAM (below 640 KiB, then from 1 MiB), `size` bytes in all."""
-    if size < 2 * len(SYNTHETIC_MARKER):
-        raise ValueError(f"a synthetic image needs at least {2 * len(SYNTHETIC_MARKER)} bytes")
-    generator = random.Random(seed)
-    low = min(size // 4, 0x9F000 - 0x1000)
-    high = size - low
-    first = SYNTHETIC_MARKER + generator.randbytes(low - len(SYNTHETIC_MARKER))
-    return [(0x1000, first), (0x100000, generator.randbytes(high))]
-
-
-def synthetic_memory_image(path: Path | str, *, seed: int, size: int) -> int:
-    """A clearly synthetic LiME image for the local simulation (pseudo-random bytes, labelled)."""
-    return write_lime(path, synthetic_ranges(seed=seed, size=size))
 
 
 def is_synthetic(ranges: Sequence[LimeRange]) -> bool:

@@ -80,7 +80,8 @@ class CertificateAuthority:
         now = datetime.datetime.now(datetime.UTC)
         leaf = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            # Common names stop at 64 characters (S3 host names do not): the SAN carries the name.
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host[:64])]))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

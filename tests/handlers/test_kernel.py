@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,9 @@ def test_lockdown_reports_the_bracketed_mode_and_none_when_absent() -> None:
 
 def test_amazon_linux_2_on_x86_is_loadable_and_keyed_by_distro_release_and_arch() -> None:
     info = kernel.parse_discovery(sample("amzn2-x86_64.discovery.txt"))
-    assert info == KernelInfo("amzn", "2", "5.10.228-219.884.amzn2.x86_64", "x86_64", None, "none", 3964336 * 1024)
+    assert info == KernelInfo(
+        "amzn", "2", "5.10.228-219.884.amzn2.x86_64", "x86_64", None, "none", 3964336 * 1024, python="3.7"
+    )
     assert kernel.module_prefix(info) == "amzn-2/5.10.228-219.884.amzn2.x86_64/x86_64/"
     assert kernel.can_load_module(info)[0] is True
 
@@ -120,6 +123,42 @@ def test_a_cut_short_discovery_output_is_refused() -> None:
 
 
 def test_unsupported_distributions_cannot_be_built() -> None:
-    info = KernelInfo("debian", "12", "6.1.0-28-cloud-amd64", "x86_64", False, "none")
+    # Debian 12 became buildable with issue 16: an unsupported distribution is now Fedora.
+    info = KernelInfo("fedora", "40", "6.8.5-301.fc40.x86_64", "x86_64", False, "none")
     buildable, reason = kernel.is_buildable(info)
-    assert buildable is False and "debian 12" in reason
+    assert buildable is False and "fedora 40" in reason
+
+
+def _host(**changes: object) -> KernelInfo:
+    base = KernelInfo("debian", "12", "6.1.0-57-amd64", "x86_64", False, "none", 256 << 20, True, "3.11", True)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_kcore_is_the_first_method_and_needs_no_module() -> None:
+    method, reason = kernel.capture_method(_host())
+    assert method == "kcore" and "no module" in reason
+    # Lockdown in integrity mode (Secure Boot on Debian/Ubuntu) leaves kcore readable.
+    assert kernel.capture_method(_host(secure_boot=True, lockdown="integrity"))[0] == "kcore"
+
+
+def test_without_kcore_the_lime_module_is_the_fallback_and_secure_boot_leaves_neither() -> None:
+    method, reason = kernel.capture_method(_host(kcore=False))
+    assert method == "lime" and "/proc/kcore is not available" in reason
+    method, reason = kernel.capture_method(_host(kcore=False, lockdown="confidentiality"))
+    assert method == "none" and "lockdown (confidentiality)" in reason and "unsigned modules" in reason
+
+
+def test_a_host_without_python3_is_not_captured_and_says_what_is_missing() -> None:
+    for python in ("", "2.7", "3.6"):
+        method, reason = kernel.capture_method(_host(python=python))
+        assert method == "none" and "python3 3.7 or later" in reason
+
+
+def test_discovery_reads_kcore_python_and_btf_sections() -> None:
+    output = sample("amzn2-x86_64.discovery.txt").replace(
+        "### irforensics:end", "### irforensics:kcore\n 7f 45 4c 46\n### irforensics:btf\npresent\n### irforensics:end"
+    )
+    info = kernel.parse_discovery(output)
+    assert (info.kcore, info.python, info.btf) == (True, "3.7", True)
+    assert kernel.KernelInfo.from_event(info.to_event()) == info
+    assert kernel.parse_kcore(" 7f 45 4c 47\n") is False

@@ -10,6 +10,7 @@ import pytest
 
 from handlers.memory import lime
 from handlers.memory.lime import LimeFormatError
+from simulation import synthetic_memory
 
 
 def test_ranges_round_trip_with_inclusive_end_addresses(tmp_path: Path) -> None:
@@ -59,12 +60,12 @@ def test_overlapping_ranges_are_refused_when_writing(tmp_path: Path) -> None:
 
 def test_synthetic_image_is_labelled_deterministic_and_readable(tmp_path: Path) -> None:
     first, second = tmp_path / "a.lime", tmp_path / "b.lime"
-    lime.synthetic_memory_image(first, seed=7, size=1 << 20)
-    lime.synthetic_memory_image(second, seed=7, size=1 << 20)
+    synthetic_memory.synthetic_memory_image(first, seed=7, size=1 << 20)
+    synthetic_memory.synthetic_memory_image(second, seed=7, size=1 << 20)
     assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
     ranges = lime.read_lime(first)
     assert lime.is_synthetic(ranges)
     assert ranges[0].data.startswith(b"IRFORENSICS SYNTHETIC MEMORY IMAGE - NOT A REAL KERNEL")
     assert sum(r.size for r in ranges) == 1 << 20
-    lime.synthetic_memory_image(second, seed=8, size=1 << 20)
+    synthetic_memory.synthetic_memory_image(second, seed=8, size=1 << 20)
     assert first.read_bytes() != second.read_bytes()

@@ -25,9 +25,9 @@ from handlers.common import naming
 from handlers.common.errors import InvalidInput, ModuleUnavailable, NotReady
 from handlers.common.settings import Settings
 from handlers.memory import capture_path, handler, kernel, lime
-from simulation import local_aws
+from simulation import local_aws, synthetic_memory
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
-from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
+from simulation.ssm_agent import AgentBehaviour, SimulatedAgent, install_documents
 from tests.ec2_semantics import install_ec2_semantics
 
 SAMPLES = Path(__file__).resolve().parent.parent / "events" / "kernel"
@@ -67,6 +67,7 @@ def moto_accounts() -> Iterator[dict[str, Any]]:
             patches.setenv(key, value)
         install_ec2_semantics(patches)
         member, forensic = local_aws.account_session(MEMBER_ACCOUNT), local_aws.account_session(FORENSIC_ACCOUNT)
+        install_documents(member.client("ssm"), PREFIX)
         evidence: Any = forensic.client("s3")
         evidence.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         modules: Any = boto3.client("s3", region_name=REGION)
@@ -160,7 +161,7 @@ def test_capture_completes_the_upload_from_the_reported_parts_and_records_the_di
     info = kernel_of("amzn2-x86_64.discovery.txt")
     publish_module(env["modules"], info)
     image = tmp_path / "mem.lime"
-    lime.synthetic_memory_image(image, seed=11, size=300_000)
+    synthetic_memory.synthetic_memory_image(image, seed=11, size=300_000)
     env["agent"].agents[env["instance"]] = AgentBehaviour(image=image.read_bytes())
     started = handler.start_capture(target(env, Kernel=info.to_event()), None)
     assert started["Key"] == f"{env['case']}/memory/{env['instance']}.lime"
@@ -171,6 +172,9 @@ def test_capture_completes_the_upload_from_the_reported_parts_and_records_the_di
     data = image.read_bytes()
     assert result == {
         "Acquired": True,
+        # The method is named in every result (issue 16); a synthetic image carries no symbol sources.
+        "Method": "lime",
+        "SymbolSources": {},
         "Reason": "LiME dump streamed to the evidence bucket",
         "Key": started["Key"],
         "Sha256": hashlib.sha256(data).hexdigest(),
@@ -213,7 +217,7 @@ def test_a_capture_result_for_another_case_key_is_invalid_input(env: dict[str, A
 
 
 def test_a_build_cannot_be_requested_for_an_unsupported_distribution(env: dict[str, Any]) -> None:
-    info = kernel.KernelInfo("debian", "12", "6.1.0-28-cloud-amd64", "x86_64", False, "none")
+    info = kernel.KernelInfo("fedora", "40", "6.8.5-301.fc40.x86_64", "x86_64", False, "none")
     with pytest.raises(ModuleUnavailable, match="no build recipe"):
         handler.request_module_build({"CaseId": env["case"], "Kernel": info.to_event()}, None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,14 @@ def test_one_build_project_per_distribution_version_and_architecture(resources: 
         == "public.ecr.aws/ubuntu/ubuntu:22.04"
     )
     spec = json.loads(projects[f"{PREFIX}-ir-lime-ubuntu-24-04-aarch64"].input("source")["buildspec"])
-    build = "\n".join(spec["phases"]["build"]["commands"])
-    assert f"--branch {component.LIME_TAG}" in build and component.DWARF2JSON_COMMIT in build
-    assert build.rstrip().endswith(f'"s3://{PREFIX}-ir-modules-{SECURITY}-{REGION}/${{PREFIX}}build.json"')
+    # The build steps live in one script (issue 16) that the buildspec carries and runs unchanged.
+    commands = spec["phases"]["build"]["commands"]
+    carried = next(c for c in commands if c.endswith("| base64 -d > irforensics-build.sh"))
+    script = base64.b64decode(carried.split()[1]).decode()
+    assert script == component.build_script() and commands[-1] == "bash irforensics-build.sh"
+    assert f"LIME_TAG={component.LIME_TAG}" in script and f"DWARF2JSON_COMMIT={component.DWARF2JSON_COMMIT}" in script
+    assert spec["env"]["variables"]["IRF_BUCKET"] == f"{PREFIX}-ir-modules-{SECURITY}-{REGION}"
+    assert 'aws s3 cp "$OUT/build.json" "s3://${IRF_BUCKET}/${PREFIX}build.json"' in script.rstrip().splitlines()[-2]
 
 
 def test_the_state_machine_runs_the_factory_definition_with_logging_and_tracing(

@@ -21,12 +21,12 @@ from moto import mock_aws
 
 from handlers.common import naming
 from handlers.common.settings import Settings
-from handlers.memory import kernel, lime
-from simulation import codebuild_local, lambda_local
+from handlers.memory import kernel
+from simulation import codebuild_local, lambda_local, synthetic_memory
 from simulation.codebuild_local import Builder
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT, account_session
 from simulation.sandbox import LIME_BUILD_PROJECTS, MOTO_CONFIG
-from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
+from simulation.ssm_agent import AgentBehaviour, SimulatedAgent, install_documents
 from statemachines import lime_factory, lint, memory
 from statemachines.asl import PollPolicy
 from tests.handlers.test_memory_handler import AMI, SAMPLES, publish_module
@@ -95,6 +95,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             prefix=PREFIX, security_account=SECURITY_ACCOUNT, forensic_account=FORENSIC_ACCOUNT, forensic_region=REGION
         )
         sfn: Any = boto3.client("stepfunctions", region_name=REGION)
+        install_documents(account_session(MEMBER_ACCOUNT, REGION).client("ssm"), PREFIX)
         iam: Any = boto3.client("iam", region_name=REGION)
         role = iam.create_role(RoleName="irf-test-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         factory = sfn.create_state_machine(
@@ -212,7 +213,7 @@ def test_a_missing_module_is_built_by_the_lime_factory_and_then_the_capture_runs
 
     cloud["builders"].append(build)
     image = tmp_path / "mem.lime"
-    lime.synthetic_memory_image(image, seed=9, size=150_000)
+    synthetic_memory.synthetic_memory_image(image, seed=9, size=150_000)
     cloud["agent"].agents[cloud["instance"]] = AgentBehaviour(discovery=discovery, image=image.read_bytes())
     memory_result = run_branch(cloud)
     assert memory_result["Acquired"] is True, memory_result
@@ -256,13 +257,16 @@ def test_with_a_module_present_the_dump_lands_in_the_case_with_its_digest(
     discovery = (SAMPLES / "amzn2-x86_64.discovery.txt").read_text()
     publish_module(cloud["modules"], kernel.parse_discovery(discovery))
     image = tmp_path / "mem.lime"
-    lime.synthetic_memory_image(image, seed=5, size=200_000)
+    synthetic_memory.synthetic_memory_image(image, seed=5, size=200_000)
     cloud["agent"].agents[cloud["instance"]] = AgentBehaviour(discovery=discovery, image=image.read_bytes())
     memory_result = run_branch(cloud)
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
     key = f"{cloud['case']}/memory/{cloud['instance']}.lime"
     assert memory_result == {
         "Acquired": True,
+        # The method is named in every result (issue 16); a synthetic image carries no symbol sources.
+        "Method": "lime",
+        "SymbolSources": {},
         "Reason": "LiME dump streamed to the evidence bucket",
         "Key": key,
         "Sha256": digest,
