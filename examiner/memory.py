@@ -43,7 +43,7 @@ KNOWN_CRASHES = {
     },
 }
 # What the capture uploads beside `memory/<InstanceId>.lime` (handlers/memory/capture.py SYMBOL_SOURCES).
-HOST_FILE_SUFFIXES = {"btf": (".vmlinux.btf", ".btf"), "kallsyms": (".kallsyms",), "version": (".version",)}
+HOST_FILE_SUFFIXES = {"btf": (".btf",), "kallsyms": (".kallsyms",), "version": (".version",)}
 PLUGIN_TIMEOUT_SECONDS = 1800.0
 ISF_SUFFIXES = (".json", ".json.xz", ".json.gz", ".json.bz2")
 ANALYSED = "analysed"
@@ -116,7 +116,7 @@ def isf_files(symbols_dir: Path) -> list[Path]:
 
 
 def host_files(folder: Path, stem: str | None = None) -> dict[str, Path] | None:
-    """The host's BTF, kallsyms and banner in `folder` (`<stem>.vmlinux.btf`, `<stem>.kallsyms`,
+    """The host's BTF, kallsyms and banner in `folder` (`<stem>.btf`, `<stem>.kallsyms`,
     `<stem>.version`; any stem, or bare `btf`/`kallsyms`/`version`, when no stem is given), or None."""
     found: dict[str, Path] = {}
     for what, suffixes in HOST_FILE_SUFFIXES.items():
@@ -233,7 +233,7 @@ def _symbol_root(memory_image: Path, symbols_dir: Path | None, work: Path) -> tu
     if files is None and symbols_dir is not None and symbols_dir.is_dir():
         files = host_files(symbols_dir)
     if files is None:
-        missing = f"the host's BTF, kallsyms and banner ({stem}.vmlinux.btf/.kallsyms/.version) are not beside it"
+        missing = f"the host's BTF, kallsyms and banner ({stem}.btf/.kallsyms/.version) are not beside it"
         given = symbols_dir is not None and symbols_dir.is_dir()
         where = f"in {symbols_dir.name}" if given and symbols_dir else "for the instance's kernel"
         return f"no Volatility symbol table (ISF) {where}: the LimeFactory has not built one and {missing}"

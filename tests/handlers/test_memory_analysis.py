@@ -101,7 +101,7 @@ def test_without_a_prebuilt_isf_the_host_files_beside_the_image_are_named_when_m
     image.write_bytes(LIME_LIKE)
     result = analyse_memory(image, None, tmp_path / "volatility")
     assert result.status == NOT_ANALYSED
-    assert "i-0abc.vmlinux.btf/.kallsyms/.version" in result.reason
+    assert "i-0abc.btf/.kallsyms/.version" in result.reason
     assert not (tmp_path / "volatility").exists()
 
 
@@ -110,7 +110,7 @@ def test_host_files_that_are_not_btf_make_a_reasoned_not_analysed(tmp_path: Path
     memory.mkdir()
     image = memory / "i-0abc.lime"
     image.write_bytes(LIME_LIKE)
-    (memory / "i-0abc.vmlinux.btf").write_bytes(b"not btf at all")
+    (memory / "i-0abc.btf").write_bytes(b"not btf at all")
     (memory / "i-0abc.kallsyms").write_text("ffffffff81000000 T _text\nffffffff82000000 D linux_banner\n")
     (memory / "i-0abc.version").write_text("Linux version 6.1.0-57-amd64 (x) #1 SMP\n")
     result = analyse_memory(image, None, tmp_path / "volatility")
@@ -126,7 +126,7 @@ def test_a_prebuilt_isf_wins_over_host_files_and_sockscan_is_recorded_not_run(tm
     memory.mkdir()
     image = memory / "i-0abc.lime"
     image.write_bytes(LIME_LIKE + os.urandom(4096))
-    for suffix in (".vmlinux.btf", ".kallsyms", ".version"):
+    for suffix in (".btf", ".kallsyms", ".version"):
         (memory / f"i-0abc{suffix}").write_bytes(b"unused")
     result = analyse_memory(
         image, symbols, tmp_path / "volatility", plugins=("linux.pslist", "linux.sockscan"), timeout_seconds=120
