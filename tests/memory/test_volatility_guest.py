@@ -229,7 +229,7 @@ def test_a_process_running_a_disk_findings_file_is_tied_to_it(captured: Captured
 def test_an_isf_from_the_hosts_btf_equals_one_from_vmlinuz(captured: Captured, tmp_path: Path) -> None:
     memory = captured.image.parent
     kernel = Path(f"/boot/vmlinuz-{guest_image.kernel_release()}")
-    names = {what: key.rsplit("/", 1)[1] for what, key in capture.symbol_source_keys(captured.image.name).items()}
+    names = {what: key.rsplit("/", 1)[-1] for what, key in capture.symbol_source_keys(captured.image.name).items()}
     common = (memory / names["Kallsyms"], memory / names["Version"])
     from_host = build_from_files(memory / names["Btf"], *common, tmp_path / "host.json.xz")
     from_vmlinuz = build_from_files(kernel, *common, tmp_path / "vmlinuz.json.xz")
