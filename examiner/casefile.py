@@ -173,6 +173,7 @@ def report_input(case_dir: Path, examination: ExaminationResult, *, notes: list[
         findings=examination.findings,
         timeline=examination.entries,
         memory=examination.memory,
+        memory_findings=examination.memory_findings,
         notes=all_notes,
         incident_window=examination.incident_window,
         filesystems=[asdict(fs) for fs in examination.filesystems],

@@ -158,8 +158,11 @@ def examine_from_bucket(
     case_dir.mkdir(parents=True, exist_ok=True)
     download_case(s3, bucket, case_id, case_dir, transfer=transfer)
     disks, memories = _case_images(case_dir)
-    if not disks:
-        raise ExaminationFailed(f"case {case_id} has no disk image under s3://{bucket}/{case_id}/disk/")
+    if not disks and not memories:
+        # An instance without EBS volumes is examined from its memory alone.
+        raise ExaminationFailed(
+            f"case {case_id} has no disk image under s3://{bucket}/{case_id}/disk/ and no memory image under memory/"
+        )
     verified = {f"{case_id}/{p.relative_to(case_dir).as_posix()}": verify_image(p) for p in [*disks, *memories]}
 
     memory = MemoryImage(path=memories[0], symbols_dir=symbols_dir) if memories else None

@@ -26,6 +26,7 @@ from markupsafe import Markup
 
 from examiner.findings import Finding, Window, order_findings, severity_rank
 from examiner.memory import MemoryAnalysis
+from examiner.memory_findings import MemoryFinding
 from examiner.notes import ExaminerNotes
 from examiner.timeline import BodyfileEntry, TimelineEvent, timeline_events
 
@@ -107,6 +108,7 @@ class CaseReportInput:
     )
     # Parsed Volatility JSON per plugin, for the rows worth reading in the report (bash history, sockets).
     memory_rows: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    memory_findings: Sequence[MemoryFinding] = ()
     notes: Sequence[str] = ()
     incident_window: Window | None = None
     filesystems: Sequence[Mapping[str, Any]] = ()
@@ -552,6 +554,7 @@ def _report_json(case: CaseReportInput, context: dict[str, Any]) -> str:
         "anti_forensics": [o.to_dict() for o in notes.observations],
         "timestamp_anomalies": {"counts": context["anomaly_counts"], "entries_checked": notes.entries_checked},
         "memory": case.memory.to_dict(),
+        "memory_findings": [f.to_dict() for f in case.memory_findings],
         "timeline": {
             "events": chart.total,
             "events_outside_chart": chart.outside,

@@ -10,6 +10,7 @@ Writes, under `<out_dir>/analysis/`:
     findings.json       suspicious findings, most severe first
     notes.json          the examiner's notes: parsed logs, anti-forensics, timestamp anomalies, indicators, narrative
     volatility/*.json   Volatility 3 output per plugin, only when the memory image was analysed
+    memory-findings.json  what the memory shows, tied to the disk findings (examiner/memory_findings.py)
     examination.json    what was examined with which tools, and memory status (or why not analysed)
 
 Images are only read: file systems are parsed out of the image file by The Sleuth Kit and
@@ -29,7 +30,8 @@ from typing import Any
 
 from examiner import ExaminationFailed, run_tool
 from examiner.findings import Finding, Window, find_suspicious, order_findings, skipped_rules
-from examiner.memory import MemoryAnalysis, analyse_memory
+from examiner.memory import MemoryAnalysis, analyse_memory, plugin_rows
+from examiner.memory_findings import MemoryFinding, find_in_memory
 from examiner.notes import ExaminerNotes, read_texts, take_notes
 from examiner.partitions import Partition, detect_filesystem, list_partitions
 from examiner.superblock import FileSystemFacts, filesystem_facts
@@ -85,6 +87,7 @@ class ExaminationResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
     notes: ExaminerNotes = field(default_factory=ExaminerNotes)
+    memory_findings: list[MemoryFinding] = field(default_factory=list)
 
 
 def tool_versions() -> dict[str, str]:
@@ -193,6 +196,11 @@ def examine_case(
     notes = take_notes(all_entries, texts, facts, findings, incident_window)
     findings = order_findings([*findings, *notes.findings()])
     outputs["notes.json"] = notes.write(analysis / "notes.json")
+    memory_findings = find_in_memory(plugin_rows(analysis / "volatility", memory_result), findings, yara_rules=rules)
+    outputs["memory-findings.json"] = _write_json(
+        analysis / "memory-findings.json",
+        {"memory": memory_result.to_dict(), "findings": [finding.to_dict() for finding in memory_findings]},
+    )
     window = [moment.isoformat() for moment in incident_window] if incident_window else None
     outputs["yara.json"] = _write_json(analysis / "yara.json", scan.to_dict())
     outputs["findings.json"] = _write_json(
@@ -230,6 +238,7 @@ def examine_case(
         outputs=outputs,
         tools=tools,
         notes=notes,
+        memory_findings=memory_findings,
     )
 
 
@@ -256,9 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--image",
         action="append",
-        required=True,
+        default=[],
         metavar="[VOLUMEID=]PATH",
-        help="raw disk image (relative to the case folder); volume id defaults to the file name",
+        help="raw disk image (relative to the case folder); volume id defaults to the file name; "
+        "none for an instance without EBS volumes (memory only)",
     )
     parser.add_argument("--memory", help="LiME memory image (relative to the case folder)")
     parser.add_argument("--symbols", type=Path, help="directory holding the kernel's Volatility ISF")
@@ -281,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     case_dir: Path = args.case_dir
     if (args.incident_start is None) != (args.incident_end is None):
         parser.error("give both --incident-start and --incident-end, or neither")
+    if not args.image and not args.memory:
+        parser.error("give at least one --image or a --memory image")
     window = (args.incident_start, args.incident_end) if args.incident_start else None
     memory = None
     if args.memory:
@@ -304,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "memory": result.memory.summary,
                 "yara_matches": len(result.yara.hits),
                 "findings": len(result.findings),
+                "memory_findings": len(result.memory_findings),
                 "outputs": {name: str(path) for name, path in result.outputs.items()},
             },
             indent=2,

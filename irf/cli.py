@@ -1144,7 +1144,8 @@ def _brief(value: Any) -> str:
     return str(value)
 
 
-from irf import verify_command  # noqa: E402, F401  (registers `irf verify` on app)
+# Commands defined in modules of their own register themselves on `app` when imported.
+from irf import memory_commands, verify_command  # noqa: E402, F401
 
 
 def main() -> None:

@@ -91,5 +91,49 @@ def test_memory_analysis_round_trips_through_its_json_form() -> None:
         ],
     )
     assert MemoryAnalysis.from_dict(analysed.to_dict()) == analysed
-    assert analysed.summary == "analysed: linux.pslist"
-    assert analysed.to_dict()["summary"] == "analysed: linux.pslist"
+    assert analysed.summary == "analysed: linux.pslist (failed: linux.malfind)"
+    assert analysed.to_dict()["summary"] == "analysed: linux.pslist (failed: linux.malfind)"
+
+
+def test_without_a_prebuilt_isf_the_host_files_beside_the_image_are_named_when_missing(tmp_path: Path) -> None:
+    image = tmp_path / "memory" / "i-0abc.lime"
+    image.parent.mkdir()
+    image.write_bytes(LIME_LIKE)
+    result = analyse_memory(image, None, tmp_path / "volatility")
+    assert result.status == NOT_ANALYSED
+    assert "i-0abc.btf/.kallsyms/.version" in result.reason
+    assert not (tmp_path / "volatility").exists()
+
+
+def test_host_files_that_are_not_btf_make_a_reasoned_not_analysed(tmp_path: Path) -> None:
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    image = memory / "i-0abc.lime"
+    image.write_bytes(LIME_LIKE)
+    (memory / "i-0abc.btf").write_bytes(b"not btf at all")
+    (memory / "i-0abc.kallsyms").write_text("ffffffff81000000 T _text\nffffffff82000000 D linux_banner\n")
+    (memory / "i-0abc.version").write_text("Linux version 6.1.0-57-amd64 (x) #1 SMP\n")
+    result = analyse_memory(image, None, tmp_path / "volatility")
+    assert result.status == NOT_ANALYSED
+    assert result.reason.startswith("no Volatility symbol table: the host's files could not be made into one")
+    assert result.plugins == []
+
+
+def test_a_prebuilt_isf_wins_over_host_files_and_sockscan_is_recorded_not_run(tmp_path: Path, symbols: Path) -> None:
+    from examiner.memory import known_crash, volatility_version
+
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    image = memory / "i-0abc.lime"
+    image.write_bytes(LIME_LIKE + os.urandom(4096))
+    for suffix in (".btf", ".kallsyms", ".version"):
+        (memory / f"i-0abc{suffix}").write_bytes(b"unused")
+    result = analyse_memory(
+        image, symbols, tmp_path / "volatility", plugins=("linux.pslist", "linux.sockscan"), timeout_seconds=120
+    )
+    assert result.symbols == "prebuilt ISF vmlinux-6.1.90.json"
+    runs = {run.plugin: run for run in result.plugins}
+    if known_crash("linux.sockscan", volatility_version()):
+        assert runs["linux.sockscan"].skipped and runs["linux.sockscan"].error.startswith("not run: ")
+        assert "linux.sockscan" not in result.summary
+    assert not runs["linux.pslist"].succeeded
