@@ -49,6 +49,7 @@ Sleep = Callable[[float], None]
 Clock = Callable[[], datetime]
 
 
+_CASE_PREFIX = re.compile(r"^case [A-Za-z0-9._-]+ failed at [^:]+: ")
 _ERROR_MESSAGE = re.compile(r'\{"errorType":\s*"[^"]*",\s*"errorMessage":\s*"((?:[^"\\]|\\.)*)".*', re.DOTALL)
 
 
@@ -272,9 +273,11 @@ class ResponseOutcome:
     @property
     def reason(self) -> str:
         """`error: message`; a Lambda's cause is its JSON error document, of which the message is what matters."""
-        message = self.cause
+        # The response's cause starts "case <id> failed at <stage>: " (so the execution alone names
+        # the case); the CLI has said which case already.
+        message = _CASE_PREFIX.sub("", self.cause, count=1)
         try:
-            document = json.loads(self.cause)
+            document = json.loads(message)
         except json.JSONDecodeError:
             document = None
         if isinstance(document, dict) and document.get("errorMessage"):
