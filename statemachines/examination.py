@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from statemachines.asl import PollPolicy, State, lambda_task, machine
-from statemachines.functions import FUNCTIONS, FunctionSpec, function_arn, task_timeout
+from statemachines.asl import PollPolicy, State, machine
+from statemachines.functions import FUNCTIONS, FunctionSpec
+from statemachines.tasks import function_task
 
 EXAMINATION_FUNCTIONS: tuple[FunctionSpec, ...] = tuple(spec for spec in FUNCTIONS if spec.package == "examination")
 
@@ -75,12 +76,12 @@ def examination_states(
         wait: PollPolicy | None = None,
         comment: str = "",
     ) -> State:
-        return lambda_task(
-            function_arn(arns, function),
+        return function_task(
+            arns,
+            function,
             parameters=parameters,
             result_path=result_path,
             next_state=next_to,
-            timeout=task_timeout(function),
             poll=wait,
             catch_to=after_failure,
             catch_result_path=failure_result_path,
@@ -130,12 +131,12 @@ def examination_states(
             next_to=next_state,
         ),
         after_failure: {
-            **lambda_task(
-                function_arn(arns, "terminate-analysis-instance"),
+            **function_task(
+                arns,
+                "terminate-analysis-instance",
                 parameters=case,
                 result_path="$.AnalysisInstanceTermination",
                 next_state=failure_state,
-                timeout=task_timeout("terminate-analysis-instance"),
                 comment="Whatever failed, no analysis instance of the case keeps running",
             ),
             # Failing to terminate must not hide the original error: note it beside the failure and go on.

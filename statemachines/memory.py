@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from statemachines.asl import PollPolicy, State, lambda_task, pass_state
-from statemachines.functions import FUNCTIONS, FunctionSpec, function_arn, task_timeout
+from statemachines.asl import PollPolicy, State, pass_state
+from statemachines.functions import FUNCTIONS, FunctionSpec
+from statemachines.tasks import function_task, member_target, wait_then
 
 MEMORY_FUNCTIONS: tuple[FunctionSpec, ...] = tuple(spec for spec in FUNCTIONS if spec.package == "memory")
 # A capture of a large instance runs up to ~45 minutes; a LimeFactory build 10-30.
@@ -25,36 +26,11 @@ BUILD_POLL = PollPolicy(interval_seconds=60, backoff_rate=1.2, max_attempts=20, 
 
 
 def _member() -> dict[str, str]:
-    return {
-        "CaseId.$": "$.Case.CaseId",
-        "InstanceId.$": "$.Request.InstanceId",
-        "Account.$": "$.Request.Account",
-        "Region.$": "$.Request.Region",
-        "Action.$": "$.Request.Action",
-    }
+    return {**member_target(), "Action.$": "$.Request.Action"}
 
 
-def _task(
-    arns: Mapping[str, str],
-    function: str,
-    *,
-    parameters: Mapping[str, Any],
-    result_path: str,
-    next_state: str,
-    failed: str,
-    poll: PollPolicy | None = None,
-    comment: str = "",
-) -> State:
-    return lambda_task(
-        function_arn(arns, function),
-        parameters=parameters,
-        result_path=result_path,
-        next_state=next_state,
-        timeout=task_timeout(function),
-        poll=poll,
-        catch_to=failed,
-        comment=comment,
-    )
+def _task(arns: Mapping[str, str], function: str, *, failed: str, **task: Any) -> State:
+    return function_task(arns, function, catch_to=failed, **task)
 
 
 def _not_acquired(reason: Mapping[str, Any], next_state: str = "ClosePath") -> State:
@@ -135,7 +111,7 @@ def memory_branch(
             "Default": "WaitForDiscovery",
         },
         "NotCapturable": _not_acquired({"Reason.$": "$.Discovery.Reason"}),
-        "WaitForDiscovery": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "DiscoveryResult"},
+        "WaitForDiscovery": wait_then("DiscoveryResult"),
         "DiscoveryResult": _task(
             arns,
             "memory-discovery-result",
@@ -180,7 +156,7 @@ def memory_branch(
             failed="BuildFailed",
             comment="Start the LimeFactory for this kernel; the host never compiles",
         ),
-        "WaitForBuild": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "BuildStatus"},
+        "WaitForBuild": wait_then("BuildStatus"),
         "BuildStatus": _task(
             arns,
             "memory-build-status",
@@ -226,7 +202,7 @@ def memory_branch(
             comment="Pre-signed module GET and multipart upload; SSM Run Command loads LiME and streams",
         ),
         "StartCaptureFailed": _failed("starting the capture"),
-        "WaitForCapture": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "CaptureResult"},
+        "WaitForCapture": wait_then("CaptureResult"),
         "CaptureResult": _task(
             arns,
             "memory-capture-result",
@@ -239,12 +215,12 @@ def memory_branch(
         ),
         "CaptureResultFailed": _failed("the capture"),
         "ClosePath": {
-            **lambda_task(
-                function_arn(arns, "memory-close-path"),
+            **function_task(
+                arns,
+                "memory-close-path",
                 parameters=member,
                 result_path="$.CapturePathClosed",
                 next_state="MemoryResult",
-                timeout=task_timeout("memory-close-path"),
                 catch_to="ClosePathFailed",
             ),
             # Closing is what keeps a contained instance contained: more patience than other steps.
@@ -255,18 +231,12 @@ def memory_branch(
             "Choices": [{"Variable": "$.Request.Action", "StringEquals": "Contain", "Next": "ReContain"}],
             "Default": "MemoryResult",
         },
-        "ReContain": lambda_task(
-            function_arn(arns, "contain"),
-            parameters={
-                "CaseId.$": "$.Case.CaseId",
-                "InstanceId.$": "$.Request.InstanceId",
-                "Account.$": "$.Request.Account",
-                "Region.$": "$.Request.Region",
-                "DryRun": False,
-            },
+        "ReContain": function_task(
+            arns,
+            "contain",
+            parameters={**member_target(), "DryRun": False},
             result_path="$.ReContained",
             next_state="MemoryResult",
-            timeout=330,
             catch_to="NotReContained",
             comment="The capture path could not be closed: put every ENI back on the isolation group",
         ),

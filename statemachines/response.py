@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines import examination
-from statemachines.asl import PollPolicy, State, lambda_task, machine, pass_state
-from statemachines.functions import function_arn, task_timeout
+from statemachines.asl import PollPolicy, State, machine, pass_state
 from statemachines.memory import memory_branch
+from statemachines.tasks import function_task, member_region, member_target, wait_then
 
 MAX_IMAGING_INVOCATIONS = 500
 # An imaging invocation stopped by the Lambda runtime (timeout, out of memory) or by the task's own
@@ -31,22 +31,13 @@ def _with_retry(state: State, retry: dict[str, Any]) -> State:
     return {**state, "Retry": [*state["Retry"], retry]}
 
 
-def _member_target() -> dict[str, str]:
-    return {
-        "CaseId.$": "$.Case.CaseId",
-        "InstanceId.$": "$.Request.InstanceId",
-        "Account.$": "$.Request.Account",
-        "Region.$": "$.Request.Region",
-    }
-
-
 def _failure_marker(stage: str, next_state: str) -> State:
     return pass_state(next_state, result=stage, result_path="$.FailedStage")
 
 
 def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
     """Snapshot every volume at once, move the snapshots into the forensic account, lock, image."""
-    member = _member_target()
+    member = member_target()
     image_item = {
         "CaseId.$": "$.CaseId",
         "VolumeId.$": "$.VolumeId",
@@ -58,12 +49,12 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
         "StartAt": "ImageVolume",
         "States": {
             "ImageVolume": _with_retry(
-                lambda_task(
-                    function_arn(arns, "image-volume"),
+                function_task(
+                    arns,
+                    "image-volume",
                     parameters=image_item,
                     result_path="$.Image",
                     next_state="CountImagingInvocation",
-                    timeout=task_timeout("image-volume"),
                     comment="Stream the snapshot's raw bytes into the evidence bucket with a running SHA-256; "
                     "resumes from State when the Lambda's time budget runs out",
                 ),
@@ -103,15 +94,25 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
             ),
         },
     }
+    in_member = member_region()
+    in_forensic = {"CaseId.$": "$.Case.CaseId", "Account": "forensic", "Region.$": "$.Request.Region"}
+    forensic_ids = "$.Forensic.Snapshots[*].ForensicSnapshotId"
+
+    def snapshot_status(parameters: dict[str, Any], result_path: str, next_state: str) -> State:
+        # Member snapshots and their forensic copies are polled alike: until every one is completed.
+        return function_task(
+            arns, "snapshot-status", parameters=parameters, result_path=result_path, next_state=next_state, poll=poll
+        )
+
     return {
         "StartAt": "SnapshotVolumes",
         "States": {
-            "SnapshotVolumes": lambda_task(
-                function_arn(arns, "snapshot-volumes"),
+            "SnapshotVolumes": function_task(
+                arns,
+                "snapshot-volumes",
                 parameters=member,
                 result_path="$.Snapshots",
                 next_state="AnyDisks",
-                timeout=task_timeout("snapshot-volumes"),
                 comment="One crash-consistent CreateSnapshots call for every attached EBS volume",
             ),
             "AnyDisks": {
@@ -130,74 +131,38 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
                     "NotAcquired.$": "$.Snapshots.NotAcquired",
                 },
             ),
-            "WaitForSnapshots": {"Type": "Wait", "SecondsPath": "$.Request.WaitSeconds", "Next": "SnapshotStatus"},
-            "SnapshotStatus": lambda_task(
-                function_arn(arns, "snapshot-status"),
-                parameters={
-                    "CaseId.$": "$.Case.CaseId",
-                    "Account.$": "$.Request.Account",
-                    "Region.$": "$.Request.Region",
-                    "SnapshotIds.$": "$.Snapshots.Snapshots[*].SnapshotId",
-                },
-                result_path="$.SnapshotStatus",
-                next_state="ShareSnapshots",
-                poll=poll,
-                timeout=task_timeout("snapshot-status"),
+            "WaitForSnapshots": wait_then("SnapshotStatus"),
+            "SnapshotStatus": snapshot_status(
+                {**in_member, "SnapshotIds.$": "$.Snapshots.Snapshots[*].SnapshotId"},
+                "$.SnapshotStatus",
+                "ShareSnapshots",
             ),
-            "ShareSnapshots": lambda_task(
-                function_arn(arns, "share-snapshots"),
-                parameters={
-                    "CaseId.$": "$.Case.CaseId",
-                    "Account.$": "$.Request.Account",
-                    "Region.$": "$.Request.Region",
-                    "Snapshots.$": "$.Snapshots.Snapshots",
-                },
+            "ShareSnapshots": function_task(
+                arns,
+                "share-snapshots",
+                parameters={**in_member, "Snapshots.$": "$.Snapshots.Snapshots"},
                 result_path="$.Shared",
                 next_state="CopyToForensic",
                 poll=poll,
-                timeout=task_timeout("share-snapshots"),
                 comment="Re-encrypt default-key or unencrypted snapshots with the member CMK, share with forensic",
             ),
-            "CopyToForensic": lambda_task(
-                function_arn(arns, "copy-to-forensic"),
-                parameters={
-                    "CaseId.$": "$.Case.CaseId",
-                    "Account.$": "$.Request.Account",
-                    "Region.$": "$.Request.Region",
-                    "Snapshots.$": "$.Shared.Snapshots",
-                },
+            "CopyToForensic": function_task(
+                arns,
+                "copy-to-forensic",
+                parameters={**in_member, "Snapshots.$": "$.Shared.Snapshots"},
                 result_path="$.Forensic",
                 next_state="WaitForForensicCopies",
-                timeout=task_timeout("copy-to-forensic"),
             ),
-            "WaitForForensicCopies": {
-                "Type": "Wait",
-                "SecondsPath": "$.Request.WaitSeconds",
-                "Next": "ForensicCopyStatus",
-            },
-            "ForensicCopyStatus": lambda_task(
-                function_arn(arns, "snapshot-status"),
-                parameters={
-                    "CaseId.$": "$.Case.CaseId",
-                    "Account": "forensic",
-                    "Region.$": "$.Request.Region",
-                    "SnapshotIds.$": "$.Forensic.Snapshots[*].ForensicSnapshotId",
-                },
-                result_path="$.ForensicStatus",
-                next_state="LockSnapshots",
-                poll=poll,
-                timeout=task_timeout("snapshot-status"),
+            "WaitForForensicCopies": wait_then("ForensicCopyStatus"),
+            "ForensicCopyStatus": snapshot_status(
+                {**in_forensic, "SnapshotIds.$": forensic_ids}, "$.ForensicStatus", "LockSnapshots"
             ),
-            "LockSnapshots": lambda_task(
-                function_arn(arns, "lock-snapshots"),
-                parameters={
-                    "CaseId.$": "$.Case.CaseId",
-                    "Region.$": "$.Request.Region",
-                    "SnapshotIds.$": "$.Forensic.Snapshots[*].ForensicSnapshotId",
-                },
+            "LockSnapshots": function_task(
+                arns,
+                "lock-snapshots",
+                parameters={"CaseId.$": "$.Case.CaseId", "Region.$": "$.Request.Region", "SnapshotIds.$": forensic_ids},
                 result_path="$.Locks",
                 next_state="ImageVolumes",
-                timeout=task_timeout("lock-snapshots"),
             ),
             "ImageVolumes": {
                 "Type": "Map",
@@ -232,15 +197,28 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
 def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | None = None) -> dict[str, Any]:
     """The response state machine, for the given Lambda ARNs (keys: statemachines.functions names)."""
     poll = poll or PollPolicy()
-    member = _member_target()
+    member = member_target()
     arns = function_arns
+
+    def contain_mode(function: str, comment: str) -> State:
+        # Contain and Protect are the two answers to the request's Action: same input, same result slot.
+        return function_task(
+            arns,
+            function,
+            parameters={**member, "DryRun.$": "$.Request.DryRun"},
+            result_path="$.Containment",
+            next_state="IsDryRun",
+            catch_to=f"FailedAt{function.capitalize()}",
+            comment=comment,
+        )
+
     states: dict[str, State] = {
         "ValidateInput": {
-            **lambda_task(
-                function_arn(arns, "validate-input"),
+            **function_task(
+                arns,
+                "validate-input",
                 result_path="$",
                 next_state="Init",
-                timeout=task_timeout("validate-input"),
             ),
             # Only InvalidInput means "rejected"; any other error is a fault of ours and fails as itself.
             "Catch": [{"ErrorEquals": ["InvalidInput"], "ResultPath": "$", "Next": "Rejected"}],
@@ -253,12 +231,12 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
         },
         "Init": pass_state("CheckTarget", parameters={"Request.$": "$"}),
         "CheckTarget": {
-            **lambda_task(
-                function_arn(arns, "check-target"),
+            **function_task(
+                arns,
+                "check-target",
                 input_path="$.Request",
                 result_path="$.Target",
                 next_state="OpenCase",
-                timeout=task_timeout("check-target"),
                 comment="Read-only: the member responder role can be assumed and the instance exists "
                 "and is not terminated; no case is opened otherwise",
             ),
@@ -276,12 +254,12 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "ErrorPath": "$.Failure.Error",
             "CausePath": "$.Failure.Cause",
         },
-        "OpenCase": lambda_task(
-            function_arn(arns, "open-case"),
+        "OpenCase": function_task(
+            arns,
+            "open-case",
             input_path="$.Request",
             result_path="$.Case",
             next_state="IsNewCase",
-            timeout=task_timeout("open-case"),
         ),
         "IsNewCase": {
             "Type": "Choice",
@@ -298,25 +276,15 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "Choices": [{"Variable": "$.Request.Action", "StringEquals": "Contain", "Next": "Contain"}],
             "Default": "Protect",
         },
-        "Contain": lambda_task(
-            function_arn(arns, "contain"),
-            parameters={**member, "DryRun.$": "$.Request.DryRun"},
-            result_path="$.Containment",
-            next_state="IsDryRun",
-            timeout=task_timeout("contain"),
-            catch_to="FailedAtContain",
-            comment="Isolate every ENI (two-step SG swap), swap the profile, revoke its credentials, "
+        "Contain": contain_mode(
+            "contain",
+            "Isolate every ENI (two-step SG swap), swap the profile, revoke its credentials, "
             "protections, EIPs, Auto Scaling detach, target deregistration",
         ),
         "FailedAtContain": _failure_marker("contain", "EnsureContained"),
-        "Protect": lambda_task(
-            function_arn(arns, "protect"),
-            parameters={**member, "DryRun.$": "$.Request.DryRun"},
-            result_path="$.Containment",
-            next_state="IsDryRun",
-            timeout=task_timeout("protect"),
-            catch_to="FailedAtProtect",
-            comment="Analyze mode: keep the workload serving; termination protection, shutdown=stop, "
+        "Protect": contain_mode(
+            "protect",
+            "Analyze mode: keep the workload serving; termination protection, shutdown=stop, "
             "DeleteOnTermination=false, incident tags",
         ),
         "FailedAtProtect": _failure_marker("protect", "EnsureContained"),
@@ -347,18 +315,19 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "Choices": [{"Variable": "$.Request.RetainArtefacts", "BooleanEquals": False, "Next": "Cleanup"}],
             "Default": "Finalize",
         },
-        "Cleanup": lambda_task(
-            function_arn(arns, "cleanup"),
+        "Cleanup": function_task(
+            arns,
+            "cleanup",
             parameters={**member, "Snapshots.$": "$.Acquisition.Disk.MemberSnapshots"},
             result_path="$.Cleanup",
             next_state="Finalize",
-            timeout=task_timeout("cleanup"),
             catch_to="FailedAtCleanup",
             comment="RetainArtefacts=false: remove intermediate member snapshots; never evidence",
         ),
         "FailedAtCleanup": _failure_marker("cleanup", "EnsureContained"),
-        "Finalize": lambda_task(
-            function_arn(arns, "finalize-case"),
+        "Finalize": function_task(
+            arns,
+            "finalize-case",
             parameters={
                 "CaseId.$": "$.Case.CaseId",
                 "Request.$": "$.Request",
@@ -370,7 +339,6 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             },
             result_path="$.Result",
             next_state="ShouldExamine",
-            timeout=task_timeout("finalize-case"),
             catch_to="FailedAtFinalize",
             comment="Manifest of every artefact with its sha256, custody event, notification",
         ),
@@ -394,12 +362,12 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             window_path="$.Case.Window",
         ),
         "FailedAtExamine": _failure_marker("examine", "EnsureContained"),
-        "CloseCase": lambda_task(
-            function_arn(arns, "close-case"),
+        "CloseCase": function_task(
+            arns,
+            "close-case",
             parameters={"CaseId.$": "$.Case.CaseId", "DryRun.$": "$.Request.DryRun"},
             result_path="$.Closed",
             next_state="Done",
-            timeout=task_timeout("close-case"),
             catch_to="FailedAtClose",
             comment="Manifest again (now with analysis/ and report/), case closed, report link notified",
         ),
@@ -414,17 +382,18 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
         "NoContainmentInDryRun": pass_state(
             "RecordFailure", result={"Contained": False, "Reason": "dry run"}, result_path="$.ContainmentAfterFailure"
         ),
-        "ContainAfterFailure": lambda_task(
-            function_arn(arns, "contain"),
+        "ContainAfterFailure": function_task(
+            arns,
+            "contain",
             parameters={**member, "DryRun": False},
             result_path="$.ContainmentAfterFailure",
             next_state="RecordFailure",
-            timeout=task_timeout("contain"),
             catch_to="RecordFailure",
             catch_result_path="$.ContainmentAfterFailure",
         ),
-        "RecordFailure": lambda_task(
-            function_arn(arns, "record-failure"),
+        "RecordFailure": function_task(
+            arns,
+            "record-failure",
             parameters={
                 "CaseId.$": "$.Case.CaseId",
                 "Request.$": "$.Request",
@@ -434,7 +403,6 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             },
             result_path="$.FailureRecord",
             next_state="FailExecution",
-            timeout=task_timeout("record-failure"),
             catch_to="FailExecution",
             catch_result_path="$.FailureRecordError",
         ),
