@@ -739,16 +739,26 @@ def _session(profile: str | None, region: str | None) -> boto3.Session:
     return session
 
 
-def _deployment(
-    session: boto3.Session, prefix: str, forensic_account: str = "", forensic_region: str = ""
-) -> operator.Deployment:
-    return operator.locate_deployment(
+def _connect(
+    profile: str | None, security_region: str | None, prefix: str, forensic_account: str = "", forensic_region: str = ""
+) -> tuple[boto3.Session, operator.Deployment]:
+    """The security-account session every command starts from, and the deployment it finds there."""
+    session = _session(profile, security_region)
+    deployment = operator.locate_deployment(
         session, prefix, forensic_account=forensic_account, forensic_region=forensic_region
     )
+    return session, deployment
+
+
+def _evidence_session(
+    deployment: operator.Deployment, profile: str | None, evidence_profile: str | None
+) -> boto3.Session:
+    """A session in the forensic account's region: --evidence-profile when given, else --profile."""
+    return _session(evidence_profile or profile, deployment.forensic_region)
 
 
 def _evidence_s3(deployment: operator.Deployment, profile: str | None, evidence_profile: str | None) -> Any:
-    return _session(evidence_profile or profile, deployment.forensic_region).client("s3")
+    return _evidence_session(deployment, profile, evidence_profile).client("s3")
 
 
 @app.command()
@@ -796,8 +806,7 @@ def respond(
             retain_artefacts=retain_artefacts,
             wait_seconds=wait_seconds,
         )
-        session = _session(profile, security_region)
-        deployment = _deployment(session, prefix, forensic_account, forensic_region)
+        session, deployment = _connect(profile, security_region, prefix, forensic_account, forensic_region)
         sfn = session.client("stepfunctions")
         name = operator.execution_name(instance, datetime.now(UTC))
         execution_arn = operator.start_response(sfn, deployment, request, name)
@@ -875,8 +884,7 @@ def status(
     """A case's record (case table) and its chain-of-custody events (evidence bucket)."""
     with _exit_codes("status"):
         operator.check_case_id(case)
-        session = _session(profile, security_region)
-        deployment = _deployment(session, prefix, forensic_account, forensic_region)
+        session, deployment = _connect(profile, security_region, prefix, forensic_account, forensic_region)
         if follow:
             record = operator.get_case(session.client("dynamodb"), deployment, case)
             execution_arn = operator.find_case_execution(session.client("stepfunctions"), deployment, record)
@@ -939,8 +947,7 @@ def cases(
 ) -> None:
     """The most recent cases, newest first."""
     with _exit_codes("cases"):
-        session = _session(profile, security_region)
-        deployment = _deployment(session, prefix)
+        session, deployment = _connect(profile, security_region, prefix)
         found = operator.recent_cases(session.client("dynamodb"), deployment, limit)
     if not found:
         console.print(f"no cases in {deployment.case_table}", markup=False)
@@ -986,8 +993,7 @@ def report(
             title, files = f"Report in {folder_given}", operator.local_report(folder_given)
         else:
             operator.check_case_id(case)
-            session = _session(profile, security_region)
-            deployment = _deployment(session, prefix, forensic_account, forensic_region)
+            session, deployment = _connect(profile, security_region, prefix, forensic_account, forensic_region)
             folder = out if out is not None else Path("cases") / case / "report"
             if folder.exists() and not folder.is_dir():
                 raise InvalidInput({"--out": f"{folder} is a file, not a folder"})
@@ -1043,8 +1049,7 @@ def release(
     with _exit_codes():
         if not case:
             raise InvalidInput({"--case": "is required (the case that contained the instance)"})
-        session = _session(profile, security_region)
-        deployment = _deployment(session, prefix)
+        session, deployment = _connect(profile, security_region, prefix)
         outcome = operator.release_contained_instance(
             session.client("lambda", config=operator.RELEASE_CLIENT_CONFIG),
             deployment,
@@ -1100,8 +1105,7 @@ def build_modules(
     """Build LiME modules and Volatility symbol tables ahead of time (the LimeFactory), for a fleet's kernels."""
     with _exit_codes():
         builds = operator.parse_kernel_specs(kernels or [])
-        session = _session(profile, security_region)
-        deployment = _deployment(session, prefix)
+        session, deployment = _connect(profile, security_region, prefix)
         sfn = session.client("stepfunctions")
         execution_arn = operator.start_module_builds(sfn, deployment, builds, datetime.now(UTC))
         console.print(

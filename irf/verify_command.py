@@ -29,9 +29,9 @@ from irf.cli import (
     Prefix,
     Profile,
     SecurityRegion,
-    _deployment,
+    _connect,
+    _evidence_session,
     _exit_codes,
-    _session,
     app,
     console,
     err,
@@ -83,9 +83,8 @@ def verify(
             result = verify_case(FolderCase(folder), public_key_pem=pem)
         else:
             operator.check_case_id(case)
-            session = _session(profile, security_region)
-            deployment = _deployment(session, prefix, forensic_account, forensic_region)
-            evidence_session = _session(evidence_profile or profile, deployment.forensic_region)
+            _, deployment = _connect(profile, security_region, prefix, forensic_account, forensic_region)
+            evidence_session = _evidence_session(deployment, profile, evidence_profile)
             objects = BucketCase(evidence_session.client("s3"), deployment.evidence_bucket, case)
             kms_pem = _kms_public_key(evidence_session.client("kms"), objects)
             result = verify_case(objects, public_key_pem=pem or kms_pem)
