@@ -169,6 +169,21 @@ class EvidenceStore:
             now = existing["Metadata"].get("acquired-at", now)
         return Artefact(key=key, size=len(data), sha256=digest, source=source, tool=tool, time=now)
 
+    def put_document(self, key: str, body: bytes, *, source: str, tool: str, **condition: str) -> None:
+        """A JSON record of the case's own (custody event, manifest, signature), its sha256 in the metadata.
+
+        Unlike `put_bytes` it is no artefact: `condition` (IfNoneMatch) says whether it may replace one.
+        """
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            ContentType="application/json",
+            ChecksumAlgorithm="SHA256",
+            Body=body,
+            Metadata={"sha256": sha256_hex(body), "source": source, "tool": tool},
+            **condition,
+        )
+
     def put_json(self, key: str, document: Any, *, source: str, tool: str) -> Artefact:
         body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
         return self.put_bytes(key, body, source=source, tool=tool, content_type="application/json")
@@ -270,15 +285,7 @@ class EvidenceStore:
             }
             body = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
             key = custody_key(self.case_id, seq, event)
-            self.s3.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                IfNoneMatch="*",
-                ContentType="application/json",
-                ChecksumAlgorithm="SHA256",
-                Body=body,
-                Metadata={"sha256": sha256_hex(body), "source": f"custody of {self.case_id}", "tool": actor[:256]},
-            )
+            self.put_document(key, body, source=f"custody of {self.case_id}", tool=actor[:256], IfNoneMatch="*")
             return key
         raise EvidenceConflict(f"could not claim a custody sequence number for case {self.case_id}")
 
@@ -332,14 +339,7 @@ class EvidenceStore:
             **(extra or {}),
         }
         body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=manifest_key(self.case_id),
-            ContentType="application/json",
-            ChecksumAlgorithm="SHA256",
-            Body=body,
-            Metadata={"sha256": sha256_hex(body), "source": f"manifest of {self.case_id}", "tool": "irforensics"},
-        )
+        self.put_document(manifest_key(self.case_id), body, source=f"manifest of {self.case_id}", tool="irforensics")
         if signer is not None:
             signer.sign_manifest(self, body)
         return manifest
@@ -381,13 +381,8 @@ class ManifestSigner:
             content_type="application/x-pem-file",
         )
         body = json.dumps(document, indent=2, sort_keys=True).encode()
-        store.s3.put_object(
-            Bucket=store.bucket,
-            Key=signature_key(store.case_id),
-            ContentType="application/json",
-            ChecksumAlgorithm="SHA256",
-            Body=body,
-            Metadata={"sha256": sha256_hex(body), "source": f"kms:Sign {document['key_id']}", "tool": "irforensics"},
+        store.put_document(
+            signature_key(store.case_id), body, source=f"kms:Sign {document['key_id']}", tool="irforensics"
         )
         return document
 
