@@ -153,6 +153,20 @@ def function_statements(
     state_machine_arn: pulumi.Input[str] | None = None,
 ) -> list[Statement]:
     """The IAM statements one Lambda gets: exactly those of its access kinds."""
+    statements = [
+        *_assume_statements(spec, args),
+        *_security_account_statements(spec, args, key_arn, table_arn, topic_arn, state_machine_arn),
+        *_lime_statements(spec, args),
+    ]
+    if not statements:
+        # IAM refuses a policy without statements; a function without access kinds (input
+        # validation) gets the one statement that says what it must never do: act in an account.
+        statements.append(deny("TouchNoAccount", ["sts:AssumeRole"], "*"))
+    return statements
+
+
+def _assume_statements(spec: FunctionSpec, args: SecurityAccountArgs) -> list[Statement]:
+    """The roles it assumes in the member accounts and the forensic account."""
     statements: list[Statement] = []
     if MEMBER in spec.access and args.members and spec.function == RELEASE_FUNCTION:
         # Release acts through its own member role (it may pass the original role back), never the responder.
@@ -171,6 +185,19 @@ def function_statements(
                 naming.forensic_automation_role_arn(args.prefix, args.forensic_account, args.forensic_region),
             )
         )
+    return statements
+
+
+def _security_account_statements(
+    spec: FunctionSpec,
+    args: SecurityAccountArgs,
+    key_arn: pulumi.Input[str],
+    table_arn: pulumi.Input[str],
+    topic_arn: pulumi.Input[str],
+    state_machine_arn: pulumi.Input[str] | None,
+) -> list[Statement]:
+    """The case table, the notification topic, their key and the response state machine."""
+    statements: list[Statement] = []
     if CASE_TABLE in spec.access:
         if spec.function not in CASE_TABLE_ACTIONS:
             raise ValueError(f"{spec.function} has case-table access: list its actions in CASE_TABLE_ACTIONS")
@@ -188,6 +215,12 @@ def function_statements(
         if state_machine_arn is None:
             raise ValueError(f"{spec.function} starts the response but no state machine ARN was given")
         statements.append(allow("StartResponse", ["states:StartExecution"], state_machine_arn))
+    return statements
+
+
+def _lime_statements(spec: FunctionSpec, args: SecurityAccountArgs) -> list[Statement]:
+    """The LiME modules bucket, its key and the LimeFactory that builds missing modules."""
+    statements: list[Statement] = []
     if spec.access & {LIME_MODULES, FIND_LIME_MODULES}:
         bucket = f"arn:aws:s3:::{naming.modules_bucket(args.prefix, args.account, args.region)}"
         statements += [
@@ -217,10 +250,6 @@ def function_statements(
                 lime_factory_arn(args).replace(":stateMachine:", ":execution:") + ":*",
             ),
         ]
-    if not statements:
-        # IAM refuses a policy without statements; a function without access kinds (input
-        # validation) gets the one statement that says what it must never do: act in an account.
-        statements.append(deny("TouchNoAccount", ["sts:AssumeRole"], "*"))
     return statements
 
 
