@@ -281,34 +281,42 @@ def parse_config(stack: str, raw: Mapping[str, Any], region: str | None) -> Stac
             "must differ from securityAccount: evidence is kept apart from the automation",
         )
     if role == "forensic":
-        mode = raw.get("objectLockMode", "GOVERNANCE")
-        if mode not in OBJECT_LOCK_MODES:
-            raise ConfigError("objectLockMode", mode, "must be GOVERNANCE or COMPLIANCE")
-        azs = _str_list(raw, "analysisAzs", (f"{home}a", f"{home}b"))
-        if len(azs) < 2 or len(set(azs)) != len(azs):
-            raise ConfigError("analysisAzs", list(azs), "must list two or more distinct availability zones")
-        for az in azs:
-            if not az.startswith(home):
-                raise ConfigError("analysisAzs", list(azs), f"zone {az!r} is not in region {home}")
-        if common["forensic_region"] != home:
-            raise ConfigError(
-                "forensicRegion",
-                common["forensic_region"],
-                f"must equal aws:region ({home}) on the forensic stack: bucket names carry the region",
-            )
-        retention = _int(raw, "evidenceRetentionDays", 365, 1, 36500)
-        glacier = _int(raw, "glacierAfterDays", 30, 1, 36500)
-        if glacier >= retention:
-            raise ConfigError("glacierAfterDays", glacier, "must be less than evidenceRetentionDays")
-        return ForensicConfig(
-            **common,
-            retention_days=retention,
-            object_lock_mode=mode,
-            glacier_after_days=glacier,
-            analysis_azs=azs,
-            analysis_vpc_cidr=_cidr(raw, "analysisVpcCidr", "10.77.0.0/16"),
-            build_vpc_cidr=_cidr(raw, "buildVpcCidr", "10.78.0.0/16"),
+        return _forensic_config(raw, common, home)
+    return _security_config(raw, common)
+
+
+def _forensic_config(raw: Mapping[str, Any], common: dict[str, Any], home: str) -> ForensicConfig:
+    mode = raw.get("objectLockMode", "GOVERNANCE")
+    if mode not in OBJECT_LOCK_MODES:
+        raise ConfigError("objectLockMode", mode, "must be GOVERNANCE or COMPLIANCE")
+    azs = _str_list(raw, "analysisAzs", (f"{home}a", f"{home}b"))
+    if len(azs) < 2 or len(set(azs)) != len(azs):
+        raise ConfigError("analysisAzs", list(azs), "must list two or more distinct availability zones")
+    for az in azs:
+        if not az.startswith(home):
+            raise ConfigError("analysisAzs", list(azs), f"zone {az!r} is not in region {home}")
+    if common["forensic_region"] != home:
+        raise ConfigError(
+            "forensicRegion",
+            common["forensic_region"],
+            f"must equal aws:region ({home}) on the forensic stack: bucket names carry the region",
         )
+    retention = _int(raw, "evidenceRetentionDays", 365, 1, 36500)
+    glacier = _int(raw, "glacierAfterDays", 30, 1, 36500)
+    if glacier >= retention:
+        raise ConfigError("glacierAfterDays", glacier, "must be less than evidenceRetentionDays")
+    return ForensicConfig(
+        **common,
+        retention_days=retention,
+        object_lock_mode=mode,
+        glacier_after_days=glacier,
+        analysis_azs=azs,
+        analysis_vpc_cidr=_cidr(raw, "analysisVpcCidr", "10.77.0.0/16"),
+        build_vpc_cidr=_cidr(raw, "buildVpcCidr", "10.78.0.0/16"),
+    )
+
+
+def _security_config(raw: Mapping[str, Any], common: dict[str, Any]) -> SecurityConfig:
     low = _float(raw, "guardDutyMinSeverity", 7.0, 0.0, 10.0)
     contain = _float(raw, "guardDutyContainSeverity", 8.0, 0.0, 10.0)
     if contain < low:
