@@ -240,11 +240,27 @@ def verify_signature(statement: bytes, signature: bytes, algorithm: str, pem: by
 
 
 def _signature(result: Verification, case: CaseObjects, manifest_body: bytes, public_key_pem: bytes | None) -> None:
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-
     if not case.has(evidence.SIGNATURE):
         result.add("signature", False, f"{evidence.SIGNATURE} is missing: the manifest is not signed")
         return
+    manifest_sha = hashlib.sha256(manifest_body).hexdigest()
+    read = _read_signature(case)
+    if isinstance(read, str):
+        result.add("signature", False, read)
+        return
+    document, statement, signature, algorithm = read
+    problem = _signature_claims_problem(document, statement, case.case_id, manifest_sha)
+    if problem is None:
+        problem = _signature_key_problem(document, statement, signature, algorithm, case, public_key_pem)
+    if problem is not None:
+        result.add("signature", False, problem)
+        return
+    result.signed_by = str(document.get("key_id", ""))
+    result.add("signature", True, f"{algorithm} signature by {result.signed_by} over sha256 {manifest_sha}")
+
+
+def _read_signature(case: CaseObjects) -> tuple[dict[str, Any], bytes, bytes, str] | str:
+    """The signature file's document, signed statement, signature and algorithm, or why it cannot be read."""
     try:
         raw = case.read(evidence.SIGNATURE)
         document = json.loads(raw)
@@ -253,54 +269,61 @@ def _signature(result: Verification, case: CaseObjects, manifest_body: bytes, pu
         if base64.b64encode(signature).decode() != document["signature"]:
             raise ValueError("the signature is not canonical base64")
         algorithm = str(document["signing_algorithm"])
-        signed = json.loads(statement)
+        json.loads(statement)
     except (ValueError, KeyError, TypeError) as exc:
-        result.add("signature", False, f"{evidence.SIGNATURE} is unreadable: {exc}")
-        return
-    manifest_sha = hashlib.sha256(manifest_body).hexdigest()
+        return f"{evidence.SIGNATURE} is unreadable: {exc}"
     # Every byte of the signature file counts: it must be exactly as written, name the key it was signed
     # with, and carry the digest of the public key it points to.
     if json.dumps(document, indent=2, sort_keys=True).encode() != raw:
-        result.add("signature", False, f"{evidence.SIGNATURE} is not as it was written (its bytes have changed)")
-        return
+        return f"{evidence.SIGNATURE} is not as it was written (its bytes have changed)"
+    return document, statement, signature, algorithm
+
+
+def _signature_claims_problem(
+    document: dict[str, Any], statement: bytes, case_id: str, manifest_sha: str
+) -> str | None:
+    """Why the signed statement does not speak for this manifest of this case (None when it does)."""
+    signed = json.loads(statement)
     if (document.get("key_id"), document.get("message_type"), document.get("public_key")) != (
         signed.get("key_id"),
         "RAW",
         evidence.PUBLIC_KEY,
     ):
-        result.add("signature", False, f"{evidence.SIGNATURE} names a key, message type or key file it did not use")
-        return
-    if signed.get("case_id") != case.case_id:
-        result.add("signature", False, f"{evidence.SIGNATURE} signs case {signed.get('case_id')!r}, not this case")
-        return
+        return f"{evidence.SIGNATURE} names a key, message type or key file it did not use"
+    if signed.get("case_id") != case_id:
+        return f"{evidence.SIGNATURE} signs case {signed.get('case_id')!r}, not this case"
     if signed.get("manifest_sha256") != manifest_sha:
-        result.add(
-            "signature",
-            False,
+        return (
             f"{evidence.MANIFEST} has changed since it was signed: sha256 {manifest_sha}, "
-            f"signed {signed.get('manifest_sha256')}",
+            f"signed {signed.get('manifest_sha256')}"
         )
-        return
+    return None
+
+
+def _signature_key_problem(
+    document: dict[str, Any],
+    statement: bytes,
+    signature: bytes,
+    algorithm: str,
+    case: CaseObjects,
+    public_key_pem: bytes | None,
+) -> str | None:
+    """Why the public key (given, else the case's own) does not check the signature (None when it does)."""
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
     if public_key_pem is None:
         if not case.has(evidence.PUBLIC_KEY):
-            result.add("signature", False, f"no public key: {evidence.PUBLIC_KEY} is missing and none was given")
-            return
+            return f"no public key: {evidence.PUBLIC_KEY} is missing and none was given"
         public_key_pem = case.read(evidence.PUBLIC_KEY)
     if document.get("public_key_sha256") != _der_sha256(public_key_pem):
-        result.add(
-            "signature", False, f"the public key is not the one {evidence.SIGNATURE} was made with (public_key_sha256)"
-        )
-        return
+        return f"the public key is not the one {evidence.SIGNATURE} was made with (public_key_sha256)"
     try:
         verify_signature(statement, signature, algorithm, public_key_pem)
     except InvalidSignature:
-        result.add("signature", False, f"{evidence.SIGNATURE}: the signature does not match the manifest's digest")
-        return
+        return f"{evidence.SIGNATURE}: the signature does not match the manifest's digest"
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        result.add("signature", False, f"{evidence.SIGNATURE}: the public key cannot check it: {exc}")
-        return
-    result.signed_by = str(document.get("key_id", ""))
-    result.add("signature", True, f"{algorithm} signature by {result.signed_by} over sha256 {manifest_sha}")
+        return f"{evidence.SIGNATURE}: the public key cannot check it: {exc}"
+    return None
 
 
 def _custody(result: Verification, case: CaseObjects, hashes: _Hashes, manifest: dict[str, Any]) -> None:
