@@ -327,8 +327,25 @@ def _signature_key_problem(
 
 
 def _custody(result: Verification, case: CaseObjects, hashes: _Hashes, manifest: dict[str, Any]) -> None:
+    events = _custody_events(result, case)
+    if events is None:
+        return
+    result.custody_events = len(events)
+    if not events:
+        result.add("custody chain", False, "no custody events")
+        return
+    if _custody_chained(result, case, hashes, events):
+        result.add("custody chain", True, f"{len(events)} events, each chained to the one before")
+    _custody_head(result, case, manifest, events)
+
+
+_CustodyEvent = tuple[int, str, bytes, dict[str, Any]]
+
+
+def _custody_events(result: Verification, case: CaseObjects) -> list[_CustodyEvent] | None:
+    """The case's custody records in sequence order; None (and the failure noted) when one is unreadable."""
     names = [n for n in case.names() if n.startswith("custody/") and n.endswith(".json")]
-    events: list[tuple[int, str, bytes, dict[str, Any]]] = []
+    events: list[_CustodyEvent] = []
     for name in names:
         body = case.read(name)
         try:
@@ -336,35 +353,23 @@ def _custody(result: Verification, case: CaseObjects, hashes: _Hashes, manifest:
             events.append((int(record["seq"]), name, body, record))
         except (ValueError, KeyError, TypeError) as exc:
             result.add("custody chain", False, f"{name} is not a custody record: {exc}")
-            return
+            return None
     events.sort(key=lambda e: e[0])
-    result.custody_events = len(events)
-    if not events:
-        result.add("custody chain", False, "no custody events")
-        return
+    return events
+
+
+def _custody_chained(result: Verification, case: CaseObjects, hashes: _Hashes, events: list[_CustodyEvent]) -> bool:
+    """Whether every event follows the one before with no gap and names artefacts as they are."""
     broken = False
     previous: tuple[str, bytes] | None = None
     for expected, (seq, name, body, record) in enumerate(events, start=1):
         if seq != expected:
             result.add("custody chain", False, f"{name}: sequence {seq} where {expected} was expected (a gap)")
+            return False
+        problem = _link_problem(name, record.get("previous"), previous)
+        if problem:
+            result.add("custody chain", False, problem)
             broken = True
-            break
-        link = record.get("previous")
-        if previous is None:
-            if link:
-                result.add("custody chain", False, f"{name} is first but names a previous event {link.get('key')}")
-                broken = True
-        else:
-            want = hashlib.sha256(previous[1]).hexdigest()
-            if not isinstance(link, dict) or link.get("sha256") != want:
-                got = link.get("sha256") if isinstance(link, dict) else None
-                result.add(
-                    "custody chain",
-                    False,
-                    f"{name} does not chain to {previous[0]}: records previous sha256 {got}, which is {want} now "
-                    f"({previous[0]} has changed, or {name} was not written after it)",
-                )
-                broken = True
         for artefact in record.get("artefacts") or []:
             concerned = _relative(case.case_id, str(artefact.get("key", "")))
             if not _check_hash(
@@ -378,8 +383,27 @@ def _custody(result: Verification, case: CaseObjects, hashes: _Hashes, manifest:
             ):
                 broken = True
         previous = (name, body)
-    if not broken:
-        result.add("custody chain", True, f"{len(events)} events, each chained to the one before")
+    return not broken
+
+
+def _link_problem(name: str, link: Any, previous: tuple[str, bytes] | None) -> str | None:
+    """Why event `name`'s link to the event before it is wrong (None when it is right)."""
+    if previous is None:
+        return f"{name} is first but names a previous event {link.get('key')}" if link else None
+    want = hashlib.sha256(previous[1]).hexdigest()
+    if isinstance(link, dict) and link.get("sha256") == want:
+        return None
+    got = link.get("sha256") if isinstance(link, dict) else None
+    return (
+        f"{name} does not chain to {previous[0]}: records previous sha256 {got}, which is {want} now "
+        f"({previous[0]} has changed, or {name} was not written after it)"
+    )
+
+
+def _custody_head(
+    result: Verification, case: CaseObjects, manifest: dict[str, Any], events: list[_CustodyEvent]
+) -> None:
+    """The manifest's last custody event is there, unchanged; later events are a warning."""
     head = manifest.get("custody_head") or {}
     head_name = _relative(case.case_id, str(head.get("key", "")))
     by_name = {name: (seq, body) for seq, name, body, _ in events}
