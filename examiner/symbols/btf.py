@@ -9,6 +9,7 @@ to build symbol tables without Volatility or any BTF library installed.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 BTF_MAGIC = 0xEB9F
@@ -116,6 +117,35 @@ def _strings(blob: bytes, offset: int, length: int) -> bytes:
 
 def parse_btf(blob: bytes) -> BTF:
     """Parse a whole BTF blob (little-endian, as on x86_64 and arm64)."""
+    base, type_off, type_len, strings = _header(blob)
+    name = _names(strings)
+    types: list[BTFType] = [BTFType(type_id=0, kind=0, name="void")]
+    pos = base + type_off
+    end = pos + type_len
+    while pos < end:
+        name_off, info, size_or_type = _UNPACK3(blob, pos)
+        pos += 12
+        kind = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        kind_flag = bool(info >> 31)
+        t = BTFType(type_id=len(types), kind=kind, name=name(name_off), kind_flag=kind_flag, vlen=vlen)
+        if kind in (INT, STRUCT, UNION, ENUM, FLOAT, DATASEC, ENUM64):
+            t.size = size_or_type
+        else:
+            t.ref = size_or_type
+        pos = _read_kind_data(t, blob, pos, name)
+        types.append(t)
+    if pos != end:
+        raise BTFError("the BTF type section does not end on a type boundary")
+    return BTF(types=types)
+
+
+_UNPACK3 = struct.Struct("<III").unpack_from
+_UNPACK_I = struct.Struct("<i").unpack_from
+
+
+def _header(blob: bytes) -> tuple[int, int, int, bytes]:
+    """Where the type section starts (header length, offset, length) and the string table."""
     if len(blob) < 24:
         raise BTFError(f"{len(blob)} bytes is too short for a BTF header")
     magic, version, _flags, hdr_len = struct.unpack_from("<HBBI", blob, 0)
@@ -126,10 +156,13 @@ def parse_btf(blob: bytes) -> BTF:
     if version != 1:
         raise BTFError(f"BTF version {version} is not supported (only version 1 exists)")
     type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", blob, 8)
-    base = hdr_len
-    if base + max(type_off + type_len, str_off + str_len) > len(blob):
+    if hdr_len + max(type_off + type_len, str_off + str_len) > len(blob):
         raise BTFError("the BTF header points past the end of the data")
-    strings = _strings(blob, base + str_off, str_len)
+    return hdr_len, type_off, type_len, _strings(blob, hdr_len + str_off, str_len)
+
+
+def _names(strings: bytes) -> Callable[[int], str]:
+    """The string at an offset of the string table (each decoded once: types share names)."""
     name_cache: dict[int, str] = {}
 
     def name(off: int) -> str:
@@ -144,70 +177,64 @@ def parse_btf(blob: bytes) -> BTF:
             name_cache[off] = cached
         return cached
 
-    types: list[BTFType] = [BTFType(type_id=0, kind=0, name="void")]
-    unpack3 = struct.Struct("<III").unpack_from
-    unpack_i = struct.Struct("<i").unpack_from
-    pos = base + type_off
-    end = pos + type_len
-    while pos < end:
-        name_off, info, size_or_type = unpack3(blob, pos)
-        pos += 12
-        kind = (info >> 24) & 0x1F
-        vlen = info & 0xFFFF
-        kind_flag = bool(info >> 31)
-        t = BTFType(type_id=len(types), kind=kind, name=name(name_off), kind_flag=kind_flag, vlen=vlen)
-        if kind in (INT, STRUCT, UNION, ENUM, FLOAT, DATASEC, ENUM64):
-            t.size = size_or_type
-        else:
-            t.ref = size_or_type
-        if kind == INT:
-            (word,) = struct.unpack_from("<I", blob, pos)
-            pos += 4
-            t.int_encoding = (word >> 24) & 0x0F
-            t.int_offset = (word >> 16) & 0xFF
-            t.int_bits = word & 0xFF
-        elif kind == ARRAY:
-            element, _index_type, nelems = unpack3(blob, pos)
+    return name
+
+
+def _read_kind_data(t: BTFType, blob: bytes, pos: int, name: Callable[[int], str]) -> int:
+    """Read what follows type `t`'s common header for its kind into `t`; the position after it."""
+    kind, vlen, kind_flag = t.kind, t.vlen, t.kind_flag
+    if kind == INT:
+        (word,) = struct.unpack_from("<I", blob, pos)
+        t.int_encoding = (word >> 24) & 0x0F
+        t.int_offset = (word >> 16) & 0xFF
+        t.int_bits = word & 0xFF
+        return pos + 4
+    if kind == ARRAY:
+        element, _index_type, nelems = _UNPACK3(blob, pos)
+        t.ref, t.count = element, nelems
+        return pos + 12
+    if kind in (STRUCT, UNION):
+        for _ in range(vlen):
+            m_name, m_type, m_offset = _UNPACK3(blob, pos)
             pos += 12
-            t.ref, t.count = element, nelems
-        elif kind in (STRUCT, UNION):
-            for _ in range(vlen):
-                m_name, m_type, m_offset = unpack3(blob, pos)
-                pos += 12
-                if kind_flag:
-                    t.members.append(Member(name(m_name), m_type, m_offset & 0xFFFFFF, m_offset >> 24))
-                else:
-                    t.members.append(Member(name(m_name), m_type, m_offset))
-        elif kind == ENUM:
-            for _ in range(vlen):
-                e_name, e_val = struct.unpack_from("<II", blob, pos)
-                pos += 8
-                value = unpack_i(blob, pos - 4)[0] if kind_flag else e_val
-                t.enumerators.append((name(e_name), value))
-        elif kind == ENUM64:
-            for _ in range(vlen):
-                e_name, lo, hi = unpack3(blob, pos)
-                pos += 12
-                value = (hi << 32) | lo
-                if kind_flag and value >= 1 << 63:
-                    value -= 1 << 64
-                t.enumerators.append((name(e_name), value))
-        elif kind == FUNC_PROTO:
-            pos += 8 * vlen
-        elif kind == VAR:
-            (t.linkage,) = struct.unpack_from("<I", blob, pos)
-            pos += 4
-        elif kind == FUNC:
-            t.linkage = vlen
-        elif kind == DATASEC:
-            for _ in range(vlen):
-                t.datasec.append(unpack3(blob, pos))
-                pos += 12
-        elif kind == DECL_TAG:
-            pos += 4
-        elif kind not in (PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FLOAT, TYPE_TAG):
-            raise BTFError(f"unknown BTF kind {kind} at type {t.type_id}")
-        types.append(t)
-    if pos != end:
-        raise BTFError("the BTF type section does not end on a type boundary")
-    return BTF(types=types)
+            if kind_flag:
+                t.members.append(Member(name(m_name), m_type, m_offset & 0xFFFFFF, m_offset >> 24))
+            else:
+                t.members.append(Member(name(m_name), m_type, m_offset))
+        return pos
+    if kind in (ENUM, ENUM64):
+        return _read_enumerators(t, blob, pos, name)
+    if kind == VAR:
+        (t.linkage,) = struct.unpack_from("<I", blob, pos)
+        return pos + 4
+    if kind == FUNC:
+        t.linkage = vlen
+        return pos
+    if kind == DATASEC:
+        for _ in range(vlen):
+            t.datasec.append(_UNPACK3(blob, pos))
+            pos += 12
+        return pos
+    if kind == FUNC_PROTO:
+        return pos + 8 * vlen
+    if kind == DECL_TAG:
+        return pos + 4
+    if kind not in (PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FLOAT, TYPE_TAG):
+        raise BTFError(f"unknown BTF kind {kind} at type {t.type_id}")
+    return pos
+
+
+def _read_enumerators(t: BTFType, blob: bytes, pos: int, name: Callable[[int], str]) -> int:
+    for _ in range(t.vlen):
+        if t.kind == ENUM:
+            e_name, e_val = struct.unpack_from("<II", blob, pos)
+            pos += 8
+            value = _UNPACK_I(blob, pos - 4)[0] if t.kind_flag else e_val
+        else:
+            e_name, lo, hi = _UNPACK3(blob, pos)
+            pos += 12
+            value = (hi << 32) | lo
+            if t.kind_flag and value >= 1 << 63:
+                value -= 1 << 64
+        t.enumerators.append((name(e_name), value))
+    return pos
