@@ -93,9 +93,10 @@ def _evidence_intact(cloud: LocalCloud, case_id: str) -> list[str]:
     assert not listed.get("DeleteMarkers")
     versions = listed.get("Versions", [])
     keys = [v["Key"] for v in versions]
-    # The manifest is the case's index, rewritten as the case moves on (finalize, failure, close);
-    # every version is kept and locked. Evidence objects are written once.
-    twice = [k for k, n in Counter(keys).items() if n > 1 and k != f"{case_id}/manifest.json"]
+    # The manifest is the case's index, rewritten as the case moves on (finalize, failure, close), and
+    # its signature with it; every version is kept and locked. Evidence objects are written once.
+    index = {f"{case_id}/manifest.json", f"{case_id}/manifest.json.sig"}
+    twice = [k for k, n in Counter(keys).items() if n > 1 and k not in index]
     assert not twice, f"evidence objects written more than once: {twice}"
     now = datetime.now(UTC)
     lock = s3.get_object_lock_configuration(Bucket=BUCKET)["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]

@@ -77,6 +77,12 @@ DELIBERATE_EXCEPTIONS: dict[str, str] = {
     # moto runs no SSM commands: the examination stand-in replaces them (tests/e2e/conftest.py).
     "forensic-automation ssm:SendCommand": "starts the examination on the analysis instance",
     "forensic-automation ssm:GetCommandInvocation": "follows the examination on the analysis instance",
+    # The SSM agent on the analysis instance streams the examination's output to its CloudWatch log
+    # group (it describes the group and stream before PutLogEvents); moto runs no agent.
+    "logs:DescribeLogGroups": "the analysis instance's SSM agent finds the examination log group",
+    "logs:DescribeLogStreams": "the analysis instance's SSM agent finds its examination log stream",
+    # The two scenario instances carry no incident tags to lift and reuse no stale capture group.
+    "ec2:DeleteTags": "release lifts the incident tags; a reused capture group's stale record tags are removed",
     # A permission that changes an answer rather than allowing a call.
     "lambda-memory-check-module s3:ListBucket": "a HEAD of a missing module answers 404 (build it), not 403",
     "lambda-memory-start-capture s3:ListBucket": "a HEAD of a missing module answers 404, not 403",
@@ -300,6 +306,10 @@ def resource_policy_failures(check: Check, policies: Mapping[str, ResourcePolicy
     for resource in check.need.resources:
         policy = _governing(resource, policies)
         if policy is None:
+            continue
+        if policy.kind == "trust" and not check.need.action.startswith("sts:"):
+            # A trust policy decides who may assume the role; iam:PassRole and every other action on a
+            # role are decided by the caller's identity policy alone.
             continue
         decision = evaluate_resource_policy(policy.document, check.role_arn, check.need.action, [resource], context)
         must_allow = policy.account != caller or policy.kind in ("trust", "key")
