@@ -22,6 +22,8 @@ from handlers.common import evidence
 
 CHUNK = 8 * 1024 * 1024
 # Objects beside the manifest (they describe it, so it cannot list them).
+# Written on this machine beside a downloaded case, never by the response (see _check).
+LOCAL_LOGS = "logs/"
 _BESIDE = (evidence.MANIFEST, evidence.SIGNATURE, evidence.PUBLIC_KEY)
 
 
@@ -472,6 +474,12 @@ def verify_case(
         and not n.startswith(skip)
         and not (n.startswith("custody/") and n not in listed and _after_head(n, manifest))
     ]
+    # The console's own logs of a local run (`irf simulate` writes logs/lambda.jsonl and
+    # logs/progress.jsonl into the case folder after the case closed): not evidence, and said so.
+    local_logs = [n for n in unlisted if n.startswith(LOCAL_LOGS)]
+    unlisted = [n for n in unlisted if not n.startswith(LOCAL_LOGS)]
+    if local_logs:
+        result.add("local logs", True, "not evidence, no digest claimed: " + ", ".join(local_logs))
     if unlisted:
         result.add("completeness", False, "not in the manifest: " + ", ".join(unlisted))
     else:

@@ -101,6 +101,23 @@ def test_an_intact_case_verifies_in_the_bucket_and_as_a_folder(signed_case, tmp_
     assert folder.custody_events == 4 and folder.artefacts_checked == len(store.keys()) - 3
 
 
+def test_a_local_runs_logs_beside_the_case_are_named_not_evidence_and_anything_else_unlisted_fails(
+    signed_case, tmp_path: Path
+) -> None:
+    store, _ = signed_case
+    case_dir = download(store, tmp_path)
+    (case_dir / "logs").mkdir()
+    (case_dir / "logs" / "lambda.jsonl").write_text('{"message": "written by irf simulate after the case closed"}\n')
+    result = verify_case(FolderCase(case_dir))
+    assert result.ok, result.summary()
+    [logs] = [c for c in result.checks if c.name == "local logs"]
+    assert "logs/lambda.jsonl" in logs.detail and "not evidence" in logs.detail
+    (case_dir / "disk" / "planted.img").parent.mkdir(exist_ok=True)
+    (case_dir / "disk" / "planted.img").write_bytes(b"not from the response")
+    planted = verify_case(FolderCase(case_dir))
+    assert not planted.ok and "disk/planted.img" in planted.summary()
+
+
 def test_one_changed_byte_anywhere_fails_verification_naming_the_object(signed_case, tmp_path: Path) -> None:
     store, _ = signed_case
     pristine = download(store, tmp_path / "pristine")
