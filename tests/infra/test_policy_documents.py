@@ -39,10 +39,12 @@ def test_text_that_is_not_a_policy_is_none() -> None:
 
 
 def test_the_pack_imports_its_modules_with_only_its_own_folder_as_root() -> None:
-    # How Pulumi runs the pack (PulumiPolicy.yaml): policy/ is the root, the project is not importable.
+    # How Pulumi runs the pack (PulumiPolicy.yaml): policy/ is the root, in the pack's own virtualenv
+    # (policy/requirements.txt), where the project is not installed: -S leaves this venv's
+    # site-packages (and the project's editable install) out.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     code = "import sys; sys.path[:0] = ['.']; import invariants; print(invariants.documents.__name__)"
     answer = subprocess.run(
-        [sys.executable, "-I", "-c", code], cwd=POLICY_DIR, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-I", "-S", "-c", code], cwd=POLICY_DIR, env=env, capture_output=True, text=True, check=True
     )
     assert answer.stdout.strip() == "documents"
