@@ -26,6 +26,12 @@ for release in /boot/vmlinuz-*-amd64; do
   [ -d "/lib/modules/$release/build" ] || need_apt+=("linux-headers-$release")
 done
 ls -d /usr/src/lime-forensics-* >/dev/null 2>&1 || need_apt+=(lime-forensics-dkms)
+# Only for the test command (scripts/test.sh sets IRF_BOOTSTRAP_TESTS=1): headless Chromium lays
+# the report out at phone and desk widths, tmux captures `irf simulate`'s console as a responder sees it.
+if [ "${IRF_BOOTSTRAP_TESTS:-0}" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
+fi
 if ((${#need_apt[@]})); then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
   SUDO=""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every quality gate: ruff, mypy, statelint on every generated state machine, parliament on every policy, pytest.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+IRF_BOOTSTRAP_TESTS=1 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 echo "== ruff" && ruff check . && ruff format --check .
 echo "== mypy" && mypy components core handlers examiner statemachines irf simulation policy config.py
 echo "== statelint" && python -m statemachines.lint

@@ -20,14 +20,13 @@ import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
-import pytest
+from tests.tools import requires
 
 WIDTH, HEIGHT = 120, 40
 # A whole response on a shared two-core machine takes minutes; this bounds a hung run, it is not a timing.
@@ -35,7 +34,7 @@ GIVE_UP_AFTER = 1800
 STATUS_LINE = re.compile(r"^\S\s+((?:\d+h)?(?:\d+m)?\d+s)  (.*)$")
 STAGES = ("validate", "open case", "contain", "snapshot", "copy", "memory", "manifest", "examine", "report", "close")
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = requires("tmux", "tmux")
 
 
 def _tmux(*args: str) -> str:

@@ -6,7 +6,6 @@ temporary folder for a person to look at."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ import pytest
 from examiner.report import CaseReportInput, EvidenceItem, StageTime, render_report
 from examiner.runner import DiskImage, ExaminationResult, examine_case
 from simulation import disk_images
-from tests.report_browser import CHROMIUM, measure, screenshot
+from tests.report_browser import measure, screenshot
+from tests.tools import requires
 
 INCIDENT = datetime(2026, 12, 4, 16, 42, tzinfo=UTC)
 CASE_ID = "333333333333-i-5191aef8fbbc9b075-eu-west-1-1796409747"
@@ -171,7 +171,7 @@ def test_containment_lists_only_what_changed_and_findings_list_each_file_once(re
     assert "0.99 s" in html and "36 s" in html
 
 
-@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
+@requires("chromium", "chromium")
 @pytest.mark.parametrize("width", [1400, 420])
 def test_chromium_lays_the_report_out_without_horizontal_scrolling(rendered, width: int, tmp_path: Path) -> None:
     layout = measure(rendered["report.html"], width)
@@ -187,7 +187,7 @@ def test_chromium_lays_the_report_out_without_horizontal_scrolling(rendered, wid
     assert any(label["text"] == "time (UTC)" for label in labels)
 
 
-@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
+@requires("chromium", "chromium")
 def test_the_layout_check_sees_ids_broken_inside_a_part(rendered, tmp_path: Path) -> None:
     # The old report's CSS (word-break: break-all) broke ids into pieces: the check must say so.
     broken = tmp_path / "broken.html"
