@@ -271,15 +271,20 @@ def trigger_by_tag(cloud: LocalCloud, incident: Incident, action: str) -> str:
     return _started_for(cloud, incident, "tagging")
 
 
-def trigger_by_guardduty(cloud: LocalCloud, incident: Incident, action: str) -> str:
-    """GuardDuty's finding on the instance, on the security (delegated administrator) account's bus."""
-    finding = events_local.guardduty_finding_event(
+def _guardduty_finding(incident: Incident, action: str) -> dict[str, Any]:
+    """GuardDuty's finding on the suspect, with the severity that makes the rule for `action` match."""
+    return events_local.guardduty_finding_event(
         local_aws.SECURITY_ACCOUNT,
         local_aws.MEMBER_ACCOUNT,
         local_aws.REGION,
         incident.instance_id,
         severity=GUARDDUTY_SEVERITY[action],
     )
+
+
+def trigger_by_guardduty(cloud: LocalCloud, incident: Incident, action: str) -> str:
+    """GuardDuty's finding on the instance, on the security (delegated administrator) account's bus."""
+    finding = _guardduty_finding(incident, action)
     if not events_local.deliver(finding, local_aws.SECURITY_ACCOUNT, local_aws.REGION):
         raise RuntimeError("no deployed EventBridge rule matched the GuardDuty finding")
     return _started_for(cloud, incident, "the GuardDuty finding")
@@ -287,13 +292,7 @@ def trigger_by_guardduty(cloud: LocalCloud, incident: Incident, action: str) -> 
 
 def trigger_by_securityhub(cloud: LocalCloud, incident: Incident, action: str) -> str:
     """The Security Hub custom action chosen on the GuardDuty finding, on the security account's bus."""
-    finding = events_local.guardduty_finding_event(
-        local_aws.SECURITY_ACCOUNT,
-        local_aws.MEMBER_ACCOUNT,
-        local_aws.REGION,
-        incident.instance_id,
-        severity=GUARDDUTY_SEVERITY[action],
-    )
+    finding = _guardduty_finding(incident, action)
     action_arn = patterns.securityhub_action_arn(
         local_aws.SECURITY_ACCOUNT, local_aws.REGION, SECURITYHUB_ACTION_IDS[action]
     )
