@@ -165,6 +165,19 @@ def plan_release(current: ContainmentState, record: ContainmentRecord, revoked_r
     now, then = current.profile, before.profile
     if (now.name if now else None) != (then.name if then else None):
         changes.append(profile_change(current.instance_id, now, then.profile_arn if then else None))
+    changes += _restore_protections(current, before)
+    changes += _restore_attachments(current, before)
+    present = {k: current.tags[k] for k in (INCIDENT_TAG, CASE_TAG) if k in current.tags}
+    if present:
+        changes.append(
+            Change("incident-tags", current.instance_id, present, {k: None for k in present}, "ec2:DeleteTags")
+        )
+    return changes
+
+
+def _restore_protections(current: ContainmentState, before: ContainmentState) -> list[Change]:
+    """Termination protection, shutdown behaviour and each volume's delete-on-termination as they were."""
+    changes: list[Change] = []
     if current.termination_protection != before.termination_protection:
         changes.append(
             Change(
@@ -197,6 +210,12 @@ def plan_release(current: ContainmentState, record: ContainmentRecord, revoked_r
         for v in before.volumes
         if v.volume_id in now_volumes and now_volumes[v.volume_id].delete_on_termination != v.delete_on_termination
     )
+    return changes
+
+
+def _restore_attachments(current: ContainmentState, before: ContainmentState) -> list[Change]:
+    """The interfaces' groups, the Elastic IPs, the Auto Scaling group and the target groups as they were."""
+    changes: list[Change] = []
     for eni in before.interfaces:
         now_eni = current.interface(eni.eni_id)
         if now_eni is not None and now_eni.groups != eni.groups:
@@ -237,9 +256,4 @@ def plan_release(current: ContainmentState, record: ContainmentRecord, revoked_r
         for t in before.target_groups
         if (t.target_group_arn, t.target_id, t.port) not in registered
     )
-    present = {k: current.tags[k] for k in (INCIDENT_TAG, CASE_TAG) if k in current.tags}
-    if present:
-        changes.append(
-            Change("incident-tags", current.instance_id, present, {k: None for k in present}, "ec2:DeleteTags")
-        )
     return changes
