@@ -119,6 +119,38 @@ def _examination_stage(examination: ExaminationResult) -> StageTime | None:
     return StageTime(stage="examination", start=start or end, end=end, status="done") if end else None
 
 
+def _manifest_notes(manifest: dict[str, Any]) -> list[str]:
+    """What the manifest says was not done: disks or memory not acquired, snapshots not locked, the failure."""
+    said = []
+    if manifest.get("disks_not_acquired"):
+        said.append(f"Disks: {manifest['disks_not_acquired']}")
+    memory = manifest.get("memory") or {}
+    if memory and not memory.get("Acquired", False):
+        said.append(f"Memory: {memory.get('Reason', 'not acquired')}")
+    for lock in manifest.get("snapshot_locks") or []:
+        if not lock.get("Locked"):
+            said.append(f"EBS snapshot lock of {lock.get('SnapshotId')}: {lock.get('Detail')}")
+    if manifest.get("failure"):
+        failure = manifest["failure"]
+        said.append(f"Case failed at {failure.get('stage')}: {failure.get('error')}: {failure.get('cause')}")
+    return said
+
+
+def _evidence(case_dir: Path, manifest: dict[str, Any]) -> list[EvidenceItem]:
+    """The manifest's artefacts, then the examination's and the custody log's files it does not list yet."""
+    case_id = case_dir.name
+    listed = {str(a.get("key")) for a in manifest.get("artefacts", [])}
+    evidence = [EvidenceItem.from_artefact(a) for a in manifest.get("artefacts", [])]
+    for path in sorted(case_dir.rglob("*")):
+        relative = path.relative_to(case_dir).as_posix()
+        key = f"{case_id}/{relative}"
+        if path.is_file() and key not in listed and relative.split("/", 1)[0] in ("analysis", "custody"):
+            evidence.append(
+                EvidenceItem(key, path.stat().st_size, sha256_file(path), f"examination of {case_id}", "irforensics")
+            )
+    return evidence
+
+
 def report_input(case_dir: Path, examination: ExaminationResult, *, notes: list[str] | None = None) -> CaseReportInput:
     case_id = case_dir.name
     events = custody_events(case_dir)
@@ -132,33 +164,14 @@ def report_input(case_dir: Path, examination: ExaminationResult, *, notes: list[
     after = _read_json(case_dir / "containment" / "after.json") or _read_json(
         case_dir / "containment" / "protect-after.json"
     )
-    all_notes = list(notes or [])
-    if manifest.get("disks_not_acquired"):
-        all_notes.append(f"Disks: {manifest['disks_not_acquired']}")
-    memory = manifest.get("memory") or {}
-    if memory and not memory.get("Acquired", False):
-        all_notes.append(f"Memory: {memory.get('Reason', 'not acquired')}")
-    for lock in manifest.get("snapshot_locks") or []:
-        if not lock.get("Locked"):
-            all_notes.append(f"EBS snapshot lock of {lock.get('SnapshotId')}: {lock.get('Detail')}")
-    if manifest.get("failure"):
-        failure = manifest["failure"]
-        all_notes.append(f"Case failed at {failure.get('stage')}: {failure.get('error')}: {failure.get('cause')}")
+    all_notes = list(notes or []) + _manifest_notes(manifest)
     stages = stages_from_custody(events)
     examined = _examination_stage(examination)
     if examined:
         stages.append(examined)
     contained = next((e for e in events if e.get("event") == "contained"), None)
     contained_at = _recorded((contained or {}).get("detail") or {}, _ENDS) or _moment((contained or {}).get("time"))
-    listed = {str(a.get("key")) for a in manifest.get("artefacts", [])}
-    evidence = [EvidenceItem.from_artefact(a) for a in manifest.get("artefacts", [])]
-    for path in sorted(case_dir.rglob("*")):
-        relative = path.relative_to(case_dir).as_posix()
-        key = f"{case_id}/{relative}"
-        if path.is_file() and key not in listed and relative.split("/", 1)[0] in ("analysis", "custody"):
-            evidence.append(
-                EvidenceItem(key, path.stat().st_size, sha256_file(path), f"examination of {case_id}", "irforensics")
-            )
+    evidence = _evidence(case_dir, manifest)
     return CaseReportInput(
         case_id=case_id,
         instance_id=str(request.get("instance_id", "")),

@@ -11,8 +11,10 @@ Lines that match neither are counted, never guessed at.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 ACCESS_LOG_NAMES = re.compile(r"(^|[._-])access([._-]log)?(\.\d+)?$|^access_log(\.\d+)?$")
@@ -108,21 +110,29 @@ def _access_time(text: str) -> datetime:
     return datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z").astimezone(UTC)
 
 
-def parse_access_log(text: str, filesystem: str, path: str) -> ParsedLog:
-    parsed = ParsedLog(filesystem, path, "access")
+def _dated_lines(
+    parsed: ParsedLog, text: str, pattern: re.Pattern[str], time_of: Callable[[str], datetime]
+) -> Iterator[tuple[int, re.Match[str], datetime]]:
+    """(line number, match, time) of each line that matches with a time that parses; counted in `parsed`."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parsed.lines += 1
-        match = _ACCESS.match(line)
+        match = pattern.match(line)
         if not match:
             parsed.unparsed += 1
             continue
         try:
-            moment = _access_time(match["time"])
+            moment = time_of(match["time"])
         except ValueError:
             parsed.unparsed += 1
             continue
+        yield number, match, moment
+
+
+def parse_access_log(text: str, filesystem: str, path: str) -> ParsedLog:
+    parsed = ParsedLog(filesystem, path, "access")
+    for number, match, moment in _dated_lines(parsed, text, _ACCESS, _access_time):
         method, _, rest = match["request"].partition(" ")
         target = rest.rsplit(" ", 1)[0] if " " in rest else rest
         size = 0 if match["bytes"] == "-" else int(match["bytes"])
@@ -162,19 +172,7 @@ def parse_auth_log(text: str, filesystem: str, path: str, written: datetime | No
     """`written` (the file's mtime) supplies the year classic syslog lines lack."""
     parsed = ParsedLog(filesystem, path, "auth")
     year = (written or datetime.now(UTC)).year
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parsed.lines += 1
-        match = _SYSLOG.match(line)
-        if not match:
-            parsed.unparsed += 1
-            continue
-        try:
-            moment = _syslog_time(match["time"], year)
-        except ValueError:
-            parsed.unparsed += 1
-            continue
+    for number, match, moment in _dated_lines(parsed, text, _SYSLOG, partial(_syslog_time, year=year)):
         if written and moment > written and not match["time"][:4].isdigit():
             moment = moment.replace(year=year - 1)  # a December line in a log last written in January
         message, program = match["message"], match["program"]

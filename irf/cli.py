@@ -42,9 +42,9 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from handlers.common.case import REGION
 from handlers.common.errors import InstanceNotFound, InvalidInput, ResponderUnavailable
 from irf import operator, progress
+from irf.connection import ConnectionOptions, connection_options
 from irf.progress import human_size
 
 if TYPE_CHECKING:
@@ -130,39 +130,6 @@ console = Console()
 err = Console(stderr=True)
 # `irf report --open` hands the report to this; tests replace it so no browser opens.
 open_report: Callable[[str], Any] = webbrowser.open
-
-Prefix = Annotated[str, typer.Option("--prefix", envvar="IRF_PREFIX", help="name prefix the stacks were deployed with")]
-Profile = Annotated[
-    str | None,
-    typer.Option("--profile", envvar="AWS_PROFILE", help="AWS profile of the security account (else the boto3 chain)"),
-]
-SecurityRegion = Annotated[
-    str | None,
-    typer.Option(
-        "--security-region",
-        envvar="IRF_SECURITY_REGION",
-        help="region of the security account's stack (else AWS_REGION / the profile's region)",
-    ),
-]
-ForensicAccount = Annotated[
-    str,
-    typer.Option(
-        "--forensic-account", envvar="IRF_FORENSIC_ACCOUNT", help="forensic account id (names the evidence bucket)"
-    ),
-]
-ForensicRegion = Annotated[
-    str,
-    typer.Option("--forensic-region", envvar="IRF_FORENSIC_REGION", help="forensic region (names the evidence bucket)"),
-]
-EvidenceProfile = Annotated[
-    str | None,
-    typer.Option(
-        "--evidence-profile",
-        envvar="IRF_EVIDENCE_PROFILE",
-        help="AWS profile that may read the evidence bucket, e.g. one assuming the investigator role "
-        "(else the same credentials)",
-    ),
-]
 
 
 @app.command()
@@ -726,42 +693,8 @@ def _usable_folder(path: Path, option: str) -> Path:
     return path
 
 
-def _check_region(region: str | None, option: str) -> None:
-    if region and not REGION.match(region):
-        raise InvalidInput({option: f"must be an AWS region like eu-west-1, got {region!r}"})
-
-
-def _session(profile: str | None, region: str | None) -> boto3.Session:
-    _check_region(region, "--security-region")
-    session = boto3.Session(profile_name=profile or None, region_name=region or None)
-    # AWS_REGION or the profile's region, when --security-region is not given.
-    _check_region(session.region_name, "--security-region (or AWS_REGION / the profile's region)")
-    return session
-
-
-def _connect(
-    profile: str | None, security_region: str | None, prefix: str, forensic_account: str = "", forensic_region: str = ""
-) -> tuple[boto3.Session, operator.Deployment]:
-    """The security-account session every command starts from, and the deployment it finds there."""
-    session = _session(profile, security_region)
-    deployment = operator.locate_deployment(
-        session, prefix, forensic_account=forensic_account, forensic_region=forensic_region
-    )
-    return session, deployment
-
-
-def _evidence_session(
-    deployment: operator.Deployment, profile: str | None, evidence_profile: str | None
-) -> boto3.Session:
-    """A session in the forensic account's region: --evidence-profile when given, else --profile."""
-    return _session(evidence_profile or profile, deployment.forensic_region)
-
-
-def _evidence_s3(deployment: operator.Deployment, profile: str | None, evidence_profile: str | None) -> Any:
-    return _evidence_session(deployment, profile, evidence_profile).client("s3")
-
-
 @app.command()
+@connection_options(evidence=True)
 def respond(
     instance: Annotated[str, typer.Argument(metavar="INSTANCE", help="the suspect EC2 instance id (i-...)")],
     account: Annotated[str, typer.Option(help="member account id of the instance (required)")] = "",
@@ -782,12 +715,8 @@ def respond(
     poll_interval: Annotated[
         float, typer.Option(help="longest pause between execution-history polls with --wait (backs off to it)")
     ] = 5.0,
-    prefix: Prefix = "",
-    forensic_account: ForensicAccount = "",
-    forensic_region: ForensicRegion = "",
-    profile: Profile = None,
-    security_region: SecurityRegion = None,
-    evidence_profile: EvidenceProfile = None,
+    *,
+    conn: ConnectionOptions,
 ) -> None:
     """Start the response state machine for a suspect instance (same input as a manual execution).
 
@@ -806,7 +735,7 @@ def respond(
             retain_artefacts=retain_artefacts,
             wait_seconds=wait_seconds,
         )
-        session, deployment = _connect(profile, security_region, prefix, forensic_account, forensic_region)
+        session, deployment = conn.connect()
         sfn = session.client("stepfunctions")
         name = operator.execution_name(instance, datetime.now(UTC))
         execution_arn = operator.start_response(sfn, deployment, request, name)
@@ -815,7 +744,7 @@ def respond(
         if not wait:
             _line(f"follow it with `irf status {case_id or '<case>'} --follow`; `irf cases` lists the cases")
             return
-        outcome = _follow_execution(session, deployment, execution_arn, poll_interval, evidence_profile, profile)
+        outcome = _follow_execution(session, deployment, execution_arn, poll_interval, conn)
     _print_outcome(outcome, instance, dry_run)
 
 
@@ -824,14 +753,11 @@ def _follow_execution(
     deployment: operator.Deployment,
     execution_arn: str,
     poll_interval: float,
-    evidence_profile: str | None,
-    profile: str | None,
+    conn: ConnectionOptions,
 ) -> operator.ResponseOutcome:
     uploads = None
     if deployment.forensic_account and deployment.forensic_region:
-        uploads = progress.UploadWatcher(
-            _evidence_s3(deployment, profile, evidence_profile), deployment.evidence_bucket
-        )
+        uploads = progress.UploadWatcher(conn.evidence_s3(deployment), deployment.evidence_bucket)
     follower = progress.Follower(
         session.client("stepfunctions"), execution_arn, uploads=uploads, max_interval=max(1.0, poll_interval)
     )
@@ -866,6 +792,7 @@ def _print_outcome(outcome: operator.ResponseOutcome, instance: str, dry_run: bo
 
 
 @app.command()
+@connection_options(evidence=True)
 def status(
     case: Annotated[str, typer.Argument(metavar="CASE", help="the case id")],
     follow: Annotated[
@@ -874,25 +801,19 @@ def status(
     poll_interval: Annotated[
         float, typer.Option(help="longest pause between execution-history polls with --follow")
     ] = 5.0,
-    prefix: Prefix = "",
-    forensic_account: ForensicAccount = "",
-    forensic_region: ForensicRegion = "",
-    profile: Profile = None,
-    security_region: SecurityRegion = None,
-    evidence_profile: EvidenceProfile = None,
+    *,
+    conn: ConnectionOptions,
 ) -> None:
     """A case's record (case table) and its chain-of-custody events (evidence bucket)."""
     with _exit_codes("status"):
         operator.check_case_id(case)
-        session, deployment = _connect(profile, security_region, prefix, forensic_account, forensic_region)
+        session, deployment = conn.connect()
         if follow:
             record = operator.get_case(session.client("dynamodb"), deployment, case)
             execution_arn = operator.find_case_execution(session.client("stepfunctions"), deployment, record)
             _line(f"case {case}: execution {execution_arn}")
-            outcome = _follow_execution(session, deployment, execution_arn, poll_interval, evidence_profile, profile)
-        found = operator.case_status(
-            session.client("dynamodb"), _evidence_s3(deployment, profile, evidence_profile), deployment, case
-        )
+            outcome = _follow_execution(session, deployment, execution_arn, poll_interval, conn)
+        found = operator.case_status(session.client("dynamodb"), conn.evidence_s3(deployment), deployment, case)
     _print_case(case, found, deployment)
     if follow and not outcome.succeeded:
         _fail(EXIT_RESPONSE_FAILED, f"response {outcome.status}: {outcome.reason}", "see the case's detail above")
@@ -939,15 +860,15 @@ def _print_case(case: str, found: operator.CaseStatus, deployment: operator.Depl
 
 
 @app.command()
+@connection_options(evidence=False)
 def cases(
     limit: Annotated[int, typer.Option(help="how many of the most recent cases")] = 20,
-    prefix: Prefix = "",
-    profile: Profile = None,
-    security_region: SecurityRegion = None,
+    *,
+    conn: ConnectionOptions,
 ) -> None:
     """The most recent cases, newest first."""
     with _exit_codes("cases"):
-        session, deployment = _connect(profile, security_region, prefix)
+        session, deployment = conn.connect()
         found = operator.recent_cases(session.client("dynamodb"), deployment, limit)
     if not found:
         console.print(f"no cases in {deployment.case_table}", markup=False)
@@ -969,18 +890,15 @@ def cases(
 
 
 @app.command()
+@connection_options(evidence=True)
 def report(
     case: Annotated[
         str, typer.Argument(metavar="CASE", help="the case id, or a downloaded case folder (read offline)")
     ],
     out: Annotated[Path | None, typer.Option(help="folder for the report files [default: cases/<case>/report]")] = None,
     open_: Annotated[bool, typer.Option("--open", help="open report.html in the browser")] = False,
-    prefix: Prefix = "",
-    forensic_account: ForensicAccount = "",
-    forensic_region: ForensicRegion = "",
-    profile: Profile = None,
-    security_region: SecurityRegion = None,
-    evidence_profile: EvidenceProfile = None,
+    *,
+    conn: ConnectionOptions,
 ) -> None:
     """Download a case's report (HTML, Markdown, JSON), each checked against its recorded sha256.
 
@@ -993,7 +911,7 @@ def report(
             title, files = f"Report in {folder_given}", operator.local_report(folder_given)
         else:
             operator.check_case_id(case)
-            session, deployment = _connect(profile, security_region, prefix, forensic_account, forensic_region)
+            session, deployment = conn.connect()
             folder = out if out is not None else Path("cases") / case / "report"
             if folder.exists() and not folder.is_dir():
                 raise InvalidInput({"--out": f"{folder} is a file, not a folder"})
@@ -1001,7 +919,7 @@ def report(
             try:
                 # The folder is made only once there is a report to put in it.
                 files = operator.download_report(
-                    _evidence_s3(deployment, profile, evidence_profile),
+                    conn.evidence_s3(deployment),
                     session.client("dynamodb"),
                     deployment,
                     case,
@@ -1032,15 +950,15 @@ def report(
 
 
 @app.command()
+@connection_options(evidence=False)
 def release(
     instance: Annotated[str, typer.Argument(help="the contained EC2 instance id (i-...)")],
     case: Annotated[str, typer.Option("--case", help="the case whose containment record to restore (required)")] = "",
     account: Annotated[str, typer.Option(help="member account id of the instance (required)")] = "",
     region: Annotated[str, typer.Option(help="region of the instance (required)")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change; change nothing")] = False,
-    prefix: Prefix = "",
-    profile: Profile = None,
-    security_region: SecurityRegion = None,
+    *,
+    conn: ConnectionOptions,
 ) -> None:
     """Restore a contained instance exactly to its containment/before.json (groups, profile, protections...).
 
@@ -1049,7 +967,7 @@ def release(
     with _exit_codes():
         if not case:
             raise InvalidInput({"--case": "is required (the case that contained the instance)"})
-        session, deployment = _connect(profile, security_region, prefix)
+        session, deployment = conn.connect()
         outcome = operator.release_contained_instance(
             session.client("lambda", config=operator.RELEASE_CLIENT_CONFIG),
             deployment,
@@ -1089,6 +1007,7 @@ def release(
 
 
 @app.command("build-modules")
+@connection_options(evidence=False)
 def build_modules(
     kernels: Annotated[
         list[str] | None,
@@ -1098,14 +1017,13 @@ def build_modules(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="follow the builds until they end")] = False,
     poll_interval: Annotated[float, typer.Option(help="seconds between progress polls with --wait")] = 10.0,
-    prefix: Prefix = "",
-    profile: Profile = None,
-    security_region: SecurityRegion = None,
+    *,
+    conn: ConnectionOptions,
 ) -> None:
     """Build LiME modules and Volatility symbol tables ahead of time (the LimeFactory), for a fleet's kernels."""
     with _exit_codes():
         builds = operator.parse_kernel_specs(kernels or [])
-        session, deployment = _connect(profile, security_region, prefix)
+        session, deployment = conn.connect()
         sfn = session.client("stepfunctions")
         execution_arn = operator.start_module_builds(sfn, deployment, builds, datetime.now(UTC))
         console.print(

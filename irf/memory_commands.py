@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from irf.cli import EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_RESPONSE_FAILED, _fail, app, console
+
+if TYPE_CHECKING:
+    from examiner.memory import MemoryAnalysis
+    from examiner.memory_findings import MemoryFinding
 
 
 @app.command("symbols")
@@ -76,6 +80,35 @@ def _yara_rules(extra: list[Path]) -> tuple[Any, str]:
     return rules, ""
 
 
+def _print_memory(image: str, result: MemoryAnalysis, found: list[MemoryFinding], note: str) -> None:
+    """The plugins' runs, then what the memory shows (exits 1 when the memory was not analysed)."""
+    runs = Table(title=f"Volatility 3 on {image}")
+    for column in ("plugin", "result", "rows"):
+        runs.add_column(column, overflow="fold")
+    for run in result.plugins:
+        runs.add_row(run.plugin, "ok" if run.succeeded else run.error, str(run.rows))
+    console.print(runs)
+    if result.symbols:
+        console.print(f"symbols: {result.symbols}", markup=False, highlight=False, soft_wrap=True)
+    if not result.analysed:
+        _fail(EXIT_RESPONSE_FAILED, f"memory not analysed: {result.reason}")
+    table = Table(title=f"Memory findings ({len(found)})")
+    for column in ("severity", "category", "pid", "process", "reason", "evidence"):
+        table.add_column(column, overflow="fold")
+    for finding in found:
+        table.add_row(
+            finding.severity,
+            finding.category,
+            "" if finding.pid is None else str(finding.pid),
+            finding.process,
+            finding.reason,
+            finding.evidence,
+        )
+    console.print(table)
+    if note:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command("examine-memory")
 def examine_memory(
     image: Annotated[Path, typer.Argument(help="the memory image (LiME, raw or ELF core)")],
@@ -115,29 +148,5 @@ def examine_memory(
     document = {"memory": result.to_dict(), "findings": [f.to_dict() for f in found], "notes": [note] if note else []}
     (out / "memory-findings.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
-    runs = Table(title=f"Volatility 3 on {image.name}")
-    for column in ("plugin", "result", "rows"):
-        runs.add_column(column, overflow="fold")
-    for run in result.plugins:
-        runs.add_row(run.plugin, "ok" if run.succeeded else run.error, str(run.rows))
-    console.print(runs)
-    if result.symbols:
-        console.print(f"symbols: {result.symbols}", markup=False, highlight=False, soft_wrap=True)
-    if not result.analysed:
-        _fail(EXIT_RESPONSE_FAILED, f"memory not analysed: {result.reason}")
-    table = Table(title=f"Memory findings ({len(found)})")
-    for column in ("severity", "category", "pid", "process", "reason", "evidence"):
-        table.add_column(column, overflow="fold")
-    for finding in found:
-        table.add_row(
-            finding.severity,
-            finding.category,
-            "" if finding.pid is None else str(finding.pid),
-            finding.process,
-            finding.reason,
-            finding.evidence,
-        )
-    console.print(table)
-    if note:
-        console.print(note, markup=False, highlight=False, soft_wrap=True)
+    _print_memory(image.name, result, found, note)
     console.print(f"written: {out / 'memory-findings.json'}", markup=False, highlight=False, soft_wrap=True)

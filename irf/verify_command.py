@@ -23,19 +23,12 @@ from irf import operator
 from irf.cli import (
     EXIT_OK,
     EXIT_RESPONSE_FAILED,
-    EvidenceProfile,
-    ForensicAccount,
-    ForensicRegion,
-    Prefix,
-    Profile,
-    SecurityRegion,
-    _connect,
-    _evidence_session,
     _exit_codes,
     app,
     console,
     err,
 )
+from irf.connection import ConnectionOptions, connection_options
 
 
 def _kms_public_key(kms: Any, case: BucketCase) -> bytes | None:
@@ -63,17 +56,14 @@ def _print(result: Verification) -> None:
 
 
 @app.command()
+@connection_options(evidence=True)
 def verify(
     case: Annotated[str, typer.Argument(help="a case id (in the evidence bucket) or a downloaded case folder")],
     public_key: Annotated[
         Path | None, typer.Option("--public-key", help="PEM public key to check the signature with")
     ] = None,
-    prefix: Prefix = "",
-    forensic_account: ForensicAccount = "",
-    forensic_region: ForensicRegion = "",
-    profile: Profile = None,
-    security_region: SecurityRegion = None,
-    evidence_profile: EvidenceProfile = None,
+    *,
+    conn: ConnectionOptions,
 ) -> None:
     """Re-hash every artefact, walk the custody chain, check the manifest signature; exit 1 naming what failed."""
     pem = public_key.read_bytes() if public_key is not None else None
@@ -83,8 +73,8 @@ def verify(
             result = verify_case(FolderCase(folder), public_key_pem=pem)
         else:
             operator.check_case_id(case)
-            _, deployment = _connect(profile, security_region, prefix, forensic_account, forensic_region)
-            evidence_session = _evidence_session(deployment, profile, evidence_profile)
+            _, deployment = conn.connect()
+            evidence_session = conn.evidence_session(deployment)
             objects = BucketCase(evidence_session.client("s3"), deployment.evidence_bucket, case)
             kms_pem = _kms_public_key(evidence_session.client("kms"), objects)
             result = verify_case(objects, public_key_pem=pem or kms_pem)

@@ -269,41 +269,40 @@ def _locks_by_default(lock: ResourceRecord) -> bool:
     return _get(retention, "mode") in OBJECT_LOCK_MODES and isinstance(period, int | float) and period > 0
 
 
-def evidence_buckets_are_versioned(records: Sequence[ResourceRecord]) -> list[Violation]:
-    """Evidence buckets keep every version: an overwrite or delete never loses an object."""
+def _each_evidence_bucket(
+    records: Sequence[ResourceRecord], kind: str, problem: Callable[[list[ResourceRecord]], str | None]
+) -> list[Violation]:
+    """One violation per evidence bucket whose resources of `kind` leave `problem` something to say."""
     found = []
     for bucket in evidence_buckets(records):
-        statuses = [
-            _get(versioning.props, "versioningConfiguration", "status")
-            for versioning in _referring(records, BUCKET_VERSIONING, "bucket", [bucket])
-        ]
-        if "Enabled" not in statuses:
-            seen = f" (found {', '.join(str(status) for status in statuses)})" if statuses else ""
-            found.append(
-                _violation(
-                    bucket,
-                    f"evidence bucket {_bucket_name(bucket)} is not versioned: it needs "
-                    f"an aws:s3/bucketVersioning with status Enabled{seen}",
-                )
-            )
+        said = problem(_referring(records, kind, "bucket", [bucket]))
+        if said is not None:
+            found.append(_violation(bucket, f"evidence bucket {_bucket_name(bucket)} {said}"))
     return found
+
+
+def _unversioned(versionings: list[ResourceRecord]) -> str | None:
+    statuses = [_get(versioning.props, "versioningConfiguration", "status") for versioning in versionings]
+    if "Enabled" in statuses:
+        return None
+    seen = f" (found {', '.join(str(status) for status in statuses)})" if statuses else ""
+    return f"is not versioned: it needs an aws:s3/bucketVersioning with status Enabled{seen}"
+
+
+def evidence_buckets_are_versioned(records: Sequence[ResourceRecord]) -> list[Violation]:
+    """Evidence buckets keep every version: an overwrite or delete never loses an object."""
+    return _each_evidence_bucket(records, BUCKET_VERSIONING, _unversioned)
+
+
+def _not_kms_encrypted(configurations: list[ResourceRecord]) -> str | None:
+    if any(_encrypts_with_kms(configuration) for configuration in configurations):
+        return None
+    return "has no default SSE-KMS encryption with a customer managed key (sseAlgorithm aws:kms and kmsMasterKeyId)"
 
 
 def evidence_buckets_are_encrypted_with_kms(records: Sequence[ResourceRecord]) -> list[Violation]:
     """Evidence buckets encrypt by default with SSE-KMS under a named customer managed key."""
-    found = []
-    for bucket in evidence_buckets(records):
-        configurations = _referring(records, BUCKET_ENCRYPTION, "bucket", [bucket])
-        if not any(_encrypts_with_kms(configuration) for configuration in configurations):
-            found.append(
-                _violation(
-                    bucket,
-                    f"evidence bucket {_bucket_name(bucket)} has no default SSE-KMS "
-                    "encryption with a customer managed key (sseAlgorithm aws:kms "
-                    "and kmsMasterKeyId)",
-                )
-            )
-    return found
+    return _each_evidence_bucket(records, BUCKET_ENCRYPTION, _not_kms_encrypted)
 
 
 def _encrypts_with_kms(configuration: ResourceRecord) -> bool:
@@ -314,25 +313,17 @@ def _encrypts_with_kms(configuration: ResourceRecord) -> bool:
     return False
 
 
+def _publicly_accessible(blocks: list[ResourceRecord]) -> str | None:
+    if any(all(_is_true(_get(block.props, flag)) for flag in PUBLIC_ACCESS_FLAGS) for block in blocks):
+        return None
+    off = sorted({flag for block in blocks for flag in PUBLIC_ACCESS_FLAGS if not _is_true(_get(block.props, flag))})
+    detail = f" ({', '.join(off)} off)" if blocks else ""
+    return f"has no public access block with {', '.join(PUBLIC_ACCESS_FLAGS)} all true{detail}"
+
+
 def evidence_buckets_block_public_access(records: Sequence[ResourceRecord]) -> list[Violation]:
     """Evidence buckets have a public access block with all four flags on."""
-    found = []
-    for bucket in evidence_buckets(records):
-        blocks = _referring(records, BUCKET_PUBLIC_ACCESS_BLOCK, "bucket", [bucket])
-        complete = [block for block in blocks if all(_is_true(_get(block.props, flag)) for flag in PUBLIC_ACCESS_FLAGS)]
-        if not complete:
-            off = sorted(
-                {flag for block in blocks for flag in PUBLIC_ACCESS_FLAGS if not _is_true(_get(block.props, flag))}
-            )
-            detail = f" ({', '.join(off)} off)" if blocks else ""
-            found.append(
-                _violation(
-                    bucket,
-                    f"evidence bucket {_bucket_name(bucket)} has no public access block "
-                    f"with {', '.join(PUBLIC_ACCESS_FLAGS)} all true{detail}",
-                )
-            )
-    return found
+    return _each_evidence_bucket(records, BUCKET_PUBLIC_ACCESS_BLOCK, _publicly_accessible)
 
 
 def buckets_have_public_access_block(records: Sequence[ResourceRecord]) -> list[Violation]:

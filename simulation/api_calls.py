@@ -337,22 +337,22 @@ class _Call:
         return f"arn:aws:ec2:{self.region}::snapshot/*"
 
 
-def _ec2(*apis: str) -> Callable[[_Needs], _Needs]:
-    def register(needs: _Needs) -> _Needs:
-        for api in apis:
-            _EC2[api] = needs
-        return needs
+def _registry(table: dict[str, _Needs]) -> Callable[..., Callable[[_Needs], _Needs]]:
+    """The decorator that files a `_Needs` in `table` under each name it is given."""
 
-    return register
+    def under(*names: str) -> Callable[[_Needs], _Needs]:
+        def register(needs: _Needs) -> _Needs:
+            for name in names:
+                table[name] = needs
+            return needs
+
+        return register
+
+    return under
 
 
-def _service(*services: str) -> Callable[[_Needs], _Needs]:
-    def register(needs: _Needs) -> _Needs:
-        for service in services:
-            _SERVICES[service] = needs
-        return needs
-
-    return register
+_ec2 = _registry(_EC2)  # by EC2 API
+_service = _registry(_SERVICES)  # by service
 
 
 def _instance_profile(account: str, region: str, instance_id: str) -> str | None:

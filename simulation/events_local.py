@@ -29,22 +29,37 @@ class Delivery:
 
 def tag_change_event(account: str, region: str, instance_id: str, tags: dict[str, str]) -> dict[str, Any]:
     """The event AWS emits when a tag of an EC2 instance changes (as documented for aws.tag)."""
+    detail: dict[str, Any] = {
+        "changed-tag-keys": [INCIDENT_TAG],
+        "service": "ec2",
+        "resource-type": "instance",
+        "version": 1,
+        "tags": dict(tags),
+    }
+    resources = [f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"]
+    return envelope("Tag Change on Resource", "aws.tag", account, region, resources, detail)
+
+
+def envelope(
+    detail_type: str,
+    source: str,
+    account: str,
+    region: str,
+    resources: list[str],
+    detail: dict[str, Any],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The EventBridge event around a service's `detail` (the envelope every AWS service event has)."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Tag Change on Resource",
-        "source": "aws.tag",
+        "detail-type": detail_type,
+        "source": source,
         "account": account,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
-        "resources": [f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"],
-        "detail": {
-            "changed-tag-keys": [INCIDENT_TAG],
-            "service": "ec2",
-            "resource-type": "instance",
-            "version": 1,
-            "tags": dict(tags),
-        },
+        "resources": resources,
+        "detail": detail,
     }
 
 
@@ -108,60 +123,51 @@ def guardduty_finding_event(
         }
         for eni in instance.get("NetworkInterfaces", [])
     ]
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "GuardDuty Finding",
-        "source": "aws.guardduty",
-        "account": admin_account,
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    detail: dict[str, Any] = {
+        "schemaVersion": "2.0",
+        "accountId": account,
         "region": region,
-        "resources": [],
-        "detail": {
-            "schemaVersion": "2.0",
-            "accountId": account,
-            "region": region,
-            "partition": "aws",
-            "id": finding_id,
-            "arn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}/finding/{finding_id}",
-            "type": GUARDDUTY_BACKDOOR,
-            "resource": {
-                "resourceType": "Instance",
-                "instanceDetails": {
-                    "instanceId": instance_id,
-                    "instanceType": instance.get("InstanceType", ""),
-                    "imageId": instance.get("ImageId", ""),
-                    "availabilityZone": instance.get("Placement", {}).get("AvailabilityZone", ""),
-                    "networkInterfaces": interfaces,
-                    "tags": [{"key": t["Key"], "value": t["Value"]} for t in instance.get("Tags", [])],
-                },
+        "partition": "aws",
+        "id": finding_id,
+        "arn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}/finding/{finding_id}",
+        "type": GUARDDUTY_BACKDOOR,
+        "resource": {
+            "resourceType": "Instance",
+            "instanceDetails": {
+                "instanceId": instance_id,
+                "instanceType": instance.get("InstanceType", ""),
+                "imageId": instance.get("ImageId", ""),
+                "availabilityZone": instance.get("Placement", {}).get("AvailabilityZone", ""),
+                "networkInterfaces": interfaces,
+                "tags": [{"key": t["Key"], "value": t["Value"]} for t in instance.get("Tags", [])],
             },
-            "service": {
-                "serviceName": "guardduty",
-                "detectorId": detector,
-                "action": {
-                    "actionType": "NETWORK_CONNECTION",
-                    "networkConnectionAction": {
-                        "connectionDirection": "OUTBOUND",
-                        "blocked": False,
-                        "protocol": "TCP",
-                        "remoteIpDetails": {"ipAddressV4": C2_ADDRESS},
-                        "remotePortDetails": {"port": 443, "portName": "HTTPS"},
-                    },
-                },
-                "resourceRole": "ACTOR",
-                "eventFirstSeen": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "eventLastSeen": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "archived": False,
-                "count": 1,
-            },
-            "severity": float(severity),
-            "createdAt": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            "updatedAt": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            "title": f"EC2 instance {instance_id} is communicating with a Command & Control server.",
-            "description": f"EC2 instance {instance_id} is communicating with a Command & Control server {C2_ADDRESS}.",
         },
+        "service": {
+            "serviceName": "guardduty",
+            "detectorId": detector,
+            "action": {
+                "actionType": "NETWORK_CONNECTION",
+                "networkConnectionAction": {
+                    "connectionDirection": "OUTBOUND",
+                    "blocked": False,
+                    "protocol": "TCP",
+                    "remoteIpDetails": {"ipAddressV4": C2_ADDRESS},
+                    "remotePortDetails": {"port": 443, "portName": "HTTPS"},
+                },
+            },
+            "resourceRole": "ACTOR",
+            "eventFirstSeen": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventLastSeen": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "archived": False,
+            "count": 1,
+        },
+        "severity": float(severity),
+        "createdAt": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "updatedAt": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "title": f"EC2 instance {instance_id} is communicating with a Command & Control server.",
+        "description": f"EC2 instance {instance_id} is communicating with a Command & Control server {C2_ADDRESS}.",
     }
+    return envelope("GuardDuty Finding", "aws.guardduty", admin_account, region, [], detail, now)
 
 
 def securityhub_action_event(admin_account: str, action_arn: str, finding_event: dict[str, Any]) -> dict[str, Any]:
@@ -202,18 +208,10 @@ def securityhub_action_event(admin_account: str, action_arn: str, finding_event:
         "Workflow": {"Status": "NEW"},
         "RecordState": "ACTIVE",
     }
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Security Hub Findings - Custom Action",
-        "source": "aws.securityhub",
-        "account": admin_account,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [action_arn],
-        "detail": {
-            "actionName": SECURITYHUB_ACTIONS.get(action_id, (action_id, "", ""))[0],
-            "actionDescription": SECURITYHUB_ACTIONS.get(action_id, ("", "", ""))[1],
-            "findings": [asff],
-        },
+    action: dict[str, Any] = {
+        "actionName": SECURITYHUB_ACTIONS.get(action_id, (action_id, "", ""))[0],
+        "actionDescription": SECURITYHUB_ACTIONS.get(action_id, ("", "", ""))[1],
+        "findings": [asff],
     }
+    kind = "Security Hub Findings - Custom Action"
+    return envelope(kind, "aws.securityhub", admin_account, region, [action_arn], action)

@@ -102,7 +102,7 @@ def _snapshot_init(self: EBSSnapshot, *args: Any, **kwargs: Any) -> None:
 _original_copy_snapshot = EBSBackend.copy_snapshot
 
 
-def _copy_snapshot(
+def copy_shared_snapshot(
     self: Any, source_snapshot_id: str, source_region: str, description: str, kms_key_id: str | None
 ) -> Any:
     """moto 5.2.5 looks the source snapshot up only in the caller's own account. On EC2 an account
@@ -219,7 +219,7 @@ def aws_semantics() -> Iterator[None]:
     with (
         mock.patch.object(IAMPolicyStatement, "is_action_permitted", _is_action_permitted),
         mock.patch.object(EBSSnapshot, "__init__", _snapshot_init),
-        mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot),
+        mock.patch.object(EBSBackend, "copy_snapshot", copy_shared_snapshot),
         mock.patch.object(EBSBackend, "create_snapshot", _create_snapshot),
         mock.patch.object(STSBackend, "assume_role", _assume_role),
         mock.patch.object(S3Backend, "complete_multipart_upload", _complete_multipart_upload),

@@ -56,26 +56,26 @@ def _first_ipv6_subnet(vpc_cidr: str, index: int) -> str:
     return f"{head}:{fourth:x}::/64"
 
 
-def create_app_profile(session: boto3.Session, name: str = APP_PROFILE, role: str = APP_ROLE) -> str:
+EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def _ec2_profile(session: boto3.Session, name: str, role: str, policy_name: str, statement: dict[str, str]) -> str:
+    """An instance profile whose role EC2 may assume, with one inline policy of one statement."""
     iam = session.client("iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-    }
-    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(
-        RoleName=role,
-        PolicyName="read-app-bucket",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::app-assets/*"}],
-            }
-        ),
-    )
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    iam.put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
     iam.create_instance_profile(InstanceProfileName=name)
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
     return name
+
+
+def create_app_profile(session: boto3.Session, name: str = APP_PROFILE, role: str = APP_ROLE) -> str:
+    read_assets = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::app-assets/*"}
+    return _ec2_profile(session, name, role, "read-app-bucket", read_assets)
 
 
 def create_customer_key(session: boto3.Session, alias: str = CUSTOMER_KEY_ALIAS) -> str:
@@ -108,21 +108,7 @@ def create_isolation_profile(session: boto3.Session, prefix: str) -> str:
     """What MemberResponder deploys: an instance profile whose role may do nothing at all."""
     region = session.region_name or "eu-west-1"
     name = naming.isolation_profile(prefix, region)
-    iam = session.client("iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-    }
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(
-        RoleName=name,
-        PolicyName="deny-all",
-        PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
-        ),
-    )
-    iam.create_instance_profile(InstanceProfileName=name)
-    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    _ec2_profile(session, name, name, "deny-all", {"Effect": "Deny", "Action": "*", "Resource": "*"})
     create_revocation_policy(session, prefix)
     return name
 

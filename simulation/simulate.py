@@ -16,8 +16,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -271,15 +271,20 @@ def trigger_by_tag(cloud: LocalCloud, incident: Incident, action: str) -> str:
     return _started_for(cloud, incident, "tagging")
 
 
-def trigger_by_guardduty(cloud: LocalCloud, incident: Incident, action: str) -> str:
-    """GuardDuty's finding on the instance, on the security (delegated administrator) account's bus."""
-    finding = events_local.guardduty_finding_event(
+def _guardduty_finding(incident: Incident, action: str) -> dict[str, Any]:
+    """GuardDuty's finding on the suspect, with the severity that makes the rule for `action` match."""
+    return events_local.guardduty_finding_event(
         local_aws.SECURITY_ACCOUNT,
         local_aws.MEMBER_ACCOUNT,
         local_aws.REGION,
         incident.instance_id,
         severity=GUARDDUTY_SEVERITY[action],
     )
+
+
+def trigger_by_guardduty(cloud: LocalCloud, incident: Incident, action: str) -> str:
+    """GuardDuty's finding on the instance, on the security (delegated administrator) account's bus."""
+    finding = _guardduty_finding(incident, action)
     if not events_local.deliver(finding, local_aws.SECURITY_ACCOUNT, local_aws.REGION):
         raise RuntimeError("no deployed EventBridge rule matched the GuardDuty finding")
     return _started_for(cloud, incident, "the GuardDuty finding")
@@ -287,13 +292,7 @@ def trigger_by_guardduty(cloud: LocalCloud, incident: Incident, action: str) -> 
 
 def trigger_by_securityhub(cloud: LocalCloud, incident: Incident, action: str) -> str:
     """The Security Hub custom action chosen on the GuardDuty finding, on the security account's bus."""
-    finding = events_local.guardduty_finding_event(
-        local_aws.SECURITY_ACCOUNT,
-        local_aws.MEMBER_ACCOUNT,
-        local_aws.REGION,
-        incident.instance_id,
-        severity=GUARDDUTY_SEVERITY[action],
-    )
+    finding = _guardduty_finding(incident, action)
     action_arn = patterns.securityhub_action_arn(
         local_aws.SECURITY_ACCOUNT, local_aws.REGION, SECURITYHUB_ACTION_IDS[action]
     )
@@ -547,6 +546,36 @@ def separation_problems(incidents: list[Incident], results: list[SimulationResul
     return problems
 
 
+@dataclass(frozen=True)
+class SharedDiskCloud:
+    """A deployed local cloud whose suspects all boot from one set of disk snapshots."""
+
+    cloud: LocalCloud
+    work: Path
+    disks: Disks
+    logs: list[str]  # the Lambdas' output, kept off the console
+
+    def incident(self, name: str) -> Incident:
+        return build_incident(self.cloud, self.work, name=name, disks=self.disks)
+
+
+@contextmanager
+def shared_disk_cloud(notes: list[str], *, data_volume: bool, prefix: str = "irf-sim-") -> Iterator[SharedDiskCloud]:
+    """Several suspects in one deployment: building the disks once keeps each extra suspect cheap."""
+    local_aws.use_fake_credentials()
+    quiet_moto()
+    cloud = LocalCloud(examination_notes=notes)
+    logs: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        lambda_output_to(logs.append),
+        cloud_context(cloud, deploy=False),
+    ):
+        cloud.deploy()
+        disks = build_disks(cloud, Path(tmp), name="shared", data_volume=data_volume)
+        yield SharedDiskCloud(cloud, Path(tmp), disks, logs)
+
+
 def run_concurrent(
     count: int,
     action: str = "contain",
@@ -566,20 +595,12 @@ def run_concurrent(
         raise ValueError(f"count must be at least 1, got {count}")
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
-    local_aws.use_fake_credentials()
-    quiet_moto()
     out_dir.mkdir(parents=True, exist_ok=True)
     # One guest cannot be several suspects: concurrent incidents keep synthetic memory, and say so.
-    cloud = LocalCloud(examination_notes=simulation_notes(None, "concurrent incidents share no guest"))
-    logs: list[str] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp,
-        lambda_output_to(logs.append),
-        cloud_context(cloud, deploy=False),
-    ):
-        cloud.deploy()
-        disks = build_disks(cloud, Path(tmp), name="shared", data_volume=data_volume)
-        incidents = [build_incident(cloud, Path(tmp), name=f"web{n:02d}", disks=disks) for n in range(count)]
+    notes = simulation_notes(None, "concurrent incidents share no guest")
+    with shared_disk_cloud(notes, data_volume=data_volume) as shared:
+        cloud = shared.cloud
+        incidents = [shared.incident(f"web{n:02d}") for n in range(count)]
         progress("workload", f"{count} web tiers, each with its own suspect instance")
         started = time.monotonic()
         arns = [trigger_by_tag(cloud, incident, action) for incident in incidents]

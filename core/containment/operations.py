@@ -172,6 +172,50 @@ def contain_rest(
     return before, after, rest, revocations
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What contain, protect and release record alike: the instance, the clients, dry or not, when it began."""
+
+    instance_id: str
+    aws: MemberClients
+    dry_run: bool
+    clock: Clock
+    started: str
+
+    @classmethod
+    def start(cls, session: boto3.Session, instance_id: str, *, dry_run: bool, sleep: Sleep, clock: Clock) -> _Run:
+        started = isotime(clock())
+        return cls(instance_id, MemberClients.of(session, sleep), dry_run, clock, started)
+
+    def record(
+        self,
+        case_id: str,
+        account: str,
+        before: ContainmentState,
+        after: ContainmentState,
+        changes: list[Change],
+        action: str,
+        *,
+        revocations: tuple[CredentialRevocation, ...] = (),
+        notes: Sequence[str] = (),
+    ) -> ContainmentRecord:
+        return ContainmentRecord(
+            case_id=case_id,
+            instance_id=self.instance_id,
+            account=account,
+            region=self.aws.region,
+            dry_run=self.dry_run,
+            before=before,
+            after=after,
+            changes=changes,
+            started_at=self.started,
+            finished_at=isotime(self.clock()),
+            action=action,
+            revocations=revocations,
+            notes=tuple(notes),
+        )
+
+
 def contain_instance(
     session: boto3.Session,
     instance_id: str,
@@ -184,26 +228,20 @@ def contain_instance(
 ) -> ContainmentRecord:
     """Isolate the instance completely and reversibly; a repeated call changes nothing further."""
     require_valid_ids(InstanceId=instance_id, CaseId=case_id)
-    started = isotime(clock())
-    aws = MemberClients.of(session, sleep)
-    network = isolate_network(aws, instance_id, case_id, prefix=prefix, dry_run=dry_run)
+    run = _Run.start(session, instance_id, dry_run=dry_run, sleep=sleep, clock=clock)
+    network = isolate_network(run.aws, instance_id, case_id, prefix=prefix, dry_run=dry_run)
     before, after, rest, revocations = contain_rest(
-        aws, instance_id, case_id, network, prefix=prefix, dry_run=dry_run, clock=clock
+        run.aws, instance_id, case_id, network, prefix=prefix, dry_run=dry_run, clock=clock
     )
-    return ContainmentRecord(
-        case_id=case_id,
-        instance_id=instance_id,
-        account=network.account,
-        region=aws.region,
-        dry_run=dry_run,
-        before=before,
-        after=after,
-        changes=network.changes + rest,
-        started_at=started,
-        finished_at=isotime(clock()),
-        action=ACTION_CONTAIN,
+    return run.record(
+        case_id,
+        network.account,
+        before,
+        after,
+        network.changes + rest,
+        ACTION_CONTAIN,
         revocations=revocations,
-        notes=tuple(network.budget.notes),
+        notes=network.budget.notes,
     )
 
 
@@ -219,8 +257,8 @@ def protect_instance(
 ) -> ContainmentRecord:
     """Analyze mode: keep the workload serving, make the instance and its volumes impossible to lose."""
     require_valid_ids(InstanceId=instance_id, CaseId=case_id)
-    started = isotime(clock())
-    aws = MemberClients.of(session, sleep)
+    run = _Run.start(session, instance_id, dry_run=dry_run, sleep=sleep, clock=clock)
+    aws = run.aws
     current, raw = read_state(aws, instance_id)
     check_case(raw, instance_id, case_id)
     remembered = remembered_before(raw)
@@ -233,20 +271,7 @@ def protect_instance(
         if not dry_run:
             apply_all(aws, current, changes, remember=before_tags)
             after = read_state(aws, instance_id)[0]
-    return ContainmentRecord(
-        case_id=case_id,
-        instance_id=instance_id,
-        account=current.account,
-        region=aws.region,
-        dry_run=dry_run,
-        before=before,
-        after=after,
-        changes=changes,
-        started_at=started,
-        finished_at=isotime(clock()),
-        action=action,
-        notes=tuple(budget.notes),
-    )
+    return run.record(case_id, current.account, before, after, changes, action, notes=budget.notes)
 
 
 def release_instance(
@@ -266,8 +291,8 @@ def release_instance(
     if record.instance_id != instance_id:
         raise ValueError(f"record is for {record.instance_id}, not {instance_id}")
     require_valid_ids(InstanceId=instance_id)
-    started = isotime(clock())
-    aws = MemberClients.of(session, sleep)
+    run = _Run.start(session, instance_id, dry_run=dry_run, sleep=sleep, clock=clock)
+    aws = run.aws
     current, raw = read_state(aws, instance_id)
     revoked = revoked_roles(aws, [r.role for r in record.revocations], current.arn)
     changes = plan_release(current, record, revoked)
@@ -275,19 +300,7 @@ def release_instance(
     if not dry_run:
         apply_all(aws, current, changes, forget=[k for k in raw if k.startswith(BOOKKEEPING_TAG)])
         after = read_state(aws, instance_id)[0]
-    return ContainmentRecord(
-        case_id=record.case_id,
-        instance_id=instance_id,
-        account=current.account,
-        region=aws.region,
-        dry_run=dry_run,
-        before=current,
-        after=after,
-        changes=changes,
-        started_at=started,
-        finished_at=isotime(clock()),
-        action="Release",
-    )
+    return run.record(record.case_id, current.account, current, after, changes, "Release")
 
 
 def describe_instance_state(session: boto3.Session, instance_id: str) -> ContainmentState:

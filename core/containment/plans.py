@@ -12,6 +12,7 @@ from core.containment.model import (
     Isolation,
 )
 from core.groupswap import GroupSwap
+from core.instances import ProfileAssociation
 from handlers.common import naming
 from handlers.common.tags import CASE_TAG, INCIDENT_TAG
 
@@ -52,6 +53,18 @@ def plan_network_isolation(state: ContainmentState, isolation: Isolation) -> lis
     return swap_changes(network_swap(state, isolation))
 
 
+def profile_change(instance_id: str, now: ProfileAssociation | None, wanted: str | None) -> Change:
+    """The one call from association `now` to profile `wanted` (a name or an ARN); None is "no profile"."""
+    old = {"association_id": now.association_id, "profile_arn": now.profile_arn} if now is not None else None
+    if now is None:
+        api = "ec2:AssociateIamInstanceProfile"
+    elif wanted is None:
+        api = "ec2:DisassociateIamInstanceProfile"
+    else:
+        api = "ec2:ReplaceIamInstanceProfileAssociation"
+    return Change("instance-profile", instance_id, old, {"profile": wanted} if wanted is not None else None, api)
+
+
 def plan_protection(state: ContainmentState, case_id: str, action: str) -> list[Change]:
     """What Analyze mode changes: the instance and its volumes survive anything but a deliberate release."""
     changes = plan_tags(state, case_id, action)
@@ -76,26 +89,8 @@ def plan_containment(state: ContainmentState, isolation: Isolation) -> list[Chan
     changes = plan_tags(state, isolation.case_id, isolation.action)
     changes += plan_network_isolation(state, isolation)
     profile = state.profile
-    if profile is None:
-        changes.append(
-            Change(
-                "instance-profile",
-                state.instance_id,
-                None,
-                {"profile": isolation.profile_name},
-                "ec2:AssociateIamInstanceProfile",
-            )
-        )
-    elif profile.name != isolation.profile_name:
-        changes.append(
-            Change(
-                "instance-profile",
-                state.instance_id,
-                {"association_id": profile.association_id, "profile_arn": profile.profile_arn},
-                {"profile": isolation.profile_name},
-                "ec2:ReplaceIamInstanceProfileAssociation",
-            )
-        )
+    if profile is None or profile.name != isolation.profile_name:
+        changes.append(profile_change(state.instance_id, profile, isolation.profile_name))
     changes.extend(
         Change(
             "credential-revocation",
@@ -168,36 +163,21 @@ def plan_release(current: ContainmentState, record: ContainmentRecord, revoked_r
         if r.role in revoked
     )
     now, then = current.profile, before.profile
-    if then is None and now is not None:
+    if (now.name if now else None) != (then.name if then else None):
+        changes.append(profile_change(current.instance_id, now, then.profile_arn if then else None))
+    changes += _restore_protections(current, before)
+    changes += _restore_attachments(current, before)
+    present = {k: current.tags[k] for k in (INCIDENT_TAG, CASE_TAG) if k in current.tags}
+    if present:
         changes.append(
-            Change(
-                "instance-profile",
-                current.instance_id,
-                {"association_id": now.association_id, "profile_arn": now.profile_arn},
-                None,
-                "ec2:DisassociateIamInstanceProfile",
-            )
+            Change("incident-tags", current.instance_id, present, {k: None for k in present}, "ec2:DeleteTags")
         )
-    elif then is not None and now is None:
-        changes.append(
-            Change(
-                "instance-profile",
-                current.instance_id,
-                None,
-                {"profile": then.profile_arn},
-                "ec2:AssociateIamInstanceProfile",
-            )
-        )
-    elif then is not None and now is not None and now.name != then.name:
-        changes.append(
-            Change(
-                "instance-profile",
-                current.instance_id,
-                {"association_id": now.association_id, "profile_arn": now.profile_arn},
-                {"profile": then.profile_arn},
-                "ec2:ReplaceIamInstanceProfileAssociation",
-            )
-        )
+    return changes
+
+
+def _restore_protections(current: ContainmentState, before: ContainmentState) -> list[Change]:
+    """Termination protection, shutdown behaviour and each volume's delete-on-termination as they were."""
+    changes: list[Change] = []
     if current.termination_protection != before.termination_protection:
         changes.append(
             Change(
@@ -230,6 +210,12 @@ def plan_release(current: ContainmentState, record: ContainmentRecord, revoked_r
         for v in before.volumes
         if v.volume_id in now_volumes and now_volumes[v.volume_id].delete_on_termination != v.delete_on_termination
     )
+    return changes
+
+
+def _restore_attachments(current: ContainmentState, before: ContainmentState) -> list[Change]:
+    """The interfaces' groups, the Elastic IPs, the Auto Scaling group and the target groups as they were."""
+    changes: list[Change] = []
     for eni in before.interfaces:
         now_eni = current.interface(eni.eni_id)
         if now_eni is not None and now_eni.groups != eni.groups:
@@ -270,9 +256,4 @@ def plan_release(current: ContainmentState, record: ContainmentRecord, revoked_r
         for t in before.target_groups
         if (t.target_group_arn, t.target_id, t.port) not in registered
     )
-    present = {k: current.tags[k] for k in (INCIDENT_TAG, CASE_TAG) if k in current.tags}
-    if present:
-        changes.append(
-            Change("incident-tags", current.instance_id, present, {k: None for k in present}, "ec2:DeleteTags")
-        )
     return changes

@@ -69,6 +69,16 @@ def _tags(iam: Any, role: str) -> dict[str, str]:
         kwargs["Marker"] = page["Marker"]
 
 
+def _tags_of_existing(iam: Any, role: str) -> dict[str, str] | None:
+    """The role's tags; None once the role is deleted (nothing of it is left to revoke or restore)."""
+    try:
+        return _tags(iam, role)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchEntity":
+            return None
+        raise
+
+
 def _slot_of(tags: dict[str, str], instance_arn: str) -> int | None:
     for slot in range(1, SLOTS + 1):
         if tags.get(slot_key(slot)) == instance_arn:
@@ -80,12 +90,9 @@ def revoked_roles(iam: Any, roles: Iterable[str], instance_arn: str) -> dict[str
     """Roles whose sessions from this instance are already revoked, with the time it was done."""
     found: dict[str, str] = {}
     for role in roles:
-        try:
-            tags = _tags(iam, role)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "NoSuchEntity":
-                continue
-            raise
+        tags = _tags_of_existing(iam, role)
+        if tags is None:
+            continue
         slot = _slot_of(tags, instance_arn)
         if slot is not None:
             found[role] = tags.get(slot_key(slot) + SINCE_SUFFIX, "")
@@ -116,12 +123,9 @@ def revoke(iam: Any, role: str, instance_arn: str, policy_name: str, since: str)
 
 def restore(iam: Any, role: str, instance_arn: str, policy_name: str) -> None:
     """Free the instance's slot; detach the deny policy when no slot is left in use."""
-    try:
-        tags = _tags(iam, role)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "NoSuchEntity":
-            return
-        raise
+    tags = _tags_of_existing(iam, role)
+    if tags is None:
+        return
     slot = _slot_of(tags, instance_arn)
     if slot is not None:
         iam.untag_role(RoleName=role, TagKeys=[slot_key(slot), slot_key(slot) + SINCE_SUFFIX])

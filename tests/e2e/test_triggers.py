@@ -11,10 +11,8 @@ contract's input. The four responses (Analyze) run one after the other in the on
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +20,6 @@ import pytest
 from handlers.case.store import CaseStore
 from handlers.common import naming
 from simulation import local_aws, simulate
-from simulation.console_logs import lambda_output_to
-from simulation.sandbox import LocalCloud, cloud_context
 
 ACTION = "analyze"
 
@@ -38,22 +34,10 @@ class Triggered:
 
 @pytest.fixture(scope="module")
 def responses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Triggered]]:
-    local_aws.use_fake_credentials()
-    simulate.quiet_moto()
     out = tmp_path_factory.mktemp("cases")
-    cloud = LocalCloud(examination_notes=simulate.SIMULATION_NOTES)
-    logs: list[str] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="irf-triggers-") as tmp,
-        lambda_output_to(logs.append),
-        cloud_context(cloud, deploy=False),
-    ):
-        cloud.deploy()
-        disks = simulate.build_disks(cloud, Path(tmp), name="shared", data_volume=False)
-        incidents = {
-            trigger: simulate.build_incident(cloud, Path(tmp), name=f"web-{trigger}", disks=disks)
-            for trigger in simulate.TRIGGERS
-        }
+    with simulate.shared_disk_cloud(simulate.SIMULATION_NOTES, data_volume=False, prefix="irf-triggers-") as shared:
+        cloud = shared.cloud
+        incidents = {trigger: shared.incident(f"web-{trigger}") for trigger in simulate.TRIGGERS}
         # One after the other: four at once on a busy two-core machine run past the tasks' timeouts.
         executions = {
             trigger: cloud.wait(simulate.TRIGGER_FUNCTIONS[trigger](cloud, incident, ACTION), timeout_seconds=2400)
@@ -71,7 +55,7 @@ def responses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Tr
             found[trigger] = Triggered(incidents[trigger], execution, result, case)
         yield found
     # The trigger Lambdas' logs were kept off the console and say what started each response.
-    assert sum('"message":"response started"' in line for line in logs) == 3
+    assert sum('"message":"response started"' in line for line in shared.logs) == 3
 
 
 def _check(triggered: Triggered, trigger: str) -> None:

@@ -20,6 +20,7 @@ from handlers.acquisition.snapshots import (
 )
 from handlers.common.errors import AcquisitionFailed, InstanceNotFound
 from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
+from simulation import moto_fixes
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, REGION
 
 CASE = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-1700000000"
@@ -32,45 +33,14 @@ def snapshot_set(ec2: Any, instance_id: str, case_id: str) -> list[snapshots.Sna
 
 
 def allow_copying_shared_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give moto EC2's semantics for CopySnapshot of a snapshot shared from another account.
+    """Give moto EC2's semantics for CopySnapshot of a snapshot shared from another account (the simulation's fix).
 
     moto looks the source up only in the copying account; on AWS any snapshot whose
     createVolumePermission names the copying account (or `all`) can be copied.
     """
-    from moto.ec2.exceptions import InvalidSnapshotIdError
-    from moto.ec2.models import ec2_backends
-    from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
-    from moto.ec2.utils import random_snapshot_id
+    from moto.ec2.models.elastic_block_store import EBSBackend
 
-    original = EBSBackend.copy_snapshot
-
-    def copy_snapshot(
-        self: Any, source_snapshot_id: str, source_region: str, description: str, kms_key_id: str | None
-    ) -> Snapshot:
-        if source_snapshot_id in ec2_backends[self.account_id][source_region].snapshots:
-            return original(self, source_snapshot_id, source_region, description, kms_key_id)
-        for account in list(ec2_backends.keys()):
-            source = ec2_backends[account][source_region].snapshots.get(source_snapshot_id)
-            if source is None:
-                continue
-            if (
-                self.account_id not in source.create_volume_permission_userids
-                and "all" not in source.create_volume_permission_groups
-            ):
-                break
-            copy = Snapshot(
-                self,
-                random_snapshot_id(),
-                volume=source.volume,
-                description=description,
-                encrypted=source.encrypted,
-                kms_key_id=kms_key_id,
-            )
-            self.snapshots[copy.id] = copy
-            return copy
-        raise InvalidSnapshotIdError()
-
-    monkeypatch.setattr(EBSBackend, "copy_snapshot", copy_snapshot)
+    monkeypatch.setattr(EBSBackend, "copy_snapshot", moto_fixes.copy_shared_snapshot)
 
 
 def snapshots_keep_their_volume_key(monkeypatch: pytest.MonkeyPatch) -> None:
