@@ -22,7 +22,18 @@ import pulumi_aws as aws
 
 from components import naming
 from components.naming import TOOLSET_AMI_UNSET
-from components.policies import Statement, allow, cross_account_trust, deny, policy_document, service_trust
+from components.policies import (
+    Statement,
+    account_root,
+    allow,
+    cross_account_trust,
+    deny,
+    managed_policy,
+    policy_document,
+    service_trust,
+    stack_arn,
+)
+from core import arns
 from handlers.common.evidence import manifest_signing_key_alias
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 
@@ -40,8 +51,9 @@ TOOLSET_PARENT_IMAGE = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kern
 # the parameter holds this value, which the examination step treats as "no toolset image yet".
 SLEUTHKIT_VERSION = "4.12.1"
 TOOLSET_SOURCE_KEY = "source/irforensics.zip"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-IMAGE_BUILDER_INSTANCE_POLICY = "arn:aws:iam::aws:policy/EC2InstanceProfileForImageBuilder"
+# AWS managed policies, by name: their ARNs carry the partition (managed_policy).
+SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
+IMAGE_BUILDER_INSTANCE_POLICY = "EC2InstanceProfileForImageBuilder"
 # Every action that removes evidence or weakens its retention.
 EVIDENCE_DESTRUCTIVE_ACTIONS = (
     "s3:DeleteObject",
@@ -156,12 +168,12 @@ def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
     return [str(subnet) for subnet in subnets[:count]]
 
 
-def bucket_arn(bucket_name: str) -> str:
-    return f"arn:aws:s3:::{bucket_name}"
+def bucket_arn(bucket_name: str, region: str) -> str:
+    return arns.s3_bucket(bucket_name, region=region)
 
 
-def role_arn(account: str, role_name: str) -> str:
-    return f"arn:aws:iam::{account}:role/{role_name}"
+def role_arn(account: str, role_name: str, region: str) -> str:
+    return arns.iam_role(account, role_name, region=region)
 
 
 def trail_name(prefix: str) -> str:
@@ -331,11 +343,12 @@ def _grant(
     return statement
 
 
-def _deny_insecure_transport(bucket_name: str) -> Statement:
+def _deny_insecure_transport(bucket_name: str, region: str) -> Statement:
+    bucket = bucket_arn(bucket_name, region)
     return deny(
         "DenyInsecureTransport",
         "s3:*",
-        [bucket_arn(bucket_name), f"{bucket_arn(bucket_name)}/*"],
+        [bucket, f"{bucket}/*"],
         {"Bool": {"aws:SecureTransport": "false"}},
         principal="*",
     )
@@ -360,7 +373,7 @@ class ForensicAccount(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         prefix, account, region = args.prefix, args.account, args.region
         self.evidence_bucket_name = naming.evidence_bucket(prefix, account, region)
-        self.evidence_bucket_arn = bucket_arn(self.evidence_bucket_name)
+        self.evidence_bucket_arn = bucket_arn(self.evidence_bucket_name, region)
 
         self._roles()
         self._key()
@@ -400,7 +413,9 @@ class ForensicAccount(pulumi.ComponentResource):
             name=self.forensic_automation_role_name,
             description="Assumed by the security account's response Lambdas to copy, lock and image evidence",
             assume_role_policy=cross_account_trust(
-                args.security_account, naming.lambda_role_pattern(args.prefix, args.security_account)
+                args.security_account,
+                naming.lambda_role_pattern(args.prefix, args.security_account, args.region),
+                args.region,
             ),
             max_session_duration=3600,
             tags=_tags(self.forensic_automation_role_name),
@@ -417,7 +432,10 @@ class ForensicAccount(pulumi.ComponentResource):
             opts=self._child,
         )
         aws.iam.RolePolicyAttachment(
-            f"{name}-analysis-instance-ssm", role=self.analysis_role.name, policy_arn=SSM_CORE_POLICY, opts=self._child
+            f"{name}-analysis-instance-ssm",
+            role=self.analysis_role.name,
+            policy_arn=managed_policy(SSM_CORE_POLICY, args.region),
+            opts=self._child,
         )
         self.analysis_instance_profile = aws.iam.InstanceProfile(
             f"{name}-analysis-instance-profile",
@@ -440,7 +458,7 @@ class ForensicAccount(pulumi.ComponentResource):
                         "Sid": "ForensicAccountOperatorsAssume",
                         "Effect": "Allow",
                         "Action": "sts:AssumeRole",
-                        "Principal": {"AWS": f"arn:aws:iam::{args.account}:root"},
+                        "Principal": {"AWS": account_root(args.account, args.region)},
                     }
                 ]
             ),
@@ -451,12 +469,12 @@ class ForensicAccount(pulumi.ComponentResource):
 
     def _key(self) -> None:
         args, name = self._args, self._name
-        automation = role_arn(args.account, self.forensic_automation_role_name)
-        analysis = role_arn(args.account, self.analysis_role_name)
-        investigator = role_arn(args.account, self.investigator_role_name)
+        automation = role_arn(args.account, self.forensic_automation_role_name, args.region)
+        analysis = role_arn(args.account, self.analysis_role_name, args.region)
+        investigator = role_arn(args.account, self.investigator_role_name, args.region)
         # The security account's Lambdas get nothing here: they act through the automation role.
         statements = [
-            _grant("AccountAdministersKey", {"AWS": f"arn:aws:iam::{args.account}:root"}, KEY_ADMIN_ACTIONS, "*"),
+            _grant("AccountAdministersKey", {"AWS": account_root(args.account, args.region)}, KEY_ADMIN_ACTIONS, "*"),
             _grant("EvidenceRolesUseKey", {"AWS": [automation, analysis]}, KEY_USE_ACTIONS, "*"),
             # EBS (snapshot copies, volumes of analysis instances) works through grants.
             _grant(
@@ -496,10 +514,10 @@ class ForensicAccount(pulumi.ComponentResource):
         Asymmetric keys cannot rotate: a new key gets a new id, and each signature names its key.
         """
         args, name = self._args, self._name
-        automation = role_arn(args.account, self.forensic_automation_role_name)
-        investigator = role_arn(args.account, self.investigator_role_name)
+        automation = role_arn(args.account, self.forensic_automation_role_name, args.region)
+        investigator = role_arn(args.account, self.investigator_role_name, args.region)
         statements = [
-            _grant("AccountAdministersKey", {"AWS": f"arn:aws:iam::{args.account}:root"}, KEY_ADMIN_ACTIONS, "*"),
+            _grant("AccountAdministersKey", {"AWS": account_root(args.account, args.region)}, KEY_ADMIN_ACTIONS, "*"),
             _grant(
                 "AutomationSignsManifests",
                 {"AWS": automation},
@@ -598,7 +616,7 @@ class ForensicAccount(pulumi.ComponentResource):
         return aws.s3.BucketPolicy(
             f"{self._name}-{logical}-policy",
             bucket=bucket.id,
-            policy=policy_document([_deny_insecure_transport(bucket_name), *statements]),
+            policy=policy_document([_deny_insecure_transport(bucket_name, self._args.region), *statements]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
 
@@ -659,9 +677,11 @@ class ForensicAccount(pulumi.ComponentResource):
                     "S3ServerAccessLogDelivery",
                     {"Service": "logging.s3.amazonaws.com"},
                     ["s3:PutObject"],
-                    f"{bucket_arn(self.access_log_bucket_name)}/*",
+                    f"{bucket_arn(self.access_log_bucket_name, args.region)}/*",
                     {
-                        "ArnLike": {"aws:SourceArn": [self.evidence_bucket_arn, bucket_arn(self.trail_bucket_name)]},
+                        "ArnLike": {
+                            "aws:SourceArn": [self.evidence_bucket_arn, bucket_arn(self.trail_bucket_name, args.region)]
+                        },
                         "StringEquals": {"aws:SourceAccount": args.account},
                     },
                 ),
@@ -695,7 +715,7 @@ class ForensicAccount(pulumi.ComponentResource):
             rule={"default_retention": {"mode": args.object_lock_mode, "days": args.retention_days}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
-        root = f"arn:aws:iam::{args.account}:root"
+        root = account_root(args.account, args.region)
         objects = f"{arn}/*"
         statements = [
             # Writers send no encryption header and rely on the bucket default; a header, when
@@ -741,11 +761,11 @@ class ForensicAccount(pulumi.ComponentResource):
     def _trail(self) -> None:
         args = self._args
         name = trail_name(args.prefix)
-        trail_arn = f"arn:aws:cloudtrail:{args.region}:{args.account}:trail/{name}"
+        trail_arn = stack_arn(args.region, "cloudtrail", args.region, args.account, f"trail/{name}")
         # The trail bucket uses SSE-S3: CloudTrail's own integrity is the signed digest files
         # (log file validation), and keeping CloudTrail off the evidence key keeps its policy small.
         self.trail_bucket, settings = self._private_bucket("trail-bucket", self.trail_bucket_name, kms_key=None)
-        trail_bucket = bucket_arn(self.trail_bucket_name)
+        trail_bucket = bucket_arn(self.trail_bucket_name, args.region)
         source = {"StringEquals": {"aws:SourceArn": trail_arn}}
         policy = self._bucket_policy(
             "trail-bucket",
@@ -982,10 +1002,14 @@ class ForensicAccount(pulumi.ComponentResource):
         args, name = self._args, self._name
         region, account = args.region, args.account
         evidence, objects = self.evidence_bucket_arn, f"{self.evidence_bucket_arn}/*"
-        snapshots_here = f"arn:aws:ec2:{region}::snapshot/*"
-        instances_here = f"arn:aws:ec2:{region}:{account}:instance/*"
-        analysis_role = role_arn(account, self.analysis_role_name)
-        analysis_profile = f"arn:aws:iam::{account}:instance-profile/{naming.analysis_profile(args.prefix)}"
+        snapshots_here = stack_arn(region, "ec2", region, "", "snapshot/*")
+        instances_here = stack_arn(region, "ec2", region, account, "instance/*")
+        volumes_here = stack_arn(region, "ec2", region, account, "volume/*")
+        analysis_role = role_arn(account, self.analysis_role_name, region)
+        analysis_profile = arns.iam_pattern(
+            account, f"instance-profile/{naming.analysis_profile(args.prefix)}", region=region
+        )
+        any_kms_key = stack_arn(region, "kms", "*", "*", "key/*")
         member_keys: dict[str, Any] = {
             "ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(args.prefix)},
             # An alias name any account can create: the key must also be in this organisation.
@@ -1001,7 +1025,7 @@ class ForensicAccount(pulumi.ComponentResource):
             tags=_tags(f"{args.prefix}-ir-examination"),
             opts=self._child,
         )
-        log_group_arn = f"arn:aws:logs:{region}:{account}:log-group:{log_group_name}"
+        log_group_arn = stack_arn(region, "logs", region, account, f"log-group:{log_group_name}")
         document_name = naming.examination_document(args.prefix)
         self.examination_document = aws.ssm.Document(
             f"{name}-examination-document",
@@ -1012,10 +1036,10 @@ class ForensicAccount(pulumi.ComponentResource):
             tags=_tags(document_name),
             opts=self._child,
         )
-        examination_document = f"arn:aws:ssm:{region}:{account}:document/{document_name}"
+        examination_document = stack_arn(region, "ssm", region, account, f"document/{document_name}")
         automation = [
             # Source snapshots are shared from member accounts in any region.
-            allow("CopySharedSnapshots", ["ec2:CopySnapshot"], ["arn:aws:ec2:*::snapshot/*"]),
+            allow("CopySharedSnapshots", ["ec2:CopySnapshot"], [stack_arn(region, "ec2", "*", "", "snapshot/*")]),
             # Launching an analysis instance looks up the image, the analysis VPC, its subnets and group.
             allow(
                 "DescribeEvidence",
@@ -1033,7 +1057,7 @@ class ForensicAccount(pulumi.ComponentResource):
             allow(
                 "ReadToolsetImageId",
                 ["ssm:GetParameter"],
-                [f"arn:aws:ssm:{region}:{account}:parameter{naming.toolset_ami_parameter(args.prefix)}"],
+                [stack_arn(region, "ssm", region, account, f"parameter{naming.toolset_ami_parameter(args.prefix)}")],
             ),
             allow(
                 "TagSnapshotCopies",
@@ -1044,7 +1068,7 @@ class ForensicAccount(pulumi.ComponentResource):
             allow(
                 "TagAnalysisInstancesAtLaunch",
                 ["ec2:CreateTags"],
-                [instances_here, f"arn:aws:ec2:{region}:{account}:volume/*"],
+                [instances_here, volumes_here],
                 {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
             ),
             allow(
@@ -1057,7 +1081,7 @@ class ForensicAccount(pulumi.ComponentResource):
             allow(
                 "RunAnalysisImages",
                 ["ec2:RunInstances"],
-                [f"arn:aws:ec2:{region}::image/*"],
+                [stack_arn(region, "ec2", region, "", "image/*")],
                 {"StringEquals": {"ec2:Owner": account}},
             ),
             allow(
@@ -1065,14 +1089,14 @@ class ForensicAccount(pulumi.ComponentResource):
                 ["ec2:RunInstances"],
                 [
                     instances_here,
-                    f"arn:aws:ec2:{region}:{account}:volume/*",
-                    f"arn:aws:ec2:{region}:{account}:network-interface/*",
+                    volumes_here,
+                    stack_arn(region, "ec2", region, account, "network-interface/*"),
                     snapshots_here,
                     pulumi.Output.concat(
-                        f"arn:aws:ec2:{region}:{account}:security-group/", self.analysis_security_group.id
+                        stack_arn(region, "ec2", region, account, "security-group/"), self.analysis_security_group.id
                     ),
                     *[
-                        pulumi.Output.concat(f"arn:aws:ec2:{region}:{account}:subnet/", subnet.id)
+                        pulumi.Output.concat(stack_arn(region, "ec2", region, account, "subnet/"), subnet.id)
                         for subnet in self.analysis_subnets
                     ],
                 ],
@@ -1117,13 +1141,13 @@ class ForensicAccount(pulumi.ComponentResource):
             allow(
                 "ReadMemberSnapshotKeys",
                 ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"],
-                ["arn:aws:kms:*:*:key/*"],
+                [any_kms_key],
                 member_keys,
             ),
             allow(
                 "GrantMemberSnapshotKeysToEbs",
                 ["kms:CreateGrant"],
-                ["arn:aws:kms:*:*:key/*"],
+                [any_kms_key],
                 {**member_keys, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             ),
         ]
@@ -1281,16 +1305,25 @@ class ForensicAccount(pulumi.ComponentResource):
             opts=self._child,
         )
         managed = (("image-builder", IMAGE_BUILDER_INSTANCE_POLICY), ("ssm", SSM_CORE_POLICY))
-        for policy_name, policy_arn in managed:
+        for policy_name, policy in managed:
             aws.iam.RolePolicyAttachment(
-                f"{name}-toolset-build-{policy_name}", role=build_role.name, policy_arn=policy_arn, opts=self._child
+                f"{name}-toolset-build-{policy_name}",
+                role=build_role.name,
+                policy_arn=managed_policy(policy, args.region),
+                opts=self._child,
             )
         aws.iam.RolePolicy(
             f"{name}-toolset-build-source",
             role=build_role.id,
             opts=self._child,
             policy=policy_document(
-                [allow("ReadProjectSource", ["s3:GetObject"], [f"{bucket_arn(source_bucket_name)}/source/*"])]
+                [
+                    allow(
+                        "ReadProjectSource",
+                        ["s3:GetObject"],
+                        [f"{bucket_arn(source_bucket_name, args.region)}/source/*"],
+                    )
+                ]
             ),
         )
         build_profile = aws.iam.InstanceProfile(f"{name}-toolset-build-profile", role=build_role.name, opts=self._child)

@@ -25,13 +25,16 @@ from components import naming
 from components.policies import (
     STATE_MACHINE_LOG_DELIVERY_ACTIONS,
     XRAY_ACTIONS,
+    account_root,
     allow,
     deny,
     logs_key_statements,
     policy_document,
     service_trust,
+    stack_arn,
 )
 from config import SecurityConfig
+from core import arns
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from statemachines import lime_factory
 
@@ -114,10 +117,10 @@ class LimeFactoryArgs:
 
     @property
     def bucket_arn(self) -> str:
-        return f"arn:aws:s3:::{self.bucket_name}"
+        return arns.s3_bucket(self.bucket_name, region=self.region)
 
     def project_arn(self, name: str) -> str:
-        return f"arn:aws:codebuild:{self.region}:{self.account}:project/{name}"
+        return stack_arn(self.region, "codebuild", self.region, self.account, f"project/{name}")
 
 
 class LimeFactory(pulumi.ComponentResource):
@@ -130,7 +133,7 @@ class LimeFactory(pulumi.ComponentResource):
         super().__init__("irforensics:lime:LimeFactory", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE}
-        root = f"arn:aws:iam::{args.account}:root"
+        root = account_root(args.account, args.region)
 
         self.key = aws.kms.Key(
             f"{name}-key",
@@ -299,7 +302,7 @@ class LimeFactory(pulumi.ComponentResource):
                     allow(
                         "FollowBuildsToTheEnd",
                         ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
-                        f"arn:aws:events:{args.region}:{args.account}:rule/{SYNC_RULE}",
+                        stack_arn(args.region, "events", args.region, args.account, f"rule/{SYNC_RULE}"),
                     ),
                     allow("DeliverExecutionLogs", STATE_MACHINE_LOG_DELIVERY_ACTIONS, "*"),
                     allow("Tracing", XRAY_ACTIONS, "*"),
@@ -311,7 +314,7 @@ class LimeFactory(pulumi.ComponentResource):
             name=machine_name,
             type="STANDARD",
             role_arn=machine_role.arn,
-            definition=json.dumps(lime_factory.build_definition(prefix=args.prefix)),
+            definition=json.dumps(lime_factory.build_definition(prefix=args.prefix, region=args.region)),
             logging_configuration={
                 "log_destination": pulumi.Output.concat(machine_logs.arn, ":*"),
                 "include_execution_data": True,
