@@ -33,6 +33,7 @@ from components.policies import (
     service_trust,
     stack_arn,
 )
+from components.roles import service_role
 from core import arns
 from handlers.common.evidence import manifest_signing_key_alias
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
@@ -816,19 +817,54 @@ class ForensicAccount(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
 
+    # -- networks -------------------------------------------------------------------------------
+
+    def _vpc(self, logical: str, cidr: str, tag: str) -> aws.ec2.Vpc:
+        return aws.ec2.Vpc(
+            f"{self._name}-{logical}-vpc",
+            cidr_block=cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags=_tags(tag),
+            opts=self._child,
+        )
+
+    def _subnet(
+        self,
+        logical: str,
+        suffix: str,
+        vpc: aws.ec2.Vpc,
+        cidr: str,
+        az: str,
+        *,
+        public: bool,
+        routes: list[Any] | None = None,
+    ) -> tuple[aws.ec2.Subnet, aws.ec2.RouteTable]:
+        """A subnet with a route table of its own (`routes`, when given, are the table's only routes)."""
+        tags = _tags(f"{self._args.prefix}-ir-{logical}{suffix}")
+        subnet = aws.ec2.Subnet(
+            f"{self._name}-{logical}-subnet{suffix}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=az,
+            map_public_ip_on_launch=public,
+            tags=tags,
+            opts=self._child,
+        )
+        table = aws.ec2.RouteTable(
+            f"{self._name}-{logical}-rt{suffix}", vpc_id=vpc.id, routes=routes, tags=tags, opts=self._child
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{self._name}-{logical}-rta{suffix}", subnet_id=subnet.id, route_table_id=table.id, opts=self._child
+        )
+        return subnet, table
+
     # -- analysis network -----------------------------------------------------------------------
 
     def _analysis_network(self) -> None:
         args, name = self._args, self._name
         cidr = args.analysis_vpc_cidr
-        self.analysis_vpc = aws.ec2.Vpc(
-            f"{name}-analysis-vpc",
-            cidr_block=cidr,
-            enable_dns_support=True,
-            enable_dns_hostnames=True,
-            tags=_tags(f"{args.prefix}-ir-analysis"),
-            opts=self._child,
-        )
+        self.analysis_vpc = self._vpc("analysis", cidr, f"{args.prefix}-ir-analysis")
         # The VPC's default group allows all egress; strip it so nothing can fall back on it.
         aws.ec2.DefaultSecurityGroup(
             f"{name}-analysis-default-sg",
@@ -842,26 +878,10 @@ class ForensicAccount(pulumi.ComponentResource):
         self.analysis_route_tables: list[aws.ec2.RouteTable] = []
         cidrs = subnet_cidrs(cidr, len(args.analysis_azs))
         for az, subnet_cidr in zip(args.analysis_azs, cidrs, strict=True):
-            subnet = aws.ec2.Subnet(
-                f"{name}-analysis-subnet-{az}",
-                vpc_id=self.analysis_vpc.id,
-                cidr_block=subnet_cidr,
-                availability_zone=az,
-                map_public_ip_on_launch=False,
-                tags=_tags(f"{args.prefix}-ir-analysis-{az}"),
-                opts=self._child,
-            )
             # An explicit empty route list: only the VPC's local route, and any route added by
             # hand (to a gateway, a peering, a NAT) is removed again at the next deployment.
-            table = aws.ec2.RouteTable(
-                f"{name}-analysis-rt-{az}",
-                vpc_id=self.analysis_vpc.id,
-                routes=[],
-                tags=_tags(f"{args.prefix}-ir-analysis-{az}"),
-                opts=self._child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-analysis-rta-{az}", subnet_id=subnet.id, route_table_id=table.id, opts=self._child
+            subnet, table = self._subnet(
+                "analysis", f"-{az}", self.analysis_vpc, subnet_cidr, az, public=False, routes=[]
             )
             self.analysis_subnets.append(subnet)
             self.analysis_route_tables.append(table)
@@ -966,15 +986,11 @@ class ForensicAccount(pulumi.ComponentResource):
             retention_in_days=args.log_retention_days,
             opts=self._child,
         )
-        flow_log_role = aws.iam.Role(
+        flow_log_role = service_role(
             f"{name}-analysis-flow-logs-role",
-            assume_role_policy=service_trust("vpc-flow-logs.amazonaws.com"),
+            service="vpc-flow-logs.amazonaws.com",
             opts=self._child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-analysis-flow-logs-policy",
-            role=flow_log_role.id,
-            opts=self._child,
+            policy_logical=f"{name}-analysis-flow-logs-policy",
             policy=policy_document(
                 [
                     allow(
@@ -1227,31 +1243,17 @@ class ForensicAccount(pulumi.ComponentResource):
         args, name = self._args, self._name
         # The build needs the internet (dnf, GitHub, PyPI); it gets its own VPC so the analysis
         # VPC never has a route out. Nothing examines evidence here.
-        build_vpc = aws.ec2.Vpc(
-            f"{name}-toolset-build-vpc",
-            cidr_block=args.build_vpc_cidr,
-            enable_dns_support=True,
-            enable_dns_hostnames=True,
-            tags=_tags(f"{args.prefix}-ir-toolset-build"),
-            opts=self._child,
-        )
-        build_subnet = aws.ec2.Subnet(
-            f"{name}-toolset-build-subnet",
-            vpc_id=build_vpc.id,
-            cidr_block=subnet_cidrs(args.build_vpc_cidr, 1)[0],
-            availability_zone=args.analysis_azs[0],
-            map_public_ip_on_launch=True,
-            tags=_tags(f"{args.prefix}-ir-toolset-build"),
-            opts=self._child,
+        build_vpc = self._vpc("toolset-build", args.build_vpc_cidr, f"{args.prefix}-ir-toolset-build")
+        build_subnet, build_routes = self._subnet(
+            "toolset-build",
+            "",
+            build_vpc,
+            subnet_cidrs(args.build_vpc_cidr, 1)[0],
+            args.analysis_azs[0],
+            public=True,
         )
         gateway = aws.ec2.InternetGateway(
             f"{name}-toolset-build-igw",
-            vpc_id=build_vpc.id,
-            tags=_tags(f"{args.prefix}-ir-toolset-build"),
-            opts=self._child,
-        )
-        build_routes = aws.ec2.RouteTable(
-            f"{name}-toolset-build-rt",
             vpc_id=build_vpc.id,
             tags=_tags(f"{args.prefix}-ir-toolset-build"),
             opts=self._child,
@@ -1262,9 +1264,6 @@ class ForensicAccount(pulumi.ComponentResource):
             destination_cidr_block="0.0.0.0/0",
             gateway_id=gateway.id,
             opts=self._child,
-        )
-        aws.ec2.RouteTableAssociation(
-            f"{name}-toolset-build-rta", subnet_id=build_subnet.id, route_table_id=build_routes.id, opts=self._child
         )
         build_group = aws.ec2.SecurityGroup(
             f"{name}-toolset-build-sg",
@@ -1298,24 +1297,12 @@ class ForensicAccount(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=settings),
         )
 
-        build_role = aws.iam.Role(
+        build_role = service_role(
             f"{name}-toolset-build-role",
-            assume_role_policy=service_trust("ec2.amazonaws.com"),
+            service="ec2.amazonaws.com",
             tags=_tags(f"{args.prefix}-ir-toolset-build"),
             opts=self._child,
-        )
-        managed = (("image-builder", IMAGE_BUILDER_INSTANCE_POLICY), ("ssm", SSM_CORE_POLICY))
-        for policy_name, policy in managed:
-            aws.iam.RolePolicyAttachment(
-                f"{name}-toolset-build-{policy_name}",
-                role=build_role.name,
-                policy_arn=managed_policy(policy, args.region),
-                opts=self._child,
-            )
-        aws.iam.RolePolicy(
-            f"{name}-toolset-build-source",
-            role=build_role.id,
-            opts=self._child,
+            policy_logical=f"{name}-toolset-build-source",
             policy=policy_document(
                 [
                     allow(
@@ -1326,6 +1313,14 @@ class ForensicAccount(pulumi.ComponentResource):
                 ]
             ),
         )
+        managed = (("image-builder", IMAGE_BUILDER_INSTANCE_POLICY), ("ssm", SSM_CORE_POLICY))
+        for policy_name, policy in managed:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-toolset-build-{policy_name}",
+                role=build_role.name,
+                policy_arn=managed_policy(policy, args.region),
+                opts=self._child,
+            )
         build_profile = aws.iam.InstanceProfile(f"{name}-toolset-build-profile", role=build_role.name, opts=self._child)
 
         document = toolset_component_document(source_bucket_name)
