@@ -13,7 +13,7 @@ tag rather than redo them):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -256,20 +256,10 @@ def _case_copies(ec2: Any, case_id: str, purpose: str) -> dict[str, str]:
     return {_tag(s, SOURCE_SNAPSHOT_TAG): s["SnapshotId"] for s in _own_snapshots(ec2, case_id, purpose)}
 
 
-def _copy_once(
-    ec2: Any,
-    made: Mapping[str, str],
-    original_id: str,
-    *,
-    source_id: str,
-    source_region: str,
-    key_arn: str,
-    description: str,
-    tags: list[dict[str, str]],
+def _encrypted_copy(
+    ec2: Any, source_id: str, source_region: str, key_arn: str, description: str, tags: list[dict[str, str]]
 ) -> str:
-    """The copy of `original_id` already `made`, or a new copy of `source_id` encrypted under `key_arn`."""
-    if made.get(original_id):
-        return made[original_id]
+    """Start a copy of snapshot `source_id` encrypted under `key_arn`, tagged with `tags`; its id."""
     return str(
         ec2.copy_snapshot(
             SourceSnapshotId=source_id,
@@ -293,17 +283,12 @@ def start_reencryption(
         if not needs_reencryption(ref, member_key_arn):
             prepared.append(replace(ref, shareable_snapshot_id=ref.snapshot_id))
             continue
-        copy_id = _copy_once(
-            ec2_member,
-            copies,
-            ref.snapshot_id,
-            source_id=ref.snapshot_id,
-            source_region=region,
-            key_arn=member_key_arn,
-            description=f"irforensics case {case_id}: {ref.snapshot_id} re-encrypted for sharing",
-            tags=_tags(
-                case_id, REENCRYPTED_COPY, **{SOURCE_SNAPSHOT_TAG: ref.snapshot_id, SOURCE_VOLUME_TAG: ref.volume_id}
-            ),
+        tags = _tags(
+            case_id, REENCRYPTED_COPY, **{SOURCE_SNAPSHOT_TAG: ref.snapshot_id, SOURCE_VOLUME_TAG: ref.volume_id}
+        )
+        description = f"irforensics case {case_id}: {ref.snapshot_id} re-encrypted for sharing"
+        copy_id = copies.get(ref.snapshot_id) or _encrypted_copy(
+            ec2_member, ref.snapshot_id, region, member_key_arn, description, tags
         )
         prepared.append(replace(ref, shareable_snapshot_id=copy_id))
     return prepared
@@ -358,15 +343,10 @@ def copy_into_forensic_account(
         }
         if ref.shareable_snapshot_id != ref.snapshot_id:
             extra[SHARED_SNAPSHOT_TAG] = ref.shareable_snapshot_id
-        copy_id = _copy_once(
-            ec2_forensic,
-            copies,
-            ref.snapshot_id,
-            source_id=ref.shareable_snapshot_id,
-            source_region=source_region,
-            key_arn=forensic_key_arn,
-            description=f"irforensics case {case_id}: evidence copy of {ref.snapshot_id} ({ref.volume_id})",
-            tags=_tags(case_id, FORENSIC_COPY, **extra),
+        tags = _tags(case_id, FORENSIC_COPY, **extra)
+        description = f"irforensics case {case_id}: evidence copy of {ref.snapshot_id} ({ref.volume_id})"
+        copy_id = copies.get(ref.snapshot_id) or _encrypted_copy(
+            ec2_forensic, ref.shareable_snapshot_id, source_region, forensic_key_arn, description, tags
         )
         result.append(replace(ref, forensic_snapshot_id=copy_id))
     return result
