@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from components import naming
 from simulation import pulumi_mocks
 from simulation.pulumi_mocks import RegisteredResource
 from statemachines import lime_factory, lint
@@ -165,3 +166,12 @@ def test_the_stack_differs_from_the_commercial_one_only_in_partition_and_region(
 @pytest.mark.parametrize("region", sorted(OTHER_PARTITIONS))
 def test_the_lime_factory_definition_is_statelint_clean_in_every_partition(region: str) -> None:
     assert lint.statelint(lime_factory.build_definition(prefix="acme", region=region)) == []
+
+
+@pytest.mark.parametrize("region", sorted(OTHER_PARTITIONS))
+def test_the_cross_account_role_arns_the_stacks_derive_are_of_the_regions_partition(region: str) -> None:
+    iam = f"arn:{OTHER_PARTITIONS[region]}:iam::"
+    assert naming.release_role_arn("acme", "333333333333", region) == f"{iam}333333333333:role/acme-ir-release-{region}"
+    assert naming.member_responder_role_arn("acme", "333333333333", region).startswith(iam)
+    assert naming.forensic_automation_role_arn("acme", FORENSIC, region).startswith(iam)
+    assert naming.lambda_role_pattern("acme", SECURITY, region) == f"{iam}{SECURITY}:role/acme-ir-lambda-*"
