@@ -22,7 +22,19 @@ import pulumi_aws as aws
 
 from components import naming
 from components.naming import TOOLSET_AMI_UNSET
-from components.policies import Statement, allow, cross_account_trust, deny, policy_document, service_trust
+from components.policies import (
+    Statement,
+    account_root,
+    allow,
+    cross_account_trust,
+    deny,
+    managed_policy,
+    policy_document,
+    service_trust,
+    stack_arn,
+)
+from components.roles import service_role
+from core import arns
 from handlers.common.evidence import manifest_signing_key_alias
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 
@@ -40,8 +52,9 @@ TOOLSET_PARENT_IMAGE = "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kern
 # the parameter holds this value, which the examination step treats as "no toolset image yet".
 SLEUTHKIT_VERSION = "4.12.1"
 TOOLSET_SOURCE_KEY = "source/irforensics.zip"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-IMAGE_BUILDER_INSTANCE_POLICY = "arn:aws:iam::aws:policy/EC2InstanceProfileForImageBuilder"
+# AWS managed policies, by name: their ARNs carry the partition (managed_policy).
+SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
+IMAGE_BUILDER_INSTANCE_POLICY = "EC2InstanceProfileForImageBuilder"
 # Every action that removes evidence or weakens its retention.
 EVIDENCE_DESTRUCTIVE_ACTIONS = (
     "s3:DeleteObject",
@@ -156,12 +169,12 @@ def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
     return [str(subnet) for subnet in subnets[:count]]
 
 
-def bucket_arn(bucket_name: str) -> str:
-    return f"arn:aws:s3:::{bucket_name}"
+def bucket_arn(bucket_name: str, region: str) -> str:
+    return arns.s3_bucket(bucket_name, region=region)
 
 
-def role_arn(account: str, role_name: str) -> str:
-    return f"arn:aws:iam::{account}:role/{role_name}"
+def role_arn(account: str, role_name: str, region: str) -> str:
+    return arns.iam_role(account, role_name, region=region)
 
 
 def trail_name(prefix: str) -> str:
@@ -331,11 +344,12 @@ def _grant(
     return statement
 
 
-def _deny_insecure_transport(bucket_name: str) -> Statement:
+def _deny_insecure_transport(bucket_name: str, region: str) -> Statement:
+    bucket = bucket_arn(bucket_name, region)
     return deny(
         "DenyInsecureTransport",
         "s3:*",
-        [bucket_arn(bucket_name), f"{bucket_arn(bucket_name)}/*"],
+        [bucket, f"{bucket}/*"],
         {"Bool": {"aws:SecureTransport": "false"}},
         principal="*",
     )
@@ -360,7 +374,7 @@ class ForensicAccount(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         prefix, account, region = args.prefix, args.account, args.region
         self.evidence_bucket_name = naming.evidence_bucket(prefix, account, region)
-        self.evidence_bucket_arn = bucket_arn(self.evidence_bucket_name)
+        self.evidence_bucket_arn = bucket_arn(self.evidence_bucket_name, region)
 
         self._roles()
         self._key()
@@ -400,7 +414,9 @@ class ForensicAccount(pulumi.ComponentResource):
             name=self.forensic_automation_role_name,
             description="Assumed by the security account's response Lambdas to copy, lock and image evidence",
             assume_role_policy=cross_account_trust(
-                args.security_account, naming.lambda_role_pattern(args.prefix, args.security_account)
+                args.security_account,
+                naming.lambda_role_pattern(args.prefix, args.security_account, args.region),
+                args.region,
             ),
             max_session_duration=3600,
             tags=_tags(self.forensic_automation_role_name),
@@ -417,7 +433,10 @@ class ForensicAccount(pulumi.ComponentResource):
             opts=self._child,
         )
         aws.iam.RolePolicyAttachment(
-            f"{name}-analysis-instance-ssm", role=self.analysis_role.name, policy_arn=SSM_CORE_POLICY, opts=self._child
+            f"{name}-analysis-instance-ssm",
+            role=self.analysis_role.name,
+            policy_arn=managed_policy(SSM_CORE_POLICY, args.region),
+            opts=self._child,
         )
         self.analysis_instance_profile = aws.iam.InstanceProfile(
             f"{name}-analysis-instance-profile",
@@ -440,7 +459,7 @@ class ForensicAccount(pulumi.ComponentResource):
                         "Sid": "ForensicAccountOperatorsAssume",
                         "Effect": "Allow",
                         "Action": "sts:AssumeRole",
-                        "Principal": {"AWS": f"arn:aws:iam::{args.account}:root"},
+                        "Principal": {"AWS": account_root(args.account, args.region)},
                     }
                 ]
             ),
@@ -451,12 +470,12 @@ class ForensicAccount(pulumi.ComponentResource):
 
     def _key(self) -> None:
         args, name = self._args, self._name
-        automation = role_arn(args.account, self.forensic_automation_role_name)
-        analysis = role_arn(args.account, self.analysis_role_name)
-        investigator = role_arn(args.account, self.investigator_role_name)
+        automation = role_arn(args.account, self.forensic_automation_role_name, args.region)
+        analysis = role_arn(args.account, self.analysis_role_name, args.region)
+        investigator = role_arn(args.account, self.investigator_role_name, args.region)
         # The security account's Lambdas get nothing here: they act through the automation role.
         statements = [
-            _grant("AccountAdministersKey", {"AWS": f"arn:aws:iam::{args.account}:root"}, KEY_ADMIN_ACTIONS, "*"),
+            _grant("AccountAdministersKey", {"AWS": account_root(args.account, args.region)}, KEY_ADMIN_ACTIONS, "*"),
             _grant("EvidenceRolesUseKey", {"AWS": [automation, analysis]}, KEY_USE_ACTIONS, "*"),
             # EBS (snapshot copies, volumes of analysis instances) works through grants.
             _grant(
@@ -496,10 +515,10 @@ class ForensicAccount(pulumi.ComponentResource):
         Asymmetric keys cannot rotate: a new key gets a new id, and each signature names its key.
         """
         args, name = self._args, self._name
-        automation = role_arn(args.account, self.forensic_automation_role_name)
-        investigator = role_arn(args.account, self.investigator_role_name)
+        automation = role_arn(args.account, self.forensic_automation_role_name, args.region)
+        investigator = role_arn(args.account, self.investigator_role_name, args.region)
         statements = [
-            _grant("AccountAdministersKey", {"AWS": f"arn:aws:iam::{args.account}:root"}, KEY_ADMIN_ACTIONS, "*"),
+            _grant("AccountAdministersKey", {"AWS": account_root(args.account, args.region)}, KEY_ADMIN_ACTIONS, "*"),
             _grant(
                 "AutomationSignsManifests",
                 {"AWS": automation},
@@ -598,7 +617,7 @@ class ForensicAccount(pulumi.ComponentResource):
         return aws.s3.BucketPolicy(
             f"{self._name}-{logical}-policy",
             bucket=bucket.id,
-            policy=policy_document([_deny_insecure_transport(bucket_name), *statements]),
+            policy=policy_document([_deny_insecure_transport(bucket_name, self._args.region), *statements]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
 
@@ -659,9 +678,11 @@ class ForensicAccount(pulumi.ComponentResource):
                     "S3ServerAccessLogDelivery",
                     {"Service": "logging.s3.amazonaws.com"},
                     ["s3:PutObject"],
-                    f"{bucket_arn(self.access_log_bucket_name)}/*",
+                    f"{bucket_arn(self.access_log_bucket_name, args.region)}/*",
                     {
-                        "ArnLike": {"aws:SourceArn": [self.evidence_bucket_arn, bucket_arn(self.trail_bucket_name)]},
+                        "ArnLike": {
+                            "aws:SourceArn": [self.evidence_bucket_arn, bucket_arn(self.trail_bucket_name, args.region)]
+                        },
                         "StringEquals": {"aws:SourceAccount": args.account},
                     },
                 ),
@@ -695,7 +716,7 @@ class ForensicAccount(pulumi.ComponentResource):
             rule={"default_retention": {"mode": args.object_lock_mode, "days": args.retention_days}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
-        root = f"arn:aws:iam::{args.account}:root"
+        root = account_root(args.account, args.region)
         objects = f"{arn}/*"
         statements = [
             # Writers send no encryption header and rely on the bucket default; a header, when
@@ -741,11 +762,11 @@ class ForensicAccount(pulumi.ComponentResource):
     def _trail(self) -> None:
         args = self._args
         name = trail_name(args.prefix)
-        trail_arn = f"arn:aws:cloudtrail:{args.region}:{args.account}:trail/{name}"
+        trail_arn = stack_arn(args.region, "cloudtrail", args.region, args.account, f"trail/{name}")
         # The trail bucket uses SSE-S3: CloudTrail's own integrity is the signed digest files
         # (log file validation), and keeping CloudTrail off the evidence key keeps its policy small.
         self.trail_bucket, settings = self._private_bucket("trail-bucket", self.trail_bucket_name, kms_key=None)
-        trail_bucket = bucket_arn(self.trail_bucket_name)
+        trail_bucket = bucket_arn(self.trail_bucket_name, args.region)
         source = {"StringEquals": {"aws:SourceArn": trail_arn}}
         policy = self._bucket_policy(
             "trail-bucket",
@@ -796,19 +817,54 @@ class ForensicAccount(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
 
+    # -- networks -------------------------------------------------------------------------------
+
+    def _vpc(self, logical: str, cidr: str, tag: str) -> aws.ec2.Vpc:
+        return aws.ec2.Vpc(
+            f"{self._name}-{logical}-vpc",
+            cidr_block=cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags=_tags(tag),
+            opts=self._child,
+        )
+
+    def _subnet(
+        self,
+        logical: str,
+        suffix: str,
+        vpc: aws.ec2.Vpc,
+        cidr: str,
+        az: str,
+        *,
+        public: bool,
+        routes: list[Any] | None = None,
+    ) -> tuple[aws.ec2.Subnet, aws.ec2.RouteTable]:
+        """A subnet with a route table of its own (`routes`, when given, are the table's only routes)."""
+        tags = _tags(f"{self._args.prefix}-ir-{logical}{suffix}")
+        subnet = aws.ec2.Subnet(
+            f"{self._name}-{logical}-subnet{suffix}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=az,
+            map_public_ip_on_launch=public,
+            tags=tags,
+            opts=self._child,
+        )
+        table = aws.ec2.RouteTable(
+            f"{self._name}-{logical}-rt{suffix}", vpc_id=vpc.id, routes=routes, tags=tags, opts=self._child
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{self._name}-{logical}-rta{suffix}", subnet_id=subnet.id, route_table_id=table.id, opts=self._child
+        )
+        return subnet, table
+
     # -- analysis network -----------------------------------------------------------------------
 
     def _analysis_network(self) -> None:
         args, name = self._args, self._name
         cidr = args.analysis_vpc_cidr
-        self.analysis_vpc = aws.ec2.Vpc(
-            f"{name}-analysis-vpc",
-            cidr_block=cidr,
-            enable_dns_support=True,
-            enable_dns_hostnames=True,
-            tags=_tags(f"{args.prefix}-ir-analysis"),
-            opts=self._child,
-        )
+        self.analysis_vpc = self._vpc("analysis", cidr, f"{args.prefix}-ir-analysis")
         # The VPC's default group allows all egress; strip it so nothing can fall back on it.
         aws.ec2.DefaultSecurityGroup(
             f"{name}-analysis-default-sg",
@@ -822,26 +878,10 @@ class ForensicAccount(pulumi.ComponentResource):
         self.analysis_route_tables: list[aws.ec2.RouteTable] = []
         cidrs = subnet_cidrs(cidr, len(args.analysis_azs))
         for az, subnet_cidr in zip(args.analysis_azs, cidrs, strict=True):
-            subnet = aws.ec2.Subnet(
-                f"{name}-analysis-subnet-{az}",
-                vpc_id=self.analysis_vpc.id,
-                cidr_block=subnet_cidr,
-                availability_zone=az,
-                map_public_ip_on_launch=False,
-                tags=_tags(f"{args.prefix}-ir-analysis-{az}"),
-                opts=self._child,
-            )
             # An explicit empty route list: only the VPC's local route, and any route added by
             # hand (to a gateway, a peering, a NAT) is removed again at the next deployment.
-            table = aws.ec2.RouteTable(
-                f"{name}-analysis-rt-{az}",
-                vpc_id=self.analysis_vpc.id,
-                routes=[],
-                tags=_tags(f"{args.prefix}-ir-analysis-{az}"),
-                opts=self._child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-analysis-rta-{az}", subnet_id=subnet.id, route_table_id=table.id, opts=self._child
+            subnet, table = self._subnet(
+                "analysis", f"-{az}", self.analysis_vpc, subnet_cidr, az, public=False, routes=[]
             )
             self.analysis_subnets.append(subnet)
             self.analysis_route_tables.append(table)
@@ -946,15 +986,11 @@ class ForensicAccount(pulumi.ComponentResource):
             retention_in_days=args.log_retention_days,
             opts=self._child,
         )
-        flow_log_role = aws.iam.Role(
+        flow_log_role = service_role(
             f"{name}-analysis-flow-logs-role",
-            assume_role_policy=service_trust("vpc-flow-logs.amazonaws.com"),
+            service="vpc-flow-logs.amazonaws.com",
             opts=self._child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-analysis-flow-logs-policy",
-            role=flow_log_role.id,
-            opts=self._child,
+            policy_logical=f"{name}-analysis-flow-logs-policy",
             policy=policy_document(
                 [
                     allow(
@@ -982,10 +1018,14 @@ class ForensicAccount(pulumi.ComponentResource):
         args, name = self._args, self._name
         region, account = args.region, args.account
         evidence, objects = self.evidence_bucket_arn, f"{self.evidence_bucket_arn}/*"
-        snapshots_here = f"arn:aws:ec2:{region}::snapshot/*"
-        instances_here = f"arn:aws:ec2:{region}:{account}:instance/*"
-        analysis_role = role_arn(account, self.analysis_role_name)
-        analysis_profile = f"arn:aws:iam::{account}:instance-profile/{naming.analysis_profile(args.prefix)}"
+        snapshots_here = stack_arn(region, "ec2", region, "", "snapshot/*")
+        instances_here = stack_arn(region, "ec2", region, account, "instance/*")
+        volumes_here = stack_arn(region, "ec2", region, account, "volume/*")
+        analysis_role = role_arn(account, self.analysis_role_name, region)
+        analysis_profile = arns.iam_pattern(
+            account, f"instance-profile/{naming.analysis_profile(args.prefix)}", region=region
+        )
+        any_kms_key = stack_arn(region, "kms", "*", "*", "key/*")
         member_keys: dict[str, Any] = {
             "ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.member_ebs_key_alias(args.prefix)},
             # An alias name any account can create: the key must also be in this organisation.
@@ -1001,7 +1041,7 @@ class ForensicAccount(pulumi.ComponentResource):
             tags=_tags(f"{args.prefix}-ir-examination"),
             opts=self._child,
         )
-        log_group_arn = f"arn:aws:logs:{region}:{account}:log-group:{log_group_name}"
+        log_group_arn = stack_arn(region, "logs", region, account, f"log-group:{log_group_name}")
         document_name = naming.examination_document(args.prefix)
         self.examination_document = aws.ssm.Document(
             f"{name}-examination-document",
@@ -1012,10 +1052,10 @@ class ForensicAccount(pulumi.ComponentResource):
             tags=_tags(document_name),
             opts=self._child,
         )
-        examination_document = f"arn:aws:ssm:{region}:{account}:document/{document_name}"
+        examination_document = stack_arn(region, "ssm", region, account, f"document/{document_name}")
         automation = [
             # Source snapshots are shared from member accounts in any region.
-            allow("CopySharedSnapshots", ["ec2:CopySnapshot"], ["arn:aws:ec2:*::snapshot/*"]),
+            allow("CopySharedSnapshots", ["ec2:CopySnapshot"], [stack_arn(region, "ec2", "*", "", "snapshot/*")]),
             # Launching an analysis instance looks up the image, the analysis VPC, its subnets and group.
             allow(
                 "DescribeEvidence",
@@ -1033,7 +1073,7 @@ class ForensicAccount(pulumi.ComponentResource):
             allow(
                 "ReadToolsetImageId",
                 ["ssm:GetParameter"],
-                [f"arn:aws:ssm:{region}:{account}:parameter{naming.toolset_ami_parameter(args.prefix)}"],
+                [stack_arn(region, "ssm", region, account, f"parameter{naming.toolset_ami_parameter(args.prefix)}")],
             ),
             allow(
                 "TagSnapshotCopies",
@@ -1044,7 +1084,7 @@ class ForensicAccount(pulumi.ComponentResource):
             allow(
                 "TagAnalysisInstancesAtLaunch",
                 ["ec2:CreateTags"],
-                [instances_here, f"arn:aws:ec2:{region}:{account}:volume/*"],
+                [instances_here, volumes_here],
                 {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
             ),
             allow(
@@ -1057,7 +1097,7 @@ class ForensicAccount(pulumi.ComponentResource):
             allow(
                 "RunAnalysisImages",
                 ["ec2:RunInstances"],
-                [f"arn:aws:ec2:{region}::image/*"],
+                [stack_arn(region, "ec2", region, "", "image/*")],
                 {"StringEquals": {"ec2:Owner": account}},
             ),
             allow(
@@ -1065,14 +1105,14 @@ class ForensicAccount(pulumi.ComponentResource):
                 ["ec2:RunInstances"],
                 [
                     instances_here,
-                    f"arn:aws:ec2:{region}:{account}:volume/*",
-                    f"arn:aws:ec2:{region}:{account}:network-interface/*",
+                    volumes_here,
+                    stack_arn(region, "ec2", region, account, "network-interface/*"),
                     snapshots_here,
                     pulumi.Output.concat(
-                        f"arn:aws:ec2:{region}:{account}:security-group/", self.analysis_security_group.id
+                        stack_arn(region, "ec2", region, account, "security-group/"), self.analysis_security_group.id
                     ),
                     *[
-                        pulumi.Output.concat(f"arn:aws:ec2:{region}:{account}:subnet/", subnet.id)
+                        pulumi.Output.concat(stack_arn(region, "ec2", region, account, "subnet/"), subnet.id)
                         for subnet in self.analysis_subnets
                     ],
                 ],
@@ -1117,13 +1157,13 @@ class ForensicAccount(pulumi.ComponentResource):
             allow(
                 "ReadMemberSnapshotKeys",
                 ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"],
-                ["arn:aws:kms:*:*:key/*"],
+                [any_kms_key],
                 member_keys,
             ),
             allow(
                 "GrantMemberSnapshotKeysToEbs",
                 ["kms:CreateGrant"],
-                ["arn:aws:kms:*:*:key/*"],
+                [any_kms_key],
                 {**member_keys, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             ),
         ]
@@ -1203,31 +1243,17 @@ class ForensicAccount(pulumi.ComponentResource):
         args, name = self._args, self._name
         # The build needs the internet (dnf, GitHub, PyPI); it gets its own VPC so the analysis
         # VPC never has a route out. Nothing examines evidence here.
-        build_vpc = aws.ec2.Vpc(
-            f"{name}-toolset-build-vpc",
-            cidr_block=args.build_vpc_cidr,
-            enable_dns_support=True,
-            enable_dns_hostnames=True,
-            tags=_tags(f"{args.prefix}-ir-toolset-build"),
-            opts=self._child,
-        )
-        build_subnet = aws.ec2.Subnet(
-            f"{name}-toolset-build-subnet",
-            vpc_id=build_vpc.id,
-            cidr_block=subnet_cidrs(args.build_vpc_cidr, 1)[0],
-            availability_zone=args.analysis_azs[0],
-            map_public_ip_on_launch=True,
-            tags=_tags(f"{args.prefix}-ir-toolset-build"),
-            opts=self._child,
+        build_vpc = self._vpc("toolset-build", args.build_vpc_cidr, f"{args.prefix}-ir-toolset-build")
+        build_subnet, build_routes = self._subnet(
+            "toolset-build",
+            "",
+            build_vpc,
+            subnet_cidrs(args.build_vpc_cidr, 1)[0],
+            args.analysis_azs[0],
+            public=True,
         )
         gateway = aws.ec2.InternetGateway(
             f"{name}-toolset-build-igw",
-            vpc_id=build_vpc.id,
-            tags=_tags(f"{args.prefix}-ir-toolset-build"),
-            opts=self._child,
-        )
-        build_routes = aws.ec2.RouteTable(
-            f"{name}-toolset-build-rt",
             vpc_id=build_vpc.id,
             tags=_tags(f"{args.prefix}-ir-toolset-build"),
             opts=self._child,
@@ -1238,9 +1264,6 @@ class ForensicAccount(pulumi.ComponentResource):
             destination_cidr_block="0.0.0.0/0",
             gateway_id=gateway.id,
             opts=self._child,
-        )
-        aws.ec2.RouteTableAssociation(
-            f"{name}-toolset-build-rta", subnet_id=build_subnet.id, route_table_id=build_routes.id, opts=self._child
         )
         build_group = aws.ec2.SecurityGroup(
             f"{name}-toolset-build-sg",
@@ -1274,25 +1297,30 @@ class ForensicAccount(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=settings),
         )
 
-        build_role = aws.iam.Role(
+        build_role = service_role(
             f"{name}-toolset-build-role",
-            assume_role_policy=service_trust("ec2.amazonaws.com"),
+            service="ec2.amazonaws.com",
             tags=_tags(f"{args.prefix}-ir-toolset-build"),
             opts=self._child,
-        )
-        managed = (("image-builder", IMAGE_BUILDER_INSTANCE_POLICY), ("ssm", SSM_CORE_POLICY))
-        for policy_name, policy_arn in managed:
-            aws.iam.RolePolicyAttachment(
-                f"{name}-toolset-build-{policy_name}", role=build_role.name, policy_arn=policy_arn, opts=self._child
-            )
-        aws.iam.RolePolicy(
-            f"{name}-toolset-build-source",
-            role=build_role.id,
-            opts=self._child,
+            policy_logical=f"{name}-toolset-build-source",
             policy=policy_document(
-                [allow("ReadProjectSource", ["s3:GetObject"], [f"{bucket_arn(source_bucket_name)}/source/*"])]
+                [
+                    allow(
+                        "ReadProjectSource",
+                        ["s3:GetObject"],
+                        [f"{bucket_arn(source_bucket_name, args.region)}/source/*"],
+                    )
+                ]
             ),
         )
+        managed = (("image-builder", IMAGE_BUILDER_INSTANCE_POLICY), ("ssm", SSM_CORE_POLICY))
+        for policy_name, policy in managed:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-toolset-build-{policy_name}",
+                role=build_role.name,
+                policy_arn=managed_policy(policy, args.region),
+                opts=self._child,
+            )
         build_profile = aws.iam.InstanceProfile(f"{name}-toolset-build-profile", role=build_role.name, opts=self._child)
 
         document = toolset_component_document(source_bucket_name)

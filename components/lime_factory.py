@@ -23,15 +23,16 @@ import pulumi_aws as aws
 
 from components import naming
 from components.policies import (
-    STATE_MACHINE_LOG_DELIVERY_ACTIONS,
-    XRAY_ACTIONS,
+    account_root,
     allow,
     deny,
     logs_key_statements,
     policy_document,
-    service_trust,
+    stack_arn,
 )
+from components.roles import service_role, state_machine_execution
 from config import SecurityConfig
+from core import arns
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from statemachines import lime_factory
 
@@ -114,10 +115,10 @@ class LimeFactoryArgs:
 
     @property
     def bucket_arn(self) -> str:
-        return f"arn:aws:s3:::{self.bucket_name}"
+        return arns.s3_bucket(self.bucket_name, region=self.region)
 
     def project_arn(self, name: str) -> str:
-        return f"arn:aws:codebuild:{self.region}:{self.account}:project/{name}"
+        return stack_arn(self.region, "codebuild", self.region, self.account, f"project/{name}")
 
 
 class LimeFactory(pulumi.ComponentResource):
@@ -130,7 +131,7 @@ class LimeFactory(pulumi.ComponentResource):
         super().__init__("irforensics:lime:LimeFactory", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE}
-        root = f"arn:aws:iam::{args.account}:root"
+        root = account_root(args.account, args.region)
 
         self.key = aws.kms.Key(
             f"{name}-key",
@@ -215,17 +216,13 @@ class LimeFactory(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        build_role = aws.iam.Role(
+        build_role = service_role(
             f"{name}-build-role",
             name=f"{args.prefix}-ir-lime-build",
-            assume_role_policy=service_trust("codebuild.amazonaws.com"),
+            service="codebuild.amazonaws.com",
             tags=tags,
             opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-build-policy",
-            role=build_role.id,
-            opts=child,
+            policy_logical=f"{name}-build-policy",
             policy=policy_document(
                 [
                     allow(
@@ -267,51 +264,36 @@ class LimeFactory(pulumi.ComponentResource):
             )
 
         machine_name = naming.state_machine_name(args.prefix, "lime-factory")
-        machine_logs = aws.cloudwatch.LogGroup(
-            f"{name}-machine-logs",
-            name=f"/aws/vendedlogs/states/{machine_name}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=self.key.arn,
-            tags=tags,
-            opts=child,
-        )
-        machine_role = aws.iam.Role(
-            f"{name}-machine-role",
-            name=f"{args.prefix}-ir-states-lime-factory",
-            assume_role_policy=service_trust("states.amazonaws.com"),
-            tags=tags,
-            opts=child,
-        )
         project_arns = sorted(
             args.project_arn(lime_factory.project_name(args.prefix, *target)) for target in lime_factory.build_targets()
         )
-        aws.iam.RolePolicy(
-            f"{name}-machine-policy",
-            role=machine_role.id,
+        machine_logs, machine_role = state_machine_execution(
+            f"{name}-machine",
+            prefix=args.prefix,
+            machine="lime-factory",
+            key_arn=self.key.arn,
+            retention_days=args.log_retention_days,
+            statements=[
+                allow(
+                    "RunBuilds",
+                    ["codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"],
+                    project_arns,
+                ),
+                allow(
+                    "FollowBuildsToTheEnd",
+                    ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
+                    stack_arn(args.region, "events", args.region, args.account, f"rule/{SYNC_RULE}"),
+                ),
+            ],
+            tags=tags,
             opts=child,
-            policy=policy_document(
-                [
-                    allow(
-                        "RunBuilds",
-                        ["codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"],
-                        project_arns,
-                    ),
-                    allow(
-                        "FollowBuildsToTheEnd",
-                        ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
-                        f"arn:aws:events:{args.region}:{args.account}:rule/{SYNC_RULE}",
-                    ),
-                    allow("DeliverExecutionLogs", STATE_MACHINE_LOG_DELIVERY_ACTIONS, "*"),
-                    allow("Tracing", XRAY_ACTIONS, "*"),
-                ]
-            ),
         )
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-machine",
             name=machine_name,
             type="STANDARD",
             role_arn=machine_role.arn,
-            definition=json.dumps(lime_factory.build_definition(prefix=args.prefix)),
+            definition=json.dumps(lime_factory.build_definition(prefix=args.prefix, region=args.region)),
             logging_configuration={
                 "log_destination": pulumi.Output.concat(machine_logs.arn, ":*"),
                 "include_execution_data": True,

@@ -1,4 +1,8 @@
-"""IAM policy documents as Pulumi outputs (JSON built with Output.json_dumps, no provider calls)."""
+"""IAM policy documents as Pulumi outputs (JSON built with Output.json_dumps, no provider calls).
+
+ARNs in them take the partition of the stack's region (core.arns): the same statements serve
+the commercial, China and GovCloud partitions.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pulumi
+
+from core import arns
 
 Statement = dict[str, Any]
 
@@ -64,15 +70,36 @@ def service_trust(*services: str) -> pulumi.Output[str]:
     )
 
 
-def cross_account_trust(trusted_account: Any, principal_arn_pattern: Any) -> pulumi.Output[str]:
-    """Trust one account's principals, narrowed to roles whose ARN matches the pattern."""
+def account_root(account: str, region: str) -> str:
+    """The account as a principal: `arn:<partition>:iam::<account>:root`."""
+    return arns.arn("iam", "root", region=region, account=account, scoped_region=False)
+
+
+def managed_policy(name: str, region: str) -> str:
+    """An AWS managed policy's ARN: `arn:<partition>:iam::aws:policy/<name>` (each partition has its own)."""
+    return arns.arn("iam", f"policy/{name}", region=region, account="aws", scoped_region=False)
+
+
+def stack_arn(stack_region: str, service: str, region: str, account: str, resource: str) -> str:
+    """`arn:<partition>:<service>:<region>:<account>:<resource>`, the partition that of the stack's
+    region: `region` and `account` may be empty (S3, IAM) or `*` (any, within that partition)."""
+    return f"arn:{arns.partition(stack_region)}:{service}:{region}:{account}:{resource}"
+
+
+def cross_account_trust(trusted_account: Any, principal_arn_pattern: Any, region: str = "") -> pulumi.Output[str]:
+    """Trust one account's principals, narrowed to roles whose ARN matches the pattern.
+
+    `region` (the stack's) chooses the partition of the account's ARN; empty means `aws`.
+    """
     return policy_document(
         [
             {
                 "Sid": "SecurityAutomationAssumes",
                 "Effect": "Allow",
                 "Action": "sts:AssumeRole",
-                "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", trusted_account, ":root")},
+                "Principal": {
+                    "AWS": pulumi.Output.concat(f"arn:{arns.partition(region)}:iam::", trusted_account, ":root")
+                },
                 "Condition": {"ArnLike": {"aws:PrincipalArn": principal_arn_pattern}},
             }
         ]
@@ -102,7 +129,9 @@ def logs_key_statements(sid: str, region: str, account: Any) -> list[Statement]:
             "Resource": "*",
             "Condition": {
                 # A string key holding an ARN (KMS condition keys): StringLike, as parliament's type check wants.
-                "StringLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"}
+                "StringLike": {
+                    "kms:EncryptionContext:aws:logs:arn": stack_arn(region, "logs", region, account, "log-group:*")
+                }
             },
         },
         {

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.policies import service_trust
+from components.roles import service_role
 from core import arns
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,13 +85,14 @@ class PythonLambda(pulumi.ComponentResource):
             kms_key_id=args.kms_key_arn,
             opts=child,
         )
-        self.role = aws.iam.Role(
+        self.role = service_role(
             f"{name}-role",
             name=naming.lambda_role_name(args.prefix, args.function),
-            assume_role_policy=service_trust("lambda.amazonaws.com"),
+            service="lambda.amazonaws.com",
+            policy_logical=f"{name}-policy",
+            policy=args.policy,
             opts=child,
         )
-        aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.policy, opts=child)
         aws.iam.RolePolicy(
             f"{name}-logging",
             role=self.role.id,

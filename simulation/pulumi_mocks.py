@@ -19,6 +19,8 @@ from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from core.arns import partition
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "irforensics"
 
@@ -73,7 +75,7 @@ class RecordingMocks(pulumi_mocks.Mocks):
             outputs = dict(args.inputs)
             resource_id = str(outputs.get("name") or outputs.get("bucket") or f"{args.name}-id")
             service = _service(args.typ)
-            outputs.setdefault("arn", f"arn:aws:{service}:{region}:{account}:{args.name}")
+            outputs.setdefault("arn", f"arn:{partition(region)}:{service}:{region}:{account}:{args.name}")
             outputs.setdefault("name", args.name)
             if args.typ == "pulumi:providers:aws":
                 outputs.setdefault("region", region)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from core.arns import partition
 from handlers.memory.kernel import ARCHITECTURES, SUPPORTED_DISTROS
 from statemachines.asl import PollPolicy, State, machine
 from statemachines.functions import FunctionSpec
@@ -61,7 +62,7 @@ def _target_choices() -> list[dict[str, Any]]:
     ]
 
 
-def _build_processor(prefix: str) -> dict[str, Any]:
+def _build_processor(prefix: str, region: str) -> dict[str, Any]:
     env = [
         {"Name": name, "Type": "PLAINTEXT", "Value.$": f"$.{key}"}
         for name, key in (
@@ -110,7 +111,7 @@ def _build_processor(prefix: str) -> dict[str, Any]:
             "Type": "Task",
             "Comment": "Kernel headers and debug symbols of the release, LiME at a pinned tag, dwarf2json at a "
             "pinned commit; writes lime.ko, the ISF and build.json to the modules bucket",
-            "Resource": "arn:aws:states:::codebuild:startBuild.sync",
+            "Resource": f"arn:{partition(region)}:states:::codebuild:startBuild.sync",
             "Parameters": {"ProjectName.$": "$.Project.Name", "EnvironmentVariablesOverride": env},
             # The build record holds datetimes; keep plain fields only.
             "ResultSelector": {"BuildId.$": "$.Build.Id", "BuildStatus.$": "$.Build.BuildStatus"},
@@ -137,10 +138,15 @@ def _build_processor(prefix: str) -> dict[str, Any]:
 
 
 def build_definition(
-    function_arns: Mapping[str, str] | None = None, poll: PollPolicy | None = None, *, prefix: str = "irf"
+    function_arns: Mapping[str, str] | None = None,
+    poll: PollPolicy | None = None,
+    *,
+    prefix: str = "irf",
+    region: str = "",
 ) -> dict[str, Any]:
     """The LimeFactory definition. `function_arns` and `poll` keep the signature of the other machines:
-    CodeBuild's .sync integration does the waiting, so neither is needed."""
+    CodeBuild's .sync integration does the waiting, so neither is needed. `region` (the machine's)
+    chooses the partition of the CodeBuild integration's ARN; empty means `aws`."""
     states: dict[str, State] = {
         "HasBuilds": {
             "Type": "Choice",
@@ -164,7 +170,7 @@ def build_definition(
             "Type": "Map",
             "ItemsPath": "$.Builds",
             "MaxConcurrency": MAX_CONCURRENT_BUILDS,
-            "ItemProcessor": _build_processor(prefix),
+            "ItemProcessor": _build_processor(prefix, region),
             "ResultPath": "$.Results",
             "Next": "Summarise",
         },

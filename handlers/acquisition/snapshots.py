@@ -251,38 +251,45 @@ def needs_reencryption(snapshot: SnapshotRef, member_key_arn: str) -> bool:
     return not snapshot.encrypted or snapshot.kms_key_id != member_key_arn
 
 
+def _case_copies(ec2: Any, case_id: str, purpose: str) -> dict[str, str]:
+    """Original snapshot id -> the copy this case already made of it for `purpose` (by the copies' tags)."""
+    return {_tag(s, SOURCE_SNAPSHOT_TAG): s["SnapshotId"] for s in _own_snapshots(ec2, case_id, purpose)}
+
+
+def _encrypted_copy(
+    ec2: Any, source_id: str, source_region: str, key_arn: str, description: str, tags: list[dict[str, str]]
+) -> str:
+    """Start a copy of snapshot `source_id` encrypted under `key_arn`, tagged with `tags`; its id."""
+    return str(
+        ec2.copy_snapshot(
+            SourceSnapshotId=source_id,
+            SourceRegion=source_region,
+            Encrypted=True,
+            KmsKeyId=key_arn,
+            Description=description,
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}],
+        )["SnapshotId"]
+    )
+
+
 def start_reencryption(
     ec2_member: Any, snapshots: list[SnapshotRef], member_key_arn: str, case_id: str
 ) -> list[SnapshotRef]:
     """Start (once) a copy under the member CMK of each snapshot that cannot be shared as it is."""
-    copies = {
-        _tag(s, SOURCE_SNAPSHOT_TAG): s["SnapshotId"] for s in _own_snapshots(ec2_member, case_id, REENCRYPTED_COPY)
-    }
+    copies = _case_copies(ec2_member, case_id, REENCRYPTED_COPY)
     region = ec2_member.meta.region_name
     prepared = []
     for ref in snapshots:
         if not needs_reencryption(ref, member_key_arn):
             prepared.append(replace(ref, shareable_snapshot_id=ref.snapshot_id))
             continue
-        copy_id = copies.get(ref.snapshot_id)
-        if not copy_id:
-            copy_id = ec2_member.copy_snapshot(
-                SourceSnapshotId=ref.snapshot_id,
-                SourceRegion=region,
-                Encrypted=True,
-                KmsKeyId=member_key_arn,
-                Description=f"irforensics case {case_id}: {ref.snapshot_id} re-encrypted for sharing",
-                TagSpecifications=[
-                    {
-                        "ResourceType": "snapshot",
-                        "Tags": _tags(
-                            case_id,
-                            REENCRYPTED_COPY,
-                            **{SOURCE_SNAPSHOT_TAG: ref.snapshot_id, SOURCE_VOLUME_TAG: ref.volume_id},
-                        ),
-                    }
-                ],
-            )["SnapshotId"]
+        tags = _tags(
+            case_id, REENCRYPTED_COPY, **{SOURCE_SNAPSHOT_TAG: ref.snapshot_id, SOURCE_VOLUME_TAG: ref.volume_id}
+        )
+        description = f"irforensics case {case_id}: {ref.snapshot_id} re-encrypted for sharing"
+        copy_id = copies.get(ref.snapshot_id) or _encrypted_copy(
+            ec2_member, ref.snapshot_id, region, member_key_arn, description, tags
+        )
         prepared.append(replace(ref, shareable_snapshot_id=copy_id))
     return prepared
 
@@ -324,30 +331,23 @@ def copy_into_forensic_account(
     source_account: str = "",
 ) -> list[SnapshotRef]:
     """The forensic account's own copy of each shared snapshot, under the forensic CMK (once per snapshot)."""
-    copies = {
-        _tag(s, SOURCE_SNAPSHOT_TAG): s["SnapshotId"] for s in _own_snapshots(ec2_forensic, case_id, FORENSIC_COPY)
-    }
+    copies = _case_copies(ec2_forensic, case_id, FORENSIC_COPY)
     result = []
     for ref in shared:
         if not ref.shareable_snapshot_id:
             raise AcquisitionFailed(f"snapshot {ref.snapshot_id} has not been shared with the forensic account")
-        copy_id = copies.get(ref.snapshot_id)
-        if not copy_id:
-            extra = {
-                SOURCE_SNAPSHOT_TAG: ref.snapshot_id,
-                SOURCE_VOLUME_TAG: ref.volume_id,
-                SOURCE_ACCOUNT_TAG: source_account,
-            }
-            if ref.shareable_snapshot_id != ref.snapshot_id:
-                extra[SHARED_SNAPSHOT_TAG] = ref.shareable_snapshot_id
-            copy_id = ec2_forensic.copy_snapshot(
-                SourceSnapshotId=ref.shareable_snapshot_id,
-                SourceRegion=source_region,
-                Encrypted=True,
-                KmsKeyId=forensic_key_arn,
-                Description=f"irforensics case {case_id}: evidence copy of {ref.snapshot_id} ({ref.volume_id})",
-                TagSpecifications=[{"ResourceType": "snapshot", "Tags": _tags(case_id, FORENSIC_COPY, **extra)}],
-            )["SnapshotId"]
+        extra = {
+            SOURCE_SNAPSHOT_TAG: ref.snapshot_id,
+            SOURCE_VOLUME_TAG: ref.volume_id,
+            SOURCE_ACCOUNT_TAG: source_account,
+        }
+        if ref.shareable_snapshot_id != ref.snapshot_id:
+            extra[SHARED_SNAPSHOT_TAG] = ref.shareable_snapshot_id
+        tags = _tags(case_id, FORENSIC_COPY, **extra)
+        description = f"irforensics case {case_id}: evidence copy of {ref.snapshot_id} ({ref.volume_id})"
+        copy_id = copies.get(ref.snapshot_id) or _encrypted_copy(
+            ec2_forensic, ref.shareable_snapshot_id, source_region, forensic_key_arn, description, tags
+        )
         result.append(replace(ref, forensic_snapshot_id=copy_id))
     return result
 

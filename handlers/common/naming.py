@@ -129,7 +129,7 @@ def release_role(prefix: str, region: str) -> str:
 
 
 def release_role_arn(prefix: str, account: str, region: str) -> str:
-    return f"arn:aws:iam::{account}:role/{release_role(prefix, region)}"
+    return arns.iam_role(account, release_role(prefix, region), region=region)
 
 
 def release_lambda_role(prefix: str) -> str:

@@ -28,7 +28,7 @@ from handlers.common.case import CaseRequest, parse_request
 from handlers.common.errors import InvalidInput
 from handlers.common.evidence import EvidenceStore, containment_key
 from handlers.common.notify import notify_stage
-from handlers.common.sessions import assume_role
+from handlers.common.sessions import assume_role, case_sessions, evidence_store
 from handlers.common.settings import Settings
 from handlers.common.tags import ACTION_ANALYZE
 
@@ -43,11 +43,6 @@ def _request(event: Mapping[str, Any]) -> CaseRequest:
     logger.set_correlation_id(request.case_id)
     logger.append_keys(instance_id=request.instance_id, account=request.account, region=request.region)
     return request
-
-
-def _evidence(settings: Settings, case_id: str) -> EvidenceStore:
-    forensic = assume_role(settings.forensic_role_arn, settings.forensic_region, case_id)
-    return EvidenceStore(forensic.client("s3"), settings.evidence_bucket, case_id)
 
 
 def _keep(store: EvidenceStore, record: ContainmentRecord, event: str, *, protected: bool = False) -> dict[str, Any]:
@@ -94,9 +89,12 @@ def contain(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = _request(event)
     settings = Settings.from_env()
     case_id = str(request.case_id)
-    member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
+    sessions = case_sessions(settings, case_id)
+    member = sessions.member(request.account, request.region)
     record = contain_instance(member, request.instance_id, case_id, dry_run=request.dry_run, prefix=settings.prefix)
-    answer = _keep(_evidence(settings, case_id), record, "containment-dry-run" if request.dry_run else "contained")
+    answer = _keep(
+        evidence_store(settings, sessions), record, "containment-dry-run" if request.dry_run else "contained"
+    )
     notify_stage(
         settings,
         "contained",
@@ -110,13 +108,16 @@ def protect(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = _request(event)
     settings = Settings.from_env()
     case_id = str(request.case_id)
-    member = assume_role(settings.member_role_arn(request.account, request.region), request.region, case_id)
+    sessions = case_sessions(settings, case_id)
     record = protect_instance(
-        member, request.instance_id, case_id, action=event.get("Action", ACTION_ANALYZE), dry_run=request.dry_run
+        sessions.member(request.account, request.region),
+        request.instance_id,
+        case_id,
+        action=event.get("Action", ACTION_ANALYZE),
+        dry_run=request.dry_run,
     )
-    return _keep(
-        _evidence(settings, case_id), record, "protection-dry-run" if request.dry_run else "protected", protected=True
-    )
+    event_name = "protection-dry-run" if request.dry_run else "protected"
+    return _keep(evidence_store(settings, sessions), record, event_name, protected=True)
 
 
 def release_role_arn(settings: Settings, account: str, region: str) -> str:
@@ -136,7 +137,7 @@ def release(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = _request({k: v for k, v in event.items() if k != "RequestedBy"})
     settings = Settings.from_env()
     case_id = str(request.case_id)
-    store = _evidence(settings, case_id)
+    store = evidence_store(settings, case_sessions(settings, case_id))
     record = record_from_evidence(store)
     check_release(record, request.instance_id, request.account, request.region)
     member = assume_role(release_role_arn(settings, request.account, request.region), request.region, case_id)

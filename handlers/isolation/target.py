@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from core.instances import INSTANCE_STORE, read_instance
 from handlers.common.case import parse_request
 from handlers.common.errors import InstanceNotFound
-from handlers.common.sessions import BOTO_CONFIG, assume_role
+from handlers.common.sessions import BOTO_CONFIG, case_sessions
 from handlers.common.settings import Settings
 
 logger = Logger(service="irforensics-isolation")
@@ -52,7 +52,7 @@ def check_target(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     # No case exists yet: the session is named after the request (CloudTrail shows it).
     session_label = request.case_id or f"check-{request.instance_id}"
-    member = assume_role(settings.member_role_arn(request.account, request.region), request.region, session_label)
+    member = case_sessions(settings, session_label).member(request.account, request.region)
     facts = describe_target(member.client("ec2", config=BOTO_CONFIG), request.instance_id)
     logger.info("target accepted", extra={"target": facts, "account": request.account, "region": request.region})
     return facts

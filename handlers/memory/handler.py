@@ -13,14 +13,13 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from handlers.common.errors import AcquisitionFailed, InvalidInput, ModuleUnavailable, NotReady
-from handlers.common.evidence import EvidenceStore, digest_key, digest_line, isotime, memory_image_key
-from handlers.common.sessions import BOTO_CONFIG, assume_role, lambda_session
+from handlers.common.evidence import digest_key, digest_line, isotime, memory_image_key
+from handlers.common.sessions import BOTO_CONFIG, case_sessions, evidence_store, lambda_session
 from handlers.common.settings import Settings
 from handlers.common.tags import ACTION_CONTAIN
 from handlers.memory import capture, capture_path, kernel
@@ -61,18 +60,6 @@ def _target(event: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return str(case_id), str(instance_id), str(account), str(region)
 
 
-def _member(config: Settings, account: str, region: str, case_id: str) -> boto3.Session:
-    return assume_role(config.member_role_arn(account, region), region, case_id)
-
-
-def _forensic(config: Settings, case_id: str) -> boto3.Session:
-    return assume_role(config.forensic_role_arn, config.forensic_region, case_id)
-
-
-def _evidence(config: Settings, forensic: boto3.Session, case_id: str) -> EvidenceStore:
-    return EvidenceStore(forensic.client("s3", config=BOTO_CONFIG), config.evidence_bucket, case_id)
-
-
 def _kernel(event: Mapping[str, Any]) -> KernelInfo:
     raw = event.get("Kernel")
     if not isinstance(raw, Mapping):
@@ -101,12 +88,13 @@ def open_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "Refused": False,
         }
     config = _settings()
-    ec2 = _member(config, account, region, case_id).client("ec2", config=BOTO_CONFIG)
+    sessions = case_sessions(config, case_id)
+    ec2 = sessions.member(account, region).client("ec2", config=BOTO_CONFIG)
     try:
         path = capture_path.open_capture_path(ec2, instance_id, prefix=config.prefix, region=region)
     except capture_path.CapturePathUnavailable as exc:
         return {"Opened": False, "Reason": str(exc), "Refused": True}
-    _evidence(config, _forensic(config, case_id), case_id).custody(
+    evidence_store(config, sessions).custody(
         "memory-capture-path-opened", {"InstanceId": instance_id, **path.to_event()}, actor=ACTOR
     )
     return {"Opened": True, "Reason": path.reason, "Refused": False}
@@ -118,10 +106,11 @@ def close_path(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("Action") != ACTION_CONTAIN:
         return {"Closed": True, "Changes": []}
     config = _settings()
-    ec2 = _member(config, account, region, case_id).client("ec2", config=BOTO_CONFIG)
+    sessions = case_sessions(config, case_id)
+    ec2 = sessions.member(account, region).client("ec2", config=BOTO_CONFIG)
     changes = capture_path.close_capture_path(ec2, instance_id, prefix=config.prefix, region=region)
     if changes:
-        _evidence(config, _forensic(config, case_id), case_id).custody(
+        evidence_store(config, sessions).custody(
             "memory-capture-path-closed", {"InstanceId": instance_id, "Changes": changes}, actor=ACTOR
         )
     return {"Closed": True, "Changes": changes}
@@ -142,7 +131,7 @@ def discover_kernel(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Send the read-only discovery commands; {"Capturable": false, "Reason"} when SSM cannot reach it."""
     case_id, instance_id, account, region = _target(event)
     config = _settings()
-    ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
+    ssm = case_sessions(config, case_id).member(account, region).client("ssm", config=BOTO_CONFIG)
     agent = _agent_state(ssm, instance_id)
     if agent is None:
         return {
@@ -184,7 +173,7 @@ def discovery_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
     case_id, instance_id, account, region = _target(event)
     (command_id,) = _require(event, "CommandId")
     config = _settings()
-    ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
+    ssm = case_sessions(config, case_id).member(account, region).client("ssm", config=BOTO_CONFIG)
     invocation = _invocation(ssm, str(command_id), instance_id)
     status = invocation.get("Status", "")
     if status in PENDING:
@@ -317,8 +306,8 @@ def start_capture(event: dict[str, Any], context: Any) -> dict[str, Any]:
         modules = _modules_s3(config, presign=True)
         digest = module_sha256(modules, config.modules_bucket, prefix)
         module_url = capture.presign_module(modules, config.modules_bucket, prefix + kernel.MODULE_FILE, expires)
-    forensic = _forensic(config, case_id)
-    evidence_s3 = forensic.client("s3", region_name=config.forensic_region, config=PRESIGN_CONFIG)
+    sessions = case_sessions(config, case_id)
+    evidence_s3 = sessions.forensic().client("s3", region_name=config.forensic_region, config=PRESIGN_CONFIG)
     key = memory_image_key(case_id, instance_id)
     plan = capture.plan_parts(info.memory_bytes)
     upload = capture.presign_capture(
@@ -346,7 +335,7 @@ def start_capture(event: dict[str, Any], context: Any) -> dict[str, Any]:
         module_sha256=digest,
         port=20000 + secrets.randbelow(40000),
     )
-    ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
+    ssm = sessions.member(account, region).client("ssm", config=BOTO_CONFIG)
     try:
         command = ssm.send_command(
             InstanceIds=[instance_id],
@@ -368,7 +357,7 @@ def start_capture(event: dict[str, Any], context: Any) -> dict[str, Any]:
     }
     if method == "lime":
         started |= {"Module": f"s3://{config.modules_bucket}/{prefix}", "ModuleSha256": digest}
-    _evidence(config, forensic, case_id).custody("memory-capture-started", started, actor=ACTOR)
+    evidence_store(config, sessions).custody("memory-capture-started", started, actor=ACTOR)
     return {"CommandId": command["CommandId"], "Method": method, **upload.to_event()}
 
 
@@ -425,14 +414,14 @@ def capture_result(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not command_id or key != memory_image_key(case_id, instance_id):
         raise InvalidInput({"Capture": "needs the CommandId and this case's memory image key"})
     config = _settings()
-    ssm = _member(config, account, region, case_id).client("ssm", config=BOTO_CONFIG)
+    sessions = case_sessions(config, case_id)
+    ssm = sessions.member(account, region).client("ssm", config=BOTO_CONFIG)
     invocation = _invocation(ssm, command_id, instance_id)
     status = invocation.get("Status", "")
     if status in PENDING:
         raise NotReady(f"memory capture on {instance_id} is {status}")
-    forensic = _forensic(config, case_id)
-    s3 = forensic.client("s3", region_name=config.forensic_region, config=BOTO_CONFIG)
-    store = _evidence(config, forensic, case_id)
+    s3 = sessions.forensic().client("s3", region_name=config.forensic_region, config=BOTO_CONFIG)
+    store = evidence_store(config, sessions)
     try:
         report = capture.parse_capture_output(invocation.get("StandardOutputContent", ""))
     except capture.CaptureReportUnreadable as exc:

@@ -77,7 +77,7 @@ def securityhub_action_pattern(action_arns: Sequence[str]) -> dict[str, Any]:
     if not arns or bad:
         raise ValueError(
             f"Security Hub custom action ARNs must look like "
-            f"arn:aws:securityhub:<region>:<account>:action/custom/<Id>, got {arns!r}"
+            f"arn:<partition>:securityhub:<region>:<account>:action/custom/<Id>, got {arns!r}"
         )
     return {
         "source": ["aws.securityhub"],
