@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.memory.kernel import ARCHITECTURES, SUPPORTED_DISTROS
-from statemachines.asl import PollPolicy, State, machine
+from statemachines.asl import PollPolicy, State, choice, machine, when
 from statemachines.functions import FunctionSpec
 
 LIME_FACTORY_FUNCTIONS: tuple[FunctionSpec, ...] = ()  # CodeBuild does the work; no Lambda needed
@@ -72,21 +72,18 @@ def _build_processor(prefix: str) -> dict[str, Any]:
         )
     ]
     states: dict[str, State] = {
-        "Supported": {
-            "Type": "Choice",
-            "Comment": "Only the distributions and architectures there is a build project for",
-            "Choices": [
-                {
-                    "And": [
-                        {"Variable": f"$.{key}", "IsPresent": True}
-                        for key in ("Distro", "DistroVersion", "KernelRelease", "Arch")
-                    ],
-                    "Next": "SupportedTarget",
-                }
-            ],
-            "Default": "Unsupported",
-        },
-        "SupportedTarget": {"Type": "Choice", "Choices": _target_choices(), "Default": "Unsupported"},
+        "Supported": choice(
+            {
+                "And": [
+                    {"Variable": f"$.{key}", "IsPresent": True}
+                    for key in ("Distro", "DistroVersion", "KernelRelease", "Arch")
+                ],
+                "Next": "SupportedTarget",
+            },
+            default="Unsupported",
+            comment="Only the distributions and architectures there is a build project for",
+        ),
+        "SupportedTarget": choice(*_target_choices(), default="Unsupported"),
         "Unsupported": {
             "Type": "Pass",
             "End": True,
@@ -142,19 +139,13 @@ def build_definition(
     """The LimeFactory definition. `function_arns` and `poll` keep the signature of the other machines:
     CodeBuild's .sync integration does the waiting, so neither is needed."""
     states: dict[str, State] = {
-        "HasBuilds": {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "And": [
-                        {"Variable": "$.Builds", "IsPresent": True},
-                        {"Variable": "$.Builds[0]", "IsPresent": True},
-                    ],
-                    "Next": "BuildEach",
-                }
-            ],
-            "Default": "NothingToBuild",
-        },
+        "HasBuilds": choice(
+            {
+                "And": [{"Variable": "$.Builds", "IsPresent": True}, {"Variable": "$.Builds[0]", "IsPresent": True}],
+                "Next": "BuildEach",
+            },
+            default="NothingToBuild",
+        ),
         "NothingToBuild": {
             "Type": "Fail",
             "Error": "InvalidInput",
@@ -176,11 +167,7 @@ def build_definition(
             },
             "Next": "AllBuilt",
         },
-        "AllBuilt": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.AnyFailed", "BooleanEquals": True, "Next": "SomeBuildsFailed"}],
-            "Default": "Built",
-        },
+        "AllBuilt": choice(when("$.AnyFailed", "SomeBuildsFailed", BooleanEquals=True), default="Built"),
         "SomeBuildsFailed": {
             "Type": "Fail",
             "Error": "ModuleBuildFailed",
