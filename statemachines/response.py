@@ -1,6 +1,7 @@
 """The response state machine: one incident in, one case with verified evidence out.
 
-ValidateInput -> CheckTarget -> OpenCase -> (Contain | Protect) -> Acquire [disk || memory] -> Cleanup? -> Finalize.
+ValidateInput -> CheckTarget -> OpenCase -> (Contain | Protect) -> Acquire [disk || memory] -> Cleanup? -> Finalize
+-> Examine (disk images and memory, or memory alone when the instance had no EBS volume) -> CloseCase.
 Any failure once the case is open: re-apply containment, record the failure in the case, notify,
 and fail the execution with the original error.
 """
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines import examination
-from statemachines.asl import PollPolicy, State, choice, machine, pass_state, when
+from statemachines.asl import PollPolicy, State, choice, machine, pass_state, when, when_flag
 from statemachines.memory import memory_branch
 from statemachines.tasks import function_task, member_region, member_target, wait_then
 
@@ -321,16 +322,24 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             comment="Manifest of every artefact with its sha256, custody event, notification",
         ),
         "FailedAtFinalize": _failure_marker("finalize", "EnsureContained"),
-        "ShouldExamine": {
-            "Type": "Choice",
-            "Comment": "A dry run acquired nothing; an instance without EBS volumes (instance store) has no "
-            "disk image to examine: the manifest says why, and the case closes",
-            "Choices": [
-                {"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "CloseCase"},
-                {"Variable": "$.Acquisition.Disk.Images[0]", "IsPresent": False, "Next": "CloseCase"},
-            ],
-            "Default": examination.start_state(),
-        },
+        "ShouldExamine": choice(
+            when("$.Request.DryRun", "CloseCase", BooleanEquals=True),
+            when("$.Acquisition.Disk.Images[0]", examination.start_state(), IsPresent=True),
+            when_flag("$.Acquisition.Memory.Acquired", True, examination.start_state()),
+            default="NothingToExamine",
+            comment="Examine what was acquired: the disk images, or the memory image alone (an instance-store "
+            "instance has no EBS volume); a dry run acquired nothing",
+        ),
+        "NothingToExamine": pass_state(
+            "CloseCase",
+            parameters={
+                "Examined": False,
+                "Reason": "neither a disk image nor a memory image was acquired; Disks and Memory say why",
+                "Disks.$": "$.Acquisition.Disk.NotAcquired",
+                "Memory.$": "$.Acquisition.Memory",
+            },
+            result_path="$.Examination",
+        ),
         **examination.examination_states(
             arns,
             poll,
