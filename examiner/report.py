@@ -426,9 +426,9 @@ def _outcome(case: CaseReportInput, findings: Sequence[Finding]) -> dict[str, An
     if failed:
         failure = case.failure or {}
         result = f"response FAILED at {failure.get('stage', '?')}: {failure.get('error', '')}"
-    elif not case.filesystems and case.memory.analysed:
+    elif not disk_status(case)["examined"] and case.memory.analysed:
         result = "response succeeded: evidence acquired and examined (memory only: the instance had no disk to acquire)"
-    elif not case.filesystems:
+    elif not disk_status(case)["examined"]:
         result = "response succeeded: evidence acquired; no disk to examine and memory not analysed"
     else:
         result = "response succeeded: evidence acquired and examined"

@@ -463,6 +463,26 @@ def test_ssm_command_goes_to_the_instance_with_a_time_limit_and_cloudwatch_outpu
     assert credentials.secret_key not in json.dumps(request) and credentials.token not in json.dumps(request)
 
 
+def test_the_command_for_a_memory_only_case_names_the_case_and_the_instance_finds_its_images(
+    forensic_account: ForensicLike,
+) -> None:
+    case_id = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-{next(CASE_NUMBERS)}"
+    key = plant_memory_image(forensic_account.client("s3"), case_id)
+    launched = forensic_account.launch(case_id=case_id)
+    command_id = SsmExaminationExecutor().start(forensic_account.session, order(launched.instance_id, case_id))
+    [command] = forensic_account.client("ssm").list_commands(CommandId=command_id)["Commands"]
+    # The same parameters as for a case with volumes: examiner.remote lists disk/ and memory/ itself.
+    assert sorted(command["Parameters"]) == [
+        "Bucket",
+        "CaseId",
+        "ExecutionTimeout",
+        "IncidentEnd",
+        "IncidentStart",
+        "Region",
+    ]
+    assert command["Parameters"]["CaseId"] == [case_id] and key not in json.dumps(command["Parameters"])
+
+
 def test_an_examination_is_sent_once_even_when_the_lambda_is_retried(forensic_account: ForensicLike) -> None:
     launched = forensic_account.launch()
     executor = SsmExaminationExecutor()
