@@ -6,19 +6,12 @@ say where the execution went, fed what Acquire and Finalize leave in the state.
 
 from __future__ import annotations
 
-import itertools
 import json
 from typing import Any
 
-import boto3
-
-from simulation.local_aws import REGION, SECURITY_ACCOUNT
-from simulation.sandbox import wait_for_execution
 from statemachines import examination, response
-from statemachines.functions import FUNCTIONS
+from tests.statemachines.test_response_failure import ARNS, run_states
 
-ARNS = {spec.function: f"arn:aws:lambda:{REGION}:{SECURITY_ACCOUNT}:function:irf-{spec.function}" for spec in FUNCTIONS}
-MACHINES = itertools.count(1)
 IMAGE = {"VolumeId": "vol-0aaa1111bbbb2222c", "Key": "case/disk/vol-0aaa1111bbbb2222c.img", "Sha256": "0" * 64}
 NO_EBS = "i-0abc12345def67890 boots from instance store and it has no EBS volumes"
 MEMORY = {"Acquired": True, "Reason": "captured by kcore", "Key": "case/memory/i-0abc12345def67890.lime"}
@@ -31,25 +24,13 @@ def went(where: str) -> dict[str, Any]:
 
 def run_choice(acquisition: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
     states = response.build_definition(ARNS)["States"]
-    definition = {
-        "StartAt": "ShouldExamine",
-        "States": {
-            "ShouldExamine": states["ShouldExamine"],
-            "NothingToExamine": states["NothingToExamine"],
-            examination.start_state(): went("examine"),
-            "CloseCase": went("close"),
-        },
+    part = {
+        "ShouldExamine": states["ShouldExamine"],
+        "NothingToExamine": states["NothingToExamine"],
+        examination.start_state(): went("examine"),
+        "CloseCase": went("close"),
     }
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    arn = sfn.create_state_machine(
-        name=f"should-examine-{next(MACHINES)}",
-        definition=json.dumps(definition),
-        roleArn=f"arn:aws:iam::{SECURITY_ACCOUNT}:role/irf-test",
-    )["stateMachineArn"]
-    state = {"Request": {"DryRun": dry_run}, "Acquisition": acquisition}
-    execution = wait_for_execution(
-        sfn, sfn.start_execution(stateMachineArn=arn, input=json.dumps(state))["executionArn"]
-    )
+    execution = run_states("ShouldExamine", part, {"Request": {"DryRun": dry_run}, "Acquisition": acquisition})
     assert execution["status"] == "SUCCEEDED", execution
     return dict(json.loads(execution["output"]))
 
