@@ -198,6 +198,7 @@ def report_input(case_dir: Path, examination: ExaminationResult, *, notes: list[
         if after is not None and (case_dir / "containment" / "after.json").is_file()
         else None,
         failure=manifest.get("failure"),
+        disks_not_acquired=str(manifest.get("disks_not_acquired") or ""),
         later_objects=[f"{case_id}/report/{name}" for name in REPORT_FILES]
         + (
             [] if (case_dir / "analysis" / "verification.json").is_file() else [f"{case_id}/analysis/verification.json"]

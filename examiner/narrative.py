@@ -3,8 +3,11 @@
 Stages, as an examiner writes them up: earliest access (the first sign of the attacker: a
 sensitive file read before anything else happened), initial access (how they got in), persistence
 (how they would come back), command and control (where the host talks to), anti-forensics (what
-they did to hide). Every step names its evidence (file and line, or the file's times); nothing is
-stated that no evidence shows. Memory is linked when it was analysed.
+they did to hide), and what memory showed at capture (each suspicious process with its PID, its
+sockets, writable-and-executable mappings and history lines, tied to the disk findings of the same
+file). Every step names its evidence (file and line, the file's times, or the Volatility plugin and
+row); nothing is stated that no evidence shows. When memory was not examined, the narrative says so
+and why, so no reader takes the silence of memory for a clean bill.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from examiner.antiforensics import Observation
-from examiner.findings import SCRIPT_SUFFIXES, WEB_ROOTS, Finding, Window
+from examiner.findings import SCRIPT_SUFFIXES, WEB_ROOTS, Finding, Window, severity_rank
 from examiner.indicators import Indicator
 from examiner.logs import LogEvent
+from examiner.memory import MemoryAnalysis
+from examiner.memory_findings import MemoryFinding
 from examiner.timeline import BodyfileEntry
 
-STAGES = ("earliest access", "initial access", "persistence", "command and control", "anti-forensics")
+MEMORY_STAGE = "in memory at capture"
+STAGES = ("earliest access", "initial access", "persistence", "command and control", "anti-forensics", MEMORY_STAGE)
 SENSITIVE_FILES = ("/etc/passwd", "/etc/shadow", "/etc/sudoers", "/root/.ssh/id_rsa", "/etc/ssh/sshd_config")
 # How far before the initial access a read of a sensitive file still counts as the attacker's.
 RECON_LOOKBACK = timedelta(hours=24)
@@ -232,3 +238,73 @@ def build_narrative(
             )
         )
     return sorted(steps, key=lambda s: (s.time is None, s.time or EPOCH, STAGES.index(s.stage)))
+
+
+# How each kind of memory finding reads in a process's step, in this order.
+_MEMORY_ORDER = (
+    "process-from-disk-finding",
+    "kernel-thread-impostor",
+    "rwx-mapping",
+    "listening-socket",
+    "external-connection",
+    "shell-history",
+)
+
+
+def _memory_clause(finding: MemoryFinding) -> str:
+    if finding.category == "rwx-mapping":
+        return f"{finding.reason} at {finding.evidence.split(' ', 1)[0]}"
+    if finding.category == "listening-socket":
+        return f"listening: {finding.evidence.removesuffix(' LISTEN')}"
+    if finding.category == "external-connection":
+        return f"connected to {finding.evidence.split(' -> ', 1)[-1]} (outside private address space)"
+    if finding.category == "shell-history":
+        return f"history line `{finding.evidence}` ({finding.reason})"
+    return finding.reason
+
+
+def memory_steps(memory: MemoryAnalysis, memory_findings: Sequence[MemoryFinding]) -> list[NarrativeStep]:
+    """What memory adds to the story: one step per suspicious process (name, PID and every finding of it,
+    tied to the disk findings of its file), or one step saying memory was not examined and why."""
+    if not memory.analysed:
+        return [
+            NarrativeStep(
+                MEMORY_STAGE,
+                None,
+                f"memory was not examined: {memory.reason}; no step of this story is corroborated from memory",
+                ["analysis/memory-findings.json: memory not analysed"],
+            )
+        ]
+    if not memory_findings:
+        plugins = ", ".join(run.plugin for run in memory.plugins if run.succeeded)
+        return [
+            NarrativeStep(
+                MEMORY_STAGE,
+                None,
+                f"memory was examined ({plugins}): no process, mapping, socket or history line matched a memory rule",
+                [f"analysis/volatility/{run.output}" for run in memory.plugins if run.succeeded and run.output],
+            )
+        ]
+    by_process: dict[tuple[int | None, str], list[MemoryFinding]] = {}
+    for finding in memory_findings:
+        by_process.setdefault((finding.pid, finding.process), []).append(finding)
+    steps: list[tuple[int, NarrativeStep]] = []
+    for (pid, process), found in by_process.items():
+        found = sorted(found, key=lambda f: _MEMORY_ORDER.index(f.category) if f.category in _MEMORY_ORDER else 99)
+        who = f"{process or 'a process'}" + (f" (PID {pid})" if pid is not None else "")
+        clauses = list(dict.fromkeys(_memory_clause(f) for f in found))
+        disk = sorted({path for f in found for path in f.disk_paths})
+        summary = f"{who} was running: " + "; ".join(clauses)
+        if disk:
+            summary += f"; the same file as the disk finding {', '.join(disk)}"
+        evidence = list(dict.fromkeys(f"{f.plugin}: {f.evidence}" for f in found))
+        worst = min(severity_rank(f.severity) for f in found)
+        steps.append((worst, NarrativeStep(MEMORY_STAGE, None, summary, evidence, disk)))
+    return [step for _, step in sorted(steps, key=lambda s: (s[0], s[1].summary))]
+
+
+def with_memory(
+    narrative: Sequence[NarrativeStep], memory: MemoryAnalysis, memory_findings: Sequence[MemoryFinding]
+) -> list[NarrativeStep]:
+    """The disk's narrative with memory's steps after it (memory is a moment, the capture: it comes last)."""
+    return [*(s for s in narrative if s.stage != MEMORY_STAGE), *memory_steps(memory, memory_findings)]

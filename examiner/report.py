@@ -27,6 +27,7 @@ from markupsafe import Markup
 from examiner.findings import Finding, Window, order_findings, severity_rank
 from examiner.memory import MemoryAnalysis
 from examiner.memory_findings import MemoryFinding
+from examiner.narrative import MEMORY_STAGE
 from examiner.notes import ExaminerNotes
 from examiner.timeline import BodyfileEntry, TimelineEvent, timeline_events
 
@@ -122,6 +123,8 @@ class CaseReportInput:
     failure: Mapping[str, Any] | None = None
     # Objects written after this report (the final manifest lists them); named so the table is complete.
     later_objects: Sequence[str] = ()
+    # Why acquisition took no (or not every) disk: the manifest's disks_not_acquired, e.g. instance store.
+    disks_not_acquired: str = ""
 
 
 def md_escape(value: Any) -> str:
@@ -397,12 +400,36 @@ def _break_token(match: re.Match[str]) -> str:
     return _BREAK_AFTER.sub("<wbr>", match.group(0))
 
 
+def disk_status(case: CaseReportInput) -> dict[str, Any]:
+    """Which disks were examined, or, plainly, that none was and why (an instance without EBS volumes)."""
+    volumes = list(dict.fromkeys(str(fs.get("volume_id", "")) for fs in case.filesystems if fs.get("volume_id")))
+    if volumes:
+        summary = f"{len(volumes)} disk image{'s' if len(volumes) != 1 else ''} examined: {', '.join(volumes)}"
+        if case.disks_not_acquired:
+            summary += f"; not acquired: {case.disks_not_acquired}"
+        return {"examined": True, "volumes": volumes, "summary": summary, "sentence": _sentence(summary)}
+    why = case.disks_not_acquired or "the case holds no disk image"
+    summary = f"no disk was examined: there was no disk to examine ({why})"
+    if case.memory.analysed:
+        summary += "; this examination is of the instance's memory alone"
+    return {"examined": False, "volumes": [], "summary": summary, "sentence": _sentence(summary)}
+
+
+def _sentence(text: str) -> str:
+    # Not str.capitalize: it would lower-case the ids and paths in the rest of the text.
+    return text[:1].upper() + text[1:] + "."
+
+
 def _outcome(case: CaseReportInput, findings: Sequence[Finding]) -> dict[str, Any]:
     contained = (case.containment_after is not None and case.action.lower() == "contain") or bool(case.contained_at)
     failed = bool(case.failure)
     if failed:
         failure = case.failure or {}
         result = f"response FAILED at {failure.get('stage', '?')}: {failure.get('error', '')}"
+    elif not disk_status(case)["examined"] and case.memory.analysed:
+        result = "response succeeded: evidence acquired and examined (memory only: the instance had no disk to acquire)"
+    elif not disk_status(case)["examined"]:
+        result = "response succeeded: evidence acquired; no disk to examine and memory not analysed"
     else:
         result = "response succeeded: evidence acquired and examined"
     if contained:
@@ -513,6 +540,8 @@ def _context(case: CaseReportInput) -> dict[str, Any]:
         "anomalies": notes.anomalies[:ANOMALIES_SHOWN],
         "log_events": notes.log_events[:LOG_EVENTS_SHOWN],
         "filesystems": _filesystem_rows(case),
+        "disk": disk_status(case),
+        "memory_stage": MEMORY_STAGE,
         "verification": case.verification,
         "lineage": case.lineage,
     }
@@ -547,6 +576,7 @@ def _report_json(case: CaseReportInput, context: dict[str, Any]) -> str:
         "lineage": list(case.lineage),
         "verification": case.verification,
         "filesystems": [{k: v for k, v in row.items()} for row in context["filesystems"]],
+        "disk": context["disk"],
         "tools": dict(case.tools),
         "findings": [f.to_dict() for f in context["findings"]],
         "narrative": [step.to_dict() for step in notes.narrative],

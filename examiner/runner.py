@@ -1,5 +1,8 @@
 """The examination runner: a case's disk and memory images in, `analysis/` out.
 
+A case may hold no disk image (an instance-store instance has no EBS volume to snapshot): then its
+memory alone is examined, and every output below is still written (empty where it comes from disk).
+
 Runs the same way in the local simulation and on the analysis instance in the forensic
 account (`python -m examiner.runner --case-dir DIR --image disk/vol-0abc.img`).
 Writes, under `<out_dir>/analysis/`:
@@ -32,6 +35,7 @@ from examiner import ExaminationFailed, run_tool
 from examiner.findings import Finding, Window, find_suspicious, order_findings, skipped_rules
 from examiner.memory import MemoryAnalysis, analyse_memory, plugin_rows
 from examiner.memory_findings import MemoryFinding, find_in_memory
+from examiner.narrative import with_memory
 from examiner.notes import ExaminerNotes, read_texts, take_notes
 from examiner.partitions import Partition, detect_filesystem, list_partitions
 from examiner.superblock import FileSystemFacts, filesystem_facts
@@ -195,8 +199,10 @@ def examine_case(
     findings = find_suspicious(all_entries, scan.hits, incident_window)
     notes = take_notes(all_entries, texts, facts, findings, incident_window)
     findings = order_findings([*findings, *notes.findings()])
-    outputs["notes.json"] = notes.write(analysis / "notes.json")
     memory_findings = find_in_memory(plugin_rows(analysis / "volatility", memory_result), findings, yara_rules=rules)
+    # The story is told from disk and memory alike: memory's steps follow the disk's (or say why there are none).
+    notes.narrative = with_memory(notes.narrative, memory_result, memory_findings)
+    outputs["notes.json"] = notes.write(analysis / "notes.json")
     outputs["memory-findings.json"] = _write_json(
         analysis / "memory-findings.json",
         {"memory": memory_result.to_dict(), "findings": [finding.to_dict() for finding in memory_findings]},

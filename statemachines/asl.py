@@ -95,6 +95,30 @@ def pass_state(
     return state
 
 
+def when(variable: str, next_state: str, **test: Any) -> dict[str, Any]:
+    """One Choice rule: `when("$.Case.Created", "AlreadyOpen", BooleanEquals=False)`."""
+    return {"Variable": variable, **test, "Next": next_state}
+
+
+def when_flag(variable: str, value: bool, next_state: str) -> dict[str, Any]:
+    """A rule for a flag a step may leave out: present and equal to `value` (a bare BooleanEquals on a
+    missing field is a runtime error, not a no)."""
+    return {
+        "And": [{"Variable": variable, "IsPresent": True}, {"Variable": variable, "BooleanEquals": value}],
+        "Next": next_state,
+    }
+
+
+def choice(*rules: Mapping[str, Any], default: str, comment: str = "") -> State:
+    """A Choice state: the first rule that holds picks the next state, else `default`."""
+    state: State = {"Type": "Choice"}
+    if comment:
+        state["Comment"] = comment
+    state["Choices"] = [dict(rule) for rule in rules]
+    state["Default"] = default
+    return state
+
+
 def machine(
     comment: str, start_at: str, states: Mapping[str, State], timeout_seconds: int | None = None
 ) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from core.arns import partition
 from handlers.memory.kernel import ARCHITECTURES, SUPPORTED_DISTROS
-from statemachines.asl import PollPolicy, State, machine
+from statemachines.asl import PollPolicy, State, choice, machine, when
 from statemachines.functions import FunctionSpec
 
 LIME_FACTORY_FUNCTIONS: tuple[FunctionSpec, ...] = ()  # CodeBuild does the work; no Lambda needed
@@ -73,21 +73,18 @@ def _build_processor(prefix: str, region: str) -> dict[str, Any]:
         )
     ]
     states: dict[str, State] = {
-        "Supported": {
-            "Type": "Choice",
-            "Comment": "Only the distributions and architectures there is a build project for",
-            "Choices": [
-                {
-                    "And": [
-                        {"Variable": f"$.{key}", "IsPresent": True}
-                        for key in ("Distro", "DistroVersion", "KernelRelease", "Arch")
-                    ],
-                    "Next": "SupportedTarget",
-                }
-            ],
-            "Default": "Unsupported",
-        },
-        "SupportedTarget": {"Type": "Choice", "Choices": _target_choices(), "Default": "Unsupported"},
+        "Supported": choice(
+            {
+                "And": [
+                    {"Variable": f"$.{key}", "IsPresent": True}
+                    for key in ("Distro", "DistroVersion", "KernelRelease", "Arch")
+                ],
+                "Next": "SupportedTarget",
+            },
+            default="Unsupported",
+            comment="Only the distributions and architectures there is a build project for",
+        ),
+        "SupportedTarget": choice(*_target_choices(), default="Unsupported"),
         "Unsupported": {
             "Type": "Pass",
             "End": True,
@@ -148,19 +145,13 @@ def build_definition(
     CodeBuild's .sync integration does the waiting, so neither is needed. `region` (the machine's)
     chooses the partition of the CodeBuild integration's ARN; empty means `aws`."""
     states: dict[str, State] = {
-        "HasBuilds": {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "And": [
-                        {"Variable": "$.Builds", "IsPresent": True},
-                        {"Variable": "$.Builds[0]", "IsPresent": True},
-                    ],
-                    "Next": "BuildEach",
-                }
-            ],
-            "Default": "NothingToBuild",
-        },
+        "HasBuilds": choice(
+            {
+                "And": [{"Variable": "$.Builds", "IsPresent": True}, {"Variable": "$.Builds[0]", "IsPresent": True}],
+                "Next": "BuildEach",
+            },
+            default="NothingToBuild",
+        ),
         "NothingToBuild": {
             "Type": "Fail",
             "Error": "InvalidInput",
@@ -182,11 +173,7 @@ def build_definition(
             },
             "Next": "AllBuilt",
         },
-        "AllBuilt": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.AnyFailed", "BooleanEquals": True, "Next": "SomeBuildsFailed"}],
-            "Default": "Built",
-        },
+        "AllBuilt": choice(when("$.AnyFailed", "SomeBuildsFailed", BooleanEquals=True), default="Built"),
         "SomeBuildsFailed": {
             "Type": "Fail",
             "Error": "ModuleBuildFailed",

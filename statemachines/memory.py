@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from statemachines.asl import PollPolicy, State, pass_state
+from statemachines.asl import PollPolicy, State, choice, pass_state, when, when_flag
 from statemachines.functions import FUNCTIONS, FunctionSpec
 from statemachines.tasks import function_task, member_target, wait_then
 
@@ -47,20 +47,6 @@ def _failed(stage: str) -> State:
     )
 
 
-def _is_false(variable: str, next_state: str) -> dict[str, Any]:
-    return {
-        "And": [{"Variable": variable, "IsPresent": True}, {"Variable": variable, "BooleanEquals": False}],
-        "Next": next_state,
-    }
-
-
-def _is_true(variable: str, next_state: str) -> dict[str, Any]:
-    return {
-        "And": [{"Variable": variable, "IsPresent": True}, {"Variable": variable, "BooleanEquals": True}],
-        "Next": next_state,
-    }
-
-
 def memory_branch(
     function_arns: Mapping[str, str],
     poll: PollPolicy,
@@ -74,79 +60,69 @@ def memory_branch(
     build_poll = build_poll or BUILD_POLL
     member = _member()
     kernel = {"CaseId.$": "$.Case.CaseId", "Kernel.$": "$.Kernel.Kernel"}
+
+    def step(name: str, function: str, stage: str, **task: Any) -> dict[str, State]:
+        # A step and the state its failure becomes: "memory not captured: <stage> failed (<error>)".
+        return {name: _task(arns, function, failed=f"{name}Failed", **task), f"{name}Failed": _failed(stage)}
+
     states: dict[str, State] = {
-        "OpenCapturePath": _task(
-            arns,
+        **step(
+            "OpenCapturePath",
             "memory-open-path",
+            "opening the capture path",
             parameters=member,
             result_path="$.CapturePath",
             next_state="CapturePathOpen",
-            failed="OpenCapturePathFailed",
             comment="Contain mode: HTTPS egress to S3 and the SSM endpoints only, acquisition profile, "
             "for the capture's duration",
         ),
-        "OpenCapturePathFailed": _failed("opening the capture path"),
-        "CapturePathOpen": {
-            "Type": "Choice",
-            "Choices": [_is_true("$.CapturePath.Refused", "CapturePathRefused")],
-            "Default": "DiscoverKernel",
-        },
+        "CapturePathOpen": choice(
+            when_flag("$.CapturePath.Refused", True, "CapturePathRefused"), default="DiscoverKernel"
+        ),
         "CapturePathRefused": _not_acquired(
             {"Reason.$": "States.Format('memory not captured: {}', $.CapturePath.Reason)"}
         ),
-        "DiscoverKernel": _task(
-            arns,
+        **step(
+            "DiscoverKernel",
             "memory-discover",
+            "kernel discovery",
             parameters=member,
             result_path="$.Discovery",
             next_state="Capturable",
-            failed="DiscoverKernelFailed",
             poll=poll,
             comment="SSM agent online? Then uname, os-release, Secure Boot and lockdown, read-only",
         ),
-        "DiscoverKernelFailed": _failed("kernel discovery"),
-        "Capturable": {
-            "Type": "Choice",
-            "Choices": [_is_false("$.Discovery.Capturable", "NotCapturable")],
-            "Default": "WaitForDiscovery",
-        },
+        "Capturable": choice(when_flag("$.Discovery.Capturable", False, "NotCapturable"), default="WaitForDiscovery"),
         "NotCapturable": _not_acquired({"Reason.$": "$.Discovery.Reason"}),
         "WaitForDiscovery": wait_then("DiscoveryResult"),
-        "DiscoveryResult": _task(
-            arns,
+        **step(
+            "DiscoveryResult",
             "memory-discovery-result",
+            "reading the kernel discovery",
             parameters={**member, "CommandId.$": "$.Discovery.CommandId"},
             result_path="$.Kernel",
             next_state="Loadable",
-            failed="DiscoveryResultFailed",
             poll=poll,
         ),
-        "DiscoveryResultFailed": _failed("reading the kernel discovery"),
-        "Loadable": {
-            "Type": "Choice",
-            "Choices": [
-                _is_false("$.Kernel.Loadable", "KernelRefusesModule"),
-                # kcore needs no module: straight to the capture, no LimeFactory build.
-                {"Variable": "$.Kernel.Method", "StringEquals": "kcore", "Next": "StartCapture"},
-            ],
-            "Default": "CheckModule",
-        },
+        "Loadable": choice(
+            when_flag("$.Kernel.Loadable", False, "KernelRefusesModule"),
+            # kcore needs no module: straight to the capture, no LimeFactory build.
+            when("$.Kernel.Method", "StartCapture", StringEquals="kcore"),
+            default="CheckModule",
+        ),
         "KernelRefusesModule": _not_acquired({"Reason.$": "$.Kernel.Reason"}),
-        "CheckModule": _task(
-            arns,
+        **step(
+            "CheckModule",
             "memory-check-module",
+            "looking up the LiME module",
             parameters=kernel,
             result_path="$.Module",
             next_state="ModuleAvailable",
-            failed="CheckModuleFailed",
             comment="lime.ko, build.json and the ISF under <distro>/<release>/<arch>/",
         ),
-        "CheckModuleFailed": _failed("looking up the LiME module"),
-        "ModuleAvailable": {
-            "Type": "Choice",
-            "Choices": [_is_true("$.Module.ModuleAvailable", "StartCapture")],
-            "Default": "RequestModuleBuild",
-        },
+        "ModuleAvailable": choice(
+            when_flag("$.Module.ModuleAvailable", True, "StartCapture"), default="RequestModuleBuild"
+        ),
         "RequestModuleBuild": _task(
             arns,
             "memory-request-build",
@@ -181,39 +157,33 @@ def memory_branch(
             next_state="ModuleBuilt",
             failed="CheckModuleFailed",
         ),
-        "ModuleBuilt": {
-            "Type": "Choice",
-            "Choices": [_is_true("$.Module.ModuleAvailable", "StartCapture")],
-            "Default": "NoModule",
-        },
+        "ModuleBuilt": choice(when_flag("$.Module.ModuleAvailable", True, "StartCapture"), default="NoModule"),
         "NoModule": _not_acquired(
             {
                 "Reason.$": "States.Format('memory not captured: no module for {}: LimeFactory build ended {} ({})', "
                 "$.Kernel.Describe, $.BuildStatus.Status, $.Module.Reason)"
             }
         ),
-        "StartCapture": _task(
-            arns,
+        **step(
+            "StartCapture",
             "memory-start-capture",
+            "starting the capture",
             parameters={**member, "Kernel.$": "$.Kernel.Kernel"},
             result_path="$.Capture",
             next_state="WaitForCapture",
-            failed="StartCaptureFailed",
             comment="Pre-signed module GET and multipart upload; SSM Run Command loads LiME and streams",
         ),
-        "StartCaptureFailed": _failed("starting the capture"),
         "WaitForCapture": wait_then("CaptureResult"),
-        "CaptureResult": _task(
-            arns,
+        **step(
+            "CaptureResult",
             "memory-capture-result",
+            "the capture",
             parameters={**member, "Capture.$": "$.Capture"},
             result_path="$.Memory",
             next_state="ClosePath",
-            failed="CaptureResultFailed",
             poll=capture_poll,
             comment="Complete the upload from ListParts when it matches what the instance sent; digest file",
         ),
-        "CaptureResultFailed": _failed("the capture"),
         "ClosePath": {
             **function_task(
                 arns,
@@ -226,11 +196,9 @@ def memory_branch(
             # Closing is what keeps a contained instance contained: more patience than other steps.
             "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 6, "BackoffRate": 2.0}],
         },
-        "ClosePathFailed": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.Request.Action", "StringEquals": "Contain", "Next": "ReContain"}],
-            "Default": "MemoryResult",
-        },
+        "ClosePathFailed": choice(
+            when("$.Request.Action", "ReContain", StringEquals="Contain"), default="MemoryResult"
+        ),
         "ReContain": function_task(
             arns,
             "contain",

@@ -1,6 +1,7 @@
 """The response state machine: one incident in, one case with verified evidence out.
 
-ValidateInput -> CheckTarget -> OpenCase -> (Contain | Protect) -> Acquire [disk || memory] -> Cleanup? -> Finalize.
+ValidateInput -> CheckTarget -> OpenCase -> (Contain | Protect) -> Acquire [disk || memory] -> Cleanup? -> Finalize
+-> Examine (disk images and memory, or memory alone when the instance had no EBS volume) -> CloseCase.
 Any failure once the case is open: re-apply containment, record the failure in the case, notify,
 and fail the execution with the original error.
 """
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachines import examination
-from statemachines.asl import PollPolicy, State, machine, pass_state
+from statemachines.asl import PollPolicy, State, choice, machine, pass_state, when, when_flag
 from statemachines.memory import memory_branch
 from statemachines.tasks import function_task, member_region, member_target, wait_then
 
@@ -63,18 +64,11 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
             "CountImagingInvocation": pass_state(
                 "ImagingDone", parameters={"n.$": "States.MathAdd($.Invocations.n, 1)"}, result_path="$.Invocations"
             ),
-            "ImagingDone": {
-                "Type": "Choice",
-                "Choices": [
-                    {"Variable": "$.Image.Done", "BooleanEquals": True, "Next": "ImageResult"},
-                    {
-                        "Variable": "$.Invocations.n",
-                        "NumericGreaterThanEquals": MAX_IMAGING_INVOCATIONS,
-                        "Next": "ImagingTooLong",
-                    },
-                ],
-                "Default": "CarryImagingState",
-            },
+            "ImagingDone": choice(
+                when("$.Image.Done", "ImageResult", BooleanEquals=True),
+                when("$.Invocations.n", "ImagingTooLong", NumericGreaterThanEquals=MAX_IMAGING_INVOCATIONS),
+                default="CarryImagingState",
+            ),
             "CarryImagingState": pass_state("ImageVolume", input_path="$.Image.State", result_path="$.State"),
             "ImagingTooLong": {
                 "Type": "Fail",
@@ -115,12 +109,11 @@ def _disk_branch(arns: Mapping[str, str], poll: PollPolicy) -> dict[str, Any]:
                 next_state="AnyDisks",
                 comment="One crash-consistent CreateSnapshots call for every attached EBS volume",
             ),
-            "AnyDisks": {
-                "Type": "Choice",
-                "Comment": "No EBS volume (an instance-store root): nothing to snapshot, and the reason kept",
-                "Choices": [{"Variable": "$.Snapshots.Snapshots[0]", "IsPresent": True, "Next": "WaitForSnapshots"}],
-                "Default": "NoDisks",
-            },
+            "AnyDisks": choice(
+                when("$.Snapshots.Snapshots[0]", "WaitForSnapshots", IsPresent=True),
+                default="NoDisks",
+                comment="No EBS volume (an instance-store root): nothing to snapshot, and the reason kept",
+            ),
             "NoDisks": pass_state(
                 None,
                 parameters={
@@ -261,21 +254,13 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             result_path="$.Case",
             next_state="IsNewCase",
         ),
-        "IsNewCase": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.Case.Created", "BooleanEquals": False, "Next": "AlreadyOpen"}],
-            "Default": "ChooseMode",
-        },
+        "IsNewCase": choice(when("$.Case.Created", "AlreadyOpen", BooleanEquals=False), default="ChooseMode"),
         "AlreadyOpen": {
             "Type": "Succeed",
             "Comment": "One open case per instance: nothing new starts",
             "OutputPath": "$.Case",
         },
-        "ChooseMode": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.Request.Action", "StringEquals": "Contain", "Next": "Contain"}],
-            "Default": "Protect",
-        },
+        "ChooseMode": choice(when("$.Request.Action", "Contain", StringEquals="Contain"), default="Protect"),
         "Contain": contain_mode(
             "contain",
             "Isolate every ENI (two-step SG swap), swap the profile, revoke its credentials, "
@@ -288,11 +273,7 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "DeleteOnTermination=false, incident tags",
         ),
         "FailedAtProtect": _failure_marker("protect", "EnsureContained"),
-        "IsDryRun": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "NothingAcquired"}],
-            "Default": "Acquire",
-        },
+        "IsDryRun": choice(when("$.Request.DryRun", "NothingAcquired", BooleanEquals=True), default="Acquire"),
         "NothingAcquired": pass_state(
             "Finalize",
             result_path="$.Acquisition",
@@ -310,11 +291,9 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             "Next": "RetainArtefacts",
         },
         "FailedAtAcquire": _failure_marker("acquire", "EnsureContained"),
-        "RetainArtefacts": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.Request.RetainArtefacts", "BooleanEquals": False, "Next": "Cleanup"}],
-            "Default": "Finalize",
-        },
+        "RetainArtefacts": choice(
+            when("$.Request.RetainArtefacts", "Cleanup", BooleanEquals=False), default="Finalize"
+        ),
         "Cleanup": function_task(
             arns,
             "cleanup",
@@ -343,16 +322,24 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
             comment="Manifest of every artefact with its sha256, custody event, notification",
         ),
         "FailedAtFinalize": _failure_marker("finalize", "EnsureContained"),
-        "ShouldExamine": {
-            "Type": "Choice",
-            "Comment": "A dry run acquired nothing; an instance without EBS volumes (instance store) has no "
-            "disk image to examine: the manifest says why, and the case closes",
-            "Choices": [
-                {"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "CloseCase"},
-                {"Variable": "$.Acquisition.Disk.Images[0]", "IsPresent": False, "Next": "CloseCase"},
-            ],
-            "Default": examination.start_state(),
-        },
+        "ShouldExamine": choice(
+            when("$.Request.DryRun", "CloseCase", BooleanEquals=True),
+            when("$.Acquisition.Disk.Images[0]", examination.start_state(), IsPresent=True),
+            when_flag("$.Acquisition.Memory.Acquired", True, examination.start_state()),
+            default="NothingToExamine",
+            comment="Examine what was acquired: the disk images, or the memory image alone (an instance-store "
+            "instance has no EBS volume); a dry run acquired nothing",
+        ),
+        "NothingToExamine": pass_state(
+            "CloseCase",
+            parameters={
+                "Examined": False,
+                "Reason": "neither a disk image nor a memory image was acquired; Disks and Memory say why",
+                "Disks.$": "$.Acquisition.Disk.NotAcquired",
+                "Memory.$": "$.Acquisition.Memory",
+            },
+            result_path="$.Examination",
+        ),
         **examination.examination_states(
             arns,
             poll,
@@ -373,12 +360,11 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
         ),
         "FailedAtClose": _failure_marker("close", "EnsureContained"),
         "Done": {"Type": "Succeed"},
-        "EnsureContained": {
-            "Type": "Choice",
-            "Comment": "Whatever failed, the suspect instance ends contained (unless this was a dry run)",
-            "Choices": [{"Variable": "$.Request.DryRun", "BooleanEquals": True, "Next": "NoContainmentInDryRun"}],
-            "Default": "ContainAfterFailure",
-        },
+        "EnsureContained": choice(
+            when("$.Request.DryRun", "NoContainmentInDryRun", BooleanEquals=True),
+            default="ContainAfterFailure",
+            comment="Whatever failed, the suspect instance ends contained (unless this was a dry run)",
+        ),
         "NoContainmentInDryRun": pass_state(
             "RecordFailure", result={"Contained": False, "Reason": "dry run"}, result_path="$.ContainmentAfterFailure"
         ),
@@ -408,11 +394,9 @@ def build_definition(function_arns: Mapping[str, str], *, poll: PollPolicy | Non
         ),
         # The failure record names the error the execution fails with (never a reserved States.* name) and
         # a cause that starts with the case id: the execution alone leads to the case.
-        "FailExecution": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.FailureRecord.ExecutionError", "IsPresent": True, "Next": "FailAsRecorded"}],
-            "Default": "FailUnrecorded",
-        },
+        "FailExecution": choice(
+            when("$.FailureRecord.ExecutionError", "FailAsRecorded", IsPresent=True), default="FailUnrecorded"
+        ),
         "FailAsRecorded": {
             "Type": "Fail",
             "ErrorPath": "$.FailureRecord.ExecutionError",

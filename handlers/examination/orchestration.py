@@ -6,9 +6,12 @@ account's clients:
 1. Launch an analysis instance from the forensic toolset image (the AMI id Image Builder writes
    to an SSM parameter) in a private analysis subnet: no public address, IMDSv2 only, the
    analysis instance profile (reads the case, writes only `analysis/` and `report/`), an
-   encrypted root volume big enough for the case's images, shutdown = terminate.
+   encrypted root volume big enough for the case's images, shutdown = terminate. A case with a
+   memory image and no disk image (an instance-store instance has no EBS volume) is examined from
+   its memory alone; a case with neither launches nothing (`NothingToExamine`).
 2. Wait, bounded, until the instance runs and its SSM agent answers.
-3. Run `python3.11 -m examiner.remote` on it with SSM Run Command; the instance
+3. Run `python3.11 -m examiner.remote` on it with SSM Run Command. The command names the case,
+   never its images, so it is the same with or without volumes: the instance lists and
    downloads the case, checks every image against its `.sha256` before reading it, examines,
    writes the report and uploads `analysis/` and `report/` with its own role. The command text
    holds no credentials.
@@ -77,7 +80,7 @@ class AnalysisInstanceLost(IrfError):
 
 
 class NothingToExamine(IrfError):
-    """The case holds no disk image to examine."""
+    """The case holds neither a disk image nor a memory image to examine."""
 
 
 @dataclass(frozen=True)
@@ -374,10 +377,11 @@ def launch_analysis_instance(
     attempt = check_attempt(attempt)
     image_id = toolset_image_id(ssm, prefix)
     images = case_images(s3, bucket, case_id)
-    if not images.disk:
+    # An instance without EBS volumes (instance store) leaves only its memory: that alone is examined.
+    if not images.disk and not images.memory:
         raise NothingToExamine(
-            f"case {case_id} has no disk image under s3://{bucket}/{case_id}/disk/: "
-            "acquisition did not write one, so there is nothing to examine"
+            f"case {case_id} has no disk image under s3://{bucket}/{case_id}/disk/ and no memory image under "
+            f"{case_id}/memory/: acquisition wrote neither, so there is nothing to examine"
         )
     device, image_root_gib = _image_root(ec2, image_id)
     size = root_volume_gib(images.total_bytes, image_root_gib)

@@ -20,7 +20,7 @@ from handlers.case.store import CaseStore
 from handlers.common import naming
 from handlers.common.case import CaseRequest
 from handlers.common.errors import AcquisitionFailed
-from simulation import scenarios, simulate
+from simulation import scenarios, simulate, synthetic_memory
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
 from simulation.sandbox import LocalCloud
 
@@ -208,10 +208,7 @@ def test_a_target_that_cannot_be_responded_to_is_refused_before_any_case_opens(
     assert store.open_case_for(account, region, instance_id) is None
 
 
-def test_an_instance_store_instance_is_contained_and_its_case_says_why_no_disk_was_acquired(
-    world: dict[str, Any],
-) -> None:
-    cloud: LocalCloud = world["cloud"]
+def _instance_store_instance(cloud: LocalCloud) -> str:
     ec2 = cloud.session(MEMBER_ACCOUNT).client("ec2")
     instance_id = str(ec2.run_instances(ImageId=scenarios.AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
     for mapping in ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
@@ -220,12 +217,25 @@ def test_an_instance_store_instance_is_contained_and_its_case_says_why_no_disk_w
         ec2.detach_volume(VolumeId=mapping["Ebs"]["VolumeId"], InstanceId=instance_id)
     # moto launches no instance-store instances: say so on the model, as EC2 would describe it.
     ec2_backends[MEMBER_ACCOUNT][REGION].get_instance(instance_id).root_device_type = "instance-store"
+    return instance_id
+
+
+def test_an_instance_store_instance_is_contained_and_its_case_says_why_no_disk_was_acquired(
+    world: dict[str, Any],
+) -> None:
+    cloud: LocalCloud = world["cloud"]
+    instance_id = _instance_store_instance(cloud)
     execution = cloud.run_response(
         {"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": "Contain", "WaitSeconds": 0}
     )
     assert execution["status"] == "SUCCEEDED", execution
     states = _states_entered(cloud, execution["executionArn"])
     assert "NoDisks" in states and "CreateSnapshots" not in states and "ImageVolumes" not in states
+    # No SSM agent answers on this instance, so no memory either: nothing is examined, and the state says why.
+    assert "NothingToExamine" in states and "ExamineLaunchAnalysisInstance" not in states
+    examination = json.loads(execution["output"])["Examination"]
+    assert examination["Examined"] is False and "no EBS volumes" in examination["Disks"]
+    assert examination["Memory"]["Acquired"] is False and examination["Memory"]["Reason"]
     case_id = json.loads(execution["output"])["Case"]["CaseId"]
     s3 = cloud.session(FORENSIC_ACCOUNT).client("s3")
     bucket = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
@@ -233,3 +243,36 @@ def test_an_instance_store_instance_is_contained_and_its_case_says_why_no_disk_w
     assert "instance-store volumes cannot be acquired by snapshot" in manifest["disks_not_acquired"]
     assert not [a for a in manifest["artefacts"] if "/disk/" in a["key"]]
     assert f"{case_id}/containment/after.json" in {a["key"] for a in manifest["artefacts"]}
+
+
+def test_an_instance_store_instance_with_memory_is_examined_from_its_memory_and_the_report_says_no_disk(
+    world: dict[str, Any],
+) -> None:
+    cloud: LocalCloud = world["cloud"]
+    instance_id = _instance_store_instance(cloud)
+    with tempfile.TemporaryDirectory() as work:
+        image = Path(work) / "memory.lime"
+        synthetic_memory.synthetic_memory_image(image, seed=16, size=simulate.SYNTHETIC_MEMORY_BYTES)
+        cloud.give_instance_an_agent(instance_id, simulate.DISCOVERY_SAMPLE.read_text(), image.read_bytes())
+    # Analyze: this bare instance sits in a VPC without SSM endpoints, where a contained instance's
+    # capture path is refused (its own test); protected, it keeps its network and SSM reaches it.
+    execution = cloud.run_response(
+        {"InstanceId": instance_id, "Account": MEMBER_ACCOUNT, "Region": REGION, "Action": "Analyze", "WaitSeconds": 0}
+    )
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["output"])["Acquisition"]["Memory"]["Acquired"] is True, execution["output"]
+    states = _states_entered(cloud, execution["executionArn"])
+    assert "NoDisks" in states and "ImageVolumes" not in states and "NothingToExamine" not in states
+    assert "ExamineRunExamination" in states and "ExamineTerminateAnalysisInstance" in states
+    case_id = json.loads(execution["output"])["Case"]["CaseId"]
+    s3 = cloud.session(FORENSIC_ACCOUNT).client("s3")
+    bucket = naming.evidence_bucket(PREFIX, FORENSIC_ACCOUNT, REGION)
+    report = json.loads(s3.get_object(Bucket=bucket, Key=f"{case_id}/report/report.json")["Body"].read())
+    assert report["disk"]["examined"] is False
+    assert "instance-store volumes cannot be acquired by snapshot" in report["disk"]["summary"]
+    assert report["memory"]["image"] == f"{instance_id}.lime"
+    assert report["narrative"][-1]["summary"].startswith("memory was not examined: ")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{case_id}/manifest.json")["Body"].read())
+    keys = {a["key"] for a in manifest["artefacts"]}
+    assert f"{case_id}/memory/{instance_id}.lime" in keys and f"{case_id}/report/report.html" in keys
+    assert not [k for k in keys if "/disk/" in k]

@@ -14,7 +14,15 @@ from moto import mock_aws
 from examiner import ExaminationFailed
 from handlers.common import naming
 from handlers.common.errors import InvalidInput, NotReady
-from handlers.common.evidence import EvidenceStore, digest_key, digest_line, disk_image_key, report_written, sha256_hex
+from handlers.common.evidence import (
+    EvidenceStore,
+    digest_key,
+    digest_line,
+    disk_image_key,
+    memory_image_key,
+    report_written,
+    sha256_hex,
+)
 from handlers.common.settings import Settings
 from handlers.common.tags import CASE_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
 from handlers.examination import handler as examination_handler
@@ -28,6 +36,7 @@ from handlers.examination.orchestration import (
     NothingToExamine,
     SsmExaminationExecutor,
     ToolsetNotBuilt,
+    case_images,
     check_ready,
     client_token,
     examination_commands,
@@ -47,6 +56,7 @@ CASE = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-1717000000"
 OTHER_CASE = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-1717299999"
 CASE_NUMBERS = itertools.count(1717210800)
 IMAGE_BYTES = b"\x00" * 4096 + b"ext4 superblock stand-in" + b"\x00" * 4096
+MEMORY_BYTES = b"EMiL" + b"\x00" * 8188
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,15 @@ def plant_images(s3: Any, case_id: str) -> None:
     key = disk_image_key(case_id, "vol-0aaa1111bbbb2222c")
     store.put_bytes(key, IMAGE_BYTES, source="test", tool="test")
     store.put_bytes(digest_key(key), digest_line(sha256_hex(IMAGE_BYTES), key), source=key, tool="test")
+
+
+def plant_memory_image(s3: Any, case_id: str) -> str:
+    """A memory image with its digest, as the capture leaves one (and no disk image)."""
+    store = EvidenceStore(s3, BUCKET, case_id)
+    key = memory_image_key(case_id, "i-0abc12345def67890")
+    store.put_bytes(key, MEMORY_BYTES, source="test", tool="test")
+    store.put_bytes(digest_key(key), digest_line(sha256_hex(MEMORY_BYTES), key), source=key, tool="test")
+    return key
 
 
 @pytest.fixture(scope="module")
@@ -306,10 +325,25 @@ def test_unbuilt_toolset_image_stops_the_launch_and_says_to_run_the_pipeline(unb
     assert unbuilt_toolset.case_instances() == []
 
 
-def test_a_case_without_disk_images_launches_nothing(forensic_account: ForensicLike) -> None:
-    with pytest.raises(NothingToExamine, match="no disk image"):
+def test_a_case_with_neither_a_disk_nor_a_memory_image_launches_nothing(forensic_account: ForensicLike) -> None:
+    with pytest.raises(NothingToExamine, match=r"no disk image .* and no memory image .*acquisition wrote neither"):
         forensic_account.launch(case_id=OTHER_CASE)
     assert forensic_account.case_instances(OTHER_CASE) == []
+
+
+def test_a_case_with_only_a_memory_image_launches_an_instance_for_it(forensic_account: ForensicLike) -> None:
+    # An instance-store instance: no EBS volume, so acquisition wrote memory and no disk image.
+    case_id = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-{next(CASE_NUMBERS)}"
+    key = plant_memory_image(forensic_account.client("s3"), case_id)
+    images = case_images(forensic_account.client("s3"), BUCKET, case_id)
+    assert (images.disk, images.memory, images.total_bytes) == ({}, {key: len(MEMORY_BYTES)}, len(MEMORY_BYTES))
+    launched = forensic_account.launch(case_id=case_id)
+    assert forensic_account.case_instances(case_id) == [launched.instance_id] and launched.newly_launched
+    tagged = {t["Key"]: t["Value"] for t in forensic_account.instance(launched.instance_id)["Tags"]}
+    assert tagged[CASE_TAG] == case_id and tagged[PURPOSE_TAG] == "examination"
+    [image] = forensic_account.client("ec2").describe_images(ImageIds=[forensic_account.image_id])["Images"]
+    ami_root = image["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"]
+    assert root_volume(forensic_account, launched.instance_id)["Size"] == max(21, ami_root)
 
 
 def test_launch_handler_records_the_launch_in_the_chain_of_custody(
@@ -427,6 +461,26 @@ def test_ssm_command_goes_to_the_instance_with_a_time_limit_and_cloudwatch_outpu
     assert "OutputS3BucketName" not in request
     credentials = forensic_account.session.get_credentials()
     assert credentials.secret_key not in json.dumps(request) and credentials.token not in json.dumps(request)
+
+
+def test_the_command_for_a_memory_only_case_names_the_case_and_the_instance_finds_its_images(
+    forensic_account: ForensicLike,
+) -> None:
+    case_id = f"{MEMBER_ACCOUNT}-i-0abc12345def67890-{REGION}-{next(CASE_NUMBERS)}"
+    key = plant_memory_image(forensic_account.client("s3"), case_id)
+    launched = forensic_account.launch(case_id=case_id)
+    command_id = SsmExaminationExecutor().start(forensic_account.session, order(launched.instance_id, case_id))
+    [command] = forensic_account.client("ssm").list_commands(CommandId=command_id)["Commands"]
+    # The same parameters as for a case with volumes: examiner.remote lists disk/ and memory/ itself.
+    assert sorted(command["Parameters"]) == [
+        "Bucket",
+        "CaseId",
+        "ExecutionTimeout",
+        "IncidentEnd",
+        "IncidentStart",
+        "Region",
+    ]
+    assert command["Parameters"]["CaseId"] == [case_id] and key not in json.dumps(command["Parameters"])
 
 
 def test_an_examination_is_sent_once_even_when_the_lambda_is_retried(forensic_account: ForensicLike) -> None:

@@ -14,6 +14,7 @@ import pytest
 from examiner.antiforensics import history_cleared
 from examiner.indicators import IndicatorTable, ssh_fingerprint
 from examiner.logs import log_kind, parse_access_log, parse_auth_log
+from examiner.narrative import MEMORY_STAGE
 from examiner.runner import DiskImage, ExaminationResult, examine_case
 from examiner.timeline import BodyfileEntry
 from simulation import disk_images
@@ -145,7 +146,9 @@ def test_timestamp_anomalies_count_children_born_after_their_directory_and_times
 
 
 def test_the_narrative_runs_from_earliest_access_to_anti_forensics_with_the_shared_host(examined) -> None:
-    steps = examined.notes.narrative
+    # The disk's story; memory's step follows it (here: no memory image, and the narrative says so).
+    *steps, memory = examined.notes.narrative
+    assert memory.stage == MEMORY_STAGE and memory.summary.startswith("memory was not examined: no memory image")
     assert [s.time for s in steps] == sorted(s.time for s in steps if s.time)
     stages = [s.stage for s in steps]
     assert (

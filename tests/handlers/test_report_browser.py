@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from examiner.narrative import MEMORY_STAGE
 from examiner.report import CaseReportInput, EvidenceItem, StageTime, render_report
 from examiner.runner import DiskImage, ExaminationResult, examine_case
 from simulation import disk_images
@@ -151,7 +152,9 @@ def test_the_report_states_outcome_initial_access_anti_forensics_anomalies_and_i
         assert "root@kali" in text and "203.0.113.66:4444" in text
     assert "were born after their directory last changed" in html and "older than the file system itself" in html
     assert [s["stage"] for s in document["narrative"]][:2] == ["earliest access", "initial access"]
-    assert document["narrative"][-1]["stage"] == "anti-forensics"
+    # The disk's story ends with anti-forensics; memory's step (not examined here, and said so) follows it.
+    assert [s["stage"] for s in document["narrative"]][-2:] == ["anti-forensics", MEMORY_STAGE]
+    assert document["narrative"][-1]["summary"].startswith("memory was not examined")
     assert {i["value"] for i in document["indicators"]} >= {"198.51.100.23", "203.0.113.66", "http://203.0.113.66/k.sh"}
     assert document["filesystems"][0]["offset_bytes"] == 0 and document["filesystems"][0]["tool"] == "fls"
     assert document["tools"]["sleuthkit"]

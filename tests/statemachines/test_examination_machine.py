@@ -9,6 +9,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,10 +18,10 @@ import botocore.session
 import pytest
 
 from handlers.common import naming
-from handlers.common.evidence import EvidenceStore
+from handlers.common.evidence import EvidenceStore, digest_key, digest_line, memory_image_key, sha256_hex
 from handlers.common.settings import Settings
 from handlers.common.tags import CASE_TAG
-from simulation import lambda_local, local_aws
+from simulation import lambda_local, local_aws, synthetic_memory
 from simulation.disk_images import build_compromised_webserver_tree, build_ext4_image
 from simulation.examination_local import InProcessExaminationExecutor
 from simulation.local_aws import FORENSIC_ACCOUNT, MEMBER_ACCOUNT, PREFIX, REGION, SECURITY_ACCOUNT
@@ -245,3 +246,57 @@ def test_an_unbuilt_toolset_image_fails_before_any_instance_exists(cloud: Examin
     # The failure path still looked for instances to end, and found none.
     terminations = [i for i in cloud.invocations if i.handler.endswith("terminate_analysis_instance")]
     assert [i.result for i in terminations] == [{"Terminated": [], "AlreadyGone": []}]
+
+
+NO_EBS = f"{INSTANCE} boots from instance store and it has no EBS volumes: instance-store volumes cannot be acquired"
+
+
+def plant_memory_only_case(s3: Any, case_id: str, memory: bytes) -> str:
+    """An instance-store instance's case as acquisition leaves it: custody, a memory image with its digest, the
+    manifest saying why no disk was acquired; no disk/ at all."""
+    store = EvidenceStore(s3, BUCKET, case_id)
+    request = {"instance_id": INSTANCE, "account": MEMBER_ACCOUNT, "region": REGION, "trigger": "tag"}
+    store.custody("case-opened", {"request": {**request, "action": "Contain"}}, actor="test")
+    key = memory_image_key(case_id, INSTANCE)
+    store.put_bytes(key, memory, source=f"memory of {INSTANCE}", tool="test")
+    store.put_bytes(digest_key(key), digest_line(sha256_hex(memory), key), source=key, tool="test")
+    store.write_manifest({"memory": {"Acquired": True, "Key": key}, "disks_not_acquired": NO_EBS})
+    return key
+
+
+def test_a_case_with_memory_and_no_disk_is_examined_from_its_memory_and_the_report_says_there_was_no_disk(
+    cloud: ExaminationCloud, tmp_path: Path
+) -> None:
+    case_id = case_id_for(4)
+    image = tmp_path / "memory.lime"
+    synthetic_memory.synthetic_memory_image(image, seed=4, size=1 << 20)
+    key = plant_memory_only_case(cloud.forensic.client("s3"), case_id, image.read_bytes())
+    execution = cloud.run(case_id)
+    assert execution["status"] == "SUCCEEDED", execution
+    assert cloud.keys(case_id, "disk/") == []
+    [state] = cloud.case_instances(case_id).values()
+    assert state in ("shutting-down", "terminated")
+    assert cloud.custody_events(case_id)[-3:] == [
+        "analysis-instance-launched",
+        "case-examined",
+        "analysis-instance-terminated",
+    ]
+    s3 = cloud.forensic.client("s3")
+
+    def document(name: str) -> Any:
+        return json.loads(s3.get_object(Bucket=BUCKET, Key=f"{case_id}/{name}")["Body"].read())
+
+    # The memory image was checked against its acquisition digest before anything read it.
+    assert document("analysis/verification.json")["images"][key]["sha256"] == sha256_hex(image.read_bytes())
+    report = document("report/report.json")
+    assert report["disk"]["examined"] is False and report["filesystems"] == []
+    assert report["disk"]["summary"] == f"no disk was examined: there was no disk to examine ({NO_EBS})"
+    # Synthetic memory has no kernel to find: analysed it is not, and the report and narrative say why.
+    assert report["memory"]["status"] == "not analysed" and report["memory"]["image"] == f"{INSTANCE}.lime"
+    assert report["narrative"][-1]["summary"].startswith(f"memory was not examined: {report['memory']['reason']}")
+    assert (
+        report["outcome"]["result"]
+        == "response succeeded: evidence acquired; no disk to examine and memory not analysed"
+    )
+    html = s3.get_object(Bucket=BUCKET, Key=f"{case_id}/report/report.html")["Body"].read().decode()
+    assert "No disk was examined: there was no disk to examine" in html.replace("<wbr>", "")

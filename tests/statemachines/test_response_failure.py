@@ -24,17 +24,22 @@ ARNS = {spec.function: f"arn:aws:lambda:{REGION}:{SECURITY_ACCOUNT}:function:irf
 FINAL = ("FailExecution", "FailAsRecorded", "FailUnrecorded")
 
 
-def run_final_states(state: dict[str, Any]) -> dict[str, Any]:
-    states = response.build_definition(ARNS)["States"]
-    definition = {"StartAt": "FailExecution", "States": {name: states[name] for name in FINAL}}
+def run_states(start: str, states: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """Some states of the response (or stand-ins for the states they lead to), run from `start` on `state`."""
+    definition = {"StartAt": start, "States": states}
     sfn = boto3.client("stepfunctions", region_name=REGION)
     arn = sfn.create_state_machine(
-        name=f"final-{abs(hash(json.dumps(state, sort_keys=True)))}",
+        name=f"part-{abs(hash(json.dumps([definition, state], sort_keys=True)))}",
         definition=json.dumps(definition),
         roleArn=f"arn:aws:iam::{SECURITY_ACCOUNT}:role/irf-test",
     )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(state))["executionArn"]
     return wait_for_execution(sfn, execution)
+
+
+def run_final_states(state: dict[str, Any]) -> dict[str, Any]:
+    states = response.build_definition(ARNS)["States"]
+    return run_states("FailExecution", {name: states[name] for name in FINAL}, state)
 
 
 def recorded(error: str, cause: str, stage: str) -> dict[str, Any]:
