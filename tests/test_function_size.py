@@ -31,10 +31,7 @@ function_size = _load()
 
 # (path, function): to be split by the session that owns the module.
 EXPECTED_TO_FOLLOW = (
-    ("core/containment/plans.py", "plan_release"),
-    ("examiner/casefile.py", "report_input"),
     ("handlers/memory/capture.py", "parse_capture_output"),
-    ("irf/memory_commands.py", "examine_memory"),
 )
 
 
