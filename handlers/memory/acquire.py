@@ -11,7 +11,8 @@ kcore (the default; no module, no compiler):
 3. each RAM range read with pread at p_offset + (phys - p_paddr), framed as a LiME v1 range.
 lime (the fallback where kcore is unavailable): the LimeFactory's lime.ko, downloaded by its
 pre-signed URL into tmpfs, checked against its sha256 and the running kernel's release, loaded
-with `path=tcp:<port> localhostonly=1 format=lime`; its loopback stream is read once.
+with `path=tcp:<port> localhostonly=1 format=lime timeout=0` (no range skipped as "too slow" while a
+part uploads); its loopback stream is read once.
 
 Either way the LiME stream is hashed as it is read and PUT part by part to the case's pre-signed
 multipart upload (each part held in this process's memory, never in a file); then the kernel's
@@ -280,6 +281,27 @@ def module_vermagic(module: bytes) -> str:
     return module[marker + len(b"vermagic=") : module.find(b"\0", marker)].decode(errors="replace").split(" ")[0]
 
 
+def module_parameters(module: bytes) -> set[str]:
+    """The parameters a .ko declares (its .modinfo `parmtype=NAME:TYPE` entries), without modinfo."""
+    return {
+        entry[len(b"parmtype=") :].split(b":", 1)[0].decode(errors="replace")
+        for entry in module.split(b"\0")
+        if entry.startswith(b"parmtype=") and b":" in entry
+    }
+
+
+def lime_arguments(module: bytes, port: int) -> list[str]:
+    """insmod's parameters for lime.ko: a loopback TCP stream in LiME format that never skips a range."""
+    arguments = [f"path=tcp:{port}", "localhostonly=1", "format=lime"]
+    # LiME pads the rest of a range with zeros once writing one page takes longer than `timeout`
+    # ms (1000 by default), and this reader stops reading while it PUTs each part: any part upload
+    # slower than a second would leave a well-formed image of zeros. 0 turns the skipping off;
+    # a module without the parameter has no such skipping.
+    if "timeout" in module_parameters(module):
+        arguments.append("timeout=0")
+    return arguments
+
+
 def capture_lime(sink: MultipartSink, https: Https, params: dict[str, str], stats: dict[str, Any]) -> None:
     with open("/proc/modules") as modules:
         loaded = [line.split(" ")[0] for line in modules.read().splitlines()]
@@ -300,7 +322,7 @@ def capture_lime(sink: MultipartSink, https: Https, params: dict[str, str], stat
     loader = None
     try:
         loader = subprocess.Popen(
-            ["insmod", path, f"path=tcp:{port}", "localhostonly=1", "format=lime"],
+            ["insmod", path, *lime_arguments(module, port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
