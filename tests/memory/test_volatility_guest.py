@@ -32,7 +32,7 @@ from examiner.findings import Finding
 from examiner.memory import ANALYSED, PLUGINS
 from examiner.memory_findings import find_in_memory, flatten
 from examiner.runner import MemoryImage, examine_case
-from examiner.symbols import build_from_files
+from examiner.symbols import BuiltISF, build_from_files
 from handlers.memory import acquire, capture, lime
 from simulation import disk_images
 from simulation.guest import Guest, ssm, unavailable_reason
@@ -246,7 +246,7 @@ def test_the_image_is_the_guests_system_ram_in_lime_format(captured: Captured) -
 
 def test_the_image_holds_the_kernel_and_the_capture_uploaded_its_symbol_sources(captured: Captured) -> None:
     memory = captured.image.parent
-    names = {what: key.rsplit("/", 1)[1] for what, key in capture.symbol_source_keys(captured.image.name).items()}
+    names = {what: key.rsplit("/", 1)[-1] for what, key in capture.symbol_source_keys(captured.image.name).items()}
     banner = (memory / names["Version"]).read_bytes()
     # The kernel's banner is in RAM: the image holds the running kernel, not a well-formed run of zeros.
     assert banner.startswith(b"Linux version 6.1.")
@@ -349,30 +349,45 @@ def test_a_process_running_a_disk_findings_file_is_tied_to_it(captured: Captured
     assert all(f.disk_paths == tied.disk_paths for f in found if f.pid == miner)
 
 
-def test_an_isf_from_the_hosts_btf_equals_one_from_vmlinuz(captures: dict[str, Captured], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def host_isf(captures: dict[str, Captured], tmp_path_factory: pytest.TempPathFactory) -> BuiltISF:
+    """The ISF `irf symbols` makes from the kcore capture's host files (one build for the two tests below)."""
+    image = captures["kcore"].image
+    names = {what: key.rsplit("/", 1)[-1] for what, key in capture.symbol_source_keys(image.name).items()}
+    out = tmp_path_factory.mktemp("host-isf") / "linux" / "host.json.xz"
+    out.parent.mkdir()
+    return build_from_files(
+        image.parent / names["Btf"], image.parent / names["Kallsyms"], image.parent / names["Version"], out
+    )
+
+
+def test_an_isf_from_the_hosts_btf_equals_one_from_vmlinuz(
+    captures: dict[str, Captured], host_isf: BuiltISF, tmp_path: Path
+) -> None:
     image = captures["kcore"].image
     kernel = Path(f"/boot/vmlinuz-{guest_image.kernel_release()}")
     names = {what: key.rsplit("/", 1)[-1] for what, key in capture.symbol_source_keys(image.name).items()}
-    common = (image.parent / names["Kallsyms"], image.parent / names["Version"])
-    from_host = build_from_files(image.parent / names["Btf"], *common, tmp_path / "host.json.xz")
-    from_vmlinuz = build_from_files(kernel, *common, tmp_path / "vmlinuz.json.xz")
-    host = json.loads(lzma.decompress(from_host.path.read_bytes()))
+    from_vmlinuz = build_from_files(
+        kernel, image.parent / names["Kallsyms"], image.parent / names["Version"], tmp_path / "vmlinuz.json.xz"
+    )
+    host = json.loads(lzma.decompress(host_isf.path.read_bytes()))
     vmlinuz = json.loads(lzma.decompress(from_vmlinuz.path.read_bytes()))
     for section in ("base_types", "user_types", "enums", "symbols"):
         assert host[section] == vmlinuz[section], section
     assert host["symbols"]["linux_banner"]["constant_data"]
-    assert from_host.kaslr_shift == from_vmlinuz.kaslr_shift != 0
+    assert host_isf.kaslr_shift == from_vmlinuz.kaslr_shift != 0
 
 
 def test_irf_examine_memory_writes_volatility_json_and_memory_findings(
-    captures: dict[str, Captured], tmp_path: Path
+    captures: dict[str, Captured], host_isf: BuiltISF, tmp_path: Path
 ) -> None:
     from irf.cli import app
 
-    image, out = captures["kcore"].image, tmp_path / "out"
+    # A prebuilt ISF in --symbols (as the LimeFactory's would be): the host-file path is the runner tests' above.
+    image, symbols, out = captures["kcore"].image, host_isf.path.parent.parent, tmp_path / "out"
     done = CliRunner().invoke(
         app,
-        ["examine-memory", str(image), "--symbols", str(image.parent), "--out", str(out), "--plugin", "linux.psaux"],
+        ["examine-memory", str(image), "--symbols", str(symbols), "--out", str(out), "--plugin", "linux.psaux"],
         terminal_width=200,
     )
     assert done.exit_code == 0, done.output
@@ -380,4 +395,5 @@ def test_irf_examine_memory_writes_volatility_json_and_memory_findings(
     assert any(row["COMM"] == "kworkerd" for row in rows)
     findings = json.loads((out / "memory-findings.json").read_text())
     assert findings["memory"]["status"] == ANALYSED
+    assert findings["memory"]["symbols"] == "prebuilt ISF host.json.xz"
     assert any(f["category"] == "kernel-thread-impostor" for f in findings["findings"])
