@@ -239,8 +239,7 @@ def test_the_image_is_the_guests_system_ram_in_lime_format(captured: Captured) -
     assert captured.listed_parts == list(report.parts)
     ranges = [(r.start, r.end) for r in _lime_ranges(image)]
     assert ranges == _expected_ranges(captured.method, captured.truth.system_ram)
-    if captured.method == "kcore":
-        assert list(report.ranges) == ranges and report.unreadable_bytes == 0
+    assert list(report.ranges) == ranges and report.unreadable_bytes == 0
     assert captured.after == ["0"], "no LiME module is left loaded and tmpfs holds nothing of the capture"
 
 
