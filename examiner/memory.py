@@ -9,6 +9,7 @@ Either Volatility's own JSON is saved per plugin (`analysis/volatility/<plugin>.
 result says "not analysed" and why (no image, no symbols, Volatility could not make sense of
 the image). There is no third way: nothing here ever writes output Volatility did not produce.
 Each plugin runs in its own process, so one plugin's crash is recorded and never ends the rest.
+The result names the capture method (kcore or lime) the case's custody records for the image.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class MemoryAnalysis:
     image: str = ""
     plugins: list[PluginRun] = field(default_factory=list)
     symbols: str = ""  # which symbol table was used, and where it came from
+    acquisition: str = ""  # kcore or lime, as the case's custody records the capture; "" with no record
 
     @property
     def analysed(self) -> bool:
@@ -82,9 +84,22 @@ class MemoryAnalysis:
 
     @classmethod
     def not_analysed(
-        cls, reason: str, *, image: str = "", plugins: list[PluginRun] | None = None, symbols: str = ""
+        cls,
+        reason: str,
+        *,
+        image: str = "",
+        plugins: list[PluginRun] | None = None,
+        symbols: str = "",
+        acquisition: str = "",
     ) -> MemoryAnalysis:
-        return cls(status=NOT_ANALYSED, reason=reason, image=image, plugins=list(plugins or []), symbols=symbols)
+        return cls(
+            status=NOT_ANALYSED,
+            reason=reason,
+            image=image,
+            plugins=list(plugins or []),
+            symbols=symbols,
+            acquisition=acquisition,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary}
@@ -97,7 +112,29 @@ class MemoryAnalysis:
             image=data.get("image", ""),
             plugins=[PluginRun(**run) for run in data.get("plugins", [])],
             symbols=data.get("symbols", ""),
+            acquisition=data.get("acquisition", ""),
         )
+
+
+def acquisition_method(memory_image: Path) -> str:
+    """How the image was captured ("kcore" or "lime"), from the case's custody: the last
+    `memory-acquired` event naming it in `<case>/custody/`, beside `<case>/memory/`. The image's
+    bytes cannot say (both methods write LiME format); "" when examined outside its case folder."""
+    custody = memory_image.parent.parent / "custody"
+    method = ""
+    for path in sorted(custody.glob("*.json")) if custody.is_dir() else []:
+        try:
+            event = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        detail = event.get("detail") if isinstance(event, dict) else None
+        if (
+            event.get("event") == "memory-acquired"
+            and isinstance(detail, dict)
+            and str(detail.get("Key", "")).rsplit("/", 1)[-1] == memory_image.name
+        ):
+            method = str(detail.get("Method", ""))[:20]
+    return method
 
 
 def volatility_command() -> list[str]:
@@ -258,11 +295,12 @@ def analyse_memory(
     if not memory_image.is_file():
         return MemoryAnalysis.not_analysed(f"memory image {memory_image.name} is missing", image=memory_image.name)
     version = volatility_version() if command is None else ""
+    acquisition = acquisition_method(memory_image)
     with tempfile.TemporaryDirectory(prefix="irf-volatility-") as scratch:
         work = Path(scratch)
         found = _symbol_root(memory_image, symbols_dir, work)
         if isinstance(found, str):
-            return MemoryAnalysis.not_analysed(found, image=memory_image.name)
+            return MemoryAnalysis.not_analysed(found, image=memory_image.name, acquisition=acquisition)
         symbol_root, symbols_used = found
         # A private cache: the analysis host's home may be read-only, and one case's cache must not feed another's.
         (work / "cache").mkdir()
@@ -291,9 +329,11 @@ def analyse_memory(
         else:
             why = "Volatility 3 could not analyse the image"
         return MemoryAnalysis.not_analysed(
-            f"{why} ({first})", image=memory_image.name, plugins=runs, symbols=symbols_used
+            f"{why} ({first})", image=memory_image.name, plugins=runs, symbols=symbols_used, acquisition=acquisition
         )
-    return MemoryAnalysis(status=ANALYSED, image=memory_image.name, plugins=runs, symbols=symbols_used)
+    return MemoryAnalysis(
+        status=ANALYSED, image=memory_image.name, plugins=runs, symbols=symbols_used, acquisition=acquisition
+    )
 
 
 def plugin_rows(output_dir: Path, analysis: MemoryAnalysis) -> dict[str, list[dict[str, Any]]]:

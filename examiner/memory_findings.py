@@ -254,31 +254,26 @@ def _sockets(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[MemoryFind
         if key in seen:
             continue  # one socket is listed once per thread sharing the file table
         seen.add(key)
-        process = _text(row.get("Process Name"))
         if state == "LISTEN":
-            found.append(
-                MemoryFinding(
-                    severity="medium",
-                    category="listening-socket",
-                    pid=_pid(row),
-                    process=process,
-                    reason=f"{proto} socket listening on {source}",
-                    evidence=f"{proto} {source} LISTEN",
-                    plugin="linux.sockstat",
-                )
-            )
+            severity, category = "medium", "listening-socket"
+            reason, evidence = f"{proto} socket listening on {source}", f"{proto} {source} LISTEN"
         elif state in CONNECTED_STATES and not is_private_address(_text(row.get("Destination Addr"))):
-            found.append(
-                MemoryFinding(
-                    severity="high",
-                    category="external-connection",
-                    pid=_pid(row),
-                    process=process,
-                    reason=f"{proto} connection to {destination}, outside private address space ({state})",
-                    evidence=f"{proto} {source} -> {destination} {state}",
-                    plugin="linux.sockstat",
-                )
+            severity, category = "high", "external-connection"
+            reason = f"{proto} connection to {destination}, outside private address space ({state})"
+            evidence = f"{proto} {source} -> {destination} {state}"
+        else:
+            continue
+        found.append(
+            MemoryFinding(
+                severity=severity,
+                category=category,
+                pid=_pid(row),
+                process=_text(row.get("Process Name")),
+                reason=reason,
+                evidence=evidence,
+                plugin="linux.sockstat",
             )
+        )
     return found
 
 

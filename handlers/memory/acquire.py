@@ -11,7 +11,9 @@ kcore (the default; no module, no compiler):
 3. each RAM range read with pread at p_offset + (phys - p_paddr), framed as a LiME v1 range.
 lime (the fallback where kcore is unavailable): the LimeFactory's lime.ko, downloaded by its
 pre-signed URL into tmpfs, checked against its sha256 and the running kernel's release, loaded
-with `path=tcp:<port> localhostonly=1 format=lime`; its loopback stream is read once.
+with `path=tcp:<port> localhostonly=1 format=lime timeout=0` (no range skipped as "too slow" while a
+part uploads); its loopback stream is read once, its LiME headers followed to the end: the
+ranges it held go into the result, and a stream that stops inside a range is refused.
 
 Either way the LiME stream is hashed as it is read and PUT part by part to the case's pre-signed
 multipart upload (each part held in this process's memory, never in a file); then the kernel's
@@ -280,6 +282,70 @@ def module_vermagic(module: bytes) -> str:
     return module[marker + len(b"vermagic=") : module.find(b"\0", marker)].decode(errors="replace").split(" ")[0]
 
 
+def module_parameters(module: bytes) -> set[str]:
+    """The parameters a .ko declares (its .modinfo `parmtype=NAME:TYPE` entries), without modinfo."""
+    return {
+        entry[len(b"parmtype=") :].split(b":", 1)[0].decode(errors="replace")
+        for entry in module.split(b"\0")
+        if entry.startswith(b"parmtype=") and b":" in entry
+    }
+
+
+def lime_arguments(module: bytes, port: int) -> list[str]:
+    """insmod's parameters for lime.ko: a loopback TCP stream in LiME format that never skips a range."""
+    arguments = [f"path=tcp:{port}", "localhostonly=1", "format=lime"]
+    # LiME pads the rest of a range with zeros once writing one page takes longer than `timeout`
+    # ms (1000 by default), and this reader stops reading while it PUTs each part: any part upload
+    # slower than a second would leave a well-formed image of zeros. 0 turns the skipping off;
+    # a module without the parameter has no such skipping.
+    if "timeout" in module_parameters(module):
+        arguments.append("timeout=0")
+    return arguments
+
+
+class LimeFraming:
+    """Follows the LiME headers through the module's stream: the ranges it holds, and whether it
+    ended where a range ends (a module that stops early must not pass for a whole image)."""
+
+    def __init__(self) -> None:
+        self.ranges: list[list[int]] = []
+        self.header = b""
+        self.left = 0
+        self.broken = ""
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and not self.broken:
+            if self.left:
+                take = min(self.left, len(view))
+                self.left -= take
+                view = view[take:]
+                continue
+            need = LIME_HEADER.size - len(self.header)
+            self.header += bytes(view[:need])
+            view = view[need:]
+            if len(self.header) < LIME_HEADER.size:
+                return
+            magic, version, start, end, _reserved = LIME_HEADER.unpack(self.header)
+            self.header = b""
+            if magic != LIME_MAGIC or version != 1 or end < start:
+                self.broken = f"the LiME stream has no valid header after range {len(self.ranges)}"
+                return
+            self.ranges.append([start, end])
+            self.left = end - start + 1
+
+    def problem(self) -> str:
+        if self.broken:
+            return self.broken
+        if self.header:
+            return f"the LiME stream ended inside the header of range {len(self.ranges) + 1}"
+        if self.left:
+            return f"the LiME stream ended inside range {len(self.ranges)} ({self.left} bytes missing)"
+        if not self.ranges:
+            return "the LiME module sent no memory range"
+        return ""
+
+
 def capture_lime(sink: MultipartSink, https: Https, params: dict[str, str], stats: dict[str, Any]) -> None:
     with open("/proc/modules") as modules:
         loaded = [line.split(" ")[0] for line in modules.read().splitlines()]
@@ -300,7 +366,7 @@ def capture_lime(sink: MultipartSink, https: Https, params: dict[str, str], stat
     loader = None
     try:
         loader = subprocess.Popen(
-            ["insmod", path, f"path=tcp:{port}", "localhostonly=1", "format=lime"],
+            ["insmod", path, *lime_arguments(module, port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -316,15 +382,20 @@ def capture_lime(sink: MultipartSink, https: Https, params: dict[str, str], stat
         if stream is None:
             error = loader.communicate()[1].decode(errors="replace") if loader.poll() is not None else "no listener"
             raise Refused(f"insmod lime.ko failed or LiME never listened on port {port}: {error}")
+        framing = LimeFraming()
         with stream:
             stream.settimeout(300)
             while True:
                 data = stream.recv(READ_CHUNK)
                 if not data:
                     break
+                framing.feed(data)
                 sink.write(data)
         if loader.wait(timeout=120) != 0:
             raise Refused(f"LiME reported an error while dumping (insmod exit {loader.returncode})")
+        if framing.problem():
+            raise Refused(framing.problem())
+        stats["Ranges"] = framing.ranges
     finally:
         if loader is not None and loader.poll() is None:
             # LiME blocks in accept() until a reader connects: connecting once lets insmod return.

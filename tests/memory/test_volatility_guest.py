@@ -1,11 +1,22 @@
-"""Volatility 3 through our runner on a real memory image: Debian's kernel booted under QEMU with the
-scenario's planted activity, captured by the project's own capture document (kcore method), the ISF
-built from the host files the capture uploaded beside the image. One boot for the whole module."""
+"""Volatility 3 through our runner on real memory captured both ways: Debian's kernel booted under QEMU
+with the scenario's planted activity, captured by the project's own capture document by kcore and by
+the LimeFactory's LiME module (built here by its build script), each image examined with the ISF built
+from the host files its own capture uploaded beside it.
+
+One boot and one module build for the whole file. Every expectation below holds for both images:
+the planted processes (name, PID, parent), sockets (port, state), history lines and the RWX mapping,
+read live from the guest just before each capture.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import lzma
+import os
+import struct
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,12 +27,13 @@ from botocore.config import Config
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from components import lime_factory
 from examiner.findings import Finding
 from examiner.memory import ANALYSED, PLUGINS
 from examiner.memory_findings import find_in_memory, flatten
 from examiner.runner import MemoryImage, examine_case
-from examiner.symbols import build_from_files
-from handlers.memory import capture
+from examiner.symbols import BuiltISF, build_from_files
+from handlers.memory import acquire, capture, lime
 from simulation import disk_images
 from simulation.guest import Guest, ssm, unavailable_reason
 from simulation.guest import image as guest_image
@@ -29,8 +41,12 @@ from simulation.guest import image as guest_image
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"no guest: {unavailable_reason()}")
 
 BUCKET = "irf-evidence-guest"
+MODULES = "irf-modules-guest"
 CASE = "case-guest-0001"
 INSTANCE = "i-0a1b2c3d4e5f60718"
+METHODS = ("kcore", "lime")
+LIME_PORT = 45123
+PAGE = 4096
 PLANTED = ("kworkerd", "bash", "nc", "httpd")
 TCP_STATES = {"01": "ESTABLISHED", "0A": "LISTEN"}
 
@@ -45,9 +61,12 @@ class Truth:
 
 @dataclass(frozen=True)
 class Captured:
+    method: str
     image: Path
     truth: Truth
     report: capture.CaptureReport
+    listed_parts: list[tuple[int, str]]  # what S3's ListParts showed before the upload was completed
+    after: list[str]  # lime modules loaded, then /dev/shm's entries, once the capture had ended
 
 
 def _live_truth(guest: Guest) -> Truth:
@@ -67,53 +86,106 @@ def _live_truth(guest: Guest) -> Truth:
             if state:
                 ports = (int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16))
                 sockets.add((family, *ports, state))
-    miner = next(pid for pid, (comm, _) in processes.items() if comm == "kworkerd")
+    miner = _miner(processes)
     maps = guest.read_file(f"/proc/{miner}/maps").decode().splitlines()
     rwx = [line.split()[0] for line in maps if line.split()[1].startswith("rwx")]
     return Truth(processes, sockets, rwx, [(r.start, r.end) for r in guest.system_ram()])
 
 
+def _miner(processes: dict[int, tuple[str, int]]) -> int:
+    return next(pid for pid, (comm, _) in processes.items() if comm == "kworkerd")
+
+
 @pytest.fixture(scope="module")
-def captured(tmp_path_factory: pytest.TempPathFactory) -> Captured:
-    case_dir = tmp_path_factory.mktemp("case")
-    key = f"{CASE}/memory/{INSTANCE}.lime"
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1", config=Config(signature_version="s3v4"))
-        s3.create_bucket(Bucket=BUCKET)
-        with Guest.boot() as guest:
-            truth = _live_truth(guest)
-            plan = capture.plan_parts(guest_image_memory_bytes(guest))
-            upload = capture.presign_capture(s3, BUCKET, key, plan.part_count, 3600, part_size=plan.part_size)
-            sources = capture.presign_symbol_sources(s3, BUCKET, key, 3600)
-            document = capture.capture_document()
-            values = ssm.resolve(
-                document, capture.capture_parameters(upload, sources, method="kcore", timeout_seconds=900)
-            )
-            run = guest.run_capture(ssm.commands_of(document), values, timeout=900)
-        report = capture.parse_capture_output(run.stdout)
-        assert report.acquired, (report.reason, run.stderr[-2000:])
-        s3.complete_multipart_upload(
-            Bucket=BUCKET,
-            Key=key,
-            UploadId=upload.upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in report.parts]},
-        )
-        memory = case_dir / "memory"
-        memory.mkdir()
-        for object_key in [key, *capture.symbol_source_keys(key).values()]:
-            name = object_key.rsplit("/", 1)[1]
-            (memory / name).write_bytes(s3.get_object(Bucket=BUCKET, Key=object_key)["Body"].read())
-    return Captured(image=memory / f"{INSTANCE}.lime", truth=truth, report=report)
+def lime_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The LimeFactory's build script, run here for the guest's Debian 12 kernel."""
+    out = tmp_path_factory.mktemp("lime-build")
+    env = {
+        **os.environ,
+        "DISTRO": "debian",
+        "DISTRO_VERSION": "12",
+        "KERNEL_RELEASE": guest_image.kernel_release(),
+        "ARCH": "x86_64",
+        "OUT": str(out),
+        "IRF_SKIP_INSTALL": "1",
+    }
+    subprocess.run(["bash", str(lime_factory.BUILD_SCRIPT)], env=env, check=True, capture_output=True, timeout=600)
+    return out
 
 
-def guest_image_memory_bytes(guest: Guest) -> int:
+def _capture(s3: Any, guest: Guest, method: str, case_dir: Path, **lime_arguments: Any) -> Captured:
+    key = f"{CASE}-{method}/memory/{INSTANCE}.lime"
+    truth = _live_truth(guest)
+    plan = capture.plan_parts(guest_memory_bytes(guest))
+    upload = capture.presign_capture(s3, BUCKET, key, plan.part_count, 3600, part_size=plan.part_size)
+    sources = capture.presign_symbol_sources(s3, BUCKET, key, 3600)
+    document = capture.capture_document()
+    parameters = capture.capture_parameters(upload, sources, method=method, timeout_seconds=900, **lime_arguments)
+    run = guest.run_capture(ssm.commands_of(document), ssm.resolve(document, parameters), timeout=900)
+    report = capture.parse_capture_output(run.stdout)
+    assert report.acquired, (report.reason, run.stderr[-2000:])
+    listed = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload.upload_id)["Parts"]
+    s3.complete_multipart_upload(
+        Bucket=BUCKET,
+        Key=key,
+        UploadId=upload.upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in listed]},
+    )
+    after = guest.run("grep -c '^lime ' /proc/modules; ls /dev/shm").stdout.split()
+    memory = case_dir / method / "memory"
+    memory.mkdir(parents=True)
+    for object_key in [key, *capture.symbol_source_keys(key).values()]:
+        name = object_key.rsplit("/", 1)[1]
+        (memory / name).write_bytes(s3.get_object(Bucket=BUCKET, Key=object_key)["Body"].read())
+    return Captured(
+        method=method,
+        image=memory / f"{INSTANCE}.lime",
+        truth=truth,
+        report=report,
+        listed_parts=[(p["PartNumber"], p["ETag"].strip('"')) for p in listed],
+        after=after,
+    )
+
+
+def guest_memory_bytes(guest: Guest) -> int:
     meminfo = guest.read_file("/proc/meminfo").decode()
     return int(meminfo.split("MemTotal:", 1)[1].split()[0]) * 1024
 
 
 @pytest.fixture(scope="module")
+def captures(lime_build: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Captured]:
+    """Both methods, one after the other, on one boot; everything the tests read is copied out of moto."""
+    case_dir = tmp_path_factory.mktemp("case")
+    module = (lime_build / "lime.ko").read_bytes()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1", config=Config(signature_version="s3v4"))
+        for bucket in (BUCKET, MODULES):
+            s3.create_bucket(Bucket=bucket)
+        module_key = f"debian-12/{guest_image.kernel_release()}/x86_64/lime.ko"
+        s3.put_object(Bucket=MODULES, Key=module_key, Body=module)
+        with Guest.boot() as guest:
+            return {
+                "kcore": _capture(s3, guest, "kcore", case_dir),
+                "lime": _capture(
+                    s3,
+                    guest,
+                    "lime",
+                    case_dir,
+                    module_url=capture.presign_module(s3, MODULES, module_key, 3600),
+                    module_sha256=hashlib.sha256(module).hexdigest(),
+                    port=LIME_PORT,
+                ),
+            }
+
+
+@pytest.fixture(scope="module", params=METHODS)
+def captured(request: pytest.FixtureRequest, captures: dict[str, Captured]) -> Captured:
+    return captures[request.param]
+
+
+@pytest.fixture(scope="module")
 def examined(captured: Captured, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("examined")
+    out = tmp_path_factory.mktemp(f"examined-{captured.method}")
     # Memory only, as for an instance without EBS volumes; no prebuilt ISF: the host's files are used.
     result = examine_case([], MemoryImage(path=captured.image), out, incident_window=None)
     rows = {
@@ -128,17 +200,67 @@ def _flat(rows: dict[str, Any], plugin: str) -> list[dict[str, Any]]:
     return [dict(row) for row in flatten(rows[plugin])]
 
 
-def test_the_image_holds_the_guests_system_ram(captured: Captured) -> None:
-    assert captured.report.method == "kcore"
-    # kcore maps whole pages: a System RAM range ending mid-page (low RAM) ends at its last whole page.
-    whole_pages = [(start, (end + 1) // 4096 * 4096 - 1) for start, end in captured.truth.system_ram]
-    assert [tuple(r) for r in captured.report.ranges] == whole_pages
-    assert captured.image.read_bytes()[:4] == (0x4C694D45).to_bytes(4, "little")
+def _lime_ranges(image: bytes) -> list[lime.LimeRange]:
+    """The image's ranges, checked header by header: LiME v1, back to back, nothing after the last."""
+    offset = 0
+    while offset < len(image):
+        magic, version, start, end, reserved = lime.HEADER.unpack_from(image, offset)
+        assert (magic, version, reserved) == (lime.MAGIC, lime.VERSION, b"\0" * 8)
+        assert image[offset : offset + 4] == b"EMiL" and end >= start
+        offset += lime.HEADER.size + end - start + 1
+    assert offset == len(image)
+    return lime.read_lime_from(io.BytesIO(image))
+
+
+def _expected_ranges(method: str, system_ram: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    if method == "kcore":
+        # kcore maps RAM a page at a time: a System RAM line ending inside a page ends one page earlier.
+        return [(start, (end + 1) // PAGE * PAGE - 1) for start, end in system_ram]
+    # LiME dumps the System RAM lines as they are (padding a partial last page with zeros).
+    return system_ram
+
+
+def test_the_lime_factory_script_builds_a_module_for_the_guests_kernel(lime_build: Path) -> None:
+    module = (lime_build / "lime.ko").read_bytes()
+    build = json.loads((lime_build / "build.json").read_text())
+    assert build["files"]["lime.ko"]["sha256"] == hashlib.sha256(module).hexdigest()
+    assert build["sources"]["lime"].startswith("debian:lime-forensics-dkms 1.9.1")
+    assert b"vermagic=" + build["kernel"]["release"].encode() + b" " in module
+    # The module skips the rest of a range it finds "too slow" unless told not to (see acquire.lime_arguments).
+    assert {"timeout", "path", "format", "localhostonly"} <= acquire.module_parameters(module)
+    assert acquire.lime_arguments(module, LIME_PORT)[-1] == "timeout=0"
+
+
+def test_the_image_is_the_guests_system_ram_in_lime_format(captured: Captured) -> None:
+    report, image = captured.report, captured.image.read_bytes()
+    assert report.method == captured.method
+    assert report.ranges_from == {"kcore": "/proc/iomem System RAM", "lime": "LiME module"}[captured.method]
+    assert hashlib.sha256(image).hexdigest() == report.sha256 and len(image) == report.size
+    assert captured.listed_parts == list(report.parts)
+    ranges = [(r.start, r.end) for r in _lime_ranges(image)]
+    assert ranges == _expected_ranges(captured.method, captured.truth.system_ram)
+    assert list(report.ranges) == ranges and report.unreadable_bytes == 0
+    assert captured.after == ["0"], "no LiME module is left loaded and tmpfs holds nothing of the capture"
+
+
+def test_the_image_holds_the_kernel_and_the_capture_uploaded_its_symbol_sources(captured: Captured) -> None:
+    memory = captured.image.parent
+    names = {what: key.rsplit("/", 1)[-1] for what, key in capture.symbol_source_keys(captured.image.name).items()}
+    banner = (memory / names["Version"]).read_bytes()
+    # The kernel's banner is in RAM: the image holds the running kernel, not a well-formed run of zeros.
+    assert banner.startswith(b"Linux version 6.1.")
+    assert any(banner.rstrip(b"\n") in r.data for r in lime.read_lime_from(io.BytesIO(captured.image.read_bytes())))
+    btf = (memory / names["Btf"]).read_bytes()
+    assert struct.unpack_from("<H", btf)[0] == 0xEB9F
+    kallsyms = (memory / names["Kallsyms"]).read_bytes()
+    assert b" T _text\n" in kallsyms and not kallsyms.startswith(b"0000000000000000 T")
+    assert b"[lime]" not in kallsyms, "read once the module was unloaded: no module's symbols in the kernel's table"
+    assert captured.report.symbol_sources["Btf"] == {"Sha256": hashlib.sha256(btf).hexdigest(), "Size": len(btf)}
 
 
 def test_every_plugin_ran_through_the_runner_and_sockscan_is_recorded_not_fatal(examined: dict[str, Any]) -> None:
     result = examined["result"]
-    assert result.memory.status == ANALYSED
+    assert result.memory.status == ANALYSED, result.memory.reason
     assert result.memory.symbols.startswith("built from the host's BTF, kallsyms and banner")
     runs = {run.plugin: run for run in result.memory.plugins}
     assert list(runs) == list(PLUGINS)
@@ -196,7 +318,7 @@ def test_memory_findings_name_the_miner_its_sockets_and_the_reverse_shell(
     by_category: dict[str, list[dict[str, Any]]] = {}
     for finding in written["findings"]:
         by_category.setdefault(finding["category"], []).append(finding)
-    miner = next(pid for pid, (comm, _) in captured.truth.processes.items() if comm == "kworkerd")
+    miner = _miner(captured.truth.processes)
     assert any(f["pid"] == miner for f in by_category["kernel-thread-impostor"])
     assert any(f["pid"] == miner for f in by_category["rwx-mapping"])
     external = {f["evidence"].split(" -> ")[1].split()[0] for f in by_category["external-connection"]}
@@ -218,7 +340,7 @@ def test_a_process_running_a_disk_findings_file_is_tied_to_it(captured: Captured
         time=None,
     )
     found = find_in_memory(examined["rows"], [on_disk])
-    miner = next(pid for pid, (comm, _) in captured.truth.processes.items() if comm == "kworkerd")
+    miner = _miner(captured.truth.processes)
     [tied] = [f for f in found if f.category == "process-from-disk-finding"]
     assert (tied.pid, tied.process, tied.severity) == (miner, "kworkerd", "critical")
     assert tied.disk_paths == ["/vol-0abc/p1/tmp/.X11-unix/kworkerd"]
@@ -226,37 +348,45 @@ def test_a_process_running_a_disk_findings_file_is_tied_to_it(captured: Captured
     assert all(f.disk_paths == tied.disk_paths for f in found if f.pid == miner)
 
 
-def test_an_isf_from_the_hosts_btf_equals_one_from_vmlinuz(captured: Captured, tmp_path: Path) -> None:
-    memory = captured.image.parent
+@pytest.fixture(scope="module")
+def host_isf(captures: dict[str, Captured], tmp_path_factory: pytest.TempPathFactory) -> BuiltISF:
+    """The ISF `irf symbols` makes from the kcore capture's host files (one build for the two tests below)."""
+    image = captures["kcore"].image
+    names = {what: key.rsplit("/", 1)[-1] for what, key in capture.symbol_source_keys(image.name).items()}
+    out = tmp_path_factory.mktemp("host-isf") / "linux" / "host.json.xz"
+    out.parent.mkdir()
+    return build_from_files(
+        image.parent / names["Btf"], image.parent / names["Kallsyms"], image.parent / names["Version"], out
+    )
+
+
+def test_an_isf_from_the_hosts_btf_equals_one_from_vmlinuz(
+    captures: dict[str, Captured], host_isf: BuiltISF, tmp_path: Path
+) -> None:
+    image = captures["kcore"].image
     kernel = Path(f"/boot/vmlinuz-{guest_image.kernel_release()}")
-    names = {what: key.rsplit("/", 1)[-1] for what, key in capture.symbol_source_keys(captured.image.name).items()}
-    common = (memory / names["Kallsyms"], memory / names["Version"])
-    from_host = build_from_files(memory / names["Btf"], *common, tmp_path / "host.json.xz")
-    from_vmlinuz = build_from_files(kernel, *common, tmp_path / "vmlinuz.json.xz")
-    host = json.loads(lzma.decompress(from_host.path.read_bytes()))
+    names = {what: key.rsplit("/", 1)[-1] for what, key in capture.symbol_source_keys(image.name).items()}
+    from_vmlinuz = build_from_files(
+        kernel, image.parent / names["Kallsyms"], image.parent / names["Version"], tmp_path / "vmlinuz.json.xz"
+    )
+    host = json.loads(lzma.decompress(host_isf.path.read_bytes()))
     vmlinuz = json.loads(lzma.decompress(from_vmlinuz.path.read_bytes()))
     for section in ("base_types", "user_types", "enums", "symbols"):
         assert host[section] == vmlinuz[section], section
     assert host["symbols"]["linux_banner"]["constant_data"]
-    assert from_host.kaslr_shift == from_vmlinuz.kaslr_shift != 0
+    assert host_isf.kaslr_shift == from_vmlinuz.kaslr_shift != 0
 
 
-def test_irf_examine_memory_writes_volatility_json_and_memory_findings(captured: Captured, tmp_path: Path) -> None:
+def test_irf_examine_memory_writes_volatility_json_and_memory_findings(
+    captures: dict[str, Captured], host_isf: BuiltISF, tmp_path: Path
+) -> None:
     from irf.cli import app
 
-    out = tmp_path / "out"
+    # A prebuilt ISF in --symbols (as the LimeFactory's would be): the host-file path is the runner tests' above.
+    image, symbols, out = captures["kcore"].image, host_isf.path.parent.parent, tmp_path / "out"
     done = CliRunner().invoke(
         app,
-        [
-            "examine-memory",
-            str(captured.image),
-            "--symbols",
-            str(captured.image.parent),
-            "--out",
-            str(out),
-            "--plugin",
-            "linux.psaux",
-        ],
+        ["examine-memory", str(image), "--symbols", str(symbols), "--out", str(out), "--plugin", "linux.psaux"],
         terminal_width=200,
     )
     assert done.exit_code == 0, done.output
@@ -264,4 +394,5 @@ def test_irf_examine_memory_writes_volatility_json_and_memory_findings(captured:
     assert any(row["COMM"] == "kworkerd" for row in rows)
     findings = json.loads((out / "memory-findings.json").read_text())
     assert findings["memory"]["status"] == ANALYSED
+    assert findings["memory"]["symbols"] == "prebuilt ISF host.json.xz"
     assert any(f["category"] == "kernel-thread-impostor" for f in findings["findings"])
