@@ -75,6 +75,17 @@ class MemoryAnalysis:
         return self.status == ANALYSED
 
     @property
+    def provenance(self) -> str:
+        """Where the image came from, as the report states it ("" when no image was examined)."""
+        if not self.image:
+            return ""
+        how = {
+            "kcore": "captured through /proc/kcore, with no kernel module loaded",
+            "lime": "captured by the LiME kernel module (the fallback where /proc/kcore is unavailable)",
+        }.get(self.acquisition, "no capture record names the method")
+        return f"{self.image}: {how}" + (f"; symbols: {self.symbols}" if self.symbols else "")
+
+    @property
     def summary(self) -> str:
         if self.analysed:
             done = [run.plugin for run in self.plugins if run.succeeded]

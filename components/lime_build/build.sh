@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The LimeFactory's build of one kernel: the LiME module and, where the distribution gives us the
 # symbols, the Volatility 3 ISF; build.json records sources and digests. CodeBuild runs this file
-# (the buildspec carries it), and tests/memory/test_lime_build.py runs it here for Debian 12.
+# (the buildspec carries it), and tests/memory/test_volatility_guest.py runs it here for Debian 12.
 #
 # Environment: DISTRO DISTRO_VERSION KERNEL_RELEASE ARCH (from the state machine), OUT (folder of
 # the results, default ./out), IRF_SKIP_INSTALL=1 when the packages are installed already,

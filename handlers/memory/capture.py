@@ -439,6 +439,33 @@ def _symbol_sources(raw: Any) -> dict[str, dict[str, Any]]:
     return checked
 
 
+def _checked_parts(parts: list[Any]) -> tuple[tuple[int, str], ...]:
+    """(part number, ETag) in order from 1; any other entry makes the whole report unreadable."""
+    checked: list[tuple[int, str]] = []
+    for expected, item in enumerate(parts, start=1):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or item[0] != expected
+            or not isinstance(item[1], str)
+            or not _ETAG.match(item[1])
+        ):
+            raise CaptureReportUnreadable(f"part entry {expected} of the capture is malformed")
+        checked.append((expected, item[1]))
+    return tuple(checked)
+
+
+def _ranges(raw: Any) -> tuple[tuple[int, int], ...]:
+    """The physical ranges the capture says it read; malformed entries are dropped, not trusted."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        (int(r[0]), int(r[1]))
+        for r in raw
+        if isinstance(r, list) and len(r) == 2 and all(isinstance(v, int) and v >= 0 for v in r) and r[0] <= r[1]
+    )
+
+
 def parse_capture_output(stdout: str) -> CaptureReport:
     """The last `IRFORENSICS-RESULT` line of the capture's stdout (untrusted: checked field by field)."""
     lines = [line[len(RESULT_PREFIX) :] for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
@@ -464,27 +491,8 @@ def parse_capture_output(stdout: str) -> CaptureReport:
         raise CaptureReportUnreadable("the capture's size or part size is not a positive whole number")
     if not isinstance(parts, list) or not parts:
         raise CaptureReportUnreadable("the capture lists no parts")
-    checked: list[tuple[int, str]] = []
-    for expected, item in enumerate(parts, start=1):
-        if (
-            not isinstance(item, list)
-            or len(item) != 2
-            or item[0] != expected
-            or not isinstance(item[1], str)
-            or not _ETAG.match(item[1])
-        ):
-            raise CaptureReportUnreadable(f"part entry {expected} of the capture is malformed")
-        checked.append((expected, item[1]))
-    raw_ranges = document.get("Ranges", [])
-    ranges = (
-        tuple(
-            (int(r[0]), int(r[1]))
-            for r in raw_ranges
-            if isinstance(r, list) and len(r) == 2 and all(isinstance(v, int) and v >= 0 for v in r) and r[0] <= r[1]
-        )
-        if isinstance(raw_ranges, list)
-        else ()
-    )
+    checked = _checked_parts(parts)
+    ranges = _ranges(document.get("Ranges", []))
     unreadable = document.get("UnreadableBytes", 0)
     seconds = document.get("Seconds", 0.0)
     return CaptureReport(
@@ -493,7 +501,7 @@ def parse_capture_output(stdout: str) -> CaptureReport:
         sha256=sha256,
         size=size,
         part_size=part_size,
-        parts=tuple(checked),
+        parts=checked,
         ranges=ranges,
         ranges_from=str(document.get("RangesFrom", ""))[:100],
         unreadable_bytes=unreadable if isinstance(unreadable, int) and unreadable >= 0 else 0,

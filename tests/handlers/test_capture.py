@@ -1,7 +1,7 @@
 """The capture's SSM document: pre-signing, no secrets, checked parameters, and the host side's planning.
 
 That the document's program really captures a kernel's memory is tested on a real kernel in
-tests/memory/test_guest_capture.py (QEMU guest); here: what goes into SendCommand, what SSM
+tests/memory/test_volatility_guest.py (QEMU guest, both methods); here: what goes into SendCommand, what SSM
 would refuse, and the pure parts of the program (where physical memory is, what kcore maps).
 """
 

@@ -15,6 +15,7 @@ import io
 import json
 import lzma
 import os
+import shutil
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -28,10 +29,12 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from components import lime_factory
+from examiner.casefile import write_report
 from examiner.findings import Finding
 from examiner.memory import ANALYSED, PLUGINS
 from examiner.memory_findings import find_in_memory, flatten
-from examiner.runner import MemoryImage, examine_case
+from examiner.narrative import MEMORY_STAGE
+from examiner.runner import ExaminationResult, MemoryImage, examine_case
 from examiner.symbols import BuiltISF, build_from_files
 from handlers.memory import acquire, capture, lime
 from simulation import disk_images
@@ -185,9 +188,23 @@ def captured(request: pytest.FixtureRequest, captures: dict[str, Captured]) -> C
 
 @pytest.fixture(scope="module")
 def examined(captured: Captured, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp(f"examined-{captured.method}")
-    # Memory only, as for an instance without EBS volumes; no prebuilt ISF: the host's files are used.
-    result = examine_case([], MemoryImage(path=captured.image), out, incident_window=None)
+    # Memory only, as for an instance without EBS volumes (tests/memory/test_memory_only_guest.py reads
+    # the report written from this case folder); no prebuilt ISF: the host's files are used.
+    out = tmp_path_factory.mktemp(f"examined-{captured.method}") / f"333333333333-{INSTANCE}-eu-west-1-1796400000"
+    shutil.copytree(captured.image.parent, out / "memory")
+    # The custody the acquisition wrote before any examination: it is what says which method captured.
+    (out / "custody").mkdir()
+    request = {"instance_id": INSTANCE, "account": "333333333333", "region": "eu-west-1", "trigger": "tag"}
+    events = [
+        {"event": "case-opened", "detail": {"request": {**request, "action": "Contain"}}},
+        {
+            "event": "memory-acquired",
+            "detail": {"Key": f"{out.name}/memory/{captured.image.name}", "Method": captured.method},
+        },
+    ]
+    for seq, event in enumerate(events, start=1):
+        (out / "custody" / f"{seq:06d}-{event['event']}.json").write_text(json.dumps({"seq": seq, **event}))
+    result = examine_case([], MemoryImage(path=out / "memory" / captured.image.name), out, incident_window=None)
     rows = {
         run.plugin: json.loads((out / "analysis" / "volatility" / run.output).read_text())
         for run in result.memory.plugins
@@ -396,3 +413,99 @@ def test_irf_examine_memory_writes_volatility_json_and_memory_findings(
     assert findings["memory"]["status"] == ANALYSED
     assert findings["memory"]["symbols"] == "prebuilt ISF host.json.xz"
     assert any(f["category"] == "kernel-thread-impostor" for f in findings["findings"])
+
+
+# A memory-only case, as an instance-store instance leaves one: the report and its narrative name what
+# memory shows and say plainly that there was no disk, and why.
+NO_EBS = f"{INSTANCE} boots from instance store and it has no EBS volumes: instance-store volumes cannot be acquired"
+
+
+@dataclass(frozen=True)
+class Reported:
+    result: ExaminationResult
+    html: str
+    markdown: str
+    document: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def reported(examined: dict[str, Any]) -> Reported:
+    """The case report written from the memory-only examination's case folder, as on the analysis instance."""
+    case_dir, result = examined["out"], examined["result"]
+    (case_dir / "manifest.json").write_text(
+        json.dumps(
+            {"case_id": case_dir.name, "artefacts": [], "memory": {"Acquired": True}, "disks_not_acquired": NO_EBS}
+        )
+    )
+    written = write_report(case_dir, result)
+    return Reported(
+        result=result,
+        html=written["report.html"].read_text().replace("<wbr>", ""),
+        markdown=written["report.md"].read_text().replace("\\", ""),
+        document=json.loads(written["report.json"].read_text()),
+    )
+
+
+def _pid(captured: Captured, comm: str) -> int:
+    return next(pid for pid, (name, _) in captured.truth.processes.items() if name == comm)
+
+
+def test_the_memory_alone_is_analysed_and_the_report_says_there_was_no_disk_and_why(reported: Reported) -> None:
+    assert reported.result.memory.status == ANALYSED and reported.result.filesystems == []
+    summary = (
+        f"no disk was examined: there was no disk to examine ({NO_EBS}); "
+        "this examination is of the instance's memory alone"
+    )
+    assert reported.document["disk"] == {
+        "examined": False,
+        "volumes": [],
+        "summary": summary,
+        "sentence": summary[0].upper() + summary[1:] + ".",
+    }
+    assert reported.document["outcome"]["result"] == (
+        "response succeeded: evidence acquired and examined (memory only: the instance had no disk to acquire)"
+    )
+    for text in (reported.html, reported.markdown):
+        assert "No disk was examined: there was no disk to examine" in text
+        assert "boots from instance store and it has no EBS volumes" in text
+
+
+def test_the_report_names_the_planted_process_its_pid_listener_connection_and_rwx_mapping(
+    captured: Captured, reported: Reported
+) -> None:
+    miner = _pid(captured, "kworkerd")
+    findings = reported.document["memory_findings"]
+    assert {f["category"] for f in findings if f["pid"] == miner} >= {
+        "kernel-thread-impostor",
+        "rwx-mapping",
+        "listening-socket",
+        "external-connection",
+    }
+    c2 = f"{guest_image.ATTACKER}:{guest_image.C2_PORT}"
+    rwx = sorted(captured.truth.rwx)[0]
+    start = f"0x{rwx.split('-')[0].lstrip('0')}"
+    for text in (reported.html, reported.markdown):
+        assert "kworkerd" in text and str(miner) in text
+        assert f"listening on 0.0.0.0:{guest_image.MINER_LISTEN_PORT}" in text
+        assert c2 in text and start in text
+
+
+def test_the_narrative_tells_the_planted_activity_from_memory(captured: Captured, reported: Reported) -> None:
+    steps = reported.document["narrative"]
+    assert steps and {s["stage"] for s in steps} == {MEMORY_STAGE}
+    miner = _pid(captured, "kworkerd")
+    [step] = [s for s in steps if s["summary"].startswith(f"kworkerd (PID {miner}) was running: ")]
+    assert "named like a kernel thread but has a user address space" in step["summary"]
+    assert "memory mapping that is writable and executable (rwx)" in step["summary"]
+    assert f"listening: TCP 0.0.0.0:{guest_image.MINER_LISTEN_PORT}" in step["summary"]
+    assert f"connected to {guest_image.ATTACKER}:{guest_image.POOL_PORT}" in step["summary"]
+    shells = [s for s in steps if f"{guest_image.ATTACKER}:{guest_image.C2_PORT}" in s["summary"]]
+    assert shells, [s["summary"] for s in steps]
+    assert "There was no disk to examine: every step comes from memory." in reported.html
+
+
+def test_the_report_says_how_the_memory_was_captured(captured: Captured, reported: Reported) -> None:
+    how = {"kcore": "captured through /proc/kcore", "lime": "captured by the LiME kernel module"}[captured.method]
+    assert reported.result.memory.acquisition == captured.method
+    for text in (reported.html, reported.markdown):
+        assert f"Image {captured.image.name}: {how}" in text
