@@ -1,0 +1,398 @@
+"""The member responder's two renderings: Pulumi resources and a CloudFormation template.
+
+components.member_responder.member_definition lists what one member account and region gets (roles,
+policies, key, profiles, documents, rule) as `MemberResource`s. The same list becomes:
+
+- the children of the `MemberResponder` component (explicit mode: one provider per member account,
+  account and region known at deploy time), by `render_pulumi`;
+- the template of the organisation's StackSet (organisation mode: CloudFormation instantiates it in
+  every account of the organisational units, including accounts created later), by `render_template`.
+
+Strings in a definition may hold the CloudFormation pseudo parameters `${AWS::AccountId}`,
+`${AWS::Region}`, `${AWS::Partition}` (a definition built for "any account") and `${<LogicalId>.Arn}`,
+a sibling's ARN, known only once it exists. `Ref` names a sibling by name (a role, a rule). The
+template wraps such strings in Fn::Sub (GetAtt/Ref when they are nothing else); the Pulumi rendering
+replaces a sibling's ARN by its Output. SSM document content is fixed text and is never interpolated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.policies import policy_document
+
+ACCOUNT = "${AWS::AccountId}"
+REGION = "${AWS::Region}"
+PARTITION = "${AWS::Partition}"
+PSEUDO_PARAMETERS = (ACCOUNT, REGION, PARTITION)
+
+ROLE = "role"
+ROLE_POLICY = "role-policy"
+KEY = "key"
+ALIAS = "alias"
+PROFILE = "instance-profile"
+MANAGED_POLICY = "managed-policy"
+ATTACHMENT = "managed-policy-attachment"
+DOCUMENT = "ssm-document"
+RULE = "event-rule"
+TARGET = "event-target"
+# The kinds that live in a region (pulumi-aws 7: they name it; IAM is global).
+REGIONAL = frozenset({KEY, ALIAS, DOCUMENT, RULE, TARGET})
+CFN_TYPES = {
+    ROLE: "AWS::IAM::Role",
+    ROLE_POLICY: "AWS::IAM::RolePolicy",
+    KEY: "AWS::KMS::Key",
+    ALIAS: "AWS::KMS::Alias",
+    PROFILE: "AWS::IAM::InstanceProfile",
+    MANAGED_POLICY: "AWS::IAM::ManagedPolicy",
+    DOCUMENT: "AWS::SSM::Document",
+    RULE: "AWS::Events::Rule",
+}
+
+_SIBLING_ARN = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\.Arn\}")
+_SUBSTITUTED = re.compile(r"\$\{(?:AWS::AccountId|AWS::Region|AWS::Partition|[A-Za-z][A-Za-z0-9]*\.Arn)\}")
+# Any other `${` (an IAM policy variable such as ${aws:PrincipalTag/...}) is literal inside Fn::Sub.
+_LITERAL = re.compile(r"\$\{(?!AWS::AccountId\}|AWS::Region\}|AWS::Partition\}|[A-Za-z][A-Za-z0-9]*\.Arn\})")
+
+
+def arn_of(logical_id: str) -> str:
+    """A sibling's ARN, as a definition string."""
+    return f"${{{logical_id}.Arn}}"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A sibling named by its name (CloudFormation `Ref` of a role or rule)."""
+
+    logical_id: str
+
+
+@dataclass(frozen=True)
+class MemberResource:
+    logical_id: str  # CloudFormation logical id
+    suffix: str  # the Pulumi child is "<component name>-<suffix>"
+    kind: str
+    props: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- Pulumi -------------------------------------------------------------------------------------
+def _resolve(value: Any, created: Mapping[str, Any]) -> Any:
+    """A definition value with siblings' names and ARNs replaced by their Outputs."""
+    if isinstance(value, Ref):
+        return created[value.logical_id].name
+    if isinstance(value, str):
+        parts = _SIBLING_ARN.split(value)
+        if len(parts) == 1:
+            return value
+        pieces = [created[part].arn if index % 2 else part for index, part in enumerate(parts)]
+        pieces = [piece for piece in pieces if not (isinstance(piece, str) and not piece)]
+        return pieces[0] if len(pieces) == 1 else pulumi.Output.concat(*pieces)
+    if isinstance(value, Mapping):
+        return {key: _resolve(item, created) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_resolve(item, created) for item in value]
+    return value
+
+
+def _document(value: Mapping[str, Any], created: Mapping[str, Any]) -> pulumi.Output[str]:
+    return policy_document(_resolve(value["Statement"], created))
+
+
+def render_pulumi(
+    name: str,
+    definition: Sequence[MemberResource],
+    *,
+    region: str,
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> dict[str, pulumi.CustomResource]:
+    """The definition as Pulumi resources, children of `parent`; logical id -> resource."""
+    child = pulumi.ResourceOptions(parent=parent)
+    created: dict[str, pulumi.CustomResource] = {}
+    tagged = dict(tags)
+    for item in definition:
+        p = item.props
+        resource_name = f"{name}-{item.suffix}"
+        regional: dict[str, Any] = {"region": region} if item.kind in REGIONAL else {}
+        resource: pulumi.CustomResource
+        if item.kind == ROLE:
+            extra = {"max_session_duration": p["max_session_duration"]} if "max_session_duration" in p else {}
+            resource = aws.iam.Role(
+                resource_name,
+                name=p["name"],
+                description=p["description"],
+                assume_role_policy=_document(p["trust"], created),
+                tags=tagged,
+                opts=child,
+                **extra,
+            )
+        elif item.kind == ROLE_POLICY:
+            resource = aws.iam.RolePolicy(
+                resource_name, role=_resolve(p["role"], created), policy=_document(p["document"], created), opts=child
+            )
+        elif item.kind == KEY:
+            resource = aws.kms.Key(
+                resource_name,
+                description=p["description"],
+                enable_key_rotation=p["rotation"],
+                deletion_window_in_days=p["deletion_window_days"],
+                policy=_document(p["policy"], created),
+                tags=tagged,
+                opts=child,
+                **regional,
+            )
+        elif item.kind == ALIAS:
+            resource = aws.kms.Alias(
+                resource_name, name=p["name"], target_key_id=_resolve(p["target"], created), opts=child, **regional
+            )
+        elif item.kind == PROFILE:
+            resource = aws.iam.InstanceProfile(
+                resource_name, name=p["name"], role=_resolve(p["role"], created), tags=tagged, opts=child
+            )
+        elif item.kind == MANAGED_POLICY:
+            resource = aws.iam.Policy(
+                resource_name,
+                name=p["name"],
+                description=p["description"],
+                policy=_document(p["document"], created),
+                tags=tagged,
+                opts=child,
+            )
+        elif item.kind == ATTACHMENT:
+            resource = aws.iam.RolePolicyAttachment(
+                resource_name,
+                role=_resolve(p["role"], created),
+                policy_arn=_resolve(p["policy_arn"], created),
+                opts=child,
+            )
+        elif item.kind == DOCUMENT:
+            resource = aws.ssm.Document(
+                resource_name,
+                name=p["name"],
+                document_type=p["document_type"],
+                document_format="JSON",
+                content=json.dumps(p["content"]),
+                tags=tagged,
+                opts=child,
+                **regional,
+            )
+        elif item.kind == RULE:
+            resource = aws.cloudwatch.EventRule(
+                resource_name,
+                name=p["name"],
+                description=p["description"],
+                event_pattern=json.dumps(p["pattern"]),
+                tags=tagged,
+                opts=child,
+                **regional,
+            )
+        elif item.kind == TARGET:
+            resource = aws.cloudwatch.EventTarget(
+                resource_name,
+                rule=_resolve(p["rule"], created),
+                target_id=p["target_id"],
+                arn=_resolve(p["arn"], created),
+                role_arn=_resolve(p["role_arn"], created),
+                opts=child,
+                **regional,
+            )
+        else:
+            raise ValueError(f"{item.logical_id}: no Pulumi rendering for kind {item.kind!r}")
+        created[item.logical_id] = resource
+    return created
+
+
+# --- CloudFormation -----------------------------------------------------------------------------
+def _cfn(value: Any) -> Any:
+    """A definition value as CloudFormation: Fn::Sub for strings with pseudo parameters or ARNs."""
+    if isinstance(value, Ref):
+        return {"Ref": value.logical_id}
+    if isinstance(value, str):
+        if not _SUBSTITUTED.search(value):
+            return value
+        whole = _SIBLING_ARN.fullmatch(value)
+        if whole:
+            return {"Fn::GetAtt": [whole.group(1), "Arn"]}
+        return {"Fn::Sub": _LITERAL.sub("${!", value)}
+    if isinstance(value, Mapping):
+        return {key: _cfn(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cfn(item) for item in value]
+    return value
+
+
+def _cfn_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+def render_template(
+    definition: Sequence[MemberResource], *, description: str, tags: Mapping[str, str]
+) -> dict[str, Any]:
+    """The definition as a CloudFormation template (a StackSet's, so every value is per account/region).
+
+    A managed-policy attachment becomes its role's ManagedPolicyArns and an event target its rule's
+    Targets: CloudFormation has no separate resource for either.
+    """
+    attachments: dict[str, list[Any]] = {}
+    targets: dict[str, list[dict[str, Any]]] = {}
+    for item in definition:
+        if item.kind == ATTACHMENT:
+            attachments.setdefault(item.props["role"].logical_id, []).append(_cfn(item.props["policy_arn"]))
+        elif item.kind == TARGET:
+            targets.setdefault(item.props["rule"].logical_id, []).append(
+                {
+                    "Id": item.props["target_id"],
+                    "Arn": _cfn(item.props["arn"]),
+                    "RoleArn": _cfn(item.props["role_arn"]),
+                }
+            )
+    resources: dict[str, Any] = {}
+    for item in definition:
+        p = item.props
+        properties: dict[str, Any]
+        if item.kind in (ATTACHMENT, TARGET):
+            continue
+        if item.kind == ROLE:
+            properties = {
+                "RoleName": _cfn(p["name"]),
+                "Description": p["description"],
+                "AssumeRolePolicyDocument": _cfn(p["trust"]),
+                "Tags": _cfn_tags(tags),
+            }
+            if "max_session_duration" in p:
+                properties["MaxSessionDuration"] = p["max_session_duration"]
+            if item.logical_id in attachments:
+                properties["ManagedPolicyArns"] = attachments[item.logical_id]
+        elif item.kind == ROLE_POLICY:
+            properties = {
+                "RoleName": _cfn(p["role"]),
+                "PolicyName": p["policy_name"],
+                "PolicyDocument": _cfn(p["document"]),
+            }
+        elif item.kind == KEY:
+            properties = {
+                "Description": p["description"],
+                "EnableKeyRotation": p["rotation"],
+                "PendingWindowInDays": p["deletion_window_days"],
+                "KeyPolicy": _cfn(p["policy"]),
+                "Tags": _cfn_tags(tags),
+            }
+        elif item.kind == ALIAS:
+            properties = {"AliasName": _cfn(p["name"]), "TargetKeyId": _cfn(p["target"])}
+        elif item.kind == PROFILE:
+            properties = {"InstanceProfileName": _cfn(p["name"]), "Roles": [_cfn(p["role"])]}
+        elif item.kind == MANAGED_POLICY:
+            properties = {
+                "ManagedPolicyName": _cfn(p["name"]),
+                "Description": p["description"],
+                "PolicyDocument": _cfn(p["document"]),
+            }
+        elif item.kind == DOCUMENT:
+            # Fixed text with its own {{ parameter }} syntax: never interpolated by CloudFormation.
+            properties = {
+                "Name": _cfn(p["name"]),
+                "DocumentType": p["document_type"],
+                "DocumentFormat": "JSON",
+                "Content": p["content"],
+                "Tags": _cfn_tags(tags),
+            }
+        elif item.kind == RULE:
+            properties = {
+                "Name": _cfn(p["name"]),
+                "Description": p["description"],
+                "EventPattern": p["pattern"],
+                "State": "ENABLED",
+                "Targets": targets.get(item.logical_id, []),
+            }
+        else:
+            raise ValueError(f"{item.logical_id}: no CloudFormation rendering for kind {item.kind!r}")
+        resources[item.logical_id] = {"Type": CFN_TYPES[item.kind], "Properties": properties}
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Description": description, "Resources": resources}
+
+
+# --- instantiating a template (tests, parliament, the simulation's StackSet) --------------------
+def substitute(value: Any, *, account: str, region: str, partition: str, attributes: Mapping[str, Any]) -> Any:
+    """A template value with its intrinsic functions evaluated for one account and region.
+
+    `attributes` maps "<LogicalId>.Arn" and "<LogicalId>" (Ref) to values. Only the functions
+    render_template writes are understood; anything else is an error, not a guess.
+    """
+    pseudo = {"AWS::AccountId": account, "AWS::Region": region, "AWS::Partition": partition}
+
+    def lookup(name: str) -> Any:
+        if name in pseudo:
+            return pseudo[name]
+        if name not in attributes:
+            raise KeyError(f"template refers to {name}, which is not created before it")
+        return attributes[name]
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            if set(item) == {"Fn::Sub"}:
+                text = item["Fn::Sub"]
+                if not isinstance(text, str):
+                    raise ValueError(f"Fn::Sub with variables is not used by the member template: {item!r}")
+                replaced = re.sub(r"\$\{([^!}][^}]*)\}", lambda m: str(lookup(m.group(1))), text)
+                return replaced.replace("${!", "${")
+            if set(item) == {"Fn::GetAtt"}:
+                logical, attribute = item["Fn::GetAtt"]
+                return lookup(f"{logical}.{attribute}")
+            if set(item) == {"Ref"}:
+                return lookup(item["Ref"])
+            if any(str(key).startswith("Fn::") for key in item):
+                raise ValueError(f"intrinsic function not used by the member template: {list(item)}")
+            return {key: walk(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [walk(inner) for inner in item]
+        return item
+
+    return walk(value)
+
+
+def references(value: Any) -> set[str]:
+    """The logical ids a template value depends on (Ref, GetAtt, ${X.Arn} in Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        if set(value) == {"Ref"} and not str(value["Ref"]).startswith("AWS::"):
+            found.add(str(value["Ref"]))
+        elif set(value) == {"Fn::GetAtt"}:
+            found.add(str(value["Fn::GetAtt"][0]))
+        elif set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            found |= set(_SIBLING_ARN.findall(value["Fn::Sub"]))
+        else:
+            for inner in value.values():
+                found |= references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= references(inner)
+    return found
+
+
+def creation_order(resources: Mapping[str, Any]) -> list[str]:
+    """Logical ids in an order where each comes after what it refers to (CloudFormation's own order)."""
+    order: list[str] = []
+    pending = dict(resources)
+    while pending:
+        ready = [lid for lid, res in pending.items() if references(res).issubset(order)]
+        if not ready:
+            raise ValueError(f"template resources refer to each other in a cycle: {sorted(pending)}")
+        for lid in ready:
+            order.append(lid)
+            del pending[lid]
+    return order
+
+
+def iter_policy_documents(template: Mapping[str, Any]) -> Iterable[tuple[str, str, Any]]:
+    """(logical id, property, document) of every IAM policy document in a template."""
+    for logical_id, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        for key in ("AssumeRolePolicyDocument", "PolicyDocument", "KeyPolicy"):
+            if key in properties:
+                yield logical_id, key, properties[key]
