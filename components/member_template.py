@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -396,3 +396,59 @@ def iter_policy_documents(template: Mapping[str, Any]) -> Iterable[tuple[str, st
         for key in ("AssumeRolePolicyDocument", "PolicyDocument", "KeyPolicy"):
             if key in properties:
                 yield logical_id, key, properties[key]
+
+
+# What CloudFormation returns for `Ref` and `Fn::GetAtt ... Arn` of each type, as a creator sees it.
+Created = tuple[str, Mapping[str, Any]]  # (Ref value, attributes such as {"Arn": ...})
+Creator = Callable[[str, str, Mapping[str, Any]], Created]
+
+
+def instantiate(template: Mapping[str, Any], *, account: str, region: str, partition: str, create: Creator) -> None:
+    """Create a template's resources in one account and region, in dependency order, the way a
+    StackSet instance does: `create(logical_id, type, properties)` gets the properties with every
+    intrinsic function already evaluated and answers the resource's Ref value and attributes."""
+    resources = template["Resources"]
+    attributes: dict[str, Any] = {}
+    for logical_id in creation_order(resources):
+        resource = resources[logical_id]
+        properties = substitute(
+            resource.get("Properties", {}), account=account, region=region, partition=partition, attributes=attributes
+        )
+        ref, attrs = create(logical_id, resource["Type"], properties)
+        attributes[logical_id] = ref
+        for attribute, value in attrs.items():
+            attributes[f"{logical_id}.{attribute}"] = value
+
+
+def realistic_creator(account: str, region: str, partition: str) -> tuple[Creator, dict[str, Mapping[str, Any]]]:
+    """A creator that creates nothing and answers the Ref and ARN AWS would (for checks of the
+    template's documents: parliament, the comparison with the component); it records the properties."""
+    import uuid
+
+    seen: dict[str, Mapping[str, Any]] = {}
+
+    def create(logical_id: str, type_: str, properties: Mapping[str, Any]) -> Created:
+        seen[logical_id] = properties
+        name = str(
+            properties.get("RoleName")
+            or properties.get("ManagedPolicyName")
+            or properties.get("InstanceProfileName")
+            or properties.get("Name")
+            or properties.get("AliasName")
+            or logical_id
+        )
+        iam = f"arn:{partition}:iam::{account}"
+        if type_ == "AWS::IAM::Role":
+            return name, {"Arn": f"{iam}:role/{name}"}
+        if type_ == "AWS::IAM::ManagedPolicy":
+            return f"{iam}:policy/{name}", {}
+        if type_ == "AWS::IAM::InstanceProfile":
+            return name, {"Arn": f"{iam}:instance-profile/{name}"}
+        if type_ == "AWS::KMS::Key":
+            key = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{account}/{region}/{logical_id}"))
+            return key, {"Arn": f"arn:{partition}:kms:{region}:{account}:key/{key}"}
+        if type_ == "AWS::Events::Rule":
+            return name, {"Arn": f"arn:{partition}:events:{region}:{account}:rule/{name}"}
+        return name, {}
+
+    return create, seen

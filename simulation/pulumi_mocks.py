@@ -119,7 +119,7 @@ class RecordingMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         answer = self.on_call(args.token, dict(args.args), self.account, self.region) if self.on_call else None
         if answer is not None:
-            return answer, None
+            return answer, []
         if args.token == ORGANIZATION_CALL:
             # A mock organisation (ids derived from the caller's account); the simulation's deployer
             # answers from moto's Organizations instead.
@@ -129,7 +129,7 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 "arn": f"arn:aws:organizations::{self.account}:organization/{org}",
                 "masterAccountId": self.account,
                 "featureSet": "ALL",
-            }, None
+            }, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": self.account, "arn": f"arn:aws:iam::{self.account}:root", "userId": self.account}, None
         if args.token == "aws:index/getRegion:getRegion":

@@ -47,3 +47,14 @@ def security_config(members: list[tuple[str, str]] | None = None, **overrides: A
         ],
         **overrides,
     }
+
+
+def organisation_security_config(
+    units: list[str], regions: list[str] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The security stack in organisation mode: member responders by StackSet to these OUs and regions."""
+    config = security_config([], **overrides)
+    del config["members"]
+    config["memberOrganizationalUnits"] = list(units)
+    config["memberRegions"] = list(regions if regions is not None else [REGION])
+    return config
