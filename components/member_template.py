@@ -313,7 +313,9 @@ def render_template(
             }
         else:
             raise ValueError(f"{item.logical_id}: no CloudFormation rendering for kind {item.kind!r}")
-        resources[item.logical_id] = {"Type": CFN_TYPES[item.kind], "Properties": properties}
+        # Which child of the MemberResponder component this resource is (checks compare the two).
+        metadata = {"irforensics": {"component-child": item.suffix}}
+        resources[item.logical_id] = {"Type": CFN_TYPES[item.kind], "Properties": properties, "Metadata": metadata}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Description": description, "Resources": resources}
 
 
@@ -389,13 +391,26 @@ def creation_order(resources: Mapping[str, Any]) -> list[str]:
     return order
 
 
-def iter_policy_documents(template: Mapping[str, Any]) -> Iterable[tuple[str, str, Any]]:
-    """(logical id, property, document) of every IAM policy document in a template."""
-    for logical_id, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        for key in ("AssumeRolePolicyDocument", "PolicyDocument", "KeyPolicy"):
+# A template property holding a policy document -> the component input holding the same document.
+POLICY_PROPERTIES = {"AssumeRolePolicyDocument": "assumeRolePolicy", "PolicyDocument": "policy", "KeyPolicy": "policy"}
+
+
+def component_child(template: Mapping[str, Any], logical_id: str) -> str:
+    """The MemberResponder child suffix a template resource renders (its Metadata says)."""
+    return str(template["Resources"][logical_id]["Metadata"]["irforensics"]["component-child"])
+
+
+def policy_documents_of(
+    template: Mapping[str, Any], *, account: str, region: str, partition: str
+) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    """(component child, component input, document) of every policy document of the template as one
+    account and region gets it (sibling ARNs as AWS forms them)."""
+    create, seen = realistic_creator(account, region, partition)
+    instantiate(template, account=account, region=region, partition=partition, create=create)
+    for logical_id, properties in seen.items():
+        for key, input_name in POLICY_PROPERTIES.items():
             if key in properties:
-                yield logical_id, key, properties[key]
+                yield component_child(template, logical_id), input_name, dict(properties[key])
 
 
 # What CloudFormation returns for `Ref` and `Fn::GetAtt ... Arn` of each type, as a creator sees it.
