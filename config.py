@@ -238,11 +238,11 @@ def _members(raw: Mapping[str, Any]) -> tuple[MemberTarget, ...]:
     return tuple(members)
 
 
-def _organisation(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+def _organisation(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Organisation mode's OUs and regions; exactly one of the two modes may be configured."""
     units, regions = raw.get("memberOrganizationalUnits"), raw.get("memberRegions")
     if units is None and regions is None:
-        return {}
+        return (), ()
     if raw.get("members"):
         raise ConfigError(
             "memberOrganizationalUnits" if units is not None else "memberRegions",
@@ -270,7 +270,7 @@ def _organisation(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
         _region(region, f"memberRegions[{index}]")
     if len(set(regions)) != len(regions):
         raise ConfigError("memberRegions", regions, "lists a region twice")
-    return {"member_organizational_units": tuple(units), "member_regions": tuple(regions)}
+    return tuple(units), tuple(regions)
 
 
 def _check_keys(role: str, raw: Mapping[str, Any]) -> None:
@@ -369,12 +369,14 @@ def _security_config(raw: Mapping[str, Any], common: dict[str, Any]) -> Security
     contain = _float(raw, "guardDutyContainSeverity", 8.0, 0.0, 10.0)
     if contain < low:
         raise ConfigError("guardDutyContainSeverity", contain, "must be at least guardDutyMinSeverity")
+    units, regions = _organisation(raw)
     return SecurityConfig(
         **common,
         # EBS Snapshot Lock allows at most 36500 days (handlers/acquisition/snapshots.py MAX_LOCK_DAYS).
         retention_days=_int(raw, "snapshotLockDays", 365, 1, 36500),
         members=_members(raw),
-        **_organisation(raw),
+        member_organizational_units=units,
+        member_regions=regions,
         guardduty_min_severity=low,
         guardduty_contain_severity=contain,
         guardduty_finding_prefixes=_str_list(

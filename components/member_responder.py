@@ -837,7 +837,7 @@ class MemberStackSetArgs:
 
 # Many accounts at once, and a few failures (an account whose SCPs refuse IAM, say) must not stop the
 # rest: regions in parallel, a quarter of the accounts at a time, up to a tenth of them failing.
-OPERATION_PREFERENCES = {
+OPERATION_PREFERENCES: Any = {
     "failure_tolerance_percentage": 10,
     "max_concurrent_percentage": 25,
     "region_concurrency_type": "PARALLEL",

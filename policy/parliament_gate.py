@@ -42,7 +42,7 @@ def registered_documents() -> Iterator[tuple[str, str, dict[str, Any]]]:
     from simulation.pulumi_mocks import run_program
     from tests.infra.helpers import policy_documents
 
-    runs = (
+    runs: tuple[tuple[str, dict[str, Any], str], ...] = (
         ("forensic", stacks.forensic_config(), FORENSIC_ACCOUNT),
         (
             "security",
