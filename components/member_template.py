@@ -105,6 +105,50 @@ def _document(value: Mapping[str, Any], created: Mapping[str, Any]) -> pulumi.Ou
     return policy_document(_resolve(value["Statement"], created))
 
 
+def _pulumi_resource(
+    item: MemberResource, created: Mapping[str, Any], tags: dict[str, str]
+) -> tuple[Any, dict[str, Any]]:
+    """The Pulumi resource class of a definition item and its arguments (region and options aside)."""
+    p = item.props
+
+    def document(key: str) -> pulumi.Output[str]:
+        return _document(p[key], created)
+
+    def resolved(key: str) -> Any:
+        return _resolve(p[key], created)
+
+    if item.kind == ROLE:
+        extra = {"max_session_duration": p["max_session_duration"]} if "max_session_duration" in p else {}
+        role = {"name": p["name"], "description": p["description"], "assume_role_policy": document("trust")}
+        return aws.iam.Role, {**role, "tags": tags, **extra}
+    if item.kind == ROLE_POLICY:
+        return aws.iam.RolePolicy, {"role": resolved("role"), "policy": document("document")}
+    if item.kind == KEY:
+        key = {"description": p["description"], "enable_key_rotation": p["rotation"], "policy": document("policy")}
+        return aws.kms.Key, {**key, "deletion_window_in_days": p["deletion_window_days"], "tags": tags}
+    if item.kind == ALIAS:
+        return aws.kms.Alias, {"name": p["name"], "target_key_id": resolved("target")}
+    if item.kind == PROFILE:
+        return aws.iam.InstanceProfile, {"name": p["name"], "role": resolved("role"), "tags": tags}
+    if item.kind == MANAGED_POLICY:
+        policy = {"name": p["name"], "description": p["description"], "policy": document("document")}
+        return aws.iam.Policy, {**policy, "tags": tags}
+    if item.kind == ATTACHMENT:
+        return aws.iam.RolePolicyAttachment, {"role": resolved("role"), "policy_arn": resolved("policy_arn")}
+    if item.kind == DOCUMENT:
+        # Fixed text: serialised as is, never interpolated.
+        content = json.dumps(p["content"])
+        ssm = {"name": p["name"], "document_type": p["document_type"], "document_format": "JSON", "content": content}
+        return aws.ssm.Document, {**ssm, "tags": tags}
+    if item.kind == RULE:
+        rule = {"name": p["name"], "description": p["description"], "event_pattern": json.dumps(p["pattern"])}
+        return aws.cloudwatch.EventRule, {**rule, "tags": tags}
+    if item.kind == TARGET:
+        target = {"rule": resolved("rule"), "target_id": p["target_id"], "arn": resolved("arn")}
+        return aws.cloudwatch.EventTarget, {**target, "role_arn": resolved("role_arn")}
+    raise ValueError(f"{item.logical_id}: no Pulumi rendering for kind {item.kind!r}")
+
+
 def render_pulumi(
     name: str,
     definition: Sequence[MemberResource],
@@ -116,96 +160,11 @@ def render_pulumi(
     """The definition as Pulumi resources, children of `parent`; logical id -> resource."""
     child = pulumi.ResourceOptions(parent=parent)
     created: dict[str, pulumi.CustomResource] = {}
-    tagged = dict(tags)
     for item in definition:
-        p = item.props
-        resource_name = f"{name}-{item.suffix}"
-        regional: dict[str, Any] = {"region": region} if item.kind in REGIONAL else {}
-        resource: pulumi.CustomResource
-        if item.kind == ROLE:
-            extra = {"max_session_duration": p["max_session_duration"]} if "max_session_duration" in p else {}
-            resource = aws.iam.Role(
-                resource_name,
-                name=p["name"],
-                description=p["description"],
-                assume_role_policy=_document(p["trust"], created),
-                tags=tagged,
-                opts=child,
-                **extra,
-            )
-        elif item.kind == ROLE_POLICY:
-            resource = aws.iam.RolePolicy(
-                resource_name, role=_resolve(p["role"], created), policy=_document(p["document"], created), opts=child
-            )
-        elif item.kind == KEY:
-            resource = aws.kms.Key(
-                resource_name,
-                description=p["description"],
-                enable_key_rotation=p["rotation"],
-                deletion_window_in_days=p["deletion_window_days"],
-                policy=_document(p["policy"], created),
-                tags=tagged,
-                opts=child,
-                **regional,
-            )
-        elif item.kind == ALIAS:
-            resource = aws.kms.Alias(
-                resource_name, name=p["name"], target_key_id=_resolve(p["target"], created), opts=child, **regional
-            )
-        elif item.kind == PROFILE:
-            resource = aws.iam.InstanceProfile(
-                resource_name, name=p["name"], role=_resolve(p["role"], created), tags=tagged, opts=child
-            )
-        elif item.kind == MANAGED_POLICY:
-            resource = aws.iam.Policy(
-                resource_name,
-                name=p["name"],
-                description=p["description"],
-                policy=_document(p["document"], created),
-                tags=tagged,
-                opts=child,
-            )
-        elif item.kind == ATTACHMENT:
-            resource = aws.iam.RolePolicyAttachment(
-                resource_name,
-                role=_resolve(p["role"], created),
-                policy_arn=_resolve(p["policy_arn"], created),
-                opts=child,
-            )
-        elif item.kind == DOCUMENT:
-            resource = aws.ssm.Document(
-                resource_name,
-                name=p["name"],
-                document_type=p["document_type"],
-                document_format="JSON",
-                content=json.dumps(p["content"]),
-                tags=tagged,
-                opts=child,
-                **regional,
-            )
-        elif item.kind == RULE:
-            resource = aws.cloudwatch.EventRule(
-                resource_name,
-                name=p["name"],
-                description=p["description"],
-                event_pattern=json.dumps(p["pattern"]),
-                tags=tagged,
-                opts=child,
-                **regional,
-            )
-        elif item.kind == TARGET:
-            resource = aws.cloudwatch.EventTarget(
-                resource_name,
-                rule=_resolve(p["rule"], created),
-                target_id=p["target_id"],
-                arn=_resolve(p["arn"], created),
-                role_arn=_resolve(p["role_arn"], created),
-                opts=child,
-                **regional,
-            )
-        else:
-            raise ValueError(f"{item.logical_id}: no Pulumi rendering for kind {item.kind!r}")
-        created[item.logical_id] = resource
+        resource_class, kwargs = _pulumi_resource(item, created, dict(tags))
+        if item.kind in REGIONAL:
+            kwargs["region"] = region
+        created[item.logical_id] = resource_class(f"{name}-{item.suffix}", opts=child, **kwargs)
     return created
 
 

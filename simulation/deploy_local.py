@@ -688,13 +688,12 @@ class _StackInstance:
     created: list[dict[str, Any]] = field(default_factory=list)
 
     def create(self, logical_id: str, type_: str, properties: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        creator = _TEMPLATE_CREATORS.get(type_)
-        if creator is None:
+        if type_ not in _TEMPLATE_CREATORS:
             raise UnknownResourceType(
                 f"the local deployer does not know {type_} (template resource {logical_id}); add it to "
                 "simulation/deploy_local.py _TEMPLATE_CREATORS"
             )
-        session = local_aws.account_session(self.account, self.region)
+        creator, inputs = _TEMPLATE_CREATORS[type_]
         # CloudFormation tags what it creates with the stack and the logical id (where the type has tags).
         tags = [
             {"Key": "aws:cloudformation:stack-name", "Value": self.stack_name},
@@ -702,110 +701,72 @@ class _StackInstance:
             {"Key": "aws:cloudformation:logical-id", "Value": logical_id},
             *properties.get("Tags", []),
         ]
-        ref, attributes = creator(session, dict(properties), f"{self.stack_name}-{logical_id}", tags)
+        session = local_aws.account_session(self.account, self.region)
+        name = f"{self.stack_name}-{logical_id}"
+        ref, outputs = creator(session, inputs({**properties, "Tags": tags}), name, self.account, self.region)
         self.created.append(
             {"account": self.account, "region": self.region, "logicalId": logical_id, "type": type_, "physicalId": ref}
         )
-        return ref, attributes
+        return ref, {"Arn": outputs["arn"]} if "arn" in outputs else {}
 
 
-TemplateCreator = Callable[[Session, dict[str, Any], str, list[dict[str, str]]], tuple[str, dict[str, Any]]]
-
-
-def _template_role(s: Session, p: dict[str, Any], name: str, tags: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
-    account, region = _where(s)
+def _role_from_template(s: Session, p: Inputs, name: str, account: str, region: str) -> Created:
     role, outputs = _role(
         s, {"name": p["RoleName"], "assumeRolePolicy": p["AssumeRolePolicyDocument"]}, name, account, region
     )
     for arn in p.get("ManagedPolicyArns", []):
         _attachment(s, {"role": role, "policyArn": arn}, f"{name}-{arn.rsplit('/', 1)[-1]}", account, region)
-    _client(s, "iam").tag_role(RoleName=role, Tags=tags)
-    return role, {"Arn": outputs["arn"]}
+    _client(s, "iam").tag_role(RoleName=role, Tags=p["Tags"])
+    return role, outputs
 
 
-def _template_role_policy(
-    s: Session, p: dict[str, Any], name: str, tags: list[dict[str, str]]
-) -> tuple[str, dict[str, Any]]:
-    account, region = _where(s)
-    inputs = {"role": p["RoleName"], "name": p["PolicyName"], "policy": p["PolicyDocument"]}
-    resource_id, _ = _role_policy(s, inputs, name, account, region)
-    return resource_id, {}
-
-
-def _template_managed_policy(
-    s: Session, p: dict[str, Any], name: str, tags: list[dict[str, str]]
-) -> tuple[str, dict[str, Any]]:
-    account, region = _where(s)
-    arn, _ = _managed_policy(s, {"name": p["ManagedPolicyName"], "policy": p["PolicyDocument"]}, name, account, region)
-    return arn, {}
-
-
-def _template_profile(
-    s: Session, p: dict[str, Any], name: str, tags: list[dict[str, str]]
-) -> tuple[str, dict[str, Any]]:
-    account, region = _where(s)
-    profile, outputs = _profile(s, {"name": p["InstanceProfileName"], "role": p["Roles"][0]}, name, account, region)
-    return profile, {"Arn": outputs["arn"]}
-
-
-def _template_key(s: Session, p: dict[str, Any], name: str, tags: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
-    account, region = _where(s)
+def _key_from_template(s: Session, p: Inputs, name: str, account: str, region: str) -> Created:
     inputs = {
         "description": p.get("Description", ""),
         "policy": p["KeyPolicy"],
         "enableKeyRotation": p.get("EnableKeyRotation"),
     }
     key, outputs = _kms_key(s, inputs, name, account, region)
-    _client(s, "kms").tag_resource(KeyId=key, Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tags])
-    return key, {"Arn": outputs["arn"]}
+    _client(s, "kms").tag_resource(KeyId=key, Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in p["Tags"]])
+    return key, outputs
 
 
-def _template_alias(s: Session, p: dict[str, Any], name: str, tags: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
-    account, region = _where(s)
-    alias, _ = _kms_alias(s, {"name": p["AliasName"], "targetKeyId": p["TargetKeyId"]}, name, account, region)
-    return alias, {}
-
-
-def _template_document(
-    s: Session, p: dict[str, Any], name: str, tags: list[dict[str, str]]
-) -> tuple[str, dict[str, Any]]:
-    account, region = _where(s)
-    inputs = {
-        "name": p["Name"],
-        "content": json.dumps(p["Content"]),
-        "documentType": p["DocumentType"],
-        "documentFormat": p.get("DocumentFormat", "JSON"),
-        "tags": {t["Key"]: t["Value"] for t in tags},
-    }
-    document, _ = _ssm_document(s, inputs, name, account, region)
-    return document, {}
-
-
-def _template_rule(s: Session, p: dict[str, Any], name: str, tags: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
-    account, region = _where(s)
+def _rule_from_template(s: Session, p: Inputs, name: str, account: str, region: str) -> Created:
     rule, outputs = _event_rule(
         s, {"name": p["Name"], "eventPattern": json.dumps(p["EventPattern"])}, name, account, region
     )
     for target in p.get("Targets", []):
         inputs = {"rule": rule, "targetId": target["Id"], "arn": target["Arn"], "roleArn": target.get("RoleArn")}
         _event_target(s, inputs, f"{name}-{target['Id']}", account, region)
-    return rule, {"Arn": outputs["arn"]}
+    return rule, outputs
 
 
-def _where(s: Session) -> tuple[str, str]:
-    identity = _client(s, "sts").get_caller_identity()
-    return str(identity["Account"]), str(s.region_name)
-
-
-_TEMPLATE_CREATORS: dict[str, TemplateCreator] = {
-    "AWS::IAM::Role": _template_role,
-    "AWS::IAM::RolePolicy": _template_role_policy,
-    "AWS::IAM::ManagedPolicy": _template_managed_policy,
-    "AWS::IAM::InstanceProfile": _template_profile,
-    "AWS::KMS::Key": _template_key,
-    "AWS::KMS::Alias": _template_alias,
-    "AWS::SSM::Document": _template_document,
-    "AWS::Events::Rule": _template_rule,
+# CloudFormation type -> (the creator that makes it, its properties as that creator's inputs). The
+# properties arrive with every intrinsic function evaluated and CloudFormation's tags in "Tags".
+_TEMPLATE_CREATORS: dict[str, tuple[Creator, Callable[[Inputs], Inputs]]] = {
+    "AWS::IAM::Role": (_role_from_template, dict),
+    "AWS::IAM::RolePolicy": (
+        _role_policy,
+        lambda p: {"role": p["RoleName"], "name": p["PolicyName"], "policy": p["PolicyDocument"]},
+    ),
+    "AWS::IAM::ManagedPolicy": (
+        _managed_policy,
+        lambda p: {"name": p["ManagedPolicyName"], "policy": p["PolicyDocument"]},
+    ),
+    "AWS::IAM::InstanceProfile": (_profile, lambda p: {"name": p["InstanceProfileName"], "role": p["Roles"][0]}),
+    "AWS::KMS::Key": (_key_from_template, dict),
+    "AWS::KMS::Alias": (_kms_alias, lambda p: {"name": p["AliasName"], "targetKeyId": p["TargetKeyId"]}),
+    "AWS::SSM::Document": (
+        _ssm_document,
+        lambda p: {
+            "name": p["Name"],
+            "content": json.dumps(p["Content"]),
+            "documentType": p["DocumentType"],
+            "documentFormat": p.get("DocumentFormat", "JSON"),
+            "tags": {t["Key"]: t["Value"] for t in p["Tags"]},
+        },
+    ),
+    "AWS::Events::Rule": (_rule_from_template, dict),
 }
 
 
