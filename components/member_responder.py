@@ -3,9 +3,17 @@
 A responder role only the security account's Lambda roles can assume, the member CMK that
 re-encrypts snapshots so they can be shared with the forensic account, the deny-all isolation
 profile, the acquisition profile for memory capture, and the rule forwarding incident-tag
-changes to the security account's event bus. Deployed through the explicit provider of the
-member account (given by __main__.py, one per account); every child inherits it via parent=self,
-and each regional child names `args.region` itself.
+changes to the security account's event bus.
+
+`member_definition` is the one description of all that (policy documents, names, rules, documents);
+components.member_template renders it two ways:
+- explicit mode, `MemberResponder`: Pulumi resources through the explicit provider of the member
+  account (given by __main__.py, one per account); every child inherits it via parent=self, and each
+  regional child names `args.region` itself;
+- organisation mode, `MemberResponderStackSet`: the template of a service-managed StackSet for the
+  organisation's OUs, built from `MemberResponderArgs.for_any_member` (account, region and partition
+  are CloudFormation's pseudo parameters), deployed by the security account as delegated administrator.
+ARNs are partition-aware: core.arns.partition of the member's region, `${AWS::Partition}` in the template.
 """
 
 from __future__ import annotations
