@@ -184,7 +184,10 @@ def _assume_statements(spec: FunctionSpec, args: SecurityAccountArgs) -> list[St
         statements.append(_organisation_assume_statement(spec, args))
     elif MEMBER in spec.access and args.members and spec.function == RELEASE_FUNCTION:
         # Release acts through its own member role (it may pass the original role back), never the responder.
-        releasers = sorted(naming.release_role_arn(args.prefix, account, region) for account, region in args.members)
+        releasers = sorted(
+            arns.iam_role(account, naming.release_role(args.prefix, region), region=region)
+            for account, region in args.members
+        )
         statements.append(allow("AssumeMemberReleaseRoles", ["sts:AssumeRole"], releasers))
     elif MEMBER in spec.access and args.members:
         responders = sorted(

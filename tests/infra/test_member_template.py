@@ -258,3 +258,32 @@ def run_org_id() -> str:
 def test_the_simulations_organisation_config_is_organisation_mode():
     cfg = parse_config("security", stacks.organisation_security_config(["ou-ab12-cdef3456"]), "eu-west-1")
     assert cfg.organization_mode and cfg.members == () and cfg.member_regions == ("eu-west-1",)
+
+
+def test_the_definition_and_the_security_grants_follow_the_partition_of_the_region():
+    from components.security_account import SecurityAccountArgs, function_statements
+    from statemachines.functions import FUNCTIONS
+
+    china = member_definition(
+        MemberResponderArgs(PREFIX, "333333333333", "cn-north-1", SECURITY, "cn-north-1", FORENSIC, "cn-north-1")
+    )
+    text = json.dumps([item.props for item in china], default=str)
+    assert "arn:aws:" not in text and "arn:aws-cn:iam::333333333333:role/acme-ir-responder-cn-north-1" in text
+    args = SecurityAccountArgs(
+        prefix=PREFIX,
+        account=SECURITY,
+        region="cn-north-1",
+        forensic_account=FORENSIC,
+        forensic_region="cn-north-1",
+        retention_days=1,
+        log_retention_days=1,
+        members=(("333333333333", "cn-north-1"),),
+    )
+    assert args.event_bus_arn == f"arn:aws-cn:events:cn-north-1:{SECURITY}:event-bus/default"
+    grants = json.dumps(
+        [
+            function_statements(spec, args, key_arn="k", table_arn="t", topic_arn="s", state_machine_arn="m")
+            for spec in FUNCTIONS
+        ]
+    )
+    assert "arn:aws:" not in grants and "arn:aws-cn:iam::333333333333:role/acme-ir-release-cn-north-1" in grants
