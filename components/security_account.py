@@ -212,9 +212,9 @@ def _organisation_assume_statement(spec: FunctionSpec, args: SecurityAccountArgs
     grant names the role by its deterministic name in every account and lets aws:ResourceOrgID (the
     organisation of the account owning the role) keep it inside the organisation.
     """
-    role = naming.release_role(args.prefix, "*") if spec.function == RELEASE_FUNCTION else None
-    role = role or naming.member_responder_role(args.prefix, "*")
-    sid = "AssumeMemberReleaseRoles" if spec.function == RELEASE_FUNCTION else "AssumeMemberResponderRoles"
+    release = spec.function == RELEASE_FUNCTION
+    role = naming.release_role(args.prefix, "*") if release else naming.member_responder_role(args.prefix, "*")
+    sid = "AssumeMemberReleaseRoles" if release else "AssumeMemberResponderRoles"
     return allow(
         sid,
         ["sts:AssumeRole"],

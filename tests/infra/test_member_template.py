@@ -226,20 +226,18 @@ def test_organisation_mode_registers_a_service_managed_stack_set_and_one_instanc
 
 def test_organisation_mode_grants_any_member_role_of_the_deployment_only_inside_the_organisation(organisation):
     org = helpers.plain(run_org_id())
-    assumes = [
-        (res.name, s)
+    assumes = {
+        res.name: s
         for res, s in helpers.statements(organisation)
-        if res.type == "aws:iam/rolePolicy:RolePolicy"
-        and "sts:AssumeRole" in helpers.actions(s)
-        and "Member" in s.get("Sid", "")
-    ]
-    assert assumes
-    for name, statement in assumes:
+        if res.type == "aws:iam/rolePolicy:RolePolicy" and s.get("Sid", "").startswith("AssumeMember")
+    }
+    expected = {"AssumeMemberReleaseRoles": "acme-ir-release-*", "AssumeMemberResponderRoles": "acme-ir-responder-*"}
+    assert {s["Sid"] for s in assumes.values()} == set(expected)
+    for name, statement in assumes.items():
         assert statement["Condition"] == {"StringEquals": {"aws:ResourceOrgID": org}}
-        expected = (
-            "acme-ir-release-*" if name.endswith("-release-policy") or "release" in name else "acme-ir-responder-*"
-        )
-        assert statement["Resource"] == f"arn:aws:iam::*:role/{expected}", name
+        assert statement["Resource"] == f"arn:aws:iam::*:role/{expected[statement['Sid']]}", name
+    # Only the release Lambda may assume the release roles.
+    assert [n for n, s in assumes.items() if s["Sid"] == "AssumeMemberReleaseRoles"] == ["security-release-policy"]
     bus = helpers.one(organisation, "aws:cloudwatch/eventBusPolicy:EventBusPolicy")
     [statement] = helpers.statements_of(helpers.policy_of(bus))
     assert statement["Principal"] == "*"
