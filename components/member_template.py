@@ -131,7 +131,11 @@ def _pulumi_resource(
     if item.kind == PROFILE:
         return aws.iam.InstanceProfile, {"name": p["name"], "role": resolved("role"), "tags": tags}
     if item.kind == MANAGED_POLICY:
-        policy = {"name": p["name"], "description": p["description"], "policy": document("document")}
+        # Fixed text naming no sibling (the deny-only revocation policy): plain JSON, no Output to build.
+        fixed = json.dumps(p["document"])
+        if _SIBLING_ARN.search(fixed):
+            raise ValueError(f"{item.logical_id}: a managed policy here is fixed text; it cannot name a sibling's ARN")
+        policy = {"name": p["name"], "description": p["description"], "policy": fixed}
         return aws.iam.Policy, {**policy, "tags": tags}
     if item.kind == ATTACHMENT:
         return aws.iam.RolePolicyAttachment, {"role": resolved("role"), "policy_arn": resolved("policy_arn")}
