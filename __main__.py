@@ -29,12 +29,16 @@ def build_security(cfg: SecurityConfig) -> None:
     from components.member_responder import MemberResponder, MemberResponderArgs
     from components.security_account import SecurityAccount, SecurityAccountArgs
 
-    security = SecurityAccount("security", SecurityAccountArgs.from_config(cfg))
+    organization_id = organization_of_the_security_account() if cfg.organization_mode else ""
+    security = SecurityAccount("security", SecurityAccountArgs.from_config(cfg, organization_id))
     pulumi.export("response_state_machine_arn", security.response_state_machine.arn)
     pulumi.export("notification_topic_arn", security.topic.arn)
     lime = LimeFactory("lime", LimeFactoryArgs.from_config(cfg))
     pulumi.export("modules_bucket", lime.modules_bucket.bucket)
     pulumi.export("lime_factory_state_machine_arn", lime.state_machine.arn)
+    if cfg.organization_mode:
+        build_member_stack_set(cfg)
+        return
     # One provider per member account, whatever the number of its regions: under the Pulumi engine
     # each explicit provider is a plugin process of a few hundred MB, so one per account and region
     # would not fit an organisation (pulumi-aws 7 lets each regional resource name its region).
@@ -49,6 +53,22 @@ def build_security(cfg: SecurityConfig) -> None:
             MemberResponderArgs.from_config(cfg, member),
             opts=pulumi.ResourceOptions(provider=providers[member.account]),
         )
+
+
+def organization_of_the_security_account() -> pulumi.Output[str]:
+    """The organisation's id, asked at deploy time: a delegated administrator may DescribeOrganization,
+    and nothing has to be copied into config (or kept in step with it)."""
+    import pulumi_aws as aws
+
+    return aws.organizations.get_organization_output().id
+
+
+def build_member_stack_set(cfg: SecurityConfig) -> None:
+    """Organisation mode: one StackSet, whatever the number of member accounts (they are in the OUs)."""
+    from components.member_responder import MemberResponderStackSet, MemberStackSetArgs
+
+    members = MemberResponderStackSet("member-responders", MemberStackSetArgs.from_config(cfg))
+    pulumi.export("member_stack_set", members.stack_set.name)
 
 
 def aws_provider_for(account: str, region: str, role_arn: str) -> pulumi.ProviderResource:

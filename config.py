@@ -28,6 +28,9 @@ ROLES = ("forensic", "security")
 _ACCOUNT = ids.ACCOUNT_ID
 _REGION = ids.REGION
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# Organizations' id formats (API reference): an OU, or the root (every account of the organisation).
+_OU_ID = re.compile(r"\Aou-[0-9a-z]{4,32}-[a-z0-9]{8,32}\Z")
+_ROOT_ID = re.compile(r"\Ar-[0-9a-z]{4,32}\Z")
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 # Set once, in Pulumi.yaml's project config, and read by both stacks: the names each stack derives
 # for the other's resources (buckets, roles, key aliases) only match when these agree.
@@ -44,6 +47,8 @@ FORENSIC_KEYS = (
 SECURITY_KEYS = (
     "snapshotLockDays",
     "members",
+    "memberOrganizationalUnits",
+    "memberRegions",
     "guardDutyMinSeverity",
     "guardDutyContainSeverity",
     "guardDutyFindingPrefixes",
@@ -108,6 +113,10 @@ class ForensicConfig(CommonConfig):
 @dataclass(frozen=True)
 class SecurityConfig(CommonConfig):
     members: tuple[MemberTarget, ...] = ()
+    # Organisation mode (instead of `members`): a StackSet deploys the responders to every account
+    # of these OUs (or the root) in these regions, accounts that join later included.
+    member_organizational_units: tuple[str, ...] = ()
+    member_regions: tuple[str, ...] = ()
     guardduty_min_severity: float = 7.0
     guardduty_contain_severity: float = 8.0
     guardduty_finding_prefixes: tuple[str, ...] = (
@@ -122,6 +131,10 @@ class SecurityConfig(CommonConfig):
     poll_interval_seconds: int = 15
     poll_backoff_rate: float = 1.5
     poll_max_attempts: int = 12
+
+    @property
+    def organization_mode(self) -> bool:
+        return bool(self.member_organizational_units)
 
 
 StackConfig = ForensicConfig | SecurityConfig
@@ -225,6 +238,41 @@ def _members(raw: Mapping[str, Any]) -> tuple[MemberTarget, ...]:
     return tuple(members)
 
 
+def _organisation(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Organisation mode's OUs and regions; exactly one of the two modes may be configured."""
+    units, regions = raw.get("memberOrganizationalUnits"), raw.get("memberRegions")
+    if units is None and regions is None:
+        return (), ()
+    if raw.get("members"):
+        raise ConfigError(
+            "memberOrganizationalUnits" if units is not None else "memberRegions",
+            units if units is not None else regions,
+            "cannot be combined with irforensics:members: configure members or the organisation's OUs and regions",
+        )
+    if units is None:
+        raise ConfigError("memberOrganizationalUnits", None, "is required with memberRegions (ou-... or r-... ids)")
+    if regions is None:
+        raise ConfigError("memberRegions", None, "is required with memberOrganizationalUnits (regions like eu-west-1)")
+    if not isinstance(units, list) or not units:
+        raise ConfigError(
+            "memberOrganizationalUnits", units, "must be a non-empty list of OU ids (ou-...) or the root id (r-...)"
+        )
+    for unit in units:
+        if not isinstance(unit, str) or not (_OU_ID.match(unit) or _ROOT_ID.match(unit)):
+            raise ConfigError(
+                "memberOrganizationalUnits", units, f"{unit!r} is not an OU id (ou-xxxx-xxxxxxxx) or a root id (r-xxxx)"
+            )
+    if len(set(units)) != len(units):
+        raise ConfigError("memberOrganizationalUnits", units, "lists an OU twice")
+    if not isinstance(regions, list) or not regions:
+        raise ConfigError("memberRegions", regions, "must be a non-empty list of regions like eu-west-1")
+    for index, region in enumerate(regions):
+        _region(region, f"memberRegions[{index}]")
+    if len(set(regions)) != len(regions):
+        raise ConfigError("memberRegions", regions, "lists a region twice")
+    return tuple(units), tuple(regions)
+
+
 def _check_keys(role: str, raw: Mapping[str, Any]) -> None:
     """Refuse what this stack would silently ignore: typos, retired keys, the other stack's keys."""
     known = STACK_KEYS[role]
@@ -321,11 +369,14 @@ def _security_config(raw: Mapping[str, Any], common: dict[str, Any]) -> Security
     contain = _float(raw, "guardDutyContainSeverity", 8.0, 0.0, 10.0)
     if contain < low:
         raise ConfigError("guardDutyContainSeverity", contain, "must be at least guardDutyMinSeverity")
+    units, regions = _organisation(raw)
     return SecurityConfig(
         **common,
         # EBS Snapshot Lock allows at most 36500 days (handlers/acquisition/snapshots.py MAX_LOCK_DAYS).
         retention_days=_int(raw, "snapshotLockDays", 365, 1, 36500),
         members=_members(raw),
+        member_organizational_units=units,
+        member_regions=regions,
         guardduty_min_severity=low,
         guardduty_contain_severity=contain,
         guardduty_finding_prefixes=_str_list(

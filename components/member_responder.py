@@ -3,9 +3,17 @@
 A responder role only the security account's Lambda roles can assume, the member CMK that
 re-encrypts snapshots so they can be shared with the forensic account, the deny-all isolation
 profile, the acquisition profile for memory capture, and the rule forwarding incident-tag
-changes to the security account's event bus. Deployed through the explicit provider of the
-member account (given by __main__.py, one per account); every child inherits it via parent=self,
-and each regional child names `args.region` itself.
+changes to the security account's event bus.
+
+`member_definition` is the one description of all that (policy documents, names, rules, documents);
+components.member_template renders it two ways:
+- explicit mode, `MemberResponder`: Pulumi resources through the explicit provider of the member
+  account (given by __main__.py, one per account); every child inherits it via parent=self, and each
+  regional child names `args.region` itself;
+- organisation mode, `MemberResponderStackSet`: the template of a service-managed StackSet for the
+  organisation's OUs, built from `MemberResponderArgs.for_any_member` (account, region and partition
+  are CloudFormation's pseudo parameters), deployed by the security account as delegated administrator.
+ARNs are partition-aware: core.arns.partition of the member's region, `${AWS::Partition}` in the template.
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
-from components.policies import Statement, allow, cross_account_trust, deny, policy_document, service_trust
+from components import member_template, naming
+from components.member_template import MemberResource, Ref
+from components.policies import Statement, allow, deny
 from config import MemberTarget, SecurityConfig
+from core import arns
 from core.containment import revocation
 from handlers.common.tags import CASE_TAG, INCIDENT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE
 from handlers.memory import capture
@@ -118,7 +128,7 @@ UNSCOPED_ACTIONS: frozenset[str] = frozenset(
         "ssm:DescribeInstanceInformation",
     }
 )
-SSM_CORE_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
 FORWARDED_TO_SECURITY = "irforensics incident-tag changes, forwarded to the security account"
 
 
@@ -167,20 +177,43 @@ class MemberResponderArgs:
             forensic_region=cfg.forensic_region,
         )
 
+    @classmethod
+    def for_any_member(cls, cfg: SecurityConfig) -> MemberResponderArgs:
+        """Every account and region of the organisation: the StackSet template's pseudo parameters."""
+        return cls(
+            prefix=cfg.prefix,
+            account=member_template.ACCOUNT,
+            region=member_template.REGION,
+            security_account=cfg.security_account,
+            security_region=cfg.region,
+            forensic_account=cfg.forensic_account,
+            forensic_region=cfg.forensic_region,
+        )
+
+    @property
+    def partition(self) -> str:
+        # One deployment lives in one partition: the member's is the security account's.
+        if self.region == member_template.REGION:
+            return member_template.PARTITION
+        return arns.partition(self.region)
+
     def ec2_arn(self, resource: str) -> str:
-        return f"arn:aws:ec2:{self.region}:{self.account}:{resource}"
+        return f"arn:{self.partition}:ec2:{self.region}:{self.account}:{resource}"
 
     @property
     def snapshot_arns(self) -> str:
         # Snapshot ARNs carry no account id.
-        return f"arn:aws:ec2:{self.region}::snapshot/*"
+        return f"arn:{self.partition}:ec2:{self.region}::snapshot/*"
 
     def role_arn(self, name: str) -> str:
-        return f"arn:aws:iam::{self.account}:role/{name}"
+        return f"arn:{self.partition}:iam::{self.account}:role/{name}"
+
+    def root(self, account: str) -> str:
+        return f"arn:{self.partition}:iam::{account}:root"
 
     @property
     def security_bus_arn(self) -> str:
-        return f"arn:aws:events:{self.security_region}:{self.security_account}:event-bus/default"
+        return f"arn:{self.partition}:events:{self.security_region}:{self.security_account}:event-bus/default"
 
     @property
     def evidence_bucket(self) -> str:
@@ -188,15 +221,21 @@ class MemberResponderArgs:
 
     @property
     def revocation_policy_arn(self) -> str:
-        return f"arn:aws:iam::{self.account}:policy/{naming.revocation_policy(self.prefix, self.region)}"
+        return f"arn:{self.partition}:iam::{self.account}:policy/{naming.revocation_policy(self.prefix, self.region)}"
 
     @property
     def own_documents(self) -> str:
-        return f"arn:aws:ssm:{self.region}:{self.account}:document/{naming.ssm_document_pattern(self.prefix)}"
+        return (
+            f"arn:{self.partition}:ssm:{self.region}:{self.account}:document/{naming.ssm_document_pattern(self.prefix)}"
+        )
 
     @property
     def forwarder_role_name(self) -> str:
         return f"{self.prefix}-ir-forward-{self.region}"
+
+    @property
+    def ssm_core_policy_arn(self) -> str:
+        return f"arn:{self.partition}:iam::aws:policy/{SSM_CORE_POLICY}"
 
 
 def _own_roles(args: MemberResponderArgs) -> list[str]:
@@ -243,7 +282,7 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
             [
                 *(args.ec2_arn(f"{kind}/*") for kind in ("security-group", "security-group-rule", "vpc")),
                 # An egress rule naming the region's S3 prefix list (memory capture path) is authorised on it.
-                f"arn:aws:ec2:{args.region}:aws:prefix-list/*",
+                f"arn:{args.partition}:ec2:{args.region}:aws:prefix-list/*",
             ],
         ),
         # The temporary memory-capture group is removed afterwards; only groups this flow made.
@@ -290,7 +329,10 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         allow(
             "ReadInstanceRoles",
             _actions(iam, "GetInstanceProfile", "ListRoleTags"),
-            [f"arn:aws:iam::{args.account}:instance-profile/*", f"arn:aws:iam::{args.account}:role/*"],
+            [
+                f"arn:{args.partition}:iam::{args.account}:instance-profile/*",
+                f"arn:{args.partition}:iam::{args.account}:role/*",
+            ],
         ),
         # Revoking what the instance's role already issued: the one fixed deny-only policy
         # (core/containment/revocation.py), and the slot tag naming the instance. Nothing written
@@ -298,13 +340,13 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         allow(
             "RevokeInstanceRoleSessions",
             _actions(iam, "AttachRolePolicy"),
-            f"arn:aws:iam::{args.account}:role/*",
+            f"arn:{args.partition}:iam::{args.account}:role/*",
             {"ArnEquals": {"iam:PolicyARN": args.revocation_policy_arn}},
         ),
         allow(
             "NameRevokedInstance",
             _actions(iam, "TagRole"),
-            f"arn:aws:iam::{args.account}:role/*",
+            f"arn:{args.partition}:iam::{args.account}:role/*",
             _revocation_tag_keys(),
         ),
         deny("KeepResponderRolesIntact", _actions(iam, "AttachRolePolicy", "TagRole"), _own_roles(args)),
@@ -318,13 +360,13 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         allow(
             "HoldInstanceInGroup",
             _actions(AUTOSCALING_ACTIONS, "DetachInstances"),
-            f"arn:aws:autoscaling:{args.region}:{args.account}:autoScalingGroup:*:autoScalingGroupName/*",
+            f"arn:{args.partition}:autoscaling:{args.region}:{args.account}:autoScalingGroup:*:autoScalingGroupName/*",
         ),
         allow("DescribeTargets", sorted(a for a in ELB_ACTIONS if a in UNSCOPED_ACTIONS), "*"),
         allow(
             "DeregisterFromTargetGroups",
             _actions(ELB_ACTIONS, "DeregisterTargets"),
-            f"arn:aws:elasticloadbalancing:{args.region}:{args.account}:targetgroup/*/*",
+            f"arn:{args.partition}:elasticloadbalancing:{args.region}:{args.account}:targetgroup/*/*",
         ),
         allow(
             "UseMemberKey",
@@ -341,7 +383,7 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         allow(
             "FindMemberKeyByAlias",
             _actions(KMS_ACTIONS, "DescribeKey"),
-            f"arn:aws:kms:{args.region}:{args.account}:key/*",
+            f"arn:{args.partition}:kms:{args.region}:{args.account}:key/*",
             {"StringEquals": {"kms:RequestAlias": naming.member_ebs_key_alias(args.prefix)}},
         ),
         # A volume under a customer managed key of this account: EBS decrypts it with the
@@ -351,7 +393,7 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         allow(
             "ReadSourceVolumeKeysThroughEbs",
             _actions(KMS_ACTIONS, "Decrypt", "ReEncryptFrom", "DescribeKey"),
-            f"arn:aws:kms:{args.region}:{args.account}:key/*",
+            f"arn:{args.partition}:kms:{args.region}:{args.account}:key/*",
             {
                 "StringEquals": {
                     "kms:ViaService": f"ec2.{args.region}.amazonaws.com",
@@ -362,7 +404,7 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
         allow(
             "GrantSourceVolumeKeysToEbs",
             _actions(KMS_ACTIONS, "CreateGrant"),
-            f"arn:aws:kms:{args.region}:{args.account}:key/*",
+            f"arn:{args.partition}:kms:{args.region}:{args.account}:key/*",
             {
                 "StringEquals": {
                     "kms:ViaService": f"ec2.{args.region}.amazonaws.com",
@@ -384,9 +426,8 @@ def responder_statements(args: MemberResponderArgs, key_arn: pulumi.Input[str]) 
 
 def release_statements(args: MemberResponderArgs) -> list[Statement]:
     """The release role: put back what containment took away, on contained instances only."""
-    isolation_profile = (
-        f"arn:aws:iam::{args.account}:instance-profile/{naming.isolation_profile(args.prefix, args.region)}"
-    )
+    profile_name = naming.isolation_profile(args.prefix, args.region)
+    isolation_profile = f"arn:{args.partition}:iam::{args.account}:instance-profile/{profile_name}"
     contained = {"ArnEquals": {"ec2:InstanceProfile": isolation_profile}}
     release = RELEASE_ACTIONS
     ec2_targets = [
@@ -428,256 +469,335 @@ def release_statements(args: MemberResponderArgs) -> list[Statement]:
         allow(
             "PassOriginalRoleBack",
             ["iam:PassRole"],
-            f"arn:aws:iam::{args.account}:role/*",
+            f"arn:{args.partition}:iam::{args.account}:role/*",
             {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         ),
         allow(
             "ReadInstanceRoles",
             ["iam:GetInstanceProfile", "iam:ListRoleTags"],
-            [f"arn:aws:iam::{args.account}:instance-profile/*", f"arn:aws:iam::{args.account}:role/*"],
+            [
+                f"arn:{args.partition}:iam::{args.account}:instance-profile/*",
+                f"arn:{args.partition}:iam::{args.account}:role/*",
+            ],
         ),
         allow(
             "EndSessionRevocation",
             ["iam:DetachRolePolicy"],
-            f"arn:aws:iam::{args.account}:role/*",
+            f"arn:{args.partition}:iam::{args.account}:role/*",
             {"ArnEquals": {"iam:PolicyARN": args.revocation_policy_arn}},
         ),
-        allow("FreeRevocationSlot", ["iam:UntagRole"], f"arn:aws:iam::{args.account}:role/*", _revocation_tag_keys()),
+        allow(
+            "FreeRevocationSlot",
+            ["iam:UntagRole"],
+            f"arn:{args.partition}:iam::{args.account}:role/*",
+            _revocation_tag_keys(),
+        ),
         deny("KeepResponderRolesIntact", ["iam:DetachRolePolicy", "iam:UntagRole"], _own_roles(args)),
         allow(
             "ReturnInstanceToGroup",
             ["autoscaling:AttachInstances"],
-            f"arn:aws:autoscaling:{args.region}:{args.account}:autoScalingGroup:*:autoScalingGroupName/*",
+            f"arn:{args.partition}:autoscaling:{args.region}:{args.account}:autoScalingGroup:*:autoScalingGroupName/*",
         ),
         allow(
             "RegisterWithTargetGroups",
             ["elasticloadbalancing:RegisterTargets"],
-            f"arn:aws:elasticloadbalancing:{args.region}:{args.account}:targetgroup/*/*",
+            f"arn:{args.partition}:elasticloadbalancing:{args.region}:{args.account}:targetgroup/*/*",
         ),
     ]
 
 
-def member_key_policy(args: MemberResponderArgs, responder_role_arn: pulumi.Input[str]) -> pulumi.Output[str]:
-    root = f"arn:aws:iam::{args.account}:root"
-    return policy_document(
+def member_key_policy(args: MemberResponderArgs, responder_role_arn: Any) -> list[Statement]:
+    forensic_root = {"AWS": args.root(args.forensic_account)}
+    return [
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": args.root(args.account)},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "ResponderUsesKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": responder_role_arn},
+            "Action": _actions(KMS_ACTIONS, "ReEncryptTo", "GenerateDataKeyWithoutPlaintext", "DescribeKey"),
+            "Resource": "*",
+        },
+        {
+            "Sid": "ResponderGrantsToEbs",
+            "Effect": "Allow",
+            "Principal": {"AWS": responder_role_arn},
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+        # Copying a shared encrypted snapshot needs the source key in the destination account.
+        {
+            "Sid": "ForensicCopiesSharedSnapshots",
+            "Effect": "Allow",
+            "Principal": forensic_root,
+            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "ForensicGrantsToEbs",
+            "Effect": "Allow",
+            "Principal": forensic_root,
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+    ]
+
+
+def _document(statements: list[Statement]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _service_trust(service: str) -> dict[str, Any]:
+    return _document(
+        [{"Sid": "ServiceAssumes", "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": [service]}}]
+    )
+
+
+def _security_trust(args: MemberResponderArgs, principal_arn_pattern: str) -> dict[str, Any]:
+    """Trust the security account's principals, narrowed to the roles whose ARN matches the pattern."""
+    return _document(
         [
             {
-                "Sid": "AccountAdministers",
+                "Sid": "SecurityAutomationAssumes",
                 "Effect": "Allow",
-                "Principal": {"AWS": root},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": "ResponderUsesKey",
-                "Effect": "Allow",
-                "Principal": {"AWS": responder_role_arn},
-                "Action": _actions(KMS_ACTIONS, "ReEncryptTo", "GenerateDataKeyWithoutPlaintext", "DescribeKey"),
-                "Resource": "*",
-            },
-            {
-                "Sid": "ResponderGrantsToEbs",
-                "Effect": "Allow",
-                "Principal": {"AWS": responder_role_arn},
-                "Action": "kms:CreateGrant",
-                "Resource": "*",
-                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            },
-            # Copying a shared encrypted snapshot needs the source key in the destination account.
-            {
-                "Sid": "ForensicCopiesSharedSnapshots",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{args.forensic_account}:root"},
-                "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"],
-                "Resource": "*",
-            },
-            {
-                "Sid": "ForensicGrantsToEbs",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{args.forensic_account}:root"},
-                "Action": "kms:CreateGrant",
-                "Resource": "*",
-                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            },
+                "Action": "sts:AssumeRole",
+                "Principal": {"AWS": args.root(args.security_account)},
+                "Condition": {"ArnLike": {"aws:PrincipalArn": principal_arn_pattern}},
+            }
         ]
     )
 
 
+def member_definition(args: MemberResponderArgs) -> list[MemberResource]:
+    """Everything one member account and region gets, in creation order: the one source of both renderings."""
+    security_roles = f"arn:{args.partition}:iam::{args.security_account}:role/"
+    isolation_name = naming.isolation_profile(args.prefix, args.region)
+    acquisition_name = naming.acquisition_profile(args.prefix, args.region)
+    key_arn = member_template.arn_of("MemberKey")
+    return [
+        MemberResource(
+            "ResponderRole",
+            "responder",
+            member_template.ROLE,
+            {
+                "name": naming.member_responder_role(args.prefix, args.region),
+                "description": "Assumed by the irforensics Lambdas of the security account to respond to incidents",
+                "trust": _security_trust(args, f"{security_roles}{args.prefix}-ir-lambda-*"),
+                "max_session_duration": 3600,
+            },
+        ),
+        MemberResource(
+            "MemberKey",
+            "ebs-key",
+            member_template.KEY,
+            {
+                "description": "irforensics: re-encrypts evidence snapshots for sharing",
+                "rotation": True,
+                "deletion_window_days": 30,
+                "policy": _document(member_key_policy(args, member_template.arn_of("ResponderRole"))),
+            },
+        ),
+        MemberResource(
+            "MemberKeyAlias",
+            "ebs-key-alias",
+            member_template.ALIAS,
+            {"name": naming.member_ebs_key_alias(args.prefix), "target": key_arn},
+        ),
+        MemberResource(
+            "ResponderPolicy",
+            "responder-policy",
+            member_template.ROLE_POLICY,
+            {
+                "role": Ref("ResponderRole"),
+                "policy_name": "responder",
+                "document": _document(responder_statements(args, key_arn)),
+            },
+        ),
+        MemberResource(
+            "IsolationRole",
+            "isolation",
+            member_template.ROLE,
+            {
+                "name": isolation_name,
+                "description": "Deny-all role of a contained instance",
+                "trust": _service_trust("ec2.amazonaws.com"),
+            },
+        ),
+        # An explicit deny wins over anything attached later: a contained instance gets nothing.
+        MemberResource(
+            "IsolationDenyPolicy",
+            "isolation-deny",
+            member_template.ROLE_POLICY,
+            {
+                "role": Ref("IsolationRole"),
+                "policy_name": "deny-everything",
+                "document": _document([deny("DenyEverything", "*", "*")]),
+            },
+        ),
+        MemberResource(
+            "IsolationProfile",
+            "isolation-profile",
+            member_template.PROFILE,
+            {"name": isolation_name, "role": Ref("IsolationRole")},
+        ),
+        # Fixed at deployment and deny-only: containment attaches it to an instance's role and names
+        # the instance in a role tag, so no run-time policy text exists (core/containment/revocation.py).
+        MemberResource(
+            "RevocationPolicy",
+            "revocation",
+            member_template.MANAGED_POLICY,
+            {
+                "name": naming.revocation_policy(args.prefix, args.region),
+                "description": "irforensics: denies the sessions a contained instance's role issued to that instance",
+                "document": revocation.revocation_document(),
+            },
+        ),
+        MemberResource(
+            "ReleaseRole",
+            "release",
+            member_template.ROLE,
+            {
+                "name": naming.release_role(args.prefix, args.region),
+                "description": "Assumed only by the irforensics release Lambda: restores a contained instance",
+                "trust": _security_trust(args, f"{security_roles}{naming.release_lambda_role(args.prefix)}"),
+                "max_session_duration": 3600,
+            },
+        ),
+        MemberResource(
+            "ReleasePolicy",
+            "release-policy",
+            member_template.ROLE_POLICY,
+            {"role": Ref("ReleaseRole"), "policy_name": "release", "document": _document(release_statements(args))},
+        ),
+        MemberResource(
+            "AcquisitionRole",
+            "acquisition",
+            member_template.ROLE,
+            {
+                "name": acquisition_name,
+                "description": "Role of an instance during memory capture: SSM and writing its memory image",
+                "trust": _service_trust("ec2.amazonaws.com"),
+            },
+        ),
+        MemberResource(
+            "AcquisitionSsmCore",
+            "acquisition-ssm",
+            member_template.ATTACHMENT,
+            {"role": Ref("AcquisitionRole"), "policy_arn": args.ssm_core_policy_arn},
+        ),
+        # No S3 or KMS grant: the evidence bucket and key admit no member principal, so such a grant
+        # would be dead; the capture writes through pre-signed URLs of the security account.
+        MemberResource(
+            "AcquisitionProfile",
+            "acquisition-profile",
+            member_template.PROFILE,
+            {"name": acquisition_name, "role": Ref("AcquisitionRole")},
+        ),
+        # The only commands the responder may send (CaptureMemory scopes SendCommand to document/<prefix>-ir-*):
+        # fixed text, parameters held to allowedPattern; never AWS-RunShellScript.
+        *(
+            MemberResource(
+                logical_id,
+                suffix,
+                member_template.DOCUMENT,
+                {"name": capture.document_name(args.prefix, purpose), "document_type": "Command", "content": content},
+            )
+            for logical_id, suffix, purpose, content in (
+                (
+                    "MemoryCaptureDocument",
+                    "memory-capture-document",
+                    capture.CAPTURE_DOCUMENT_SUFFIX,
+                    capture.capture_document(),
+                ),
+                (
+                    "KernelDiscoveryDocument",
+                    "kernel-discovery-document",
+                    capture.DISCOVERY_DOCUMENT_SUFFIX,
+                    capture.discovery_document(),
+                ),
+            )
+        ),
+        MemberResource(
+            "ForwarderRole",
+            "forwarder",
+            member_template.ROLE,
+            {
+                "name": args.forwarder_role_name,
+                "description": "Lets EventBridge forward incident-tag changes to the security account",
+                "trust": _service_trust("events.amazonaws.com"),
+            },
+        ),
+        MemberResource(
+            "ForwarderPolicy",
+            "forwarder-policy",
+            member_template.ROLE_POLICY,
+            {
+                "role": Ref("ForwarderRole"),
+                "policy_name": "forward-to-security-bus",
+                "document": _document([allow("ForwardToSecurityBus", ["events:PutEvents"], args.security_bus_arn)]),
+            },
+        ),
+        MemberResource(
+            "TagRule",
+            "tag-rule",
+            member_template.RULE,
+            {
+                "name": f"{args.prefix}-ir-incident-tag",
+                "description": FORWARDED_TO_SECURITY,
+                "pattern": member_tag_change_pattern(),
+            },
+        ),
+        MemberResource(
+            "TagForward",
+            "tag-forward",
+            member_template.TARGET,
+            {
+                "rule": Ref("TagRule"),
+                "target_id": "security-account-bus",
+                "arn": args.security_bus_arn,
+                "role_arn": member_template.arn_of("ForwarderRole"),
+            },
+        ),
+    ]
+
+
+MANAGED_TAGS = {MANAGED_BY_TAG: MANAGED_BY_VALUE}
+
+
 class MemberResponder(pulumi.ComponentResource):
+    """Explicit mode: the member definition as Pulumi resources through the member account's provider."""
+
     role: aws.iam.Role
     release_role: aws.iam.Role
     revocation_policy: aws.iam.Policy
     key: aws.kms.Key
     isolation_profile: aws.iam.InstanceProfile
     acquisition_profile: aws.iam.InstanceProfile
+    capture_document: aws.ssm.Document
+    discovery_document: aws.ssm.Document
     tag_rule: aws.cloudwatch.EventRule
 
     def __init__(self, name: str, args: MemberResponderArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("irforensics:member:MemberResponder", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = {MANAGED_BY_TAG: MANAGED_BY_VALUE}
-
-        self.role = aws.iam.Role(
-            f"{name}-responder",
-            name=naming.member_responder_role(args.prefix, args.region),
-            description="Assumed by the irforensics Lambdas of the security account to respond to incidents",
-            assume_role_policy=cross_account_trust(
-                args.security_account, naming.lambda_role_pattern(args.prefix, args.security_account)
-            ),
-            max_session_duration=3600,
-            tags=tags,
-            opts=child,
+        created: dict[str, Any] = member_template.render_pulumi(
+            name, member_definition(args), region=args.region, tags=MANAGED_TAGS, parent=self
         )
-
-        self.key = aws.kms.Key(
-            f"{name}-ebs-key",
-            description="irforensics: re-encrypts evidence snapshots for sharing",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=member_key_policy(args, self.role.arn),
-            tags=tags,
-            region=args.region,
-            opts=child,
-        )
-        aws.kms.Alias(
-            f"{name}-ebs-key-alias",
-            name=naming.member_ebs_key_alias(args.prefix),
-            target_key_id=self.key.arn,
-            region=args.region,
-            opts=child,
-        )
-
-        aws.iam.RolePolicy(
-            f"{name}-responder-policy",
-            role=self.role.id,
-            policy=policy_document(responder_statements(args, self.key.arn)),
-            opts=child,
-        )
-
-        isolation_name = naming.isolation_profile(args.prefix, args.region)
-        isolation_role = aws.iam.Role(
-            f"{name}-isolation",
-            name=isolation_name,
-            description="Deny-all role of a contained instance",
-            assume_role_policy=service_trust("ec2.amazonaws.com"),
-            tags=tags,
-            opts=child,
-        )
-        # An explicit deny wins over anything attached later: a contained instance gets nothing.
-        aws.iam.RolePolicy(
-            f"{name}-isolation-deny",
-            role=isolation_role.id,
-            policy=policy_document([deny("DenyEverything", "*", "*")]),
-            opts=child,
-        )
-        self.isolation_profile = aws.iam.InstanceProfile(
-            f"{name}-isolation-profile", name=isolation_name, role=isolation_role.name, tags=tags, opts=child
-        )
-
-        # Fixed at deployment and deny-only: containment attaches it to an instance's role and names
-        # the instance in a role tag, so no run-time policy text exists (core/containment/revocation.py).
-        self.revocation_policy = aws.iam.Policy(
-            f"{name}-revocation",
-            name=naming.revocation_policy(args.prefix, args.region),
-            description="irforensics: denies the sessions a contained instance's role issued to that instance",
-            policy=json.dumps(revocation.revocation_document()),
-            tags=tags,
-            opts=child,
-        )
-
-        self.release_role = aws.iam.Role(
-            f"{name}-release",
-            name=naming.release_role(args.prefix, args.region),
-            description="Assumed only by the irforensics release Lambda: restores a contained instance",
-            assume_role_policy=cross_account_trust(
-                args.security_account,
-                f"arn:aws:iam::{args.security_account}:role/{naming.release_lambda_role(args.prefix)}",
-            ),
-            max_session_duration=3600,
-            tags=tags,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-release-policy",
-            role=self.release_role.id,
-            policy=policy_document(release_statements(args)),
-            opts=child,
-        )
-
-        acquisition_name = naming.acquisition_profile(args.prefix, args.region)
-        acquisition_role = aws.iam.Role(
-            f"{name}-acquisition",
-            name=acquisition_name,
-            description="Role of an instance during memory capture: SSM and writing its memory image",
-            assume_role_policy=service_trust("ec2.amazonaws.com"),
-            tags=tags,
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-acquisition-ssm", role=acquisition_role.name, policy_arn=SSM_CORE_POLICY_ARN, opts=child
-        )
-        # No S3 or KMS grant: the evidence bucket and key admit no member principal, so such a grant
-        # would be dead; the capture writes through pre-signed URLs of the security account.
-        self.acquisition_profile = aws.iam.InstanceProfile(
-            f"{name}-acquisition-profile", name=acquisition_name, role=acquisition_role.name, tags=tags, opts=child
-        )
-
-        # The only commands the responder may send (CaptureMemory scopes SendCommand to document/<prefix>-ir-*):
-        # fixed text created here, parameters held to allowedPattern; never AWS-RunShellScript.
-        self.capture_document = aws.ssm.Document(
-            f"{name}-memory-capture-document",
-            name=capture.document_name(args.prefix, capture.CAPTURE_DOCUMENT_SUFFIX),
-            document_type="Command",
-            document_format="JSON",
-            content=json.dumps(capture.capture_document()),
-            tags=tags,
-            region=args.region,
-            opts=child,
-        )
-        self.discovery_document = aws.ssm.Document(
-            f"{name}-kernel-discovery-document",
-            name=capture.document_name(args.prefix, capture.DISCOVERY_DOCUMENT_SUFFIX),
-            document_type="Command",
-            document_format="JSON",
-            content=json.dumps(capture.discovery_document()),
-            tags=tags,
-            region=args.region,
-            opts=child,
-        )
-
-        forwarder = aws.iam.Role(
-            f"{name}-forwarder",
-            name=args.forwarder_role_name,
-            description="Lets EventBridge forward incident-tag changes to the security account",
-            assume_role_policy=service_trust("events.amazonaws.com"),
-            tags=tags,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-forwarder-policy",
-            role=forwarder.id,
-            opts=child,
-            policy=policy_document([allow("ForwardToSecurityBus", ["events:PutEvents"], args.security_bus_arn)]),
-        )
-        self.tag_rule = aws.cloudwatch.EventRule(
-            f"{name}-tag-rule",
-            name=f"{args.prefix}-ir-incident-tag",
-            description=FORWARDED_TO_SECURITY,
-            event_pattern=json.dumps(member_tag_change_pattern()),
-            tags=tags,
-            region=args.region,
-            opts=child,
-        )
-        aws.cloudwatch.EventTarget(
-            f"{name}-tag-forward",
-            rule=self.tag_rule.name,
-            target_id="security-account-bus",
-            arn=args.security_bus_arn,
-            role_arn=forwarder.arn,
-            region=args.region,
-            opts=child,
-        )
-
+        self.role = created["ResponderRole"]
+        self.release_role = created["ReleaseRole"]
+        self.revocation_policy = created["RevocationPolicy"]
+        self.key = created["MemberKey"]
+        self.isolation_profile = created["IsolationProfile"]
+        self.acquisition_profile = created["AcquisitionProfile"]
+        self.capture_document = created["MemoryCaptureDocument"]
+        self.discovery_document = created["KernelDiscoveryDocument"]
+        self.tag_rule = created["TagRule"]
         self.register_outputs(
             {
                 "responder_role_arn": self.role.arn,
@@ -689,3 +809,91 @@ class MemberResponder(pulumi.ComponentResource):
                 "discovery_document_name": self.discovery_document.name,
             }
         )
+
+
+# --- organisation mode ----------------------------------------------------------------------------
+STACK_SET_DESCRIPTION = "irforensics member responder: lets the security account respond to incidents here"
+
+
+def stack_set_name(prefix: str) -> str:
+    return f"{prefix}-ir-member-responders"
+
+
+def member_stack_set_template(cfg: SecurityConfig) -> dict[str, Any]:
+    """The StackSet's template: the same definition for any account and region of the organisation."""
+    return member_template.render_template(
+        member_definition(MemberResponderArgs.for_any_member(cfg)), description=STACK_SET_DESCRIPTION, tags=MANAGED_TAGS
+    )
+
+
+@dataclass(frozen=True)
+class MemberStackSetArgs:
+    prefix: str
+    template: dict[str, Any]
+    organizational_units: tuple[str, ...]
+    regions: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, cfg: SecurityConfig) -> MemberStackSetArgs:
+        return cls(
+            prefix=cfg.prefix,
+            template=member_stack_set_template(cfg),
+            organizational_units=cfg.member_organizational_units,
+            regions=cfg.member_regions,
+        )
+
+
+# Many accounts at once, and a few failures (an account whose SCPs refuse IAM, say) must not stop the
+# rest: regions in parallel, a quarter of the accounts at a time, up to a tenth of them failing.
+OPERATION_PREFERENCES: Any = {
+    "failure_tolerance_percentage": 10,
+    "max_concurrent_percentage": 25,
+    "region_concurrency_type": "PARALLEL",
+}
+
+
+class MemberResponderStackSet(pulumi.ComponentResource):
+    """Organisation mode: the member definition as a service-managed StackSet, one instance per region.
+
+    Auto-deployment gives every account that joins one of the OUs its responders with no `pulumi up`;
+    an account that leaves them loses its responders (retain_stacks_on_account_removal=False, see
+    docs/organisation.md). The security account deploys it as the organisation's delegated administrator.
+    """
+
+    stack_set: aws.cloudformation.StackSet
+    instances: list[aws.cloudformation.StackSetInstance]
+
+    def __init__(self, name: str, args: MemberStackSetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("irforensics:member:MemberResponderStackSet", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.stack_set = aws.cloudformation.StackSet(
+            name,
+            name=stack_set_name(args.prefix),
+            description=STACK_SET_DESCRIPTION,
+            permission_model="SERVICE_MANAGED",
+            auto_deployment={"enabled": True, "retain_stacks_on_account_removal": False},
+            capabilities=["CAPABILITY_NAMED_IAM"],
+            call_as="DELEGATED_ADMIN",
+            # CloudFormation queues operations instead of refusing one while another runs (an account
+            # joining an OU during an update, say).
+            managed_execution={"active": True},
+            operation_preferences=OPERATION_PREFERENCES,
+            template_body=json.dumps(args.template, sort_keys=True),
+            tags=MANAGED_TAGS,
+            opts=child,
+        )
+        self.instances = [
+            aws.cloudformation.StackSetInstance(
+                f"{name}-{region}",
+                stack_set_name=self.stack_set.name,
+                stack_set_instance_region=region,
+                deployment_targets={"organizational_unit_ids": list(args.organizational_units)},
+                call_as="DELEGATED_ADMIN",
+                operation_preferences=OPERATION_PREFERENCES,
+                # Removing the instance (a region dropped from config) removes the responders there too.
+                retain_stack=False,
+                opts=child,
+            )
+            for region in args.regions
+        ]
+        self.register_outputs({"stack_set_name": self.stack_set.name, "stack_set_regions": list(args.regions)})

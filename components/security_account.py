@@ -29,6 +29,7 @@ from components.policies import (
 )
 from components.python_lambda import PythonLambda, PythonLambdaArgs
 from config import SecurityConfig
+from core import arns
 from handlers.common.settings import Settings
 from handlers.common.tags import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from handlers.triggers import patterns
@@ -74,6 +75,10 @@ class SecurityAccountArgs:
     retention_days: int
     log_retention_days: int
     members: tuple[tuple[str, str], ...]  # (account, region) of every MemberResponder
+    # Organisation mode: the member responders come from the StackSet, in any account of the
+    # organisation's configured OUs; grants name the organisation instead of accounts.
+    organization_mode: bool = False
+    organization_id: Any = ""  # pulumi.Input[str]: known at deploy time (DescribeOrganization)
     guardduty_min_severity: float = 7.0
     guardduty_contain_severity: float = 8.0
     guardduty_finding_prefixes: tuple[str, ...] = ()
@@ -82,7 +87,9 @@ class SecurityAccountArgs:
     poll: PollPolicy = field(default_factory=PollPolicy)
 
     @classmethod
-    def from_config(cls, cfg: SecurityConfig) -> SecurityAccountArgs:
+    def from_config(cls, cfg: SecurityConfig, organization_id: Any = "") -> SecurityAccountArgs:
+        if cfg.organization_mode and not organization_id:
+            raise ValueError("organisation mode needs the organisation's id (aws.organizations.get_organization)")
         return cls(
             prefix=cfg.prefix,
             account=cfg.security_account,
@@ -92,6 +99,8 @@ class SecurityAccountArgs:
             retention_days=cfg.retention_days,
             log_retention_days=cfg.log_retention_days,
             members=tuple((m.account, m.region) for m in cfg.members),
+            organization_mode=cfg.organization_mode,
+            organization_id=organization_id,
             guardduty_min_severity=cfg.guardduty_min_severity,
             guardduty_contain_severity=cfg.guardduty_contain_severity,
             guardduty_finding_prefixes=cfg.guardduty_finding_prefixes,
@@ -109,8 +118,12 @@ class SecurityAccountArgs:
         return sorted({account for account, _region in self.members})
 
     @property
+    def partition(self) -> str:
+        return arns.partition(self.region)
+
+    @property
     def event_bus_arn(self) -> str:
-        return f"arn:aws:events:{self.region}:{self.account}:event-bus/default"
+        return arns.arn("events", "event-bus/default", region=self.region, account=self.account)
 
     def settings(self, *, trigger: bool = False) -> Settings:
         # The topic ARN is known only once the topic exists; SecurityAccount passes it to to_env.
@@ -135,8 +148,7 @@ def is_trigger(spec: FunctionSpec) -> bool:
 
 def lime_factory_arn(args: SecurityAccountArgs) -> str:
     # Deterministic, so the memory Lambdas need no dependency on the LimeFactory component.
-    name = naming.state_machine_name(args.prefix, "lime-factory")
-    return f"arn:aws:states:{args.region}:{args.account}:stateMachine:{name}"
+    return arns.state_machine(args.account, args.region, naming.state_machine_name(args.prefix, "lime-factory"))
 
 
 # The release Lambda (statemachines/functions.py): the only principal the member release roles trust.
@@ -168,9 +180,14 @@ def function_statements(
 def _assume_statements(spec: FunctionSpec, args: SecurityAccountArgs) -> list[Statement]:
     """The roles it assumes in the member accounts and the forensic account."""
     statements: list[Statement] = []
-    if MEMBER in spec.access and args.members and spec.function == RELEASE_FUNCTION:
+    if MEMBER in spec.access and args.organization_mode:
+        statements.append(_organisation_assume_statement(spec, args))
+    elif MEMBER in spec.access and args.members and spec.function == RELEASE_FUNCTION:
         # Release acts through its own member role (it may pass the original role back), never the responder.
-        releasers = sorted(naming.release_role_arn(args.prefix, account, region) for account, region in args.members)
+        releasers = sorted(
+            arns.iam_role(account, naming.release_role(args.prefix, region), region=region)
+            for account, region in args.members
+        )
         statements.append(allow("AssumeMemberReleaseRoles", ["sts:AssumeRole"], releasers))
     elif MEMBER in spec.access and args.members:
         responders = sorted(
@@ -186,6 +203,24 @@ def _assume_statements(spec: FunctionSpec, args: SecurityAccountArgs) -> list[St
             )
         )
     return statements
+
+
+def _organisation_assume_statement(spec: FunctionSpec, args: SecurityAccountArgs) -> Statement:
+    """Any account's member role of this deployment, but only in accounts of our organisation.
+
+    Which accounts have responders is the StackSet's business (OUs, accounts that join later), so the
+    grant names the role by its deterministic name in every account and lets aws:ResourceOrgID (the
+    organisation of the account owning the role) keep it inside the organisation.
+    """
+    release = spec.function == RELEASE_FUNCTION
+    role = naming.release_role(args.prefix, "*") if release else naming.member_responder_role(args.prefix, "*")
+    sid = "AssumeMemberReleaseRoles" if release else "AssumeMemberResponderRoles"
+    return allow(
+        sid,
+        ["sts:AssumeRole"],
+        f"arn:{args.partition}:iam::*:role/{role}",
+        {"StringEquals": {"aws:ResourceOrgID": args.organization_id}},
+    )
 
 
 def _security_account_statements(
@@ -222,7 +257,7 @@ def _lime_statements(spec: FunctionSpec, args: SecurityAccountArgs) -> list[Stat
     """The LiME modules bucket, its key and the LimeFactory that builds missing modules."""
     statements: list[Statement] = []
     if spec.access & {LIME_MODULES, FIND_LIME_MODULES}:
-        bucket = f"arn:aws:s3:::{naming.modules_bucket(args.prefix, args.account, args.region)}"
+        bucket = arns.s3_bucket(naming.modules_bucket(args.prefix, args.account, args.region), region=args.region)
         statements += [
             allow("ReadLimeModules", ["s3:GetObject"], f"{bucket}/*"),  # HeadObject too
             # With ListBucket a HEAD of a missing module answers 404 ("build it"), not 403.
@@ -233,7 +268,7 @@ def _lime_statements(spec: FunctionSpec, args: SecurityAccountArgs) -> list[Stat
             allow(
                 "DecryptLimeModules",
                 ["kms:Decrypt"],
-                f"arn:aws:kms:{args.region}:{args.account}:key/*",
+                arns.arn("kms", "key/*", region=args.region, account=args.account),
                 {"StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}},
             ),
         ]
@@ -259,7 +294,7 @@ def security_key_policy(args: SecurityAccountArgs) -> pulumi.Output[str]:
             {
                 "Sid": "AccountAdministers",
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{args.account}:root"},
+                "Principal": {"AWS": arns.iam_pattern(args.account, "root", region=args.region)},
                 "Action": "kms:*",
                 "Resource": "*",
             },
@@ -269,28 +304,50 @@ def security_key_policy(args: SecurityAccountArgs) -> pulumi.Output[str]:
     )
 
 
-def event_bus_policy(args: SecurityAccountArgs) -> str:
-    """One statement per member account: only configured members may put events on our bus."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": f"MemberForwards{account}",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": "events:PutEvents",
-                    "Resource": args.event_bus_arn,
-                }
-                for account in args.member_accounts
-            ],
-        }
-    )
+def event_bus_policy(args: SecurityAccountArgs) -> pulumi.Output[str]:
+    """Who may put events on our bus: each configured member account, or any account of the organisation."""
+    if args.organization_mode:
+        statements: list[Statement] = [
+            {
+                "Sid": "OrganisationMembersForward",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "events:PutEvents",
+                "Resource": args.event_bus_arn,
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": args.organization_id}},
+            }
+        ]
+    else:
+        statements = [
+            {
+                "Sid": f"MemberForwards{account}",
+                "Effect": "Allow",
+                "Principal": {"AWS": arns.iam_pattern(account, "root", region=args.region)},
+                "Action": "events:PutEvents",
+                "Resource": args.event_bus_arn,
+            }
+            for account in args.member_accounts
+        ]
+    return policy_document(statements)
 
 
 def member_tag_change_pattern(member_accounts: Sequence[str]) -> dict[str, Any]:
     # This account's own EC2 tag changes reach the same bus; only configured members have a responder.
     return {**patterns.tag_change_pattern(), "account": list(member_accounts)}
+
+
+def organisation_tag_change_pattern(security_account: str) -> dict[str, Any]:
+    # Members are whatever accounts the StackSet reaches; only this account's own tag changes
+    # (it has no responder) are left out. The bus policy admits only the organisation's accounts.
+    return {**patterns.tag_change_pattern(), "account": [{"anything-but": security_account}]}
+
+
+def tag_trigger_pattern(args: SecurityAccountArgs) -> dict[str, Any]:
+    if args.organization_mode:
+        return organisation_tag_change_pattern(args.account)
+    if args.member_accounts:
+        return member_tag_change_pattern(args.member_accounts)
+    return patterns.tag_change_pattern()
 
 
 class SecurityAccount(pulumi.ComponentResource):
@@ -459,7 +516,7 @@ class SecurityAccount(pulumi.ComponentResource):
 
     def _triggers(self, name: str, args: SecurityAccountArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        if args.member_accounts:
+        if args.member_accounts or args.organization_mode:
             aws.cloudwatch.EventBusPolicy(
                 f"{name}-bus-policy", event_bus_name="default", policy=event_bus_policy(args), opts=child
             )
@@ -475,9 +532,7 @@ class SecurityAccount(pulumi.ComponentResource):
             for identifier in patterns.SECURITYHUB_ACTIONS
         ]
         rule_patterns: dict[str, dict[str, Any]] = {
-            "trigger-tag": member_tag_change_pattern(args.member_accounts)
-            if args.member_accounts
-            else patterns.tag_change_pattern(),
+            "trigger-tag": tag_trigger_pattern(args),
             "trigger-guardduty": patterns.guardduty_pattern(
                 args.guardduty_min_severity, list(args.guardduty_finding_prefixes)
             ),

@@ -204,9 +204,21 @@ def simulate(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="also print the Lambdas' JSON log lines (always in logs/)")
     ] = False,
+    organisation: Annotated[
+        bool,
+        typer.Option(
+            "--organisation",
+            help="organisation mode: the member responder comes from the StackSet (docs/organisation.md)",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a whole incident on this machine (moto): trigger -> contain -> acquire -> examine -> report."""
-    from simulation.simulate import ACTIONS, SCENARIOS, TRIGGERS
+    from simulation.simulate import ACTIONS, MEMBERS_MODE_ENV, SCENARIOS, TRIGGERS
+
+    if organisation:
+        import os
+
+        os.environ[MEMBERS_MODE_ENV] = "organisation"  # read by the simulation's (forked) process
 
     with _exit_codes("simulate"):
         problems = {

@@ -42,7 +42,7 @@ def registered_documents() -> Iterator[tuple[str, str, dict[str, Any]]]:
     from simulation.pulumi_mocks import run_program
     from tests.infra.helpers import policy_documents
 
-    runs = (
+    runs: tuple[tuple[str, dict[str, Any], str], ...] = (
         ("forensic", stacks.forensic_config(), FORENSIC_ACCOUNT),
         (
             "security",
@@ -50,10 +50,27 @@ def registered_documents() -> Iterator[tuple[str, str, dict[str, Any]]]:
             SECURITY_ACCOUNT,
         ),
     )
+    # Organisation mode: the security stack's own documents, and the StackSet template's as one member
+    # account and region gets them.
+    runs += (("security", stacks.organisation_security_config(["ou-ab12-cdef3456"]), SECURITY_ACCOUNT),)
     for stack, config, account in runs:
         for resource in run_program(stack, config, account=account, region=REGION, on_resource=_realistic_arns):
             for path, document in policy_documents(resource):
                 yield resource.name, path, document
+            if resource.type == "aws:cloudformation/stackSet:StackSet":
+                yield from _template_documents(resource.name, json.loads(resource.inputs["templateBody"]))
+
+
+def _template_documents(name: str, template: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The template's documents for one member account and region, named like the MemberResponder
+    child each renders (so the allow-list reviews them as the same documents)."""
+    from components import member_template
+    from simulation.local_aws import MEMBER_ACCOUNT, REGION
+
+    for child, path, document in member_template.policy_documents_of(
+        template, account=MEMBER_ACCOUNT, region=REGION, partition="aws"
+    ):
+        yield f"{name}-template-{child}", path, document
 
 
 # The mocks' default ARN (arn:aws:<service>:<region>:<account>:<logical name>) has no resource type, which

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import uuid
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,8 +22,10 @@ from typing import Any
 import boto3
 from pulumi.runtime.mocks import MockResourceArgs
 
+from components import member_template
+from core import arns
 from policy import documents
-from simulation import local_aws, pulumi_mocks
+from simulation import local_aws, organization, pulumi_mocks
 
 # Types moto does not implement; the deployer records them and returns plausible ids.
 NOT_SIMULATED = {
@@ -113,6 +116,15 @@ class MotoDeployer:
         merged = {**inputs, **outputs}
         self.deployed.append(DeployedResource(args.typ, args.name, account, region, resource_id, merged))
         return resource_id, merged
+
+    def call(self, token: str, args: dict[str, Any], account: str, region: str) -> dict[str, Any] | None:
+        """Provider functions the program calls, answered from moto (None: the mocks' own answer)."""
+        if token == pulumi_mocks.ORGANIZATION_CALL:
+            with self._lock:
+                found = self.session(account, region).client("organizations").describe_organization()
+            org = found["Organization"]
+            return {"id": org["Id"], "arn": org["Arn"], "masterAccountId": org["MasterAccountId"], "featureSet": "ALL"}
+        return None
 
     def find(self, type_token: str, name_contains: str = "") -> list[DeployedResource]:
         return [r for r in self.deployed if r.type == type_token and name_contains in r.name]
@@ -560,9 +572,9 @@ def _default_security_group(s: Session, i: Inputs, name: str, account: str, regi
     return group["GroupId"], {"arn": f"arn:aws:ec2:{region}:{account}:security-group/{group['GroupId']}"}
 
 
-@creates("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-def _ingress_rule(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
-    rule = {
+def _vpc_rule(i: Inputs) -> dict[str, Any]:
+    """A SecurityGroupIngressRule/EgressRule's inputs as an inline rule (_permission reads those)."""
+    return {
         "protocol": i.get("ipProtocol", "-1"),
         "fromPort": i.get("fromPort"),
         "toPort": i.get("toPort"),
@@ -571,22 +583,19 @@ def _ingress_rule(s: Session, i: Inputs, name: str, account: str, region: str) -
         "prefixListIds": [i["prefixListId"]] if i.get("prefixListId") else [],
         "securityGroups": [i["referencedSecurityGroupId"]] if i.get("referencedSecurityGroupId") else [],
     }
-    _client(s, "ec2").authorize_security_group_ingress(GroupId=i["securityGroupId"], IpPermissions=[_permission(rule)])
+
+
+@creates("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+def _ingress_rule(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+    permission = _permission(_vpc_rule(i))
+    _client(s, "ec2").authorize_security_group_ingress(GroupId=i["securityGroupId"], IpPermissions=[permission])
     return f"sgr-{name}", {}
 
 
 @creates("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
 def _egress_rule(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
-    rule = {
-        "protocol": i.get("ipProtocol", "-1"),
-        "fromPort": i.get("fromPort"),
-        "toPort": i.get("toPort"),
-        "cidrBlocks": [i["cidrIpv4"]] if i.get("cidrIpv4") else [],
-        "ipv6CidrBlocks": [i["cidrIpv6"]] if i.get("cidrIpv6") else [],
-        "prefixListIds": [i["prefixListId"]] if i.get("prefixListId") else [],
-        "securityGroups": [i["referencedSecurityGroupId"]] if i.get("referencedSecurityGroupId") else [],
-    }
-    _client(s, "ec2").authorize_security_group_egress(GroupId=i["securityGroupId"], IpPermissions=[_permission(rule)])
+    permission = _permission(_vpc_rule(i))
+    _client(s, "ec2").authorize_security_group_egress(GroupId=i["securityGroupId"], IpPermissions=[permission])
     return f"sgr-{name}", {}
 
 
@@ -615,8 +624,156 @@ def _endpoint(s: Session, i: Inputs, name: str, account: str, region: str) -> Cr
     return endpoint["VpcEndpointId"], outputs
 
 
+# --- CloudFormation StackSets (organisation mode) ---------------------------------------------
+@creates("aws:cloudformation/stackSet:StackSet")
+def _stack_set(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+    # moto stores the template and the permission model; it ignores AutoDeployment, CallAs and
+    # ManagedExecution (its own docstring says so), which the infrastructure tests check on the inputs.
+    stack_set_id = _client(s, "cloudformation").create_stack_set(
+        StackSetName=i["name"],
+        TemplateBody=i["templateBody"],
+        Description=i.get("description", ""),
+        PermissionModel=i["permissionModel"],
+        Capabilities=list(i.get("capabilities") or []),
+        Tags=[{"Key": k, "Value": v} for k, v in (i.get("tags") or {}).items()],
+    )["StackSetId"]
+    arn = f"arn:{arns.partition(region)}:cloudformation:{region}:{account}:stackset/{stack_set_id}"
+    return i["name"], {"arn": arn, "stackSetId": stack_set_id, "name": i["name"]}
+
+
+@creates("aws:cloudformation/stackSetInstance:StackSetInstance")
+def _stack_set_instance(s: Session, i: Inputs, name: str, account: str, region: str) -> Created:
+    """What CloudFormation does for a service-managed stack set instance: one stack of the template in
+    every account of the target OUs, in the instance's region.
+
+    The template is interpreted here, each resource created by this deployer's own creator for its
+    type, rather than by moto's CloudFormation: moto's stacks skip resource types they do not know
+    (AWS::IAM::RolePolicy) and properties they do not read (a role's ManagedPolicyArns) without a word,
+    so the member accounts would get less than the template says. A type not listed in
+    _TEMPLATE_CREATORS is an error, as an unknown Pulumi type is.
+    """
+    stack_set = _client(s, "cloudformation").describe_stack_set(StackSetName=i["stackSetName"])["StackSet"]
+    template = json.loads(stack_set["TemplateBody"])
+    target_region = i.get("stackSetInstanceRegion") or region
+    units = list((i.get("deploymentTargets") or {}).get("organizationalUnitIds") or [])
+    summaries: list[dict[str, Any]] = []
+    created: list[dict[str, Any]] = []
+    for member, unit in organization.accounts_in(units, target_region):
+        stack_name = f"StackSet-{i['stackSetName']}-{uuid.uuid4()}"
+        stack_id = arns.arn(
+            "cloudformation", f"stack/{stack_name}/{uuid.uuid4()}", region=target_region, account=member
+        )
+        stack = _StackInstance(member, target_region, stack_name, stack_id)
+        member_template.instantiate(
+            template, account=member, region=target_region, partition=arns.partition(target_region), create=stack.create
+        )
+        summaries.append({"accountId": member, "organizationalUnitId": unit, "stackId": stack_id})
+        created += stack.created
+    resource_id = f"{stack_set['StackSetId']},{','.join(units)},{target_region}"
+    return resource_id, {
+        "stackInstanceSummaries": summaries,
+        "stackSetId": stack_set["StackSetId"],
+        "resources": created,
+    }
+
+
+@dataclass
+class _StackInstance:
+    """One stack of a StackSet in a member account: its resources, created by this deployer's creators."""
+
+    account: str
+    region: str
+    stack_name: str
+    stack_id: str
+    created: list[dict[str, Any]] = field(default_factory=list)
+
+    def create(self, logical_id: str, type_: str, properties: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        if type_ not in _TEMPLATE_CREATORS:
+            raise UnknownResourceType(
+                f"the local deployer does not know {type_} (template resource {logical_id}); add it to "
+                "simulation/deploy_local.py _TEMPLATE_CREATORS"
+            )
+        creator, inputs = _TEMPLATE_CREATORS[type_]
+        # CloudFormation tags what it creates with the stack and the logical id (where the type has tags).
+        tags = [
+            {"Key": "aws:cloudformation:stack-name", "Value": self.stack_name},
+            {"Key": "aws:cloudformation:stack-id", "Value": self.stack_id},
+            {"Key": "aws:cloudformation:logical-id", "Value": logical_id},
+            *properties.get("Tags", []),
+        ]
+        session = local_aws.account_session(self.account, self.region)
+        name = f"{self.stack_name}-{logical_id}"
+        ref, outputs = creator(session, inputs({**properties, "Tags": tags}), name, self.account, self.region)
+        self.created.append(
+            {"account": self.account, "region": self.region, "logicalId": logical_id, "type": type_, "physicalId": ref}
+        )
+        return ref, {"Arn": outputs["arn"]} if "arn" in outputs else {}
+
+
+def _role_from_template(s: Session, p: Inputs, name: str, account: str, region: str) -> Created:
+    role, outputs = _role(
+        s, {"name": p["RoleName"], "assumeRolePolicy": p["AssumeRolePolicyDocument"]}, name, account, region
+    )
+    for arn in p.get("ManagedPolicyArns", []):
+        _attachment(s, {"role": role, "policyArn": arn}, f"{name}-{arn.rsplit('/', 1)[-1]}", account, region)
+    _client(s, "iam").tag_role(RoleName=role, Tags=p["Tags"])
+    return role, outputs
+
+
+def _key_from_template(s: Session, p: Inputs, name: str, account: str, region: str) -> Created:
+    inputs = {
+        "description": p.get("Description", ""),
+        "policy": p["KeyPolicy"],
+        "enableKeyRotation": p.get("EnableKeyRotation"),
+    }
+    key, outputs = _kms_key(s, inputs, name, account, region)
+    _client(s, "kms").tag_resource(KeyId=key, Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in p["Tags"]])
+    return key, outputs
+
+
+def _rule_from_template(s: Session, p: Inputs, name: str, account: str, region: str) -> Created:
+    rule, outputs = _event_rule(
+        s, {"name": p["Name"], "eventPattern": json.dumps(p["EventPattern"])}, name, account, region
+    )
+    for target in p.get("Targets", []):
+        inputs = {"rule": rule, "targetId": target["Id"], "arn": target["Arn"], "roleArn": target.get("RoleArn")}
+        _event_target(s, inputs, f"{name}-{target['Id']}", account, region)
+    return rule, outputs
+
+
+# CloudFormation type -> (the creator that makes it, its properties as that creator's inputs). The
+# properties arrive with every intrinsic function evaluated and CloudFormation's tags in "Tags".
+_TEMPLATE_CREATORS: dict[str, tuple[Creator, Callable[[Inputs], Inputs]]] = {
+    "AWS::IAM::Role": (_role_from_template, dict),
+    "AWS::IAM::RolePolicy": (
+        _role_policy,
+        lambda p: {"role": p["RoleName"], "name": p["PolicyName"], "policy": p["PolicyDocument"]},
+    ),
+    "AWS::IAM::ManagedPolicy": (
+        _managed_policy,
+        lambda p: {"name": p["ManagedPolicyName"], "policy": p["PolicyDocument"]},
+    ),
+    "AWS::IAM::InstanceProfile": (_profile, lambda p: {"name": p["InstanceProfileName"], "role": p["Roles"][0]}),
+    "AWS::KMS::Key": (_key_from_template, dict),
+    "AWS::KMS::Alias": (_kms_alias, lambda p: {"name": p["AliasName"], "targetKeyId": p["TargetKeyId"]}),
+    "AWS::SSM::Document": (
+        _ssm_document,
+        lambda p: {
+            "name": p["Name"],
+            "content": json.dumps(p["Content"]),
+            "documentType": p["DocumentType"],
+            "documentFormat": p.get("DocumentFormat", "JSON"),
+            "tags": {t["Key"]: t["Value"] for t in p["Tags"]},
+        },
+    ),
+    "AWS::Events::Rule": (_rule_from_template, dict),
+}
+
+
 def deploy_program(
     deployer: MotoDeployer, stack: str, config: Mapping[str, Any], *, account: str, region: str
 ) -> list[pulumi_mocks.RegisteredResource]:
     """Run one stack of the Pulumi program with every resource created in moto."""
-    return pulumi_mocks.run_program(stack, config, account=account, region=region, on_resource=deployer)
+    return pulumi_mocks.run_program(
+        stack, config, account=account, region=region, on_resource=deployer, on_call=deployer.call
+    )

@@ -6,6 +6,7 @@ local simulation's deployer, which passes its own `on_resource` to create each r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Mapping
@@ -39,6 +40,9 @@ class RegisteredResource:
 
 
 ResourceHook = Callable[[pulumi_mocks.MockResourceArgs, str, str], tuple[str, dict[str, Any]] | None]
+# A provider function's answer (token, args, account, region), or None for the mocks' own.
+CallHook = Callable[[str, dict[str, Any], str, str], dict[str, Any] | None]
+ORGANIZATION_CALL = "aws:organizations/getOrganization:getOrganization"
 
 
 def _service(type_token: str) -> str:
@@ -50,10 +54,13 @@ def _service(type_token: str) -> str:
 class RecordingMocks(pulumi_mocks.Mocks):
     """Returns each resource's inputs as its outputs, plus a plausible id and ARN."""
 
-    def __init__(self, account: str, region: str, on_resource: ResourceHook | None = None) -> None:
+    def __init__(
+        self, account: str, region: str, on_resource: ResourceHook | None = None, on_call: CallHook | None = None
+    ) -> None:
         self.account = account
         self.region = region
         self.on_resource = on_resource
+        self.on_call = on_call
         self.resources: list[RegisteredResource] = []
         # Explicit providers by logical name: every member resource looks its provider up, so a
         # scan of all resources per lookup would make large stacks quadratic.
@@ -112,6 +119,19 @@ class RecordingMocks(pulumi_mocks.Mocks):
         return self.account
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        answer = self.on_call(args.token, dict(args.args), self.account, self.region) if self.on_call else None
+        if answer is not None:
+            return answer, []
+        if args.token == ORGANIZATION_CALL:
+            # A mock organisation (ids derived from the caller's account); the simulation's deployer
+            # answers from moto's Organizations instead.
+            org = "o-" + hashlib.sha256(self.account.encode()).hexdigest()[:10]
+            return {
+                "id": org,
+                "arn": f"arn:aws:organizations::{self.account}:organization/{org}",
+                "masterAccountId": self.account,
+                "featureSet": "ALL",
+            }, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": self.account, "arn": f"arn:aws:iam::{self.account}:root", "userId": self.account}, None
         if args.token == "aws:index/getRegion:getRegion":
@@ -138,13 +158,14 @@ def run_program(
     region: str,
     on_resource: ResourceHook | None = None,
     allowed_account_ids: list[str] | None = None,
+    on_call: CallHook | None = None,
 ) -> list[RegisteredResource]:
     """Run __main__.py under mocks for `stack`; return every resource it registered.
 
     `account` plays the caller's account; the stack's `aws:allowedAccountIds` is that account
     unless given (the program refuses a stack whose provider would accept another).
     """
-    mocks = RecordingMocks(account=account, region=region, on_resource=on_resource)
+    mocks = RecordingMocks(account=account, region=region, on_resource=on_resource, on_call=on_call)
     allowed = allowed_account_ids if allowed_account_ids is not None else [account]
     pulumi.runtime.set_all_config(stack_config(config, region, allowed))
     SETTINGS.rpc_manager.clear()

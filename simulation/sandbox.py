@@ -30,7 +30,7 @@ from handlers.acquisition.snapshots import SOURCE_ACCOUNT_TAG, SOURCE_VOLUME_TAG
 from handlers.common import naming
 from handlers.common.settings import Settings
 from handlers.memory import kernel
-from simulation import api_calls, codebuild_local, lambda_local, local_aws, moto_fixes, stacks
+from simulation import api_calls, codebuild_local, lambda_local, local_aws, moto_fixes, organization, stacks
 from simulation.deploy_local import MotoDeployer, deploy_program
 from simulation.examination_local import InProcessExaminationExecutor
 from simulation.ssm_agent import AgentBehaviour, SimulatedAgent
@@ -99,6 +99,10 @@ class LocalCloud:
     module_builds: list[codebuild_local.StandInBuild] = field(default_factory=list)
     # Port name -> what the simulation gives the handlers that declare it (cloud_context fills it).
     ports: dict[str, Any] = field(default_factory=dict)
+    # Organisation mode: the members are accounts of an OU, and the security stack's StackSet gives
+    # them their responders (simulation.organization; the deployer instantiates the template).
+    organisation: bool = False
+    organization: organization.SimulatedOrganization | None = None
 
     @property
     def settings(self) -> Settings:
@@ -118,10 +122,17 @@ class LocalCloud:
             account=local_aws.FORENSIC_ACCOUNT,
             region=local_aws.REGION,
         )
+        security = stacks.security_config(self.members, **self.security_overrides)
+        if self.organisation:
+            self.organization = organization.create_organization([account for account, _ in self.members])
+            regions = sorted({region for _, region in self.members})
+            security = stacks.organisation_security_config(
+                [self.organization.workloads_ou], regions, **self.security_overrides
+            )
         deploy_program(
             self.deployer,
             "security",
-            stacks.security_config(self.members, **self.security_overrides),
+            security,
             account=local_aws.SECURITY_ACCOUNT,
             region=local_aws.REGION,
         )

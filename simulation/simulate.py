@@ -80,6 +80,18 @@ SIMULATION_NOTES = [
 ]
 # "synthetic" forces the stand-in memory even where QEMU is installed.
 MEMORY_SOURCE_ENV = "IRF_SIMULATION_MEMORY"
+# "organisation": the member account is in an OU of a simulated organisation and gets its responder
+# from the security stack's StackSet (organisation mode); otherwise from `members` (explicit mode).
+MEMBERS_MODE_ENV = "IRF_SIMULATION_MEMBERS"
+ORGANISATION_NOTE = (
+    "Organisation mode: the member responder was deployed by the security stack's CloudFormation StackSet "
+    "to the simulated organisation's workloads OU (the StackSet template instantiated by the simulation's "
+    "deployer; moto's CloudFormation does not create these resource types faithfully)."
+)
+
+
+def organisation_mode() -> bool:
+    return os.environ.get(MEMBERS_MODE_ENV, "explicit") == "organisation"
 
 
 def guest_memory_unavailable() -> str | None:
@@ -398,6 +410,7 @@ def run_simulation(
     trigger: str = "tag",
     follow: Follow | None = None,
     on_log: Callable[[str], None] | None = None,
+    organisation: bool | None = None,
 ) -> SimulationResult:
     """One incident, end to end. `follow` is called in the foreground while the response runs (the
     console's live progress); the Lambdas' output goes to `on_log` and `<case>/logs/lambda.jsonl`."""
@@ -430,7 +443,9 @@ def run_simulation(
         guest_release = guest_image.kernel_release()
     else:
         progress("memory", f"falling back to SYNTHETIC memory: no real guest ({why_synthetic})")
-    cloud = LocalCloud(examination_notes=simulation_notes(guest_release, why_synthetic or ""))
+    organisation = organisation_mode() if organisation is None else organisation
+    notes = simulation_notes(guest_release, why_synthetic or "") + ([ORGANISATION_NOTE] if organisation else [])
+    cloud = LocalCloud(examination_notes=notes, organisation=organisation)
     with (
         tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp,
         lambda_output_to(log),
@@ -455,7 +470,8 @@ def run_simulation(
             "deploy",
             started,
             f"{len(cloud.deployer.deployed)} resources into 3 simulated accounts "
-            f"({len(cloud.deployer.skipped)} not simulated: moto lacks them)",
+            f"({len(cloud.deployer.skipped)} not simulated: moto lacks them)"
+            + ("; member responder by StackSet to the organisation's workloads OU" if organisation else ""),
         )
         started = time.monotonic()
         incident = build_incident(cloud, Path(tmp), guest=guest)

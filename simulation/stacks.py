@@ -47,3 +47,31 @@ def security_config(members: list[tuple[str, str]] | None = None, **overrides: A
         ],
         **overrides,
     }
+
+
+def organisation_security_config(
+    units: list[str], regions: list[str] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The security stack in organisation mode: member responders by StackSet to these OUs and regions."""
+    config = security_config([], **overrides)
+    del config["members"]
+    config["memberOrganizationalUnits"] = list(units)
+    config["memberRegions"] = list(regions if regions is not None else [REGION])
+    return config
+
+
+def stack_set_template(units: list[str] | None = None) -> dict[str, Any]:
+    """The member responders' StackSet template of the organisation-mode example (for cfn-lint)."""
+    from components.member_responder import member_stack_set_template
+    from config import SecurityConfig, parse_config
+
+    cfg = parse_config("security", organisation_security_config(units or ["ou-ab12-cdef3456"]), REGION)
+    assert isinstance(cfg, SecurityConfig)
+    return member_stack_set_template(cfg)
+
+
+if __name__ == "__main__":
+    # `python -m simulation.stacks > template.json`: what scripts/test.sh hands to cfn-lint.
+    import json
+
+    print(json.dumps(stack_set_template(), indent=1))

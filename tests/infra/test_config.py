@@ -255,3 +255,53 @@ def test_a_provider_that_would_accept_another_account_is_refused(stack, allowed,
         load_config(stack, BASE, aws(allowedAccountIds=allowed))
     assert raised.value.key == "aws:allowedAccountIds"
     assert "config aws:allowedAccountIds" in str(raised.value) and why in str(raised.value)
+
+
+ORG_UNITS = ["ou-ab12-cdef3456", "r-ab12"]
+
+
+def test_security_stack_reads_organisation_mode_instead_of_members():
+    cfg = parse_config(
+        "security", {**BASE, "memberOrganizationalUnits": ORG_UNITS, "memberRegions": [REGION, "us-east-1"]}, REGION
+    )
+    assert isinstance(cfg, SecurityConfig)
+    assert cfg.organization_mode
+    assert cfg.member_organizational_units == tuple(ORG_UNITS)
+    assert cfg.member_regions == (REGION, "us-east-1")
+    assert cfg.members == ()
+    assert not parse_config("security", {**BASE, "members": [member()]}, REGION).organization_mode
+
+
+def test_members_and_organisational_units_together_are_refused_in_one_line():
+    error = config_error("security", members=[member()], memberOrganizationalUnits=ORG_UNITS, memberRegions=[REGION])
+    assert error.key == "memberOrganizationalUnits"
+    assert "irforensics:members" in str(error) and "\n" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"memberOrganizationalUnits": ORG_UNITS}, "memberRegions"),
+        ({"memberRegions": [REGION]}, "memberOrganizationalUnits"),
+        ({"memberOrganizationalUnits": [], "memberRegions": [REGION]}, "memberOrganizationalUnits"),
+        ({"memberOrganizationalUnits": "ou-ab12-cdef3456", "memberRegions": [REGION]}, "memberOrganizationalUnits"),
+        ({"memberOrganizationalUnits": ["ou-AB12-cdef3456"], "memberRegions": [REGION]}, "memberOrganizationalUnits"),
+        ({"memberOrganizationalUnits": ["123456789012"], "memberRegions": [REGION]}, "memberOrganizationalUnits"),
+        (
+            {"memberOrganizationalUnits": ["ou-ab12-cdef3456"] * 2, "memberRegions": [REGION]},
+            "memberOrganizationalUnits",
+        ),
+        ({"memberOrganizationalUnits": ORG_UNITS, "memberRegions": ["eu-wst"]}, "memberRegions[0]"),
+        ({"memberOrganizationalUnits": ORG_UNITS, "memberRegions": [REGION, REGION]}, "memberRegions"),
+        ({"memberOrganizationalUnits": ORG_UNITS, "memberRegions": []}, "memberRegions"),
+    ],
+)
+def test_a_malformed_organisation_mode_names_the_key(raw, key):
+    error = config_error("security", **raw)
+    assert error.key == key
+    assert str(error).startswith(f"config irforensics:{key} = ") and "\n" not in str(error)
+
+
+def test_organisation_mode_keys_belong_to_the_security_stack():
+    error = config_error("forensic", memberRegions=[REGION])
+    assert "security stack" in str(error)
