@@ -160,7 +160,15 @@ def preview(
                 highlight=False,
                 soft_wrap=True,
             )
-            if isinstance(shown.config, SecurityConfig):
+            if isinstance(shown.config, SecurityConfig) and shown.config.organization_mode:
+                console.print(
+                    "Organisation mode: member responders through one StackSet, auto-deployed to every account"
+                    f" of {', '.join(shown.config.member_organizational_units)} in"
+                    f" {', '.join(shown.config.member_regions)} (docs/organisation.md)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            elif isinstance(shown.config, SecurityConfig):
                 members = Table(title=f"Member accounts ({len(shown.members)})", show_header=True)
                 for column in ("account", "region", "deployment role", "provider"):
                     members.add_column(column, overflow="fold")

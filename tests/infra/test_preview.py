@@ -52,6 +52,24 @@ def test_preview_of_the_security_stack_shows_the_member_accounts_of_its_stack_fi
     assert "444455556666" not in result.stdout
 
 
+def test_preview_in_organisation_mode_shows_the_units_and_regions_and_one_stack_set(project):
+    document = yaml.safe_load((project / "Pulumi.security.yaml").read_text())
+    del document["config"]["irforensics:members"]
+    document["config"]["irforensics:memberOrganizationalUnits"] = ["ou-ab12-workload1", "ou-ab12-workload2"]
+    document["config"]["irforensics:memberRegions"] = ["eu-west-1", "us-east-1"]
+    (project / "Pulumi.security.yaml").write_text(yaml.safe_dump(document))
+    result = irf("preview", "security", "--project-dir", str(project))
+    assert result.exit_code == 0, result.output
+    assert (
+        "Organisation mode: member responders through one StackSet, auto-deployed to every account of "
+        "ou-ab12-workload1, ou-ab12-workload2 in eu-west-1, us-east-1"
+    ) in " ".join(result.stdout.split())
+    assert "Member accounts" not in result.stdout
+    assert "aws:cloudformation/stackSet:StackSet (1)" in result.stdout
+    assert "aws:cloudformation/stackSetInstance:StackSetInstance (2)" in result.stdout
+    assert "0 explicit providers" in result.stdout
+
+
 def test_preview_refuses_a_misspelled_key_in_one_line_with_exit_2(project):
     set_config(project / "Pulumi.security.yaml", "irforensics:guardDutyMinSeverty", "5")
     result = irf("preview", "security", "--project-dir", str(project))
