@@ -223,11 +223,6 @@ def simulate(
     """Simulate a whole incident on this machine (moto): trigger -> contain -> acquire -> examine -> report."""
     from simulation.simulate import ACTIONS, MEMBERS_MODE_ENV, SCENARIOS, TRIGGERS
 
-    if organisation:
-        import os
-
-        os.environ[MEMBERS_MODE_ENV] = "organisation"  # read by the simulation's (forked) process
-
     with _exit_codes("simulate"):
         problems = {
             name: f"must be one of {', '.join(choices)}, got {value!r}"
@@ -240,9 +235,15 @@ def simulate(
         }
         if incidents > 1 and trigger != "tag":
             problems["--trigger"] = "a concurrency run (--incidents above 1) is started by tags only"
+        if incidents > 1 and organisation:
+            problems["--organisation"] = "a concurrency run (--incidents above 1) deploys explicit members only"
         if problems:
             raise InvalidInput(problems)
         _usable_folder(out, "--out")
+    if organisation:
+        import os
+
+        os.environ[MEMBERS_MODE_ENV] = "organisation"  # read by the simulation's (forked) process
     if incidents > 1:
         _simulate_concurrent(incidents, action, out)
         return

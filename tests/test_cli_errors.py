@@ -7,6 +7,7 @@ deployment is needed to be refused, to miss a stack or a case, or to find no net
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,6 +139,8 @@ def test_a_bad_action_exits_2() -> None:
         "Action",
     )
     one_line_error(irf("simulate", "--trigger", "pager"), 2, "--trigger", "'pager'")
+    one_line_error(irf("simulate", "--incidents", "3", "--organisation"), 2, "--organisation", "explicit members only")
+    assert "IRF_SIMULATION_MEMBERS" not in os.environ  # a refused run leaves the environment as it was
 
 
 def test_an_out_that_is_a_file_or_cannot_be_made_exits_2(tmp_path: Path) -> None:
