@@ -167,23 +167,19 @@ class MemberResponderArgs:
 
     @classmethod
     def from_config(cls, cfg: SecurityConfig, member: MemberTarget) -> MemberResponderArgs:
-        return cls(
-            prefix=cfg.prefix,
-            account=member.account,
-            region=member.region,
-            security_account=cfg.security_account,
-            security_region=cfg.region,
-            forensic_account=cfg.forensic_account,
-            forensic_region=cfg.forensic_region,
-        )
+        return cls._of(cfg, member.account, member.region)
 
     @classmethod
     def for_any_member(cls, cfg: SecurityConfig) -> MemberResponderArgs:
         """Every account and region of the organisation: the StackSet template's pseudo parameters."""
+        return cls._of(cfg, member_template.ACCOUNT, member_template.REGION)
+
+    @classmethod
+    def _of(cls, cfg: SecurityConfig, account: str, region: str) -> MemberResponderArgs:
         return cls(
             prefix=cfg.prefix,
-            account=member_template.ACCOUNT,
-            region=member_template.REGION,
+            account=account,
+            region=region,
             security_account=cfg.security_account,
             security_region=cfg.region,
             forensic_account=cfg.forensic_account,
