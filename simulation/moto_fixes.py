@@ -6,6 +6,7 @@ Each fix is named, says what AWS does, and is applied only inside the simulation
 from __future__ import annotations
 
 import fnmatch
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,7 @@ from moto.ec2.models.elastic_block_store import EBSBackend
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.iam.models import iam_backends
 from moto.s3.models import S3Backend
+from moto.s3.responses import S3Response
 from moto.sts.models import STSBackend
 
 from simulation.ec2_semantics import install_ec2_semantics
@@ -214,6 +216,27 @@ class Patches:
         self._saved.clear()
 
 
+# S3 conditional writes (If-None-Match: *, If-Match) are atomic on AWS: of two writers racing for one
+# key exactly one succeeds, the other gets 412. moto checks the condition and then stores, so two threads
+# can both pass the check (seen: two custody events claiming one sequence number). The check and the
+# store are made one step here; unconditional puts are left as they are.
+_CONDITIONAL_WRITES = threading.Lock()
+_original_put_object = S3Response.put_object
+
+
+def _put_object_atomically(self: S3Response) -> Any:
+    if self.headers.get("If-None-Match") or self.headers.get("If-Match"):
+        with _CONDITIONAL_WRITES:
+            return _original_put_object(self)
+    return _original_put_object(self)
+
+
+@contextmanager
+def atomic_conditional_writes() -> Iterator[None]:
+    with mock.patch.object(S3Response, "put_object", _put_object_atomically):
+        yield
+
+
 @contextmanager
 def aws_semantics() -> Iterator[None]:
     with (
@@ -223,6 +246,7 @@ def aws_semantics() -> Iterator[None]:
         mock.patch.object(EBSBackend, "create_snapshot", _create_snapshot),
         mock.patch.object(STSBackend, "assume_role", _assume_role),
         mock.patch.object(S3Backend, "complete_multipart_upload", _complete_multipart_upload),
+        atomic_conditional_writes(),
     ):
         patches = Patches()
         install_ec2_semantics(patches)

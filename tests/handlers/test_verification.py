@@ -16,6 +16,7 @@ from handlers.common import evidence
 from handlers.common.evidence import EvidenceStore, ManifestSigner
 from handlers.common.verification import BucketCase, FolderCase, verify_case, verify_signature
 from irf.cli import app
+from simulation import moto_fixes
 
 BUCKET = "acme-ir-artifacts-222222222222-eu-west-1"
 CASE = "333333333333-i-0abc1234def567890-eu-west-1-1700000000"
@@ -173,10 +174,12 @@ def test_concurrent_custody_writers_never_share_a_sequence_number(signed_case) -
         written.append(EvidenceStore(store.s3, BUCKET, CASE).custody(f"parallel-{n}", {"n": n}, actor="pytest"))
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # As atomic as S3's conditional writes are (moto alone lets two racing claims both succeed).
+    with moto_fixes.atomic_conditional_writes():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     seqs = [evidence.custody_seq(k) for k in store.keys("custody/")]
     assert seqs == list(range(1, len(seqs) + 1))
     store.write_manifest({}, signer=signed_case[1])
