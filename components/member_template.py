@@ -195,6 +195,82 @@ def _cfn_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
+def _role(p: Mapping[str, Any], tags: Mapping[str, str], attached: list[Any]) -> dict[str, Any]:
+    properties = {
+        "RoleName": _cfn(p["name"]),
+        "Description": p["description"],
+        "AssumeRolePolicyDocument": _cfn(p["trust"]),
+        "Tags": _cfn_tags(tags),
+    }
+    if "max_session_duration" in p:
+        properties["MaxSessionDuration"] = p["max_session_duration"]
+    if attached:
+        properties["ManagedPolicyArns"] = attached
+    return properties
+
+
+def _rule(p: Mapping[str, Any], tags: Mapping[str, str], attached: list[Any]) -> dict[str, Any]:
+    return {
+        "Name": _cfn(p["name"]),
+        "Description": p["description"],
+        "EventPattern": p["pattern"],
+        "State": "ENABLED",
+        "Targets": attached,
+    }
+
+
+# Each kind's CloudFormation properties: (props, the stack's tags, what is attached to it: a role's
+# managed-policy ARNs, a rule's targets).
+_PROPERTIES: dict[str, Callable[[Mapping[str, Any], Mapping[str, str], list[Any]], dict[str, Any]]] = {
+    ROLE: _role,
+    ROLE_POLICY: lambda p, tags, _: {
+        "RoleName": _cfn(p["role"]),
+        "PolicyName": p["policy_name"],
+        "PolicyDocument": _cfn(p["document"]),
+    },
+    KEY: lambda p, tags, _: {
+        "Description": p["description"],
+        "EnableKeyRotation": p["rotation"],
+        "PendingWindowInDays": p["deletion_window_days"],
+        "KeyPolicy": _cfn(p["policy"]),
+        "Tags": _cfn_tags(tags),
+    },
+    ALIAS: lambda p, tags, _: {"AliasName": _cfn(p["name"]), "TargetKeyId": _cfn(p["target"])},
+    PROFILE: lambda p, tags, _: {"InstanceProfileName": _cfn(p["name"]), "Roles": [_cfn(p["role"])]},
+    MANAGED_POLICY: lambda p, tags, _: {
+        "ManagedPolicyName": _cfn(p["name"]),
+        "Description": p["description"],
+        "PolicyDocument": _cfn(p["document"]),
+    },
+    # Fixed text with its own {{ parameter }} syntax: never interpolated by CloudFormation.
+    DOCUMENT: lambda p, tags, _: {
+        "Name": _cfn(p["name"]),
+        "DocumentType": p["document_type"],
+        "DocumentFormat": "JSON",
+        "Content": p["content"],
+        "Tags": _cfn_tags(tags),
+    },
+    RULE: _rule,
+}
+
+
+def _attached(definition: Sequence[MemberResource]) -> dict[str, list[Any]]:
+    """A managed-policy attachment as its role's ManagedPolicyArns, an event target as its rule's Targets."""
+    attached: dict[str, list[Any]] = {}
+    for item in definition:
+        if item.kind == ATTACHMENT:
+            attached.setdefault(item.props["role"].logical_id, []).append(_cfn(item.props["policy_arn"]))
+        elif item.kind == TARGET:
+            attached.setdefault(item.props["rule"].logical_id, []).append(
+                {
+                    "Id": item.props["target_id"],
+                    "Arn": _cfn(item.props["arn"]),
+                    "RoleArn": _cfn(item.props["role_arn"]),
+                }
+            )
+    return attached
+
+
 def render_template(
     definition: Sequence[MemberResource], *, description: str, tags: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -203,79 +279,15 @@ def render_template(
     A managed-policy attachment becomes its role's ManagedPolicyArns and an event target its rule's
     Targets: CloudFormation has no separate resource for either.
     """
-    attachments: dict[str, list[Any]] = {}
-    targets: dict[str, list[dict[str, Any]]] = {}
-    for item in definition:
-        if item.kind == ATTACHMENT:
-            attachments.setdefault(item.props["role"].logical_id, []).append(_cfn(item.props["policy_arn"]))
-        elif item.kind == TARGET:
-            targets.setdefault(item.props["rule"].logical_id, []).append(
-                {
-                    "Id": item.props["target_id"],
-                    "Arn": _cfn(item.props["arn"]),
-                    "RoleArn": _cfn(item.props["role_arn"]),
-                }
-            )
+    attached = _attached(definition)
     resources: dict[str, Any] = {}
     for item in definition:
-        p = item.props
-        properties: dict[str, Any]
         if item.kind in (ATTACHMENT, TARGET):
             continue
-        if item.kind == ROLE:
-            properties = {
-                "RoleName": _cfn(p["name"]),
-                "Description": p["description"],
-                "AssumeRolePolicyDocument": _cfn(p["trust"]),
-                "Tags": _cfn_tags(tags),
-            }
-            if "max_session_duration" in p:
-                properties["MaxSessionDuration"] = p["max_session_duration"]
-            if item.logical_id in attachments:
-                properties["ManagedPolicyArns"] = attachments[item.logical_id]
-        elif item.kind == ROLE_POLICY:
-            properties = {
-                "RoleName": _cfn(p["role"]),
-                "PolicyName": p["policy_name"],
-                "PolicyDocument": _cfn(p["document"]),
-            }
-        elif item.kind == KEY:
-            properties = {
-                "Description": p["description"],
-                "EnableKeyRotation": p["rotation"],
-                "PendingWindowInDays": p["deletion_window_days"],
-                "KeyPolicy": _cfn(p["policy"]),
-                "Tags": _cfn_tags(tags),
-            }
-        elif item.kind == ALIAS:
-            properties = {"AliasName": _cfn(p["name"]), "TargetKeyId": _cfn(p["target"])}
-        elif item.kind == PROFILE:
-            properties = {"InstanceProfileName": _cfn(p["name"]), "Roles": [_cfn(p["role"])]}
-        elif item.kind == MANAGED_POLICY:
-            properties = {
-                "ManagedPolicyName": _cfn(p["name"]),
-                "Description": p["description"],
-                "PolicyDocument": _cfn(p["document"]),
-            }
-        elif item.kind == DOCUMENT:
-            # Fixed text with its own {{ parameter }} syntax: never interpolated by CloudFormation.
-            properties = {
-                "Name": _cfn(p["name"]),
-                "DocumentType": p["document_type"],
-                "DocumentFormat": "JSON",
-                "Content": p["content"],
-                "Tags": _cfn_tags(tags),
-            }
-        elif item.kind == RULE:
-            properties = {
-                "Name": _cfn(p["name"]),
-                "Description": p["description"],
-                "EventPattern": p["pattern"],
-                "State": "ENABLED",
-                "Targets": targets.get(item.logical_id, []),
-            }
-        else:
+        render = _PROPERTIES.get(item.kind)
+        if render is None:
             raise ValueError(f"{item.logical_id}: no CloudFormation rendering for kind {item.kind!r}")
+        properties = render(item.props, tags, attached.get(item.logical_id, []))
         # Which child of the MemberResponder component this resource is (checks compare the two).
         metadata = {"irforensics": {"component-child": item.suffix}}
         resources[item.logical_id] = {"Type": CFN_TYPES[item.kind], "Properties": properties, "Metadata": metadata}

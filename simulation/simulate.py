@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -401,6 +401,23 @@ def quiet_moto() -> None:
     logging.getLogger("moto").setLevel(logging.CRITICAL)
 
 
+def _check_choices(**chosen: tuple[str, Sequence[str] | Mapping[str, Any]]) -> None:
+    for name, (value, choices) in chosen.items():
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _guest_kernel(progress: Progress) -> tuple[str | None, str]:
+    """The real guest's kernel release, or None and why the suspect's memory will be synthetic."""
+    why_synthetic = guest_memory_unavailable()
+    if why_synthetic is not None:
+        progress("memory", f"falling back to SYNTHETIC memory: no real guest ({why_synthetic})")
+        return None, why_synthetic
+    from simulation.guest import image as guest_image
+
+    return guest_image.kernel_release(), ""
+
+
 def run_simulation(
     action: str = "contain",
     out_dir: Path = Path("cases"),
@@ -414,12 +431,7 @@ def run_simulation(
 ) -> SimulationResult:
     """One incident, end to end. `follow` is called in the foreground while the response runs (the
     console's live progress); the Lambdas' output goes to `on_log` and `<case>/logs/lambda.jsonl`."""
-    if action not in ACTIONS:
-        raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
-    if scenario not in SCENARIOS:
-        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
-    if trigger not in TRIGGERS:
-        raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
+    _check_choices(action=(action, ACTIONS), scenario=(scenario, SCENARIOS), trigger=(trigger, TRIGGERS))
     out_dir.mkdir(parents=True, exist_ok=True)
     stages: list[Stage] = []
     logs: list[str] = []
@@ -435,16 +447,9 @@ def run_simulation(
 
     local_aws.use_fake_credentials()
     quiet_moto()
-    why_synthetic = guest_memory_unavailable()
-    guest_release = None
-    if why_synthetic is None:
-        from simulation.guest import image as guest_image
-
-        guest_release = guest_image.kernel_release()
-    else:
-        progress("memory", f"falling back to SYNTHETIC memory: no real guest ({why_synthetic})")
+    guest_release, why_synthetic = _guest_kernel(progress)
     organisation = organisation_mode() if organisation is None else organisation
-    notes = simulation_notes(guest_release, why_synthetic or "") + ([ORGANISATION_NOTE] if organisation else [])
+    notes = simulation_notes(guest_release, why_synthetic) + ([ORGANISATION_NOTE] if organisation else [])
     cloud = LocalCloud(examination_notes=notes, organisation=organisation)
     with (
         tempfile.TemporaryDirectory(prefix="irf-sim-") as tmp,
