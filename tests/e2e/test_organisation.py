@@ -34,7 +34,7 @@ def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def org_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     local_aws.use_fake_credentials()
     simulate.quiet_moto()
     out = tmp_path_factory.mktemp("organisation-cases")
@@ -76,9 +76,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         }
 
 
-def test_the_member_responder_was_created_by_the_stack_set_in_the_ou(world: dict[str, Any]) -> None:
-    cloud: LocalCloud = world["cloud"]
-    before = world["before"]
+def test_the_member_responder_was_created_by_the_stack_set_in_the_ou(org_world: dict[str, Any]) -> None:
+    cloud: LocalCloud = org_world["cloud"]
+    before = org_world["before"]
     assert before["stack_set"]["PermissionModel"] == "SERVICE_MANAGED"
     template = json.loads(before["stack_set"]["TemplateBody"])
     assert template["Resources"]["ResponderRole"]["Type"] == "AWS::IAM::Role"
@@ -99,14 +99,14 @@ def test_the_member_responder_was_created_by_the_stack_set_in_the_ou(world: dict
     assert {resource.account for resource in cloud.deployer.deployed} <= {SECURITY_ACCOUNT, FORENSIC_ACCOUNT}
 
 
-def test_the_case_completes_through_the_stack_sets_responder(world: dict[str, Any]) -> None:
-    execution = world["execution"]
+def test_the_case_completes_through_the_stack_sets_responder(org_world: dict[str, Any]) -> None:
+    execution = org_world["execution"]
     assert execution["status"] == "SUCCEEDED", (execution.get("error"), execution.get("cause"))
-    result: simulate.SimulationResult = world["result"]
+    result: simulate.SimulationResult = org_world["result"]
     assert result.case_id.startswith(f"{MEMBER_ACCOUNT}-{result.instance_id}-{REGION}-")
     for path in ("containment/before.json", "containment/after.json", "manifest.json", "report/report.json"):
         assert (result.case_dir / path).is_file(), path
     # Contained with the isolation profile the StackSet made.
-    profile = world["instance"]["IamInstanceProfile"]["Arn"]
+    profile = org_world["instance"]["IamInstanceProfile"]["Arn"]
     assert profile == f"arn:aws:iam::{MEMBER_ACCOUNT}:instance-profile/{naming.isolation_profile(PREFIX, REGION)}"
     assert any(key.endswith(".img") for key in (a["key"] for a in result.artefacts))
